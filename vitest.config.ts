@@ -1,0 +1,46 @@
+import { defineConfig } from "vitest/config";
+
+// Test groups (CONVENTIONS "Tests"): unit tests beside the code, property tests (fast-check),
+// integration tests against real PostgreSQL, and system tests that start real processes.
+const shared = ["**/node_modules/**", "**/dist/**"];
+
+export default defineConfig({
+  test: {
+    reporters: ["default", ["json", { outputFile: "test-results/vitest.json" }]],
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["{apps,packages}/*/src/**/*.test.ts", "scripts/**/*.test.ts"],
+          exclude: [...shared, "**/*.property.test.ts", "**/*.integration.test.ts"],
+        },
+      },
+      {
+        test: {
+          name: "property",
+          include: ["{apps,packages}/*/src/**/*.property.test.ts"],
+          exclude: shared,
+        },
+      },
+      {
+        test: {
+          name: "integration",
+          include: ["{apps,packages}/*/src/**/*.integration.test.ts"],
+          exclude: shared,
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        test: {
+          name: "system",
+          include: ["tests/system/**/*.test.ts"],
+          exclude: shared,
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});

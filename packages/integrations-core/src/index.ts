@@ -1,0 +1,16 @@
+export * from "./canonical-json";
+export * from "./compiler/check-binding";
+export * from "./compiler/compile-error";
+export * from "./compiler/compile-plan";
+export { applyMcpServers, serializeRuntimeFile } from "./compiler/mcp-pass";
+export { findRouteConflicts, type RouteConflict } from "./compiler/route-conflicts";
+export * from "./definition";
+export * from "./forms";
+export * from "./json";
+export * from "./oauth2";
+export * from "./plan/schema";
+export * from "./plan-diff";
+export * from "./registry";
+export * from "./routes/index";
+export * from "./target-url";
+export * from "./webhooks/index";

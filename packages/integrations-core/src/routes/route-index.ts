@@ -1,0 +1,185 @@
+import type { EgressRoute } from "../plan/schema";
+import {
+  normalizeHost,
+  normalizeMethod,
+  normalizeRequestPath,
+  type PathRefusalReason,
+  type RouteRequest,
+  routeHosts,
+  routeMethods,
+  routePathPrefixes,
+} from "./route-matcher";
+
+/**
+ * The gateway's runtime form of the route list: built once per plan, then frozen. A lookup costs
+ * one Map get per candidate prefix of the request path (bounded by the longest prefix the host
+ * has), whatever the number of routes. It agrees with `routeMatchesRequest` by construction: hosts,
+ * methods and prefixes are normalized by the same functions.
+ */
+export interface RouteIndex {
+  /** The route that wins for this request: longest matching prefix, then earliest in the plan. */
+  lookup(req: RouteRequest): EgressRoute | undefined;
+  /** Every matching route, in the order `lookup` prefers them. */
+  lookupAll(req: RouteRequest): EgressRoute[];
+  /** Whether any route names this (normalized) host. */
+  isManagedHost(host: string): boolean;
+  /** The managed hosts, normalized, in order of first appearance. */
+  hosts(): readonly string[];
+}
+
+export type DenyReason = "no_route" | "malformed_host" | PathRefusalReason;
+
+export type MatchResult =
+  | { readonly kind: "matched"; readonly route: EgressRoute }
+  | { readonly kind: "denied"; readonly reason: DenyReason }
+  | { readonly kind: "unmanaged" };
+
+export interface RawRequest {
+  /** Host header or authority as received. */
+  readonly host: string;
+  readonly method: string;
+  /** Request-target path as received, query included. */
+  readonly rawPath: string;
+}
+
+interface IndexedRoute {
+  readonly route: EgressRoute;
+  /** Upper-cased methods, or null for any method. */
+  readonly methods: ReadonlySet<string> | null;
+}
+
+interface HostTable {
+  /** Prefix → routes with that prefix, in plan order. */
+  readonly byPrefix: Map<string, IndexedRoute[]>;
+  /** `hasPrefixOfLength[n] === 1` when some prefix is n characters long; skips most Map gets. */
+  readonly hasPrefixOfLength: Uint8Array;
+  readonly maxPrefixLength: number;
+}
+
+export function buildRouteIndex(routes: readonly EgressRoute[]): RouteIndex {
+  const building = new Map<string, { byPrefix: Map<string, IndexedRoute[]>; lengths: number[] }>();
+  for (const route of routes) {
+    const methods = routeMethods(route.match);
+    const entry: IndexedRoute = { route, methods: methods === null ? null : new Set(methods) };
+    const prefixes = routePathPrefixes(route.match);
+    for (const host of routeHosts(route.match)) {
+      let table = building.get(host);
+      if (table === undefined) {
+        table = { byPrefix: new Map(), lengths: [] };
+        building.set(host, table);
+      }
+      for (const prefix of prefixes) {
+        const bucket = table.byPrefix.get(prefix);
+        if (bucket === undefined) table.byPrefix.set(prefix, [entry]);
+        else bucket.push(entry);
+        table.lengths.push(prefix.length);
+      }
+    }
+  }
+
+  const tables = new Map<string, HostTable>();
+  for (const [host, { byPrefix, lengths }] of building) {
+    const maxPrefixLength = lengths.reduce((max, n) => Math.max(max, n), 0);
+    const hasPrefixOfLength = new Uint8Array(maxPrefixLength + 1);
+    for (const n of lengths) hasPrefixOfLength[n] = 1;
+    tables.set(host, { byPrefix, hasPrefixOfLength, maxPrefixLength });
+  }
+  const hostList = Object.freeze([...tables.keys()]);
+
+  return Object.freeze({
+    lookup(req: RouteRequest): EgressRoute | undefined {
+      const table = tables.get(req.host);
+      if (table === undefined) return undefined;
+      return search(table, req.path, normalizeMethod(req.method), null)?.route;
+    },
+    lookupAll(req: RouteRequest): EgressRoute[] {
+      const table = tables.get(req.host);
+      if (table === undefined) return [];
+      const found: IndexedRoute[] = [];
+      search(table, req.path, normalizeMethod(req.method), found);
+      return found.map((entry) => entry.route);
+    },
+    isManagedHost(host: string): boolean {
+      return tables.has(host);
+    },
+    hosts(): readonly string[] {
+      return hostList;
+    },
+  });
+}
+
+/**
+ * Visits the prefixes of `path` that match it at a segment boundary, longest first: the path
+ * itself, then for each `/` from the right, the part up to and including it, then the part before
+ * it. With `found` null, returns the first route accepting `method`; otherwise appends every such
+ * route once (a route with several matching prefixes is placed at its longest) and returns
+ * undefined. Substrings are taken only for lengths some prefix actually has.
+ */
+function search(
+  table: HostTable,
+  path: string,
+  method: string,
+  found: IndexedRoute[] | null,
+): IndexedRoute | undefined {
+  const n = path.length;
+  let hit = probe(table, path, n, method, found);
+  if (hit !== undefined) return hit;
+  // A slash beyond the longest prefix cannot end a candidate, so start the walk no further right.
+  let slash = path.lastIndexOf("/", Math.min(n - 1, table.maxPrefixLength));
+  while (slash >= 0) {
+    if (slash + 1 < n) {
+      hit = probe(table, path, slash + 1, method, found);
+      if (hit !== undefined) return hit;
+    }
+    if (slash === 0) break;
+    hit = probe(table, path, slash, method, found);
+    if (hit !== undefined) return hit;
+    slash = path.lastIndexOf("/", slash - 1);
+  }
+  return undefined;
+}
+
+function probe(
+  table: HostTable,
+  path: string,
+  length: number,
+  method: string,
+  found: IndexedRoute[] | null,
+): IndexedRoute | undefined {
+  if (length > table.maxPrefixLength || table.hasPrefixOfLength[length] !== 1) return undefined;
+  const bucket = table.byPrefix.get(length === path.length ? path : path.slice(0, length));
+  if (bucket === undefined) return undefined;
+  for (let i = 0; i < bucket.length; i++) {
+    const entry = bucket[i]!;
+    if (entry.methods !== null && !entry.methods.has(method)) continue;
+    if (found === null) return entry;
+    if (!found.includes(entry)) found.push(entry);
+  }
+  return undefined;
+}
+
+const UNMANAGED: MatchResult = Object.freeze({ kind: "unmanaged" });
+const DENIED: { readonly [R in DenyReason]: MatchResult } = {
+  no_route: Object.freeze({ kind: "denied", reason: "no_route" }),
+  malformed_host: Object.freeze({ kind: "denied", reason: "malformed_host" }),
+  dot_segment: Object.freeze({ kind: "denied", reason: "dot_segment" }),
+  encoded_slash: Object.freeze({ kind: "denied", reason: "encoded_slash" }),
+  backslash: Object.freeze({ kind: "denied", reason: "backslash" }),
+  nul: Object.freeze({ kind: "denied", reason: "nul" }),
+  malformed: Object.freeze({ kind: "denied", reason: "malformed" }),
+};
+
+/**
+ * Classifies a request as received. A host no route names is unmanaged whatever its path (the
+ * egress policy decides it); a managed host's path must normalize and match a route. A Host that
+ * does not parse is denied: it cannot be shown to be unmanaged.
+ */
+export function matchRequest(index: RouteIndex, req: RawRequest): MatchResult {
+  const host = normalizeHost(req.host);
+  if (host === null) return DENIED.malformed_host;
+  if (!index.isManagedHost(host)) return UNMANAGED;
+  const path = normalizeRequestPath(req.rawPath);
+  if (!path.ok) return DENIED[path.reason];
+  const route = index.lookup({ host, method: req.method, path: path.path });
+  return route === undefined ? DENIED.no_route : { kind: "matched", route };
+}

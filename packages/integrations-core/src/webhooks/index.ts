@@ -1,0 +1,28 @@
+export {
+  type HeaderPairs,
+  type HeaderRecord,
+  type HeadersInput,
+  type NormalizedHeaders,
+  normalizeHeaders,
+  pickHeaders,
+} from "./headers";
+export {
+  hmacSha256,
+  timingSafeEqualString,
+  type VerifyHmacSha256HexInput,
+  verifyHmacSha256Hex,
+} from "./hmac";
+export {
+  DEFAULT_STANDARD_WEBHOOK_TOLERANCE_SECONDS,
+  decodeStandardWebhookSecret,
+  generateStandardWebhookSecret,
+  type SignStandardWebhookInput,
+  STANDARD_WEBHOOK_SECRET_PREFIX,
+  type StandardWebhookFailure,
+  type StandardWebhookHeaders,
+  signStandardWebhook,
+  type VerifyStandardWebhookInput,
+  type VerifyStandardWebhookResult,
+  verifyStandardWebhook,
+} from "./standard-webhooks";
+export { isWithinTolerance } from "./timestamps";

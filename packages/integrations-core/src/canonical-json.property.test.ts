@@ -8,7 +8,13 @@ function reorderKeys(value: unknown, seed: number): unknown {
   if (Array.isArray(value)) return value.map((v) => reorderKeys(v, seed));
   if (typeof value !== "object" || value === null) return value;
   const entries = Object.entries(value);
-  const rotated = entries.length > 0 ? [...entries.slice(seed % entries.length), ...entries.slice(0, seed % entries.length)].reverse() : entries;
+  const rotated =
+    entries.length > 0
+      ? [
+          ...entries.slice(seed % entries.length),
+          ...entries.slice(0, seed % entries.length),
+        ].reverse()
+      : entries;
   return Object.fromEntries(rotated.map(([k, v]) => [k, reorderKeys(v, seed + 1)]));
 }
 

@@ -28,6 +28,8 @@ describe("classifyOAuth2Failure", () => {
     [503, "invalid_grant", "temporary"],
     [429, undefined, "temporary"],
     [400, "temporarily_unavailable", "temporary"],
+    [200, "internal_error", "temporary"],
+    [200, "service_unavailable", "temporary"],
   ] as const)("HTTP %i with %s is %s", (status, code, kind) => {
     expect(classifyOAuth2Failure(status, code)).toBe(kind);
   });

@@ -60,12 +60,30 @@ const PERMANENT_CODES = new Set([
 ]);
 
 /**
- * Classifies a token endpoint failure: server errors, rate limiting and unknown codes on a 5xx
+ * Codes that say "try again later" even when they arrive with a 4xx or, as Slack sends every
+ * error, with HTTP 200 `{ ok: false }`.
+ */
+const TEMPORARY_CODES = new Set([
+  "temporarily_unavailable",
+  "server_error",
+  "ratelimited",
+  "rate_limited",
+  "internal_error",
+  "fatal_error",
+  "service_unavailable",
+  "request_timeout",
+]);
+
+/**
+ * Classifies a token endpoint failure: server errors, rate limiting and codes that mean "later"
  * are temporary; known OAuth error codes and other 4xx answers are permanent.
  */
-export function classifyOAuth2Failure(status: number, errorCode: string | undefined): OAuth2FailureKind {
+export function classifyOAuth2Failure(
+  status: number,
+  errorCode: string | undefined,
+): OAuth2FailureKind {
   if (status >= 500 || status === 429 || status === 408) return "temporary";
+  if (errorCode && TEMPORARY_CODES.has(errorCode)) return "temporary";
   if (errorCode && PERMANENT_CODES.has(errorCode)) return "permanent";
-  if (errorCode === "temporarily_unavailable" || errorCode === "ratelimited") return "temporary";
   return status >= 400 ? "permanent" : "temporary";
 }

@@ -50,11 +50,14 @@ export function diffPlans(from: CompiledRuntimePlan, to: CompiledRuntimePlan): P
     from.env.map((e) => [e.name, e.value] as const),
     to.env.map((e) => [e.name, e.value] as const),
   );
-  const egressPolicyChanged = canonicalJson(from.egressPolicy ?? null) !== canonicalJson(to.egressPolicy ?? null);
+  const egressPolicyChanged =
+    canonicalJson(from.egressPolicy ?? null) !== canonicalJson(to.egressPolicy ?? null);
   const identical =
     capabilities.added.length === 0 &&
     capabilities.removed.length === 0 &&
-    [mcpServers, files, env].every((c) => c.added.length + c.removed.length + c.changed.length === 0) &&
+    [mcpServers, files, env].every(
+      (c) => c.added.length + c.removed.length + c.changed.length === 0,
+    ) &&
     !egressPolicyChanged;
   return { identical, capabilities, mcpServers, files, env, egressPolicyChanged };
 }

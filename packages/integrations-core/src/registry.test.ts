@@ -1,5 +1,5 @@
-import { z } from "zod";
 import { describe, expect, it } from "vitest";
+import type { z } from "zod";
 import { createRegistry, IntegrationRegistry, RegistryError } from "./registry";
 import {
   jsonAgentFixtureDefinition,
@@ -9,7 +9,11 @@ import {
 
 describe("IntegrationRegistry", () => {
   it("lists definitions sorted by variant id and finds them", () => {
-    const registry = createRegistry([tomlAgentFixtureDefinition, restFixtureDefinition, jsonAgentFixtureDefinition]);
+    const registry = createRegistry([
+      tomlAgentFixtureDefinition,
+      restFixtureDefinition,
+      jsonAgentFixtureDefinition,
+    ]);
     expect(registry.list().map((d) => d.variantId)).toEqual([
       "json-agent-fixture",
       "rest-fixture",
@@ -25,9 +29,9 @@ describe("IntegrationRegistry", () => {
     expect(() => registry.register(restFixtureDefinition)).toThrowError(
       expect.objectContaining({ code: "DUPLICATE_DEFINITION" }),
     );
-    expect(() => new IntegrationRegistry().registerMany([restFixtureDefinition, restFixtureDefinition])).toThrowError(
-      RegistryError,
-    );
+    expect(() =>
+      new IntegrationRegistry().registerMany([restFixtureDefinition, restFixtureDefinition]),
+    ).toThrowError(RegistryError);
   });
 
   it("registerMany is atomic: nothing is added when one definition is invalid", () => {

@@ -1,7 +1,10 @@
 import { z } from "zod";
 import type { AnyIntegrationDefinition } from "./definition";
 
-export type RegistryErrorCode = "DUPLICATE_DEFINITION" | "INVALID_DEFINITION" | "UNKNOWN_DEFINITION";
+export type RegistryErrorCode =
+  | "DUPLICATE_DEFINITION"
+  | "INVALID_DEFINITION"
+  | "UNKNOWN_DEFINITION";
 
 export class RegistryError extends Error {
   override readonly name = "RegistryError";
@@ -31,7 +34,8 @@ export function validateDefinition(definition: AnyIntegrationDefinition): string
       issues.push(`${key} must match ${idPattern}`);
     }
   }
-  if (!["agent", "git", "connector"].includes(d.kind)) issues.push("kind must be agent|git|connector");
+  if (!["agent", "git", "connector"].includes(d.kind))
+    issues.push("kind must be agent|git|connector");
   for (const key of ["displayName", "description", "logoKey", "docsUrl"] as const) {
     if (typeof d[key] !== "string" || d[key].length === 0) issues.push(`${key} is required`);
   }
@@ -43,7 +47,8 @@ export function validateDefinition(definition: AnyIntegrationDefinition): string
   } else {
     const seen = new Set<string>();
     for (const [i, method] of d.connectionMethods.entries()) {
-      if (!idPattern.test(method.id)) issues.push(`connectionMethods[${i}].id must match ${idPattern}`);
+      if (!idPattern.test(method.id))
+        issues.push(`connectionMethods[${i}].id must match ${idPattern}`);
       if (seen.has(method.id)) issues.push(`connectionMethods[${i}].id "${method.id}" is repeated`);
       seen.add(method.id);
       if (!methodKinds.has(method.kind)) issues.push(`connectionMethods[${i}].kind is unknown`);

@@ -23,10 +23,13 @@ const profileArbitrary = fc
     withJsonAgent: fc.boolean(),
     mcpEvery: fc.integer({ min: 1, max: 4 }),
     // Ids include non-ASCII and mixed case so locale-sensitive ordering would show.
-    idSuffixes: fc.uniqueArray(fc.constantFrom("a", "B", "é", "Z", "ä", "0", "_", "ß", "x", "Y", "中", "😀"), {
-      minLength: 12,
-      maxLength: 12,
-    }),
+    idSuffixes: fc.uniqueArray(
+      fc.constantFrom("a", "B", "é", "Z", "ä", "0", "_", "ß", "x", "Y", "中", "😀"),
+      {
+        minLength: 12,
+        maxLength: 12,
+      },
+    ),
   })
   .map(({ restCount, withTomlAgent, withJsonAgent, mcpEvery, idSuffixes }) => {
     const targets: TargetInput[] = [];
@@ -41,7 +44,13 @@ const profileArbitrary = fc
         enabled: true,
         config: { baseUrl: `https://h${i}.example.com/v${i}` },
       });
-      connections.push({ id: `conn_${s}`, targetId: `tgt_${s}`, methodId: "api-key", status: "active", config: {} });
+      connections.push({
+        id: `conn_${s}`,
+        targetId: `tgt_${s}`,
+        methodId: "api-key",
+        status: "active",
+        config: {},
+      });
       bindings.push({
         id: `bind_${s}`,
         kind: "connector",
@@ -57,7 +66,13 @@ const profileArbitrary = fc
       ["json-agent-fixture", withJsonAgent, {}],
     ] as const) {
       if (!enabled) continue;
-      targets.push({ id: `tgt_${variantId}`, targetKey: variantId, variantId, enabled: true, config: {} });
+      targets.push({
+        id: `tgt_${variantId}`,
+        targetKey: variantId,
+        variantId,
+        enabled: true,
+        config: {},
+      });
       connections.push({
         id: `conn_${variantId}`,
         targetId: `tgt_${variantId}`,
@@ -65,7 +80,12 @@ const profileArbitrary = fc
         status: "active",
         config: {},
       });
-      bindings.push({ id: `bind_${variantId}`, kind: "agent", connectionId: `conn_${variantId}`, config });
+      bindings.push({
+        id: `bind_${variantId}`,
+        kind: "agent",
+        connectionId: `conn_${variantId}`,
+        config,
+      });
     }
     return { targets, connections, bindings };
   });

@@ -7,8 +7,8 @@ import {
   tomlAgentFixtureDefinition,
 } from "../testing/fixture-definitions";
 import type { BindingInput, ConnectionInput, TargetInput } from "./check-binding";
-import { type CompileInput, compilePlan, compilePlanOrThrow } from "./compile-plan";
 import { PlanCompileError } from "./compile-error";
+import { type CompileInput, compilePlan, compilePlanOrThrow } from "./compile-plan";
 
 const registry = createRegistry([
   restFixtureDefinition,
@@ -19,10 +19,19 @@ const registry = createRegistry([
 function target(id: string, variantId: string, config: unknown = {}, enabled = true): TargetInput {
   return { id, targetKey: id, variantId, enabled, config };
 }
-function connection(id: string, targetId: string, status: ConnectionInput["status"] = "active"): ConnectionInput {
+function connection(
+  id: string,
+  targetId: string,
+  status: ConnectionInput["status"] = "active",
+): ConnectionInput {
   return { id, targetId, methodId: "api-key", status, config: {} };
 }
-function binding(id: string, connectionId: string, kind: string, config: unknown = {}): BindingInput {
+function binding(
+  id: string,
+  connectionId: string,
+  kind: string,
+  config: unknown = {},
+): BindingInput {
   return { id, kind, connectionId, config };
 }
 
@@ -85,7 +94,10 @@ describe("compilePlan", () => {
           target("tgt_b", "rest-fixture", { baseUrl: "https://api.example.com" }),
         ],
         connections: [connection("conn_a", "tgt_a"), connection("conn_b", "tgt_b")],
-        bindings: [binding("bind_a", "conn_a", "connector"), binding("bind_b", "conn_b", "connector")],
+        bindings: [
+          binding("bind_a", "conn_a", "connector"),
+          binding("bind_b", "conn_b", "connector"),
+        ],
       }),
     );
     expect(result.ok).toBe(false);
@@ -104,7 +116,11 @@ describe("compilePlan", () => {
     const result = compilePlan(
       input({
         targets: [target("tgt", "rest-fixture", { baseUrl: "https://api.example.com" })],
-        connections: [connection("conn_a", "tgt"), connection("conn_b", "tgt"), connection("conn_c", "tgt")],
+        connections: [
+          connection("conn_a", "tgt"),
+          connection("conn_b", "tgt"),
+          connection("conn_c", "tgt"),
+        ],
         bindings: [
           binding("bind_a", "conn_a", "connector", { pathPrefixes: ["/v1"] }),
           binding("bind_b", "conn_b", "connector", { pathPrefixes: ["/v10"] }),
@@ -160,8 +176,16 @@ describe("compilePlan", () => {
     expect(result.errors[4]?.issues?.[0]?.field).toBe("baseUrl");
     expect(result.errors[5]?.issues?.[0]?.field).toBe("methods");
     expect(result.errors[6]?.issues).toEqual([
-      { code: "rest.invalid_prefix", field: "pathPrefixes.0", message: "path prefixes start with /" },
-      { code: "rest.invalid_prefix", field: "pathPrefixes.2", message: "path prefixes start with /" },
+      {
+        code: "rest.invalid_prefix",
+        field: "pathPrefixes.0",
+        message: "path prefixes start with /",
+      },
+      {
+        code: "rest.invalid_prefix",
+        field: "pathPrefixes.2",
+        message: "path prefixes start with /",
+      },
     ]);
   });
 
@@ -252,23 +276,33 @@ describe("compilePlan", () => {
       const result = compilePlan(
         input({
           ...base,
-          bindings: [binding("bind_a", "conn_a", "connector", a), binding("bind_b", "conn_b", "connector", b)],
+          bindings: [
+            binding("bind_a", "conn_a", "connector", a),
+            binding("bind_b", "conn_b", "connector", b),
+          ],
         }),
       );
       return result.ok ? [] : result.errors.map((e) => [e.code, ...e.bindingIds]);
     };
-    expect(codes({ mcpServerName: "x" }, { mcpServerName: "x" })).toEqual([["MCP_CONFLICT", "bind_a", "bind_b"]]);
-    expect(codes({ file: { path: "a.txt", text: "1" } }, { file: { path: "a.txt", text: "2" } })).toEqual([
-      ["ARTIFACT_CONFLICT", "bind_a", "bind_b"],
+    expect(codes({ mcpServerName: "x" }, { mcpServerName: "x" })).toEqual([
+      ["MCP_CONFLICT", "bind_a", "bind_b"],
     ]);
-    expect(codes({ env: { X: "1" } }, { env: { X: "2" } })).toEqual([["ENV_CONFLICT", "bind_a", "bind_b"]]);
+    expect(
+      codes({ file: { path: "a.txt", text: "1" } }, { file: { path: "a.txt", text: "2" } }),
+    ).toEqual([["ARTIFACT_CONFLICT", "bind_a", "bind_b"]]);
+    expect(codes({ env: { X: "1" } }, { env: { X: "2" } })).toEqual([
+      ["ENV_CONFLICT", "bind_a", "bind_b"],
+    ]);
     expect(codes({ env: { X: "1" } }, { env: { X: "1" } })).toEqual([]);
   });
 
   it("rejects two bindings configuring the same runtime client", () => {
     const result = compilePlan(
       input({
-        targets: [target("tgt_a", "toml-agent-fixture"), target("tgt_b", "toml-agent-fixture", { baseUrl: "https://other.example.com" })],
+        targets: [
+          target("tgt_a", "toml-agent-fixture"),
+          target("tgt_b", "toml-agent-fixture", { baseUrl: "https://other.example.com" }),
+        ],
         connections: [connection("conn_a", "tgt_a"), connection("conn_b", "tgt_b")],
         bindings: [
           binding("bind_a", "conn_a", "agent", { model: "m" }),
@@ -283,9 +317,15 @@ describe("compilePlan", () => {
   it("includes a per-profile egress policy, normalised", () => {
     const { plan } = compilePlanOrThrow({
       ...twoApis,
-      egressPolicy: { default: "deny", allowHosts: ["z.example.com", "a.example.com", "z.example.com"] },
+      egressPolicy: {
+        default: "deny",
+        allowHosts: ["z.example.com", "a.example.com", "z.example.com"],
+      },
     });
-    expect(plan.egressPolicy).toEqual({ default: "deny", allowHosts: ["a.example.com", "z.example.com"] });
+    expect(plan.egressPolicy).toEqual({
+      default: "deny",
+      allowHosts: ["a.example.com", "z.example.com"],
+    });
   });
 
   it("throws PlanCompileError with every error from compilePlanOrThrow", () => {

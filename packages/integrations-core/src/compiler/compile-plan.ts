@@ -6,19 +6,24 @@ import type {
 } from "../definition";
 import {
   type AgentRuntime,
+  agentRuntimeSchema,
   type CompiledRuntimePlan,
   compiledPlanSchema,
   type EgressPolicy,
   type EgressRoute,
   type McpServer,
+  mcpServerSchema,
   PLAN_SCHEMA_VERSION,
   type PlanEnv,
   type PlanFile,
   type PlanProcess,
+  planFileSchema,
+  planProcessSchema,
+  routeSchema,
   type WorkspaceSource,
+  workspaceSourceSchema,
 } from "../plan/schema";
 import type { IntegrationRegistry } from "../registry";
-import { findRouteConflicts } from "./route-conflicts";
 import {
   type BindingInput,
   type BindingLookups,
@@ -30,14 +35,7 @@ import {
 } from "./check-binding";
 import { type CompileErrorDetail, compileError, PlanCompileError } from "./compile-error";
 import { applyMcpServers, serializeRuntimeFile } from "./mcp-pass";
-import {
-  agentRuntimeSchema,
-  mcpServerSchema,
-  planFileSchema,
-  planProcessSchema,
-  routeSchema,
-  workspaceSourceSchema,
-} from "../plan/schema";
+import { findRouteConflicts } from "./route-conflicts";
 
 export interface CompileInput {
   profileVersionId: string;
@@ -78,7 +76,9 @@ export function compilePlan(input: CompileInput): CompileResult {
   for (let i = 0; i < bindings.length; i++) {
     const binding = bindings[i]!;
     if (i > 0 && bindings[i - 1]!.id === binding.id) {
-      errors.push(compileError("DUPLICATE_BINDING", [binding.id], `binding ${binding.id} is repeated`));
+      errors.push(
+        compileError("DUPLICATE_BINDING", [binding.id], `binding ${binding.id} is repeated`),
+      );
       continue;
     }
     const checked = checkBinding(binding, lookups);
@@ -87,7 +87,10 @@ export function compilePlan(input: CompileInput): CompileResult {
       continue;
     }
     try {
-      compiled.push({ checked: checked.checked, output: checked.checked.definition.compileBinding(checked.checked.context) });
+      compiled.push({
+        checked: checked.checked,
+        output: checked.checked.definition.compileBinding(checked.checked.context),
+      });
     } catch (error) {
       errors.push(
         compileError(
@@ -116,14 +119,22 @@ export function compilePlan(input: CompileInput): CompileResult {
     return {
       ok: false,
       errors: [
-        compileError("INVALID_COMPILE_OUTPUT", [], "compiled plan failed its schema", zodIssues(parsed.error)),
+        compileError(
+          "INVALID_COMPILE_OUTPUT",
+          [],
+          "compiled plan failed its schema",
+          zodIssues(parsed.error),
+        ),
       ],
     };
   }
   return { ok: true, plan: parsed.data, digest: planDigest(parsed.data) };
 }
 
-export function compilePlanOrThrow(input: CompileInput): { plan: CompiledRuntimePlan; digest: string } {
+export function compilePlanOrThrow(input: CompileInput): {
+  plan: CompiledRuntimePlan;
+  digest: string;
+} {
   const result = compilePlan(input);
   if (!result.ok) throw new PlanCompileError(result.errors);
   return { plan: result.plan, digest: result.digest };
@@ -154,7 +165,12 @@ function assemble(
 
   const invalid = (bindingId: string, what: string, issues: ReturnType<typeof zodIssues>) =>
     errors.push(
-      compileError("INVALID_COMPILE_OUTPUT", [bindingId], `binding ${bindingId} produced an invalid ${what}`, issues),
+      compileError(
+        "INVALID_COMPILE_OUTPUT",
+        [bindingId],
+        `binding ${bindingId} produced an invalid ${what}`,
+        issues,
+      ),
     );
 
   for (const { checked, output } of compiled) {
@@ -189,7 +205,8 @@ function assemble(
         continue;
       }
       clientOwner.set(client.clientId, bindingId);
-      for (const draft of client.files ?? []) pendingFiles.push({ bindingId, clientId: client.clientId, draft });
+      for (const draft of client.files ?? [])
+        pendingFiles.push({ bindingId, clientId: client.clientId, draft });
       for (const name of Object.keys(client.env ?? {}).sort(compareCodePoints)) {
         const entry: PlanEnv = { name, value: client.env![name]!, bindingId };
         const previous = envOwner.get(name);
@@ -220,7 +237,11 @@ function assemble(
     }
 
     for (const [n, draft] of (output.workspaceSources ?? []).entries()) {
-      const parsed = workspaceSourceSchema.safeParse({ id: `${bindingId}.source.${n}`, bindingId, ...draft });
+      const parsed = workspaceSourceSchema.safeParse({
+        id: `${bindingId}.source.${n}`,
+        bindingId,
+        ...draft,
+      });
       if (parsed.success) workspaceSources.push(parsed.data);
       else invalid(bindingId, "workspace source", zodIssues(parsed.error));
     }
@@ -270,7 +291,13 @@ function assemble(
 
   const agents = compiled.filter((c) => c.checked.definition.mcp?.mcpConfig);
   for (const agent of agents) {
-    applyAgentMcpConfig(agent.checked.definition, agent.checked.binding.id, pendingFiles, mcpServers, errors);
+    applyAgentMcpConfig(
+      agent.checked.definition,
+      agent.checked.binding.id,
+      pendingFiles,
+      mcpServers,
+      errors,
+    );
   }
 
   const fileOwner = new Map<string, PlanFile>();
@@ -328,7 +355,10 @@ function applyAgentMcpConfig(
   const target = definition.mcp?.mcpConfig;
   if (!target || servers.length === 0) return;
   const pending = pendingFiles.find(
-    (f) => f.bindingId === bindingId && f.clientId === target.clientId && f.draft.fileId === target.fileId,
+    (f) =>
+      f.bindingId === bindingId &&
+      f.clientId === target.clientId &&
+      f.draft.fileId === target.fileId,
   );
   if (!pending || pending.draft.format === "text" || pending.draft.format !== target.format) {
     errors.push(
@@ -347,7 +377,9 @@ function applyAgentMcpConfig(
 function normalizeRoute(route: EgressRoute): EgressRoute {
   const match = {
     hosts: [...new Set(route.match.hosts)].sort(compareCodePoints),
-    ...(route.match.methods ? { methods: [...new Set(route.match.methods)].sort(compareCodePoints) } : {}),
+    ...(route.match.methods
+      ? { methods: [...new Set(route.match.methods)].sort(compareCodePoints) }
+      : {}),
     ...(route.match.pathPrefixes
       ? { pathPrefixes: [...new Set(route.match.pathPrefixes)].sort(compareCodePoints) }
       : {}),

@@ -24,7 +24,9 @@ export function applyMcpServers(
     } else if (isJsonObject(next)) {
       node = next;
     } else {
-      throw new TypeError(`MCP config path ${target.path.join(".")} crosses a non-object at ${key}`);
+      throw new TypeError(
+        `MCP config path ${target.path.join(".")} crosses a non-object at ${key}`,
+      );
     }
   }
   for (const server of [...servers].sort((a, b) => compareCodePoints(a.name, b.name))) {
@@ -58,6 +60,7 @@ function sortDeep(value: JsonValue): JsonValue {
   const canonical: unknown = JSON.parse(canonicalJson(value));
   if (!isJsonObject(canonical)) return value;
   const out: JsonObject = {};
-  for (const key of Object.keys(canonical).sort(compareCodePoints)) out[key] = sortDeep(canonical[key]!);
+  for (const key of Object.keys(canonical).sort(compareCodePoints))
+    out[key] = sortDeep(canonical[key]!);
   return out;
 }

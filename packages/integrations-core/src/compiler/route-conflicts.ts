@@ -49,7 +49,9 @@ export function findRouteConflicts(routes: readonly EgressRoute[]): RouteConflic
       }
     }
   }
-  return conflicts.sort((x, y) => (x.a.id < y.a.id ? -1 : x.a.id > y.a.id ? 1 : x.b.id < y.b.id ? -1 : 1));
+  return conflicts.sort((x, y) =>
+    x.a.id < y.a.id ? -1 : x.a.id > y.a.id ? 1 : x.b.id < y.b.id ? -1 : 1,
+  );
 }
 
 /** `/a/b` → `/a/b`, `/a`, `/` (the prefix itself included). */

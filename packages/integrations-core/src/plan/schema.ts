@@ -49,9 +49,7 @@ export const routeAuthSchema = z.discriminatedUnion("type", [
   }),
   z.strictObject({
     type: z.literal("header"),
-    name: z
-      .string()
-      .regex(/^[a-z0-9-]+$/, "header name must be a lower-case token"),
+    name: z.string().regex(/^[a-z0-9-]+$/, "header name must be a lower-case token"),
     scheme: nonEmpty.optional(),
   }),
   z.strictObject({ type: z.literal("query"), name: nonEmpty }),

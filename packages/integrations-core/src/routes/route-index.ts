@@ -10,6 +10,8 @@ import {
   routePathPrefixes,
 } from "./route-matcher";
 
+const SLASH = 0x2f;
+
 /**
  * The gateway's runtime form of the route list: built once per plan, then frozen. A lookup costs
  * one Map get per candidate prefix of the request path (bounded by the longest prefix the host
@@ -51,38 +53,50 @@ interface IndexedRoute {
 interface HostTable {
   /** Prefix → routes with that prefix, in plan order. */
   readonly byPrefix: Map<string, IndexedRoute[]>;
-  /** `hasPrefixOfLength[n] === 1` when some prefix is n characters long; skips most Map gets. */
-  readonly hasPrefixOfLength: Uint8Array;
+  /**
+   * `prefixLengths[n]` has ENDS_WITH_SLASH set when some n-character prefix ends with `/`, and
+   * ENDS_OTHERWISE when one ends with anything else. Lets the walk skip most Map gets: in a plan
+   * only `/` ends with a slash.
+   */
+  readonly prefixLengths: Uint8Array;
   readonly maxPrefixLength: number;
 }
 
+const ENDS_WITH_SLASH = 1;
+const ENDS_OTHERWISE = 2;
+
 export function buildRouteIndex(routes: readonly EgressRoute[]): RouteIndex {
-  const building = new Map<string, { byPrefix: Map<string, IndexedRoute[]>; lengths: number[] }>();
+  const building = new Map<string, Map<string, IndexedRoute[]>>();
   for (const route of routes) {
     const methods = routeMethods(route.match);
     const entry: IndexedRoute = { route, methods: methods === null ? null : new Set(methods) };
     const prefixes = routePathPrefixes(route.match);
     for (const host of routeHosts(route.match)) {
-      let table = building.get(host);
-      if (table === undefined) {
-        table = { byPrefix: new Map(), lengths: [] };
-        building.set(host, table);
+      let byPrefix = building.get(host);
+      if (byPrefix === undefined) {
+        byPrefix = new Map();
+        building.set(host, byPrefix);
       }
       for (const prefix of prefixes) {
-        const bucket = table.byPrefix.get(prefix);
-        if (bucket === undefined) table.byPrefix.set(prefix, [entry]);
+        const bucket = byPrefix.get(prefix);
+        if (bucket === undefined) byPrefix.set(prefix, [entry]);
         else bucket.push(entry);
-        table.lengths.push(prefix.length);
       }
     }
   }
 
   const tables = new Map<string, HostTable>();
-  for (const [host, { byPrefix, lengths }] of building) {
-    const maxPrefixLength = lengths.reduce((max, n) => Math.max(max, n), 0);
-    const hasPrefixOfLength = new Uint8Array(maxPrefixLength + 1);
-    for (const n of lengths) hasPrefixOfLength[n] = 1;
-    tables.set(host, { byPrefix, hasPrefixOfLength, maxPrefixLength });
+  for (const [host, byPrefix] of building) {
+    // Starts at 0: a host whose routes have no usable prefix still gets a (never matching) table.
+    let maxPrefixLength = 0;
+    for (const prefix of byPrefix.keys()) {
+      if (prefix.length > maxPrefixLength) maxPrefixLength = prefix.length;
+    }
+    const prefixLengths = new Uint8Array(maxPrefixLength + 1);
+    for (const prefix of byPrefix.keys()) {
+      prefixLengths[prefix.length]! |= prefix.endsWith("/") ? ENDS_WITH_SLASH : ENDS_OTHERWISE;
+    }
+    tables.set(host, { byPrefix, prefixLengths, maxPrefixLength });
   }
   const hostList = Object.freeze([...tables.keys()]);
 
@@ -132,8 +146,12 @@ function search(
       if (hit !== undefined) return hit;
     }
     if (slash === 0) break;
-    hit = probe(table, path, slash, method, found);
-    if (hit !== undefined) return hit;
+    // After an empty segment (`//`) the part before this slash ends with `/` and is the
+    // candidate the next slash contributes first; probing it here too would only repeat it.
+    if (path.charCodeAt(slash - 1) !== SLASH) {
+      hit = probe(table, path, slash, method, found);
+      if (hit !== undefined) return hit;
+    }
     slash = path.lastIndexOf("/", slash - 1);
   }
   return undefined;
@@ -146,7 +164,9 @@ function probe(
   method: string,
   found: IndexedRoute[] | null,
 ): IndexedRoute | undefined {
-  if (length > table.maxPrefixLength || table.hasPrefixOfLength[length] !== 1) return undefined;
+  if (length > table.maxPrefixLength) return undefined;
+  const wanted = path.charCodeAt(length - 1) === SLASH ? ENDS_WITH_SLASH : ENDS_OTHERWISE;
+  if ((table.prefixLengths[length]! & wanted) === 0) return undefined;
   const bucket = table.byPrefix.get(length === path.length ? path : path.slice(0, length));
   if (bucket === undefined) return undefined;
   for (let i = 0; i < bucket.length; i++) {

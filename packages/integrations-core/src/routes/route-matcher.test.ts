@@ -332,6 +332,16 @@ describe("buildRouteIndex", () => {
     expect(ids(more.lookupAll(req("b.com", "GET", "/a/b/c/d")))).toEqual(["two-prefixes", "short"]);
   });
 
+  it("manages the host of a route whose prefixes no request can match", () => {
+    const dead = buildRouteIndex([route("dead", { hosts: ["d.com"], pathPrefixes: ["/a%2Fb"] })]);
+    expect(dead.isManagedHost("d.com")).toBe(true);
+    expect(dead.lookup(req("d.com", "GET", "/a"))).toBeUndefined();
+    expect(matchRequest(dead, { host: "d.com", method: "GET", rawPath: "/a%2Fb" })).toEqual({
+      kind: "denied",
+      reason: "encoded_slash",
+    });
+  });
+
   it("knows its hosts", () => {
     expect(index.hosts()).toEqual(["api.x.com", "api.x.com:8443", "b.com"]);
     expect(index.isManagedHost("api.x.com")).toBe(true);

@@ -16,7 +16,9 @@ export const restFixtureDefinition = defineIntegration({
   docsUrl: "https://example.com/docs",
   targetConfigSchema: z.strictObject({ baseUrl: z.url().default("https://api.example.com") }),
   targetSecretSchema: z.strictObject({ webhookSecret: z.string().optional() }),
-  connectionMethods: [{ id: "api-key", label: "API key", kind: "api-key", secretFields: ["apiKey"] }],
+  connectionMethods: [
+    { id: "api-key", label: "API key", kind: "api-key", secretFields: ["apiKey"] },
+  ],
   bindingConfigSchema: z.strictObject({
     pathPrefixes: z.array(z.string()).optional(),
     methods: z.array(z.string()).optional(),
@@ -60,7 +62,15 @@ export const restFixtureDefinition = defineIntegration({
                 clientId: `rest-client-${binding.id}`,
                 env: env ?? {},
                 files: file
-                  ? [{ fileId: "f", root: "workspace", path: file.path, format: "text", text: file.text }]
+                  ? [
+                      {
+                        fileId: "f",
+                        root: "workspace",
+                        path: file.path,
+                        format: "text",
+                        text: file.text,
+                      },
+                    ]
                   : [],
               },
             ]
@@ -79,7 +89,9 @@ export const tomlAgentFixtureDefinition = defineIntegration({
   docsUrl: "https://example.com/docs",
   targetConfigSchema: z.strictObject({ baseUrl: z.url().default("https://llm.example.com/v1") }),
   targetSecretSchema: z.strictObject({}),
-  connectionMethods: [{ id: "api-key", label: "API key", kind: "api-key", secretFields: ["apiKey"] }],
+  connectionMethods: [
+    { id: "api-key", label: "API key", kind: "api-key", secretFields: ["apiKey"] },
+  ],
   bindingConfigSchema: z.strictObject({ model: z.string() }),
   compileBinding({ target, binding }) {
     const base = splitBaseUrl(target.config.baseUrl);
@@ -107,7 +119,9 @@ export const tomlAgentFixtureDefinition = defineIntegration({
           ],
         },
       ],
-      agentRuntimes: [{ clientId: "toml-agent", displayName: "TOML agent", command: ["toml-agent"] }],
+      agentRuntimes: [
+        { clientId: "toml-agent", displayName: "TOML agent", command: ["toml-agent"] },
+      ],
     };
   },
   mcp: {
@@ -134,7 +148,9 @@ export const jsonAgentFixtureDefinition = defineIntegration({
   docsUrl: "https://example.com/docs",
   targetConfigSchema: z.strictObject({ baseUrl: z.url().default("https://llm2.example.com") }),
   targetSecretSchema: z.strictObject({}),
-  connectionMethods: [{ id: "api-key", label: "API key", kind: "api-key", secretFields: ["apiKey"] }],
+  connectionMethods: [
+    { id: "api-key", label: "API key", kind: "api-key", secretFields: ["apiKey"] },
+  ],
   bindingConfigSchema: z.strictObject({}),
   compileBinding({ target }) {
     const base = splitBaseUrl(target.config.baseUrl);
@@ -150,7 +166,9 @@ export const jsonAgentFixtureDefinition = defineIntegration({
       runtimeClients: [
         {
           clientId: "json-agent",
-          files: [{ fileId: "mcp", root: "workspace", path: ".mcp.json", format: "json", data: {} }],
+          files: [
+            { fileId: "mcp", root: "workspace", path: ".mcp.json", format: "json", data: {} },
+          ],
         },
       ],
     };

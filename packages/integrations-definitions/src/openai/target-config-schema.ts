@@ -31,7 +31,10 @@ const modelEntrySchema = z.strictObject({
  * and GPT-5.1-Codex-Max support low…xhigh, GPT-5.1-Codex-Mini medium and high. Operators extend
  * or replace it in target config as OpenAI ships models.
  */
-export function defaultOpenaiModels(): Record<string, { reasoningEfforts: OpenaiReasoningEffort[] }> {
+export function defaultOpenaiModels(): Record<
+  string,
+  { reasoningEfforts: OpenaiReasoningEffort[] }
+> {
   return {
     "gpt-5.2-codex": { reasoningEfforts: ["low", "medium", "high", "xhigh"] },
     "gpt-5.1-codex-max": { reasoningEfforts: ["low", "medium", "high", "xhigh"] },

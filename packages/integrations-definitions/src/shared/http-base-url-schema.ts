@@ -6,6 +6,8 @@ import { z } from "zod";
  * are refused: a route matches on host and path only, and credentials never live in config.
  */
 export const httpBaseUrlSchema = z.url({ protocol: /^https?$/ }).refine((value) => {
+  // zod runs refinements even after the format check failed; that failure is already reported.
+  if (!URL.canParse(value)) return true;
   const url = new URL(value);
   return !url.search && !url.hash && !url.username && !url.password;
 }, "base URL must not carry a query, fragment or credentials");

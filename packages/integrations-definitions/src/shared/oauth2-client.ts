@@ -45,13 +45,25 @@ export async function requestToken(request: TokenRequest): Promise<OAuth2TokenSe
 
   let response: Response;
   try {
-    response = await request.fetch(request.tokenUrl, { method: "POST", headers, body: form.toString() });
+    response = await request.fetch(request.tokenUrl, {
+      method: "POST",
+      headers,
+      body: form.toString(),
+    });
   } catch {
-    throw new OAuth2Error("temporary", "network_error", `token endpoint ${hostOf(request.tokenUrl)} unreachable`);
+    throw new OAuth2Error(
+      "temporary",
+      "network_error",
+      `token endpoint ${hostOf(request.tokenUrl)} unreachable`,
+    );
   }
   const body = await readJsonObject(response);
   if (response.ok && body === undefined) {
-    throw new OAuth2Error("temporary", "invalid_token_response", "token endpoint answered without a body");
+    throw new OAuth2Error(
+      "temporary",
+      "invalid_token_response",
+      "token endpoint answered without a body",
+    );
   }
   const errorCode = typeof body?.error === "string" ? body.error : undefined;
   // Some providers (Slack) answer 200 with `{ ok: false, error }`.
@@ -72,7 +84,11 @@ export async function requestToken(request: TokenRequest): Promise<OAuth2TokenSe
 export function readStandardTokenSet(body: Record<string, unknown>, clock: Clock): OAuth2TokenSet {
   const accessToken = body.access_token;
   if (typeof accessToken !== "string" || accessToken.length === 0) {
-    throw new OAuth2Error("temporary", "invalid_token_response", "token response has no access_token");
+    throw new OAuth2Error(
+      "temporary",
+      "invalid_token_response",
+      "token response has no access_token",
+    );
   }
   const set: OAuth2TokenSet = { accessToken };
   if (typeof body.refresh_token === "string") set.refreshToken = body.refresh_token;
@@ -86,7 +102,10 @@ export function readStandardTokenSet(body: Record<string, unknown>, clock: Clock
 }
 
 /** `base?k=v&...` keeping any query the base already has. */
-export function buildAuthorizationUrl(base: string, params: Record<string, string | undefined>): string {
+export function buildAuthorizationUrl(
+  base: string,
+  params: Record<string, string | undefined>,
+): string {
   const url = new URL(base);
   for (const [key, value] of Object.entries(params)) {
     if (value !== undefined) url.searchParams.set(key, value);

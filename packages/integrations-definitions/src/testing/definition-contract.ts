@@ -3,8 +3,8 @@ import {
   type BindingInput,
   type CompileResult,
   type ConnectionInput,
-  compilePlan,
   compiledPlanSchema,
+  compilePlan,
   createRegistry,
   type IntegrationRegistry,
   type TargetInput,
@@ -122,7 +122,8 @@ export function describeDefinitionContract(
       expect(result.digest).toMatch(/^[0-9a-f]{64}$/);
       for (const route of result.plan.routes) {
         expect(route.bindingId).toBe(FIXTURE_IDS.binding);
-        if (route.auth.type !== "none") expect(route.credential?.connectionId).toBe(FIXTURE_IDS.connection);
+        if (route.auth.type !== "none")
+          expect(route.credential?.connectionId).toBe(FIXTURE_IDS.connection);
       }
     });
 
@@ -140,23 +141,32 @@ export function describeDefinitionContract(
       const result = compileSingle(definition, fixture);
       if (!result.ok) throw new Error(JSON.stringify(result.errors));
       const text = JSON.stringify(result.plan);
-      const secrets = [...Object.values(fixture.target.secrets), ...fixture.connection.secretValues];
+      const secrets = [
+        ...Object.values(fixture.target.secrets),
+        ...fixture.connection.secretValues,
+      ];
       expect(secrets.length).toBeGreaterThan(0);
       for (const secret of secrets) expect(text).not.toContain(secret);
     });
 
     it("refuses a disabled target, an inactive connection and a kind mismatch with stable codes", () => {
       const codes = (r: CompileResult) => (r.ok ? [] : r.errors.map((e) => e.code));
-      expect(codes(compileSingle(definition, fixture, { targetEnabled: false }))).toEqual(["TARGET_DISABLED"]);
+      expect(codes(compileSingle(definition, fixture, { targetEnabled: false }))).toEqual([
+        "TARGET_DISABLED",
+      ]);
       expect(codes(compileSingle(definition, fixture, { connectionStatus: "error" }))).toEqual([
         "CONNECTION_NOT_ACTIVE",
       ]);
       const otherKind = definition.kind === "agent" ? "connector" : "agent";
-      expect(codes(compileSingle(definition, fixture, { bindingKind: otherKind }))).toEqual(["KIND_MISMATCH"]);
+      expect(codes(compileSingle(definition, fixture, { bindingKind: otherKind }))).toEqual([
+        "KIND_MISMATCH",
+      ]);
     });
 
     it("reports a binding config of the wrong shape as INVALID_BINDING_CONFIG with fields", () => {
-      const result = compileSingle(definition, fixture, { bindingConfig: { unexpected: { nested: 1 } } });
+      const result = compileSingle(definition, fixture, {
+        bindingConfig: { unexpected: { nested: 1 } },
+      });
       expect(result.ok).toBe(false);
       if (!result.ok) {
         expect(result.errors[0]?.code).toBe("INVALID_BINDING_CONFIG");
@@ -174,7 +184,8 @@ export function describeDefinitionContract(
           expect(result.errors[0]?.code).toBe("BINDING_VALIDATION_FAILED");
           const issues = result.errors[0]?.issues ?? [];
           expect(issues.map((i) => ({ code: i.code, field: i.field }))).toEqual(invalid.issues);
-          for (const issue of issues) expect(issue.code.startsWith(`${definition.familyId}.`)).toBe(true);
+          for (const issue of issues)
+            expect(issue.code.startsWith(`${definition.familyId}.`)).toBe(true);
         }
       });
     }

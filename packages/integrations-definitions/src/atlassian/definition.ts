@@ -1,0 +1,40 @@
+import { defineIntegration } from "@keyway/integrations-core";
+import { atlassianBindingConfigSchema } from "./binding-config-schema";
+import { compileAtlassianBinding } from "./compile-binding";
+import { atlassianConnectionMethods } from "./connection-methods";
+import { atlassianTargetConfigSchema, atlassianTargetSecretSchema } from "./target-config-schema";
+
+/**
+ * Atlassian Cloud (Jira, Confluence, Compass, ...) through the remote Rovo MCP Server, with a
+ * personal API token (Basic) or a service account API key (Bearer) injected by the gateway.
+ */
+export const atlassianDefinition = defineIntegration({
+  familyId: "atlassian",
+  variantId: "atlassian",
+  kind: "connector",
+  displayName: "Atlassian",
+  description:
+    "Jira, Confluence and Compass through the Atlassian Rovo MCP Server, with a personal API token or a service account API key.",
+  logoKey: "atlassian",
+  docsUrl:
+    "https://support.atlassian.com/atlassian-rovo-mcp-server/docs/configuring-authentication-via-api-token/",
+
+  targetConfigSchema: atlassianTargetConfigSchema,
+  targetConfigForm: {
+    mcpUrl: { label: "MCP server URL", widget: "url", advanced: true },
+    siteUrl: {
+      label: "Cloud site URL",
+      widget: "url",
+      placeholder: "https://example.atlassian.net",
+      help: "Lets personal API token connections call the site's REST APIs too",
+    },
+  },
+  targetSecretSchema: atlassianTargetSecretSchema,
+
+  connectionMethods: atlassianConnectionMethods,
+
+  bindingConfigSchema: atlassianBindingConfigSchema,
+  bindingForm: { mcpToolAllowlist: { label: "Allowed MCP tools", widget: "list" } },
+
+  compileBinding: compileAtlassianBinding,
+});

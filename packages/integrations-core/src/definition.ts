@@ -310,10 +310,14 @@ export interface WebhookConnectionCandidate {
   config: unknown;
 }
 
-export interface WebhookBehaviour<TS> {
+export interface WebhookBehaviour<TS, TC = unknown> {
   eventTypes: readonly string[];
   parse(request: WebhookRequest): WebhookParseResult;
-  verify(request: WebhookRequest, ctx: { targetSecrets: TS; now: Date }): WebhookVerifyResult;
+  /** Target config is given so a definition can refuse webhooks a target has not turned on. */
+  verify(
+    request: WebhookRequest,
+    ctx: { targetConfig: TC; targetSecrets: TS; now: Date },
+  ): WebhookVerifyResult;
   resolveConnection(
     event: WebhookEvent,
     candidates: readonly WebhookConnectionCandidate[],
@@ -363,7 +367,7 @@ export interface IntegrationDefinition<
     >
   >;
   readonly oauth2?: OAuth2Behaviour<z.output<TC>, z.output<TS>, ConnectionConfigOf<M>>;
-  readonly webhook?: WebhookBehaviour<z.output<TS>>;
+  readonly webhook?: WebhookBehaviour<z.output<TS>, z.output<TC>>;
   readonly mcp?: { readonly mcpConfig?: McpConfigTarget };
   readonly resources?: ResourceLister<z.output<TC>, ConnectionConfigOf<M>>;
   readonly credentialTest?: CredentialTest<z.output<TC>, ConnectionConfigOf<M>>;

@@ -24,7 +24,11 @@ describe("githubWebhook.verify", () => {
   it("accepts GitHub's documented example", () => {
     const req = request(docsPayload, { "X-Hub-Signature-256": docsSignature });
     expect(
-      githubWebhook.verify(req, { targetSecrets: { webhookSecret: docsSecret }, now }),
+      githubWebhook.verify(req, {
+        targetConfig: {},
+        targetSecrets: { webhookSecret: docsSecret },
+        now,
+      }),
     ).toEqual({
       ok: true,
     });
@@ -33,7 +37,11 @@ describe("githubWebhook.verify", () => {
   it("rejects a tampered body, a wrong secret and a signature without its prefix", () => {
     const tampered = request("Hello, World?", { "X-Hub-Signature-256": docsSignature });
     expect(
-      githubWebhook.verify(tampered, { targetSecrets: { webhookSecret: docsSecret }, now }),
+      githubWebhook.verify(tampered, {
+        targetConfig: {},
+        targetSecrets: { webhookSecret: docsSecret },
+        now,
+      }),
     ).toEqual({
       ok: false,
       reason: "bad_signature",
@@ -41,6 +49,7 @@ describe("githubWebhook.verify", () => {
     const right = request(docsPayload, { "X-Hub-Signature-256": docsSignature });
     expect(
       githubWebhook.verify(right, {
+        targetConfig: {},
         targetSecrets: { webhookSecret: "It's a Secret to Nobody" },
         now,
       }),
@@ -49,7 +58,11 @@ describe("githubWebhook.verify", () => {
       "X-Hub-Signature-256": docsSignature.slice("sha256=".length),
     });
     expect(
-      githubWebhook.verify(bare, { targetSecrets: { webhookSecret: docsSecret }, now }),
+      githubWebhook.verify(bare, {
+        targetConfig: {},
+        targetSecrets: { webhookSecret: docsSecret },
+        now,
+      }),
     ).toEqual({
       ok: false,
       reason: "bad_signature",
@@ -61,7 +74,11 @@ describe("githubWebhook.verify", () => {
       "X-Hub-Signature": "sha1=0000000000000000000000000000000000000000",
     });
     expect(
-      githubWebhook.verify(req, { targetSecrets: { webhookSecret: docsSecret }, now }),
+      githubWebhook.verify(req, {
+        targetConfig: {},
+        targetSecrets: { webhookSecret: docsSecret },
+        now,
+      }),
     ).toEqual({
       ok: false,
       reason: "missing_signature",
@@ -70,7 +87,7 @@ describe("githubWebhook.verify", () => {
 
   it("refuses everything when the target has no webhook secret", () => {
     const req = request(docsPayload, { "X-Hub-Signature-256": docsSignature });
-    expect(githubWebhook.verify(req, { targetSecrets: {}, now })).toEqual({
+    expect(githubWebhook.verify(req, { targetConfig: {}, targetSecrets: {}, now })).toEqual({
       ok: false,
       reason: "missing_secret",
     });

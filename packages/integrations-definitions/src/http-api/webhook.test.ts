@@ -6,7 +6,14 @@ import {
 } from "@keyway/integrations-core";
 import { describe, expect, it } from "vitest";
 import { httpApiDefinition } from "./definition";
+import { httpApiTargetConfigSchema } from "./target-config-schema";
 import { httpApiWebhook } from "./webhook";
+
+/** A target that turned inbound Standard Webhooks on. */
+const WEBHOOK_TARGET = httpApiTargetConfigSchema.parse({
+  baseUrl: "https://api.acme.example",
+  webhook: { scheme: "standard-webhooks" },
+});
 
 // The published Standard Webhooks test vector ("sign function works" in the reference libraries,
 // github.com/standard-webhooks/standard-webhooks, e.g. libraries/php/tests/WebhookTest.php).
@@ -41,9 +48,23 @@ const verify = (
   req: WebhookRequest,
   secrets: { webhookSecret?: string } = { webhookSecret: VECTOR.secret },
   now = vectorNow,
-) => httpApiWebhook.verify(req, { targetSecrets: secrets, now });
+) => httpApiWebhook.verify(req, { targetConfig: WEBHOOK_TARGET, targetSecrets: secrets, now });
 
 describe("http-api webhook verify (Standard Webhooks)", () => {
+  it("refuses every delivery when the target has not turned webhooks on", () => {
+    const withoutWebhooks = httpApiTargetConfigSchema.parse({
+      baseUrl: "https://api.acme.example",
+    });
+    expect(
+      httpApiWebhook.verify(vectorRequest(), {
+        targetConfig: withoutWebhooks,
+        targetSecrets: { webhookSecret: VECTOR.secret },
+        now: vectorNow,
+      }),
+    ).toEqual({ ok: false, reason: "missing_secret" });
+    expect(verify(vectorRequest())).toEqual({ ok: true });
+  });
+
   it("is the definition's webhook behaviour", () => {
     expect(httpApiDefinition.webhook).toBe(httpApiWebhook);
     expect(httpApiWebhook.eventTypes).toEqual(["http-api.event"]);
@@ -148,7 +169,13 @@ describe("http-api webhook parse", () => {
       body,
     });
     const req = request({ ...headers }, body);
-    expect(httpApiWebhook.verify(req, { targetSecrets: { webhookSecret: secret }, now })).toEqual({
+    expect(
+      httpApiWebhook.verify(req, {
+        targetConfig: WEBHOOK_TARGET,
+        targetSecrets: { webhookSecret: secret },
+        now,
+      }),
+    ).toEqual({
       ok: true,
     });
     expect(httpApiWebhook.parse(req)).toEqual({

@@ -9,7 +9,7 @@ import {
   type WebhookRequest,
   type WebhookVerifyResult,
 } from "@keyway/integrations-core";
-import type { HttpApiTargetSecrets } from "./target-config-schema";
+import type { HttpApiTargetConfig, HttpApiTargetSecrets } from "./target-config-schema";
 
 /**
  * Inbound webhooks signed by the Standard Webhooks scheme (https://www.standardwebhooks.com):
@@ -17,8 +17,8 @@ import type { HttpApiTargetSecrets } from "./target-config-schema";
  * (`v1,<base64>` entries) over `id.timestamp.body` with the target's `whsec_` secret, and a
  * five-minute replay window. The payload is JSON, conventionally `{ type, timestamp, data }`.
  *
- * The behaviour is shared by every http-api target and sees only target secrets, so a target
- * without `webhookSecret` refuses every delivery (`missing_secret`).
+ * A target refuses every delivery (`missing_secret`) unless its config turns webhooks on and its
+ * secrets hold a `webhookSecret`.
  */
 
 /** Event type when the payload names none; otherwise `http-api.<payload type>`. */
@@ -56,8 +56,10 @@ export function parseHttpApiWebhook(request: WebhookRequest): WebhookParseResult
 
 export function verifyHttpApiWebhook(
   request: WebhookRequest,
-  ctx: { targetSecrets: HttpApiTargetSecrets; now: Date },
+  ctx: { targetConfig: HttpApiTargetConfig; targetSecrets: HttpApiTargetSecrets; now: Date },
 ): WebhookVerifyResult {
+  // A target that has not turned inbound webhooks on accepts no delivery, whatever secret it holds.
+  if (ctx.targetConfig.webhook === undefined) return { ok: false, reason: "missing_secret" };
   const secret = ctx.targetSecrets.webhookSecret;
   if (secret === undefined || secret === "") return { ok: false, reason: "missing_secret" };
   const result = verifyStandardWebhook({
@@ -98,7 +100,7 @@ export function resolveHttpApiWebhookConnection(
   return bySubject.length === 1 ? bySubject[0]?.id : undefined;
 }
 
-export const httpApiWebhook: WebhookBehaviour<HttpApiTargetSecrets> = {
+export const httpApiWebhook: WebhookBehaviour<HttpApiTargetSecrets, HttpApiTargetConfig> = {
   eventTypes: [HTTP_API_GENERIC_EVENT],
   parse: parseHttpApiWebhook,
   verify: verifyHttpApiWebhook,

@@ -41,7 +41,7 @@ const verify = (
   req: WebhookRequest,
   secrets: { webhookSecret?: string } = { webhookSecret: SECRET },
   now = NOW,
-) => linearWebhook.verify(req, { targetSecrets: secrets, now });
+) => linearWebhook.verify(req, { targetConfig: {}, targetSecrets: secrets, now });
 
 describe("linear webhook parse", () => {
   it("turns a delivery into an event keyed by Linear-Delivery", () => {

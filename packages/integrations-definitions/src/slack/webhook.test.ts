@@ -33,7 +33,7 @@ const verify = (
   req: WebhookRequest,
   secrets: { signingSecret?: string } = { signingSecret: DOC_SECRET },
   now = DOC_NOW,
-) => slackWebhook.verify(req, { targetSecrets: secrets, now });
+) => slackWebhook.verify(req, { targetConfig: {}, targetSecrets: secrets, now });
 
 describe("slack webhook verify", () => {
   it("accepts Slack's published example", () => {
@@ -162,7 +162,11 @@ describe("slack webhook parse", () => {
   it("turns an event_callback into an event keyed by event_id", () => {
     const req = signed(eventCallback);
     expect(
-      slackWebhook.verify(req, { targetSecrets: { signingSecret: SECRET }, now: NOW }),
+      slackWebhook.verify(req, {
+        targetConfig: {},
+        targetSecrets: { signingSecret: SECRET },
+        now: NOW,
+      }),
     ).toEqual({ ok: true });
     expect(slackWebhook.parse(req)).toEqual({
       kind: "event",

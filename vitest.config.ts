@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 // Test groups (CONVENTIONS "Tests"): unit tests beside the code, property tests (fast-check),
 // integration tests against real PostgreSQL, and system tests that start real processes.
 const shared = ["**/node_modules/**", "**/dist/**"];
+// One embedded PostgreSQL per run, started only when integration or system tests are queued.
+const postgresGlobalSetup = "packages/test-harness/src/global-setup.ts";
 
 export default defineConfig({
   test: {
@@ -25,6 +27,7 @@ export default defineConfig({
       {
         test: {
           name: "integration",
+          globalSetup: [postgresGlobalSetup],
           include: ["{apps,packages}/*/src/**/*.integration.test.ts"],
           exclude: shared,
           testTimeout: 60_000,
@@ -34,6 +37,7 @@ export default defineConfig({
       {
         test: {
           name: "system",
+          globalSetup: [postgresGlobalSetup],
           include: ["tests/system/**/*.test.ts"],
           exclude: shared,
           testTimeout: 120_000,

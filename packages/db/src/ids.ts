@@ -1,0 +1,57 @@
+import { randomBytes } from "node:crypto";
+
+/**
+ * Prefixed, time-sortable ids (`conn_01JD…`): 48 bits of milliseconds and 80 random bits in
+ * Crockford base32 (26 characters, like a ULID), so ids sort by creation time as plain strings.
+ */
+const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+export const ID_PREFIXES = {
+  organization: "org",
+  apiToken: "tok",
+  target: "tgt",
+  connection: "conn",
+  credential: "cred",
+  oauthSession: "oas",
+  profile: "prof",
+  profileVersion: "pver",
+  binding: "bind",
+  session: "sess",
+  webhookEvent: "whe",
+  webhookSubscription: "whs",
+  webhookDelivery: "whd",
+  audit: "aud",
+} as const;
+
+export type IdKind = keyof typeof ID_PREFIXES;
+
+export function newId(kind: IdKind, now: Date = new Date()): string {
+  let time = now.getTime();
+  let timePart = "";
+  for (let i = 0; i < 10; i++) {
+    timePart = ALPHABET[time % 32] + timePart;
+    time = Math.floor(time / 32);
+  }
+  const bytes = randomBytes(10);
+  let randomPart = "";
+  // 80 bits → 16 base32 characters, 5 bits each.
+  let buffer = 0;
+  let bits = 0;
+  for (const byte of bytes) {
+    buffer = (buffer << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      randomPart += ALPHABET[(buffer >> (bits - 5)) & 31];
+      bits -= 5;
+    }
+    buffer &= (1 << bits) - 1;
+  }
+  return `${ID_PREFIXES[kind]}_${timePart}${randomPart}`;
+}
+
+const ID_PATTERN = /^[a-z]+_[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** True when `value` looks like an id of `kind` (used to answer 404 early for foreign shapes). */
+export function isId(kind: IdKind, value: string): boolean {
+  return value.startsWith(`${ID_PREFIXES[kind]}_`) && ID_PATTERN.test(value);
+}

@@ -1,0 +1,343 @@
+
+import {
+  bigserial,
+  boolean,
+  customType,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
+
+/**
+ * Keyway's tables (SPEC §6.4). Conventions:
+ * - ids are prefixed, time-sortable strings (`conn_01J…`, see ids.ts);
+ * - every org-scoped row carries `organization_id`, and every query of org data filters on it;
+ * - secrets live only in `*_ciphertext` columns, encrypted with associated data
+ *   `table:column:id` (packages/crypto), so a value copied to another row does not decrypt;
+ * - timestamps are `timestamptz`.
+ */
+
+const bytea = customType<{ data: Buffer; driverData: Buffer }>({
+  dataType: () => "bytea",
+});
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+const createdAt = () => ts("created_at").notNull().defaultNow();
+
+export const organizations = pgTable("organizations", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  createdAt: createdAt(),
+});
+
+export const apiTokens = pgTable(
+  "api_tokens",
+  {
+    id: text("id").primaryKey(),
+    organizationId: text("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    role: text("role", { enum: ["admin", "member", "viewer"] }).notNull(),
+    tokenHash: text("token_hash").notNull(),
+    createdBy: text("created_by").notNull(),
+    createdAt: createdAt(),
+    lastUsedAt: ts("last_used_at"),
+    revokedAt: ts("revoked_at"),
+  },
+  (t) => [
+    uniqueIndex("api_tokens_token_hash_key").on(t.tokenHash),
+    index("api_tokens_org_idx").on(t.organizationId),
+  ],
+);
+
+export const integrationTargets = pgTable(
+  "integration_targets",
+  {
+    id: text("id").primaryKey(),
+    targetKey: text("target_key").notNull(),
+    familyId: text("family_id").notNull(),
+    variantId: text("variant_id").notNull(),
+    kind: text("kind", { enum: ["agent", "git", "connector"] }).notNull(),
+    enabled: boolean("enabled").notNull().default(false),
+    config: jsonb("config").$type<Record<string, unknown>>().notNull().default({}),
+    /** Encrypted JSON object of the target's secrets; null when none were written. */
+    secretsCiphertext: text("secrets_ciphertext"),
+    displayName: text("display_name"),
+    description: text("description"),
+    /** Where the row came from: `registry` (default target), `config` (keyway.toml) or `api`. */
+    source: text("source", { enum: ["registry", "config", "api"] }).notNull(),
+    health: jsonb("health").$type<Record<string, unknown>>(),
+    createdAt: createdAt(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("integration_targets_target_key_key").on(t.targetKey)],
+);
+
+export const integrationConnections = pgTable(
+  "integration_connections",
+  {
+    id: text("id").primaryKey(),
+    organizationId: text("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    targetId: text("target_id")
+      .notNull()
+      .references(() => integrationTargets.id),
+    methodId: text("method_id").notNull(),
+    methodKind: text("method_kind", {
+      enum: [
+        "api-key",
+        "oauth2-authorization-code",
+        "oauth2-client-credentials",
+        "github-app-installation",
+      ],
+    }).notNull(),
+    displayName: text("display_name").notNull(),
+    status: text("status", { enum: ["active", "error", "revoked"] }).notNull(),
+    config: jsonb("config").$type<Record<string, unknown>>().notNull().default({}),
+    /** Provider-side subject (GitHub installation id, Slack team id, Linear organization id). */
+    externalSubjectId: text("external_subject_id"),
+    /** Current credential version (connection_credentials.version); 0 when none yet. */
+    credentialVersion: integer("credential_version").notNull().default(0),
+    lastError: text("last_error"),
+    createdBy: text("created_by").notNull(),
+    createdAt: createdAt(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [
+    index("integration_connections_org_idx").on(t.organizationId),
+    index("integration_connections_subject_idx").on(t.targetId, t.externalSubjectId),
+  ],
+);
+
+/** Versioned credentials of a connection: API key fields, OAuth2 token sets. */
+export const connectionCredentials = pgTable(
+  "connection_credentials",
+  {
+    id: text("id").primaryKey(),
+    connectionId: text("connection_id")
+      .notNull()
+      .references(() => integrationConnections.id, { onDelete: "cascade" }),
+    organizationId: text("organization_id").notNull(),
+    version: integer("version").notNull(),
+    kind: text("kind", { enum: ["secret-fields", "oauth2-token-set"] }).notNull(),
+    /** Encrypted JSON: `{ fields: {...} }` or `{ accessToken, refreshToken?, ... }`. */
+    secretCiphertext: text("secret_ciphertext").notNull(),
+    /** When the access value stops working (OAuth2); null for non-expiring secrets. */
+    expiresAt: ts("expires_at"),
+    createdAt: createdAt(),
+    supersededAt: ts("superseded_at"),
+  },
+  (t) => [uniqueIndex("connection_credentials_version_key").on(t.connectionId, t.version)],
+);
+
+export const oauthSessions = pgTable(
+  "oauth_sessions",
+  {
+    id: text("id").primaryKey(),
+    organizationId: text("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    /** The principal that started the flow; only it may complete the flow. */
+    principal: text("principal").notNull(),
+    targetId: text("target_id")
+      .notNull()
+      .references(() => integrationTargets.id),
+    flow: text("flow", { enum: ["oauth2", "github-app-installation"] }).notNull(),
+    methodId: text("method_id").notNull(),
+    stateHash: text("state_hash").notNull(),
+    pkceVerifierCiphertext: text("pkce_verifier_ciphertext"),
+    redirectUri: text("redirect_uri").notNull(),
+    /** Set when the flow re-authorises an existing connection. */
+    connectionId: text("connection_id"),
+    displayName: text("display_name"),
+    expiresAt: ts("expires_at").notNull(),
+    usedAt: ts("used_at"),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("oauth_sessions_state_hash_key").on(t.stateHash)],
+);
+
+export const sandboxProfiles = pgTable(
+  "sandbox_profiles",
+  {
+    id: text("id").primaryKey(),
+    organizationId: text("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    description: text("description"),
+    latestVersion: integer("latest_version").notNull().default(0),
+    createdBy: text("created_by").notNull(),
+    createdAt: createdAt(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("sandbox_profiles_org_name_key").on(t.organizationId, t.name)],
+);
+
+/** Immutable once written: no code path updates a row except to record its compiled digest. */
+export const profileVersions = pgTable(
+  "profile_versions",
+  {
+    id: text("id").primaryKey(),
+    profileId: text("profile_id")
+      .notNull()
+      .references(() => sandboxProfiles.id, { onDelete: "cascade" }),
+    organizationId: text("organization_id").notNull(),
+    version: integer("version").notNull(),
+    egressPolicy: jsonb("egress_policy").$type<{ default: "allow" | "deny"; allowHosts: string[] }>(),
+    /** Digest of the last successful compile of this version (compiled_plans.digest). */
+    planDigest: text("plan_digest"),
+    createdBy: text("created_by").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("profile_versions_profile_version_key").on(t.profileId, t.version)],
+);
+
+export const profileBindings = pgTable(
+  "profile_bindings",
+  {
+    id: text("id").primaryKey(),
+    profileVersionId: text("profile_version_id")
+      .notNull()
+      .references(() => profileVersions.id, { onDelete: "cascade" }),
+    organizationId: text("organization_id").notNull(),
+    connectionId: text("connection_id")
+      .notNull()
+      .references(() => integrationConnections.id),
+    kind: text("kind", { enum: ["agent", "git", "connector"] }).notNull(),
+    config: jsonb("config").$type<Record<string, unknown>>().notNull().default({}),
+    createdAt: createdAt(),
+  },
+  (t) => [index("profile_bindings_version_idx").on(t.profileVersionId)],
+);
+
+/** Content-addressed, immutable plans. Never holds a secret. */
+export const compiledPlans = pgTable("compiled_plans", {
+  digest: text("digest").primaryKey(),
+  plan: jsonb("plan").$type<Record<string, unknown>>().notNull(),
+  createdAt: createdAt(),
+});
+
+export const sandboxSessions = pgTable(
+  "sandbox_sessions",
+  {
+    id: text("id").primaryKey(),
+    organizationId: text("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    profileId: text("profile_id").notNull(),
+    profileVersionId: text("profile_version_id")
+      .notNull()
+      .references(() => profileVersions.id),
+    planDigest: text("plan_digest")
+      .notNull()
+      .references(() => compiledPlans.digest),
+    /** Latest token expiry; refresh moves it, never past `expires_at`. */
+    tokenExpiresAt: ts("token_expires_at").notNull(),
+    /** Hard end of the session, whatever refreshes happen. */
+    expiresAt: ts("expires_at").notNull(),
+    revokedAt: ts("revoked_at"),
+    createdBy: text("created_by").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("sandbox_sessions_org_idx").on(t.organizationId)],
+);
+
+export const webhookEvents = pgTable(
+  "webhook_events",
+  {
+    id: text("id").primaryKey(),
+    targetId: text("target_id")
+      .notNull()
+      .references(() => integrationTargets.id),
+    organizationId: text("organization_id"),
+    connectionId: text("connection_id"),
+    externalDeliveryId: text("external_delivery_id").notNull(),
+    eventType: text("event_type").notNull(),
+    headers: jsonb("headers").$type<Record<string, string>>().notNull(),
+    /** Raw body as received; removed by the retention job (dedupe keys stay). */
+    rawBody: bytea("raw_body"),
+    payload: jsonb("payload"),
+    status: text("status", { enum: ["received", "processed", "ignored", "failed"] }).notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    lastError: text("last_error"),
+    receivedAt: ts("received_at").notNull().defaultNow(),
+    processedAt: ts("processed_at"),
+  },
+  (t) => [
+    uniqueIndex("webhook_events_delivery_key").on(t.targetId, t.externalDeliveryId),
+    index("webhook_events_org_idx").on(t.organizationId, t.receivedAt),
+  ],
+);
+
+export const webhookSubscriptions = pgTable(
+  "webhook_subscriptions",
+  {
+    id: text("id").primaryKey(),
+    organizationId: text("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    url: text("url").notNull(),
+    eventTypes: text("event_types").array().notNull(),
+    secretCiphertext: text("secret_ciphertext").notNull(),
+    enabled: boolean("enabled").notNull().default(true),
+    createdBy: text("created_by").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("webhook_subscriptions_org_idx").on(t.organizationId)],
+);
+
+export const webhookDeliveries = pgTable(
+  "webhook_deliveries",
+  {
+    id: text("id").primaryKey(),
+    subscriptionId: text("subscription_id")
+      .notNull()
+      .references(() => webhookSubscriptions.id, { onDelete: "cascade" }),
+    eventId: text("event_id")
+      .notNull()
+      .references(() => webhookEvents.id, { onDelete: "cascade" }),
+    organizationId: text("organization_id").notNull(),
+    status: text("status", { enum: ["pending", "delivered", "failed", "dead"] }).notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: ts("next_attempt_at"),
+    lastError: text("last_error"),
+    responseStatus: integer("response_status"),
+    createdAt: createdAt(),
+    deliveredAt: ts("delivered_at"),
+  },
+  (t) => [uniqueIndex("webhook_deliveries_event_subscription_key").on(t.eventId, t.subscriptionId)],
+);
+
+/**
+ * Append-only, hash-chained (SPEC §6.6): `hash = sha256(prev_hash || canonical entry)`. Appends
+ * are serialised with a transaction-scoped advisory lock so the chain never forks.
+ */
+export const auditLog = pgTable(
+  "audit_log",
+  {
+    seq: bigserial("seq", { mode: "number" }).primaryKey(),
+    id: text("id").notNull(),
+    organizationId: text("organization_id"),
+    actor: text("actor").notNull(),
+    action: text("action").notNull(),
+    subjectType: text("subject_type").notNull(),
+    subjectId: text("subject_id").notNull(),
+    traceId: text("trace_id"),
+    details: jsonb("details").$type<Record<string, unknown>>().notNull().default({}),
+    createdAt: ts("created_at").notNull(),
+    prevHash: text("prev_hash").notNull(),
+    hash: text("hash").notNull(),
+  },
+  (t) => [
+    uniqueIndex("audit_log_id_key").on(t.id),
+    index("audit_log_org_idx").on(t.organizationId, t.seq),
+  ],
+);
+

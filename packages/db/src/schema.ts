@@ -1,4 +1,3 @@
-
 import {
   bigserial,
   boolean,
@@ -190,7 +189,10 @@ export const profileVersions = pgTable(
       .references(() => sandboxProfiles.id, { onDelete: "cascade" }),
     organizationId: text("organization_id").notNull(),
     version: integer("version").notNull(),
-    egressPolicy: jsonb("egress_policy").$type<{ default: "allow" | "deny"; allowHosts: string[] }>(),
+    egressPolicy: jsonb("egress_policy").$type<{
+      default: "allow" | "deny";
+      allowHosts: string[];
+    }>(),
     /** Digest of the last successful compile of this version (compiled_plans.digest). */
     planDigest: text("plan_digest"),
     createdBy: text("created_by").notNull(),
@@ -340,4 +342,3 @@ export const auditLog = pgTable(
     index("audit_log_org_idx").on(t.organizationId, t.seq),
   ],
 );
-

@@ -1,0 +1,110 @@
+import { randomUUID } from "node:crypto";
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import { authenticate } from "./auth/authenticate";
+import { authenticateGateway } from "./auth/authenticate-gateway";
+import type { AppDeps } from "./deps";
+import type { AppEnv } from "./env";
+import { DomainError, errorResponse } from "./errors";
+import { createRouter } from "./router";
+
+export type ResourceRoutes = (deps: AppDeps) => OpenAPIHono<AppEnv>;
+
+export interface AppModules {
+  /** Routers under `/v1` (authenticated by bearer tokens). */
+  public: readonly ResourceRoutes[];
+  /** Routers under `/internal/v1` (authenticated by gateway assertions). */
+  internal: readonly ResourceRoutes[];
+  /** Routers that do their own authentication (OAuth callbacks, webhook ingest, JWKS). */
+  open: readonly ResourceRoutes[];
+}
+
+/**
+ * Builds the control-plane API from explicit dependencies; never listens (`server.ts` does).
+ */
+export function createApp(deps: AppDeps, modules: AppModules): OpenAPIHono<AppEnv> {
+  const app = createRouter();
+
+  app.use(async (c, next) => {
+    const incoming = c.req.header("x-request-id");
+    const requestId =
+      incoming && /^[A-Za-z0-9._-]{1,128}$/.test(incoming) ? incoming : randomUUID();
+    c.set("requestId", requestId);
+    c.header("x-request-id", requestId);
+    const started = performance.now();
+    await next();
+    const principal = c.get("principal");
+    deps.logger.info("request", {
+      requestId,
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      durationMs: Math.round((performance.now() - started) * 100) / 100,
+      ...(principal ? { principalKind: principal.kind, actor: principal.actor } : {}),
+    });
+  });
+
+  // JSON bodies: bounded size (413) and the right media type (415) before anything parses them.
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize: deps.settings.maxJsonBodyBytes,
+      onError: () => {
+        throw new DomainError(
+          "payload_too_large",
+          "payload_too_large",
+          `request body exceeds ${deps.settings.maxJsonBodyBytes} bytes`,
+        );
+      },
+    }),
+  );
+  app.use("/v1/*", async (c, next) => {
+    const hasBody =
+      c.req.header("content-length") !== undefined && c.req.header("content-length") !== "0";
+    const chunked = c.req.header("transfer-encoding") !== undefined;
+    if (["POST", "PUT", "PATCH"].includes(c.req.method) && (hasBody || chunked)) {
+      const type = c.req.header("content-type")?.split(";")[0]?.trim().toLowerCase();
+      if (type !== "application/json") {
+        throw new DomainError(
+          "unsupported_media_type",
+          "unsupported_media_type",
+          "request bodies must be application/json",
+        );
+      }
+    }
+    await next();
+  });
+  app.use("/v1/*", authenticate(deps));
+  app.use("/internal/v1/*", authenticateGateway(deps));
+
+  app.get("/healthz", (c) => c.json({ ok: true }));
+  app.get("/.well-known/jwks.json", (c) => {
+    c.header("cache-control", "public, max-age=60");
+    return c.json(deps.sessionSigner.jwks());
+  });
+
+  for (const routes of [...modules.public, ...modules.internal, ...modules.open])
+    app.route("/", routes(deps));
+
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: { title: "Keyway control plane API", version: "1" },
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+  });
+
+  app.notFound((c) => errorResponse(new DomainError("not_found", "not_found", "no such route"), c));
+  app.onError((error, c) => {
+    if (!(error instanceof DomainError)) {
+      deps.logger.error("unhandled error", {
+        requestId: c.get("requestId"),
+        error: error instanceof Error ? error.name : "unknown",
+        message: error instanceof Error ? error.message : String(error),
+      });
+    }
+    return errorResponse(error, c);
+  });
+  return app;
+}

@@ -1,0 +1,55 @@
+import type { KeywayConfig } from "@keyway/config";
+import type { GatewayAssertionVerifier, KeyRing, SessionTokenSigner } from "@keyway/crypto";
+import type { DatabaseHandle } from "@keyway/db";
+import type { Clock, FetchLike, IntegrationRegistry } from "@keyway/integrations-core";
+import type { OidcVerifier } from "./auth/oidc";
+import type { InvalidationFeed } from "./events/invalidations";
+import type { Logger } from "./logger";
+
+/**
+ * Everything the API needs, passed in explicitly (no module singletons, no process.env):
+ * tests build these from real components; `server.ts` builds them from the config file.
+ */
+export interface AppDeps {
+  database: DatabaseHandle;
+  registry: IntegrationRegistry;
+  keyRing: KeyRing;
+  sessionSigner: SessionTokenSigner;
+  gatewayVerifier: GatewayAssertionVerifier;
+  invalidations: InvalidationFeed;
+  oidc?: OidcVerifier;
+  clock: Clock;
+  logger: Logger;
+  /** Outbound HTTP to providers (credential tests, OAuth, resolvers). */
+  fetch: FetchLike;
+  settings: AppSettings;
+}
+
+/** The slice of configuration the API reads at request time. */
+export interface AppSettings {
+  operatorTokenHashes: readonly string[];
+  publicUrl: string;
+  /** Proxy URL handed to sandboxes, without credentials, e.g. `http://127.0.0.1:8081`. */
+  gatewayProxyUrl: string;
+  /** PEM of the gateway CA sandboxes must trust. */
+  gatewayCaPem: string;
+  sessionTokenTtlSeconds: number;
+  /** Hard upper bound on a session's life, whatever refreshes happen. */
+  sessionMaxLifetimeSeconds: number;
+  /** Default egress policy for profiles that set none. */
+  defaultEgressPolicy: "allow" | "deny";
+  maxJsonBodyBytes: number;
+}
+
+export function appSettingsFromConfig(config: KeywayConfig, gatewayCaPem: string): AppSettings {
+  return {
+    operatorTokenHashes: config.operator.token_hashes,
+    publicUrl: config.api.public_url,
+    gatewayProxyUrl: config.gateway.public_proxy_url,
+    gatewayCaPem,
+    sessionTokenTtlSeconds: config.sessions.token_ttl_seconds,
+    sessionMaxLifetimeSeconds: 24 * 3600,
+    defaultEgressPolicy: config.gateway.egress.default_policy,
+    maxJsonBodyBytes: 1024 * 1024,
+  };
+}

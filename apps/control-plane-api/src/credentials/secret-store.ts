@@ -1,0 +1,150 @@
+import { decryptField, encryptField, type KeyRing } from "@keyway/crypto";
+import { connectionCredentials, type Executor, integrationConnections, newId } from "@keyway/db";
+import type { OAuth2TokenSet } from "@keyway/integrations-core";
+import { and, eq, isNull } from "drizzle-orm";
+import { z } from "zod";
+
+/**
+ * The only module that encrypts and decrypts stored secrets. Associated data is
+ * `table:column:row id`, so a ciphertext moved to another row, column or table does not decrypt.
+ */
+
+// ----- target secrets --------------------------------------------------------------------------
+
+const TARGET_SECRETS = { table: "integration_targets", column: "secrets_ciphertext" } as const;
+
+export function encryptTargetSecrets(
+  ring: KeyRing,
+  targetId: string,
+  secrets: Record<string, string>,
+): string {
+  return encryptField(ring, { ...TARGET_SECRETS, id: targetId }, JSON.stringify(secrets));
+}
+
+export function decryptTargetSecrets(
+  ring: KeyRing,
+  targetId: string,
+  ciphertext: string | null,
+): Record<string, string> {
+  if (ciphertext === null) return {};
+  const parsed = z
+    .record(z.string(), z.string())
+    .parse(JSON.parse(decryptField(ring, { ...TARGET_SECRETS, id: targetId }, ciphertext)));
+  return parsed;
+}
+
+// ----- connection credentials ------------------------------------------------------------------
+
+const CREDENTIAL_SECRET = { table: "connection_credentials", column: "secret_ciphertext" } as const;
+
+/** What a credential version holds: the secret fields a user gave, or an OAuth2 token set. */
+export const storedCredentialSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("secret-fields"), fields: z.record(z.string(), z.string()) }),
+  z.object({
+    kind: z.literal("oauth2-token-set"),
+    accessToken: z.string(),
+    refreshToken: z.string().optional(),
+    expiresAt: z.string().optional(),
+    scope: z.string().optional(),
+    tokenType: z.string().optional(),
+  }),
+]);
+export type StoredCredential = z.infer<typeof storedCredentialSchema>;
+
+export function tokenSetCredential(tokens: OAuth2TokenSet): StoredCredential {
+  return {
+    kind: "oauth2-token-set",
+    accessToken: tokens.accessToken,
+    ...(tokens.refreshToken !== undefined ? { refreshToken: tokens.refreshToken } : {}),
+    ...(tokens.expiresAt !== undefined ? { expiresAt: tokens.expiresAt.toISOString() } : {}),
+    ...(tokens.scope !== undefined ? { scope: tokens.scope } : {}),
+    ...(tokens.tokenType !== undefined ? { tokenType: tokens.tokenType } : {}),
+  };
+}
+
+/**
+ * Writes a new credential version for a connection (inside the caller's transaction), marks the
+ * previous version superseded and moves the connection's `credential_version` forward.
+ * Returns the new version number.
+ */
+export async function writeCredentialVersion(
+  tx: Executor,
+  ring: KeyRing,
+  input: {
+    connectionId: string;
+    organizationId: string;
+    credential: StoredCredential;
+    expiresAt?: Date | null;
+    now: Date;
+  },
+): Promise<number> {
+  const [connection] = await tx
+    .select({ version: integrationConnections.credentialVersion })
+    .from(integrationConnections)
+    .where(eq(integrationConnections.id, input.connectionId))
+    .for("update");
+  if (!connection) throw new Error(`connection ${input.connectionId} does not exist`);
+  const version = connection.version + 1;
+  const id = newId("credential", input.now);
+  await tx
+    .update(connectionCredentials)
+    .set({ supersededAt: input.now })
+    .where(
+      and(
+        eq(connectionCredentials.connectionId, input.connectionId),
+        isNull(connectionCredentials.supersededAt),
+      ),
+    );
+  await tx.insert(connectionCredentials).values({
+    id,
+    connectionId: input.connectionId,
+    organizationId: input.organizationId,
+    version,
+    kind: input.credential.kind,
+    secretCiphertext: encryptField(
+      ring,
+      { ...CREDENTIAL_SECRET, id },
+      JSON.stringify(input.credential),
+    ),
+    expiresAt: input.expiresAt ?? null,
+    createdAt: input.now,
+  });
+  await tx
+    .update(integrationConnections)
+    .set({ credentialVersion: version, updatedAt: input.now })
+    .where(eq(integrationConnections.id, input.connectionId));
+  return version;
+}
+
+export interface CurrentCredential {
+  id: string;
+  version: number;
+  expiresAt: Date | null;
+  credential: StoredCredential;
+}
+
+/** The connection's current credential version, decrypted; undefined when it has none. */
+export async function readCurrentCredential(
+  executor: Executor,
+  ring: KeyRing,
+  connectionId: string,
+): Promise<CurrentCredential | undefined> {
+  const [row] = await executor
+    .select()
+    .from(connectionCredentials)
+    .where(
+      and(
+        eq(connectionCredentials.connectionId, connectionId),
+        isNull(connectionCredentials.supersededAt),
+      ),
+    )
+    .limit(1);
+  if (!row) return undefined;
+  const plaintext = decryptField(ring, { ...CREDENTIAL_SECRET, id: row.id }, row.secretCiphertext);
+  return {
+    id: row.id,
+    version: row.version,
+    expiresAt: row.expiresAt,
+    credential: storedCredentialSchema.parse(JSON.parse(plaintext)),
+  };
+}

@@ -1,0 +1,98 @@
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  createKeyRing,
+  decryptField,
+  encryptField,
+  parsePrivateKey,
+  tokenKind,
+  verifyTokenHash,
+} from "@keyway/crypto";
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "./config-error";
+import { DEVELOPMENT_GATEWAY_ID, writeDevelopmentConfig } from "./development-config";
+import { loadConfig } from "./load-config";
+
+async function freshDir(): Promise<string> {
+  return join(await mkdtemp(join(tmpdir(), "keyway-dev-")), ".keyway");
+}
+
+describe("writeDevelopmentConfig", () => {
+  it("writes a config with fresh keys that loadConfig accepts", async () => {
+    const dir = await freshDir();
+    const files = await writeDevelopmentConfig({ dir });
+    expect(files).toMatchObject({
+      configPath: join(dir, "keyway.toml"),
+      operatorTokenPath: join(dir, "operator-token"),
+      gatewayCaCertPath: join(dir, "gateway-ca.pem"),
+      gatewayCaKeyPath: join(dir, "gateway-ca-key.pem"),
+    });
+    expect((await stat(files.configPath)).mode & 0o777).toBe(0o600);
+    expect((await stat(files.operatorTokenPath)).mode & 0o777).toBe(0o600);
+    expect(await readFile(files.operatorTokenPath, "utf8")).toBe(`${files.operatorToken}\n`);
+    expect(tokenKind(files.operatorToken)).toBe("operator");
+
+    const text = await readFile(files.configPath, "utf8");
+    expect(text.startsWith("# Keyway development configuration")).toBe(true);
+    expect(text).not.toContain(files.operatorToken);
+
+    const config = await loadConfig({ path: files.configPath, env: {} });
+    expect(config.database.url).toBeUndefined();
+    expect(config.database.embedded.data_dir).toBe(join(dir, "postgres"));
+    expect(config.gateway.ca_cert_path).toBe(files.gatewayCaCertPath);
+    expect(config.gateway.ca_key_path).toBe(files.gatewayCaKeyPath);
+    expect(config.gateway.control_plane_url).toBe(config.api.public_url);
+    expect(config.operator.token_hashes).toHaveLength(1);
+    expect(verifyTokenHash(files.operatorToken, config.operator.token_hashes[0] ?? "")).toBe(true);
+
+    const ring = createKeyRing(config.keys.master);
+    const ref = { table: "t", column: "c", id: "1" };
+    expect(decryptField(ring, ref, encryptField(ring, ref, "ok"))).toBe("ok");
+
+    const signing = config.keys.session_signing;
+    const sessionKey = await parsePrivateKey(signing?.keys[0]?.private_key ?? "");
+    expect(signing?.current_kid).toBe(sessionKey.kid);
+    expect(signing?.keys[0]?.kid).toBe(sessionKey.kid);
+
+    // The gateway's identity matches the control plane's trusted entry for it.
+    const identity = config.gateway.identity;
+    expect(identity?.gateway_id).toBe(DEVELOPMENT_GATEWAY_ID);
+    const gatewayKey = await parsePrivateKey(identity?.private_key ?? "");
+    expect(config.internal.gateways).toEqual([
+      { id: DEVELOPMENT_GATEWAY_ID, public_jwk: gatewayKey.publicJwk },
+    ]);
+    expect(gatewayKey.kid).not.toBe(sessionKey.kid);
+  });
+
+  it("generates different secrets every time", async () => {
+    const a = await writeDevelopmentConfig({ dir: await freshDir() });
+    const b = await writeDevelopmentConfig({ dir: await freshDir() });
+    expect(a.operatorToken).not.toBe(b.operatorToken);
+    const [configA, configB] = await Promise.all([
+      loadConfig({ path: a.configPath, env: {} }),
+      loadConfig({ path: b.configPath, env: {} }),
+    ]);
+    expect(configA.keys.master?.keys[0]?.key).not.toBe(configB.keys.master?.keys[0]?.key);
+  });
+
+  it("never overwrites an existing config or token file", async () => {
+    const dir = await freshDir();
+    const first = await writeDevelopmentConfig({ dir });
+    const before = await readFile(first.configPath, "utf8");
+    const error = await writeDevelopmentConfig({ dir }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error).toMatchObject({ code: "CONFIG_EXISTS" });
+    expect(await readFile(first.configPath, "utf8")).toBe(before);
+
+    // A token left over without its config is not overwritten either, and no config is written.
+    const leftover = await freshDir();
+    const written = await writeDevelopmentConfig({ dir: leftover });
+    await rm(written.configPath);
+    await expect(writeDevelopmentConfig({ dir: leftover })).rejects.toMatchObject({
+      code: "CONFIG_EXISTS",
+    });
+    expect(await readFile(written.operatorTokenPath, "utf8")).toBe(`${written.operatorToken}\n`);
+    await expect(stat(written.configPath)).rejects.toMatchObject({ code: "ENOENT" });
+  });
+});

@@ -1,0 +1,265 @@
+import {
+  ed25519PublicJwkSchema,
+  isEd25519PrivateKeyText,
+  masterKeyRingSchema,
+} from "@keyway/crypto";
+import { z } from "zod";
+
+/**
+ * The configuration file's schema: the single source of its types. Keys are snake_case, as in
+ * `keyway.toml`; every table is strict, so a misspelt key is an error naming it. Tables that only
+ * some processes need (`keys.master` for the API and worker, `gateway.identity` for gateways, …)
+ * are optional here and demanded by the process that uses them (see `requireSetting`), so a gateway
+ * never has to hold the master keys.
+ */
+
+const port = z.number().int().min(0).max(65535);
+const nonEmpty = z.string().min(1);
+const positiveInt = z.number().int().min(1);
+const httpUrl = z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" });
+/** A base URL others are joined to: trailing slashes are dropped. */
+const baseUrl = httpUrl.transform((url) => url.replace(/\/+$/, ""));
+/** Same pattern as definition ids: target keys appear in URLs (`/p/integration/webhooks/:targetKey`). */
+const targetKey = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9-]{0,62}$/,
+    "expected lower-case letters, digits and '-', starting with a letter",
+  );
+const gatewayId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, "expected letters, digits, '.', '_' and '-'");
+const privateKeyText = z.string().refine(isEd25519PrivateKeyText, {
+  message: "expected an Ed25519 private key as PKCS#8 PEM or JWK JSON",
+});
+/** `example.com` (that host only) or `*.example.com` (any subdomain, not the apex). */
+const hostPattern = z
+  .string()
+  .regex(
+    /^(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?$/,
+    "expected a lower-case host name, optionally starting with '*.'",
+  );
+
+function urlFor(host: string, port: number): string {
+  // A wildcard bind address is not something a client can dial.
+  const dialHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+  return `http://${dialHost.includes(":") ? `[${dialHost}]` : dialHost}:${port}`;
+}
+
+export const apiSchema = z
+  .strictObject({
+    host: nonEmpty.default("127.0.0.1"),
+    port: port.default(8080),
+    /** Base URL the outside world uses (OAuth callbacks, webhook URLs); default from host/port. */
+    public_url: baseUrl.optional(),
+  })
+  .transform((api) => ({ ...api, public_url: api.public_url ?? urlFor(api.host, api.port) }));
+
+export const databaseSchema = z.strictObject({
+  /** `postgres://…`; absent → the embedded PostgreSQL below is started. */
+  url: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "expected a postgres:// or postgresql:// URL")
+    .optional(),
+  pool_size: positiveInt.max(1000).default(10),
+  embedded: z
+    .strictObject({
+      data_dir: nonEmpty.default(".keyway/postgres"),
+      port: port.default(54329),
+    })
+    .prefault({}),
+});
+
+export const sessionSigningSchema = z
+  .strictObject({
+    current_kid: nonEmpty,
+    keys: z
+      .array(z.strictObject({ kid: nonEmpty, private_key: privateKeyText }))
+      .min(1, "expected at least one key"),
+  })
+  .superRefine((signing, ctx) => {
+    const kids = new Set<string>();
+    signing.keys.forEach((key, index) => {
+      if (kids.has(key.kid)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["keys", index, "kid"],
+          message: `duplicate kid ${key.kid}`,
+        });
+      }
+      kids.add(key.kid);
+    });
+    if (!kids.has(signing.current_kid)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["current_kid"],
+        message: `no key with kid ${signing.current_kid} in keys`,
+      });
+    }
+  });
+
+export const keysSchema = z.strictObject({
+  /** The master key ring for secrets at rest: `current` and `[[keys.master.keys]] version, key`. */
+  master: masterKeyRingSchema.optional(),
+  /** Ed25519 keys for sandbox session tokens (control plane only). */
+  session_signing: sessionSigningSchema.optional(),
+});
+
+export const sessionsSchema = z.strictObject({
+  /** `iss` / `aud` of session tokens: the control plane signs and gateways verify with these. */
+  issuer: nonEmpty.default("keyway"),
+  audience: nonEmpty.default("keyway-gateway"),
+  token_ttl_seconds: z.number().int().min(60).max(86_400).default(900),
+});
+
+export const operatorSchema = z.strictObject({
+  /** SHA-256 hex of each operator bearer token (`hashToken` from @keyway/crypto). */
+  token_hashes: z
+    .array(
+      z
+        .string()
+        .regex(/^[0-9a-f]{64}$/, "expected a SHA-256 hex digest (64 lower-case hex digits)"),
+    )
+    .default([]),
+});
+
+export const organizationRoleSchema = z.enum(["admin", "member", "viewer"]);
+
+export const oidcSchema = z.strictObject({
+  /** Compared with the `iss` claim exactly as written (a trailing slash matters). */
+  issuer: httpUrl,
+  audience: z.union([nonEmpty, z.array(nonEmpty).min(1)], {
+    error: "expected a string or an array of strings",
+  }),
+  /** Absent → `jwks_uri` from the issuer's `/.well-known/openid-configuration`. */
+  jwks_url: httpUrl.optional(),
+  org_claim: nonEmpty.default("org_id"),
+  role_claim: nonEmpty.default("role"),
+  /** Claim value → Keyway role; a value that is already a role name maps to itself. */
+  role_map: z.record(nonEmpty, organizationRoleSchema).default({}),
+});
+
+export const gatewaySchema = z
+  .strictObject({
+    host: nonEmpty.default("127.0.0.1"),
+    port: port.default(8081),
+    admin_host: nonEmpty.default("127.0.0.1"),
+    admin_port: port.default(8082),
+    /** Proxy URL handed to sandboxes (without credentials); default from host/port. */
+    public_proxy_url: baseUrl.optional(),
+    /** Where the gateway reaches the control plane; default `api.public_url`. */
+    control_plane_url: baseUrl.optional(),
+    ca_cert_path: nonEmpty.default(".keyway/gateway-ca.pem"),
+    ca_key_path: nonEmpty.default(".keyway/gateway-ca-key.pem"),
+    egress: z
+      .strictObject({
+        /** For hosts that no route of the session's plan names. */
+        default_policy: z.enum(["allow", "deny"]).default("deny"),
+        allow_hosts: z.array(hostPattern).default([]),
+        allow_private_networks: z.boolean().default(false),
+      })
+      .prefault({}),
+    /** This gateway's identity towards the control plane (gateways only). */
+    identity: z
+      .strictObject({
+        gateway_id: gatewayId,
+        private_key: privateKeyText.optional(),
+        private_key_path: nonEmpty.optional(),
+      })
+      .superRefine((identity, ctx) => {
+        if ((identity.private_key === undefined) === (identity.private_key_path === undefined)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["private_key"],
+            message: "set exactly one of private_key and private_key_path",
+          });
+        }
+      })
+      .optional(),
+  })
+  .transform((gateway) => ({
+    ...gateway,
+    public_proxy_url: gateway.public_proxy_url ?? urlFor(gateway.host, gateway.port),
+  }));
+
+export const internalSchema = z
+  .strictObject({
+    /** `aud` of gateway client assertions; control plane and gateways must agree. */
+    audience: nonEmpty.default("keyway-internal"),
+    gateways: z
+      .array(z.strictObject({ id: gatewayId, public_jwk: ed25519PublicJwkSchema }))
+      .default([]),
+  })
+  .superRefine((internal, ctx) => {
+    const ids = new Set<string>();
+    internal.gateways.forEach((gateway, index) => {
+      if (ids.has(gateway.id)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["gateways", index, "id"],
+          message: `duplicate gateway id ${gateway.id}`,
+        });
+      }
+      ids.add(gateway.id);
+    });
+  });
+
+export const webhooksSchema = z.strictObject({
+  body_limit_bytes: positiveInt.max(64 * 1024 * 1024).default(1024 * 1024),
+  raw_body_retention_days: positiveInt.default(7),
+  dedupe_retention_hours: z
+    .number()
+    .int()
+    .min(72, "must be at least 72 (delivery ids are deduplicated for at least 72 hours)")
+    .default(72),
+});
+
+export const workerSchema = z.strictObject({
+  concurrency: positiveInt.max(1024).default(4),
+});
+
+export const targetSchema = z.strictObject({
+  /** Definition variant id, e.g. `github-cloud`. */
+  variant: targetKey,
+  enabled: z.boolean().default(true),
+  display_name: nonEmpty.optional(),
+  /** Parsed by the definition's target config schema when targets are synced. */
+  config: z.record(z.string(), z.unknown()).default({}),
+  /** Target secrets (encrypted when synced into the database). */
+  secrets: z.record(z.string(), nonEmpty).default({}),
+});
+
+export const logSchema = z.strictObject({
+  level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+});
+
+export const keywayConfigSchema = z
+  .strictObject({
+    api: apiSchema.prefault({}),
+    database: databaseSchema.prefault({}),
+    keys: keysSchema.prefault({}),
+    sessions: sessionsSchema.prefault({}),
+    operator: operatorSchema.prefault({}),
+    oidc: oidcSchema.optional(),
+    gateway: gatewaySchema.prefault({}),
+    internal: internalSchema.prefault({}),
+    webhooks: webhooksSchema.prefault({}),
+    worker: workerSchema.prefault({}),
+    /** Operator-provisioned targets by target key. */
+    targets: z.record(targetKey, targetSchema).default({}),
+    log: logSchema.prefault({}),
+  })
+  .transform((config) => ({
+    ...config,
+    gateway: {
+      ...config.gateway,
+      control_plane_url: config.gateway.control_plane_url ?? config.api.public_url,
+    },
+  }));
+
+/** A loaded configuration: every default applied, relative paths resolved. */
+export type KeywayConfig = z.infer<typeof keywayConfigSchema>;
+/** What may be written in `keyway.toml` (before defaults). */
+export type KeywayConfigInput = z.input<typeof keywayConfigSchema>;
+export type TargetConfig = z.infer<typeof targetSchema>;
+export type OrganizationRole = z.infer<typeof organizationRoleSchema>;

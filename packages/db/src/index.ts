@@ -1,4 +1,7 @@
 export * from "./client";
+export * from "./database-admin";
+export * from "./embedded-postgres";
+export * from "./free-port";
 export * from "./ids";
 export * from "./migrate";
 export * as schema from "./schema";

@@ -1,8 +1,8 @@
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type RunningPostgres, startEmbeddedPostgres } from "@keyway/db";
 import type { TestProject } from "vitest/node";
-import { type RunningPostgres, startEmbeddedPostgres } from "./postgres";
 
 /**
  * Vitest global setup: one embedded PostgreSQL for the whole run, in a temporary directory that is

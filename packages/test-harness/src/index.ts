@@ -1,6 +1,15 @@
-export * from "./database-admin";
+// PostgreSQL helpers live in @keyway/db (production uses them for the embedded default database);
+// they are re-exported here so tests have one import.
+export {
+  createPostgresDatabase,
+  dropPostgresDatabase,
+  type EmbeddedPostgresOptions,
+  getFreePort,
+  type PostgresServerAddress,
+  postgresUrl,
+  type RunningPostgres,
+  startEmbeddedPostgres,
+} from "@keyway/db";
 export * from "./http-servers";
-export * from "./ports";
-export * from "./postgres";
 export * from "./test-database";
 export * from "./tls";

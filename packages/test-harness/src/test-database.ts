@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { inject } from "vitest";
 import {
-  createDatabase,
-  dropDatabase,
+  createPostgresDatabase,
+  dropPostgresDatabase,
   type PostgresServerAddress,
   postgresUrl,
-} from "./database-admin";
+} from "@keyway/db";
+import { inject } from "vitest";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -34,8 +34,8 @@ export async function createTestDatabase(label = "test"): Promise<TestDatabase> 
     );
   }
   const name = uniqueDatabaseName(label);
-  await createDatabase(server, name);
-  return { name, url: postgresUrl(server, name), drop: () => dropDatabase(server, name) };
+  await createPostgresDatabase(server, name);
+  return { name, url: postgresUrl(server, name), drop: () => dropPostgresDatabase(server, name) };
 }
 
 function uniqueDatabaseName(label: string): string {

@@ -2,12 +2,12 @@ import type { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import {
-  createDatabase,
-  dropDatabase,
+  createPostgresDatabase,
+  dropPostgresDatabase,
   type PostgresServerAddress,
   postgresUrl,
 } from "./database-admin";
-import { getFreePort } from "./ports";
+import { getFreePort } from "./free-port";
 
 export interface EmbeddedPostgresOptions {
   /** Data directory; initialised (initdb) when it holds no cluster yet, and kept on stop. */
@@ -106,8 +106,8 @@ export async function startEmbeddedPostgres(
     return {
       ...address,
       url: (database) => postgresUrl(address, database),
-      createDatabase: (name) => createDatabase(address, name),
-      dropDatabase: (name) => dropDatabase(address, name),
+      createDatabase: (name) => createPostgresDatabase(address, name),
+      dropDatabase: (name) => dropPostgresDatabase(address, name),
       stop: async () => {
         process.off("exit", stopOnExit);
         await server.stop();

@@ -1,6 +1,6 @@
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
-import { getFreePort } from "./ports";
+import { getFreePort } from "./free-port";
 
 describe("getFreePort", () => {
   it("returns a port that can then be bound", async () => {

@@ -14,14 +14,14 @@ export function postgresUrl(server: PostgresServerAddress, database: string): st
   return `postgres://${credentials}@${host}:${server.port}/${encodeURIComponent(database)}`;
 }
 
-export function createDatabase(server: PostgresServerAddress, name: string): Promise<void> {
+export function createPostgresDatabase(server: PostgresServerAddress, name: string): Promise<void> {
   return withMaintenanceConnection(server, async (sql) => {
     await sql`CREATE DATABASE ${sql(name)}`;
   });
 }
 
 /** Drops the database if it exists, disconnecting anyone still connected to it. */
-export function dropDatabase(server: PostgresServerAddress, name: string): Promise<void> {
+export function dropPostgresDatabase(server: PostgresServerAddress, name: string): Promise<void> {
   return withMaintenanceConnection(server, async (sql) => {
     await sql`DROP DATABASE IF EXISTS ${sql(name)} WITH (FORCE)`;
   });

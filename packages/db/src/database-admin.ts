@@ -14,8 +14,16 @@ export function postgresUrl(server: PostgresServerAddress, database: string): st
   return `postgres://${credentials}@${host}:${server.port}/${encodeURIComponent(database)}`;
 }
 
-export function createPostgresDatabase(server: PostgresServerAddress, name: string): Promise<void> {
+export function createPostgresDatabase(
+  server: PostgresServerAddress,
+  name: string,
+  options: { ifNotExists?: boolean } = {},
+): Promise<void> {
   return withMaintenanceConnection(server, async (sql) => {
+    if (options.ifNotExists) {
+      const existing = await sql`SELECT 1 FROM pg_database WHERE datname = ${name}`;
+      if (existing.length > 0) return;
+    }
     await sql`CREATE DATABASE ${sql(name)}`;
   });
 }

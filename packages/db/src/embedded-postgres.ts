@@ -30,7 +30,7 @@ export interface EmbeddedPostgresOptions {
 export interface RunningPostgres extends PostgresServerAddress {
   /** Connection URL for `database` as the superuser. */
   url(database: string): string;
-  createDatabase(name: string): Promise<void>;
+  createDatabase(name: string, options?: { ifNotExists?: boolean }): Promise<void>;
   /** Drops the database if it exists, disconnecting its clients. */
   dropDatabase(name: string): Promise<void>;
   /** Shuts the server down (fast shutdown); the data directory is kept. */
@@ -106,7 +106,7 @@ export async function startEmbeddedPostgres(
     return {
       ...address,
       url: (database) => postgresUrl(address, database),
-      createDatabase: (name) => createPostgresDatabase(address, name),
+      createDatabase: (name, createOptions) => createPostgresDatabase(address, name, createOptions),
       dropDatabase: (name) => dropPostgresDatabase(address, name),
       stop: async () => {
         process.off("exit", stopOnExit);

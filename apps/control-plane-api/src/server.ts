@@ -1,0 +1,116 @@
+import { readFile } from "node:fs/promises";
+import { serve } from "@hono/node-server";
+import { type KeywayConfig, requireSetting } from "@keyway/config";
+import {
+  createGatewayAssertionVerifier,
+  createKeyRing,
+  createSessionTokenSigner,
+  parsePrivateKey,
+} from "@keyway/crypto";
+import { createDatabase, runMigrations } from "@keyway/db";
+import { createCatalogueRegistry } from "@keyway/integrations-definitions";
+import { createRemoteJWKSet } from "jose";
+import { createApp } from "./app";
+import { createOidcVerifier } from "./auth/oidc";
+import { type AppDeps, appSettingsFromConfig } from "./deps";
+import { startInvalidationFeed } from "./events/invalidations";
+import { createLogger, type Logger } from "./logger";
+import { apiModules } from "./modules";
+import { syncTargets } from "./targets/sync";
+
+export interface RunningControlPlane {
+  url: string;
+  deps: AppDeps;
+  close(): Promise<void>;
+}
+
+const systemClock = { now: () => new Date() };
+
+/**
+ * Builds every dependency from the loaded config, migrates the database, syncs targets from the
+ * registry and the config file, and starts listening. `databaseUrl` is the configured URL or the
+ * embedded server's.
+ */
+export async function startControlPlane(
+  config: KeywayConfig,
+  options: { databaseUrl: string; logger?: Logger },
+): Promise<RunningControlPlane> {
+  const logger = options.logger ?? createLogger({ level: config.log.level === "debug" ? "debug" : "info", base: { service: "control-plane-api" } });
+  await runMigrations(options.databaseUrl);
+  const database = createDatabase(options.databaseUrl, { max: config.database.pool_size });
+  const signing = requireSetting(config.keys.session_signing, "keys.session_signing");
+  const signingKeys = await Promise.all(
+    signing.keys.map(async (key) => ({ kid: key.kid, privateJwk: (await parsePrivateKey(key.private_key)).privateJwk })),
+  );
+  const registry = createCatalogueRegistry();
+  const keyRing = createKeyRing(requireSetting(config.keys.master, "keys.master"));
+  const invalidations = await startInvalidationFeed(database.sql);
+  const caPem = await readFile(config.gateway.ca_cert_path, "utf8");
+
+  const deps: AppDeps = {
+    database,
+    registry,
+    keyRing,
+    sessionSigner: createSessionTokenSigner({
+      keys: signingKeys,
+      currentKid: signing.current_kid,
+      issuer: config.sessions.issuer,
+      audience: config.sessions.audience,
+      clock: systemClock,
+    }),
+    gatewayVerifier: createGatewayAssertionVerifier({
+      trusted: config.internal.gateways.map((g) => ({ gatewayId: g.id, publicJwk: g.public_jwk })),
+      audience: config.internal.audience,
+      clock: systemClock,
+    }),
+    invalidations,
+    ...(config.oidc ? { oidc: await oidcVerifier(config.oidc) } : {}),
+    clock: systemClock,
+    logger,
+    fetch: globalThis.fetch,
+    settings: appSettingsFromConfig(config, caPem),
+  };
+
+  await syncTargets(database.db, { registry, keyRing, clock: systemClock, configTargets: config.targets });
+
+  const app = createApp(deps, apiModules);
+  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const s = serve({ fetch: app.fetch, hostname: config.api.host, port: config.api.port }, () => resolve(s));
+  });
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("control plane did not bind a TCP port");
+  logger.info("control plane listening", { host: address.address, port: address.port });
+  return {
+    url: `http://${config.api.host}:${address.port}`,
+    deps,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await invalidations.close();
+      await database.close();
+    },
+  };
+}
+
+/** Without an explicit `jwks_url`, the issuer's OpenID discovery document names the JWKS. */
+async function oidcVerifier(oidc: NonNullable<KeywayConfig["oidc"]>) {
+  let jwksUrl = oidc.jwks_url;
+  if (jwksUrl === undefined) {
+    const response = await fetch(`${oidc.issuer}/.well-known/openid-configuration`);
+    const discovery: unknown = response.ok ? await response.json() : undefined;
+    const uri =
+      typeof discovery === "object" && discovery !== null && "jwks_uri" in discovery ? discovery.jwks_uri : undefined;
+    if (typeof uri !== "string") {
+      throw new Error(`oidc: ${oidc.issuer} has no usable discovery document; set oidc.jwks_url`);
+    }
+    jwksUrl = uri;
+  }
+  return createOidcVerifier({
+    issuer: oidc.issuer,
+    audience: oidc.audience,
+    getKey: createRemoteJWKSet(new URL(jwksUrl)),
+    orgClaim: oidc.org_claim,
+    roleClaim: oidc.role_claim,
+    roleMap: oidc.role_map,
+    clock: systemClock,
+  });
+}

@@ -9,7 +9,10 @@ import { startControlPlane } from "./server";
 const config = await loadConfig();
 let databaseUrl = config.database.url;
 if (databaseUrl === undefined) {
-  const pg = await startEmbeddedPostgres({ dataDir: config.database.embedded.data_dir, port: config.database.embedded.port });
+  const pg = await startEmbeddedPostgres({
+    dataDir: config.database.embedded.data_dir,
+    port: config.database.embedded.port,
+  });
   await pg.createDatabase("keyway", { ifNotExists: true });
   databaseUrl = pg.url("keyway");
 }

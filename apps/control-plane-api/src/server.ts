@@ -35,12 +35,20 @@ export async function startControlPlane(
   config: KeywayConfig,
   options: { databaseUrl: string; logger?: Logger },
 ): Promise<RunningControlPlane> {
-  const logger = options.logger ?? createLogger({ level: config.log.level === "debug" ? "debug" : "info", base: { service: "control-plane-api" } });
+  const logger =
+    options.logger ??
+    createLogger({
+      level: config.log.level === "debug" ? "debug" : "info",
+      base: { service: "control-plane-api" },
+    });
   await runMigrations(options.databaseUrl);
   const database = createDatabase(options.databaseUrl, { max: config.database.pool_size });
   const signing = requireSetting(config.keys.session_signing, "keys.session_signing");
   const signingKeys = await Promise.all(
-    signing.keys.map(async (key) => ({ kid: key.kid, privateJwk: (await parsePrivateKey(key.private_key)).privateJwk })),
+    signing.keys.map(async (key) => ({
+      kid: key.kid,
+      privateJwk: (await parsePrivateKey(key.private_key)).privateJwk,
+    })),
   );
   const registry = createCatalogueRegistry();
   const keyRing = createKeyRing(requireSetting(config.keys.master, "keys.master"));
@@ -71,14 +79,22 @@ export async function startControlPlane(
     settings: appSettingsFromConfig(config, caPem),
   };
 
-  await syncTargets(database.db, { registry, keyRing, clock: systemClock, configTargets: config.targets });
+  await syncTargets(database.db, {
+    registry,
+    keyRing,
+    clock: systemClock,
+    configTargets: config.targets,
+  });
 
   const app = createApp(deps, apiModules);
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
-    const s = serve({ fetch: app.fetch, hostname: config.api.host, port: config.api.port }, () => resolve(s));
+    const s = serve({ fetch: app.fetch, hostname: config.api.host, port: config.api.port }, () =>
+      resolve(s),
+    );
   });
   const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("control plane did not bind a TCP port");
+  if (address === null || typeof address === "string")
+    throw new Error("control plane did not bind a TCP port");
   logger.info("control plane listening", { host: address.address, port: address.port });
   return {
     url: `http://${config.api.host}:${address.port}`,
@@ -98,7 +114,9 @@ async function oidcVerifier(oidc: NonNullable<KeywayConfig["oidc"]>) {
     const response = await fetch(`${oidc.issuer}/.well-known/openid-configuration`);
     const discovery: unknown = response.ok ? await response.json() : undefined;
     const uri =
-      typeof discovery === "object" && discovery !== null && "jwks_uri" in discovery ? discovery.jwks_uri : undefined;
+      typeof discovery === "object" && discovery !== null && "jwks_uri" in discovery
+        ? discovery.jwks_uri
+        : undefined;
     if (typeof uri !== "string") {
       throw new Error(`oidc: ${oidc.issuer} has no usable discovery document; set oidc.jwks_url`);
     }

@@ -10,6 +10,7 @@ export {
   type RunningPostgres,
   startEmbeddedPostgres,
 } from "@keyway/db";
+export * from "./git-http-backend";
 export * from "./http-servers";
 export * from "./test-database";
 export * from "./tls";

@@ -132,3 +132,16 @@ export async function listAudit(
     .orderBy(desc(auditLog.seq))
     .limit(options.limit);
 }
+
+/** Organization of an entry, to decide who may see which entry failed verification. */
+export async function auditEntryOrganization(
+  db: Database,
+  seq: number,
+): Promise<string | null | undefined> {
+  const [row] = await db
+    .select({ organizationId: auditLog.organizationId })
+    .from(auditLog)
+    .where(eq(auditLog.seq, seq))
+    .limit(1);
+  return row?.organizationId;
+}

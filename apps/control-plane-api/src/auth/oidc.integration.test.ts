@@ -16,7 +16,12 @@ const clock = createTestClock();
 beforeAll(async () => {
   const pair = await generateKeyPair("RS256");
   privateKey = pair.privateKey;
-  const publicJwk = { ...(await exportJWK(pair.publicKey)), kid: "idp-key-1", alg: "RS256", use: "sig" };
+  const publicJwk = {
+    ...(await exportJWK(pair.publicKey)),
+    kid: "idp-key-1",
+    alg: "RS256",
+    use: "sig",
+  };
   // A real JWKS endpoint on loopback, the way an identity provider publishes its keys.
   jwks = await startHttpServer((_req, res) => {
     res.writeHead(200, { "content-type": "application/json" });
@@ -42,7 +47,10 @@ afterAll(async () => {
   await jwks.close();
 });
 
-async function idToken(claims: JWTPayload, options: { issuer?: string; audience?: string; expiresInS?: number } = {}) {
+async function idToken(
+  claims: JWTPayload,
+  options: { issuer?: string; audience?: string; expiresInS?: number } = {},
+) {
   const now = Math.floor(clock.now().getTime() / 1000);
   return new SignJWT(claims)
     .setProtectedHeader({ alg: "RS256", kid: "idp-key-1" })

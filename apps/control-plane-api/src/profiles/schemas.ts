@@ -24,7 +24,10 @@ export const createProfileBody = z
   .openapi("CreateSandboxProfile");
 
 export const updateProfileBody = z
-  .strictObject({ name: profileName.optional(), description: profileDescription.nullable().optional() })
+  .strictObject({
+    name: profileName.optional(),
+    description: profileDescription.nullable().optional(),
+  })
   .refine((body) => body.name !== undefined || body.description !== undefined, {
     message: "give name or description",
   })

@@ -12,11 +12,32 @@ export type ZodIssue = z.core.$ZodIssue;
 
 export type ParseOutcome = { ok: true; value: unknown } | { ok: false; issues: ZodIssue[] };
 
-export function parseTargetConfig(definition: AnyIntegrationDefinition, raw: unknown): ParseOutcome {
-  const parsed = definition.targetConfigSchema.safeParse(raw);
+export function parseTargetConfig(
+  definition: AnyIntegrationDefinition,
+  raw: unknown,
+): ParseOutcome {
+  const parsed = safeParse(definition.targetConfigSchema, raw);
   return parsed.success
     ? { ok: true, value: parsed.data }
     : { ok: false, issues: parsed.error.issues };
+}
+
+/**
+ * A schema that throws (a definition bug, e.g. a refinement calling `new URL` on a value whose
+ * format check already failed) must still answer bad input with an issue, never a 500.
+ */
+function safeParse(schema: z.ZodType, raw: unknown) {
+  try {
+    return schema.safeParse(raw);
+  } catch {
+    const issue: ZodIssue = {
+      code: "custom",
+      path: [],
+      message: "the value could not be validated; check every field's format",
+      input: undefined,
+    };
+    return { success: false as const, error: { issues: [issue] } };
+  }
 }
 
 /**
@@ -27,7 +48,7 @@ export function parseTargetSecrets(
   definition: AnyIntegrationDefinition,
   raw: Readonly<Record<string, string>>,
 ): ParseOutcome {
-  const parsed = definition.targetSecretSchema.safeParse(raw);
+  const parsed = safeParse(definition.targetSecretSchema, raw);
   if (parsed.success) return { ok: true, value: parsed.data };
   const values = Object.values(raw).filter((value) => value.length > 0);
   return {

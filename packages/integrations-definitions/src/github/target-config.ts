@@ -39,6 +39,8 @@ export type GitHubTargetWithSecrets = TargetView<GitHubTargetConfig> & {
 export const githubBaseUrlSchema = z
   .url({ protocol: /^https?$/ })
   .refine((value) => {
+    // zod runs refinements even after the format check failed; that failure is already reported.
+    if (!URL.canParse(value)) return true;
     const url = new URL(value);
     return !url.search && !url.hash && !url.username && !url.password;
   }, "must be a URL without query, fragment or credentials")

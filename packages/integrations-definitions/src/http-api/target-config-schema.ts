@@ -79,6 +79,8 @@ export type HttpApiAuth = z.infer<typeof httpApiAuthSchema>;
 export const httpApiOAuth2Schema = z.strictObject({
   /** Token endpoint for the client credentials grant (RFC 6749 §4.4). */
   tokenUrl: z.url({ protocol: /^https?$/ }).refine((value) => {
+    // zod runs refinements even after the format check failed; that failure is already reported.
+    if (!URL.canParse(value)) return true;
     const url = new URL(value);
     return !url.username && !url.password && !url.hash;
   }, "token URL must not carry credentials or a fragment"),

@@ -1,0 +1,119 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestApp, type TestApp } from "../testing/test-app";
+
+let t: TestApp;
+let acme: Awaited<ReturnType<TestApp["createOrganization"]>>;
+let globex: Awaited<ReturnType<TestApp["createOrganization"]>>;
+
+beforeAll(async () => {
+  t = await createTestApp();
+  acme = await t.createOrganization("Acme");
+  globex = await t.createOrganization("Globex");
+});
+afterAll(async () => {
+  await t.close();
+});
+
+describe("GET /v1/audit", () => {
+  it("lists the caller's organization's entries, newest first, to every role", async () => {
+    for (const token of [acme.viewer, acme.member, acme.admin]) {
+      const page = await t.call("GET", "/v1/audit", token);
+      expect(page.status).toBe(200);
+      const actions = page.body.items.map((e: { action: string }) => e.action);
+      expect(actions).toContain("organization.created");
+      expect(actions).toContain("api_token.created");
+      const seqs = page.body.items.map((e: { seq: number }) => e.seq);
+      expect(seqs).toEqual([...seqs].sort((a, b) => b - a));
+      expect(page.body.items.every((e: { id: string }) => e.id.startsWith("aud_"))).toBe(true);
+    }
+  });
+
+  it("never shows another organization's entries", async () => {
+    const mine = await t.call("GET", "/v1/audit?limit=500", acme.viewer);
+    const theirs = await t.call("GET", "/v1/audit?limit=500", globex.viewer);
+    const mineIds = new Set(mine.body.items.map((e: { id: string }) => e.id));
+    expect(theirs.body.items.some((e: { id: string }) => mineIds.has(e.id))).toBe(false);
+    expect(JSON.stringify(mine.body)).not.toContain(globex.id);
+  });
+
+  it("pages with limit and before", async () => {
+    const all = await t.call("GET", "/v1/audit", acme.admin);
+    expect(all.body.items.length).toBeGreaterThanOrEqual(3);
+    const first = await t.call("GET", "/v1/audit?limit=2", acme.admin);
+    expect(first.body.items).toHaveLength(2);
+    expect(first.body.nextBefore).toBe(first.body.items[1].seq);
+    const second = await t.call(
+      "GET",
+      `/v1/audit?limit=2&before=${first.body.nextBefore}`,
+      acme.admin,
+    );
+    expect(second.body.items[0]).toEqual(all.body.items[2]);
+    const last = await t.call("GET", "/v1/audit?limit=500", acme.admin);
+    expect(last.body.nextBefore).toBeNull();
+  });
+
+  it("answers bad queries with 400, operators with 403 and strangers with 401", async () => {
+    const bad = await t.call("GET", "/v1/audit?limit=0&before=abc", acme.admin);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details.issues.map((i: { field: string }) => i.field).sort()).toEqual([
+      "before",
+      "limit",
+    ]);
+    expect((await t.call("GET", "/v1/audit", t.operatorToken)).status).toBe(403);
+    expect((await t.call("GET", "/v1/audit", undefined)).status).toBe(401);
+  });
+});
+
+describe("GET /v1/audit/verify", () => {
+  it("is for organization admins and operators", async () => {
+    expect((await t.call("GET", "/v1/audit/verify", acme.viewer)).status).toBe(403);
+    expect((await t.call("GET", "/v1/audit/verify", acme.member)).status).toBe(403);
+    const admin = await t.call("GET", "/v1/audit/verify", acme.admin);
+    expect(admin.status).toBe(200);
+    expect(admin.body.ok).toBe(true);
+    expect(admin.body.checkedEntries).toBeGreaterThanOrEqual(6);
+    expect(admin.body.firstInvalid).toBeUndefined();
+    expect((await t.call("GET", "/v1/audit/verify", t.operatorToken)).body.ok).toBe(true);
+  });
+
+  it("detects a tampered row by its seq, showing which only to its organization and operators", async () => {
+    const sql = t.deps.database.sql;
+    const [target] = await sql<{ seq: string; id: string; details: unknown }[]>`
+      select seq, id, details from audit_log
+      where organization_id = ${acme.id} and action = 'api_token.created'
+      order by seq limit 1`;
+    const seq = Number(target!.seq);
+    await sql`update audit_log set details = ${JSON.stringify({ name: "innocent", role: "viewer" })}::jsonb where seq = ${seq}`;
+    try {
+      const operator = await t.call("GET", "/v1/audit/verify", t.operatorToken);
+      expect(operator.body).toMatchObject({
+        ok: false,
+        firstInvalid: { seq, id: target!.id, reason: "hash_mismatch" },
+      });
+      expect(operator.body.checkedEntries).toBeLessThan(seq);
+      const owner = await t.call("GET", "/v1/audit/verify", acme.admin);
+      expect(owner.body.firstInvalid).toEqual({ seq, id: target!.id, reason: "hash_mismatch" });
+      const stranger = await t.call("GET", "/v1/audit/verify", globex.admin);
+      expect(stranger.body).toMatchObject({ ok: false, firstInvalid: { reason: "hash_mismatch" } });
+      expect(stranger.body.firstInvalid.seq).toBeUndefined();
+      expect(stranger.body.firstInvalid.id).toBeUndefined();
+    } finally {
+      await sql`update audit_log set details = ${JSON.stringify(target!.details)}::jsonb where seq = ${seq}`;
+    }
+    expect((await t.call("GET", "/v1/audit/verify", t.operatorToken)).body.ok).toBe(true);
+  });
+
+  it("detects a deleted row as a broken link at the entry after it", async () => {
+    const sql = t.deps.database.sql;
+    const rows = await sql<{ seq: string }[]>`select seq from audit_log order by seq`;
+    const victim = Number(rows[2]!.seq);
+    const next = Number(rows[3]!.seq);
+    await sql`delete from audit_log where seq = ${victim}`;
+    const result = await t.call("GET", "/v1/audit/verify", t.operatorToken);
+    expect(result.body).toMatchObject({
+      ok: false,
+      checkedEntries: 2,
+      firstInvalid: { seq: next, reason: "broken_link" },
+    });
+  });
+});

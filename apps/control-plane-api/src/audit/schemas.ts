@@ -1,0 +1,59 @@
+import { z } from "@hono/zod-openapi";
+
+export const auditListQuery = z.object({
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(500)
+    .default(50)
+    .openapi({ param: { name: "limit", in: "query" } }),
+  before: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .openapi({
+      param: { name: "before", in: "query" },
+      description: "only entries with a smaller `seq` (pass the previous page's `nextBefore`)",
+    }),
+});
+
+export const auditEntrySchema = z
+  .object({
+    seq: z.number().int(),
+    id: z.string(),
+    actor: z.string(),
+    action: z.string(),
+    subjectType: z.string(),
+    subjectId: z.string(),
+    traceId: z.string().nullable(),
+    details: z.record(z.string(), z.unknown()),
+    createdAt: z.string(),
+    hash: z.string(),
+  })
+  .openapi("AuditEntry");
+
+export const auditPageSchema = z
+  .object({
+    items: z.array(auditEntrySchema),
+    nextBefore: z.number().int().nullable().describe("`before` for the next (older) page"),
+  })
+  .openapi("AuditPage");
+
+export const auditVerificationSchema = z
+  .object({
+    ok: z.boolean(),
+    checkedEntries: z.number().int(),
+    firstInvalid: z
+      .object({
+        reason: z.enum(["hash_mismatch", "broken_link"]),
+        seq: z.number().int().optional(),
+        id: z.string().optional(),
+      })
+      .optional()
+      .describe(
+        "The first entry that fails; `seq` and `id` only for operators or the caller's own organization's entry",
+      ),
+  })
+  .openapi("AuditVerification");

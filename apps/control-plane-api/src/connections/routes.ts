@@ -1,0 +1,225 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { requireRole } from "../auth/principal";
+import type { AppDeps } from "../deps";
+import { createRouter, errorResponses } from "../router";
+import {
+  connectionIdParams,
+  connectionSchema,
+  createConnectionBody,
+  credentialTestResultSchema,
+  listConnectionsQuery,
+  resourceListSchema,
+  resourceParams,
+  rotateSecretBody,
+  updateConnectionBody,
+} from "./schemas";
+import {
+  createConnection,
+  getConnection,
+  listConnectionResources,
+  listConnections,
+  revokeConnection,
+  rotateConnectionSecret,
+  testConnection,
+  updateConnection,
+} from "./service";
+
+const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
+const security = [{ bearer: [] }];
+const tags = ["connections"];
+const BASE = "/v1/integration/connections";
+
+const referenceErrors = {
+  409: { description: "The connection is revoked (`CONNECTION_REVOKED`)" },
+  422: {
+    description:
+      "A reference is unusable: `TARGET_NOT_FOUND`, `TARGET_DISABLED`, `METHOD_NOT_FOUND`, " +
+      "`METHOD_NOT_SUPPORTED_HERE`, `RESOURCES_NOT_SUPPORTED`, ...",
+  },
+} as const;
+
+/**
+ * `/v1/integration/connections` (SPEC §6.2). Viewers read; members create, update, rotate, test
+ * and list resources (the last two spend the credential at the provider); admins revoke.
+ */
+export function connectionRoutes(deps: AppDeps) {
+  const router = createRouter();
+
+  router.openapi(
+    createRoute({
+      method: "post",
+      path: BASE,
+      tags,
+      security,
+      summary: "Create a connection from an API key",
+      request: { body: { ...json(createConnectionBody), required: true } },
+      responses: {
+        201: {
+          description: "The connection (secrets are never returned)",
+          ...json(connectionSchema),
+        },
+        ...errorResponses,
+        ...referenceErrors,
+      },
+    }),
+    async (c) => {
+      const principal = requireRole(c.get("principal"), "member");
+      return c.json(await createConnection(deps, principal, c.req.valid("json")), 201);
+    },
+  );
+
+  router.openapi(
+    createRoute({
+      method: "get",
+      path: BASE,
+      tags,
+      security,
+      request: { query: listConnectionsQuery },
+      responses: {
+        200: {
+          description: "The organization's connections, oldest first",
+          ...json(z.object({ items: z.array(connectionSchema) })),
+        },
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      const principal = requireRole(c.get("principal"), "viewer");
+      const items = await listConnections(deps, principal.organizationId, c.req.valid("query"));
+      return c.json({ items }, 200);
+    },
+  );
+
+  router.openapi(
+    createRoute({
+      method: "get",
+      path: `${BASE}/{id}`,
+      tags,
+      security,
+      request: { params: connectionIdParams },
+      responses: {
+        200: { description: "The connection", ...json(connectionSchema) },
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      const principal = requireRole(c.get("principal"), "viewer");
+      return c.json(
+        await getConnection(deps, principal.organizationId, c.req.valid("param").id),
+        200,
+      );
+    },
+  );
+
+  router.openapi(
+    createRoute({
+      method: "patch",
+      path: `${BASE}/{id}`,
+      tags,
+      security,
+      request: {
+        params: connectionIdParams,
+        body: { ...json(updateConnectionBody), required: true },
+      },
+      responses: {
+        200: { description: "The updated connection", ...json(connectionSchema) },
+        ...errorResponses,
+        ...referenceErrors,
+      },
+    }),
+    async (c) => {
+      const principal = requireRole(c.get("principal"), "member");
+      const { id } = c.req.valid("param");
+      return c.json(await updateConnection(deps, principal, id, c.req.valid("json")), 200);
+    },
+  );
+
+  router.openapi(
+    createRoute({
+      method: "delete",
+      path: `${BASE}/{id}`,
+      tags,
+      security,
+      summary: "Revoke a connection (the record stays, with status revoked)",
+      request: { params: connectionIdParams },
+      responses: { 204: { description: "Revoked" }, ...errorResponses },
+    }),
+    async (c) => {
+      const principal = requireRole(c.get("principal"), "admin");
+      await revokeConnection(deps, principal, c.req.valid("param").id);
+      return c.body(null, 204);
+    },
+  );
+
+  router.openapi(
+    createRoute({
+      method: "post",
+      path: `${BASE}/{id}/secret`,
+      tags,
+      security,
+      summary: "Rotate the connection's secret (new credential version)",
+      request: { params: connectionIdParams, body: { ...json(rotateSecretBody), required: true } },
+      responses: {
+        200: {
+          description: "The connection with its new credential version",
+          ...json(connectionSchema),
+        },
+        ...errorResponses,
+        ...referenceErrors,
+      },
+    }),
+    async (c) => {
+      const principal = requireRole(c.get("principal"), "member");
+      const { id } = c.req.valid("param");
+      const { secrets } = c.req.valid("json");
+      return c.json(await rotateConnectionSecret(deps, principal, id, secrets), 200);
+    },
+  );
+
+  router.openapi(
+    createRoute({
+      method: "post",
+      path: `${BASE}/{id}/test`,
+      tags,
+      security,
+      summary: "Check the credential against the provider",
+      request: { params: connectionIdParams },
+      responses: {
+        200: {
+          description: "The outcome; a failed test changes nothing",
+          ...json(credentialTestResultSchema),
+        },
+        ...errorResponses,
+        ...referenceErrors,
+      },
+    }),
+    async (c) => {
+      const principal = requireRole(c.get("principal"), "member");
+      return c.json(await testConnection(deps, principal, c.req.valid("param").id), 200);
+    },
+  );
+
+  router.openapi(
+    createRoute({
+      method: "get",
+      path: `${BASE}/{id}/resources/{kind}`,
+      tags,
+      security,
+      summary: "List provider resources (e.g. repositories) for binding pickers",
+      request: { params: resourceParams },
+      responses: {
+        200: { description: "Resources the connection reaches", ...json(resourceListSchema) },
+        ...errorResponses,
+        ...referenceErrors,
+        502: { description: "The provider refused or failed (`PROVIDER_REQUEST_FAILED`)" },
+      },
+    }),
+    async (c) => {
+      const principal = requireRole(c.get("principal"), "member");
+      const { id, kind } = c.req.valid("param");
+      return c.json(await listConnectionResources(deps, principal, id, kind), 200);
+    },
+  );
+
+  return router;
+}

@@ -1,0 +1,338 @@
+import { auditLog, integrationConnections, integrationTargets, sandboxSessions } from "@keyway/db";
+import { asc, eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestApp, createTestClock, type TestApp } from "../testing/test-app";
+import {
+  type SeededConnection,
+  type SeededSession,
+  type SeededTarget,
+  seedConnection,
+  seedOrganization,
+  seedSession,
+  seedTarget,
+} from "./fixtures";
+
+const OPENAI_KEY = "sk-test-openai-resolve-0123456789";
+
+let t: TestApp;
+const clock = createTestClock();
+let organizationId: string;
+let openaiTarget: SeededTarget;
+let openai: SeededConnection;
+
+beforeAll(async () => {
+  t = await createTestApp({ clock });
+  const db = t.deps.database.db;
+  organizationId = await seedOrganization(db, t.clock);
+  openaiTarget = await seedTarget(db, t.deps, { variantId: "openai" });
+  openai = await seedConnection(db, t.deps, {
+    organizationId,
+    target: openaiTarget,
+    methodId: "api-key",
+    credential: { kind: "secret-fields", fields: { apiKey: OPENAI_KEY } },
+  });
+});
+afterAll(async () => {
+  await t.close();
+});
+
+async function openaiSession(connection = openai): Promise<SeededSession> {
+  return seedSession(t.deps.database.db, t.deps, {
+    organizationId: connection.organizationId,
+    bindings: [{ connection, config: { model: "gpt-5.2-codex" } }],
+  });
+}
+
+async function resolve(sessionId: string, routeId: string) {
+  return t.call("POST", "/internal/v1/credentials/resolve", await t.gatewayAssertion(), {
+    sessionId,
+    routeId,
+  });
+}
+
+async function auditFor(sessionId: string) {
+  return t.deps.database.db
+    .select()
+    .from(auditLog)
+    .where(eq(auditLog.subjectId, sessionId))
+    .orderBy(asc(auditLog.seq));
+}
+
+describe("GET /internal/v1/plans/{digest}", () => {
+  it("serves a stored plan as immutable, and 404 for an unknown digest", async () => {
+    const session = await openaiSession();
+    const found = await t.call(
+      "GET",
+      `/internal/v1/plans/${session.planDigest}`,
+      await t.gatewayAssertion(),
+    );
+    expect(found.status).toBe(200);
+    expect(found.body).toEqual(session.plan);
+    expect(found.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+    const unknown = await t.call(
+      "GET",
+      `/internal/v1/plans/${"0".repeat(64)}`,
+      await t.gatewayAssertion(),
+    );
+    expect(unknown.status).toBe(404);
+    const malformed = await t.call(
+      "GET",
+      "/internal/v1/plans/not-a-digest",
+      await t.gatewayAssertion(),
+    );
+    expect(malformed.status).toBe(400);
+  });
+
+  it("needs a valid, unused gateway assertion", async () => {
+    const session = await openaiSession();
+    const path = `/internal/v1/plans/${session.planDigest}`;
+    expect((await t.call("GET", path, undefined)).status).toBe(401);
+    expect((await t.call("GET", path, "junk")).status).toBe(401);
+    // An organization token is not a gateway assertion.
+    expect((await t.call("GET", path, t.operatorToken)).status).toBe(401);
+    const assertion = await t.gatewayAssertion();
+    expect((await t.call("GET", path, assertion)).status).toBe(200);
+    expect((await t.call("GET", path, assertion)).status).toBe(401);
+  });
+});
+
+describe("POST /internal/v1/credentials/resolve", () => {
+  it("returns the stored API key of a route of the session's plan, uncached, and audits it", async () => {
+    const session = await openaiSession();
+    const route = session.plan.routes[0]!;
+    const resolved = await resolve(session.sessionId, route.id);
+    expect(resolved.status).toBe(200);
+    expect(resolved.body).toEqual({ value: OPENAI_KEY, expiresAt: null, credentialVersion: 1 });
+    expect(resolved.headers.get("cache-control")).toBe("no-store");
+
+    const [entry] = await auditFor(session.sessionId);
+    expect(entry).toMatchObject({
+      action: "credential.resolved",
+      organizationId,
+      actor: "gateway:gateway-test",
+      subjectType: "sandbox_session",
+      details: {
+        sessionId: session.sessionId,
+        routeId: route.id,
+        connectionId: openai.id,
+        gatewayId: "gateway-test",
+        credentialVersion: 1,
+      },
+    });
+    expect(entry?.traceId).toBe(resolved.headers.get("x-request-id"));
+    expect(JSON.stringify(entry)).not.toContain(OPENAI_KEY);
+    expect(t.logger.lines.join("\n")).not.toContain(OPENAI_KEY);
+  });
+
+  it("hands out the newest credential version after a rotation", async () => {
+    const target = await seedTarget(t.deps.database.db, t.deps, { variantId: "openai" });
+    const connection = await seedConnection(t.deps.database.db, t.deps, {
+      organizationId,
+      target,
+      methodId: "api-key",
+      credential: { kind: "secret-fields", fields: { apiKey: "sk-first" } },
+    });
+    const session = await openaiSession(connection);
+    const { writeCredentialVersion } = await import("../credentials/secret-store");
+    await t.deps.database.db.transaction((tx) =>
+      writeCredentialVersion(tx, t.deps.keyRing, {
+        connectionId: connection.id,
+        organizationId,
+        credential: { kind: "secret-fields", fields: { apiKey: "sk-second" } },
+        now: t.clock.now(),
+      }),
+    );
+    const resolved = await resolve(session.sessionId, session.plan.routes[0]!.id);
+    expect(resolved.body).toEqual({ value: "sk-second", expiresAt: null, credentialVersion: 2 });
+  });
+
+  it("refuses a route that is not in the session's own plan", async () => {
+    const mine = await openaiSession();
+    // A real route of another plan (another binding id): the gateway may not borrow it.
+    const other = await openaiSession();
+    const refused = await resolve(mine.sessionId, other.plan.routes[0]!.id);
+    expect(refused.status).toBe(403);
+    expect(refused.body.error.code).toBe("ROUTE_NOT_IN_PLAN");
+    expect(refused.text).not.toContain(OPENAI_KEY);
+    const [entry] = await auditFor(mine.sessionId);
+    expect(entry).toMatchObject({
+      action: "credential.refused",
+      details: { reason: "route_not_in_plan", code: "ROUTE_NOT_IN_PLAN" },
+    });
+  });
+
+  it("refuses an unknown session, audited without an organization", async () => {
+    const refused = await resolve("sess_01JUNKJUNKJUNKJUNKJUNKJUNK", "x.route.0");
+    expect(refused.status).toBe(403);
+    expect(refused.body.error.code).toBe("SESSION_NOT_LIVE");
+    const [entry] = await auditFor("sess_01JUNKJUNKJUNKJUNKJUNKJUNK");
+    expect(entry).toMatchObject({
+      action: "credential.refused",
+      organizationId: null,
+      details: { reason: "session_not_found" },
+    });
+  });
+
+  it("refuses a revoked session", async () => {
+    const session = await openaiSession();
+    await t.deps.database.db
+      .update(sandboxSessions)
+      .set({ revokedAt: t.clock.now() })
+      .where(eq(sandboxSessions.id, session.sessionId));
+    const refused = await resolve(session.sessionId, session.plan.routes[0]!.id);
+    expect(refused.status).toBe(403);
+    expect(refused.body.error.code).toBe("SESSION_NOT_LIVE");
+    expect((await auditFor(session.sessionId))[0]).toMatchObject({
+      action: "credential.refused",
+      organizationId,
+      details: { reason: "session_revoked", connectionId: null },
+    });
+  });
+
+  it("refuses an expired session", async () => {
+    const session = await openaiSession();
+    const routeId = session.plan.routes[0]!.id;
+    const start = t.clock.now();
+    try {
+      // Past the token expiry (15 min): no sandbox token of this session is valid any more.
+      clock.advance(16 * 60 * 1000);
+      const refused = await resolve(session.sessionId, routeId);
+      expect(refused.status).toBe(403);
+      expect(refused.body.error.code).toBe("SESSION_NOT_LIVE");
+    } finally {
+      clock.set(start);
+    }
+    expect((await auditFor(session.sessionId))[0]).toMatchObject({
+      action: "credential.refused",
+      details: { reason: "session_expired" },
+    });
+    expect((await resolve(session.sessionId, routeId)).status).toBe(200);
+  });
+
+  it("refuses while the route's target is disabled", async () => {
+    const target = await seedTarget(t.deps.database.db, t.deps, { variantId: "openai" });
+    const connection = await seedConnection(t.deps.database.db, t.deps, {
+      organizationId,
+      target,
+      methodId: "api-key",
+      credential: { kind: "secret-fields", fields: { apiKey: "sk-disabled" } },
+    });
+    const session = await openaiSession(connection);
+    await t.deps.database.db
+      .update(integrationTargets)
+      .set({ enabled: false })
+      .where(eq(integrationTargets.id, target.id));
+    const refused = await resolve(session.sessionId, session.plan.routes[0]!.id);
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe("TARGET_DISABLED");
+    expect(refused.text).not.toContain("sk-disabled");
+    expect((await auditFor(session.sessionId))[0]).toMatchObject({
+      action: "credential.refused",
+      details: { reason: "target_disabled", connectionId: connection.id },
+    });
+  });
+
+  it("refuses a connection in error or revoked", async () => {
+    for (const status of ["error", "revoked"] as const) {
+      const connection = await seedConnection(t.deps.database.db, t.deps, {
+        organizationId,
+        target: openaiTarget,
+        methodId: "api-key",
+        credential: { kind: "secret-fields", fields: { apiKey: `sk-${status}` } },
+      });
+      const session = await openaiSession(connection);
+      await t.deps.database.db
+        .update(integrationConnections)
+        .set({ status })
+        .where(eq(integrationConnections.id, connection.id));
+      const refused = await resolve(session.sessionId, session.plan.routes[0]!.id);
+      expect(refused.status).toBe(409);
+      expect(refused.body.error.code).toBe("CONNECTION_NOT_ACTIVE");
+      expect((await auditFor(session.sessionId))[0]).toMatchObject({
+        action: "credential.refused",
+        details: { reason: `connection_${status}`, code: "CONNECTION_NOT_ACTIVE" },
+      });
+    }
+  });
+
+  it("never follows a plan to another organization's connection", async () => {
+    const session = await openaiSession();
+    const otherOrganization = await seedOrganization(t.deps.database.db, t.clock, "Other");
+    await t.deps.database.db
+      .update(sandboxSessions)
+      .set({ organizationId: otherOrganization })
+      .where(eq(sandboxSessions.id, session.sessionId));
+    const refused = await resolve(session.sessionId, session.plan.routes[0]!.id);
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe("CONNECTION_NOT_ACTIVE");
+    expect(refused.text).not.toContain(OPENAI_KEY);
+  });
+
+  it("answers 502 credential_unavailable when the connection has no credential", async () => {
+    const connection = await seedConnection(t.deps.database.db, t.deps, {
+      organizationId,
+      target: openaiTarget,
+      methodId: "api-key",
+    });
+    const session = await openaiSession(connection);
+    const refused = await resolve(session.sessionId, session.plan.routes[0]!.id);
+    expect(refused.status).toBe(502);
+    expect(refused.body.error.code).toBe("credential_unavailable");
+    expect((await auditFor(session.sessionId))[0]).toMatchObject({
+      details: { reason: "no_stored_credential" },
+    });
+  });
+
+  it("answers bad bodies with 400 and missing assertions with 401", async () => {
+    const assertion = await t.gatewayAssertion();
+    const extra = await t.call("POST", "/internal/v1/credentials/resolve", assertion, {
+      sessionId: "s",
+      routeId: "r",
+      connectionId: "conn_x",
+    });
+    expect(extra.status).toBe(400);
+    const missing = await t.call(
+      "POST",
+      "/internal/v1/credentials/resolve",
+      await t.gatewayAssertion(),
+      {
+        sessionId: "s",
+      },
+    );
+    expect(missing.status).toBe(400);
+    expect(missing.body.error.details.issues.map((i: { field: string }) => i.field)).toEqual([
+      "routeId",
+    ]);
+    const huge = await t.call(
+      "POST",
+      "/internal/v1/credentials/resolve",
+      await t.gatewayAssertion(),
+      {
+        sessionId: "s".repeat(20_000),
+        routeId: "r",
+      },
+    );
+    expect(huge.status).toBe(413);
+    const none = await t.call("POST", "/internal/v1/credentials/resolve", undefined, {
+      sessionId: "s",
+      routeId: "r",
+    });
+    expect(none.status).toBe(401);
+  });
+});
+
+describe("OpenAPI document", () => {
+  it("describes the internal and audit routes", async () => {
+    const doc = await t.call("GET", "/openapi.json", undefined);
+    expect(doc.status).toBe(200);
+    expect(Object.keys(doc.body.paths)).toEqual(
+      expect.arrayContaining([
+        "/internal/v1/plans/{digest}",
+        "/internal/v1/credentials/resolve",
+        "/internal/v1/events",
+        "/v1/audit",
+        "/v1/audit/verify",
+      ]),
+    );
+  });
+});

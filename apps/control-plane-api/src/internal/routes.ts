@@ -1,0 +1,171 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import { streamSSE } from "hono/streaming";
+import type { AppDeps } from "../deps";
+import { DomainError, notFound } from "../errors";
+import type { InvalidationEvent } from "../events/invalidations";
+import { createRouter, errorResponses } from "../router";
+import { createPlanCache } from "./plan-cache";
+import { RESOLUTION_REFUSALS } from "./refusals";
+import { resolveRouteCredential } from "./resolve-credential";
+import {
+  compiledPlanDocument,
+  planDigestParams,
+  resolveCredentialBody,
+  resolvedCredentialSchema,
+} from "./schemas";
+
+/** Comment lines keep idle event streams open through proxies and let both ends notice a dead peer. */
+export const EVENT_STREAM_HEARTBEAT_MS = 15_000;
+
+/** A resolve request is two ids; anything much larger is not a gateway talking. */
+const MAX_RESOLVE_BODY_BYTES = 16 * 1024;
+
+const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
+const security = [{ bearer: [] }];
+const gatewayAuth =
+  "Gateways authenticate with a fresh client assertion (`Authorization: Bearer <JWT>`).";
+
+/**
+ * The internal API for gateways (SPEC §6.3), mounted under `/internal/v1` where the app checks
+ * gateway client assertions (single use, so one per request).
+ */
+export function internalRoutes(deps: AppDeps) {
+  const router = createRouter();
+  const { db } = deps.database;
+  // One per app: plans are immutable, so this cache never needs invalidating.
+  const plans = createPlanCache();
+
+  router.use(
+    "/internal/v1/credentials/*",
+    bodyLimit({
+      maxSize: MAX_RESOLVE_BODY_BYTES,
+      onError: () => {
+        throw new DomainError(
+          "payload_too_large",
+          "payload_too_large",
+          `request body exceeds ${MAX_RESOLVE_BODY_BYTES} bytes`,
+        );
+      },
+    }),
+  );
+
+  router.openapi(
+    createRoute({
+      method: "get",
+      path: "/internal/v1/plans/{digest}",
+      tags: ["internal"],
+      security,
+      description: `A compiled plan by digest; immutable, so cacheable forever. ${gatewayAuth}`,
+      request: { params: planDigestParams },
+      responses: {
+        200: { description: "The plan", ...json(compiledPlanDocument) },
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      const { digest } = c.req.valid("param");
+      const cached = await plans.get(db, digest);
+      if (!cached) throw notFound("plan");
+      c.header("cache-control", "public, max-age=31536000, immutable");
+      c.header("etag", `"${digest}"`);
+      return c.json(cached.plan, 200);
+    },
+  );
+
+  router.openapi(
+    createRoute({
+      method: "post",
+      path: "/internal/v1/credentials/resolve",
+      tags: ["internal"],
+      security,
+      description:
+        "Resolves the credential of one route of a live session's own plan. Every call, " +
+        `granted or refused, is audited. Refusal codes: ${Object.keys(RESOLUTION_REFUSALS).join(", ")}. ${gatewayAuth}`,
+      request: { body: { ...json(resolveCredentialBody), required: true } },
+      responses: {
+        200: { description: "The credential", ...json(resolvedCredentialSchema) },
+        ...errorResponses,
+        409: { description: "The route's connection is not active or its target is disabled" },
+        502: { description: "`credential_unavailable`: the provider or stored secret failed" },
+      },
+    }),
+    async (c) => {
+      // Set before anything can throw, so refusals are not cached either.
+      c.header("cache-control", "no-store");
+      const body = c.req.valid("json");
+      const resolved = await resolveRouteCredential(
+        {
+          db,
+          keyRing: deps.keyRing,
+          registry: deps.registry,
+          clock: deps.clock,
+          fetch: deps.fetch,
+          logger: deps.logger,
+          plans,
+        },
+        {
+          sessionId: body.sessionId,
+          routeId: body.routeId,
+          gatewayId: c.get("gatewayId"),
+          requestId: c.get("requestId"),
+        },
+      );
+      return c.json(
+        {
+          value: resolved.value,
+          expiresAt: resolved.expiresAt?.toISOString() ?? null,
+          credentialVersion: resolved.credentialVersion,
+        },
+        200,
+      );
+    },
+  );
+
+  router.openapi(
+    createRoute({
+      method: "get",
+      path: "/internal/v1/events",
+      tags: ["internal"],
+      security,
+      description:
+        "Server-sent events: first `ready`, then one `invalidation` event (JSON data: session " +
+        "revoked, connection updated/revoked, credential rotated, target updated/disabled) per " +
+        `change, and a comment line every ${EVENT_STREAM_HEARTBEAT_MS / 1000} s. ${gatewayAuth}`,
+      responses: {
+        200: {
+          description: "The event stream",
+          content: { "text/event-stream": { schema: z.string() } },
+        },
+        ...errorResponses,
+      },
+    }),
+    (c) =>
+      streamSSE(c, async (stream) => {
+        // Writes are chained so events leave in the order they were published.
+        let queue: Promise<unknown> = stream.writeSSE({
+          event: "ready",
+          data: JSON.stringify({ gatewayId: c.get("gatewayId") }),
+        });
+        const send = (event: InvalidationEvent) => {
+          queue = queue.then(() =>
+            stream.writeSSE({ event: "invalidation", data: JSON.stringify(event) }),
+          );
+        };
+        const unsubscribe = deps.invalidations.subscribe(send);
+        const heartbeat = setInterval(() => {
+          queue = queue.then(() => stream.write(": heartbeat\n\n"));
+        }, EVENT_STREAM_HEARTBEAT_MS);
+        await new Promise<void>((resolve) => {
+          const signal = c.req.raw.signal;
+          stream.onAbort(resolve);
+          if (signal.aborted) resolve();
+          else signal.addEventListener("abort", () => resolve(), { once: true });
+        });
+        clearInterval(heartbeat);
+        unsubscribe();
+      }),
+  );
+
+  return router;
+}

@@ -86,6 +86,7 @@ export async function createGitHttpBackend(expected: {
         return;
       }
       const url = new URL(request.url ?? "/", "http://git.invalid");
+      const gitProtocol = request.headers["git-protocol"];
       const cgi = spawn(GIT_BACKEND, [], {
         env: {
           PATH: process.env.PATH ?? "/usr/bin:/bin",

@@ -9,7 +9,7 @@ const AUDIENCE = "keyway-api";
 
 let t: TestApp;
 let jwks: Awaited<ReturnType<typeof startHttpServer>>;
-let privateKey: CryptoKey;
+let privateKey: Awaited<ReturnType<typeof generateKeyPair>>["privateKey"];
 let organizationId: string;
 const clock = createTestClock();
 

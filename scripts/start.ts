@@ -8,8 +8,8 @@
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { startControlPlane } from "@keyway/control-plane-api/server";
 import { loadConfig, writeDevelopmentConfig } from "@keyway/config";
+import { startControlPlane } from "@keyway/control-plane-api/server";
 import { startEmbeddedPostgres } from "@keyway/db";
 import { createCertificateAuthority } from "@keyway/x509";
 
@@ -18,7 +18,8 @@ const configPath = process.env.KEYWAY_CONFIG ?? join(stateDir, "keyway.toml");
 
 async function ensureDevelopmentState(): Promise<{ firstRun: boolean }> {
   if (existsSync(configPath)) return { firstRun: false };
-  if (process.env.KEYWAY_CONFIG) throw new Error(`KEYWAY_CONFIG names ${configPath}, which does not exist`);
+  if (process.env.KEYWAY_CONFIG)
+    throw new Error(`KEYWAY_CONFIG names ${configPath}, which does not exist`);
   const files = await writeDevelopmentConfig({ dir: stateDir });
   const ca = await createCertificateAuthority({ commonName: "Keyway development gateway CA" });
   await writeFile(files.gatewayCaCertPath, ca.certPem, { mode: 0o644, flag: "wx" });
@@ -46,7 +47,9 @@ async function main(): Promise<void> {
 
   const api = await startControlPlane(config, { databaseUrl });
   const operatorTokenPath = join(stateDir, "operator-token");
-  const operatorToken = existsSync(operatorTokenPath) ? (await readFile(operatorTokenPath, "utf8")).trim() : undefined;
+  const operatorToken = existsSync(operatorTokenPath)
+    ? (await readFile(operatorTokenPath, "utf8")).trim()
+    : undefined;
 
   const lines = [
     "",

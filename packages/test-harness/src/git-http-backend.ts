@@ -101,9 +101,7 @@ export async function createGitHttpBackend(expected: {
           ...(request.headers["content-encoding"]
             ? { HTTP_CONTENT_ENCODING: request.headers["content-encoding"] }
             : {}),
-          ...(request.headers["git-protocol"]
-            ? { GIT_PROTOCOL: request.headers["git-protocol"] }
-            : {}),
+          ...(typeof gitProtocol === "string" ? { GIT_PROTOCOL: gitProtocol } : {}),
         },
       });
       request.pipe(cgi.stdin);

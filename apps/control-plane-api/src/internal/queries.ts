@@ -21,7 +21,6 @@ export async function selectSession(db: Executor, sessionId: string) {
       organizationId: sandboxSessions.organizationId,
       profileVersionId: sandboxSessions.profileVersionId,
       planDigest: sandboxSessions.planDigest,
-      tokenExpiresAt: sandboxSessions.tokenExpiresAt,
       expiresAt: sandboxSessions.expiresAt,
       revokedAt: sandboxSessions.revokedAt,
     })

@@ -13,6 +13,7 @@ import {
 } from "@keyway/integrations-core";
 import { and, eq } from "drizzle-orm";
 import { appendAudit } from "../audit/service";
+import { credentialValueOf } from "../connections/service";
 import {
   type CurrentCredential,
   decryptTargetSecrets,
@@ -145,9 +146,9 @@ async function resolveChecked(
   if (!session) throw refuse("SESSION_NOT_LIVE", "session_not_found");
   facts.organizationId = session.organizationId;
   if (session.revokedAt !== null) throw refuse("SESSION_NOT_LIVE", "session_revoked");
-  // No token of the session is valid past `token_expires_at` (always ≤ `expires_at`), so no
-  // sandbox request can legitimately need a credential after it.
-  if (now >= session.expiresAt || now >= session.tokenExpiresAt) {
+  // Live means what the sessions module says (`sessionStatus`): not revoked, before the hard end.
+  // Token expiry is the gateway's check on each sandbox request.
+  if (now.getTime() >= session.expiresAt.getTime()) {
     throw refuse("SESSION_NOT_LIVE", "session_expired");
   }
 
@@ -187,7 +188,7 @@ async function resolveChecked(
   if (method.kind === "oauth2-client-credentials") {
     return context.clientCredentialsToken(current, current.credential.fields);
   }
-  return context.storedSecret(current, current.credential.fields);
+  return context.storedSecret(current);
 }
 
 /** The pieces of one resolution, parsed from the database only when a path needs them. */
@@ -202,14 +203,11 @@ class ResolutionContext {
   ) {}
 
   /**
-   * An API key (or any secret-fields credential): the value of the method's first declared
-   * secret field. A method that declares none but stored exactly one field uses that one.
+   * An API key: the method's first secret field — the same mapping the connections module uses
+   * for its own provider calls (`credentialValueOf`), so a route injects what `test` checked.
    */
-  storedSecret(current: CurrentCredential, fields: Record<string, string>) {
-    const declared = this.method.secretFields?.[0];
-    const names = Object.keys(fields);
-    const name = declared ?? (names.length === 1 ? names[0] : undefined);
-    const value = name === undefined ? undefined : fields[name];
+  storedSecret(current: CurrentCredential) {
+    const value = credentialValueOf(this.method, current.credential);
     if (value === undefined || value === "") {
       throw refuse("credential_unavailable", "secret_field_missing");
     }

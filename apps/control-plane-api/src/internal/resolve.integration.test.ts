@@ -194,8 +194,8 @@ describe("POST /internal/v1/credentials/resolve", () => {
     const routeId = session.plan.routes[0]!.id;
     const start = t.clock.now();
     try {
-      // Past the token expiry (15 min): no sandbox token of this session is valid any more.
-      clock.advance(16 * 60 * 1000);
+      // Past the session's hard end (24 h after it started).
+      clock.advance(24 * 3600 * 1000 + 1000);
       const refused = await resolve(session.sessionId, routeId);
       expect(refused.status).toBe(403);
       expect(refused.body.error.code).toBe("SESSION_NOT_LIVE");

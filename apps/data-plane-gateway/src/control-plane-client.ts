@@ -1,0 +1,335 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { type Clock, type Ed25519PrivateJwk, signGatewayAssertion } from "@keyway/crypto";
+import {
+  type CompiledRuntimePlan,
+  compiledPlanSchema,
+  planDigest,
+} from "@keyway/integrations-core";
+import { Pool } from "undici";
+import { z } from "zod";
+import { type InvalidationHub, invalidationEventSchema } from "./invalidations";
+import type { Logger } from "./logger";
+import { LruCache } from "./lru-cache";
+import { createSseDecoder, type ServerSentEvent } from "./sse-decoder";
+
+/**
+ * The gateway's side of the control plane's internal API (SPEC §6.3): plans by digest, credential
+ * resolution and the invalidation feed. Every request carries a fresh gateway assertion (each is
+ * accepted once), over one keep-alive undici pool.
+ */
+
+export interface GatewayIdentity {
+  gatewayId: string;
+  privateJwk: Ed25519PrivateJwk;
+  kid: string;
+}
+
+export interface ControlPlaneClientOptions {
+  /** `gateway.control_plane_url`, e.g. `http://127.0.0.1:8080`. */
+  baseUrl: string;
+  identity: GatewayIdentity;
+  /** `internal.audience`: the `aud` of gateway assertions. */
+  audience: string;
+  clock: Clock;
+  logger: Logger;
+  /** Extra CA certificates (PEM) to trust for an `https` control plane. */
+  ca?: string | readonly string[];
+  /** Plans kept in memory (they are immutable, so only memory bounds this). Default 256. */
+  planCacheSize?: number;
+  /** Connect and response-header timeout of plan and credential requests. Default 10 s. */
+  requestTimeoutMs?: number;
+  /**
+   * Longest silence tolerated on the event stream before it is treated as dead and reconnected.
+   * 0 (the default) relies on TCP keep-alive alone; set it when the control plane sends heartbeats.
+   */
+  eventsIdleTimeoutMs?: number;
+  /** Reconnect backoff bounds for the event stream. Defaults 250 ms and 10 s. */
+  eventsBackoffMs?: { min: number; max: number };
+}
+
+export interface ResolvedCredential {
+  value: string;
+  expiresAt: Date | null;
+  credentialVersion: number | string;
+}
+
+/** The control plane refused or failed a request; `code` is its error code when it sent one. */
+export class ControlPlaneError extends Error {
+  override readonly name = "ControlPlaneError";
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export interface EventStream {
+  /** Whether the stream is connected and past its `ready` event right now. */
+  readonly connected: boolean;
+  /** Settles when the stream is ready the first time. */
+  readonly firstReady: Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ControlPlaneClient {
+  /** A plan already in memory, without waiting. */
+  cachedPlan(digest: string): CompiledRuntimePlan | undefined;
+  /** The plan with this digest, fetched once (single flight) and kept in an LRU cache. */
+  getPlan(digest: string): Promise<CompiledRuntimePlan>;
+  resolveCredential(request: { sessionId: string; routeId: string }): Promise<ResolvedCredential>;
+  /** Consumes the invalidation feed into `hub`, reconnecting with backoff until closed. */
+  startEvents(hub: InvalidationHub): EventStream;
+  close(): Promise<void>;
+}
+
+const credentialResponseSchema = z.object({
+  value: z.string().min(1),
+  expiresAt: z.iso.datetime({ offset: true }).nullable(),
+  credentialVersion: z.union([z.number(), z.string()]),
+});
+
+const errorResponseSchema = z.object({
+  error: z.object({ code: z.string(), message: z.string().optional() }),
+});
+
+export function createControlPlaneClient(options: ControlPlaneClientOptions): ControlPlaneClient {
+  const base = new URL(options.baseUrl);
+  const prefix = base.pathname.replace(/\/+$/, "");
+  const timeout = options.requestTimeoutMs ?? 10_000;
+  const pool = new Pool(base.origin, {
+    connect: { timeout, ...(options.ca ? { ca: [options.ca].flat() } : {}) },
+    headersTimeout: timeout,
+    bodyTimeout: timeout,
+    keepAliveTimeout: 30_000,
+  });
+  const plans = new LruCache<string, CompiledRuntimePlan>(options.planCacheSize ?? 256);
+  const planLoads = new Map<string, Promise<CompiledRuntimePlan>>();
+  const streams = new Set<EventStream>();
+
+  function authorization(): Promise<string> {
+    return signGatewayAssertion({
+      ...options.identity,
+      audience: options.audience,
+      clock: options.clock,
+    }).then((assertion) => `Bearer ${assertion}`);
+  }
+
+  async function requestJson(
+    method: "GET" | "POST",
+    path: string,
+    body?: unknown,
+  ): Promise<unknown> {
+    const headers = ["authorization", await authorization(), "accept", "application/json"];
+    if (body !== undefined) headers.push("content-type", "application/json");
+    let response: Awaited<ReturnType<Pool["request"]>>;
+    try {
+      response = await pool.request({
+        method,
+        path: prefix + path,
+        headers,
+        body: body === undefined ? null : JSON.stringify(body),
+      });
+    } catch (error) {
+      throw new ControlPlaneError(0, "unreachable", "control plane unreachable", { cause: error });
+    }
+    let parsed: unknown;
+    try {
+      parsed = await response.body.json();
+    } catch (error) {
+      throw new ControlPlaneError(response.statusCode, "bad_response", "unreadable response", {
+        cause: error,
+      });
+    }
+    if (response.statusCode !== 200) {
+      const failure = errorResponseSchema.safeParse(parsed);
+      const code = failure.success ? failure.data.error.code : "http_error";
+      throw new ControlPlaneError(
+        response.statusCode,
+        code,
+        `control plane answered ${response.statusCode} (${code})`,
+      );
+    }
+    return parsed;
+  }
+
+  async function fetchPlan(digest: string): Promise<CompiledRuntimePlan> {
+    const body = await requestJson("GET", `/internal/v1/plans/${encodeURIComponent(digest)}`);
+    // The contract answers with the plan itself; a `{ plan }` envelope is accepted too.
+    const candidate =
+      typeof body === "object" && body !== null && "plan" in body && !("schemaVersion" in body)
+        ? body.plan
+        : body;
+    const parsed = compiledPlanSchema.safeParse(candidate);
+    if (!parsed.success) {
+      throw new ControlPlaneError(200, "invalid_plan", "the control plane sent an invalid plan");
+    }
+    // Plans are content-addressed: a plan that does not hash to the digest asked for is refused.
+    if (planDigest(parsed.data) !== digest) {
+      throw new ControlPlaneError(200, "digest_mismatch", "plan does not match its digest");
+    }
+    return parsed.data;
+  }
+
+  return {
+    cachedPlan: (digest) => plans.get(digest),
+
+    getPlan(digest) {
+      const cached = plans.get(digest);
+      if (cached !== undefined) return Promise.resolve(cached);
+      let loading = planLoads.get(digest);
+      if (loading === undefined) {
+        loading = fetchPlan(digest)
+          .then((plan) => {
+            plans.set(digest, plan);
+            return plan;
+          })
+          .finally(() => planLoads.delete(digest));
+        planLoads.set(digest, loading);
+      }
+      return loading;
+    },
+
+    async resolveCredential({ sessionId, routeId }) {
+      const body = await requestJson("POST", "/internal/v1/credentials/resolve", {
+        sessionId,
+        routeId,
+      });
+      const parsed = credentialResponseSchema.safeParse(body);
+      if (!parsed.success) {
+        throw new ControlPlaneError(200, "bad_response", "invalid credential response");
+      }
+      const { value, expiresAt, credentialVersion } = parsed.data;
+      return {
+        value,
+        expiresAt: expiresAt === null ? null : new Date(expiresAt),
+        credentialVersion,
+      };
+    },
+
+    startEvents(hub) {
+      const stream = startEventStream({
+        pool,
+        path: `${prefix}/internal/v1/events`,
+        authorization,
+        hub,
+        logger: options.logger,
+        idleTimeoutMs: options.eventsIdleTimeoutMs ?? 0,
+        backoff: options.eventsBackoffMs ?? { min: 250, max: 10_000 },
+      });
+      streams.add(stream);
+      return stream;
+    },
+
+    async close() {
+      await Promise.all([...streams].map((stream) => stream.close()));
+      await pool.close();
+    },
+  };
+}
+
+interface EventStreamOptions {
+  pool: Pool;
+  path: string;
+  authorization: () => Promise<string>;
+  hub: InvalidationHub;
+  logger: Logger;
+  idleTimeoutMs: number;
+  backoff: { min: number; max: number };
+}
+
+/**
+ * Reads the feed until closed. On every `ready` (the first event of each connection) the hub is
+ * told to resync: events may have been missed while disconnected, so dependent caches are dropped.
+ * Caches are deliberately kept while disconnected, so cached credentials keep working through a
+ * control-plane outage until they expire.
+ */
+function startEventStream(options: EventStreamOptions): EventStream {
+  const abort = new AbortController();
+  let connected = false;
+  let markReady: () => void = () => {};
+  const firstReady = new Promise<void>((resolve) => {
+    markReady = resolve;
+  });
+
+  function onServerEvent(event: ServerSentEvent): void {
+    let data: unknown;
+    try {
+      data = event.data === "" ? {} : JSON.parse(event.data);
+    } catch {
+      options.logger.warn("control-plane event is not JSON", { event: event.event });
+      return;
+    }
+    const type =
+      typeof data === "object" && data !== null && "type" in data ? data.type : undefined;
+    if (event.event === "ready" || type === "ready") {
+      connected = true;
+      options.hub.resync();
+      markReady();
+      return;
+    }
+    const parsed = invalidationEventSchema.safeParse(data);
+    if (parsed.success) options.hub.publish(parsed.data);
+    else options.logger.debug("control-plane event ignored", { type: String(type) });
+  }
+
+  async function consumeOnce(): Promise<void> {
+    const response = await options.pool.request({
+      method: "GET",
+      path: options.path,
+      headers: ["authorization", await options.authorization(), "accept", "text/event-stream"],
+      signal: abort.signal,
+      headersTimeout: 10_000,
+      bodyTimeout: options.idleTimeoutMs,
+    });
+    if (response.statusCode !== 200) {
+      await response.body.dump();
+      throw new Error(`event stream answered ${response.statusCode}`);
+    }
+    const decoder = createSseDecoder();
+    response.body.setEncoding("utf8");
+    for await (const chunk of response.body) {
+      for (const event of decoder.push(String(chunk))) onServerEvent(event);
+    }
+  }
+
+  const running = (async () => {
+    let attempt = 0;
+    while (!abort.signal.aborted) {
+      try {
+        await consumeOnce();
+      } catch (error) {
+        if (abort.signal.aborted) break;
+        options.logger.warn("control-plane event stream failed", {
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+      if (connected) attempt = 0;
+      connected = false;
+      if (abort.signal.aborted) break;
+      const ceiling = Math.min(options.backoff.max, options.backoff.min * 2 ** attempt);
+      attempt = Math.min(attempt + 1, 16);
+      try {
+        // Half fixed, half random: reconnecting gateways do not all arrive at once.
+        await sleep(ceiling / 2 + Math.random() * (ceiling / 2), undefined, {
+          signal: abort.signal,
+        });
+      } catch {
+        break;
+      }
+    }
+  })();
+
+  return {
+    get connected() {
+      return connected;
+    },
+    firstReady,
+    async close() {
+      abort.abort();
+      await running;
+    },
+  };
+}

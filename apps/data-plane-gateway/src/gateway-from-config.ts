@@ -1,0 +1,72 @@
+import { readFile } from "node:fs/promises";
+import { type KeywayConfig, requireSetting } from "@keyway/config";
+import { createSessionTokenVerifier, parsePrivateKey } from "@keyway/crypto";
+import { createLeafIssuer } from "@keyway/x509";
+import { createRemoteJWKSet } from "jose";
+import { type ControlPlaneClient, createControlPlaneClient } from "./control-plane-client";
+import type { GatewayDeps } from "./gateway";
+import { createLogger, type LogLevel } from "./logger";
+
+/**
+ * Everything `createGateway` needs, built from the loaded configuration: the gateway identity
+ * towards the control plane, the control plane's session JWKS, and the deployment CA.
+ */
+export async function gatewayDepsFromConfig(
+  config: KeywayConfig,
+): Promise<GatewayDeps & { controlPlane: ControlPlaneClient }> {
+  const { gateway } = config;
+  const identity = requireSetting(gateway.identity, "gateway.identity");
+  const keyText =
+    identity.private_key ??
+    (await readFile(
+      requireSetting(identity.private_key_path, "gateway.identity.private_key_path"),
+      "utf8",
+    ));
+  const key = await parsePrivateKey(keyText);
+  const clock = { now: () => new Date() };
+  const level = config.log.level;
+  const logger = createLogger({
+    level:
+      level === "trace" ? "debug" : level === "fatal" ? "error" : (level as LogLevel | "silent"),
+  });
+
+  const controlPlane = createControlPlaneClient({
+    baseUrl: gateway.control_plane_url,
+    identity: { gatewayId: identity.gateway_id, privateJwk: key.privateJwk, kid: key.kid },
+    audience: config.internal.audience,
+    clock,
+    logger,
+  });
+  const jwks = createRemoteJWKSet(new URL(`${gateway.control_plane_url}/.well-known/jwks.json`), {
+    timeoutDuration: 5_000,
+    cooldownDuration: 30_000,
+  });
+  const verifier = createSessionTokenVerifier({
+    issuer: config.sessions.issuer,
+    audience: config.sessions.audience,
+    getKey: jwks,
+    clock,
+  });
+  const [certPem, keyPem] = await Promise.all([
+    readFile(gateway.ca_cert_path, "utf8"),
+    readFile(gateway.ca_key_path, "utf8"),
+  ]);
+  const issueLeaf = await createLeafIssuer({ certPem, keyPem }, { clock });
+
+  return {
+    controlPlane,
+    verifier,
+    loadJwks: () => jwks.reload(),
+    issueLeaf,
+    clock,
+    logger,
+    settings: {
+      egress: {
+        defaultPolicy: gateway.egress.default_policy,
+        allowHosts: gateway.egress.allow_hosts,
+        allowPrivateNetworks: gateway.egress.allow_private_networks,
+      },
+      upstream: { connectTimeoutMs: 10_000, headersTimeoutMs: 300_000, bodyIdleTimeoutMs: 300_000 },
+    },
+  };
+}

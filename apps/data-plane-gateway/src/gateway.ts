@@ -1,0 +1,270 @@
+import { createServer, type Server } from "node:http";
+import type { Duplex } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Clock, SessionTokenVerifier } from "@keyway/crypto";
+import type { IssueLeafCertificate } from "@keyway/x509";
+import { createAdminServer } from "./admin-server";
+import { createConnectHandler } from "./connect-tunnel";
+import type { ControlPlaneClient, EventStream } from "./control-plane-client";
+import { GatewayError } from "./errors";
+import { createExchange, type TunnelContext } from "./exchange";
+import { createGatewayMetrics } from "./gateway-metrics";
+import { createInvalidationHub, type InvalidationHub } from "./invalidations";
+import { createLeafContexts } from "./leaf-certificates";
+import type { Logger } from "./logger";
+import { createMetricsRegistry, type MetricsRegistry } from "./metrics";
+import { createAuthenticate } from "./pipeline/authenticate";
+import { createAuthorize, type EgressSettings, type ResolveHost } from "./pipeline/authorize";
+import { createClassify } from "./pipeline/classify";
+import { createForward, type ForwardSettings } from "./pipeline/forward";
+import { createInject } from "./pipeline/inject";
+import { createRecord } from "./pipeline/record";
+import { createResolveCredential } from "./pipeline/resolve-credential";
+import { writeSocketError } from "./responses";
+import { createTunnels } from "./tunnels";
+
+/**
+ * Builds the egress gateway from explicit dependencies and never listens: `main.ts` (or a test)
+ * calls `listen` on `proxyServer` and `adminServer`, and `start()` to connect the event feed.
+ */
+
+export interface GatewaySettings {
+  egress: EgressSettings;
+  upstream: ForwardSettings;
+  credentials?: { expiryMarginMs?: number; maxTtlMs?: number };
+  /**
+   * Sandbox-side timeouts. Defaults: request headers 30 s, idle keep-alive 60 s, and a socket
+   * silent for 330 s is closed (longer than the upstream's default header timeout, so a slow
+   * upstream gets its 504 first).
+   */
+  proxy?: { headersTimeoutMs?: number; keepAliveTimeoutMs?: number; idleTimeoutMs?: number };
+}
+
+export interface GatewayDeps {
+  controlPlane: ControlPlaneClient;
+  /** Verifies session tokens against the control plane's JWKS. */
+  verifier: SessionTokenVerifier;
+  /** Fetches the session-signing JWKS once; the gateway is not ready before it succeeds. */
+  loadJwks(): Promise<void>;
+  /** Issues leaf certificates from the deployment's gateway CA. */
+  issueLeaf: IssueLeafCertificate;
+  clock: Clock;
+  logger: Logger;
+  /** DNS for unmanaged egress; the system resolver by default. */
+  resolveHost?: ResolveHost;
+  settings: GatewaySettings;
+}
+
+export interface Gateway {
+  proxyServer: Server;
+  adminServer: Server;
+  metrics: MetricsRegistry;
+  invalidations: InvalidationHub;
+  /** Starts the invalidation feed and the JWKS load. */
+  start(): void;
+  /** Settles once the gateway is ready for the first time (JWKS loaded, feed connected). */
+  ready(): Promise<void>;
+  isReady(): boolean;
+  close(): Promise<void>;
+}
+
+const PARSE_ERROR = new GatewayError("bad_request", "the request could not be parsed");
+const PARSE_STATUS: Readonly<Record<string, number>> = {
+  HPE_HEADER_OVERFLOW: 431,
+  ERR_HTTP_REQUEST_TIMEOUT: 408,
+};
+
+export function createGateway(deps: GatewayDeps): Gateway {
+  const { settings, logger, clock } = deps;
+  const metrics = createMetricsRegistry();
+  const gatewayMetrics = createGatewayMetrics(metrics);
+  const invalidations = createInvalidationHub();
+
+  const authenticate = createAuthenticate({ verifier: deps.verifier, clock, invalidations });
+  const classify = createClassify({ plans: deps.controlPlane });
+  const authorizeEgress = createAuthorize({
+    egress: settings.egress,
+    ...(deps.resolveHost ? { resolveHost: deps.resolveHost } : {}),
+  });
+  const resolveCredential = createResolveCredential({
+    source: deps.controlPlane,
+    clock,
+    invalidations,
+    observer: {
+      hit: () => gatewayMetrics.credentialCache.inc("hit"),
+      miss: () => gatewayMetrics.credentialCache.inc("miss"),
+    },
+    ...settings.credentials,
+  });
+  const injectCredential = createInject();
+  const forward = createForward(settings.upstream);
+  const recordExchange = createRecord({ logger, metrics: gatewayMetrics });
+  const tunnels = createTunnels(invalidations);
+  const leafContexts = createLeafContexts({ issue: deps.issueLeaf, clock });
+
+  const exchange = createExchange({
+    authenticate,
+    classify,
+    authorizeEgress,
+    resolveCredential,
+    injectCredential,
+    forward,
+    recordExchange,
+    logger,
+  });
+
+  // Node's parser refuses smuggling shapes (CL+TE, duplicate CL, bad chunking) only while the
+  // lenient parser stays off: it is set off explicitly on both servers.
+  const serverOptions = {
+    insecureHTTPParser: false,
+    // Uploads may be long; idle sockets are bounded by `timeout` below instead.
+    requestTimeout: 0,
+    headersTimeout: settings.proxy?.headersTimeoutMs ?? 30_000,
+    keepAliveTimeout: settings.proxy?.keepAliveTimeoutMs ?? 60_000,
+    noDelay: true,
+  };
+
+  /** Decrypted tunnels and what their CONNECT established. */
+  const tunnelContexts = new WeakMap<Duplex, TunnelContext>();
+  const interceptedServer = createServer(serverOptions, (req, res) => {
+    const tunnel = tunnelContexts.get(req.socket);
+    if (tunnel === undefined) {
+      res.destroy();
+      return;
+    }
+    exchange.handleTunnelRequest(req, res, tunnel);
+  });
+
+  const proxyServer = createServer(serverOptions, exchange.handleProxyRequest);
+  // Also applies to tunnel sockets handed over with `emit("connection")`, which the server does
+  // not track for its header timeouts because it never listens.
+  const idleTimeoutMs = settings.proxy?.idleTimeoutMs ?? 330_000;
+  proxyServer.timeout = idleTimeoutMs;
+  interceptedServer.timeout = idleTimeoutMs;
+  proxyServer.on(
+    "connect",
+    createConnectHandler({
+      authenticate,
+      classify,
+      authorizeEgress,
+      leafContexts,
+      tunnels,
+      recordExchange,
+      connectTimeoutMs: settings.upstream.connectTimeoutMs,
+      firstByteTimeoutMs: settings.proxy?.headersTimeoutMs ?? 30_000,
+      deliverIntercepted(socket, context, firstBytes) {
+        tunnelContexts.set(socket, context);
+        interceptedServer.emit("connection", socket);
+        if (firstBytes !== null) {
+          // The server reads a plain socket through its `data` events (it took the socket's
+          // handle on `connection`): replay the bytes already read, then let it flow.
+          socket.emit("data", firstBytes);
+          socket.resume();
+        }
+      },
+    }),
+  );
+
+  function onClientError(error: Error & { code?: string }, socket: Duplex): void {
+    if (error.code === "ECONNRESET" || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    writeSocketError(socket, PARSE_ERROR, PARSE_STATUS[error.code ?? ""] ?? 400);
+    recordExchange({
+      kind: "http",
+      startedAt: performance.now(),
+      traceId: "",
+      sessionId: tunnelContexts.get(socket)?.session.sessionId,
+      routeId: undefined,
+      bindingId: undefined,
+      method: "",
+      host: tunnelContexts.get(socket)?.host,
+      status: PARSE_STATUS[error.code ?? ""] ?? 400,
+      bytesIn: 0,
+      bytesOut: 0,
+      outcome: "bad_request",
+    });
+  }
+  proxyServer.on("clientError", onClientError);
+  interceptedServer.on("clientError", onClientError);
+
+  let jwksLoaded = false;
+  let events: EventStream | undefined;
+  let closed = false;
+  const closing = new AbortController();
+  let markReady: () => void = () => {};
+  const firstReady = new Promise<void>((resolve) => {
+    markReady = resolve;
+  });
+
+  function readiness() {
+    const checks = { jwks: jwksLoaded, events: events?.connected ?? false };
+    return { ready: checks.jwks && checks.events, checks };
+  }
+
+  const adminServer = createAdminServer({ metrics, readiness });
+
+  async function loadJwksUntilDone(): Promise<void> {
+    for (let delayMs = 250; !closed; delayMs = Math.min(delayMs * 2, 10_000)) {
+      try {
+        await deps.loadJwks();
+        jwksLoaded = true;
+        return;
+      } catch (error) {
+        logger.warn("session JWKS unavailable", {
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+      try {
+        await sleep(delayMs, undefined, { signal: closing.signal });
+      } catch {
+        return;
+      }
+    }
+  }
+
+  return {
+    proxyServer,
+    adminServer,
+    metrics,
+    invalidations,
+
+    start() {
+      if (events !== undefined) return;
+      events = deps.controlPlane.startEvents(invalidations);
+      const stream = events;
+      void Promise.all([loadJwksUntilDone(), stream.firstReady]).then(() => {
+        if (!closed) markReady();
+      });
+    },
+
+    ready: () => firstReady,
+    isReady: () => readiness().ready,
+
+    async close() {
+      closed = true;
+      closing.abort();
+      await events?.close();
+      tunnels.destroyAll();
+      tunnels.close();
+      authenticate.close();
+      resolveCredential.close();
+      await Promise.all(
+        [proxyServer, adminServer, interceptedServer].map(
+          (server) =>
+            new Promise<void>((resolve) => {
+              if (!server.listening) {
+                server.closeAllConnections();
+                resolve();
+                return;
+              }
+              server.close(() => resolve());
+              server.closeAllConnections();
+            }),
+        ),
+      );
+      await forward.close();
+    },
+  };
+}

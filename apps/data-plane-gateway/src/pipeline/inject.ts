@@ -1,0 +1,186 @@
+import type { EgressRoute } from "@keyway/integrations-core";
+
+/**
+ * Stage 5 — inject: the request the upstream receives (SPEC §7 "Matched request"). Removes
+ * hop-by-hop and proxy headers (and those the client's `Connection` header names), `Host`, any
+ * client-sent `Authorization` and any client-sent copy of the header or query parameter the
+ * route injects (placeholders never reach the upstream), then adds the credential per
+ * `route.auth`. Headers stay flat `[name, value, …]` arrays, as Node receives and undici sends them.
+ */
+
+export interface UpstreamRequest {
+  /** The route's upstream origin (`scheme://host[:port]`): never a host from the request. */
+  origin: string;
+  /** Path and query for the upstream: the client's bytes, except an injected query parameter. */
+  path: string;
+  /** Flat `[name, value, …]` list, `host` first. */
+  headers: string[];
+}
+
+export type InjectCredential = (
+  rawHeaders: readonly string[],
+  rawPath: string,
+  route: EgressRoute,
+  credential: string | null,
+) => UpstreamRequest;
+
+/** Never forwarded, in either direction (RFC 9110 §7.6.1, plus `proxy-*` and `expect`). */
+const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "expect",
+  "host",
+]);
+
+function isHopByHop(lowerName: string): boolean {
+  return HOP_BY_HOP.has(lowerName) || lowerName.startsWith("proxy-");
+}
+
+/** Header names listed in `Connection` values (each also hop-by-hop), lower-cased. */
+function connectionNominated(rawHeaders: readonly string[]): Set<string> | null {
+  let named: Set<string> | null = null;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length !== 10 || name.toLowerCase() !== "connection") continue;
+    for (const token of rawHeaders[i + 1]!.split(",")) {
+      const lower = token.trim().toLowerCase();
+      if (lower === "") continue;
+      named ??= new Set();
+      named.add(lower);
+    }
+  }
+  return named;
+}
+
+/**
+ * Copies `rawHeaders` without hop-by-hop headers and without `extraRemoved` (lower-case), after
+ * `[host, hostValue]`. Also used for unmanaged plain-HTTP requests, which keep their own auth.
+ */
+export function stripHopByHop(
+  rawHeaders: readonly string[],
+  hostValue: string,
+  extraRemoved?: ReadonlySet<string>,
+): string[] {
+  const nominated = connectionNominated(rawHeaders);
+  const out = ["host", hostValue];
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    const lower = name.toLowerCase();
+    if (isHopByHop(lower)) continue;
+    if (extraRemoved?.has(lower) || nominated?.has(lower)) continue;
+    out.push(name, rawHeaders[i + 1]!);
+  }
+  return out;
+}
+
+/** What injecting a route's credential needs, derived once per route. */
+interface RouteInjection {
+  readonly origin: string;
+  readonly host: string;
+  /** Client headers removed besides hop-by-hop ones. */
+  readonly removed: ReadonlySet<string>;
+  /** The header set, and the text before the secret in its value; null for query or none. */
+  readonly header: { readonly name: string; readonly prefix: string } | null;
+  /** The query parameter set (raw name, and encoded for writing); null unless query auth. */
+  readonly query: { readonly name: string; readonly encodedName: string } | null;
+  /** The last credential seen and the header value made from it (credentials change rarely). */
+  memo: { credential: string; value: string } | null;
+}
+
+function headerValue(injection: RouteInjection, route: EgressRoute, credential: string): string {
+  if (injection.memo?.credential === credential) return injection.memo.value;
+  const secret =
+    route.auth.type === "basic"
+      ? Buffer.from(`${route.auth.username}:${credential}`).toString("base64")
+      : credential;
+  const value = (injection.header?.prefix ?? "") + secret;
+  injection.memo = { credential, value };
+  return value;
+}
+
+function routeInjection(route: EgressRoute): RouteInjection {
+  const upstream = new URL(route.upstream.baseUrl);
+  const auth = route.auth;
+  const removed = new Set(["authorization"]);
+  const base = {
+    origin: upstream.origin,
+    host: upstream.host,
+    removed,
+    header: null,
+    query: null,
+    memo: null,
+  };
+  switch (auth.type) {
+    case "bearer":
+      return { ...base, header: { name: "authorization", prefix: `${auth.scheme} ` } };
+    case "basic":
+      return { ...base, header: { name: "authorization", prefix: "Basic " } };
+    case "header":
+      removed.add(auth.name);
+      return {
+        ...base,
+        header: { name: auth.name, prefix: auth.scheme === undefined ? "" : `${auth.scheme} ` },
+      };
+    case "query":
+      return { ...base, query: { name: auth.name, encodedName: encodeURIComponent(auth.name) } };
+    case "none":
+      return base;
+  }
+}
+
+/** Removes every `name=` parameter (compared decoded) from the query and appends `name=value`. */
+export function replaceQueryParameter(
+  rawPath: string,
+  name: string,
+  encodedName: string,
+  value: string,
+): string {
+  const question = rawPath.indexOf("?");
+  const path = question < 0 ? rawPath : rawPath.slice(0, question);
+  const kept: string[] = [];
+  if (question >= 0) {
+    for (const pair of rawPath.slice(question + 1).split("&")) {
+      if (pair === "") continue;
+      const equals = pair.indexOf("=");
+      if (decodeQueryComponent(equals < 0 ? pair : pair.slice(0, equals)) === name) continue;
+      kept.push(pair);
+    }
+  }
+  kept.push(`${encodedName}=${encodeURIComponent(value)}`);
+  return `${path}?${kept.join("&")}`;
+}
+
+function decodeQueryComponent(text: string): string {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, " "));
+  } catch {
+    return text;
+  }
+}
+
+export function createInject(): InjectCredential {
+  const injections = new WeakMap<EgressRoute, RouteInjection>();
+
+  return function injectCredential(rawHeaders, rawPath, route, credential) {
+    let injection = injections.get(route);
+    if (injection === undefined) {
+      injection = routeInjection(route);
+      injections.set(route, injection);
+    }
+    const headers = stripHopByHop(rawHeaders, injection.host, injection.removed);
+    let path = rawPath;
+    if (credential !== null) {
+      if (injection.header !== null) {
+        headers.push(injection.header.name, headerValue(injection, route, credential));
+      } else if (injection.query !== null) {
+        const { name, encodedName } = injection.query;
+        path = replaceQueryParameter(rawPath, name, encodedName, credential);
+      }
+    }
+    return { origin: injection.origin, path, headers };
+  };
+}

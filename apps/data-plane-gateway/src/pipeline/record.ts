@@ -1,0 +1,76 @@
+import type { GatewayMetrics } from "../gateway-metrics";
+import type { Logger } from "../logger";
+
+/**
+ * Stage 7 — record: one JSON log line and the metrics for each request or tunnel (SPEC §7
+ * "Observability"). The record holds ids, counts and codes only: never a token, a credential, a
+ * header value or a path (paths and queries may carry secrets of their own).
+ */
+
+export type ExchangeKind = "http" | "intercepted" | "tunnel";
+
+export interface ExchangeRecord {
+  kind: ExchangeKind;
+  /** `performance.now()` when the request arrived. */
+  startedAt: number;
+  traceId: string;
+  sessionId: string | undefined;
+  routeId: string | undefined;
+  bindingId: string | undefined;
+  method: string;
+  /** Normalized destination host (`host[:port]`), when known. */
+  host: string | undefined;
+  status: number;
+  /** Body bytes received from the sandbox (tunnels: all bytes). */
+  bytesIn: number;
+  /** Body bytes sent to the sandbox (tunnels: all bytes). */
+  bytesOut: number;
+  /** `forwarded`, `spliced`, `intercepted`, or the error code the request ended with. */
+  outcome: string;
+}
+
+export type RecordExchange = (record: ExchangeRecord) => void;
+
+const UPSTREAM_FAILURES: ReadonlySet<string> = new Set([
+  "upstream_unreachable",
+  "upstream_timeout",
+  "upstream_reset",
+]);
+
+export function createRecord(options: { logger: Logger; metrics: GatewayMetrics }): RecordExchange {
+  const { logger, metrics } = options;
+
+  return function recordExchange(record) {
+    const durationMs = performance.now() - record.startedAt;
+    const route = record.routeId ?? (record.host === undefined ? "none" : "unmanaged");
+    if (record.kind === "tunnel") {
+      metrics.tunnels.inc(
+        record.outcome === "spliced" || record.outcome === "intercepted"
+          ? record.outcome
+          : "refused",
+      );
+    } else {
+      metrics.requests.inc(route, String(record.status));
+      metrics.duration.observe(durationMs / 1000, route);
+    }
+    if (UPSTREAM_FAILURES.has(record.outcome)) metrics.upstreamErrors.inc(route, record.outcome);
+
+    logger.record({
+      time: new Date().toISOString(),
+      level: "info",
+      msg: "request",
+      kind: record.kind,
+      sessionId: record.sessionId,
+      routeId: record.routeId,
+      bindingId: record.bindingId,
+      method: record.method,
+      host: record.host,
+      status: record.status,
+      bytesIn: record.bytesIn,
+      bytesOut: record.bytesOut,
+      durationMs: Math.round(durationMs * 100) / 100,
+      traceId: record.traceId,
+      outcome: record.outcome,
+    });
+  };
+}

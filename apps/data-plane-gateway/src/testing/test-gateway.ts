@@ -1,0 +1,106 @@
+import type { AddressInfo } from "node:net";
+import { createSessionTokenVerifier } from "@keyway/crypto";
+import type { TestCa } from "@keyway/test-harness";
+import { createLeafIssuer } from "@keyway/x509";
+import { createRemoteJWKSet } from "jose";
+import { type ControlPlaneClient, createControlPlaneClient } from "../control-plane-client";
+import { createGateway, type Gateway, type GatewaySettings } from "../gateway";
+import { createMemoryLogger, type Logger } from "../logger";
+import type { ResolveHost } from "../pipeline/authorize";
+import {
+  type FakeControlPlane,
+  TEST_GATEWAY_ID,
+  TEST_INTERNAL_AUDIENCE,
+  TEST_ISSUER,
+  TEST_SESSION_AUDIENCE,
+} from "./fake-control-plane";
+
+/** A gateway listening on free loopback ports, wired to a fake control plane (tests only). */
+export interface TestGateway {
+  gateway: Gateway;
+  controlPlane: ControlPlaneClient;
+  proxyUrl: string;
+  proxyPort: number;
+  adminUrl: string;
+  logger: Logger & { lines: string[] };
+  /** `http://session:<token>@127.0.0.1:<port>` */
+  proxyUrlFor(token: string): string;
+  close(): Promise<void>;
+}
+
+export interface TestGatewayOptions {
+  controlPlane: FakeControlPlane;
+  /** Signs intercepted leaves; clients must trust its certificate. */
+  gatewayCa: TestCa;
+  /** Trusted for https upstreams. */
+  upstreamCa?: TestCa;
+  egress?: Partial<GatewaySettings["egress"]>;
+  resolveHost?: ResolveHost;
+  credentials?: GatewaySettings["credentials"];
+}
+
+export async function startTestGateway(options: TestGatewayOptions): Promise<TestGateway> {
+  const clock = { now: () => new Date() };
+  const logger = createMemoryLogger();
+  const controlPlane = createControlPlaneClient({
+    baseUrl: options.controlPlane.url,
+    identity: {
+      gatewayId: TEST_GATEWAY_ID,
+      privateJwk: options.controlPlane.gatewayKey.privateJwk,
+      kid: options.controlPlane.gatewayKey.kid,
+    },
+    audience: TEST_INTERNAL_AUDIENCE,
+    clock,
+    logger,
+    eventsBackoffMs: { min: 20, max: 200 },
+  });
+  const jwks = createRemoteJWKSet(new URL(`${options.controlPlane.url}/.well-known/jwks.json`));
+  const gateway = createGateway({
+    controlPlane,
+    verifier: createSessionTokenVerifier({
+      issuer: TEST_ISSUER,
+      audience: TEST_SESSION_AUDIENCE,
+      getKey: jwks,
+      clock,
+    }),
+    loadJwks: () => jwks.reload(),
+    issueLeaf: await createLeafIssuer(options.gatewayCa, { clock }),
+    clock,
+    logger,
+    ...(options.resolveHost ? { resolveHost: options.resolveHost } : {}),
+    settings: {
+      egress: {
+        defaultPolicy: "deny",
+        allowHosts: [],
+        allowPrivateNetworks: false,
+        ...options.egress,
+      },
+      upstream: {
+        connectTimeoutMs: 5_000,
+        headersTimeoutMs: 30_000,
+        bodyIdleTimeoutMs: 30_000,
+        ...(options.upstreamCa ? { ca: [options.upstreamCa.certPem] } : {}),
+      },
+      ...(options.credentials ? { credentials: options.credentials } : {}),
+    },
+  });
+  await new Promise<void>((resolve) => gateway.proxyServer.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => gateway.adminServer.listen(0, "127.0.0.1", resolve));
+  gateway.start();
+  await gateway.ready();
+  const proxyPort = (gateway.proxyServer.address() as AddressInfo).port;
+  const adminPort = (gateway.adminServer.address() as AddressInfo).port;
+  return {
+    gateway,
+    controlPlane,
+    proxyUrl: `http://127.0.0.1:${proxyPort}`,
+    proxyPort,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
+    logger,
+    proxyUrlFor: (token) => `http://session:${token}@127.0.0.1:${proxyPort}`,
+    async close() {
+      await gateway.close();
+      await controlPlane.close();
+    },
+  };
+}

@@ -1,0 +1,124 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { getFreePort } from "@keyway/test-harness";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+/**
+ * The README's promise, as a test: `pnpm start` on a fresh folder writes its development state,
+ * brings the platform up on the embedded PostgreSQL, the walkthrough script works against it,
+ * and a second start reuses the same state.
+ */
+const repo = fileURLToPath(new URL("../..", import.meta.url));
+const tsx = join(repo, "node_modules", ".bin", "tsx");
+
+let dir: string;
+let env: NodeJS.ProcessEnv;
+let apiUrl: string;
+
+function start(): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(tsx, [join(repo, "scripts", "start.ts")], {
+    cwd: dir,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr?.on("data", (d: Buffer) => {
+    output += d.toString();
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`start timed out:\n${output}`)), 90_000);
+    const poll = setInterval(() => {
+      if (output.includes("Keyway is running")) {
+        clearInterval(poll);
+        clearTimeout(timer);
+        resolve({ child, output: () => output });
+      }
+    }, 100);
+    child.once("exit", (code) => {
+      clearInterval(poll);
+      clearTimeout(timer);
+      reject(new Error(`start exited with ${code}:\n${output}`));
+    });
+  });
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once("exit", () => resolve());
+    child.kill("SIGTERM");
+  });
+}
+
+function walkthrough(): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      "bash",
+      [join(repo, "scripts", "walkthrough.sh")],
+      { cwd: dir, env: { ...env, KEYWAY: apiUrl, KEYWAY_STATE: join(dir, ".keyway") } },
+      (error, stdout, stderr) => resolve({ code: error ? 1 : 0, stdout, stderr }),
+    );
+  });
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "keyway-start-"));
+  // PostgreSQL runs as the `postgres` user when tests run as root; it must traverse this folder.
+  await chmod(dir, 0o755);
+  const [apiPort, gatewayPort, adminPort, pgPort] = await Promise.all([
+    getFreePort(),
+    getFreePort(),
+    getFreePort(),
+    getFreePort(),
+  ]);
+  apiUrl = `http://127.0.0.1:${apiPort}`;
+  env = {
+    ...process.env,
+    KEYWAY_API__PORT: String(apiPort),
+    KEYWAY_API__PUBLIC_URL: apiUrl,
+    KEYWAY_GATEWAY__PORT: String(gatewayPort),
+    KEYWAY_GATEWAY__ADMIN_PORT: String(adminPort),
+    KEYWAY_DATABASE__EMBEDDED__PORT: String(pgPort),
+  };
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("pnpm start and the README walkthrough", () => {
+  it("starts on a fresh folder, serves the walkthrough, and reuses its state on the next start", async () => {
+    const first = await start();
+    try {
+      expect(first.output()).toContain("first run");
+      const result = await walkthrough();
+      expect(result.stderr).toBe("");
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain("api.openai.com /v1 -> bearer");
+      expect(result.stdout).toMatch(/session sess_\w+ proxy http:\/\/127\.0\.0\.1:\d+/);
+      expect(result.stdout.trim().endsWith("true")).toBe(true);
+    } finally {
+      await stop(first.child);
+    }
+
+    const operatorToken = (await readFile(join(dir, ".keyway", "operator-token"), "utf8")).trim();
+    const second = await start();
+    try {
+      expect(second.output()).not.toContain("first run");
+      const orgs = await fetch(`${apiUrl}/v1/operator/organizations`, {
+        headers: { authorization: `Bearer ${operatorToken}` },
+      });
+      expect(orgs.status).toBe(200);
+      const body = (await orgs.json()) as { items: { name: string }[] };
+      expect(body.items.map((o) => o.name)).toEqual(["Acme"]);
+    } finally {
+      await stop(second.child);
+    }
+  });
+});

@@ -10,7 +10,7 @@ import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { loadConfig, writeDevelopmentConfig } from "@keyway/config";
 import { startControlPlane } from "@keyway/control-plane-api/server";
-import { startEmbeddedPostgres } from "@keyway/db";
+import { EMBEDDED_DATABASE_NAME, startEmbeddedPostgres } from "@keyway/db";
 import { createCertificateAuthority } from "@keyway/x509";
 
 const stateDir = resolve(".keyway");
@@ -40,8 +40,8 @@ async function main(): Promise<void> {
     // state directory (but not list or read it).
     if (process.getuid?.() === 0) await chmod(stateDir, 0o711);
     const pg = await startEmbeddedPostgres({ dataDir, port: config.database.embedded.port });
-    await pg.createDatabase("keyway", { ifNotExists: true });
-    databaseUrl = pg.url("keyway");
+    await pg.createDatabase(EMBEDDED_DATABASE_NAME, { ifNotExists: true });
+    databaseUrl = pg.url(EMBEDDED_DATABASE_NAME);
     stopDatabase = () => pg.stop();
   }
 

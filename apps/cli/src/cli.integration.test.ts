@@ -16,7 +16,7 @@ import {
   newId,
   runMigrations,
 } from "@keyway/db";
-import { createTestDatabase, type TestDatabase } from "@keyway/test-harness";
+import { createTestDatabase, getFreePort, type TestDatabase } from "@keyway/test-harness";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliDeps, runCli } from "./cli";
@@ -129,9 +129,14 @@ describe("keyway keys rotate", () => {
 
   it("explains what to do without a database URL or master keys", async () => {
     const noUrl = output();
-    const noUrlConfig = await writeConfig("no-url.toml", { keys: { master: ring12 } });
+    // No database.url: the CLI looks for the running platform's embedded server on its port;
+    // a free port stands in for "the platform is not running".
+    const noUrlConfig = await writeConfig("no-url.toml", {
+      keys: { master: ring12 },
+      database: { embedded: { port: await getFreePort() } },
+    });
     expect(await runCli(["keys", "rotate", "--config", noUrlConfig], noUrl.deps)).toBe(2);
-    expect(noUrl.stderr()).toContain("KEYWAY_DATABASE__URL");
+    expect(noUrl.stderr()).toContain("cannot reach the embedded database");
     expect(noUrl.stderr()).toContain("pnpm start");
 
     const noKeys = output();

@@ -8,7 +8,7 @@ import {
 import { verifyAuditChain } from "@keyway/control-plane-api/audit/service";
 import { type KeyRotationResult, rotateKeys } from "@keyway/control-plane-api/keys/rotate";
 import { type Clock, createKeyRing } from "@keyway/crypto";
-import { createDatabase, type DatabaseHandle } from "@keyway/db";
+import { createDatabase, type DatabaseHandle, embeddedDatabaseUrl } from "@keyway/db";
 import { formatTable } from "./table";
 
 /**
@@ -144,25 +144,36 @@ const COMMANDS: Record<string, Command> = {
     }),
 };
 
+class CliUnreachableError extends Error {
+  constructor(readonly embedded: boolean) {
+    super("database unreachable");
+  }
+}
+
 async function withDatabase(
   config: KeywayConfig,
   deps: CliDeps,
   body: (database: DatabaseHandle) => Promise<number>,
 ): Promise<number> {
-  const url = config.database.url;
-  if (url === undefined) {
-    // The embedded PostgreSQL belongs to the running platform; the CLI never starts its own.
-    deps.stderr(
-      "keyway: no database URL configured (database.url).\n" +
-        "This command works on the platform's database. With the embedded PostgreSQL, keep the\n" +
-        "platform running (pnpm start) and pass its URL, e.g.\n" +
-        `  KEYWAY_DATABASE__URL=postgres://postgres:postgres@127.0.0.1:${config.database.embedded.port}/keyway pnpm keyway …\n`,
-    );
-    return EXIT.usage;
-  }
+  // Without database.url the platform runs the embedded PostgreSQL; the CLI never starts its own
+  // but connects to the running one (pnpm start) on its configured port.
+  const url = config.database.url ?? embeddedDatabaseUrl(config.database.embedded.port);
   const database = createDatabase(url, { max: 2 });
   try {
+    await database.sql`select 1`.catch(() => {
+      throw new CliUnreachableError(config.database.url === undefined);
+    });
     return await body(database);
+  } catch (error) {
+    if (error instanceof CliUnreachableError) {
+      deps.stderr(
+        error.embedded
+          ? "keyway: cannot reach the embedded database; start the platform first (pnpm start).\n"
+          : "keyway: cannot reach the database at database.url.\n",
+      );
+      return EXIT.usage;
+    }
+    throw error;
   } finally {
     await database.close();
   }

@@ -38,6 +38,20 @@ export interface RunningPostgres extends PostgresServerAddress {
 }
 
 const HOST = "127.0.0.1";
+
+/** Name of the database Keyway uses on its embedded server. */
+export const EMBEDDED_DATABASE_NAME = "keyway";
+
+/**
+ * URL of Keyway's database on an embedded server started with default credentials on `port`
+ * (loopback only). Commands such as `keyway keys rotate` use it to reach the running platform.
+ */
+export function embeddedDatabaseUrl(port: number): string {
+  return postgresUrl(
+    { host: HOST, port, user: "postgres", password: "postgres" },
+    EMBEDDED_DATABASE_NAME,
+  );
+}
 const PORT_ATTEMPTS = 3;
 const OUTPUT_TAIL_CHARS = 4_000;
 

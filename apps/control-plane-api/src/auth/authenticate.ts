@@ -12,14 +12,38 @@ import { type Principal, unauthorized } from "./principal";
  * is the same 401, so a caller learns nothing about which kind of token almost worked.
  */
 export function authenticate(deps: AppDeps): MiddlewareHandler<AppEnv> {
+  const recordUse = createLastUsedRecorder(deps);
   return async (c, next) => {
     const header = c.req.header("authorization");
     const token = header?.startsWith("Bearer ") ? header.slice(7).trim() : undefined;
     if (!token) throw unauthorized();
     const principal = await principalFor(deps, token);
     if (!principal) throw unauthorized();
+    if (principal.kind === "organization" && principal.via === "api-token")
+      recordUse(principal.actor);
     c.set("principal", principal);
     await next();
+  };
+}
+
+/** API tokens' `last_used_at`, written at most once a minute per token and replica, off the request path. */
+function createLastUsedRecorder(deps: AppDeps): (tokenId: string) => void {
+  const INTERVAL_MS = 60_000;
+  const lastWritten = new Map<string, number>();
+  return (tokenId) => {
+    const now = deps.clock.now();
+    if (now.getTime() - (lastWritten.get(tokenId) ?? 0) < INTERVAL_MS) return;
+    lastWritten.set(tokenId, now.getTime());
+    deps.database.db
+      .update(apiTokens)
+      .set({ lastUsedAt: now })
+      .where(eq(apiTokens.id, tokenId))
+      .catch((error: unknown) => {
+        deps.logger.warn("could not record token use", {
+          tokenId,
+          error: error instanceof Error ? error.name : "unknown",
+        });
+      });
   };
 }
 

@@ -26,6 +26,15 @@ describe("organizations and API tokens", () => {
     expect(list.text).not.toContain(created.body.adminToken.token);
   });
 
+  it("records when a token was last used", async () => {
+    const org = await t.createOrganization("Usage");
+    await t.call("GET", "/v1/organization", org.viewer);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const tokens = await t.call("GET", "/v1/api-tokens", org.admin);
+    const viewer = tokens.body.items.find((i: { role: string }) => i.role === "viewer");
+    expect(viewer.lastUsedAt).not.toBeNull();
+  });
+
   it("refuses missing, unknown and wrong-kind tokens with 401 and the same body", async () => {
     const none = await t.call("GET", "/v1/organization", undefined);
     const bad = await t.call(

@@ -21,21 +21,11 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
-import {
-  createGatewayAssertionVerifier,
-  createKeyRing,
-  createSessionTokenSigner,
-  generateMasterKey,
-  generateSigningKeyPair,
-  signGatewayAssertion,
-} from "@keyway/crypto";
+import { signGatewayAssertion } from "@keyway/crypto";
 import { createDatabase, runMigrations } from "@keyway/db";
-import { createCatalogueRegistry } from "@keyway/integrations-definitions";
 import { startEmbeddedPostgres } from "@keyway/test-harness";
 import { Client } from "undici";
 import { createApp } from "../../apps/control-plane-api/src/app";
-import type { AppDeps } from "../../apps/control-plane-api/src/deps";
-import { startInvalidationFeed } from "../../apps/control-plane-api/src/events/invalidations";
 import {
   seedConnection,
   seedOrganization,
@@ -44,14 +34,17 @@ import {
 } from "../../apps/control-plane-api/src/internal/fixtures";
 import { createLogger } from "../../apps/control-plane-api/src/logger";
 import { apiModules } from "../../apps/control-plane-api/src/modules";
+import {
+  createEphemeralDeps,
+  INTERNAL_AUDIENCE,
+  TEST_GATEWAY_ID,
+} from "../../apps/control-plane-api/src/testing/ephemeral-deps";
 import { jsonOutputPath, machineFacts, percentile, writeJson } from "./bench-lib";
 
 const SESSIONS = 100;
 const WARMUP = 300;
 const REQUESTS = 2_000;
 const TARGET_P50_MS = 10;
-const GATEWAY_ID = "gateway-bench";
-const AUDIENCE = "keyway-internal";
 const durable = !process.argv.includes("--no-fsync");
 
 interface Stats {
@@ -92,41 +85,15 @@ async function main() {
 async function run(databaseUrl: string, jsonFile: string | undefined) {
   const clock = { now: () => new Date() };
   const database = createDatabase(databaseUrl, { max: 10 });
-  const invalidations = await startInvalidationFeed(database.sql);
-  const signingKey = await generateSigningKeyPair();
-  const gatewayKey = await generateSigningKeyPair();
-  const deps: AppDeps = {
+  // Formats every access-log line like production, then drops it.
+  const logger = createLogger({ level: "info", write: () => {} });
+  const { deps, gatewayKey } = await createEphemeralDeps({
     database,
-    registry: createCatalogueRegistry(),
-    keyRing: createKeyRing({ current: 1, keys: [{ version: 1, key: generateMasterKey() }] }),
-    sessionSigner: createSessionTokenSigner({
-      keys: [{ privateJwk: signingKey.privateJwk, kid: signingKey.kid }],
-      currentKid: signingKey.kid,
-      issuer: "keyway",
-      audience: "keyway-gateway",
-      clock,
-    }),
-    gatewayVerifier: createGatewayAssertionVerifier({
-      trusted: [{ gatewayId: GATEWAY_ID, publicJwk: gatewayKey.publicJwk }],
-      audience: AUDIENCE,
-      clock,
-    }),
-    invalidations,
     clock,
-    // Formats every access-log line like production, then drops it.
-    logger: createLogger({ level: "info", write: () => {} }),
-    fetch: globalThis.fetch,
-    settings: {
-      operatorTokenHashes: [],
-      publicUrl: "http://127.0.0.1",
-      gatewayProxyUrl: "http://127.0.0.1:8081",
-      gatewayCaPem: "",
-      sessionTokenTtlSeconds: 3600,
-      sessionMaxLifetimeSeconds: 24 * 3600,
-      defaultEgressPolicy: "deny",
-      maxJsonBodyBytes: 1024 * 1024,
-    },
-  };
+    logger,
+    settings: { operatorTokenHashes: [], sessionTokenTtlSeconds: 3600, gatewayCaPem: "" },
+  });
+  const invalidations = deps.invalidations;
 
   const db = database.db;
   const organizationId = await seedOrganization(db, clock, "Bench");
@@ -155,10 +122,10 @@ async function run(databaseUrl: string, jsonFile: string | undefined) {
 
   const assertion = () =>
     signGatewayAssertion({
-      gatewayId: GATEWAY_ID,
+      gatewayId: TEST_GATEWAY_ID,
       privateJwk: gatewayKey.privateJwk,
       kid: gatewayKey.kid,
-      audience: AUDIENCE,
+      audience: INTERNAL_AUDIENCE,
       clock,
     });
 

@@ -1,26 +1,14 @@
-import {
-  createGatewayAssertionVerifier,
-  createKeyRing,
-  createSessionTokenSigner,
-  generateMasterKey,
-  generateSigningKeyPair,
-  generateToken,
-  hashToken,
-  type SigningKeyPair,
-  signGatewayAssertion,
-} from "@keyway/crypto";
+import { type SigningKeyPair, signGatewayAssertion } from "@keyway/crypto";
 import { createDatabase, runMigrations } from "@keyway/db";
 import type { Clock } from "@keyway/integrations-core";
-import { createCatalogueRegistry } from "@keyway/integrations-definitions";
 import { createTestDatabase } from "@keyway/test-harness";
 import { createApp } from "../app";
 import type { AppDeps, AppSettings } from "../deps";
-import { startInvalidationFeed } from "../events/invalidations";
 import { createMemoryLogger } from "../logger";
 import { apiModules } from "../modules";
+import { createEphemeralDeps, INTERNAL_AUDIENCE, TEST_GATEWAY_ID } from "./ephemeral-deps";
 
-export const INTERNAL_AUDIENCE = "keyway-internal";
-export const TEST_GATEWAY_ID = "gateway-test";
+export { INTERNAL_AUDIENCE, TEST_GATEWAY_ID } from "./ephemeral-deps";
 
 /** A clock tests can move; starts at the real time so JWT libraries see sane instants. */
 export function createTestClock(
@@ -54,44 +42,16 @@ export async function createTestApp(options: TestAppOptions = {}) {
   const database = createDatabase(testDatabase.url, { max: 5 });
   await runMigrations(testDatabase.url);
   const clock = options.clock ?? createTestClock();
-  const signingKey = await generateSigningKeyPair();
-  const gatewayKey = await generateSigningKeyPair();
-  const operatorToken = generateToken("operator");
   const logger = createMemoryLogger();
-  const invalidations = await startInvalidationFeed(database.sql);
-  const deps: AppDeps = {
+  const { deps, signingKey, gatewayKey, operatorToken } = await createEphemeralDeps({
     database,
-    registry: createCatalogueRegistry(),
-    keyRing: createKeyRing({ current: 1, keys: [{ version: 1, key: generateMasterKey() }] }),
-    sessionSigner: createSessionTokenSigner({
-      keys: [{ privateJwk: signingKey.privateJwk, kid: signingKey.kid }],
-      currentKid: signingKey.kid,
-      issuer: "keyway",
-      audience: "keyway-gateway",
-      clock,
-    }),
-    gatewayVerifier: createGatewayAssertionVerifier({
-      trusted: [{ gatewayId: TEST_GATEWAY_ID, publicJwk: gatewayKey.publicJwk }],
-      audience: INTERNAL_AUDIENCE,
-      clock,
-    }),
-    invalidations,
-    ...(options.oidc ? { oidc: options.oidc } : {}),
     clock,
     logger,
-    fetch: options.fetch ?? globalThis.fetch,
-    settings: {
-      operatorTokenHashes: [hashToken(operatorToken)],
-      publicUrl: "http://127.0.0.1:8080",
-      gatewayProxyUrl: "http://127.0.0.1:8081",
-      gatewayCaPem: "-----BEGIN CERTIFICATE-----\ntest-ca\n-----END CERTIFICATE-----\n",
-      sessionTokenTtlSeconds: 900,
-      sessionMaxLifetimeSeconds: 24 * 3600,
-      defaultEgressPolicy: "deny",
-      maxJsonBodyBytes: 1024 * 1024,
-      ...options.settings,
-    },
-  };
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(options.oidc ? { oidc: options.oidc } : {}),
+    ...(options.settings ? { settings: options.settings } : {}),
+  });
+  const invalidations = deps.invalidations;
   const app = createApp(deps, apiModules);
 
   /** JSON request with a bearer token; returns status and parsed body. */

@@ -1,0 +1,70 @@
+import {
+  createGatewayAssertionVerifier,
+  createKeyRing,
+  createSessionTokenSigner,
+  generateMasterKey,
+  generateSigningKeyPair,
+  generateToken,
+  hashToken,
+} from "@keyway/crypto";
+import type { DatabaseHandle } from "@keyway/db";
+import type { Clock } from "@keyway/integrations-core";
+import { createCatalogueRegistry } from "@keyway/integrations-definitions";
+import type { AppDeps, AppSettings } from "../deps";
+import { startInvalidationFeed } from "../events/invalidations";
+import type { Logger } from "../logger";
+
+export const INTERNAL_AUDIENCE = "keyway-internal";
+export const TEST_GATEWAY_ID = "gateway-test";
+
+/**
+ * App dependencies with fresh keys on a given database: for tests and benchmarks, which need the
+ * real app but not a config file. Returns the keys and operator token the caller signs with.
+ */
+export async function createEphemeralDeps(options: {
+  database: DatabaseHandle;
+  clock: Clock;
+  logger: Logger;
+  fetch?: AppDeps["fetch"];
+  oidc?: AppDeps["oidc"];
+  settings?: Partial<AppSettings>;
+}) {
+  const { clock } = options;
+  const signingKey = await generateSigningKeyPair();
+  const gatewayKey = await generateSigningKeyPair();
+  const operatorToken = generateToken("operator");
+  const deps: AppDeps = {
+    database: options.database,
+    registry: createCatalogueRegistry(),
+    keyRing: createKeyRing({ current: 1, keys: [{ version: 1, key: generateMasterKey() }] }),
+    sessionSigner: createSessionTokenSigner({
+      keys: [{ privateJwk: signingKey.privateJwk, kid: signingKey.kid }],
+      currentKid: signingKey.kid,
+      issuer: "keyway",
+      audience: "keyway-gateway",
+      clock,
+    }),
+    gatewayVerifier: createGatewayAssertionVerifier({
+      trusted: [{ gatewayId: TEST_GATEWAY_ID, publicJwk: gatewayKey.publicJwk }],
+      audience: INTERNAL_AUDIENCE,
+      clock,
+    }),
+    invalidations: await startInvalidationFeed(options.database.sql),
+    ...(options.oidc ? { oidc: options.oidc } : {}),
+    clock,
+    logger: options.logger,
+    fetch: options.fetch ?? globalThis.fetch,
+    settings: {
+      operatorTokenHashes: [hashToken(operatorToken)],
+      publicUrl: "http://127.0.0.1:8080",
+      gatewayProxyUrl: "http://127.0.0.1:8081",
+      gatewayCaPem: "-----BEGIN CERTIFICATE-----\ntest-ca\n-----END CERTIFICATE-----\n",
+      sessionTokenTtlSeconds: 900,
+      sessionMaxLifetimeSeconds: 24 * 3600,
+      defaultEgressPolicy: "deny",
+      maxJsonBodyBytes: 1024 * 1024,
+      ...options.settings,
+    },
+  };
+  return { deps, signingKey, gatewayKey, operatorToken };
+}

@@ -40,7 +40,8 @@ export interface ControlPlaneClientOptions {
   requestTimeoutMs?: number;
   /**
    * Longest silence tolerated on the event stream before it is treated as dead and reconnected.
-   * 0 (the default) relies on TCP keep-alive alone; set it when the control plane sends heartbeats.
+   * The control plane sends a heartbeat comment every 15 s. Default 45 s; 0 relies on TCP
+   * keep-alive alone.
    */
   eventsIdleTimeoutMs?: number;
   /** Reconnect backoff bounds for the event stream. Defaults 250 ms and 10 s. */
@@ -216,7 +217,7 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
         authorization,
         hub,
         logger: options.logger,
-        idleTimeoutMs: options.eventsIdleTimeoutMs ?? 0,
+        idleTimeoutMs: options.eventsIdleTimeoutMs ?? 45_000,
         backoff: options.eventsBackoffMs ?? { min: 250, max: 10_000 },
       });
       streams.add(stream);

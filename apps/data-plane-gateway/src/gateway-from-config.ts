@@ -5,7 +5,7 @@ import { createLeafIssuer } from "@keyway/x509";
 import { createRemoteJWKSet } from "jose";
 import { type ControlPlaneClient, createControlPlaneClient } from "./control-plane-client";
 import type { GatewayDeps } from "./gateway";
-import { createLogger, type LogLevel } from "./logger";
+import { createLogger } from "./logger";
 
 /**
  * Everything `createGateway` needs, built from the loaded configuration: the gateway identity
@@ -26,8 +26,7 @@ export async function gatewayDepsFromConfig(
   const clock = { now: () => new Date() };
   const level = config.log.level;
   const logger = createLogger({
-    level:
-      level === "trace" ? "debug" : level === "fatal" ? "error" : (level as LogLevel | "silent"),
+    level: level === "trace" ? "debug" : level === "fatal" ? "error" : level,
   });
 
   const controlPlane = createControlPlaneClient({

@@ -170,17 +170,19 @@ export function createGateway(deps: GatewayDeps): Gateway {
       socket.destroy();
       return;
     }
-    writeSocketError(socket, PARSE_ERROR, PARSE_STATUS[error.code ?? ""] ?? 400);
+    const status = PARSE_STATUS[error.code ?? ""] ?? 400;
+    const tunnel = tunnelContexts.get(socket);
+    writeSocketError(socket, PARSE_ERROR, status);
     recordExchange({
-      kind: "http",
+      kind: tunnel === undefined ? "http" : "intercepted",
       startedAt: performance.now(),
       traceId: "",
-      sessionId: tunnelContexts.get(socket)?.session.sessionId,
+      sessionId: tunnel?.session.sessionId,
       routeId: undefined,
       bindingId: undefined,
       method: "",
-      host: tunnelContexts.get(socket)?.host,
-      status: PARSE_STATUS[error.code ?? ""] ?? 400,
+      host: tunnel?.host,
+      status,
       bytesIn: 0,
       bytesOut: 0,
       outcome: "bad_request",

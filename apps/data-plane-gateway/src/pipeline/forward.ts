@@ -121,8 +121,11 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   bytesOut = 0;
   #controller: Dispatcher.DispatchController | null = null;
   readonly #resume = () => this.#controller?.resume();
+  #clientClosed = false;
   readonly #onClientClose = () => {
-    if (!this.res.writableFinished) this.#controller?.abort(CLIENT_CLOSED);
+    if (this.res.writableFinished) return;
+    this.#clientClosed = true;
+    this.#controller?.abort(CLIENT_CLOSED);
   };
 
   constructor(
@@ -143,6 +146,8 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
+    // The client may have gone while the request waited for an upstream connection.
+    if (this.#clientClosed) controller.abort(CLIENT_CLOSED);
   }
 
   onResponseStart(
@@ -153,7 +158,9 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   ): void {
     if (statusCode < 200) return; // 1xx informational: not relayed
     this.status = statusCode;
-    this.res.writeHead(statusCode, statusMessage ?? "", relayedResponseHeaders(headers));
+    const relayed = relayedResponseHeaders(headers);
+    if (statusMessage) this.res.writeHead(statusCode, statusMessage, relayed);
+    else this.res.writeHead(statusCode, relayed);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {

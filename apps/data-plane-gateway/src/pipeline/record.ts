@@ -37,12 +37,22 @@ const UPSTREAM_FAILURES: ReadonlySet<string> = new Set([
   "upstream_reset",
 ]);
 
+/** The `route` label: the route id; `unmanaged` for traffic sent to a host no route names; `none` for refusals. */
+function routeLabel(record: ExchangeRecord): string {
+  if (record.routeId !== undefined) return record.routeId;
+  const sent =
+    record.outcome === "forwarded" ||
+    record.outcome === "client_aborted" ||
+    UPSTREAM_FAILURES.has(record.outcome);
+  return sent ? "unmanaged" : "none";
+}
+
 export function createRecord(options: { logger: Logger; metrics: GatewayMetrics }): RecordExchange {
   const { logger, metrics } = options;
 
   return function recordExchange(record) {
     const durationMs = performance.now() - record.startedAt;
-    const route = record.routeId ?? (record.host === undefined ? "none" : "unmanaged");
+    const route = routeLabel(record);
     if (record.kind === "tunnel") {
       metrics.tunnels.inc(
         record.outcome === "spliced" || record.outcome === "intercepted"

@@ -57,7 +57,10 @@ export interface ResolveCredentialSession {
 }
 
 export interface ResolveCredential {
-  /** The route's secret, or null for `auth.type: "none"`; 502 `credential_unavailable` on failure. */
+  /**
+   * The route's secret, or null for `auth.type: "none"`; 502 `credential_unavailable` on
+   * failure, 407 when the control plane says the session is not live.
+   */
   resolveRouteCredential(
     session: ResolveCredentialSession,
     planDigest: string,
@@ -67,6 +70,18 @@ export interface ResolveCredential {
 }
 
 const NOOP_OBSERVER: CredentialCacheObserver = { hit() {}, miss() {} };
+
+/** The control plane's refusal for a session that is revoked, expired or unknown. */
+export const SESSION_NOT_LIVE = "SESSION_NOT_LIVE";
+
+function isSessionNotLive(error: unknown): boolean {
+  return (
+    typeof error === "object" &&
+    error !== null &&
+    "code" in error &&
+    error.code === SESSION_NOT_LIVE
+  );
+}
 
 export function createResolveCredential(options: ResolveCredentialOptions): ResolveCredential {
   const { source, clock } = options;
@@ -120,6 +135,12 @@ export function createResolveCredential(options: ResolveCredentialOptions): Reso
     try {
       resolved = await source.resolveCredential({ sessionId, routeId: route.id });
     } catch (error) {
+      if (isSessionNotLive(error)) {
+        // Revoked (perhaps while the event feed was down) or unknown to the control plane.
+        throw new GatewayError("proxy_auth_required", "session is no longer live", {
+          cause: error,
+        });
+      }
       throw new GatewayError(
         "credential_unavailable",
         "the credential for this route is unavailable",

@@ -32,12 +32,16 @@ export interface FakeControlPlane {
   url: string;
   /** The key pair the gateway under test must sign its assertions with. */
   gatewayKey: SigningKeyPair;
-  addPlan(plan: CompiledRuntimePlan): string;
+  /** Serves `plan` under its digest, or under `servedAs` (a plan that does not match it). */
+  addPlan(plan: CompiledRuntimePlan, servedAs?: string): string;
   /** What `resolve` answers for a route id (replace to rotate). */
   setCredential(routeId: string, credential: FakeCredential | { error: number }): void;
   issueToken(options: { sessionId: string; planDigest: string; expiresAt?: Date }): Promise<string>;
-  /** Marks a session revoked (resolve answers 403) and publishes `session.revoked`. */
-  revokeSession(sessionId: string): void;
+  /**
+   * Marks a session revoked (resolve answers 403 `SESSION_NOT_LIVE`) and publishes
+   * `session.revoked`, unless `publish` is false (an event the gateway never sees).
+   */
+  revokeSession(sessionId: string, options?: { publish?: boolean }): void;
   publish(event: Record<string, unknown>): void;
   /** Closes every open event stream (the gateway should reconnect). */
   dropEventStreams(): void;
@@ -60,6 +64,14 @@ export async function startFakeControlPlane(): Promise<FakeControlPlane> {
     issuer: TEST_ISSUER,
     audience: TEST_SESSION_AUDIENCE,
     clock: systemClock,
+  });
+  // Signs tokens that are already expired (a signer refuses an expiry in its own past).
+  const pastSigner = createSessionTokenSigner({
+    keys: [{ privateJwk: sessionKey.privateJwk, kid: sessionKey.kid }],
+    currentKid: sessionKey.kid,
+    issuer: TEST_ISSUER,
+    audience: TEST_SESSION_AUDIENCE,
+    clock: { now: () => new Date(Date.now() - 24 * 3600_000) },
   });
   const assertions = createGatewayAssertionVerifier({
     trusted: [{ gatewayId: TEST_GATEWAY_ID, publicJwk: gatewayKey.publicJwk }],
@@ -110,14 +122,19 @@ export async function startFakeControlPlane(): Promise<FakeControlPlane> {
       const body = resolveBodySchema.parse(await readJson(req));
       resolutions.set(body.routeId, (resolutions.get(body.routeId) ?? 0) + 1);
       if (revoked.has(body.sessionId)) {
-        json(res, 403, { error: { code: "session_revoked", message: "session is revoked" } });
+        json(res, 403, { error: { code: "SESSION_NOT_LIVE", message: "session is not live" } });
         return;
       }
       const credential = credentials.get(body.routeId);
       if (credential === undefined) {
-        json(res, 403, { error: { code: "route_not_found", message: "no such route" } });
+        json(res, 403, { error: { code: "ROUTE_NOT_IN_PLAN", message: "no such route" } });
       } else if ("error" in credential) {
-        json(res, credential.error, { error: { code: "provider_failed", message: "failed" } });
+        json(res, credential.error, {
+          error: {
+            code: "credential_unavailable",
+            message: "the credential could not be resolved",
+          },
+        });
       } else {
         json(res, 200, {
           value: credential.value,
@@ -129,7 +146,8 @@ export async function startFakeControlPlane(): Promise<FakeControlPlane> {
     }
     if (req.method === "GET" && url === "/internal/v1/events") {
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store" });
-      res.write(`event: ready\ndata: ${JSON.stringify({ type: "ready" })}\n\n`);
+      // As the control plane sends them: `ready` first, then `invalidation` events.
+      res.write(`event: ready\ndata: ${JSON.stringify({ gatewayId: TEST_GATEWAY_ID })}\n\n`);
       streams.add(res);
       res.once("close", () => streams.delete(res));
       return;
@@ -138,16 +156,19 @@ export async function startFakeControlPlane(): Promise<FakeControlPlane> {
   }
 
   const server: RunningServer = await startHttpServer(handle);
+  let closing: Promise<void> | undefined;
 
   function publish(event: Record<string, unknown>): void {
-    for (const stream of streams) stream.write(`data: ${JSON.stringify(event)}\n\n`);
+    for (const stream of streams) {
+      stream.write(`event: invalidation\ndata: ${JSON.stringify(event)}\n\n`);
+    }
   }
 
   return {
     url: server.url,
     gatewayKey,
-    addPlan(plan) {
-      const digest = planDigest(plan);
+    addPlan(plan, servedAs) {
+      const digest = servedAs ?? planDigest(plan);
       plans.set(digest, plan);
       return digest;
     },
@@ -155,7 +176,8 @@ export async function startFakeControlPlane(): Promise<FakeControlPlane> {
       credentials.set(routeId, credential);
     },
     issueToken({ sessionId, planDigest: digest, expiresAt }) {
-      return signer.sign({
+      const expired = expiresAt !== undefined && expiresAt.getTime() <= Date.now();
+      return (expired ? pastSigner : signer).sign({
         sessionId,
         organizationId: "org_test",
         planDigest: digest,
@@ -163,9 +185,9 @@ export async function startFakeControlPlane(): Promise<FakeControlPlane> {
         expiresAt: expiresAt ?? new Date(Date.now() + 15 * 60_000),
       });
     },
-    revokeSession(sessionId) {
+    revokeSession(sessionId, options) {
       revoked.add(sessionId);
-      publish({ type: "session.revoked", sessionId });
+      if (options?.publish !== false) publish({ type: "session.revoked", sessionId });
     },
     publish,
     dropEventStreams() {
@@ -176,9 +198,10 @@ export async function startFakeControlPlane(): Promise<FakeControlPlane> {
     get refusedAssertions() {
       return refusedAssertions;
     },
-    async close() {
+    close() {
       for (const stream of streams) stream.destroy();
-      await server.close();
+      closing ??= server.close();
+      return closing;
     },
   };
 }

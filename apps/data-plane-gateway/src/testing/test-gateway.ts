@@ -1,4 +1,4 @@
-import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
 import { createSessionTokenVerifier } from "@keyway/crypto";
 import type { TestCa } from "@keyway/test-harness";
 import { createLeafIssuer } from "@keyway/x509";
@@ -37,6 +37,7 @@ export interface TestGatewayOptions {
   egress?: Partial<GatewaySettings["egress"]>;
   resolveHost?: ResolveHost;
   credentials?: GatewaySettings["credentials"];
+  upstream?: Partial<GatewaySettings["upstream"]>;
 }
 
 export async function startTestGateway(options: TestGatewayOptions): Promise<TestGateway> {
@@ -80,6 +81,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
         headersTimeoutMs: 30_000,
         bodyIdleTimeoutMs: 30_000,
         ...(options.upstreamCa ? { ca: [options.upstreamCa.certPem] } : {}),
+        ...options.upstream,
       },
       ...(options.credentials ? { credentials: options.credentials } : {}),
     },
@@ -88,8 +90,8 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
   await new Promise<void>((resolve) => gateway.adminServer.listen(0, "127.0.0.1", resolve));
   gateway.start();
   await gateway.ready();
-  const proxyPort = (gateway.proxyServer.address() as AddressInfo).port;
-  const adminPort = (gateway.adminServer.address() as AddressInfo).port;
+  const proxyPort = portOf(gateway.proxyServer);
+  const adminPort = portOf(gateway.adminServer);
   return {
     gateway,
     controlPlane,
@@ -103,4 +105,10 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
       await controlPlane.close();
     },
   };
+}
+
+function portOf(server: Server): number {
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("no TCP address");
+  return address.port;
 }

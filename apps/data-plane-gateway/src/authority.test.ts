@@ -1,0 +1,36 @@
+import { describe, expect, it } from "vitest";
+import { parseAuthority, splitAbsoluteForm } from "./authority";
+
+describe("splitAbsoluteForm", () => {
+  it("splits authority and path+query, keeping the bytes as sent", () => {
+    expect(splitAbsoluteForm("http://api.x.com/v1/a%2Fb?q=1")).toEqual({
+      authority: "api.x.com",
+      rawPath: "/v1/a%2Fb?q=1",
+    });
+    expect(splitAbsoluteForm("HTTP://Api.X.com:8080")).toEqual({
+      authority: "Api.X.com:8080",
+      rawPath: "/",
+    });
+    expect(splitAbsoluteForm("http://h?x=1")).toEqual({ authority: "h", rawPath: "/?x=1" });
+  });
+
+  it("refuses origin-form, other schemes and empty authorities", () => {
+    for (const target of ["/path", "https://h/", "ftp://h/", "http:///x", "http://", "h:80"]) {
+      expect(splitAbsoluteForm(target), target).toBeNull();
+    }
+  });
+});
+
+describe("parseAuthority", () => {
+  it("reads host, port and bracketed IPv6", () => {
+    expect(parseAuthority("api.x.com:443", null)).toEqual({ hostname: "api.x.com", port: 443 });
+    expect(parseAuthority("api.x.com", 80)).toEqual({ hostname: "api.x.com", port: 80 });
+    expect(parseAuthority("[::1]:8443", null)).toEqual({ hostname: "::1", port: 8443 });
+  });
+
+  it("refuses a missing required port, bad ports and bare IPv6", () => {
+    for (const bad of ["api.x.com", "h:0", "h:65536", "h:x", "::1:80", "[::1", "[::1]x", ":80"]) {
+      expect(parseAuthority(bad, null), bad).toBeNull();
+    }
+  });
+});

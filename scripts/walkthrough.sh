@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README walkthrough as a script: run it against a platform started with `pnpm start`.
-# Needs curl and node. KEYWAY (API URL) and KEYWAY_STATE (the .keyway folder) can be overridden.
+# Needs curl and node. KEYWAY (API URL) and KEYWAY_STATE (the .keyway folder) can be overridden;
+# step 7 starts scripts/demo-upstream.ts on DEMO_PORT (default: a free port) and stops it on exit.
 set -euo pipefail
 KEYWAY=${KEYWAY:-http://127.0.0.1:8080}
 KEYWAY_STATE=${KEYWAY_STATE:-.keyway}
@@ -40,5 +41,33 @@ echo "== 6. a sandbox session: token, proxy URL and environment for the sandbox"
 SESSION=$(api "$TOKEN" POST /v1/sandbox-sessions -d "{\"profileId\":\"$PROFILE\"}")
 echo "session $(echo "$SESSION" | json id) proxy $(echo "$SESSION" | json proxyUrl) expires $(echo "$SESSION" | json tokenExpiresAt)"
 
-echo "== 7. the audit chain verifies"
+echo "== 7. a real request through the egress gateway, to a local demo API"
+# The demo API stands in for a provider that wants "Authorization: Bearer <key>". The operator
+# adds it as an http-api target, the organization stores the key in a connection, and a sandbox
+# holding only its session token calls the API through the gateway, which injects the key.
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DEMO_KEY=demo-key-walkthrough-not-secret
+DEMO_LOG=$(mktemp)
+DEMO_API_KEY=$DEMO_KEY "$REPO/node_modules/.bin/tsx" "$REPO/scripts/demo-upstream.ts" --port "${DEMO_PORT:-0}" >"$DEMO_LOG" 2>&1 &
+DEMO_PID=$!
+trap 'kill "$DEMO_PID" 2>/dev/null || true; rm -f "$DEMO_LOG"' EXIT
+for _ in $(seq 300); do grep -q "listening on" "$DEMO_LOG" && break; sleep 0.1; done
+DEMO_URL=$(sed -n 's/^demo API listening on //p' "$DEMO_LOG")
+if [ -z "$DEMO_URL" ]; then echo "the demo API did not start:" >&2; cat "$DEMO_LOG" >&2; exit 1; fi
+api "$OP" POST /v1/operator/targets \
+  -d "{\"targetKey\":\"demo-api\",\"variantId\":\"http-api\",\"config\":{\"baseUrl\":\"$DEMO_URL/v1\"}}" >/dev/null
+DEMO_CONN=$(api "$TOKEN" POST /v1/integration/connections \
+  -d "{\"targetKey\":\"demo-api\",\"methodId\":\"api-key\",\"displayName\":\"Demo API\",\"secrets\":{\"apiKey\":\"$DEMO_KEY\"}}" | json id)
+VERSION=$(api "$TOKEN" POST "/v1/sandbox-profiles/$PROFILE/versions" \
+  -d "{\"bindings\":[{\"connectionId\":\"$CONN_ID\",\"kind\":\"agent\",\"config\":{\"model\":\"gpt-5.2-codex\"}},{\"connectionId\":\"$DEMO_CONN\",\"kind\":\"connector\",\"config\":{}}]}")
+SESSION=$(api "$TOKEN" POST /v1/sandbox-sessions -d "{\"profileId\":\"$PROFILE\"}")
+PROXY=$(echo "$SESSION" | json proxyEnv.HTTP_PROXY)
+echo "profile version $(echo "$VERSION" | json version), session $(echo "$SESSION" | json id)"
+echo "sandbox: curl --proxy \$HTTP_PROXY -H 'authorization: Bearer placeholder' $DEMO_URL/v1/hello"
+RESPONSE=$(curl -sS --fail-with-body --proxy "$PROXY" -H "authorization: Bearer placeholder" "$DEMO_URL/v1/hello")
+echo "sandbox got: $RESPONSE"
+if echo "$RESPONSE" | grep -q "$DEMO_KEY"; then echo "secret reached the sandbox!"; exit 1; fi
+echo "the demo API saw: $(grep -m1 "received GET" "$DEMO_LOG")"
+
+echo "== 8. the audit chain verifies"
 api "$OP" GET /v1/audit/verify | json ok

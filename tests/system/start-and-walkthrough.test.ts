@@ -17,6 +17,8 @@ const tsx = join(repo, "node_modules", ".bin", "tsx");
 let dir: string;
 let env: NodeJS.ProcessEnv;
 let apiUrl: string;
+let gatewayPort: number;
+let adminPort: number;
 
 function start(): Promise<{ child: ChildProcess; output: () => string }> {
   const child = spawn(tsx, [join(repo, "scripts", "start.ts")], {
@@ -71,12 +73,8 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "keyway-start-"));
   // PostgreSQL runs as the `postgres` user when tests run as root; it must traverse this folder.
   await chmod(dir, 0o755);
-  const [apiPort, gatewayPort, adminPort, pgPort] = await Promise.all([
-    getFreePort(),
-    getFreePort(),
-    getFreePort(),
-    getFreePort(),
-  ]);
+  const [apiPort, pgPort] = await Promise.all([getFreePort(), getFreePort()]);
+  [gatewayPort, adminPort] = await Promise.all([getFreePort(), getFreePort()]);
   apiUrl = `http://127.0.0.1:${apiPort}`;
   env = {
     ...process.env,
@@ -97,11 +95,21 @@ describe("pnpm start and the README walkthrough", () => {
     const first = await start();
     try {
       expect(first.output()).toContain("first run");
+      expect(first.output()).toContain(`egress gateway      http://127.0.0.1:${gatewayPort}`);
+      expect(first.output()).toContain(`gateway admin       http://127.0.0.1:${adminPort}`);
+      const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+      expect(ready.status).toBe(200);
       const result = await walkthrough();
       expect(result.stderr).toBe("");
       expect(result.code).toBe(0);
       expect(result.stdout).toContain("api.openai.com /v1 -> bearer");
       expect(result.stdout).toMatch(/session sess_\w+ proxy http:\/\/127\.0\.0\.1:\d+/);
+      // The request through the gateway: the demo API got the stored key, the sandbox did not.
+      expect(result.stdout).toContain('sandbox got: {"message":"hello from the demo API"');
+      expect(result.stdout).toContain(
+        "the demo API saw: demo API received GET /v1/hello with authorization: Bearer demo-key-walkthrough-not-secret",
+      );
+      expect(result.stdout).not.toMatch(/sandbox got: .*demo-key/);
       expect(result.stdout.trim().endsWith("true")).toBe(true);
     } finally {
       await stop(first.child);

@@ -1,4 +1,6 @@
 import { readFile } from "node:fs/promises";
+import { type IncomingMessage, Server } from "node:http";
+import type { Duplex } from "node:stream";
 import { serve } from "@hono/node-server";
 import { type KeywayConfig, requireSetting } from "@keyway/config";
 import {
@@ -95,12 +97,26 @@ export async function startControlPlane(
   const address = server.address();
   if (address === null || typeof address === "string")
     throw new Error("control plane did not bind a TCP port");
+  // Gateways hold `GET /internal/v1/events` open for as long as they run, so `server.close()`
+  // would wait for them forever: close() cuts those streams (gateways reconnect with backoff and
+  // resync) and lets every other request finish.
+  const eventStreams = new Set<Duplex>();
+  if (server instanceof Server) {
+    server.on("request", (request: IncomingMessage) => {
+      if (!request.url?.startsWith("/internal/v1/events")) return;
+      const socket = request.socket;
+      eventStreams.add(socket);
+      socket.once("close", () => eventStreams.delete(socket));
+    });
+  }
   logger.info("control plane listening", { host: address.address, port: address.port });
   return {
     url: `http://${config.api.host}:${address.port}`,
     deps,
     async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of eventStreams) socket.destroy();
+      await closed;
       await invalidations.close();
       await database.close();
     },

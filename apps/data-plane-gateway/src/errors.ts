@@ -13,6 +13,8 @@ export const GATEWAY_ERRORS = {
   upstream_unreachable: 502,
   control_plane_unavailable: 502,
   upstream_timeout: 504,
+  rate_limited: 429,
+  upstream_circuit_open: 503,
   internal_error: 500,
 } as const;
 
@@ -21,14 +23,17 @@ export type GatewayErrorCode = keyof typeof GATEWAY_ERRORS;
 export class GatewayError extends Error {
   override readonly name = "GatewayError";
   readonly status: number;
+  /** Sent as `Retry-After` (seconds) when set: rate limits and open circuits. */
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(
     readonly code: GatewayErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterSeconds?: number },
   ) {
     super(message, options);
     this.status = GATEWAY_ERRORS[code];
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 }
 

@@ -1,9 +1,11 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import { normalizeHost } from "@keyway/integrations-core";
 import { parseAuthority, splitAbsoluteForm } from "./authority";
 import { asGatewayError, GatewayError } from "./errors";
 import type { Logger } from "./logger";
+import type { McpAnswer, ScreenMcpRequest } from "./mcp/mcp-guard";
 import type { Authenticate, Session } from "./pipeline/authenticate";
 import type { AuthorizeEgress } from "./pipeline/authorize";
 import type { Classify, SessionPlan } from "./pipeline/classify";
@@ -11,11 +13,19 @@ import type { Forward, ForwardResult } from "./pipeline/forward";
 import { type InjectCredential, stripHopByHop } from "./pipeline/inject";
 import type { ExchangeRecord, RecordExchange } from "./pipeline/record";
 import type { ResolveCredential } from "./pipeline/resolve-credential";
+import type { CircuitBreakers } from "./resilience/circuit-breaker";
+import type { AdmitRouteRequest } from "./resilience/rate-limiter";
 import { sendError } from "./responses";
+import {
+  isWebSocketUpgrade,
+  type RelayWebSocket,
+  responseForUpgrade,
+  upgradeRefusal,
+} from "./websocket-relay";
 
 /**
  * One proxied HTTP request through the stages, in order: authenticate → classify → authorize
- * (unmanaged hosts) or resolve credential → inject (routes) → forward → record. Used for plain
+ * (unmanaged hosts) or [MCP allow-list →] resolve credential → inject (routes) → forward → record. Used for plain
  * absolute-form requests on the proxy port and for requests inside an intercepted tunnel.
  */
 
@@ -25,7 +35,15 @@ export interface ExchangeStages {
   authorizeEgress: AuthorizeEgress;
   resolveCredential: ResolveCredential;
   injectCredential: InjectCredential;
+  /** Routes with an MCP tool allow-list only: checks the body before any credential is resolved. */
+  screenMcpRequest: ScreenMcpRequest;
   forward: Forward;
+  /** WebSocket handshakes, in place of `forward` (`websocket-relay.ts`). */
+  relayWebSocket: RelayWebSocket;
+  /** Per-route token bucket: throws 429 `rate_limited`. Absent: no limit. */
+  admitRouteRequest?: AdmitRouteRequest | undefined;
+  /** Per-upstream circuit breakers: 503 `upstream_circuit_open`. Absent: none. */
+  circuitBreakers?: CircuitBreakers | undefined;
   recordExchange: RecordExchange;
   logger: Logger;
 }
@@ -44,6 +62,15 @@ export interface Exchange {
   handleProxyRequest(req: IncomingMessage, res: ServerResponse): void;
   /** A request decrypted from an intercepted tunnel. */
   handleTunnelRequest(req: IncomingMessage, res: ServerResponse, tunnel: TunnelContext): void;
+  /** An `Upgrade` request on the proxy port (the server's `upgrade` event). */
+  handleProxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** An `Upgrade` request inside an intercepted tunnel. */
+  handleTunnelUpgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    tunnel: TunnelContext,
+  ): void;
 }
 
 const NOT_ABSOLUTE = new GatewayError(
@@ -95,17 +122,39 @@ export function createExchange(stages: ExchangeStages): Exchange {
     authority: string,
     rawPath: string,
     inTunnel: boolean,
-  ): Promise<ForwardResult> {
+  ): Promise<ForwardResult | McpAnswer> {
     const method = req.method ?? "";
     const match = classify.classifyRequest(plan, { authority, method, rawPath });
     if (match.kind === "matched") {
       const { route } = match;
       rec.routeId = route.id;
       rec.bindingId = route.bindingId;
-      const pending = resolveCredential.resolveRouteCredential(session, plan.digest, route);
-      const credential = typeof pending === "object" && pending !== null ? await pending : pending;
-      const upstream = stages.injectCredential(req.rawHeaders, rawPath, route, credential);
-      return forward.forwardToRoute(req, res, upstream);
+      stages.admitRouteRequest?.(plan.digest, route.id);
+      const circuit = stages.circuitBreakers?.circuitFor(route) ?? null;
+      const probe = circuit?.admit() ?? false;
+      try {
+        const mcp =
+          route.mcp?.toolAllowlist === undefined
+            ? null
+            : await stages.screenMcpRequest(req, res, route);
+        if (mcp?.kind === "answered") return mcp.answer;
+        const pending = resolveCredential.resolveRouteCredential(session, plan.digest, route);
+        const credential =
+          typeof pending === "object" && pending !== null ? await pending : pending;
+        const upstream = stages.injectCredential(req.rawHeaders, rawPath, route, credential);
+        if (isWebSocketUpgrade(req)) {
+          return await stages.relayWebSocket(req, res, upstream, circuit, session.sessionId);
+        }
+        return await forward.forwardToRoute(
+          req,
+          res,
+          mcp === null ? upstream : mcp.prepare(upstream),
+          circuit,
+        );
+      } finally {
+        // A probe that ended without reaching the upstream lets the next request probe.
+        if (probe) circuit?.releaseProbe();
+      }
     }
     // Inside a tunnel the host is the managed CONNECT host, so this is a plain request only.
     if (inTunnel) throw MISDIRECTED;
@@ -117,11 +166,15 @@ export function createExchange(stages: ExchangeStages): Exchange {
       port: target.port,
     });
     const address = destination.family === 6 ? `[${destination.address}]` : destination.address;
-    return forward.forwardToAddress(req, res, {
+    const unmanaged = {
       origin: `http://${address}:${destination.port}`,
       path: rawPath,
       headers: stripHopByHop(req.rawHeaders, authority),
-    });
+    };
+    if (isWebSocketUpgrade(req)) {
+      return stages.relayWebSocket(req, res, unmanaged, null, session.sessionId);
+    }
+    return forward.forwardToAddress(req, res, unmanaged);
   }
 
   async function run(
@@ -133,10 +186,15 @@ export function createExchange(stages: ExchangeStages): Exchange {
     rawPath: string,
   ): Promise<void> {
     try {
+      const refusal = upgradeRefusal(req);
+      if (refusal !== null) throw refusal;
       let session: Session;
       let plan: SessionPlan;
       if (tunnel === null) {
-        session = await authenticate.authenticateSession(req.headers["proxy-authorization"]);
+        const header = req.headers["proxy-authorization"];
+        // A sandbox's next request finds its session cached: no promise, no await.
+        session =
+          authenticate.cachedSession(header) ?? (await authenticate.authenticateSession(header));
         rec.sessionId = session.sessionId;
         const loading = classify.loadSessionPlan(session.planDigest);
         plan = "then" in loading ? await loading : loading;
@@ -177,7 +235,7 @@ export function createExchange(stages: ExchangeStages): Exchange {
     stages.recordExchange(rec);
   }
 
-  return {
+  const exchange: Exchange = {
     handleProxyRequest(req, res) {
       const rec = newRecord("http", req);
       const target = splitAbsoluteForm(req.url ?? "");
@@ -212,5 +270,16 @@ export function createExchange(stages: ExchangeStages): Exchange {
       }
       void run(rec, req, res, tunnel, tunnel.authority, req.url ?? "/");
     },
+
+    handleProxyUpgrade(req, socket, head) {
+      const res = responseForUpgrade(req, socket, head);
+      if (res !== null) exchange.handleProxyRequest(req, res);
+    },
+
+    handleTunnelUpgrade(req, socket, head, tunnel) {
+      const res = responseForUpgrade(req, socket, head);
+      if (res !== null) exchange.handleTunnelRequest(req, res, tunnel);
+    },
   };
+  return exchange;
 }

@@ -3,6 +3,7 @@ import { type KeywayConfig, requireSetting } from "@keyway/config";
 import { createSessionTokenVerifier, parsePrivateKey } from "@keyway/crypto";
 import { createLeafIssuer } from "@keyway/x509";
 import { createRemoteJWKSet } from "jose";
+import { createBatchedLineWriter } from "./batched-line-writer";
 import { type ControlPlaneClient, createControlPlaneClient } from "./control-plane-client";
 import type { GatewayDeps } from "./gateway";
 import { createLogger } from "./logger";
@@ -25,8 +26,12 @@ export async function gatewayDepsFromConfig(
   const key = await parsePrivateKey(keyText);
   const clock = { now: () => new Date() };
   const level = config.log.level;
+  const logLines = createBatchedLineWriter((chunk) => process.stdout.write(chunk));
+  // The lines of the last loop turn are still written when the process exits.
+  process.once("exit", logLines.flush);
   const logger = createLogger({
     level: level === "trace" ? "debug" : level === "fatal" ? "error" : level,
+    write: logLines.write,
   });
 
   const controlPlane = createControlPlaneClient({
@@ -65,7 +70,27 @@ export async function gatewayDepsFromConfig(
         allowHosts: gateway.egress.allow_hosts,
         allowPrivateNetworks: gateway.egress.allow_private_networks,
       },
-      upstream: { connectTimeoutMs: 10_000, headersTimeoutMs: 300_000, bodyIdleTimeoutMs: 300_000 },
+      upstream: {
+        connectTimeoutMs: gateway.timeouts.connect_ms,
+        headersTimeoutMs: gateway.timeouts.headers_ms,
+        bodyIdleTimeoutMs: gateway.timeouts.body_idle_ms,
+        maxRetries: gateway.retries.max_retries,
+      },
+      rateLimit:
+        gateway.rate_limit.requests_per_second > 0
+          ? {
+              requestsPerSecond: gateway.rate_limit.requests_per_second,
+              burst: gateway.rate_limit.burst,
+            }
+          : undefined,
+      circuitBreaker:
+        gateway.circuit_breaker.failure_threshold > 0
+          ? {
+              failureThreshold: gateway.circuit_breaker.failure_threshold,
+              windowMs: gateway.circuit_breaker.window_ms,
+              coolDownMs: gateway.circuit_breaker.cool_down_ms,
+            }
+          : undefined,
     },
   };
 }

@@ -12,6 +12,10 @@ export interface GatewayMetrics {
   upstreamErrors: Counter;
   /** Labels: mode (`intercepted` | `spliced` | `refused`). */
   tunnels: Counter;
+  /** Labels: route. Requests refused with 429 by the route's token bucket. */
+  rateLimited: Counter;
+  /** Labels: upstream (origin), state (`open` | `half_open` | `closed`): state changes. */
+  circuitTransitions: Counter;
 }
 
 const LATENCY_BUCKETS_SECONDS = [
@@ -45,6 +49,16 @@ export function createGatewayMetrics(registry: MetricsRegistry): GatewayMetrics 
       "keyway_gateway_tunnels_total",
       "CONNECT tunnels by how they were handled.",
       ["mode"],
+    ),
+    rateLimited: registry.counter(
+      "keyway_gateway_rate_limited_total",
+      "Requests refused by a route's rate limit.",
+      ["route"],
+    ),
+    circuitTransitions: registry.counter(
+      "keyway_gateway_circuit_transitions_total",
+      "Circuit breaker state changes by upstream origin and new state.",
+      ["upstream", "state"],
     ),
   };
 }

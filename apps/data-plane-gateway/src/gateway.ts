@@ -12,6 +12,7 @@ import { createGatewayMetrics } from "./gateway-metrics";
 import { createInvalidationHub, type InvalidationHub } from "./invalidations";
 import { createLeafContexts } from "./leaf-certificates";
 import type { Logger } from "./logger";
+import { createMcpGuard } from "./mcp/mcp-guard";
 import { createMetricsRegistry, type MetricsRegistry } from "./metrics";
 import { createAuthenticate } from "./pipeline/authenticate";
 import { createAuthorize, type EgressSettings, type ResolveHost } from "./pipeline/authorize";
@@ -20,8 +21,11 @@ import { createForward, type ForwardSettings } from "./pipeline/forward";
 import { createInject } from "./pipeline/inject";
 import { createRecord } from "./pipeline/record";
 import { createResolveCredential } from "./pipeline/resolve-credential";
+import { type CircuitBreakerSettings, createCircuitBreakers } from "./resilience/circuit-breaker";
+import { createRouteRateLimiter, type RateLimitSettings } from "./resilience/rate-limiter";
 import { writeSocketError } from "./responses";
 import { createTunnels } from "./tunnels";
+import { createWebSocketRelay } from "./websocket-relay";
 
 /**
  * Builds the egress gateway from explicit dependencies and never listens: `main.ts` (or a test)
@@ -38,6 +42,10 @@ export interface GatewaySettings {
    * upstream gets its 504 first).
    */
   proxy?: { headersTimeoutMs?: number; keepAliveTimeoutMs?: number; idleTimeoutMs?: number };
+  /** Per-route token bucket (429 `rate_limited`). Absent: no limit. */
+  rateLimit?: RateLimitSettings | undefined;
+  /** Per-upstream circuit breaker (503 `upstream_circuit_open`). Absent: none. */
+  circuitBreaker?: CircuitBreakerSettings | undefined;
 }
 
 export interface GatewayDeps {
@@ -97,10 +105,35 @@ export function createGateway(deps: GatewayDeps): Gateway {
     ...settings.credentials,
   });
   const injectCredential = createInject();
+  const screenMcpRequest = createMcpGuard();
   const forward = createForward(settings.upstream);
   const recordExchange = createRecord({ logger, metrics: gatewayMetrics });
   const tunnels = createTunnels(invalidations);
   const leafContexts = createLeafContexts({ issue: deps.issueLeaf, clock });
+  const relayWebSocket = createWebSocketRelay({
+    ...settings.upstream,
+    idleTimeoutMs: settings.upstream.bodyIdleTimeoutMs,
+    track: tunnels.track,
+  });
+  const admitRouteRequest =
+    settings.rateLimit === undefined
+      ? undefined
+      : createRouteRateLimiter({
+          settings: settings.rateLimit,
+          clock,
+          onLimited: (routeId) => gatewayMetrics.rateLimited.inc(routeId),
+        });
+  const circuitBreakers =
+    settings.circuitBreaker === undefined
+      ? undefined
+      : createCircuitBreakers({
+          settings: settings.circuitBreaker,
+          clock,
+          onStateChange(origin, state) {
+            gatewayMetrics.circuitTransitions.inc(origin, state);
+            logger.warn("upstream circuit state changed", { upstream: origin, state });
+          },
+        });
 
   const exchange = createExchange({
     authenticate,
@@ -108,7 +141,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
     authorizeEgress,
     resolveCredential,
     injectCredential,
+    screenMcpRequest,
     forward,
+    relayWebSocket,
+    admitRouteRequest,
+    circuitBreakers,
     recordExchange,
     logger,
   });
@@ -134,8 +171,18 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
     exchange.handleTunnelRequest(req, res, tunnel);
   });
+  interceptedServer.on("upgrade", (req, socket: Duplex, head: Buffer) => {
+    const tunnel = tunnelContexts.get(req.socket);
+    if (tunnel === undefined) {
+      socket.destroy();
+      return;
+    }
+    exchange.handleTunnelUpgrade(req, socket, head, tunnel);
+  });
 
   const proxyServer = createServer(serverOptions, exchange.handleProxyRequest);
+  // With an `upgrade` listener every `Upgrade` request comes here (WebSocket or not).
+  proxyServer.on("upgrade", exchange.handleProxyUpgrade);
   // Also applies to tunnel sockets handed over with `emit("connection")`, which the server does
   // not track for its header timeouts because it never listens.
   const idleTimeoutMs = settings.proxy?.idleTimeoutMs ?? 330_000;

@@ -4,6 +4,12 @@
  */
 export class LruCache<K, V> {
   readonly #entries = new Map<K, V>();
+  /**
+   * The key last placed at the end of the order, when it is still there. A hit on it leaves the
+   * order as it is: the hottest key (one session's many requests in a row) costs one lookup.
+   */
+  #newest: K | undefined = undefined;
+  #hasNewest = false;
 
   constructor(readonly maxEntries: number) {
     if (!Number.isInteger(maxEntries) || maxEntries < 1) {
@@ -18,14 +24,19 @@ export class LruCache<K, V> {
   get(key: K): V | undefined {
     const value = this.#entries.get(key);
     if (value === undefined) return undefined;
+    if (this.#hasNewest && this.#newest === key) return value;
     this.#entries.delete(key);
     this.#entries.set(key, value);
+    this.#newest = key;
+    this.#hasNewest = true;
     return value;
   }
 
   set(key: K, value: V): void {
     this.#entries.delete(key);
     this.#entries.set(key, value);
+    this.#newest = key;
+    this.#hasNewest = true;
     if (this.#entries.size > this.maxEntries) {
       const oldest = this.#entries.keys().next();
       if (!oldest.done) this.#entries.delete(oldest.value);
@@ -33,7 +44,13 @@ export class LruCache<K, V> {
   }
 
   delete(key: K): boolean {
+    if (this.#hasNewest && this.#newest === key) this.#forgetNewest();
     return this.#entries.delete(key);
+  }
+
+  #forgetNewest(): void {
+    this.#newest = undefined;
+    this.#hasNewest = false;
   }
 
   /** Removes every entry for which `predicate` is true; returns how many went. */
@@ -41,7 +58,7 @@ export class LruCache<K, V> {
     let removed = 0;
     for (const [key, value] of this.#entries) {
       if (predicate(value, key)) {
-        this.#entries.delete(key);
+        this.delete(key);
         removed++;
       }
     }
@@ -50,5 +67,6 @@ export class LruCache<K, V> {
 
   clear(): void {
     this.#entries.clear();
+    this.#forgetNewest();
   }
 }

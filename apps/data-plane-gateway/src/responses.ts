@@ -14,9 +14,11 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   407: "Proxy Authentication Required",
   408: "Request Timeout",
   421: "Misdirected Request",
+  429: "Too Many Requests",
   431: "Request Header Fields Too Large",
   500: "Internal Server Error",
   502: "Bad Gateway",
+  503: "Service Unavailable",
   504: "Gateway Timeout",
 };
 
@@ -34,6 +36,9 @@ export function sendError(res: ServerResponse, error: GatewayError, close = fals
     String(Buffer.byteLength(body)),
   ];
   if (error.status === 407) headers.push("proxy-authenticate", PROXY_AUTHENTICATE);
+  if (error.retryAfterSeconds !== undefined) {
+    headers.push("retry-after", String(error.retryAfterSeconds));
+  }
   if (close) {
     headers.push("connection", "close");
     res.shouldKeepAlive = false;
@@ -56,6 +61,7 @@ export function writeSocketError(socket: Duplex, error: GatewayError, status = e
   head += "content-type: application/json\r\n";
   head += `content-length: ${Buffer.byteLength(body)}\r\n`;
   if (status === 407) head += `proxy-authenticate: ${PROXY_AUTHENTICATE}\r\n`;
+  if (error.retryAfterSeconds !== undefined) head += `retry-after: ${error.retryAfterSeconds}\r\n`;
   head += "connection: close\r\n\r\n";
   socket.end(head + body);
 }

@@ -134,6 +134,30 @@ const configInput: fc.Arbitrary<KeywayConfigInput> = fc.record(
           },
           optional,
         ),
+        timeouts: fc.record(
+          {
+            connect_ms: fc.integer({ min: 1, max: 600_000 }),
+            headers_ms: fc.integer({ min: 1, max: 600_000 }),
+            body_idle_ms: fc.integer({ min: 1, max: 600_000 }),
+          },
+          optional,
+        ),
+        rate_limit: fc.record(
+          {
+            requests_per_second: fc.double({ min: 0, max: 10_000, noNaN: true }),
+            burst: fc.integer({ min: 1, max: 10_000 }),
+          },
+          optional,
+        ),
+        circuit_breaker: fc.record(
+          {
+            failure_threshold: fc.integer({ min: 0, max: 100 }),
+            window_ms: fc.integer({ min: 1, max: 600_000 }),
+            cool_down_ms: fc.integer({ min: 1, max: 600_000 }),
+          },
+          optional,
+        ),
+        retries: fc.record({ max_retries: fc.integer({ min: 0, max: 5 }) }, optional),
         identity: fc.oneof(
           fc.record({ gateway_id: id, private_key: privateKeyText }),
           fc.record({ gateway_id: id, private_key_path: absolutePath }),

@@ -194,6 +194,35 @@ variant = "x"
     );
   });
 
+  it("defaults the gateway's timeouts, rate limit, circuit breaker and retries", async () => {
+    const config = await load("");
+    expect(config.gateway.timeouts).toEqual({
+      connect_ms: 10_000,
+      headers_ms: 300_000,
+      body_idle_ms: 300_000,
+    });
+    expect(config.gateway.rate_limit).toEqual({ requests_per_second: 100, burst: 200 });
+    expect(config.gateway.circuit_breaker).toEqual({
+      failure_threshold: 5,
+      window_ms: 30_000,
+      cool_down_ms: 30_000,
+    });
+    expect(config.gateway.retries).toEqual({ max_retries: 1 });
+    const error = await configError(
+      load(
+        "[gateway.rate_limit]\nrequests_per_second = -1\nburst = 0\n[gateway.retries]\nmax_retries = 9\n[gateway.timeouts]\nconnect = 5\n",
+      ),
+    );
+    expect(error.message.split("\n").sort()).toEqual(
+      [
+        "config error: gateway.rate_limit.requests_per_second: must be at least 0, got -1",
+        "config error: gateway.rate_limit.burst: must be at least 1, got 0",
+        "config error: gateway.retries.max_retries: must be at most 5, got 9",
+        "config error: gateway.timeouts.connect: unknown key",
+      ].sort(),
+    );
+  });
+
   it("reports missing required keys", async () => {
     const error = await configError(load("[keys.session_signing]\nkeys = []\n"));
     expect(error.message.split("\n")).toContain(

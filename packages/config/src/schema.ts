@@ -159,6 +159,33 @@ export const gatewaySchema = z
         allow_private_networks: z.boolean().default(false),
       })
       .prefault({}),
+    /** Towards upstreams: connect, time to response headers, longest silence in a body. */
+    timeouts: z
+      .strictObject({
+        connect_ms: positiveInt.default(10_000),
+        headers_ms: positiveInt.default(300_000),
+        body_idle_ms: positiveInt.default(300_000),
+      })
+      .prefault({}),
+    /** Token bucket per route (plan digest + route id); `requests_per_second = 0` turns it off. */
+    rate_limit: z
+      .strictObject({
+        requests_per_second: z.number().min(0).default(100),
+        burst: positiveInt.default(200),
+      })
+      .prefault({}),
+    /** Per upstream origin; `failure_threshold = 0` turns it off. */
+    circuit_breaker: z
+      .strictObject({
+        failure_threshold: z.number().int().min(0).default(5),
+        window_ms: positiveInt.default(30_000),
+        cool_down_ms: positiveInt.default(30_000),
+      })
+      .prefault({}),
+    /** Re-sends of idempotent requests without a body after a connection error. */
+    retries: z
+      .strictObject({ max_retries: z.number().int().min(0).max(5).default(1) })
+      .prefault({}),
     /** This gateway's identity towards the control plane (gateways only). */
     identity: z
       .strictObject({

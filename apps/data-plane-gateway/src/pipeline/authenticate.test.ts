@@ -96,9 +96,11 @@ describe("createAuthenticate", () => {
       planDigest: "d".repeat(64),
     });
     expect(await auth.authenticateSession(basic(`session:${token}`))).toBe(session);
+    expect(auth.cachedSession(basic(`session:${token}`))).toBe(session);
     expect((await auth.authenticateSession(`Bearer ${token}`)).sessionId).toBe("sess_1");
 
     now = new Date(now.getTime() + 61_000);
+    expect(auth.cachedSession(basic(`session:${token}`))).toBeUndefined();
     const expired = await refusal(auth.authenticateSession(basic(`session:${token}`)));
     expect(expired).toMatchObject({ code: "proxy_auth_required", status: 407 });
     expect(expired.message).toContain("expired");
@@ -109,6 +111,9 @@ describe("createAuthenticate", () => {
     now = new Date("2026-11-22T10:00:00Z");
     const auth = createAuthenticate({ verifier, clock, invalidations: createInvalidationHub() });
     const token = await sign("sess_2");
+    // Never verified: no session without the full check.
+    expect(auth.cachedSession(`Bearer ${token}`)).toBeUndefined();
+    expect(auth.cachedSession(undefined)).toBeUndefined();
     for (const header of [
       undefined,
       "",
@@ -129,7 +134,9 @@ describe("createAuthenticate", () => {
     const session = await auth.authenticateSession(`Bearer ${token}`);
     await auth.authenticateSession(`Bearer ${other}`);
 
+    expect(auth.cachedSession(`Bearer ${token}`)).toBe(session);
     hub.publish({ type: "session.revoked", sessionId: "sess_3" });
+    expect(auth.cachedSession(`Bearer ${token}`)).toBeUndefined();
     expect((await refusal(auth.authenticateSession(`Bearer ${token}`))).message).toBe(
       "session has been revoked",
     );

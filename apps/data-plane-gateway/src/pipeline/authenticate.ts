@@ -33,6 +33,11 @@ export interface AuthenticateOptions {
 export interface Authenticate {
   /** The live session the header proves, or a 407 (502 when the signing keys are unreachable). */
   authenticateSession(proxyAuthorization: string | undefined): Promise<Session>;
+  /**
+   * The session of an already verified header while it is live, without a promise: the common
+   * case of a sandbox's next request. Undefined otherwise — `authenticateSession` then decides.
+   */
+  cachedSession(proxyAuthorization: string | undefined): Session | undefined;
   /** For requests inside an established tunnel: 407 once the session is revoked or expired. */
   assertSessionLive(session: Session): void;
   close(): void;
@@ -149,6 +154,13 @@ export function createAuthenticate(options: AuthenticateOptions): Authenticate {
       refuseIfNotLive(session, clock.now().getTime());
       verified.set(proxyAuthorization, session);
       return session;
+    },
+
+    cachedSession(proxyAuthorization) {
+      if (proxyAuthorization === undefined) return undefined;
+      const cached = verified.get(proxyAuthorization);
+      if (cached === undefined || revoked.has(cached.sessionId)) return undefined;
+      return cached.expiresAtMs > clock.now().getTime() ? cached : undefined;
     },
 
     assertSessionLive(session) {

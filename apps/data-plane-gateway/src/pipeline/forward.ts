@@ -1,6 +1,8 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import { Agent, type Dispatcher, Pool } from "undici";
 import { GatewayError, type GatewayErrorCode } from "../errors";
+import { isRetryableConnectionError, retriesAllowed } from "../resilience/retry-policy";
 import { sendError } from "../responses";
 
 /**
@@ -23,6 +25,19 @@ export interface ForwardSettings {
   ca?: readonly string[];
   /** Idle keep-alive connections are closed after this. Default 60 s. */
   keepAliveTimeoutMs?: number;
+  /**
+   * Re-sends of an idempotent request without a body after a connection error before any
+   * response byte (`resilience/retry-policy.ts`). Default 1.
+   */
+  maxRetries?: number;
+}
+
+/** Told how each route request fared at the upstream (the circuit breaker listens). */
+export interface UpstreamObserver {
+  /** Response headers arrived with this status. */
+  upstreamResponded(status: number): void;
+  /** No answer: connection error or timeout before the response headers. */
+  upstreamFailed(): void;
 }
 
 export interface ForwardTarget {
@@ -31,6 +46,10 @@ export interface ForwardTarget {
   path: string;
   /** Flat `[name, value, …]`, including `host`. */
   headers: string[];
+  /** A body already read and checked (MCP routes), sent instead of the request stream. */
+  body?: Buffer;
+  /** Decorates the relay, e.g. to rewrite MCP `tools/list` results (`mcp/mcp-response-filter.ts`). */
+  wrapHandler?(relay: Dispatcher.DispatchHandler): Dispatcher.DispatchHandler;
 }
 
 export type ForwardOutcome = "forwarded" | "client_aborted" | "upstream_reset" | GatewayErrorCode;
@@ -48,6 +67,7 @@ export interface Forward {
     req: IncomingMessage,
     res: ServerResponse,
     target: ForwardTarget,
+    observer?: UpstreamObserver | null,
   ): Promise<ForwardResult>;
   /** To an unmanaged destination (origin built from an already-checked IP address). */
   forwardToAddress(
@@ -120,20 +140,61 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   bytesIn = 0;
   bytesOut = 0;
   #controller: Dispatcher.DispatchController | null = null;
-  readonly #resume = () => this.#controller?.resume();
+  // Both listeners are assigned in the constructor: as field initializers, tsx (esbuild
+  // `keepNames`) would name each with an `Object.defineProperty` call, for every request.
+  readonly #resume: () => void;
+  /** Whether `#resume` listens for `drain`: only once the client's socket has been full. */
+  #awaitingDrain = false;
   #clientClosed = false;
-  readonly #onClientClose = () => {
-    if (this.res.writableFinished) return;
-    this.#clientClosed = true;
-    this.#controller?.abort(CLIENT_CLOSED);
-  };
+  readonly #onClientClose: () => void;
+
+  /** Whether the upstream's response headers arrived (a decorator may relay them later, or not). */
+  #upstreamAnswered = false;
+  /** Set when a failed attempt may be sent again (see `retryWith`). */
+  #retriesLeft = 0;
+  #retryDispatcher: Dispatcher | null = null;
+  #retryOptions: Dispatcher.DispatchOptions | null = null;
+  /** What is dispatched: this relay, or a decorator around it (`ForwardTarget.wrapHandler`). */
+  #retryHandler: Dispatcher.DispatchHandler = this;
 
   constructor(
     private readonly res: ServerResponse,
     private readonly settle: (result: ForwardResult) => void,
+    private readonly observer: UpstreamObserver | null,
   ) {
-    res.on("drain", this.#resume);
-    res.once("close", this.#onClientClose);
+    this.#resume = () => this.#controller?.resume();
+    this.#onClientClose = () => {
+      if (this.res.writableFinished) return;
+      this.#clientClosed = true;
+      this.#controller?.abort(CLIENT_CLOSED);
+    };
+    // `on`, not `once` (which wraps the listener per call): `#finish` removes it in every case.
+    res.on("close", this.#onClientClose);
+  }
+
+  /** Allows `retries` re-sends of `options` after connection errors before any response. */
+  retryWith(
+    dispatcher: Dispatcher,
+    options: Dispatcher.DispatchOptions,
+    retries: number,
+    handler: Dispatcher.DispatchHandler = this,
+  ): void {
+    this.#retryHandler = handler;
+    this.#retryDispatcher = dispatcher;
+    this.#retryOptions = options;
+    this.#retriesLeft = retries;
+  }
+
+  #sendAgain(): void {
+    if (this.#retryDispatcher === null || this.#retryOptions === null) return;
+    try {
+      this.#retryDispatcher.dispatch(this.#retryOptions, this.#retryHandler);
+    } catch (error) {
+      this.onResponseError(
+        NO_CONTROLLER,
+        error instanceof Error ? error : new Error(String(error)),
+      );
+    }
   }
 
   countRequestBody(req: IncomingMessage): void {
@@ -142,6 +203,13 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     req.on("data", (chunk: Buffer) => {
       this.bytesIn += chunk.length;
     });
+  }
+
+  /** The upstream answered: a verdict for the observer, and no retry from now on. */
+  upstreamStarted(statusCode: number): void {
+    if (statusCode < 200 || this.#upstreamAnswered) return;
+    this.#upstreamAnswered = true;
+    this.observer?.upstreamResponded(statusCode);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -158,6 +226,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   ): void {
     if (statusCode < 200) return; // 1xx informational: not relayed
     this.status = statusCode;
+    this.upstreamStarted(statusCode);
     const relayed = relayedResponseHeaders(headers);
     if (statusMessage) this.res.writeHead(statusCode, statusMessage, relayed);
     else this.res.writeHead(statusCode, relayed);
@@ -165,7 +234,13 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.bytesOut += chunk.length;
-    if (!this.res.write(chunk)) controller.pause();
+    if (this.res.write(chunk)) return;
+    controller.pause();
+    if (!this.#awaitingDrain) {
+      // `drain` comes after this write returned false, never before: listening now is in time.
+      this.#awaitingDrain = true;
+      this.res.on("drain", this.#resume);
+    }
   }
 
   onResponseEnd(): void {
@@ -177,6 +252,21 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     if (error === CLIENT_CLOSED) {
       this.#finish("client_aborted");
       return;
+    }
+    if (
+      this.#retriesLeft > 0 &&
+      !this.#upstreamAnswered &&
+      this.status === 0 &&
+      !this.res.headersSent &&
+      isRetryableConnectionError(error)
+    ) {
+      this.#retriesLeft--;
+      // Outside undici's error path: the failed connection is fully torn down first.
+      queueMicrotask(() => this.#sendAgain());
+      return;
+    }
+    if (!this.#upstreamAnswered && !this.res.headersSent && !isRequestRefused(error)) {
+      this.observer?.upstreamFailed();
     }
     if (this.res.headersSent) {
       // Mid-body: the only honest signal left is a broken connection.
@@ -191,10 +281,71 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   }
 
   #finish(outcome: ForwardOutcome): void {
-    this.res.off("drain", this.#resume);
+    if (this.#awaitingDrain) this.res.off("drain", this.#resume);
     this.res.off("close", this.#onClientClose);
     this.settle({ status: this.status, outcome, bytesIn: this.bytesIn, bytesOut: this.bytesOut });
   }
+}
+
+/**
+ * Outermost around a decorated relay (`ForwardTarget.wrapHandler`): tells the relay when the
+ * upstream itself answered, which a decorator that buffers or replaces the response would hide
+ * (retries and circuit-breaker verdicts depend on it).
+ */
+class UpstreamWatch implements Dispatcher.DispatchHandler {
+  constructor(
+    private readonly inner: Dispatcher.DispatchHandler,
+    private readonly relay: ResponseRelay,
+  ) {}
+
+  onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    this.inner.onRequestStart?.(controller, context);
+  }
+
+  onRequestUpgrade(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+    socket: Duplex,
+  ): void {
+    this.inner.onRequestUpgrade?.(controller, statusCode, headers, socket);
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+    statusMessage?: string,
+  ): void {
+    this.relay.upstreamStarted(statusCode);
+    this.inner.onResponseStart?.(controller, statusCode, headers, statusMessage);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.inner.onResponseData?.(controller, chunk);
+  }
+
+  onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.inner.onResponseEnd?.(controller, trailers);
+  }
+
+  onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
+    this.inner.onResponseError?.(controller, error);
+  }
+}
+
+const NO_CONTROLLER: Dispatcher.DispatchController = {
+  aborted: false,
+  paused: false,
+  reason: null,
+  abort() {},
+  pause() {},
+  resume() {},
+};
+
+/** undici refused the request itself: says nothing about the upstream's health. */
+function isRequestRefused(error: Error): boolean {
+  return "code" in error && error.code === "UND_ERR_INVALID_ARG";
 }
 
 function hasBody(req: IncomingMessage): boolean {
@@ -213,6 +364,7 @@ export function createForward(settings: ForwardSettings): Forward {
     bodyTimeout: settings.bodyIdleTimeoutMs,
     keepAliveTimeout: settings.keepAliveTimeoutMs ?? 60_000,
   };
+  const maxRetries = settings.maxRetries ?? 1;
   const pools = new Map<string, Pool>();
   const unmanaged = new Agent(dispatcherOptions);
 
@@ -230,28 +382,34 @@ export function createForward(settings: ForwardSettings): Forward {
     req: IncomingMessage,
     res: ServerResponse,
     target: ForwardTarget,
+    observer: UpstreamObserver | null,
   ): Promise<ForwardResult> {
     return new Promise((settle) => {
-      const relay = new ResponseRelay(res, settle);
-      const body = hasBody(req) ? req : null;
-      if (body !== null) relay.countRequestBody(body);
+      const relay = new ResponseRelay(res, settle, observer);
+      const body = target.body ?? (hasBody(req) ? req : null);
+      if (target.body !== undefined) relay.bytesIn = target.body.length;
+      else if (body !== null) relay.countRequestBody(req);
+      const method = req.method ?? "GET";
+      const options: Dispatcher.DispatchOptions = {
+        origin: target.origin,
+        method,
+        path: target.path,
+        headers: target.headers,
+        body,
+        // undici never retries on its own: `retry-policy.ts` decides, through the relay.
+        idempotent: false,
+      };
+      const handler = target.wrapHandler
+        ? new UpstreamWatch(target.wrapHandler(relay), relay)
+        : relay;
+      const retries = retriesAllowed(method, body !== null, maxRetries);
+      if (retries > 0) relay.retryWith(dispatcher, options, retries, handler);
       try {
-        dispatcher.dispatch(
-          {
-            origin: target.origin,
-            method: req.method ?? "GET",
-            path: target.path,
-            headers: target.headers,
-            body,
-            // A request is sent once: retrying is a later stage's decision, not undici's.
-            idempotent: false,
-          },
-          relay,
-        );
+        dispatcher.dispatch(options, handler);
       } catch (error) {
         // undici refuses some inputs synchronously (e.g. a header value it considers invalid).
         relay.onResponseError(
-          { aborted: false, paused: false, reason: null, abort() {}, pause() {}, resume() {} },
+          NO_CONTROLLER,
           error instanceof Error ? error : new Error(String(error)),
         );
       }
@@ -259,8 +417,9 @@ export function createForward(settings: ForwardSettings): Forward {
   }
 
   return {
-    forwardToRoute: (req, res, target) => dispatch(poolFor(target.origin), req, res, target),
-    forwardToAddress: (req, res, target) => dispatch(unmanaged, req, res, target),
+    forwardToRoute: (req, res, target, observer) =>
+      dispatch(poolFor(target.origin), req, res, target, observer ?? null),
+    forwardToAddress: (req, res, target) => dispatch(unmanaged, req, res, target, null),
     async close() {
       await Promise.all([...pools.values()].map((pool) => pool.close()));
       await unmanaged.close();

@@ -49,8 +49,16 @@ function routeLabel(record: ExchangeRecord): string {
 
 export function createRecord(options: { logger: Logger; metrics: GatewayMetrics }): RecordExchange {
   const { logger, metrics } = options;
+  // Under load many requests end within the same millisecond: their timestamp is formatted once.
+  let timestampMs = 0;
+  let timestamp = "";
 
   return function recordExchange(record) {
+    const nowMs = Date.now();
+    if (nowMs !== timestampMs) {
+      timestampMs = nowMs;
+      timestamp = new Date(nowMs).toISOString();
+    }
     const durationMs = performance.now() - record.startedAt;
     const route = routeLabel(record);
     if (record.kind === "tunnel") {
@@ -66,7 +74,7 @@ export function createRecord(options: { logger: Logger; metrics: GatewayMetrics 
     if (UPSTREAM_FAILURES.has(record.outcome)) metrics.upstreamErrors.inc(route, record.outcome);
 
     logger.record({
-      time: new Date().toISOString(),
+      time: timestamp,
       level: "info",
       msg: "request",
       kind: record.kind,

@@ -38,6 +38,8 @@ export interface TestGatewayOptions {
   resolveHost?: ResolveHost;
   credentials?: GatewaySettings["credentials"];
   upstream?: Partial<GatewaySettings["upstream"]>;
+  rateLimit?: GatewaySettings["rateLimit"];
+  circuitBreaker?: GatewaySettings["circuitBreaker"];
 }
 
 export async function startTestGateway(options: TestGatewayOptions): Promise<TestGateway> {
@@ -84,6 +86,8 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
         ...options.upstream,
       },
       ...(options.credentials ? { credentials: options.credentials } : {}),
+      rateLimit: options.rateLimit,
+      circuitBreaker: options.circuitBreaker,
     },
   });
   await new Promise<void>((resolve) => gateway.proxyServer.listen(0, "127.0.0.1", resolve));

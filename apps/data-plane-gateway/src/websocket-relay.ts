@@ -1,0 +1,271 @@
+import {
+  type ClientRequest,
+  request as httpRequest,
+  type IncomingMessage,
+  ServerResponse,
+} from "node:http";
+import { request as httpsRequest } from "node:https";
+import { isIP, Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { rootCertificates } from "node:tls";
+import { GatewayError } from "./errors";
+import {
+  type ForwardResult,
+  type ForwardTarget,
+  relayedResponseHeaders,
+  type UpstreamObserver,
+} from "./pipeline/forward";
+import { sendError } from "./responses";
+
+/**
+ * WebSocket upgrades (SPEC §7 "WebSocket upgrades work on routes"). An `Upgrade` request reaches
+ * the gateway through the HTTP server's `upgrade` event with the raw socket; `responseForUpgrade`
+ * wraps that socket in a `ServerResponse`, so the request runs through the same stages as any
+ * other (refusals and errors are ordinary JSON responses). At the forward step a WebSocket
+ * handshake comes here instead of to undici (its pools do not upgrade): the prepared request —
+ * credential injected, sent to the route's upstream origin — goes out with node:http(s) plus
+ * `Connection: Upgrade` / `Upgrade: websocket` (the inject stage drops hop-by-hop headers), and
+ * a 101 answer splices the two sockets both ways; any other answer is relayed as a response.
+ */
+
+export interface WebSocketRelaySettings {
+  connectTimeoutMs: number;
+  /** Time to the upstream's answer to the handshake. */
+  headersTimeoutMs: number;
+  /** An upgraded connection silent this long in both directions is closed. */
+  idleTimeoutMs: number;
+  /** Extra CA certificates (PEM) trusted for `wss` upstreams, besides the system's. */
+  ca?: readonly string[];
+  /** Registers the client socket under its session, so revoking the session closes it. */
+  track?: (sessionId: string, socket: Duplex) => void;
+}
+
+export type RelayWebSocket = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  target: ForwardTarget,
+  observer: UpstreamObserver | null,
+  sessionId: string,
+) => Promise<ForwardResult>;
+
+const UPGRADE_WITH_BODY = new GatewayError(
+  "bad_request",
+  "an Upgrade request cannot carry a body through the gateway",
+);
+
+function hasToken(value: string | undefined, token: string): boolean {
+  if (value === undefined) return false;
+  for (const part of value.split(",")) {
+    if (part.trim().toLowerCase() === token) return true;
+  }
+  return false;
+}
+
+/** Requests that arrived through an `upgrade` event (their socket is no longer the parser's). */
+const upgraded = new WeakSet<IncomingMessage>();
+
+/** A WebSocket opening handshake that arrived through the server's `upgrade` event. */
+export function isWebSocketUpgrade(req: IncomingMessage): boolean {
+  return (
+    req.headers.upgrade !== undefined &&
+    req.method === "GET" &&
+    upgraded.has(req) &&
+    hasToken(req.headers.upgrade, "websocket")
+  );
+}
+
+/**
+ * Refuses an upgraded request with a body: the server's parser let go of the socket at the end
+ * of the headers, so a body would never be read as one.
+ */
+export function upgradeRefusal(req: IncomingMessage): GatewayError | null {
+  if (req.headers.upgrade === undefined || !upgraded.has(req)) return null;
+  const length = req.headers["content-length"];
+  const body =
+    (length !== undefined && length !== "0") || req.headers["transfer-encoding"] !== undefined;
+  return body ? UPGRADE_WITH_BODY : null;
+}
+
+/**
+ * A `ServerResponse` on a socket handed over by the `upgrade` event: one exchange, then the
+ * socket is closed (the parser no longer reads it). Null when the socket is not a TCP/TLS one.
+ */
+export function responseForUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+): ServerResponse | null {
+  if (!(socket instanceof Socket)) {
+    socket.destroy();
+    return null;
+  }
+  upgraded.add(req);
+  // Node removed its own listeners from an upgraded socket: without one, an error would throw.
+  socket.on("error", () => socket.destroy());
+  // Bytes the client sent after the headers go to the upstream once the upgrade is done.
+  if (head.length > 0) socket.unshift(head);
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket);
+  res.once("finish", () => {
+    res.detachSocket(socket);
+    socket.destroySoon();
+  });
+  return res;
+}
+
+function handshakeHead(upstreamRes: IncomingMessage): string {
+  let head = `HTTP/1.1 101 ${upstreamRes.statusMessage || "Switching Protocols"}\r\n`;
+  const raw = upstreamRes.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) head += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  return `${head}\r\n`;
+}
+
+const TIMED_OUT = new Error("upstream handshake timed out");
+
+export function createWebSocketRelay(settings: WebSocketRelaySettings): RelayWebSocket {
+  // `ca` replaces Node's default roots: keep the system's, as the description promises.
+  const ca =
+    settings.ca && settings.ca.length > 0 ? [...rootCertificates, ...settings.ca] : undefined;
+
+  return function relayWebSocket(req, res, target, observer, sessionId) {
+    return new Promise<ForwardResult>((settle) => {
+      const client = req.socket;
+      const url = new URL(target.origin);
+      const secure = url.protocol === "https:";
+      const hostname = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+      target.headers.push("connection", "Upgrade", "upgrade", "websocket");
+      const options = {
+        host: hostname,
+        port: url.port === "" ? (secure ? 443 : 80) : Number(url.port),
+        method: "GET",
+        path: target.path,
+        headers: target.headers,
+        agent: false as const,
+      };
+      const upstreamReq: ClientRequest = secure
+        ? httpsRequest({
+            ...options,
+            ...(isIP(hostname) === 0 ? { servername: hostname } : {}),
+            ...(ca ? { ca } : {}),
+          })
+        : httpRequest(options);
+
+      let answered = false;
+      let finished = false;
+      let bytesIn = 0;
+      let bytesOut = 0;
+      const finish = (status: number, outcome: ForwardResult["outcome"]) => {
+        if (finished) return;
+        finished = true;
+        settle({ status, outcome, bytesIn, bytesOut });
+      };
+
+      let timer = setTimeout(() => upstreamReq.destroy(TIMED_OUT), settings.connectTimeoutMs);
+      upstreamReq.once("socket", (socket: Socket) => {
+        socket.once(secure ? "secureConnect" : "connect", () => {
+          clearTimeout(timer);
+          timer = setTimeout(() => upstreamReq.destroy(TIMED_OUT), settings.headersTimeoutMs);
+        });
+      });
+
+      const onClientGone = () => {
+        if (answered) return;
+        clearTimeout(timer);
+        upstreamReq.destroy();
+        finish(0, "client_aborted");
+      };
+      client.once("close", onClientGone);
+
+      upstreamReq.on("error", (error) => {
+        if (answered) return;
+        answered = true;
+        clearTimeout(timer);
+        client.off("close", onClientGone);
+        if (client.destroyed) {
+          finish(0, "client_aborted");
+          return;
+        }
+        observer?.upstreamFailed();
+        const failure =
+          error === TIMED_OUT
+            ? new GatewayError("upstream_timeout", "the upstream did not answer in time")
+            : new GatewayError("upstream_unreachable", "the upstream could not be reached", {
+                cause: error,
+              });
+        sendError(res, failure);
+        finish(failure.status, failure.code);
+      });
+
+      // Refused (or any non-101 answer): relayed as an ordinary response, then the socket closes.
+      upstreamReq.on("response", (upstreamRes) => {
+        answered = true;
+        clearTimeout(timer);
+        client.off("close", onClientGone);
+        const status = upstreamRes.statusCode ?? 502;
+        observer?.upstreamResponded(status);
+        res.writeHead(
+          status,
+          upstreamRes.statusMessage,
+          relayedResponseHeaders(upstreamRes.headers),
+        );
+        upstreamRes.on("data", (chunk: Buffer) => {
+          bytesOut += chunk.length;
+        });
+        upstreamRes.pipe(res);
+        upstreamReq.setTimeout(settings.idleTimeoutMs, () => upstreamReq.destroy());
+        res.once("finish", () => finish(status, "forwarded"));
+        res.once("close", () => {
+          upstreamReq.destroy();
+          finish(status, res.writableFinished ? "forwarded" : "upstream_reset");
+        });
+        upstreamRes.once("error", () => res.destroy());
+      });
+
+      upstreamReq.on("upgrade", (upstreamRes, upstream: Socket, upstreamHead: Buffer) => {
+        answered = true;
+        clearTimeout(timer);
+        client.off("close", onClientGone);
+        observer?.upstreamResponded(101);
+        upstream.on("error", () => upstream.destroy());
+        if (client.destroyed) {
+          upstream.destroy();
+          finish(0, "client_aborted");
+          return;
+        }
+        res.detachSocket(client);
+        client.write(handshakeHead(upstreamRes));
+        if (upstreamHead.length > 0) client.write(upstreamHead);
+        // The client socket may carry the proxy's idle timeout; the upstream side's governs now.
+        if (client instanceof Socket) client.setTimeout(0);
+        upstream.setNoDelay(true);
+        upstream.setTimeout(settings.idleTimeoutMs, () => upstream.destroy());
+        // Pipes first: the counting listeners must not start the flow without them.
+        client.pipe(upstream);
+        upstream.pipe(client);
+        client.on("data", (chunk: Buffer) => {
+          bytesIn += chunk.length;
+        });
+        upstream.on("data", (chunk: Buffer) => {
+          bytesOut += chunk.length;
+        });
+        let open = 2;
+        const closed = () => {
+          open--;
+          if (open === 0) finish(101, "forwarded");
+        };
+        client.once("close", () => {
+          upstream.destroy();
+          closed();
+        });
+        upstream.once("close", () => {
+          client.destroy();
+          closed();
+        });
+        settings.track?.(sessionId, client);
+      });
+
+      upstreamReq.end();
+    });
+  };
+}

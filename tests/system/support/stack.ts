@@ -1,0 +1,434 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { type KeywayConfig, loadConfig, writeDevelopmentConfig } from "@keyway/config";
+import { type RunningControlPlane, startControlPlane } from "@keyway/control-plane-api/server";
+import {
+  createTestCa,
+  createTestDatabase,
+  getFreePort,
+  type RunningServer,
+  startHttpServer,
+  startHttpsServer,
+  type TestCa,
+  type TestDatabase,
+} from "@keyway/test-harness";
+
+/**
+ * The platform as system tests run it: a development config written by the same helper
+ * `pnpm start` uses, the real control plane in this process on its own PostgreSQL database, and
+ * the real gateway as a separate process (`apps/data-plane-gateway/src/main.ts`) reading the same
+ * config file. The gateway trusts `upstreamCa` (NODE_EXTRA_CA_CERTS), which issues the
+ * certificates of local HTTPS upstreams; clients trust the deployment's gateway CA.
+ */
+export interface Stack {
+  dir: string;
+  config: KeywayConfig;
+  apiUrl: string;
+  /** The gateway's proxy URL without credentials. */
+  proxyUrl: string;
+  adminUrl: string;
+  operatorToken: string;
+  /** The deployment's gateway CA certificate (PEM file): what sandboxes trust. */
+  gatewayCaPath: string;
+  /** Issues certificates for local HTTPS upstreams; the gateway trusts it. */
+  upstreamCa: TestCa;
+  /** Everything the gateway process wrote to stdout and stderr so far. */
+  gatewayOutput(): string;
+  /** Every log line the control plane wrote. */
+  controlPlaneLogs: string[];
+  /** Calls the public API as `token`; the body is parsed JSON (or undefined when empty). */
+  api(token: string, method: string, path: string, body?: unknown): Promise<ApiResponse>;
+  /** Like `api`, but throws unless the status is 2xx; returns the body. */
+  apiOk(token: string, method: string, path: string, body?: unknown): Promise<unknown>;
+  stopControlPlane(): Promise<void>;
+  /** Starts the control plane again on the same port and waits until the gateway is ready. */
+  restartControlPlane(): Promise<void>;
+  /** Resolves once the gateway's `/readyz` answers 200 (JWKS loaded, event feed connected). */
+  waitUntilGatewayReady(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ApiResponse {
+  status: number;
+  body: unknown;
+}
+
+const repo = fileURLToPath(new URL("../../..", import.meta.url));
+const gatewayMain = join(repo, "apps", "data-plane-gateway", "src", "main.ts");
+
+export async function startStack(label: string): Promise<Stack> {
+  const dir = await mkdtemp(join(tmpdir(), `keyway-system-${label}-`));
+  const files = await writeDevelopmentConfig({ dir: join(dir, ".keyway") });
+  const gatewayCa = await createTestCa({ commonName: "Keyway system-test gateway CA" });
+  await writeFile(files.gatewayCaCertPath, gatewayCa.certPem, { mode: 0o644 });
+  await writeFile(files.gatewayCaKeyPath, gatewayCa.keyPem, { mode: 0o600 });
+  const upstreamCa = await createTestCa({ commonName: "Keyway system-test upstream CA" });
+  const upstreamCaPath = join(dir, "upstream-ca.pem");
+  await writeFile(upstreamCaPath, upstreamCa.certPem);
+
+  const [apiPort, proxyPort, adminPort] = await Promise.all([
+    getFreePort(),
+    getFreePort(),
+    getFreePort(),
+  ]);
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  const overrides = {
+    KEYWAY_API__PORT: String(apiPort),
+    KEYWAY_API__PUBLIC_URL: apiUrl,
+    KEYWAY_GATEWAY__PORT: String(proxyPort),
+    KEYWAY_GATEWAY__ADMIN_PORT: String(adminPort),
+  };
+  const config = await loadConfig({ path: files.configPath, env: overrides });
+  const database: TestDatabase = await createTestDatabase(`system_${label}`);
+
+  const controlPlaneLogs: string[] = [];
+  const logger = memoryLogger(controlPlaneLogs);
+  let controlPlane: RunningControlPlane | undefined = await startControlPlane(config, {
+    databaseUrl: database.url,
+    logger,
+  });
+
+  let output = "";
+  const gateway: ChildProcess = spawn(process.execPath, ["--import", "tsx", gatewayMain], {
+    cwd: repo,
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: dir,
+      KEYWAY_CONFIG: files.configPath,
+      ...overrides,
+      NODE_EXTRA_CA_CERTS: upstreamCaPath,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  gateway.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk.toString("utf8");
+  });
+  gateway.stderr?.on("data", (chunk: Buffer) => {
+    output += chunk.toString("utf8");
+  });
+  const adminUrl = `http://127.0.0.1:${adminPort}`;
+
+  async function waitUntilGatewayReady(): Promise<void> {
+    for (let i = 0; i < 600; i++) {
+      if (gateway.exitCode !== null) {
+        throw new Error(`the gateway exited with ${gateway.exitCode}:\n${output}`);
+      }
+      const ready = await fetch(`${adminUrl}/readyz`).then(
+        (response) => response.status === 200,
+        () => false,
+      );
+      if (ready) return;
+      await sleep(100);
+    }
+    throw new Error(`the gateway did not become ready:\n${output}`);
+  }
+
+  async function api(
+    token: string,
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<ApiResponse> {
+    const response = await fetch(`${apiUrl}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body !== undefined ? { "content-type": "application/json" } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text === "" ? undefined : JSON.parse(text) };
+  }
+
+  async function stopGateway(): Promise<void> {
+    if (gateway.exitCode !== null || gateway.signalCode !== null) return;
+    const exited = once(gateway, "exit");
+    gateway.kill("SIGTERM");
+    const timer = setTimeout(() => gateway.kill("SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  async function cleanUp(): Promise<void> {
+    await stopGateway();
+    await controlPlane?.close();
+    controlPlane = undefined;
+    await database.drop();
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  try {
+    await waitUntilGatewayReady();
+  } catch (error) {
+    await cleanUp();
+    throw error;
+  }
+
+  return {
+    dir,
+    config,
+    apiUrl,
+    proxyUrl: `http://127.0.0.1:${proxyPort}`,
+    adminUrl,
+    operatorToken: files.operatorToken,
+    gatewayCaPath: files.gatewayCaCertPath,
+    upstreamCa,
+    gatewayOutput: () => output,
+    controlPlaneLogs,
+    api,
+    async apiOk(token: string, method: string, path: string, body?: unknown) {
+      const response = await api(token, method, path, body);
+      if (response.status < 200 || response.status > 299) {
+        throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(response.body)}`);
+      }
+      return response.body;
+    },
+    async stopControlPlane() {
+      await controlPlane?.close();
+      controlPlane = undefined;
+    },
+    async restartControlPlane() {
+      controlPlane ??= await startControlPlane(config, { databaseUrl: database.url, logger });
+      await waitUntilGatewayReady();
+    },
+    waitUntilGatewayReady,
+    close: cleanUp,
+  };
+}
+
+type ControlPlaneLogger = NonNullable<Parameters<typeof startControlPlane>[1]["logger"]>;
+
+/** The control plane's log lines, kept for secret scans instead of cluttering the test output. */
+function memoryLogger(lines: string[]): ControlPlaneLogger {
+  const write = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
+    lines.push(JSON.stringify({ level, msg, ...fields }));
+  };
+  return { debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error") };
+}
+
+/** The string at a dotted path of a JSON value; throws when it is missing or not a string. */
+export function stringAt(value: unknown, path: string): string {
+  let current: unknown = value;
+  for (const key of path.split(".")) {
+    current =
+      typeof current === "object" && current !== null && Object.hasOwn(current, key)
+        ? Object.getOwnPropertyDescriptor(current, key)?.value
+        : undefined;
+  }
+  if (typeof current !== "string") {
+    throw new Error(`expected a string at ${path} in ${JSON.stringify(value)}`);
+  }
+  return current;
+}
+
+// ----- the organization side ------------------------------------------------------------------
+
+export interface StartedSession {
+  id: string;
+  token: string;
+  /** `http://session:<token>@host:port`, as the sandbox's HTTP(S)_PROXY. */
+  proxyUrl: string;
+  planDigest: string;
+  profileVersionId: string;
+}
+
+/** A new organization and its first admin token. */
+export async function createOrganization(stack: Stack, name: string): Promise<string> {
+  const created = await stack.apiOk(stack.operatorToken, "POST", "/v1/operator/organizations", {
+    name,
+  });
+  return stringAt(created, "adminToken.token");
+}
+
+/** An operator-created `http-api` target (bearer auth unless `auth` says otherwise). */
+export async function createHttpApiTarget(
+  stack: Stack,
+  targetKey: string,
+  config: { baseUrl: string; auth?: Record<string, unknown> },
+): Promise<void> {
+  await stack.apiOk(stack.operatorToken, "POST", "/v1/operator/targets", {
+    targetKey,
+    variantId: "http-api",
+    config,
+  });
+}
+
+/** An API-key connection; returns its id. */
+export async function createApiKeyConnection(
+  stack: Stack,
+  orgToken: string,
+  input: { targetKey: string; methodId?: string; secrets: Record<string, string> },
+): Promise<string> {
+  const connection = await stack.apiOk(orgToken, "POST", "/v1/integration/connections", {
+    targetKey: input.targetKey,
+    methodId: input.methodId ?? "api-key",
+    displayName: input.targetKey,
+    secrets: input.secrets,
+  });
+  return stringAt(connection, "id");
+}
+
+/** A profile with one version holding `bindings`, and a session for it. */
+export async function startSessionWith(
+  stack: Stack,
+  orgToken: string,
+  bindings: { connectionId: string; kind: "agent" | "git" | "connector"; config?: unknown }[],
+): Promise<StartedSession & { profileId: string }> {
+  const profile = await stack.apiOk(orgToken, "POST", "/v1/sandbox-profiles", {
+    name: `profile-${Date.now()}`,
+  });
+  const profileId = stringAt(profile, "id");
+  await stack.apiOk(orgToken, "POST", `/v1/sandbox-profiles/${profileId}/versions`, {
+    bindings: bindings.map((b) => ({ ...b, config: b.config ?? {} })),
+  });
+  const session = await startSession(stack, orgToken, profileId);
+  return { ...session, profileId };
+}
+
+export async function startSession(
+  stack: Stack,
+  orgToken: string,
+  profileId: string,
+): Promise<StartedSession> {
+  const session = await stack.apiOk(orgToken, "POST", "/v1/sandbox-sessions", { profileId });
+  return {
+    id: stringAt(session, "id"),
+    token: stringAt(session, "token"),
+    proxyUrl: stringAt(session, "proxyEnv.HTTPS_PROXY"),
+    planDigest: stringAt(session, "planDigest"),
+    profileVersionId: stringAt(session, "profileVersionId"),
+  };
+}
+
+// ----- clients --------------------------------------------------------------------------------
+
+export interface CommandResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a program asynchronously (the servers it talks to live in this process) with a clean
+ * environment: no proxy or CA variables leak in from the test runner, only those in `env`.
+ */
+export function run(
+  file: string,
+  args: readonly string[],
+  options: { env?: Record<string, string>; cwd?: string } = {},
+): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    execFile(
+      file,
+      args,
+      {
+        encoding: "latin1",
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: 60_000,
+        ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...options.env },
+      },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
+        resolve({ exitCode: code, stdout, stderr });
+      },
+    );
+  });
+}
+
+export interface CurlResult extends CommandResult {
+  status: number;
+  headers: string;
+  body: string;
+}
+
+/** curl with `-i`; status and headers are those of the final response (not the CONNECT's). */
+export async function curl(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<CurlResult> {
+  const result = await run(
+    "curl",
+    ["-sS", "-i", "--suppress-connect-headers", "--max-time", "20", ...args],
+    { env },
+  );
+  const split = result.stdout.indexOf("\r\n\r\n");
+  const headers = split < 0 ? result.stdout : result.stdout.slice(0, split);
+  return {
+    ...result,
+    status: Number(/^HTTP\/[0-9.]+ ([0-9]{3})/.exec(headers)?.[1] ?? 0),
+    headers,
+    body: split < 0 ? "" : result.stdout.slice(split + 4),
+  };
+}
+
+/** The JSON error code of a gateway or API error body, if it is one. */
+export function errorCode(body: string): string | undefined {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    if (typeof parsed !== "object" || parsed === null || !("error" in parsed)) return undefined;
+    const error = parsed.error;
+    if (typeof error !== "object" || error === null || !("code" in error)) return undefined;
+    return typeof error.code === "string" ? error.code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// ----- upstreams ------------------------------------------------------------------------------
+
+export interface ReceivedRequest {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  rawHeaders: string[];
+  body: string;
+}
+
+export interface RecordingUpstream extends RunningServer {
+  received: ReceivedRequest[];
+  last(): ReceivedRequest;
+}
+
+/**
+ * A provider stand-in on loopback (HTTPS with a certificate from `ca`, else plain HTTP) that
+ * records each request and answers without echoing anything it received, so a test can check
+ * both what reached the provider and what the sandbox saw.
+ */
+export async function startRecordingUpstream(ca?: TestCa): Promise<RecordingUpstream> {
+  const received: ReceivedRequest[] = [];
+  const handler = async (req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk);
+    received.push({
+      method: req.method ?? "",
+      url: req.url ?? "",
+      headers: req.headers,
+      rawHeaders: req.rawHeaders,
+      body: Buffer.concat(chunks).toString("utf8"),
+    });
+    const body = JSON.stringify({ ok: true, n: received.length });
+    res.writeHead(200, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+    });
+    res.end(body);
+  };
+  const server = ca ? await startHttpsServer(handler, { ca }) : await startHttpServer(handler);
+  return {
+    ...server,
+    received,
+    last() {
+      const last = received.at(-1);
+      if (last === undefined) throw new Error("the upstream received nothing");
+      return last;
+    },
+  };
+}

@@ -11,7 +11,7 @@ import {
 } from "@keyway/test-harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ResolveHost, resolveWithSystemDns } from "./pipeline/authorize";
-import { type FakeControlPlane, startFakeControlPlane } from "./testing/fake-control-plane";
+import { startTestControlPlane, type TestControlPlane } from "./testing/control-plane-stack";
 import {
   curl,
   type ReceivedRequest,
@@ -27,7 +27,7 @@ import { startTestGateway, type TestGateway } from "./testing/test-gateway";
  * intercepted tunnels, and request smuggling shapes on raw sockets.
  */
 
-let cp: FakeControlPlane;
+let cp: TestControlPlane;
 let gatewayCa: TestCa;
 let upstreamCa: TestCa;
 let routeUpstream: RunningServer;
@@ -60,7 +60,7 @@ const resolveHost: ResolveHost = async (hostname) => {
 };
 
 beforeAll(async () => {
-  cp = await startFakeControlPlane();
+  cp = await startTestControlPlane();
   gatewayCa = await createTestCa({ commonName: "Gateway CA" });
   upstreamCa = await createTestCa({ commonName: "Upstream CA" });
   routeUpstream = await startHttpServer(recordingUpstream(received));
@@ -77,10 +77,10 @@ beforeAll(async () => {
       scheme: "Bearer",
     }),
   ];
-  cp.setCredential("r_api", { value: "route-secret" });
+  await cp.setCredential("r_api", { value: "route-secret" });
   token = await cp.issueToken({
     sessionId: "sess_egress",
-    planDigest: cp.addPlan(testPlan(routes)),
+    planDigest: await cp.addPlan(testPlan(routes)),
   });
   const allowListPlan = testPlan(routes, {
     default: "deny",
@@ -88,7 +88,7 @@ beforeAll(async () => {
   });
   allowListToken = await cp.issueToken({
     sessionId: "sess_allowlist",
-    planDigest: cp.addPlan(allowListPlan),
+    planDigest: await cp.addPlan(allowListPlan),
   });
 
   const common = { controlPlane: cp, gatewayCa, resolveHost };

@@ -11,7 +11,7 @@ import {
 } from "@keyway/test-harness";
 import { ProxyAgent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FakeControlPlane, startFakeControlPlane } from "./testing/fake-control-plane";
+import { startTestControlPlane, type TestControlPlane } from "./testing/control-plane-stack";
 import {
   curl,
   type ReceivedRequest,
@@ -28,7 +28,7 @@ const SECRET_BASIC = "ghs_basicsecret42";
 const ALL_SECRETS = [SECRET_BEARER, SECRET_HEADER, SECRET_QUERY, SECRET_BASIC];
 const GZIP_BODY = gzipSync(Buffer.from("compressed payload ".repeat(200)));
 
-let cp: FakeControlPlane;
+let cp: TestControlPlane;
 let gatewayCa: TestCa;
 let upstreamCa: TestCa;
 let httpsUpstream: RunningServer;
@@ -50,7 +50,7 @@ function basicProxyToken(sessionToken: string): string {
 }
 
 beforeAll(async () => {
-  cp = await startFakeControlPlane();
+  cp = await startTestControlPlane();
   gatewayCa = await createTestCa({ commonName: "Keyway Gateway Test CA" });
   upstreamCa = await createTestCa({ commonName: "Upstream Test CA" });
   const record = recordingUpstream(received);
@@ -103,11 +103,11 @@ beforeAll(async () => {
       { methods: ["GET", "POST"], pathPrefixes: ["/acme/widgets.git"] },
     ),
   ]);
-  cp.setCredential("r_api", { value: SECRET_BEARER });
-  cp.setCredential("r_plain", { value: SECRET_HEADER });
-  cp.setCredential("r_query", { value: SECRET_QUERY });
-  cp.setCredential("r_git", { value: SECRET_BASIC });
-  const digest = cp.addPlan(plan);
+  await cp.setCredential("r_api", { value: SECRET_BEARER });
+  await cp.setCredential("r_plain", { value: SECRET_HEADER });
+  await cp.setCredential("r_query", { value: SECRET_QUERY });
+  await cp.setCredential("r_git", { value: SECRET_BASIC });
+  const digest = await cp.addPlan(plan);
   token = await cp.issueToken({ sessionId: "sess_main", planDigest: digest });
 
   gw = await startTestGateway({ controlPlane: cp, gatewayCa, upstreamCa });

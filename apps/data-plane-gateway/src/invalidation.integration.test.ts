@@ -5,7 +5,7 @@ import {
   type TestCa,
 } from "@keyway/test-harness";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type FakeControlPlane, startFakeControlPlane } from "./testing/fake-control-plane";
+import { startTestControlPlane, type TestControlPlane } from "./testing/control-plane-stack";
 import {
   curl,
   type ReceivedRequest,
@@ -24,7 +24,7 @@ import { startTestGateway, type TestGateway } from "./testing/test-gateway";
 let gatewayCa: TestCa;
 let upstream: RunningServer;
 const received: ReceivedRequest[] = [];
-let cp: FakeControlPlane;
+let cp: TestControlPlane;
 let gw: TestGateway;
 let digest: string;
 
@@ -35,15 +35,15 @@ beforeAll(async () => {
 });
 
 beforeEach(async () => {
-  cp = await startFakeControlPlane();
-  digest = cp.addPlan(
+  cp = await startTestControlPlane();
+  digest = await cp.addPlan(
     testPlan([
       testRoute("r_a", "a.example.test", upstream.url, { type: "header", name: "x-key" }),
       testRoute("r_b", "b.example.test", upstream.url, { type: "header", name: "x-key" }),
     ]),
   );
-  cp.setCredential("r_a", { value: "secret-a-1" });
-  cp.setCredential("r_b", { value: "secret-b-1" });
+  await cp.setCredential("r_a", { value: "secret-a-1" });
+  await cp.setCredential("r_b", { value: "secret-b-1" });
   gw = await startTestGateway({ controlPlane: cp, gatewayCa });
 });
 
@@ -88,7 +88,7 @@ describe("session revocation", () => {
       tunnel.socket.once("close", () => resolve(performance.now() - started));
     });
 
-    cp.revokeSession("sess_rev");
+    await cp.revokeSession("sess_rev");
     const elapsed = await waitUntil(
       async () => (await get(token, "http://a.example.test/")).status === 407,
     );
@@ -107,7 +107,7 @@ describe("session not live at the control plane", () => {
   it("answers 407 when resolution says so, even if the revocation event was missed", async () => {
     const token = await cp.issueToken({ sessionId: "sess_missed", planDigest: digest });
     expect((await get(token, "http://a.example.test/")).status).toBe(200);
-    cp.revokeSession("sess_missed", { publish: false });
+    await cp.revokeSession("sess_missed", { publish: false });
     const result = await get(token, "http://b.example.test/");
     expect(result.status).toBe(407);
     expect(JSON.parse(result.body).error.code).toBe("proxy_auth_required");
@@ -120,12 +120,17 @@ describe("credential invalidation", () => {
     await get(token, "http://a.example.test/");
     expect(received.at(-1)?.headers["x-key"]).toBe("secret-a-1");
 
-    cp.setCredential("r_a", { value: "secret-a-2", credentialVersion: 2 });
+    // The second version of the connection's credential.
+    await cp.setCredential("r_a", { value: "secret-a-2" });
     // Until the event arrives the cached value is still used.
     await get(token, "http://a.example.test/");
     expect(received.at(-1)?.headers["x-key"]).toBe("secret-a-1");
 
-    cp.publish({ type: "credential.rotated", connectionId: "conn_r_a", credentialVersion: 2 });
+    await cp.publish({
+      type: "credential.rotated",
+      connectionId: "conn_r_a",
+      credentialVersion: 2,
+    });
     await waitUntil(async () => {
       await get(token, "http://a.example.test/");
       return received.at(-1)?.headers["x-key"] === "secret-a-2";
@@ -133,14 +138,14 @@ describe("credential invalidation", () => {
     // Another connection's credential is untouched by the event.
     await get(token, "http://b.example.test/");
     expect(received.at(-1)?.headers["x-key"]).toBe("secret-b-1");
-    expect(cp.resolutions.get("r_b")).toBe(1);
+    expect(await cp.resolutions("r_b")).toBe(1);
   });
 
   it("drops cached credentials when the event stream reconnects", async () => {
     const token = await cp.issueToken({ sessionId: "sess_gap", planDigest: digest });
     await get(token, "http://a.example.test/");
     // A rotation whose event is lost with the connection.
-    cp.setCredential("r_a", { value: "secret-a-3" });
+    await cp.setCredential("r_a", { value: "secret-a-3" });
     cp.dropEventStreams();
     await waitUntil(async () => {
       await get(token, "http://a.example.test/");
@@ -168,7 +173,7 @@ describe("control plane unavailable", () => {
   });
 
   it("answers 502 credential_unavailable when resolution fails", async () => {
-    cp.setCredential("r_b", { error: 502 });
+    await cp.setCredential("r_b", { error: 502 });
     const token = await cp.issueToken({ sessionId: "sess_fail", planDigest: digest });
     const result = await get(token, "http://b.example.test/");
     expect(result.status).toBe(502);

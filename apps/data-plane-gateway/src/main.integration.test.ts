@@ -13,13 +13,13 @@ import {
 } from "@keyway/test-harness";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import {
-  type FakeControlPlane,
-  startFakeControlPlane,
+  startTestControlPlane,
   TEST_GATEWAY_ID,
   TEST_INTERNAL_AUDIENCE,
   TEST_ISSUER,
   TEST_SESSION_AUDIENCE,
-} from "./testing/fake-control-plane";
+  type TestControlPlane,
+} from "./testing/control-plane-stack";
 import {
   curl,
   type ReceivedRequest,
@@ -31,7 +31,7 @@ import {
 /** The entry file: config file in, a listening gateway out, clean exit on SIGTERM. */
 
 const here = dirname(fileURLToPath(import.meta.url));
-let cp: FakeControlPlane;
+let cp: TestControlPlane;
 let upstream: RunningServer;
 let dir: string;
 let child: ChildProcess;
@@ -41,7 +41,7 @@ let output = "";
 const received: ReceivedRequest[] = [];
 
 beforeAll(async () => {
-  cp = await startFakeControlPlane();
+  cp = await startTestControlPlane();
   upstream = await startHttpServer(recordingUpstream(received));
   const ca = await createTestCa({ commonName: "Gateway CA" });
   dir = await mkdtemp(join(tmpdir(), "keyway-gw-main-"));
@@ -94,8 +94,8 @@ it("starts from its config file, proxies with injection, and exits cleanly on SI
   }
   expect(ready, output).toBe(true);
 
-  cp.setCredential("r_main", { value: "main-secret" });
-  const digest = cp.addPlan(
+  await cp.setCredential("r_main", { value: "main-secret" });
+  const digest = await cp.addPlan(
     testPlan([
       testRoute("r_main", "main.example.test", upstream.url, { type: "header", name: "x-key" }),
     ]),
@@ -108,6 +108,11 @@ it("starts from its config file, proxies with injection, and exits cleanly on SI
   ]);
   expect(result.status).toBe(200);
   expect(received.at(-1)?.headers["x-key"]).toBe("main-secret");
+  // The access log line is written in a batch after the response and reaches this process
+  // through a pipe, so it can arrive after curl is done: wait for it (bounded).
+  for (let i = 0; i < 100 && !output.includes('"msg":"request"'); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
   expect(output).toContain('"msg":"request"');
   expect(output).not.toContain("main-secret");
   expect(output).not.toContain(token);

@@ -7,7 +7,7 @@ import {
   type TestCa,
 } from "@keyway/test-harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FakeControlPlane, startFakeControlPlane } from "./testing/fake-control-plane";
+import { startTestControlPlane, type TestControlPlane } from "./testing/control-plane-stack";
 import {
   curl,
   type ReceivedRequest,
@@ -19,11 +19,11 @@ import { startTestGateway, type TestGateway } from "./testing/test-gateway";
 
 /** Rate limits, circuit breakers and retries (SPEC §7 "Resilience") through the real gateway. */
 
-let cp: FakeControlPlane;
+let cp: TestControlPlane;
 let gatewayCa: TestCa;
 
 beforeAll(async () => {
-  cp = await startFakeControlPlane();
+  cp = await startTestControlPlane();
   gatewayCa = await createTestCa();
 });
 
@@ -53,11 +53,14 @@ describe("per-route rate limit", () => {
       testRoute("r_limited", "limited.example.test", upstream.url, { type: "none" }),
       testRoute("r_other", "other.example.test", upstream.url, { type: "none" }),
     ];
-    token = await cp.issueToken({ sessionId: "sess_rl", planDigest: cp.addPlan(testPlan(routes)) });
+    token = await cp.issueToken({
+      sessionId: "sess_rl",
+      planDigest: await cp.addPlan(testPlan(routes)),
+    });
     // A different plan (another digest) has buckets of its own.
     otherToken = await cp.issueToken({
       sessionId: "sess_rl_other",
-      planDigest: cp.addPlan(testPlan(routes.slice(0, 1))),
+      planDigest: await cp.addPlan(testPlan(routes.slice(0, 1))),
     });
     // One token per 5 s: the burst is all a test run can spend.
     gw = await startTestGateway({
@@ -150,7 +153,10 @@ describe("circuit breaker and retries", () => {
       testRoute("r_flaky", "flaky.example.test", flaky.url, { type: "none" }),
       testRoute("r_reset", "reset.example.test", resetting.url, { type: "none" }),
     ];
-    token = await cp.issueToken({ sessionId: "sess_cb", planDigest: cp.addPlan(testPlan(routes)) });
+    token = await cp.issueToken({
+      sessionId: "sess_cb",
+      planDigest: await cp.addPlan(testPlan(routes)),
+    });
     gw = await startTestGateway({
       controlPlane: cp,
       gatewayCa,

@@ -12,7 +12,7 @@ import {
   type TestCa,
 } from "@keyway/test-harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FakeControlPlane, startFakeControlPlane } from "./testing/fake-control-plane";
+import { startTestControlPlane, type TestControlPlane } from "./testing/control-plane-stack";
 import { testPlan, testRoute } from "./testing/fixtures";
 import { startTestGateway, type TestGateway } from "./testing/test-gateway";
 
@@ -26,7 +26,7 @@ const SIZE = 200 * 1024 * 1024;
 const CHUNK = Buffer.alloc(64 * 1024, 0x61);
 const GROWTH_LIMIT = 100 * 1024 * 1024;
 
-let cp: FakeControlPlane;
+let cp: TestControlPlane;
 let gatewayCa: TestCa;
 let upstreamCa: TestCa;
 let upstream: RunningServer;
@@ -90,12 +90,12 @@ async function curlMeasured(args: string[], stdin?: Readable) {
 }
 
 beforeAll(async () => {
-  cp = await startFakeControlPlane();
+  cp = await startTestControlPlane();
   gatewayCa = await createTestCa();
   upstreamCa = await createTestCa();
   upstream = await startHttpsServer(upstreamHandler, { ca: upstreamCa });
-  cp.setCredential("r_files", { value: "files-secret" });
-  const digest = cp.addPlan(
+  await cp.setCredential("r_files", { value: "files-secret" });
+  const digest = await cp.addPlan(
     testPlan([
       testRoute("r_files", "files.example.test", upstream.url, {
         type: "bearer",

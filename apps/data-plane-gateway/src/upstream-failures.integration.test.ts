@@ -5,20 +5,20 @@ import {
   startHttpServer,
 } from "@keyway/test-harness";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { type FakeControlPlane, startFakeControlPlane } from "./testing/fake-control-plane";
+import { startTestControlPlane, type TestControlPlane } from "./testing/control-plane-stack";
 import { curl, testPlan, testRoute } from "./testing/fixtures";
 import { startTestGateway, type TestGateway } from "./testing/test-gateway";
 
 /** What the sandbox gets when the upstream or the plan fails. */
 
-let cp: FakeControlPlane;
+let cp: TestControlPlane;
 let silent: RunningServer;
 let gw: TestGateway;
 let token: string;
 let tamperedToken: string;
 
 beforeAll(async () => {
-  cp = await startFakeControlPlane();
+  cp = await startTestControlPlane();
   // Accepts requests and never answers.
   silent = await startHttpServer(() => new Promise<void>(() => {}));
   const closedPort = await getFreePort();
@@ -26,9 +26,12 @@ beforeAll(async () => {
     testRoute("r_slow", "slow.example.test", silent.url, { type: "none" }),
     testRoute("r_gone", "gone.example.test", `http://127.0.0.1:${closedPort}`, { type: "none" }),
   ];
-  token = await cp.issueToken({ sessionId: "sess_fail", planDigest: cp.addPlan(testPlan(routes)) });
+  token = await cp.issueToken({
+    sessionId: "sess_fail",
+    planDigest: await cp.addPlan(testPlan(routes)),
+  });
   // A plan served under a digest it does not hash to.
-  const tampered = cp.addPlan(testPlan(routes.slice(0, 1)), "0".repeat(64));
+  const tampered = await cp.addPlan(testPlan(routes.slice(0, 1)), "0".repeat(64));
   tamperedToken = await cp.issueToken({ sessionId: "sess_tampered", planDigest: tampered });
   gw = await startTestGateway({
     controlPlane: cp,

@@ -9,7 +9,7 @@ import {
 } from "@keyway/test-harness";
 import { ProxyAgent, WebSocket } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FakeControlPlane, startFakeControlPlane } from "./testing/fake-control-plane";
+import { startTestControlPlane, type TestControlPlane } from "./testing/control-plane-stack";
 import { type ReceivedRequest, recordingUpstream, testPlan, testRoute } from "./testing/fixtures";
 import { openSocket, proxyAuthorization } from "./testing/raw-client";
 import { startTestGateway, type TestGateway } from "./testing/test-gateway";
@@ -28,7 +28,7 @@ import {
 const WSS_SECRET = "wss-secret-0123456789";
 const WS_SECRET = "ws-header-secret-abc";
 
-let cp: FakeControlPlane;
+let cp: TestControlPlane;
 let gatewayCa: TestCa;
 let upstreamCa: TestCa;
 let wssUpstream: WebSocketEchoServer;
@@ -40,7 +40,7 @@ let token: string;
 const received: ReceivedRequest[] = [];
 
 beforeAll(async () => {
-  cp = await startFakeControlPlane();
+  cp = await startTestControlPlane();
   gatewayCa = await createTestCa({ commonName: "Keyway Gateway Test CA" });
   upstreamCa = await createTestCa({ commonName: "Upstream Test CA" });
   wssUpstream = await startWebSocketEchoServer({ ca: upstreamCa });
@@ -64,9 +64,9 @@ beforeAll(async () => {
     testRoute("r_silent", "silent.example.test", silent.url, { type: "none" }),
     testRoute("r_plain", "plain.example.test", plainUpstream.url, { type: "none" }),
   ]);
-  cp.setCredential("r_wss", { value: WSS_SECRET });
-  cp.setCredential("r_ws", { value: WS_SECRET });
-  token = await cp.issueToken({ sessionId: "sess_ws", planDigest: cp.addPlan(plan) });
+  await cp.setCredential("r_wss", { value: WSS_SECRET });
+  await cp.setCredential("r_ws", { value: WS_SECRET });
+  token = await cp.issueToken({ sessionId: "sess_ws", planDigest: await cp.addPlan(plan) });
   gw = await startTestGateway({
     controlPlane: cp,
     gatewayCa,
@@ -283,7 +283,7 @@ describe("WebSocket through a route", () => {
   it("closes an open WebSocket when its session is revoked", async () => {
     const sessionToken = await cp.issueToken({
       sessionId: "sess_ws_revoked",
-      planDigest: cp.addPlan(
+      planDigest: await cp.addPlan(
         testPlan([testRoute("r_ws2", "ws.example.test", wsUpstream.url, { type: "none" })]),
       ),
     });
@@ -302,7 +302,7 @@ describe("WebSocket through a route", () => {
     socket.write(encodeFrame(OPCODE_TEXT, Buffer.from("before"), true));
     expect((await frames.next())?.payload.toString()).toBe("before");
     const closed = new Promise((resolve) => socket.once("close", resolve));
-    cp.revokeSession("sess_ws_revoked");
+    await cp.revokeSession("sess_ws_revoked");
     await closed;
   });
 });

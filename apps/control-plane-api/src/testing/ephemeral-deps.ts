@@ -16,6 +16,9 @@ import type { Logger } from "../logger";
 
 export const INTERNAL_AUDIENCE = "keyway-internal";
 export const TEST_GATEWAY_ID = "gateway-test";
+/** Issuer and audience of the session tokens these deps sign (what a gateway must verify). */
+export const SESSION_ISSUER = "keyway";
+export const SESSION_AUDIENCE = "keyway-gateway";
 
 /**
  * App dependencies with fresh keys on a given database: for tests and benchmarks, which need the
@@ -40,8 +43,8 @@ export async function createEphemeralDeps(options: {
     sessionSigner: createSessionTokenSigner({
       keys: [{ privateJwk: signingKey.privateJwk, kid: signingKey.kid }],
       currentKid: signingKey.kid,
-      issuer: "keyway",
-      audience: "keyway-gateway",
+      issuer: SESSION_ISSUER,
+      audience: SESSION_AUDIENCE,
       clock,
     }),
     gatewayVerifier: createGatewayAssertionVerifier({

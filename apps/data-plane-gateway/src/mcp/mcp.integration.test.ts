@@ -18,7 +18,7 @@ import { isInitializeRequest, McpError } from "@modelcontextprotocol/sdk/types.j
 import { ProxyAgent, request, fetch as undiciFetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { type FakeControlPlane, startFakeControlPlane } from "../testing/fake-control-plane";
+import { startTestControlPlane, type TestControlPlane } from "../testing/control-plane-stack";
 import { curl, testPlan, testRoute } from "../testing/fixtures";
 import { startTestGateway, type TestGateway } from "../testing/test-gateway";
 
@@ -39,7 +39,7 @@ interface SeenRequest {
   messages: unknown[];
 }
 
-let cp: FakeControlPlane;
+let cp: TestControlPlane;
 let gatewayCa: TestCa;
 let upstreamCa: TestCa;
 let upstream: RunningServer;
@@ -185,7 +185,7 @@ async function upstreamHandler(req: IncomingMessage, res: ServerResponse): Promi
 }
 
 beforeAll(async () => {
-  cp = await startFakeControlPlane();
+  cp = await startTestControlPlane();
   gatewayCa = await createTestCa({ commonName: "Keyway Gateway Test CA" });
   upstreamCa = await createTestCa({ commonName: "MCP Upstream Test CA" });
   upstream = await startHttpsServer(upstreamHandler, { ca: upstreamCa });
@@ -197,9 +197,9 @@ beforeAll(async () => {
     },
     testRoute("r_open", "open-mcp.example.test", upstream.url, bearer),
   ]);
-  cp.setCredential("r_mcp", { value: SECRET });
-  cp.setCredential("r_open", { value: SECRET });
-  sessionToken = await cp.issueToken({ sessionId: "sess_mcp", planDigest: cp.addPlan(plan) });
+  await cp.setCredential("r_mcp", { value: SECRET });
+  await cp.setCredential("r_open", { value: SECRET });
+  sessionToken = await cp.issueToken({ sessionId: "sess_mcp", planDigest: await cp.addPlan(plan) });
   proxyToken = `Basic ${Buffer.from(`session:${sessionToken}`).toString("base64")}`;
   gw = await startTestGateway({ controlPlane: cp, gatewayCa, upstreamCa });
   agent = new ProxyAgent({

@@ -8,14 +8,14 @@ import { createGateway, type Gateway, type GatewaySettings } from "../gateway";
 import { createMemoryLogger, type Logger } from "../logger";
 import type { ResolveHost } from "../pipeline/authorize";
 import {
-  type FakeControlPlane,
   TEST_GATEWAY_ID,
   TEST_INTERNAL_AUDIENCE,
   TEST_ISSUER,
   TEST_SESSION_AUDIENCE,
-} from "./fake-control-plane";
+  type TestControlPlane,
+} from "./control-plane-stack";
 
-/** A gateway listening on free loopback ports, wired to a fake control plane (tests only). */
+/** A gateway listening on free loopback ports, wired to a test control plane (tests only). */
 export interface TestGateway {
   gateway: Gateway;
   controlPlane: ControlPlaneClient;
@@ -29,7 +29,7 @@ export interface TestGateway {
 }
 
 export interface TestGatewayOptions {
-  controlPlane: FakeControlPlane;
+  controlPlane: TestControlPlane;
   /** Signs intercepted leaves; clients must trust its certificate. */
   gatewayCa: TestCa;
   /** Trusted for https upstreams. */

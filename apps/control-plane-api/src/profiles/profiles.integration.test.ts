@@ -1,6 +1,6 @@
 import { auditLog, compiledPlans, profileVersions } from "@keyway/db";
 import { canonicalDigest } from "@keyway/integrations-core";
-import { and, eq } from "drizzle-orm";
+import { and, asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeCredentialVersion } from "../credentials/secret-store";
 import { createTestApp, type TestApp } from "../testing/test-app";
@@ -112,6 +112,7 @@ describe("sandbox profiles", () => {
         .select({ action: auditLog.action })
         .from(auditLog)
         .where(eq(auditLog.subjectId, id))
+        .orderBy(asc(auditLog.seq))
     ).map((r) => r.action);
     expect(actions).toEqual(["profile.created", "profile.updated", "profile.deleted"]);
   });

@@ -1,5 +1,5 @@
 import { auditLog } from "@keyway/db";
-import { and, eq } from "drizzle-orm";
+import { and, asc, eq } from "drizzle-orm";
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeCredentialVersion } from "../credentials/secret-store";
@@ -293,7 +293,8 @@ describe("revocation", () => {
     const audits = await t.deps.database.db
       .select({ action: auditLog.action })
       .from(auditLog)
-      .where(eq(auditLog.subjectId, id));
+      .where(eq(auditLog.subjectId, id))
+      .orderBy(asc(auditLog.seq));
     expect(audits.map((a) => a.action)).toEqual(["session.started", "session.revoked"]);
   });
 

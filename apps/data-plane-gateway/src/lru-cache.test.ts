@@ -47,3 +47,13 @@ it("forgets the most recent entry when it is deleted, cleared or removed by pred
   expect(cache.get("x")).toBe(1);
   expect(cache.get("z")).toBe(3);
 });
+
+it("answers the latest value of the most recent key", () => {
+  const cache = new LruCache<string, number>(2);
+  cache.set("a", 1);
+  expect(cache.get("a")).toBe(1);
+  cache.set("a", 2);
+  expect(cache.get("a")).toBe(2);
+  cache.delete("a");
+  expect(cache.get("a")).toBeUndefined();
+});

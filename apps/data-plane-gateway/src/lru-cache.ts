@@ -5,10 +5,12 @@
 export class LruCache<K, V> {
   readonly #entries = new Map<K, V>();
   /**
-   * The key last placed at the end of the order, when it is still there. A hit on it leaves the
-   * order as it is: the hottest key (one session's many requests in a row) costs one lookup.
+   * The entry last placed at the end of the order, while it is still there. A hit on it needs
+   * neither a map lookup (hashing a long key such as a session token) nor a reorder: the common
+   * case of one session's requests in a row costs a key comparison.
    */
   #newest: K | undefined = undefined;
+  #newestValue: V | undefined = undefined;
   #hasNewest = false;
 
   constructor(readonly maxEntries: number) {
@@ -22,21 +24,19 @@ export class LruCache<K, V> {
   }
 
   get(key: K): V | undefined {
+    if (this.#hasNewest && this.#newest === key) return this.#newestValue;
     const value = this.#entries.get(key);
     if (value === undefined) return undefined;
-    if (this.#hasNewest && this.#newest === key) return value;
     this.#entries.delete(key);
     this.#entries.set(key, value);
-    this.#newest = key;
-    this.#hasNewest = true;
+    this.#markNewest(key, value);
     return value;
   }
 
   set(key: K, value: V): void {
     this.#entries.delete(key);
     this.#entries.set(key, value);
-    this.#newest = key;
-    this.#hasNewest = true;
+    this.#markNewest(key, value);
     if (this.#entries.size > this.maxEntries) {
       const oldest = this.#entries.keys().next();
       if (!oldest.done) this.#entries.delete(oldest.value);
@@ -48,8 +48,15 @@ export class LruCache<K, V> {
     return this.#entries.delete(key);
   }
 
+  #markNewest(key: K, value: V): void {
+    this.#newest = key;
+    this.#newestValue = value;
+    this.#hasNewest = true;
+  }
+
   #forgetNewest(): void {
     this.#newest = undefined;
+    this.#newestValue = undefined;
     this.#hasNewest = false;
   }
 

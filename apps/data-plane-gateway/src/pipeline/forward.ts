@@ -283,6 +283,15 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   #finish(outcome: ForwardOutcome): void {
     if (this.#awaitingDrain) this.res.off("drain", this.#resume);
     this.res.off("close", this.#onClientClose);
+    // undici is done with this exchange: drop what points back into it. A finished relay that
+    // sits in the old generation (promoted or pretenured by V8 under load) would otherwise keep
+    // undici's controller, and through it the raw response headers, alive through every young
+    // collection until the next full GC: ~1 MB promoted per scavenge at 20k req/s
+    // (`--trace-gc-nvp`), old space swelling to ~90 MB between full GCs.
+    this.#controller = null;
+    this.#retryDispatcher = null;
+    this.#retryOptions = null;
+    this.#retryHandler = this;
     this.settle({ status: this.status, outcome, bytesIn: this.bytesIn, bytesOut: this.bytesOut });
   }
 }

@@ -1,0 +1,1150 @@
+/**
+ * Gateway benchmark (SPEC §11): throughput and latency of the data-plane gateway against a direct
+ * connection to the same upstream and against nginx doing the same header injection, in one run.
+ *
+ *   pnpm bench:gateway [--json FILE] [--duration S] [--warmup S] [--cases a,b] [--profile DIR]
+ *                      [--connections 1,16,64] [--loadgen undici] [--log FILE]
+ *                      [--gateway-node-flags "--trace-gc …"] [--gateway-build tsx|bundle]
+ *
+ * Processes (each its own event loop; the parent only orchestrates and serves the control plane):
+ * - upstream: `gateway-upstream.ts`, a small Node HTTP and HTTPS server (keep-alive, TCP_NODELAY)
+ *   answering a 64-byte JSON body;
+ * - gateway: the real entry file `apps/data-plane-gateway/src/main.ts` from a config file, every
+ *   feature on — session token verification (cached per header value after the first), plan
+ *   match, egress policy, credential from the cache (warmed before measuring), metrics, and one
+ *   formatted JSON log line per request, written to `--log` (default /dev/null);
+ * - control plane: the gateway package's fake control plane (real signed tokens, real gateway
+ *   assertions, real SSE feed) in this process. Resolution on a cache miss is measured by
+ *   `pnpm bench:resolve` against the real one; here credentials are cached;
+ * - nginx (when installed): a header-injecting reverse proxy to the same upstream, one worker
+ *   process — the gateway is one Node event loop, so both get one core for request work;
+ * - load: `wrk` (one thread) when installed, for plain HTTP (absolute-form requests through the
+ *   gateway via a Lua script); HTTPS cases (and everything when wrk is missing) use
+ *   `gateway-load.ts`, a closed-loop undici generator in its own process — for HTTPS through the
+ *   gateway an undici `ProxyAgent` (CONNECT, TLS interception, warm keep-alive tunnels), and the
+ *   same generator for direct HTTPS so that the ratio compares like with like.
+ *
+ * `--profile DIR` runs the gateway under `node --cpu-prof` and prints where its CPU time went.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { once } from "node:events";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { stringifyConfig } from "@keyway/config";
+import { createTestCa, getFreePort } from "@keyway/test-harness";
+import { createLeafIssuer } from "@keyway/x509";
+import { ProxyAgent, request } from "undici";
+import { createLeafContexts } from "../../apps/data-plane-gateway/src/leaf-certificates";
+import { jsonOutputPath, machineFacts, percentile, writeJson } from "./bench-lib";
+import { type ProfileSummary, printProfileSummary, summarizeCpuProfile } from "./cpuprofile-top";
+import { type BenchControlPlane, startBenchControlPlane } from "./gateway-control-plane";
+import type { LoadResult, LoadSpec } from "./gateway-load";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repoRoot = resolve(here, "../..");
+const GATEWAY_MAIN = join(repoRoot, "apps/data-plane-gateway/src/main.ts");
+
+const CONCURRENCY = [1, 16, 64] as const;
+const PATH = "/v1/items/42";
+const CHECK_PATH = "/v1/__check";
+const SECRET = "sk-bench-0123456789abcdef";
+const POST_BODY = JSON.stringify({ name: "bench", tags: Array.from({ length: 24 }, (_, i) => i) });
+/** Fresh hosts issued to measure leaf issuance. */
+const LEAF_HOSTS = 50;
+/** Unrelated routes in the session's plan, so matching works on a realistic index. */
+const OTHER_ROUTES = 18;
+
+const TARGETS = {
+  nginxRatioAt16: 0.45,
+  addedP50Ms: 0.25,
+  addedP99Ms: 2,
+  httpsRatio: 0.3,
+  rssMb: 150,
+  leafIssueMs: 5,
+  /** A Nagle/delayed-ACK stall shows as ~40 ms; anything near it at c=1 is that penalty. */
+  nagleMs: 40,
+};
+
+function flag(name: string, valueMayLookLikeAFlag = false): string | undefined {
+  const at = process.argv.indexOf(name);
+  if (at < 0) return undefined;
+  const value = process.argv[at + 1];
+  if (!value || (value.startsWith("--") && !valueMayLookLikeAFlag)) {
+    throw new Error(`${name} needs a value`);
+  }
+  return value;
+}
+
+const jsonFile = jsonOutputPath();
+const durationS = Number(flag("--duration") ?? 10);
+const warmupS = Number(flag("--warmup") ?? 2);
+const profileDir = flag("--profile");
+const onlyCases = flag("--cases")?.split(",");
+const onlyConnections = flag("--connections")?.split(",").map(Number);
+const logFile = flag("--log") ?? "/dev/null";
+/** Extra `node` flags for the gateway process (diagnostics such as `--trace-gc`). */
+const gatewayNodeFlags =
+  flag("--gateway-node-flags", true)
+    ?.split(" ")
+    .filter((f) => f !== "") ?? [];
+
+function hasCommand(command: string): boolean {
+  try {
+    execFileSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const useWrk = flag("--loadgen") !== "undici" && hasCommand("wrk");
+const useNginx = hasCommand("nginx");
+/**
+ * `tsx` (default): the gateway as deployed, `node --import tsx src/main.ts`. `bundle`: the same
+ * sources bundled by esbuild and run by plain `node`, to show what tsx's loader threads cost.
+ */
+const gatewayBuild = flag("--gateway-build") ?? "tsx";
+if (gatewayBuild !== "tsx" && gatewayBuild !== "bundle") {
+  throw new Error("--gateway-build is tsx or bundle");
+}
+
+interface EsbuildApi {
+  build(options: Record<string, unknown>): Promise<{ errors: unknown[] }>;
+}
+
+/** Bundles `main.ts` with the esbuild that tsx itself runs on (no extra dependency). */
+async function bundleGateway(outfile: string): Promise<void> {
+  const fromTsx = createRequire(createRequire(import.meta.url).resolve("tsx/package.json"));
+  const esbuild: unknown = fromTsx("esbuild");
+  if (
+    typeof esbuild !== "object" ||
+    esbuild === null ||
+    !("build" in esbuild) ||
+    typeof esbuild.build !== "function"
+  ) {
+    throw new Error("esbuild (a dependency of tsx) was not found");
+  }
+  // Checked just above: an object with a `build` function.
+  const { errors } = await (esbuild as EsbuildApi).build({
+    entryPoints: [GATEWAY_MAIN],
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    outfile,
+    // Bundled CommonJS dependencies call `require`, which ES modules lack.
+    banner: {
+      js: 'import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);',
+    },
+    logLevel: "warning",
+  });
+  if (errors.length > 0) throw new Error("bundling the gateway failed");
+}
+
+type Via = "direct" | "gateway" | "nginx" | "naive";
+type Scheme = "http" | "https";
+type Tool = "wrk" | "undici";
+
+interface CaseSpec {
+  id: string;
+  label: string;
+  via: Via;
+  scheme: Scheme;
+  method: "GET" | "POST";
+  tool: Tool;
+  concurrency: readonly number[];
+}
+
+interface CaseResult {
+  case: string;
+  connections: number;
+  tool: Tool;
+  requests: number;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  meanMs: number;
+  maxMs: number;
+  errors: number;
+  /** Highest gateway RSS sampled during this case. */
+  gatewayRssMb: number;
+  /** CPU time (user + system) of the proxy under test per request: gateway or nginx worker. */
+  proxyCpuUsPerRequest: number | null;
+}
+
+const httpTool: Tool = useWrk ? "wrk" : "undici";
+const ALL_CASES: CaseSpec[] = [
+  {
+    id: "direct-http",
+    label: "direct HTTP",
+    via: "direct",
+    scheme: "http",
+    method: "GET",
+    tool: httpTool,
+    concurrency: CONCURRENCY,
+  },
+  {
+    id: "nginx-http",
+    label: "nginx injector HTTP",
+    via: "nginx",
+    scheme: "http",
+    method: "GET",
+    tool: httpTool,
+    concurrency: CONCURRENCY,
+  },
+  {
+    id: "naive-http",
+    label: "plain Node forwarder HTTP",
+    via: "naive",
+    scheme: "http",
+    method: "GET",
+    tool: httpTool,
+    concurrency: CONCURRENCY,
+  },
+  {
+    id: "gateway-http",
+    label: "gateway HTTP",
+    via: "gateway",
+    scheme: "http",
+    method: "GET",
+    tool: httpTool,
+    concurrency: CONCURRENCY,
+  },
+  {
+    id: "direct-https",
+    label: "direct HTTPS",
+    via: "direct",
+    scheme: "https",
+    method: "GET",
+    tool: "undici",
+    concurrency: CONCURRENCY,
+  },
+  {
+    id: "gateway-https",
+    label: "gateway HTTPS (intercepted)",
+    via: "gateway",
+    scheme: "https",
+    method: "GET",
+    tool: "undici",
+    concurrency: CONCURRENCY,
+  },
+  {
+    id: "direct-http-post",
+    label: "direct HTTP POST",
+    via: "direct",
+    scheme: "http",
+    method: "POST",
+    tool: httpTool,
+    concurrency: [1],
+  },
+  {
+    id: "gateway-http-post",
+    label: "gateway HTTP POST",
+    via: "gateway",
+    scheme: "http",
+    method: "POST",
+    tool: httpTool,
+    concurrency: [1],
+  },
+];
+const CASES = ALL_CASES.filter(
+  (c) => (useNginx || c.via !== "nginx") && (onlyCases === undefined || onlyCases.includes(c.id)),
+);
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+interface Spawned {
+  child: ChildProcess;
+  output: () => string;
+}
+
+function spawnNode(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; stdoutFd?: number },
+): Spawned {
+  let output = "";
+  const child = spawn(process.execPath, args, {
+    cwd: repoRoot,
+    env: { ...process.env, ...options.env },
+    stdio: ["ignore", options.stdoutFd ?? "pipe", "pipe"],
+  });
+  child.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk.toString("utf8");
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    output += chunk.toString("utf8");
+  });
+  return { child, output: () => output };
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, spawned?: Spawned) {
+  for (let i = 0; i < 300; i++) {
+    if (spawned && spawned.child.exitCode !== null) {
+      throw new Error(`${what} exited early:\n${spawned.output()}`);
+    }
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not become ready:\n${spawned?.output() ?? ""}`);
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolveConnect) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolveConnect(true);
+    });
+    socket.once("error", () => resolveConnect(false));
+  });
+}
+
+async function stop(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, "exit");
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** User + system CPU time of processes so far, from /proc (Linux; clock ticks of 10 ms). */
+function cpuMs(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // The process has gone: its time no longer counts.
+    }
+  }
+  return ticks * 10;
+}
+
+/** Child processes of `pid` (nginx's workers under its master). */
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
+      .trim()
+      .split(/\s+/)
+      .filter((p) => p !== "")
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Resident set size of a process, from /proc (Linux). */
+function rssMb(pid: number, field: "VmRSS" | "VmHWM" = "VmRSS"): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0);
+    return kb / 1024;
+  } catch {
+    return 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load generators
+
+function runProcess(command: string, args: string[]): Promise<string> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(command, args, { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString("utf8");
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      out += chunk.toString("utf8");
+    });
+    child.once("error", reject);
+    child.once("exit", (code) => {
+      if (code === 0) resolveRun(out);
+      else reject(new Error(`${command} exited with ${code}:\n${out}`));
+    });
+  });
+}
+
+function parseLine(output: string, prefix: string): LoadResult {
+  const line = output.split("\n").find((l) => l.startsWith(prefix));
+  if (line === undefined) throw new Error(`no ${prefix} line in:\n${output}`);
+  const value: unknown = JSON.parse(line.slice(prefix.length));
+  const valid =
+    typeof value === "object" &&
+    value !== null &&
+    ["requests", "durationUs", "errors", "p50Us", "p99Us", "meanUs", "maxUs"].every(
+      (key) => key in value && typeof (value as Record<string, unknown>)[key] === "number",
+    );
+  if (!valid) throw new Error(`bad ${prefix} line: ${line}`);
+  // Every field was checked to be a number just above.
+  return value as LoadResult;
+}
+
+interface Request {
+  /** What the client connects to. */
+  connectUrl: string;
+  /** Request target as sent (absolute-form through the gateway). */
+  target: string;
+  headers: Record<string, string>;
+  method: "GET" | "POST";
+}
+
+function wrkScript(dir: string, name: string, req: Request): string {
+  const lines = [
+    `wrk.method = "${req.method}"`,
+    `wrk.path = "${req.target}"`,
+    ...Object.entries(req.headers).map(([k, v]) => `wrk.headers["${k}"] = "${v}"`),
+    ...(req.method === "POST"
+      ? [`wrk.body = '${POST_BODY}'`, `wrk.headers["Content-Type"] = "application/json"`]
+      : []),
+    "done = function(summary, latency, requests)",
+    "  local e = summary.errors",
+    '  io.write(string.format(\'WRK_JSON {"requests":%d,"durationUs":%d,"errors":%d,"p50Us":%.2f,"p99Us":%.2f,"meanUs":%.2f,"maxUs":%.2f}\\n\',',
+    "    summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,",
+    "    latency:percentile(50), latency:percentile(99), latency.mean, latency.max))",
+    "end",
+  ];
+  const file = join(dir, `${name}.lua`);
+  writeFileSync(file, `${lines.join("\n")}\n`);
+  return file;
+}
+
+async function runWrk(
+  dir: string,
+  name: string,
+  req: Request,
+  connections: number,
+  seconds: number,
+) {
+  const script = wrkScript(dir, name, req);
+  const output = await runProcess("wrk", [
+    "-t1",
+    `-c${connections}`,
+    `-d${seconds}s`,
+    "--timeout",
+    "5s",
+    "-s",
+    script,
+    req.connectUrl,
+  ]);
+  return parseLine(output, "WRK_JSON ");
+}
+
+async function runUndici(spec: LoadSpec): Promise<LoadResult> {
+  const output = await runProcess(process.execPath, [
+    "--import",
+    "tsx",
+    join(here, "gateway-load.ts"),
+    JSON.stringify(spec),
+  ]);
+  return parseLine(output, "LOAD_JSON ");
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Setup {
+  dir: string;
+  /** Route hosts as the session's plan names them: `127.0.0.1:<port>`, `localhost:<port>`. */
+  httpHost: string;
+  httpsHost: string;
+  upstreamHttp: number;
+  upstreamHttps: number;
+  proxyPort: number;
+  adminPort: number;
+  nginxPort: number;
+  naivePort: number;
+  proxyAuthorization: string;
+  gatewayCaPem: string;
+  upstreamCaPem: string;
+}
+
+/** Where origin-form requests go: a reverse proxy, or the upstream itself. */
+function proxyPortFor(setup: Setup, via: Via): number {
+  if (via === "nginx") return setup.nginxPort;
+  if (via === "naive") return setup.naivePort;
+  return setup.upstreamHttp;
+}
+
+function requestFor(setup: Setup, spec: CaseSpec): Request {
+  const headers: Record<string, string> = {};
+  if (spec.via === "gateway" && spec.scheme === "http") {
+    headers["Proxy-Authorization"] = setup.proxyAuthorization;
+    headers.Host = setup.httpHost;
+    return {
+      connectUrl: `http://127.0.0.1:${setup.proxyPort}`,
+      target: `http://${setup.httpHost}${PATH}`,
+      headers,
+      method: spec.method,
+    };
+  }
+  const port = proxyPortFor(setup, spec.via);
+  return { connectUrl: `http://127.0.0.1:${port}`, target: PATH, headers, method: spec.method };
+}
+
+function undiciSpec(setup: Setup, spec: CaseSpec, connections: number): LoadSpec {
+  const timing = { connections, warmupMs: warmupS * 1000, durationMs: durationS * 1000 };
+  const body =
+    spec.method === "POST"
+      ? { body: POST_BODY, headers: { "content-type": "application/json" } }
+      : {};
+  if (spec.scheme === "https") {
+    if (spec.via === "gateway") {
+      return {
+        url: `https://${setup.httpsHost}${PATH}`,
+        method: spec.method,
+        ca: setup.gatewayCaPem,
+        proxy: {
+          uri: `http://127.0.0.1:${setup.proxyPort}`,
+          token: setup.proxyAuthorization,
+          tunnel: true,
+        },
+        ...body,
+        ...timing,
+      };
+    }
+    return {
+      url: `https://127.0.0.1:${setup.upstreamHttps}${PATH}`,
+      servername: "localhost",
+      method: spec.method,
+      ca: setup.upstreamCaPem,
+      ...body,
+      ...timing,
+    };
+  }
+  if (spec.via === "gateway") {
+    return {
+      url: `http://${setup.httpHost}${PATH}`,
+      method: spec.method,
+      proxy: {
+        uri: `http://127.0.0.1:${setup.proxyPort}`,
+        token: setup.proxyAuthorization,
+        tunnel: false,
+      },
+      ...body,
+      ...timing,
+    };
+  }
+  const port = proxyPortFor(setup, spec.via);
+  return { url: `http://127.0.0.1:${port}${PATH}`, method: spec.method, ...body, ...timing };
+}
+
+/** The load result, and the CPU milliseconds `proxyPids` spent during the measured window. */
+async function runCase(
+  setup: Setup,
+  spec: CaseSpec,
+  connections: number,
+  proxyPids: readonly number[],
+): Promise<{ load: LoadResult; proxyCpuMs: number }> {
+  if (spec.tool === "wrk") {
+    const req = requestFor(setup, spec);
+    const name = `${spec.id}-c${connections}`;
+    // Unmeasured warm-up at the same concurrency: connections opened, pools grown, code optimized.
+    await runWrk(setup.dir, name, req, connections, warmupS);
+    const before = cpuMs(proxyPids);
+    const load = await runWrk(setup.dir, name, req, connections, durationS);
+    return { load, proxyCpuMs: cpuMs(proxyPids) - before };
+  }
+  const before = cpuMs(proxyPids);
+  const load = await runUndici(undiciSpec(setup, spec, connections));
+  // The warm-up runs in the same process: its share of the proxy's CPU time is taken out.
+  const proxyCpuMs = ((cpuMs(proxyPids) - before) * durationS) / (durationS + warmupS);
+  return { load, proxyCpuMs };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function nginxConfig(dir: string, listenPort: number, upstreamPort: number): string {
+  return `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/nginx-tmp/body;
+  proxy_temp_path ${dir}/nginx-tmp/proxy;
+  fastcgi_temp_path ${dir}/nginx-tmp/fastcgi;
+  uwsgi_temp_path ${dir}/nginx-tmp/uwsgi;
+  scgi_temp_path ${dir}/nginx-tmp/scgi;
+  keepalive_timeout 120s;
+  keepalive_requests 10000000;
+  tcp_nodelay on;
+  upstream bench_upstream {
+    server 127.0.0.1:${upstreamPort};
+    keepalive 128;
+    keepalive_requests 10000000;
+  }
+  server {
+    listen 127.0.0.1:${listenPort};
+    location / {
+      proxy_pass http://bench_upstream;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host 127.0.0.1:${upstreamPort};
+      proxy_set_header Authorization "Bearer ${SECRET}";
+    }
+  }
+}
+`;
+}
+
+async function measureLeafIssuance(gatewayCa: { certPem: string; keyPem: string }) {
+  const clock = { now: () => new Date() };
+  const contexts = createLeafContexts({
+    issue: await createLeafIssuer(gatewayCa, { clock }),
+    clock,
+  });
+  // The first issuance pays one-time lazy initialization; measured hosts start after it.
+  await contexts.secureContextFor("warm.bench.test");
+  const issueMs: number[] = [];
+  for (let i = 0; i < LEAF_HOSTS; i++) {
+    const started = performance.now();
+    await contexts.secureContextFor(`leaf-${i}.bench.test`);
+    issueMs.push(performance.now() - started);
+  }
+  const lookups = 100_000;
+  const started = performance.now();
+  for (let i = 0; i < lookups; i++) contexts.secureContextFor(`leaf-${i % LEAF_HOSTS}.bench.test`);
+  const cachedUs = ((performance.now() - started) * 1000) / lookups;
+  return {
+    hosts: LEAF_HOSTS,
+    meanMs: issueMs.reduce((a, b) => a + b, 0) / issueMs.length,
+    p50Ms: percentile(issueMs, 50),
+    maxMs: Math.max(...issueMs),
+    cachedLookupUs: cachedUs,
+  };
+}
+
+function metricValue(text: string, name: string, labels: string): number {
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
+}
+
+const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
+
+async function main() {
+  const machine = machineFacts(`pnpm bench:gateway ${process.argv.slice(2).join(" ")}`.trim());
+  const dir = await mkdtemp(join(tmpdir(), "keyway-bench-gateway-"));
+  await chmod(dir, 0o755);
+  const children: ChildProcess[] = [];
+  let cp: BenchControlPlane | undefined;
+  try {
+    const upstreamCa = await createTestCa({ commonName: "Bench upstream CA" });
+    const gatewayCa = await createTestCa({ commonName: "Bench gateway CA" });
+    const upstreamLeaf = await upstreamCa.issueLeaf({ hosts: ["localhost", "127.0.0.1"] });
+    const files = {
+      upstreamCert: join(dir, "upstream-cert.pem"),
+      upstreamKey: join(dir, "upstream-key.pem"),
+      upstreamCa: join(dir, "upstream-ca.pem"),
+      gatewayCa: join(dir, "gateway-ca.pem"),
+      gatewayCaKey: join(dir, "gateway-ca-key.pem"),
+      gatewayKey: join(dir, "gateway-key.json"),
+      config: join(dir, "keyway.toml"),
+    };
+    writeFileSync(files.upstreamCert, upstreamLeaf.certPem);
+    writeFileSync(files.upstreamKey, upstreamLeaf.keyPem);
+    writeFileSync(files.upstreamCa, upstreamCa.certPem);
+    writeFileSync(files.gatewayCa, gatewayCa.certPem);
+    writeFileSync(files.gatewayCaKey, gatewayCa.keyPem);
+
+    const [upstreamHttp, upstreamHttps, proxyPort, adminPort, nginxPort, naivePort] =
+      await Promise.all([
+        getFreePort(),
+        getFreePort(),
+        getFreePort(),
+        getFreePort(),
+        getFreePort(),
+        getFreePort(),
+      ]);
+    const httpHost = `127.0.0.1:${upstreamHttp}`;
+    const httpsHost = `localhost:${upstreamHttps}`;
+
+    // The real control plane, with the session's plan: the two benchmarked routes among
+    // unrelated ones (one `http-api` binding each, the base URL's path as the route's prefix).
+    cp = await startBenchControlPlane({
+      baseUrls: [
+        `http://${httpHost}/v1`,
+        `https://${httpsHost}/v1`,
+        ...Array.from({ length: OTHER_ROUTES }, (_, i) => `https://svc-${i}.other.test/v${i}`),
+      ],
+      secret: SECRET,
+      tokenTtlSeconds: 3 * 3600,
+    });
+    const routeFor = (host: string) => cp?.plan.routes.find((r) => r.match.hosts.includes(host));
+    const httpRoute = routeFor(httpHost);
+    const httpsRoute = routeFor(httpsHost);
+    if (httpRoute === undefined || httpsRoute === undefined) throw new Error("no routes compiled");
+    writeFileSync(files.gatewayKey, JSON.stringify(cp.gatewayKey.privateJwk));
+
+    // Leaf issuance first, while nothing else runs.
+    const leaf = await measureLeafIssuance(gatewayCa);
+
+    const upstream = spawnNode(
+      [
+        "--import",
+        "tsx",
+        join(here, "gateway-upstream.ts"),
+        String(upstreamHttp),
+        String(upstreamHttps),
+        files.upstreamCert,
+        files.upstreamKey,
+      ],
+      {},
+    );
+    children.push(upstream.child);
+    await waitFor("upstream", async () => upstream.output().includes("ready"), upstream);
+    const naive = spawnNode(
+      [
+        "--import",
+        "tsx",
+        join(here, "gateway-naive-forwarder.ts"),
+        String(naivePort),
+        `http://127.0.0.1:${upstreamHttp}`,
+        SECRET,
+      ],
+      {},
+    );
+    children.push(naive.child);
+    await waitFor("plain Node forwarder", async () => naive.output().includes("ready"), naive);
+
+    const proxyAuthorization = `Basic ${Buffer.from(`session:${cp.token}`).toString("base64")}`;
+
+    writeFileSync(
+      files.config,
+      stringifyConfig({
+        sessions: { issuer: cp.sessionIssuer, audience: cp.sessionAudience },
+        internal: { audience: cp.internalAudience },
+        log: { level: "info" },
+        gateway: {
+          host: "127.0.0.1",
+          port: proxyPort,
+          admin_host: "127.0.0.1",
+          admin_port: adminPort,
+          control_plane_url: cp.url,
+          ca_cert_path: files.gatewayCa,
+          ca_key_path: files.gatewayCaKey,
+          identity: { gateway_id: cp.gatewayId, private_key_path: files.gatewayKey },
+          // On, as deployed, but far above the offered load: every request pays for the bucket
+          // check and none is refused. The circuit breaker and retries keep their defaults.
+          rate_limit: { requests_per_second: 10_000_000, burst: 10_000_000 },
+        },
+      }),
+    );
+    if (profileDir) mkdirSync(profileDir, { recursive: true });
+    let gatewayEntry = ["--import", "tsx", GATEWAY_MAIN];
+    if (gatewayBuild === "bundle") {
+      const bundle = join(dir, "gateway-bundle.mjs");
+      await bundleGateway(bundle);
+      gatewayEntry = [bundle];
+    }
+    const logFd = openSync(logFile, "w");
+    const gateway = spawnNode(
+      [
+        ...(profileDir ? ["--cpu-prof", "--cpu-prof-dir", resolve(profileDir)] : []),
+        ...gatewayNodeFlags,
+        ...gatewayEntry,
+      ],
+      {
+        // The route's HTTPS upstream presents a certificate from the bench's own CA.
+        env: { KEYWAY_CONFIG: files.config, NODE_EXTRA_CA_CERTS: files.upstreamCa },
+        stdoutFd: logFd,
+      },
+    );
+    closeSync(logFd);
+    children.push(gateway.child);
+    const gatewayPid = gateway.child.pid ?? 0;
+    await waitFor(
+      "gateway",
+      () =>
+        fetch(`http://127.0.0.1:${adminPort}/readyz`).then(
+          (r) => r.status === 200,
+          () => false,
+        ),
+      gateway,
+    );
+
+    let nginx: Spawned | undefined;
+    /** nginx's worker processes, which do the proxying. */
+    let nginxPids: number[] = [];
+    if (useNginx) {
+      mkdirSync(join(dir, "nginx-tmp"), { recursive: true, mode: 0o777 });
+      writeFileSync(join(dir, "nginx.conf"), nginxConfig(dir, nginxPort, upstreamHttp));
+      const child = spawn(
+        "nginx",
+        [
+          "-p",
+          dir,
+          "-e",
+          join(dir, "nginx-error.log"),
+          "-c",
+          join(dir, "nginx.conf"),
+          "-g",
+          "daemon off;",
+        ],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
+      let output = "";
+      child.stderr.on("data", (chunk: Buffer) => {
+        output += chunk.toString("utf8");
+      });
+      nginx = { child, output: () => output };
+      children.push(child);
+      await waitFor("nginx", () => canConnect(nginxPort), nginx);
+      nginxPids = childPids(child.pid ?? 0);
+    }
+
+    const setup: Setup = {
+      dir,
+      httpHost,
+      httpsHost,
+      upstreamHttp,
+      upstreamHttps,
+      proxyPort,
+      adminPort,
+      nginxPort,
+      naivePort,
+      proxyAuthorization,
+      gatewayCaPem: gatewayCa.certPem,
+      upstreamCaPem: upstreamCa.certPem,
+    };
+
+    // Before loading: every path reaches the upstream with the injected credential (this also
+    // verifies the token, loads the plan and fills the credential cache).
+    const expected = `Bearer ${SECRET}`;
+    const checks: [string, () => Promise<unknown>][] = [
+      [
+        "gateway HTTP",
+        () =>
+          fetchJson(
+            `http://${httpHost}${CHECK_PATH}`,
+            new ProxyAgent({
+              uri: `http://127.0.0.1:${proxyPort}`,
+              token: proxyAuthorization,
+              proxyTunnel: false,
+            }),
+          ),
+      ],
+      [
+        "gateway HTTPS",
+        () =>
+          fetchJson(
+            `https://${httpsHost}${CHECK_PATH}`,
+            new ProxyAgent({
+              uri: `http://127.0.0.1:${proxyPort}`,
+              token: proxyAuthorization,
+              requestTls: { ca: gatewayCa.certPem },
+            }),
+          ),
+      ],
+      ["plain Node forwarder", () => fetchJson(`http://127.0.0.1:${naivePort}${CHECK_PATH}`)],
+      ...(useNginx
+        ? [
+            ["nginx", () => fetchJson(`http://127.0.0.1:${nginxPort}${CHECK_PATH}`)] as [
+              string,
+              () => Promise<unknown>,
+            ],
+          ]
+        : []),
+    ];
+    for (const [name, check] of checks) {
+      const body = await check();
+      const seen =
+        typeof body === "object" && body !== null && "authorization" in body
+          ? body.authorization
+          : null;
+      if (seen !== expected)
+        throw new Error(`${name}: the upstream did not receive the credential`);
+    }
+
+    // RSS sampled throughout the load, per case.
+    let caseRssMb = 0;
+    // Started, token verified, plan and credentials cached, nothing under load yet.
+    const idleRssMb = rssMb(gatewayPid);
+    let maxRssMb = idleRssMb;
+    const sampler = setInterval(() => {
+      const now = rssMb(gatewayPid);
+      caseRssMb = Math.max(caseRssMb, now);
+      maxRssMb = Math.max(maxRssMb, now);
+    }, 100);
+
+    const results: CaseResult[] = [];
+    const order = CONCURRENCY.flatMap((c) =>
+      onlyConnections === undefined || onlyConnections.includes(c)
+        ? CASES.filter((s) => s.concurrency.includes(c)).map((s) => [s, c] as const)
+        : [],
+    );
+    console.log(
+      `gateway benchmark: ${order.length} runs of ${durationS} s (+${warmupS} s warm-up), ` +
+        `load: ${useWrk ? "wrk (HTTP), undici (HTTPS)" : "undici"}, nginx: ${useNginx ? "yes" : "not installed"}`,
+    );
+    for (const [spec, connections] of order) {
+      caseRssMb = rssMb(gatewayPid);
+      const proxyPids =
+        spec.via === "gateway"
+          ? [gatewayPid]
+          : spec.via === "nginx"
+            ? nginxPids
+            : spec.via === "naive"
+              ? [naive.child.pid ?? 0]
+              : [];
+      const { load, proxyCpuMs } = await runCase(setup, spec, connections, proxyPids);
+      const result: CaseResult = {
+        case: spec.id,
+        connections,
+        tool: spec.tool,
+        requests: load.requests,
+        rps: load.requests / (load.durationUs / 1e6),
+        p50Ms: load.p50Us / 1000,
+        p99Ms: load.p99Us / 1000,
+        meanMs: load.meanUs / 1000,
+        maxMs: load.maxUs / 1000,
+        errors: load.errors,
+        gatewayRssMb: caseRssMb,
+        proxyCpuUsPerRequest:
+          proxyPids.length === 0 ? null : (proxyCpuMs * 1000) / Math.max(1, load.requests),
+      };
+      results.push(result);
+      console.log(
+        `  ${spec.label.padEnd(28)} c=${String(connections).padEnd(3)} ${fmt(result.rps, 0).padStart(7)} req/s  ` +
+          `p50 ${fmt(result.p50Ms, 3)} ms  p99 ${fmt(result.p99Ms, 3)} ms` +
+          (result.proxyCpuUsPerRequest === null
+            ? ""
+            : `  proxy CPU ${fmt(result.proxyCpuUsPerRequest, 1)} µs/req`) +
+          (result.errors > 0 ? `  ERRORS ${result.errors}` : ""),
+      );
+    }
+    clearInterval(sampler);
+
+    const metricsText = await fetch(`http://127.0.0.1:${adminPort}/metrics`).then((r) => r.text());
+    const gatewayMetrics = {
+      /** Every request the gateway counted, by route and status (ids of the session's routes). */
+      requestLines: metricsText
+        .split("\n")
+        .filter((line) => line.startsWith("keyway_gateway_requests_total{")),
+      requestsHttpOk: metricValue(
+        metricsText,
+        "keyway_gateway_requests_total",
+        `route="${httpRoute.id}",status="200"`,
+      ),
+      requestsHttpsOk: metricValue(
+        metricsText,
+        "keyway_gateway_requests_total",
+        `route="${httpsRoute.id}",status="200"`,
+      ),
+      credentialCacheHits: metricValue(
+        metricsText,
+        "keyway_gateway_credential_cache_total",
+        'result="hit"',
+      ),
+      credentialCacheMisses: metricValue(
+        metricsText,
+        "keyway_gateway_credential_cache_total",
+        'result="miss"',
+      ),
+    };
+    const hwmMb = rssMb(gatewayPid, "VmHWM");
+
+    await stop(gateway.child);
+    let profile: ProfileSummary | undefined;
+    if (profileDir) {
+      // `CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile`: thread 0 is the event loop (the
+      // others are tsx's module loader thread, idle once the gateway has started).
+      const mainThread = readdirSync(profileDir).find((f) => f.includes(`.${gatewayPid}.0.`));
+      if (mainThread) profile = summarizeCpuProfile(join(profileDir, mainThread), 30);
+    }
+
+    report({
+      machine,
+      results,
+      leaf,
+      gatewayMetrics,
+      idleRssMb,
+      maxRssMb: Math.max(maxRssMb, hwmMb),
+      profile,
+    });
+  } finally {
+    for (const child of children.reverse())
+      await stop(child, child.spawnfile === "nginx" ? "SIGQUIT" : "SIGTERM");
+    await cp?.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function fetchJson(url: string, dispatcher?: ProxyAgent): Promise<unknown> {
+  const target = new URL(url);
+  const response = await request(url, {
+    ...(dispatcher ? { dispatcher } : {}),
+    headers: { host: target.host },
+  });
+  const body: unknown = await response.body.json();
+  await dispatcher?.close();
+  if (response.statusCode !== 200)
+    throw new Error(`${url}: ${response.statusCode} ${JSON.stringify(body)}`);
+  return body;
+}
+
+interface Report {
+  machine: ReturnType<typeof machineFacts>;
+  results: CaseResult[];
+  leaf: Awaited<ReturnType<typeof measureLeafIssuance>>;
+  gatewayMetrics: {
+    requestLines: string[];
+    requestsHttpOk: number;
+    requestsHttpsOk: number;
+    credentialCacheHits: number;
+    credentialCacheMisses: number;
+  };
+  idleRssMb: number;
+  maxRssMb: number;
+  profile: ProfileSummary | undefined;
+}
+
+function report({ machine, results, leaf, gatewayMetrics, idleRssMb, maxRssMb, profile }: Report) {
+  const find = (id: string, c: number) => results.find((r) => r.case === id && r.connections === c);
+  const ratio = (a: CaseResult | undefined, b: CaseResult | undefined) =>
+    a && b && b.rps > 0 ? a.rps / b.rps : Number.NaN;
+
+  console.log(`\nGateway benchmark — ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}`);
+  console.log(`${durationS} s per run after ${warmupS} s warm-up; latency in ms\n`);
+  console.log(
+    `${"case".padEnd(30)}${"conns".padStart(6)}${"req/s".padStart(10)}${"p50".padStart(9)}${"p99".padStart(9)}${"CPU µs/req".padStart(12)}${"errors".padStart(8)}  tool`,
+  );
+  for (const r of results) {
+    const label = ALL_CASES.find((c) => c.id === r.case)?.label ?? r.case;
+    console.log(
+      `${label.padEnd(30)}${String(r.connections).padStart(6)}${fmt(r.rps, 0).padStart(10)}${fmt(r.p50Ms, 3).padStart(9)}${fmt(r.p99Ms, 3).padStart(9)}${(r.proxyCpuUsPerRequest === null ? "" : fmt(r.proxyCpuUsPerRequest, 1)).padStart(12)}${String(r.errors).padStart(8)}  ${r.tool}`,
+    );
+  }
+
+  // Throughput ratios by concurrency: [numerator case, denominator case].
+  const ratioCases = {
+    gatewayOverDirectHttp: ["gateway-http", "direct-http"],
+    gatewayOverNginxHttp: ["gateway-http", "nginx-http"],
+    gatewayOverNaiveHttp: ["gateway-http", "naive-http"],
+    nginxOverDirectHttp: ["nginx-http", "direct-http"],
+    naiveOverDirectHttp: ["naive-http", "direct-http"],
+    naiveOverNginxHttp: ["naive-http", "nginx-http"],
+    gatewayOverDirectHttps: ["gateway-https", "direct-https"],
+  } as const;
+  const ratios: Record<string, Record<string, number>> = {};
+  for (const [name, [top, bottom]] of Object.entries(ratioCases)) {
+    const byC: Record<string, number> = {};
+    for (const c of CONCURRENCY) byC[c] = ratio(find(top, c), find(bottom, c));
+    ratios[name] = byC;
+  }
+  const g1 = find("gateway-http", 1);
+  const d1 = find("direct-http", 1);
+  const gp = find("gateway-http-post", 1);
+  const dp = find("direct-http-post", 1);
+  const added = {
+    p50Ms: g1 && d1 ? g1.p50Ms - d1.p50Ms : Number.NaN,
+    p99Ms: g1 && d1 ? g1.p99Ms - d1.p99Ms : Number.NaN,
+    postP50Ms: gp && dp ? gp.p50Ms - dp.p50Ms : Number.NaN,
+    postP99Ms: gp && dp ? gp.p99Ms - dp.p99Ms : Number.NaN,
+  };
+
+  console.log("\nratios (throughput)        c=1      c=16     c=64");
+  for (const [name, byC] of Object.entries(ratios)) {
+    console.log(
+      `  ${name.padEnd(24)}${CONCURRENCY.map((c) => fmt(byC[c] ?? Number.NaN).padStart(9)).join("")}`,
+    );
+  }
+  console.log(
+    `\nadded latency at 1 connection: GET p50 +${fmt(added.p50Ms, 3)} ms, p99 +${fmt(added.p99Ms, 3)} ms; ` +
+      `POST p50 +${fmt(added.postP50Ms, 3)} ms, p99 +${fmt(added.postP99Ms, 3)} ms`,
+  );
+  console.log(
+    `gateway RSS: ${fmt(idleRssMb, 1)} MB idle (warmed up), ${fmt(maxRssMb, 1)} MB max under load` +
+      ` (${gatewayBuild === "tsx" ? "as deployed, through tsx" : "bundled, plain node"})`,
+  );
+  console.log(
+    `leaf issuance: mean ${fmt(leaf.meanMs)} ms (p50 ${fmt(leaf.p50Ms)}, max ${fmt(leaf.maxMs)}) over ${leaf.hosts} fresh hosts; cached lookup ${fmt(leaf.cachedLookupUs, 3)} µs`,
+  );
+  console.log(
+    `gateway metrics: ${gatewayMetrics.requestsHttpOk} HTTP + ${gatewayMetrics.requestsHttpsOk} HTTPS requests ok; credential cache ${gatewayMetrics.credentialCacheHits} hits, ${gatewayMetrics.credentialCacheMisses} misses`,
+  );
+
+  // A Nagle / delayed-ACK stall delays every affected request by ~40 ms, so it shows in the
+  // median: the slower median of GET and POST (separate header and body writes) at c=1.
+  const worstC1P50 = Math.max(g1?.p50Ms ?? Number.NaN, gp?.p50Ms ?? Number.NaN);
+  const targets = [
+    {
+      target: `gateway ≥ ${TARGETS.nginxRatioAt16}× nginx injector, plain HTTP, 16 connections`,
+      value: ratios.gatewayOverNginxHttp![16] ?? Number.NaN,
+      met: (ratios.gatewayOverNginxHttp![16] ?? 0) >= TARGETS.nginxRatioAt16,
+    },
+    {
+      target: `added p50 ≤ ${TARGETS.addedP50Ms} ms at 1 connection`,
+      value: added.p50Ms,
+      met: added.p50Ms <= TARGETS.addedP50Ms,
+    },
+    {
+      target: `added p99 ≤ ${TARGETS.addedP99Ms} ms at 1 connection`,
+      value: added.p99Ms,
+      met: added.p99Ms <= TARGETS.addedP99Ms,
+    },
+    {
+      target: `no ${TARGETS.nagleMs} ms penalty (GET and POST p50 at 1 connection < 1 ms)`,
+      value: worstC1P50,
+      met: worstC1P50 < 1,
+    },
+    {
+      target: `HTTPS interception ≥ ${TARGETS.httpsRatio}× direct HTTPS, 16 connections`,
+      value: ratios.gatewayOverDirectHttps![16] ?? Number.NaN,
+      met: (ratios.gatewayOverDirectHttps![16] ?? 0) >= TARGETS.httpsRatio,
+    },
+    { target: `gateway RSS < ${TARGETS.rssMb} MB`, value: maxRssMb, met: maxRssMb < TARGETS.rssMb },
+    {
+      target: `leaf issuance ≤ ${TARGETS.leafIssueMs} ms`,
+      value: leaf.meanMs,
+      met: leaf.meanMs <= TARGETS.leafIssueMs,
+    },
+  ];
+  console.log("\ntargets (SPEC §11)");
+  for (const t of targets)
+    console.log(`  ${t.met ? "met   " : "MISSED"}  ${t.target}: ${fmt(t.value, 3)}`);
+  if (profile) printProfileSummary(profile);
+
+  writeJson(jsonFile, {
+    machine,
+    settings: {
+      durationS,
+      warmupS,
+      loadGenerator: useWrk
+        ? "wrk 1 thread (HTTP), undici closed loop (HTTPS)"
+        : "undici closed loop",
+      nginx: useNginx
+        ? "1 worker process, access_log off, upstream keepalive 128"
+        : "not installed",
+      controlPlane:
+        "real: API app on embedded PostgreSQL (fsync off) in the orchestrating process; credentials cached after the first request",
+      gatewayLog: logFile,
+      gatewayBuild:
+        gatewayBuild === "tsx"
+          ? "node --import tsx apps/data-plane-gateway/src/main.ts (as deployed)"
+          : "esbuild bundle of main.ts run by plain node",
+      gatewayNodeFlags,
+      planRoutes: OTHER_ROUTES + 2,
+    },
+    results,
+    ratios,
+    addedLatencyMs: added,
+    gatewayRssIdleMb: idleRssMb,
+    gatewayRssMaxMb: maxRssMb,
+    gatewayMetrics,
+    leaf,
+    targets,
+    ...(profile ? { profile } : {}),
+  });
+}
+
+await main();

@@ -17,3 +17,5 @@ if (!entry) {
 // The service's own entry reads its arguments after the service name.
 process.argv = [process.argv[0] ?? "node", entry, ...rest];
 await import(entry);
+
+export {};

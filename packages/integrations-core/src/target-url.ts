@@ -1,3 +1,5 @@
+import { normalizeHost } from "./routes/route-matcher";
+
 /**
  * Splits an operator-configured base URL (e.g. `https://api.openai.com/v1`) into the pieces a
  * route needs: the upstream origin, the route host (`host[:port]`, lower case, default ports
@@ -14,7 +16,10 @@ export function splitBaseUrl(baseUrl: string): BaseUrlParts {
   if (url.protocol !== "https:" && url.protocol !== "http:") {
     throw new TypeError(`base URL must be http(s): ${baseUrl}`);
   }
-  const host = url.host.toLowerCase().replace(/:(80|443)$/, "");
+  // The one host normalisation the matcher uses, so a route host always equals what requests
+  // normalise to.
+  const host = normalizeHost(url.host);
+  if (host === null) throw new TypeError(`base URL has an invalid host: ${baseUrl}`);
   const trimmed = url.pathname.replace(/\/+$/, "");
   return { origin: url.origin, host, pathPrefix: trimmed === "" ? "/" : trimmed };
 }

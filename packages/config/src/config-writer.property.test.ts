@@ -112,7 +112,11 @@ const configInput: fc.Arbitrary<KeywayConfigInput> = fc.record(
         jwks_url: httpUrl,
         org_claim: text,
         role_claim: text,
-        role_map: fc.dictionary(text, fc.constantFrom("admin", "member", "viewer"), { maxKeys: 3 }),
+        role_map: fc.dictionary(
+          tableKey.filter((k) => k.length > 0),
+          fc.constantFrom("admin", "member", "viewer"),
+          { maxKeys: 3 },
+        ),
       },
       { requiredKeys: ["issuer", "audience"] },
     ),

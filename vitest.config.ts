@@ -37,7 +37,8 @@ export default defineConfig({
       {
         test: {
           name: "system",
-          globalSetup: [postgresGlobalSetup],
+          // The gateway runs from its bundle, as deployed; the setup builds it.
+          globalSetup: [postgresGlobalSetup, "tests/system/support/build-setup.ts"],
           include: ["tests/system/**/*.test.ts"],
           exclude: shared,
           testTimeout: 120_000,

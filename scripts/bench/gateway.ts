@@ -4,18 +4,19 @@
  *
  *   pnpm bench:gateway [--json FILE] [--duration S] [--warmup S] [--cases a,b] [--profile DIR]
  *                      [--connections 1,16,64] [--loadgen undici] [--log FILE]
- *                      [--gateway-node-flags "--trace-gc …"] [--gateway-build tsx|bundle]
+ *                      [--gateway-node-flags "--trace-gc …"] [--gateway-build bundle|tsx]
  *
  * Processes (each its own event loop; the parent only orchestrates and serves the control plane):
  * - upstream: `gateway-upstream.ts`, a small Node HTTP and HTTPS server (keep-alive, TCP_NODELAY)
  *   answering a 64-byte JSON body;
- * - gateway: the real entry file `apps/data-plane-gateway/src/main.ts` from a config file, every
+ * - gateway: the deployed bundle `apps/data-plane-gateway/dist/main.mjs` (built first, run by
+ *   plain `node`; `--gateway-build tsx` runs the sources through tsx instead) from a config file, every
  *   feature on — session token verification (cached per header value after the first), plan
  *   match, egress policy, credential from the cache (warmed before measuring), metrics, and one
  *   formatted JSON log line per request, written to `--log` (default /dev/null);
- * - control plane: the gateway package's fake control plane (real signed tokens, real gateway
- *   assertions, real SSE feed) in this process. Resolution on a cache miss is measured by
- *   `pnpm bench:resolve` against the real one; here credentials are cached;
+ * - control plane: the real API app on an embedded PostgreSQL in this process
+ *   (`gateway-control-plane.ts`). Resolution on a cache miss is measured by `pnpm bench:resolve`;
+ *   here credentials are cached;
  * - nginx (when installed): a header-injecting reverse proxy to the same upstream, one worker
  *   process — the gateway is one Node event loop, so both get one core for request work;
  * - load: `wrk` (one thread) when installed, for plain HTTP (absolute-form requests through the
@@ -30,7 +31,6 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -40,6 +40,7 @@ import { createTestCa, getFreePort } from "@keyway/test-harness";
 import { createLeafIssuer } from "@keyway/x509";
 import { ProxyAgent, request } from "undici";
 import { createLeafContexts } from "../../apps/data-plane-gateway/src/leaf-certificates";
+import { buildService } from "../build";
 import { jsonOutputPath, machineFacts, percentile, writeJson } from "./bench-lib";
 import { type ProfileSummary, printProfileSummary, summarizeCpuProfile } from "./cpuprofile-top";
 import { type BenchControlPlane, startBenchControlPlane } from "./gateway-control-plane";
@@ -105,45 +106,13 @@ function hasCommand(command: string): boolean {
 const useWrk = flag("--loadgen") !== "undici" && hasCommand("wrk");
 const useNginx = hasCommand("nginx");
 /**
- * `tsx` (default): the gateway as deployed, `node --import tsx src/main.ts`. `bundle`: the same
- * sources bundled by esbuild and run by plain `node`, to show what tsx's loader threads cost.
+ * `bundle` (default): the gateway as deployed, `node apps/data-plane-gateway/dist/main.mjs`
+ * built by `scripts/build.ts` (the image, `pnpm start` and the system tests run the same file).
+ * `tsx`: the sources through tsx's loader (`node --import tsx src/main.ts`), for comparison.
  */
-const gatewayBuild = flag("--gateway-build") ?? "tsx";
+const gatewayBuild = flag("--gateway-build") ?? "bundle";
 if (gatewayBuild !== "tsx" && gatewayBuild !== "bundle") {
-  throw new Error("--gateway-build is tsx or bundle");
-}
-
-interface EsbuildApi {
-  build(options: Record<string, unknown>): Promise<{ errors: unknown[] }>;
-}
-
-/** Bundles `main.ts` with the esbuild that tsx itself runs on (no extra dependency). */
-async function bundleGateway(outfile: string): Promise<void> {
-  const fromTsx = createRequire(createRequire(import.meta.url).resolve("tsx/package.json"));
-  const esbuild: unknown = fromTsx("esbuild");
-  if (
-    typeof esbuild !== "object" ||
-    esbuild === null ||
-    !("build" in esbuild) ||
-    typeof esbuild.build !== "function"
-  ) {
-    throw new Error("esbuild (a dependency of tsx) was not found");
-  }
-  // Checked just above: an object with a `build` function.
-  const { errors } = await (esbuild as EsbuildApi).build({
-    entryPoints: [GATEWAY_MAIN],
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    outfile,
-    // Bundled CommonJS dependencies call `require`, which ES modules lack.
-    banner: {
-      js: 'import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);',
-    },
-    logLevel: "warning",
-  });
-  if (errors.length > 0) throw new Error("bundling the gateway failed");
+  throw new Error("--gateway-build is bundle or tsx");
 }
 
 type Via = "direct" | "gateway" | "nginx" | "naive";
@@ -740,12 +709,10 @@ async function main() {
       }),
     );
     if (profileDir) mkdirSync(profileDir, { recursive: true });
-    let gatewayEntry = ["--import", "tsx", GATEWAY_MAIN];
-    if (gatewayBuild === "bundle") {
-      const bundle = join(dir, "gateway-bundle.mjs");
-      await bundleGateway(bundle);
-      gatewayEntry = [bundle];
-    }
+    const gatewayEntry =
+      gatewayBuild === "bundle"
+        ? [await buildService("data-plane-gateway")]
+        : ["--import", "tsx", GATEWAY_MAIN];
     const logFd = openSync(logFile, "w");
     const gateway = spawnNode(
       [
@@ -1064,7 +1031,7 @@ function report({ machine, results, leaf, gatewayMetrics, idleRssMb, maxRssMb, p
   );
   console.log(
     `gateway RSS: ${fmt(idleRssMb, 1)} MB idle (warmed up), ${fmt(maxRssMb, 1)} MB max under load` +
-      ` (${gatewayBuild === "tsx" ? "as deployed, through tsx" : "bundled, plain node"})`,
+      ` (${gatewayBuild === "bundle" ? "bundle, plain node, as deployed" : "sources through tsx"})`,
   );
   console.log(
     `leaf issuance: mean ${fmt(leaf.meanMs)} ms (p50 ${fmt(leaf.p50Ms)}, max ${fmt(leaf.maxMs)}) over ${leaf.hosts} fresh hosts; cached lookup ${fmt(leaf.cachedLookupUs, 3)} µs`,
@@ -1129,9 +1096,9 @@ function report({ machine, results, leaf, gatewayMetrics, idleRssMb, maxRssMb, p
         "real: API app on embedded PostgreSQL (fsync off) in the orchestrating process; credentials cached after the first request",
       gatewayLog: logFile,
       gatewayBuild:
-        gatewayBuild === "tsx"
-          ? "node --import tsx apps/data-plane-gateway/src/main.ts (as deployed)"
-          : "esbuild bundle of main.ts run by plain node",
+        gatewayBuild === "bundle"
+          ? "node apps/data-plane-gateway/dist/main.mjs (pnpm build; as deployed)"
+          : "node --import tsx apps/data-plane-gateway/src/main.ts",
       gatewayNodeFlags,
       planRoutes: OTHER_ROUTES + 2,
     },

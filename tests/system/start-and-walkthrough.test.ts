@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { getFreePort } from "@keyway/test-harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bundlePath } from "../../scripts/build";
 
 /**
  * The README's promise, as a test: `pnpm start` on a fresh folder writes its development state,
@@ -13,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
  */
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const tsx = join(repo, "node_modules", ".bin", "tsx");
+const apiBundle = bundlePath("control-plane-api");
+const gatewayBundle = bundlePath("data-plane-gateway");
 
 let dir: string;
 let env: NodeJS.ProcessEnv;
@@ -48,6 +51,26 @@ function start(): Promise<{ child: ChildProcess; output: () => string }> {
       reject(new Error(`start exited with ${code}:\n${output}`));
     });
   });
+}
+
+function servicePids(output: string): { api: number; gateway: number } {
+  const match = /API pid (\d+), gateway pid (\d+)/.exec(output);
+  if (!match) throw new Error(`no service pids in:\n${output}`);
+  return { api: Number(match[1]), gateway: Number(match[2]) };
+}
+
+async function commandLine(pid: number): Promise<string> {
+  const raw = await readFile(`/proc/${pid}/cmdline`, "utf8");
+  return raw.split("\0").filter(Boolean).join(" ");
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function stop(child: ChildProcess): Promise<void> {
@@ -92,6 +115,7 @@ afterAll(async () => {
 
 describe("pnpm start and the README walkthrough", () => {
   it("starts on a fresh folder, serves the walkthrough, and reuses its state on the next start", async () => {
+    let services = { api: 0, gateway: 0 };
     const first = await start();
     try {
       expect(first.output()).toContain("first run");
@@ -99,6 +123,10 @@ describe("pnpm start and the README walkthrough", () => {
       expect(first.output()).toContain(`gateway admin       http://127.0.0.1:${adminPort}`);
       const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
       expect(ready.status).toBe(200);
+      // API and gateway are separate plain-node processes running their bundles, as deployed.
+      services = servicePids(first.output());
+      expect(await commandLine(services.api)).toBe(`${process.execPath} ${apiBundle}`);
+      expect(await commandLine(services.gateway)).toBe(`${process.execPath} ${gatewayBundle}`);
       const result = await walkthrough();
       expect(result.stderr).toBe("");
       expect(result.code).toBe(0);
@@ -114,6 +142,9 @@ describe("pnpm start and the README walkthrough", () => {
     } finally {
       await stop(first.child);
     }
+    // Stopping `pnpm start` stops the services it ran.
+    expect(isRunning(services.api)).toBe(false);
+    expect(isRunning(services.gateway)).toBe(false);
 
     const operatorToken = (await readFile(join(dir, ".keyway", "operator-token"), "utf8")).trim();
     const second = await start();
@@ -125,6 +156,14 @@ describe("pnpm start and the README walkthrough", () => {
       expect(orgs.status).toBe(200);
       const body = (await orgs.json()) as { items: { name: string }[] };
       expect(body.items.map((o) => o.name)).toEqual(["Acme"]);
+
+      // A service that dies takes the platform down loudly instead of leaving half of it up.
+      const pids = servicePids(second.output());
+      const exited = new Promise<number | null>((resolve) => second.child.once("exit", resolve));
+      process.kill(pids.gateway, "SIGKILL");
+      expect(await exited).toBe(1);
+      expect(second.output()).toContain("data-plane-gateway exited (SIGKILL); stopping Keyway");
+      expect(isRunning(pids.api)).toBe(false);
     } finally {
       await stop(second.child);
     }

@@ -1,8 +1,7 @@
-import { readFile } from "node:fs/promises";
 import { type IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { serve } from "@hono/node-server";
-import { type KeywayConfig, requireSetting } from "@keyway/config";
+import { ConfigError, type KeywayConfig, readSettingFile, requireSetting } from "@keyway/config";
 import {
   createGatewayAssertionVerifier,
   createKeyRing,
@@ -43,6 +42,8 @@ export async function startControlPlane(
       level: config.log.level === "debug" ? "debug" : "info",
       base: { service: "control-plane-api" },
     });
+  // Files the config names are read first: a wrong path fails before the database is touched.
+  const caPem = await readSettingFile(config.gateway.ca_cert_path, "gateway.ca_cert_path");
   await runMigrations(options.databaseUrl);
   const database = createDatabase(options.databaseUrl, { max: config.database.pool_size });
   const signing = requireSetting(config.keys.session_signing, "keys.session_signing");
@@ -55,7 +56,6 @@ export async function startControlPlane(
   const registry = createCatalogueRegistry();
   const keyRing = createKeyRing(requireSetting(config.keys.master, "keys.master"));
   const invalidations = await startInvalidationFeed(database.sql);
-  const caPem = await readFile(config.gateway.ca_cert_path, "utf8");
 
   const deps: AppDeps = {
     database,
@@ -89,10 +89,18 @@ export async function startControlPlane(
   });
 
   const app = createApp(deps, apiModules);
-  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: config.api.host, port: config.api.port }, () =>
       resolve(s),
     );
+    // The configured address cannot be used (in use, not local): a setting to change.
+    s.once("error", (error) =>
+      reject(new ConfigError("CONFIG_INVALID", [{ key: "api.port", message: error.message }])),
+    );
+  }).catch(async (error: unknown) => {
+    await invalidations.close();
+    await database.close();
+    throw error;
   });
   const address = server.address();
   if (address === null || typeof address === "string")

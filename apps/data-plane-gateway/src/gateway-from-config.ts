@@ -1,5 +1,4 @@
-import { readFile } from "node:fs/promises";
-import { type KeywayConfig, requireSetting } from "@keyway/config";
+import { type KeywayConfig, readSettingFile, requireSetting } from "@keyway/config";
 import { createSessionTokenVerifier, parsePrivateKey } from "@keyway/crypto";
 import { createLeafIssuer } from "@keyway/x509";
 import { createRemoteJWKSet } from "jose";
@@ -19,9 +18,9 @@ export async function gatewayDepsFromConfig(
   const identity = requireSetting(gateway.identity, "gateway.identity");
   const keyText =
     identity.private_key ??
-    (await readFile(
+    (await readSettingFile(
       requireSetting(identity.private_key_path, "gateway.identity.private_key_path"),
-      "utf8",
+      "gateway.identity.private_key_path",
     ));
   const key = await parsePrivateKey(keyText);
   const clock = { now: () => new Date() };
@@ -52,8 +51,8 @@ export async function gatewayDepsFromConfig(
     clock,
   });
   const [certPem, keyPem] = await Promise.all([
-    readFile(gateway.ca_cert_path, "utf8"),
-    readFile(gateway.ca_key_path, "utf8"),
+    readSettingFile(gateway.ca_cert_path, "gateway.ca_cert_path"),
+    readSettingFile(gateway.ca_key_path, "gateway.ca_key_path"),
   ]);
   const issueLeaf = await createLeafIssuer({ certPem, keyPem }, { clock });
 

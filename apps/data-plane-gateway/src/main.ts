@@ -1,25 +1,64 @@
 import type { Server } from "node:http";
-import { loadConfig } from "@keyway/config";
-import { createGateway } from "./gateway";
+import { ConfigError, describeStartupFailure, loadConfig } from "@keyway/config";
+import { createGateway, type Gateway } from "./gateway";
 import { gatewayDepsFromConfig } from "./gateway-from-config";
 
-const config = await loadConfig();
-const deps = await gatewayDepsFromConfig(config);
-const gateway = createGateway(deps);
-const listen = (server: Server, host: string, port: number) =>
-  new Promise<void>((resolve) => server.listen(port, host, resolve));
-await listen(gateway.proxyServer, config.gateway.host, config.gateway.port);
-await listen(gateway.adminServer, config.gateway.admin_host, config.gateway.admin_port);
-gateway.start();
-deps.logger.info("gateway listening", {
-  proxy: gateway.proxyServer.address(),
-  admin: gateway.adminServer.address(),
-});
+/**
+ * Entry for `data-plane-gateway`: loads keyway.toml (+ KEYWAY_* overrides), listens on the proxy
+ * and admin ports and follows the control plane. A start-up failure is one line on stderr (the
+ * config key or the address at fault) and exit code 1.
+ */
+function listen(server: Server, host: string, port: number, key: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // The configured address cannot be used (in use, not local): a setting to change.
+    server.once("error", (error) =>
+      reject(new ConfigError("CONFIG_INVALID", [{ key, message: error.message }])),
+    );
+    server.listen(port, host, resolve);
+  });
+}
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, async () => {
+async function start(): Promise<{ gateway: Gateway; close(): Promise<void> }> {
+  const config = await loadConfig();
+  const deps = await gatewayDepsFromConfig(config);
+  const gateway = createGateway(deps);
+  const close = async () => {
     await gateway.close();
     await deps.controlPlane.close();
+  };
+  try {
+    await listen(gateway.proxyServer, config.gateway.host, config.gateway.port, "gateway.port");
+    await listen(
+      gateway.adminServer,
+      config.gateway.admin_host,
+      config.gateway.admin_port,
+      "gateway.admin_port",
+    );
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  gateway.start();
+  deps.logger.info("gateway listening", {
+    proxy: gateway.proxyServer.address(),
+    admin: gateway.adminServer.address(),
+  });
+  return { gateway, close };
+}
+
+const running = await start().catch((error: unknown) => {
+  process.stderr.write(`data-plane-gateway: cannot start: ${describeStartupFailure(error)}\n`);
+  process.exit(1);
+});
+
+// Ctrl+C reaches every process in the terminal's group and `pnpm start` then sends SIGTERM too:
+// the first signal shuts down, later ones are ignored.
+let stopping = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, async () => {
+    if (stopping) return;
+    stopping = true;
+    await running.close();
     process.exit(0);
   });
 }

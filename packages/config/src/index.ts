@@ -4,3 +4,4 @@ export * from "./development-config";
 export { type EnvOverride, readEnvOverrides } from "./env-overrides";
 export * from "./load-config";
 export * from "./schema";
+export * from "./setting-file";

@@ -4,6 +4,7 @@ import { parse, TomlError } from "smol-toml";
 import { ConfigError, problemsFromIssues } from "./config-error";
 import { applyEnvOverrides, type EnvOverride, readEnvOverrides } from "./env-overrides";
 import { type KeywayConfig, keywayConfigSchema } from "./schema";
+import { unreadableReason } from "./setting-file";
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -58,8 +59,9 @@ async function readConfigText(path: string, mustExist: boolean): Promise<string 
   } catch (error) {
     const code = error instanceof Error && "code" in error ? error.code : undefined;
     if (code === "ENOENT" && !mustExist) return undefined;
-    const reason = code === "ENOENT" ? "file not found" : `cannot read (${String(code ?? error)})`;
-    throw new ConfigError("CONFIG_UNREADABLE", [{ key: "", message: `${path}: ${reason}` }]);
+    throw new ConfigError("CONFIG_UNREADABLE", [
+      { key: "", message: `${path}: ${unreadableReason(error)}` },
+    ]);
   }
 }
 

@@ -18,6 +18,7 @@ import {
   type TestCa,
   type TestDatabase,
 } from "@keyway/test-harness";
+import { bundlePath } from "../../../scripts/build";
 
 /**
  * The platform as system tests run it: a development config written by the same helper
@@ -60,7 +61,8 @@ export interface ApiResponse {
 }
 
 const repo = fileURLToPath(new URL("../../..", import.meta.url));
-const gatewayMain = join(repo, "apps", "data-plane-gateway", "src", "main.ts");
+/** Built by the system project's global setup (`build-setup.ts`). */
+const gatewayBundle = bundlePath("data-plane-gateway");
 
 export async function startStack(label: string): Promise<Stack> {
   const dir = await mkdtemp(join(tmpdir(), `keyway-system-${label}-`));
@@ -95,7 +97,7 @@ export async function startStack(label: string): Promise<Stack> {
   });
 
   let output = "";
-  const gateway: ChildProcess = spawn(process.execPath, ["--import", "tsx", gatewayMain], {
+  const gateway: ChildProcess = spawn(process.execPath, [gatewayBundle], {
     cwd: repo,
     env: {
       PATH: process.env.PATH ?? "/usr/bin:/bin",

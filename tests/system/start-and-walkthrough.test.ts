@@ -28,6 +28,8 @@ function start(): Promise<{ child: ChildProcess; output: () => string }> {
     cwd: dir,
     env,
     stdio: ["ignore", "pipe", "pipe"],
+    // Its own process group, as in a terminal, so a test can press Ctrl+C (`interrupt`).
+    detached: true,
   });
   let output = "";
   child.stdout?.on("data", (d: Buffer) => {
@@ -71,6 +73,15 @@ function isRunning(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Ctrl+C in a terminal: SIGINT to every process of the group, PostgreSQL's included. */
+function interrupt(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve(child.exitCode);
+    child.once("exit", (code) => resolve(code));
+    if (child.pid !== undefined) process.kill(-child.pid, "SIGINT");
+  });
 }
 
 function stop(child: ChildProcess): Promise<void> {
@@ -139,6 +150,9 @@ describe("pnpm start and the README walkthrough", () => {
       );
       expect(result.stdout).not.toMatch(/sandbox got: .*demo-key/);
       expect(result.stdout.trim().endsWith("true")).toBe(true);
+      // Ctrl+C stops everything cleanly, even with the database shutting down at the same time.
+      expect(await interrupt(first.child)).toBe(0);
+      expect(first.output()).not.toMatch(/Error:|Uncaught|error while stopping/);
     } finally {
       await stop(first.child);
     }

@@ -1,4 +1,4 @@
-import { describeStartupFailure, loadConfig } from "@keyway/config";
+import { describeServiceFailure, loadConfig } from "@keyway/config";
 import { EMBEDDED_DATABASE_NAME, startEmbeddedPostgres } from "@keyway/db";
 import { startControlPlane } from "./server";
 
@@ -36,7 +36,7 @@ async function start(): Promise<{ close(): Promise<void> }> {
 }
 
 const running = await start().catch((error: unknown) => {
-  process.stderr.write(`control-plane-api: cannot start: ${describeStartupFailure(error)}\n`);
+  process.stderr.write(`control-plane-api: cannot start: ${describeServiceFailure(error)}\n`);
   process.exit(1);
 });
 
@@ -47,7 +47,14 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, async () => {
     if (stopping) return;
     stopping = true;
-    await running.close();
-    process.exit(0);
+    try {
+      await running.close();
+      process.exit(0);
+    } catch (error) {
+      process.stderr.write(
+        `control-plane-api: error while stopping: ${describeServiceFailure(error)}\n`,
+      );
+      process.exit(1);
+    }
   });
 }

@@ -1,6 +1,6 @@
 import type { Server } from "node:http";
 import { setFlagsFromString } from "node:v8";
-import { ConfigError, describeStartupFailure, loadConfig } from "@keyway/config";
+import { ConfigError, describeServiceFailure, loadConfig } from "@keyway/config";
 import { createGateway, type Gateway } from "./gateway";
 import { gatewayDepsFromConfig } from "./gateway-from-config";
 
@@ -56,7 +56,7 @@ async function start(): Promise<{ gateway: Gateway; close(): Promise<void> }> {
 }
 
 const running = await start().catch((error: unknown) => {
-  process.stderr.write(`data-plane-gateway: cannot start: ${describeStartupFailure(error)}\n`);
+  process.stderr.write(`data-plane-gateway: cannot start: ${describeServiceFailure(error)}\n`);
   process.exit(1);
 });
 
@@ -67,7 +67,14 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, async () => {
     if (stopping) return;
     stopping = true;
-    await running.close();
-    process.exit(0);
+    try {
+      await running.close();
+      process.exit(0);
+    } catch (error) {
+      process.stderr.write(
+        `data-plane-gateway: error while stopping: ${describeServiceFailure(error)}\n`,
+      );
+      process.exit(1);
+    }
   });
 }

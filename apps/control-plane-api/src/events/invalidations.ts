@@ -57,6 +57,19 @@ export async function startInvalidationFeed(client: postgres.Sql): Promise<Inval
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    close: () => subscription.unlisten(),
+    // With the connection already gone (the database stopped first, as on Ctrl+C under
+    // `pnpm start`), there is nothing left to unlisten.
+    close: () =>
+      subscription.unlisten().catch((error: unknown) => {
+        if (!isConnectionGone(error)) throw error;
+      }),
   };
+}
+
+/** postgres.js's codes for a connection that is closed, ended or destroyed. */
+function isConnectionGone(error: unknown): boolean {
+  const code = typeof error === "object" && error !== null && "code" in error ? error.code : "";
+  return (
+    code === "CONNECTION_CLOSED" || code === "CONNECTION_ENDED" || code === "CONNECTION_DESTROYED"
+  );
 }

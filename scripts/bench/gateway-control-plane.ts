@@ -39,10 +39,14 @@ export interface BenchControlPlane {
   sessionIssuer: string;
   sessionAudience: string;
   internalAudience: string;
-  /** The session's compiled plan (one route per upstream, in order). */
+  /** The first session's compiled plan (one route per upstream, in order). */
   plan: CompiledRuntimePlan;
-  /** A session token on that plan. */
+  /** Every session's plan: the same routes under each session's own binding ids. */
+  plans: CompiledRuntimePlan[];
+  /** A session token on the first plan. */
   token: string;
+  /** One token per session, in the order of `plans`. */
+  tokens: string[];
   close(): Promise<void>;
 }
 
@@ -51,6 +55,8 @@ export async function startBenchControlPlane(options: {
   baseUrls: readonly string[];
   secret: string;
   tokenTtlSeconds: number;
+  /** Sessions to create, each with its own profile version (and plan) binding every connection. */
+  sessions?: number;
 }): Promise<BenchControlPlane> {
   const root = await mkdtemp(join(tmpdir(), "keyway-bench-cp-"));
   // Run as root, PostgreSQL runs as the `postgres` user, which must reach the data directory.
@@ -82,18 +88,28 @@ export async function startBenchControlPlane(options: {
       }),
     );
   }
-  const session = await seedSession(db, deps, {
-    organizationId,
-    bindings: connections.map((connection) => ({ connection, config: {} })),
-    tokenTtlSeconds: options.tokenTtlSeconds,
-  });
-  const token = await deps.sessionSigner.sign({
-    sessionId: session.sessionId,
-    organizationId,
-    planDigest: session.planDigest,
-    profileVersionId: session.profileVersionId,
-    expiresAt: new Date(clock.now().getTime() + options.tokenTtlSeconds * 1000),
-  });
+  const plans: CompiledRuntimePlan[] = [];
+  const tokens: string[] = [];
+  for (let i = 0; i < (options.sessions ?? 1); i++) {
+    const session = await seedSession(db, deps, {
+      organizationId,
+      bindings: connections.map((connection) => ({ connection, config: {} })),
+      tokenTtlSeconds: options.tokenTtlSeconds,
+    });
+    plans.push(session.plan);
+    tokens.push(
+      await deps.sessionSigner.sign({
+        sessionId: session.sessionId,
+        organizationId,
+        planDigest: session.planDigest,
+        profileVersionId: session.profileVersionId,
+        expiresAt: new Date(clock.now().getTime() + options.tokenTtlSeconds * 1000),
+      }),
+    );
+  }
+  const [plan] = plans;
+  const [token] = tokens;
+  if (plan === undefined || token === undefined) throw new Error("sessions must be at least 1");
 
   const served = serve({
     fetch: createApp(deps, apiModules).fetch,
@@ -114,8 +130,10 @@ export async function startBenchControlPlane(options: {
     sessionIssuer: SESSION_ISSUER,
     sessionAudience: SESSION_AUDIENCE,
     internalAudience: INTERNAL_AUDIENCE,
-    plan: session.plan,
+    plan,
+    plans,
     token,
+    tokens,
     async close() {
       // Event streams stay open while a gateway runs: cut them so that close() returns.
       server.closeAllConnections();

@@ -5,6 +5,7 @@
  *   pnpm bench:gateway [--json FILE] [--duration S] [--warmup S] [--cases a,b] [--profile DIR]
  *                      [--connections 1,16,64] [--loadgen undici] [--log FILE]
  *                      [--gateway-node-flags "--trace-gc …"] [--gateway-build bundle|tsx]
+ *                      [--routes N] [--sessions N] [--alloc]
  *
  * Processes (each its own event loop; the parent only orchestrates and serves the control plane):
  * - upstream: `gateway-upstream.ts`, a small Node HTTP and HTTPS server (keep-alive, TCP_NODELAY)
@@ -57,8 +58,15 @@ const SECRET = "sk-bench-0123456789abcdef";
 const POST_BODY = JSON.stringify({ name: "bench", tags: Array.from({ length: 24 }, (_, i) => i) });
 /** Fresh hosts issued to measure leaf issuance. */
 const LEAF_HOSTS = 50;
-/** Unrelated routes in the session's plan, so matching works on a realistic index. */
-const OTHER_ROUTES = 18;
+/**
+ * Routes in each session's plan (`--routes`, default 20): the two benchmarked ones among unrelated
+ * routes, so matching works on a realistic index. `--sessions N` (default 1) creates N sessions,
+ * each with its own plan, and wrk's plain-HTTP cases rotate through their tokens request by
+ * request; HTTPS cases use the first. With both, the per-request cost can be compared at scale.
+ */
+const PLAN_ROUTES = positiveIntegerFlag("--routes", 20, 2);
+const OTHER_ROUTES = PLAN_ROUTES - 2;
+const SESSIONS = positiveIntegerFlag("--sessions", 1, 1);
 
 const TARGETS = {
   nginxRatioAt16: 0.45,
@@ -86,8 +94,23 @@ const durationS = Number(flag("--duration") ?? 10);
 const warmupS = Number(flag("--warmup") ?? 2);
 const profileDir = flag("--profile");
 const onlyCases = flag("--cases")?.split(",");
+
+function positiveIntegerFlag(name: string, fallback: number, min: number): number {
+  const text = flag(name);
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min)
+    throw new Error(`${name} must be an integer ≥ ${min}`);
+  return value;
+}
 const onlyConnections = flag("--connections")?.split(",").map(Number);
-const logFile = flag("--log") ?? "/dev/null";
+/**
+ * `--alloc`: runs the gateway with `--trace-gc-nvp` and reports the bytes it allocated per request
+ * over the run (the GC lines' `allocated` summed, divided by the requests it served), to compare
+ * per-request allocation across `--routes` and `--sessions`. The GC lines go to the log file.
+ */
+const measureAllocation = process.argv.includes("--alloc");
+const logFile = flag("--log") ?? (measureAllocation ? "" : "/dev/null");
 /** Extra `node` flags for the gateway process (diagnostics such as `--trace-gc`). */
 const gatewayNodeFlags =
   flag("--gateway-node-flags", true)
@@ -366,15 +389,30 @@ interface Request {
   target: string;
   headers: Record<string, string>;
   method: "GET" | "POST";
+  /** Tokens wrk rotates through, one per session (`--sessions`). */
+  proxyAuthorizations?: readonly string[];
 }
 
 function wrkScript(dir: string, name: string, req: Request): string {
+  const rotating = req.proxyAuthorizations ?? [];
   const lines = [
     `wrk.method = "${req.method}"`,
     `wrk.path = "${req.target}"`,
     ...Object.entries(req.headers).map(([k, v]) => `wrk.headers["${k}"] = "${v}"`),
     ...(req.method === "POST"
       ? [`wrk.body = '${POST_BODY}'`, `wrk.headers["Content-Type"] = "application/json"`]
+      : []),
+    // Several sessions: each request carries the next session's token.
+    ...(rotating.length > 1
+      ? [
+          `local tokens = { ${rotating.map((t) => `"${t}"`).join(", ")} }`,
+          "local turn = 0",
+          "request = function()",
+          "  turn = turn % #tokens + 1",
+          '  wrk.headers["Proxy-Authorization"] = tokens[turn]',
+          "  return wrk.format()",
+          "end",
+        ]
       : []),
     "done = function(summary, latency, requests)",
     "  local e = summary.errors",
@@ -433,6 +471,8 @@ interface Setup {
   nginxPort: number;
   naivePort: number;
   proxyAuthorization: string;
+  /** One per session; the first is `proxyAuthorization`. */
+  proxyAuthorizations: readonly string[];
   gatewayCaPem: string;
   upstreamCaPem: string;
 }
@@ -454,6 +494,7 @@ function requestFor(setup: Setup, spec: CaseSpec): Request {
       target: `http://${setup.httpHost}${PATH}`,
       headers,
       method: spec.method,
+      proxyAuthorizations: setup.proxyAuthorizations,
     };
   }
   const port = proxyPortFor(setup, spec.via);
@@ -593,6 +634,8 @@ async function measureLeafIssuance(gatewayCa: { certPem: string; keyPem: string 
   };
 }
 
+const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
+
 function metricValue(text: string, name: string, labels: string): number {
   const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
   return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
@@ -647,11 +690,18 @@ async function main() {
       ],
       secret: SECRET,
       tokenTtlSeconds: 3 * 3600,
+      sessions: SESSIONS,
     });
-    const routeFor = (host: string) => cp?.plan.routes.find((r) => r.match.hosts.includes(host));
-    const httpRoute = routeFor(httpHost);
-    const httpsRoute = routeFor(httpsHost);
-    if (httpRoute === undefined || httpsRoute === undefined) throw new Error("no routes compiled");
+    // The benchmarked routes' ids in every session's plan (metrics count requests by route id).
+    const routeIdsFor = (host: string) =>
+      (cp?.plans ?? []).flatMap((plan) =>
+        plan.routes.filter((r) => r.match.hosts.includes(host)).map((r) => r.id),
+      );
+    const httpRouteIds = routeIdsFor(httpHost);
+    const httpsRouteIds = routeIdsFor(httpsHost);
+    if (httpRouteIds.length !== SESSIONS || httpsRouteIds.length !== SESSIONS) {
+      throw new Error("no routes compiled");
+    }
     writeFileSync(files.gatewayKey, JSON.stringify(cp.gatewayKey.privateJwk));
 
     // Leaf issuance first, while nothing else runs.
@@ -685,7 +735,10 @@ async function main() {
     children.push(naive.child);
     await waitFor("plain Node forwarder", async () => naive.output().includes("ready"), naive);
 
-    const proxyAuthorization = `Basic ${Buffer.from(`session:${cp.token}`).toString("base64")}`;
+    const proxyAuthorizations = cp.tokens.map(
+      (token) => `Basic ${Buffer.from(`session:${token}`).toString("base64")}`,
+    );
+    const proxyAuthorization = proxyAuthorizations[0] ?? "";
 
     writeFileSync(
       files.config,
@@ -713,10 +766,12 @@ async function main() {
       gatewayBuild === "bundle"
         ? [await buildService("data-plane-gateway")]
         : ["--import", "tsx", GATEWAY_MAIN];
-    const logFd = openSync(logFile, "w");
+    const gatewayLog = logFile === "" ? join(dir, "gateway.log") : logFile;
+    const logFd = openSync(gatewayLog, "w");
     const gateway = spawnNode(
       [
         ...(profileDir ? ["--cpu-prof", "--cpu-prof-dir", resolve(profileDir)] : []),
+        ...(measureAllocation ? ["--trace-gc-nvp"] : []),
         ...gatewayNodeFlags,
         ...gatewayEntry,
       ],
@@ -780,6 +835,7 @@ async function main() {
       nginxPort,
       naivePort,
       proxyAuthorization,
+      proxyAuthorizations,
       gatewayCaPem: gatewayCa.certPem,
       upstreamCaPem: upstreamCa.certPem,
     };
@@ -897,15 +953,15 @@ async function main() {
       requestLines: metricsText
         .split("\n")
         .filter((line) => line.startsWith("keyway_gateway_requests_total{")),
-      requestsHttpOk: metricValue(
-        metricsText,
-        "keyway_gateway_requests_total",
-        `route="${httpRoute.id}",status="200"`,
+      requestsHttpOk: sum(
+        httpRouteIds.map((id) =>
+          metricValue(metricsText, "keyway_gateway_requests_total", `route="${id}",status="200"`),
+        ),
       ),
-      requestsHttpsOk: metricValue(
-        metricsText,
-        "keyway_gateway_requests_total",
-        `route="${httpsRoute.id}",status="200"`,
+      requestsHttpsOk: sum(
+        httpsRouteIds.map((id) =>
+          metricValue(metricsText, "keyway_gateway_requests_total", `route="${id}",status="200"`),
+        ),
       ),
       credentialCacheHits: metricValue(
         metricsText,
@@ -921,6 +977,10 @@ async function main() {
     const hwmMb = rssMb(gatewayPid, "VmHWM");
 
     await stop(gateway.child);
+    const served = gatewayMetrics.requestsHttpOk + gatewayMetrics.requestsHttpsOk;
+    const allocatedBytesPerRequest = measureAllocation
+      ? allocatedBytes(readFileSync(gatewayLog, "utf8")) / Math.max(1, served)
+      : undefined;
     let profile: ProfileSummary | undefined;
     if (profileDir) {
       // `CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile`: thread 0 is the event loop (the
@@ -936,6 +996,7 @@ async function main() {
       gatewayMetrics,
       idleRssMb,
       maxRssMb: Math.max(maxRssMb, hwmMb),
+      allocatedBytesPerRequest,
       profile,
     });
   } finally {
@@ -972,10 +1033,27 @@ interface Report {
   };
   idleRssMb: number;
   maxRssMb: number;
+  allocatedBytesPerRequest: number | undefined;
   profile: ProfileSummary | undefined;
 }
 
-function report({ machine, results, leaf, gatewayMetrics, idleRssMb, maxRssMb, profile }: Report) {
+/** Sum of `allocated=` over `--trace-gc-nvp` lines: bytes allocated between collections. */
+function allocatedBytes(log: string): number {
+  let total = 0;
+  for (const match of log.matchAll(/ pause=.* allocated=(\d+)/g)) total += Number(match[1]);
+  return total;
+}
+
+function report({
+  machine,
+  results,
+  leaf,
+  gatewayMetrics,
+  idleRssMb,
+  maxRssMb,
+  allocatedBytesPerRequest,
+  profile,
+}: Report) {
   const find = (id: string, c: number) => results.find((r) => r.case === id && r.connections === c);
   const ratio = (a: CaseResult | undefined, b: CaseResult | undefined) =>
     a && b && b.rps > 0 ? a.rps / b.rps : Number.NaN;
@@ -1036,6 +1114,12 @@ function report({ machine, results, leaf, gatewayMetrics, idleRssMb, maxRssMb, p
   console.log(
     `leaf issuance: mean ${fmt(leaf.meanMs)} ms (p50 ${fmt(leaf.p50Ms)}, max ${fmt(leaf.maxMs)}) over ${leaf.hosts} fresh hosts; cached lookup ${fmt(leaf.cachedLookupUs, 3)} µs`,
   );
+  if (allocatedBytesPerRequest !== undefined) {
+    console.log(
+      `gateway allocation: ${fmt(allocatedBytesPerRequest, 0)} bytes per request over the run` +
+        ` (${PLAN_ROUTES} routes per plan, ${SESSIONS} session${SESSIONS === 1 ? "" : "s"})`,
+    );
+  }
   console.log(
     `gateway metrics: ${gatewayMetrics.requestsHttpOk} HTTP + ${gatewayMetrics.requestsHttpsOk} HTTPS requests ok; credential cache ${gatewayMetrics.credentialCacheHits} hits, ${gatewayMetrics.credentialCacheMisses} misses`,
   );
@@ -1094,19 +1178,21 @@ function report({ machine, results, leaf, gatewayMetrics, idleRssMb, maxRssMb, p
         : "not installed",
       controlPlane:
         "real: API app on embedded PostgreSQL (fsync off) in the orchestrating process; credentials cached after the first request",
-      gatewayLog: logFile,
+      gatewayLog: logFile === "" ? "(temporary, --alloc)" : logFile,
       gatewayBuild:
         gatewayBuild === "bundle"
           ? "node apps/data-plane-gateway/dist/main.mjs (pnpm build; as deployed)"
           : "node --import tsx apps/data-plane-gateway/src/main.ts",
       gatewayNodeFlags,
-      planRoutes: OTHER_ROUTES + 2,
+      planRoutes: PLAN_ROUTES,
+      sessions: SESSIONS,
     },
     results,
     ratios,
     addedLatencyMs: added,
     gatewayRssIdleMb: idleRssMb,
     gatewayRssMaxMb: maxRssMb,
+    ...(allocatedBytesPerRequest !== undefined ? { allocatedBytesPerRequest } : {}),
     gatewayMetrics,
     leaf,
     targets,

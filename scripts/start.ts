@@ -124,8 +124,10 @@ async function main(): Promise<void> {
     await database.stop();
     process.exit(code);
   };
-  process.once("SIGINT", () => void shutdown(0));
-  process.once("SIGTERM", () => void shutdown(0));
+  // `on`, not `once`: Ctrl+C reaches this process twice (from the terminal and relayed by tsx),
+  // and a second SIGINT without a handler would kill it before the database is stopped.
+  process.on("SIGINT", () => void shutdown(0));
+  process.on("SIGTERM", () => void shutdown(0));
   // If this process dies some other way, the services must not outlive it.
   process.once("exit", () => {
     for (const { child } of services) if (child.exitCode === null) child.kill("SIGTERM");

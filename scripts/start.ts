@@ -13,7 +13,7 @@ import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type KeywayConfig, loadConfig, writeDevelopmentConfig } from "@keyway/config";
+import { dialableUrl, type KeywayConfig, loadConfig, writeDevelopmentConfig } from "@keyway/config";
 import { EMBEDDED_DATABASE_NAME, startEmbeddedPostgres } from "@keyway/db";
 import { createCertificateAuthority } from "@keyway/x509";
 import { buildService, type Service } from "./build";
@@ -30,12 +30,6 @@ async function ensureDevelopmentState(): Promise<{ firstRun: boolean }> {
   await writeFile(files.gatewayCaCertPath, ca.certPem, { mode: 0o644, flag: "wx" });
   await writeFile(files.gatewayCaKeyPath, ca.keyPem, { mode: 0o600, flag: "wx" });
   return { firstRun: true };
-}
-
-/** A URL curl can dial for a bind address (a wildcard address is not one). */
-function dialUrl(host: string, port: number): string {
-  const dialHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
-  return `http://${dialHost.includes(":") ? `[${dialHost}]` : dialHost}:${port}`;
 }
 
 function requireFixedPort(key: string, port: number): void {
@@ -134,11 +128,11 @@ async function main(): Promise<void> {
   });
 
   const env = { ...process.env, KEYWAY_CONFIG: configPath, KEYWAY_DATABASE__URL: database.url };
-  const adminUrl = dialUrl(config.gateway.admin_host, config.gateway.admin_port);
+  const adminUrl = dialableUrl(config.gateway.admin_host, config.gateway.admin_port);
   try {
     const api = runService("control-plane-api", apiBundle, env);
     services.push(api);
-    await waitUntilOk(api, `${dialUrl(config.api.host, config.api.port)}/healthz`, "the API");
+    await waitUntilOk(api, `${dialableUrl(config.api.host, config.api.port)}/healthz`, "the API");
     const gateway = runService("data-plane-gateway", gatewayBundle, env);
     services.push(gateway);
     await waitUntilOk(gateway, `${adminUrl}/readyz`, "the gateway");

@@ -1,7 +1,7 @@
 import { type IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
-import { serve } from "@hono/node-server";
-import { ConfigError, type KeywayConfig, readSettingFile, requireSetting } from "@keyway/config";
+import { createAdaptorServer } from "@hono/node-server";
+import { type KeywayConfig, listenOn, readSettingFile, requireSetting } from "@keyway/config";
 import {
   createGatewayAssertionVerifier,
   createKeyRing,
@@ -89,19 +89,14 @@ export async function startControlPlane(
   });
 
   const app = createApp(deps, apiModules);
-  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: config.api.host, port: config.api.port }, () =>
-      resolve(s),
-    );
-    // The configured address cannot be used (in use, not local): a setting to change.
-    s.once("error", (error) =>
-      reject(new ConfigError("CONFIG_INVALID", [{ key: "api.port", message: error.message }])),
-    );
-  }).catch(async (error: unknown) => {
-    await invalidations.close();
-    await database.close();
-    throw error;
-  });
+  const server = createAdaptorServer({ fetch: app.fetch });
+  await listenOn(server, config.api.host, config.api.port, "api.port").catch(
+    async (error: unknown) => {
+      await invalidations.close();
+      await database.close();
+      throw error;
+    },
+  );
   const address = server.address();
   if (address === null || typeof address === "string")
     throw new Error("control plane did not bind a TCP port");

@@ -1,7 +1,6 @@
-import type { Server } from "node:http";
 import { setFlagsFromString } from "node:v8";
-import { ConfigError, describeServiceFailure, loadConfig } from "@keyway/config";
-import { createGateway, type Gateway } from "./gateway";
+import { listenOn, loadConfig, runServiceProcess, type StoppableService } from "@keyway/config";
+import { createGateway } from "./gateway";
 import { gatewayDepsFromConfig } from "./gateway-from-config";
 
 /**
@@ -17,17 +16,7 @@ import { gatewayDepsFromConfig } from "./gateway-from-config";
 // Measurements: docs/benchmarks.md (gateway, RSS).
 setFlagsFromString("--heap-growing-percent=50");
 
-function listen(server: Server, host: string, port: number, key: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    // The configured address cannot be used (in use, not local): a setting to change.
-    server.once("error", (error) =>
-      reject(new ConfigError("CONFIG_INVALID", [{ key, message: error.message }])),
-    );
-    server.listen(port, host, resolve);
-  });
-}
-
-async function start(): Promise<{ gateway: Gateway; close(): Promise<void> }> {
+async function start(): Promise<StoppableService> {
   const config = await loadConfig();
   const deps = await gatewayDepsFromConfig(config);
   const gateway = createGateway(deps);
@@ -36,8 +25,8 @@ async function start(): Promise<{ gateway: Gateway; close(): Promise<void> }> {
     await deps.controlPlane.close();
   };
   try {
-    await listen(gateway.proxyServer, config.gateway.host, config.gateway.port, "gateway.port");
-    await listen(
+    await listenOn(gateway.proxyServer, config.gateway.host, config.gateway.port, "gateway.port");
+    await listenOn(
       gateway.adminServer,
       config.gateway.admin_host,
       config.gateway.admin_port,
@@ -52,29 +41,7 @@ async function start(): Promise<{ gateway: Gateway; close(): Promise<void> }> {
     proxy: gateway.proxyServer.address(),
     admin: gateway.adminServer.address(),
   });
-  return { gateway, close };
+  return { close };
 }
 
-const running = await start().catch((error: unknown) => {
-  process.stderr.write(`data-plane-gateway: cannot start: ${describeServiceFailure(error)}\n`);
-  process.exit(1);
-});
-
-// Ctrl+C reaches every process in the terminal's group and `pnpm start` then sends SIGTERM too:
-// the first signal shuts down, later ones are ignored.
-let stopping = false;
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, async () => {
-    if (stopping) return;
-    stopping = true;
-    try {
-      await running.close();
-      process.exit(0);
-    } catch (error) {
-      process.stderr.write(
-        `data-plane-gateway: error while stopping: ${describeServiceFailure(error)}\n`,
-      );
-      process.exit(1);
-    }
-  });
-}
+await runServiceProcess("data-plane-gateway", start);

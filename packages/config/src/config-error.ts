@@ -172,13 +172,3 @@ function valueAt(document: unknown, path: readonly PropertyKey[]): unknown {
   }
   return current;
 }
-
-/**
- * What a service prints when it cannot start or stop: a configuration problem as its
- * one-line-per-key message, anything else (a bug) with its stack.
- */
-export function describeServiceFailure(error: unknown): string {
-  if (error instanceof ConfigError) return error.message;
-  if (error instanceof Error) return error.stack ?? error.message;
-  return String(error);
-}

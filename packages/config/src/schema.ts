@@ -40,8 +40,8 @@ const hostPattern = z
     "expected a lower-case host name, optionally starting with '*.'",
   );
 
-function urlFor(host: string, port: number): string {
-  // A wildcard bind address is not something a client can dial.
+/** The http:// URL a client dials for a bind address (a wildcard address is not dialable). */
+export function dialableUrl(host: string, port: number): string {
   const dialHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
   return `http://${dialHost.includes(":") ? `[${dialHost}]` : dialHost}:${port}`;
 }
@@ -53,7 +53,7 @@ export const apiSchema = z
     /** Base URL the outside world uses (OAuth callbacks, webhook URLs); default from host/port. */
     public_url: baseUrl.optional(),
   })
-  .transform((api) => ({ ...api, public_url: api.public_url ?? urlFor(api.host, api.port) }));
+  .transform((api) => ({ ...api, public_url: api.public_url ?? dialableUrl(api.host, api.port) }));
 
 export const databaseSchema = z.strictObject({
   /** `postgres://…`; absent → the embedded PostgreSQL below is started. */
@@ -206,7 +206,7 @@ export const gatewaySchema = z
   })
   .transform((gateway) => ({
     ...gateway,
-    public_proxy_url: gateway.public_proxy_url ?? urlFor(gateway.host, gateway.port),
+    public_proxy_url: gateway.public_proxy_url ?? dialableUrl(gateway.host, gateway.port),
   }));
 
 export const internalSchema = z

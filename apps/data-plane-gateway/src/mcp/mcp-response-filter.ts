@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
 import type { Dispatcher } from "undici";
+import { HandlerDecorator } from "../handler-decorator";
 import { filterToolsListText, jsonRpcError, type ToolsListMatch } from "./mcp-policy";
 import { createSseRewriter, type SseRewriter } from "./sse-rewriter";
 
@@ -47,7 +48,7 @@ function withoutLength(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   return copy;
 }
 
-export class McpResponseFilter implements Dispatcher.DispatchHandler {
+export class McpResponseFilter extends HandlerDecorator {
   #mode = PASS;
   #status = 0;
   #headers: IncomingHttpHeaders = {};
@@ -59,26 +60,15 @@ export class McpResponseFilter implements Dispatcher.DispatchHandler {
   #answered = false;
 
   constructor(
-    private readonly inner: Dispatcher.DispatchHandler,
+    inner: Dispatcher.DispatchHandler,
     private readonly allowed: ReadonlySet<string>,
     private readonly match: ToolsListMatch,
     private readonly limits: McpResponseLimits,
-  ) {}
-
-  onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
-    this.inner.onRequestStart?.(controller, context);
+  ) {
+    super(inner);
   }
 
-  onRequestUpgrade(
-    controller: Dispatcher.DispatchController,
-    statusCode: number,
-    headers: IncomingHttpHeaders,
-    socket: import("node:stream").Duplex,
-  ): void {
-    this.inner.onRequestUpgrade?.(controller, statusCode, headers, socket);
-  }
-
-  onResponseStart(
+  override onResponseStart(
     controller: Dispatcher.DispatchController,
     statusCode: number,
     headers: IncomingHttpHeaders,
@@ -112,7 +102,7 @@ export class McpResponseFilter implements Dispatcher.DispatchHandler {
     this.#statusMessage = statusMessage;
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  override onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#answered) return;
     if (this.#mode === PASS) {
       this.inner.onResponseData?.(controller, chunk);
@@ -135,7 +125,10 @@ export class McpResponseFilter implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+  override onResponseEnd(
+    controller: Dispatcher.DispatchController,
+    trailers: IncomingHttpHeaders,
+  ): void {
     if (this.#answered) return;
     if (this.#mode === PASS) {
       this.inner.onResponseEnd?.(controller, trailers);
@@ -155,7 +148,7 @@ export class McpResponseFilter implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
+  override onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
     if (this.#answered) return;
     this.inner.onResponseError?.(controller, error);
   }

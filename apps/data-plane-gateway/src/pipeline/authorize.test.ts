@@ -1,5 +1,6 @@
-import type { CompiledRuntimePlan, EgressPolicy } from "@keyway/integrations-core";
+import type { EgressPolicy } from "@keyway/integrations-core";
 import { describe, expect, it } from "vitest";
+import { testPlan } from "../testing/fixtures";
 import {
   compileHostPatterns,
   createAuthorize,
@@ -7,20 +8,7 @@ import {
   type ResolveHost,
 } from "./authorize";
 
-function plan(egressPolicy?: EgressPolicy): CompiledRuntimePlan {
-  return {
-    schemaVersion: 1,
-    profileVersionId: "pv",
-    routes: [],
-    files: [],
-    env: [],
-    processes: [],
-    workspaceSources: [],
-    mcpServers: [],
-    agentRuntimes: [],
-    ...(egressPolicy ? { egressPolicy } : {}),
-  };
-}
+const plan = (egressPolicy?: EgressPolicy) => testPlan([], egressPolicy);
 
 const dns: Record<string, string[]> = {
   "public.test": ["93.184.216.34"],

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
-import type { Duplex } from "node:stream";
 import { Agent, type Dispatcher, Pool } from "undici";
 import { GatewayError, type GatewayErrorCode } from "../errors";
+import { HandlerDecorator } from "../handler-decorator";
 import { isRetryableConnectionError, retriesAllowed } from "../resilience/retry-policy";
 import { sendError } from "../responses";
 
@@ -301,45 +301,22 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
  * upstream itself answered, which a decorator that buffers or replaces the response would hide
  * (retries and circuit-breaker verdicts depend on it).
  */
-class UpstreamWatch implements Dispatcher.DispatchHandler {
+class UpstreamWatch extends HandlerDecorator {
   constructor(
-    private readonly inner: Dispatcher.DispatchHandler,
+    inner: Dispatcher.DispatchHandler,
     private readonly relay: ResponseRelay,
-  ) {}
-
-  onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
-    this.inner.onRequestStart?.(controller, context);
+  ) {
+    super(inner);
   }
 
-  onRequestUpgrade(
-    controller: Dispatcher.DispatchController,
-    statusCode: number,
-    headers: IncomingHttpHeaders,
-    socket: Duplex,
-  ): void {
-    this.inner.onRequestUpgrade?.(controller, statusCode, headers, socket);
-  }
-
-  onResponseStart(
+  override onResponseStart(
     controller: Dispatcher.DispatchController,
     statusCode: number,
     headers: IncomingHttpHeaders,
     statusMessage?: string,
   ): void {
     this.relay.upstreamStarted(statusCode);
-    this.inner.onResponseStart?.(controller, statusCode, headers, statusMessage);
-  }
-
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.inner.onResponseData?.(controller, chunk);
-  }
-
-  onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
-    this.inner.onResponseEnd?.(controller, trailers);
-  }
-
-  onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
-    this.inner.onResponseError?.(controller, error);
+    super.onResponseStart(controller, statusCode, headers, statusMessage);
   }
 }
 

@@ -1,22 +1,12 @@
 import type { EgressRoute } from "@keyway/integrations-core";
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../errors";
+import { testClock } from "../testing/fixtures";
 import {
   type CircuitBreakerSettings,
   type CircuitState,
   createCircuitBreakers,
 } from "./circuit-breaker";
-
-function testClock() {
-  const start = Date.parse("2026-01-01T00:00:00Z");
-  let nowMs = start;
-  return {
-    now: () => new Date(nowMs),
-    at(ms: number) {
-      nowMs = start + ms;
-    },
-  };
-}
 
 function route(id: string, baseUrl: string): EgressRoute {
   return {

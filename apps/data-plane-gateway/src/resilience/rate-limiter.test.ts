@@ -1,18 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../errors";
+import { testClock } from "../testing/fixtures";
 import { createRouteRateLimiter, TokenBuckets } from "./rate-limiter";
-
-/** A clock set by the test: `at` moves it to a chosen instant (ms since the start). */
-function testClock() {
-  const start = Date.parse("2026-01-01T00:00:00Z");
-  let nowMs = start;
-  return {
-    now: () => new Date(nowMs),
-    at(ms: number) {
-      nowMs = start + ms;
-    },
-  };
-}
 
 describe("token buckets", () => {
   it("grants a full burst, then says how long until the next token", () => {

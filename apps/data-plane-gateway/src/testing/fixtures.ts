@@ -4,6 +4,18 @@ import type { CompiledRuntimePlan, EgressPolicy, EgressRoute } from "@keyway/int
 
 /** Plans, upstream handlers and a curl runner shared by this package's integration tests. */
 
+/** A clock set by the test: `at` moves it to a chosen instant (ms since the start). */
+export function testClock() {
+  const start = Date.parse("2026-01-01T00:00:00Z");
+  let nowMs = start;
+  return {
+    now: () => new Date(nowMs),
+    at(ms: number) {
+      nowMs = start + ms;
+    },
+  };
+}
+
 export function testPlan(routes: EgressRoute[], egressPolicy?: EgressPolicy): CompiledRuntimePlan {
   return {
     schemaVersion: 1,

@@ -33,6 +33,7 @@ export interface AppSettings {
   gatewayProxyUrl: string;
   /** PEM of the gateway CA sandboxes must trust. */
   gatewayCaPem: string;
+  /** Lifetime of refreshed tokens; the token a session starts with lives as long as the session. */
   sessionTokenTtlSeconds: number;
   /** Hard upper bound on a session's life, whatever refreshes happen. */
   sessionMaxLifetimeSeconds: number;
@@ -48,7 +49,7 @@ export function appSettingsFromConfig(config: KeywayConfig, gatewayCaPem: string
     gatewayProxyUrl: config.gateway.public_proxy_url,
     gatewayCaPem,
     sessionTokenTtlSeconds: config.sessions.token_ttl_seconds,
-    sessionMaxLifetimeSeconds: 24 * 3600,
+    sessionMaxLifetimeSeconds: config.sessions.max_lifetime_seconds,
     defaultEgressPolicy: config.gateway.egress.default_policy,
     maxJsonBodyBytes: 1024 * 1024,
   };

@@ -55,7 +55,7 @@ export async function startControlPlane(
   );
   const registry = createCatalogueRegistry();
   const keyRing = createKeyRing(requireSetting(config.keys.master, "keys.master"));
-  const invalidations = await startInvalidationFeed(database.sql);
+  const invalidations = await startInvalidationFeed(database.sql, logger);
 
   const deps: AppDeps = {
     database,

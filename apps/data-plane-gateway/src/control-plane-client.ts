@@ -10,6 +10,7 @@ import { z } from "zod";
 import { type InvalidationHub, invalidationEventSchema } from "./invalidations";
 import type { Logger } from "./logger";
 import { LruCache } from "./lru-cache";
+import type { SessionLivenessAnswer } from "./session-liveness";
 import { createSseDecoder, type ServerSentEvent } from "./sse-decoder";
 
 /**
@@ -81,6 +82,8 @@ export interface ControlPlaneClient {
   /** The plan with this digest, fetched once (single flight) and kept in an LRU cache. */
   getPlan(digest: string): Promise<CompiledRuntimePlan>;
   resolveCredential(request: { sessionId: string; routeId: string }): Promise<ResolvedCredential>;
+  /** Whether sessions are live (at most 1,000 ids per call). */
+  checkSessions(sessionIds: readonly string[]): Promise<readonly SessionLivenessAnswer[]>;
   /** Consumes the invalidation feed into `hub`, reconnecting with backoff until closed. */
   startEvents(hub: InvalidationHub): EventStream;
   close(): Promise<void>;
@@ -90,6 +93,12 @@ const credentialResponseSchema = z.object({
   value: z.string().min(1),
   expiresAt: z.iso.datetime({ offset: true }).nullable(),
   credentialVersion: z.union([z.number(), z.string()]),
+});
+
+const livenessResponseSchema = z.object({
+  sessions: z.array(
+    z.object({ sessionId: z.string(), live: z.boolean(), expiresAt: z.string().nullable() }),
+  ),
 });
 
 const errorResponseSchema = z.object({
@@ -210,6 +219,15 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
       };
     },
 
+    async checkSessions(sessionIds) {
+      const body = await requestJson("POST", "/internal/v1/sessions/liveness", { sessionIds });
+      const parsed = livenessResponseSchema.safeParse(body);
+      if (!parsed.success) {
+        throw new ControlPlaneError(200, "bad_response", "invalid liveness response");
+      }
+      return parsed.data.sessions;
+    },
+
     startEvents(hub) {
       const stream = startEventStream({
         pool,
@@ -243,9 +261,10 @@ interface EventStreamOptions {
 
 /**
  * Reads the feed until closed. On every `ready` (the first event of each connection) the hub is
- * told to resync: events may have been missed while disconnected, so dependent caches are dropped.
- * Caches are deliberately kept while disconnected, so cached credentials keep working through a
- * control-plane outage until they expire.
+ * told to resync: events may have been missed while disconnected, so dependent caches are dropped
+ * and sessions re-confirmed. So on `resync`, which the control plane sends when it may itself
+ * have missed notifications. Caches are deliberately kept while disconnected, so cached
+ * credentials keep working through a control-plane outage until they expire.
  */
 function startEventStream(options: EventStreamOptions): EventStream {
   const abort = new AbortController();
@@ -269,6 +288,11 @@ function startEventStream(options: EventStreamOptions): EventStream {
       connected = true;
       options.hub.resync();
       markReady();
+      return;
+    }
+    if (event.event === "resync") {
+      options.logger.info("control plane asked for a resync");
+      options.hub.resync();
       return;
     }
     const parsed = invalidationEventSchema.safeParse(data);

@@ -201,7 +201,9 @@ export function createExchange(stages: ExchangeStages): Exchange {
       } else {
         session = tunnel.session;
         rec.sessionId = session.sessionId;
-        authenticate.assertSessionLive(session);
+        // Settled at once unless a resync voided the session's confirmation.
+        const live = authenticate.ensureSessionLive(session);
+        if (live !== undefined) await live;
         plan = tunnel.plan;
       }
       const result = await forwardRequest(

@@ -64,6 +64,11 @@ export async function gatewayDepsFromConfig(
     clock,
     logger,
     settings: {
+      liveness: {
+        recheckMs: gateway.liveness.recheck_seconds * 1000,
+        outageGraceMs: gateway.liveness.outage_grace_seconds * 1000,
+        revocationRetentionMs: config.sessions.max_lifetime_seconds * 1000,
+      },
       egress: {
         defaultPolicy: gateway.egress.default_policy,
         allowHosts: gateway.egress.allow_hosts,

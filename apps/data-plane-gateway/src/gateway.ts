@@ -24,6 +24,7 @@ import { createResolveCredential } from "./pipeline/resolve-credential";
 import { type CircuitBreakerSettings, createCircuitBreakers } from "./resilience/circuit-breaker";
 import { createRouteRateLimiter, type RateLimitSettings } from "./resilience/rate-limiter";
 import { writeSocketError } from "./responses";
+import { createSessionLiveness, type SessionLiveness } from "./session-liveness";
 import { createTunnels } from "./tunnels";
 import { createWebSocketRelay } from "./websocket-relay";
 
@@ -36,6 +37,12 @@ export interface GatewaySettings {
   egress: EgressSettings;
   upstream: ForwardSettings;
   credentials?: { expiryMarginMs?: number; maxTtlMs?: number };
+  /**
+   * Session liveness (`session-liveness.ts`): re-confirmation period of sessions in use (default
+   * 10 s), how long confirmations outlive an unreachable control plane (default 5 min), and how
+   * long revocations of sessions with an unknown end are remembered (default 24 h).
+   */
+  liveness?: { recheckMs?: number; outageGraceMs?: number; revocationRetentionMs?: number };
   /**
    * Sandbox-side timeouts. Defaults: request headers 30 s, idle keep-alive 60 s, and a socket
    * silent for 330 s is closed (longer than the upstream's default header timeout, so a slow
@@ -88,7 +95,19 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const gatewayMetrics = createGatewayMetrics(metrics);
   const invalidations = createInvalidationHub();
 
-  const authenticate = createAuthenticate({ verifier: deps.verifier, clock, invalidations });
+  const liveness: SessionLiveness = createSessionLiveness({
+    source: deps.controlPlane,
+    clock,
+    invalidations,
+    logger,
+    ...settings.liveness,
+  });
+  const authenticate = createAuthenticate({
+    verifier: deps.verifier,
+    clock,
+    invalidations,
+    liveness,
+  });
   const classify = createClassify({ plans: deps.controlPlane });
   const authorizeEgress = createAuthorize({
     egress: settings.egress,
@@ -282,6 +301,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     start() {
       if (events !== undefined) return;
       events = deps.controlPlane.startEvents(invalidations);
+      liveness.start();
       const stream = events;
       void Promise.all([loadJwksUntilDone(), stream.firstReady]).then(() => {
         if (!closed) markReady();
@@ -298,6 +318,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       tunnels.destroyAll();
       tunnels.close();
       authenticate.close();
+      liveness.close();
       resolveCredential.close();
       await Promise.all(
         [proxyServer, adminServer, interceptedServer].map(

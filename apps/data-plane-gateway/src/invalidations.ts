@@ -5,7 +5,12 @@ import { z } from "zod";
  * Unknown event types are ignored (a newer control plane may send more); known ones must parse.
  */
 export const invalidationEventSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("session.revoked"), sessionId: z.string().min(1) }),
+  z.object({
+    type: z.literal("session.revoked"),
+    sessionId: z.string().min(1),
+    /** The session's hard end, ISO: how long the revocation must be remembered. */
+    expiresAt: z.string().optional(),
+  }),
   z.object({ type: z.literal("connection.updated"), connectionId: z.string().min(1) }),
   z.object({ type: z.literal("connection.revoked"), connectionId: z.string().min(1) }),
   z.object({

@@ -63,6 +63,7 @@ secrets = { webhookSecret = "s3cret" }
       issuer: "keyway",
       audience: "keyway-gateway",
       token_ttl_seconds: 900,
+      max_lifetime_seconds: 86_400,
     });
     expect(config.operator.token_hashes).toEqual([]);
     expect(config.oidc).toBeUndefined();

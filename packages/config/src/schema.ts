@@ -109,7 +109,19 @@ export const sessionsSchema = z.strictObject({
   /** `iss` / `aud` of session tokens: the control plane signs and gateways verify with these. */
   issuer: nonEmpty.default("keyway"),
   audience: nonEmpty.default("keyway-gateway"),
-  token_ttl_seconds: z.number().int().min(60).max(86_400).default(900),
+  /**
+   * Lifetime of the tokens `POST /v1/sandbox-sessions/{id}/refresh` returns, for API clients that
+   * want short tokens. The proxy credential a sandbox receives at start lives as long as its
+   * session (running agents cannot reload their environment); revocation cuts both.
+   */
+  token_ttl_seconds: z.number().int().min(1).max(86_400).default(900),
+  /** A session's hard end: no token outlives it. */
+  max_lifetime_seconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(30 * 86_400)
+    .default(86_400),
 });
 
 export const operatorSchema = z.strictObject({
@@ -180,6 +192,19 @@ export const gatewaySchema = z
         failure_threshold: z.number().int().min(0).default(5),
         window_ms: positiveInt.default(30_000),
         cool_down_ms: positiveInt.default(30_000),
+      })
+      .prefault({}),
+    /**
+     * How the gateway keeps revocations (SPEC §7 "Session"): every session in use is re-confirmed
+     * live with the control plane every `recheck_seconds`, whatever the event feed delivered; when
+     * the control plane cannot be reached, sessions confirmed before keep working for
+     * `outage_grace_seconds` after their last confirmation, and sessions never confirmed are
+     * refused (fail closed).
+     */
+    liveness: z
+      .strictObject({
+        recheck_seconds: z.number().min(0.1).max(3600).default(10),
+        outage_grace_seconds: z.number().min(0).max(86_400).default(300),
       })
       .prefault({}),
     /** Re-sends of idempotent requests without a body after a connection error. */

@@ -17,6 +17,10 @@ export function createDatabase(url: string, options: { max?: number } = {}): Dat
   const sql = postgres(url, {
     max: options.max ?? 10,
     onnotice: () => {},
+    // Seconds before reconnecting after a failure: postgres.js's default grows to 20 s, and its
+    // LISTEN connection uses the same schedule, so a database back after a short outage would go
+    // unheard (invalidations lost) for that long. Capped at 2 s.
+    backoff: (retries: number) => Math.min(0.1 * 2 ** retries, 2),
     // Keep timestamps as Date objects; bigint sequence numbers stay numbers (mode: "number").
   });
   const db = drizzle(sql, { schema });

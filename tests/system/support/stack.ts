@@ -52,7 +52,34 @@ export interface Stack {
   restartControlPlane(): Promise<void>;
   /** Resolves once the gateway's `/readyz` answers 200 (JWKS loaded, event feed connected). */
   waitUntilGatewayReady(): Promise<void>;
+  /** Another gateway process on the same config and control plane, on ports of its own. */
+  startGateway(): Promise<GatewayProcess>;
+  /**
+   * Another control-plane replica on the same database, on a port of its own (gateways keep
+   * talking to the first). Closed with the stack.
+   */
+  startReplica(): Promise<{ url: string; close(): Promise<void> }>;
   close(): Promise<void>;
+}
+
+export interface StackOptions {
+  /** `KEYWAY_*` overrides for the control plane and every gateway. */
+  env?: Record<string, string>;
+  /** A database to use instead of a fresh one on the run's PostgreSQL (not dropped at close). */
+  databaseUrl?: string;
+}
+
+/** A gateway as its own process, running the bundle as deployed. */
+export interface GatewayProcess {
+  /** The proxy URL without credentials. */
+  proxyUrl: string;
+  adminUrl: string;
+  /** Everything it wrote to stdout and stderr so far. */
+  output(): string;
+  /** Resolves once `/readyz` answers 200; throws if the process exits first. */
+  waitUntilReady(): Promise<void>;
+  /** SIGTERM, then SIGKILL after 10 s. */
+  stop(): Promise<void>;
 }
 
 export interface ApiResponse {
@@ -64,7 +91,7 @@ const repo = fileURLToPath(new URL("../../..", import.meta.url));
 /** Built by the system project's global setup (`build-setup.ts`). */
 const gatewayBundle = bundlePath("data-plane-gateway");
 
-export async function startStack(label: string): Promise<Stack> {
+export async function startStack(label: string, options: StackOptions = {}): Promise<Stack> {
   const dir = await mkdtemp(join(tmpdir(), `keyway-system-${label}-`));
   const files = await writeDevelopmentConfig({ dir: join(dir, ".keyway") });
   const gatewayCa = await createTestCa({ commonName: "Keyway system-test gateway CA" });
@@ -74,20 +101,24 @@ export async function startStack(label: string): Promise<Stack> {
   const upstreamCaPath = join(dir, "upstream-ca.pem");
   await writeFile(upstreamCaPath, upstreamCa.certPem);
 
-  const [apiPort, proxyPort, adminPort] = await Promise.all([
-    getFreePort(),
-    getFreePort(),
-    getFreePort(),
-  ]);
+  const apiPort = await getFreePort();
   const apiUrl = `http://127.0.0.1:${apiPort}`;
-  const overrides = {
+  const shared = {
+    ...options.env,
     KEYWAY_API__PORT: String(apiPort),
     KEYWAY_API__PUBLIC_URL: apiUrl,
+  };
+  const [proxyPort, adminPort] = await Promise.all([getFreePort(), getFreePort()]);
+  const overrides = {
+    ...shared,
     KEYWAY_GATEWAY__PORT: String(proxyPort),
     KEYWAY_GATEWAY__ADMIN_PORT: String(adminPort),
   };
   const config = await loadConfig({ path: files.configPath, env: overrides });
-  const database: TestDatabase = await createTestDatabase(`system_${label}`);
+  const database: TestDatabase =
+    options.databaseUrl === undefined
+      ? await createTestDatabase(`system_${label}`)
+      : { name: "", url: options.databaseUrl, drop: async () => {} };
 
   const controlPlaneLogs: string[] = [];
   const logger = memoryLogger(controlPlaneLogs);
@@ -95,41 +126,65 @@ export async function startStack(label: string): Promise<Stack> {
     databaseUrl: database.url,
     logger,
   });
+  const replicas: RunningControlPlane[] = [];
+  const gateways: GatewayProcess[] = [];
 
-  let output = "";
-  const gateway: ChildProcess = spawn(process.execPath, [gatewayBundle], {
-    cwd: repo,
-    env: {
-      PATH: process.env.PATH ?? "/usr/bin:/bin",
-      HOME: dir,
-      KEYWAY_CONFIG: files.configPath,
-      ...overrides,
-      NODE_EXTRA_CA_CERTS: upstreamCaPath,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  gateway.stdout?.on("data", (chunk: Buffer) => {
-    output += chunk.toString("utf8");
-  });
-  gateway.stderr?.on("data", (chunk: Buffer) => {
-    output += chunk.toString("utf8");
-  });
-  const adminUrl = `http://127.0.0.1:${adminPort}`;
-
-  async function waitUntilGatewayReady(): Promise<void> {
-    for (let i = 0; i < 600; i++) {
-      if (gateway.exitCode !== null) {
-        throw new Error(`the gateway exited with ${gateway.exitCode}:\n${output}`);
-      }
-      const ready = await fetch(`${adminUrl}/readyz`).then(
-        (response) => response.status === 200,
-        () => false,
-      );
-      if (ready) return;
-      await sleep(100);
-    }
-    throw new Error(`the gateway did not become ready:\n${output}`);
+  function spawnGateway(ports: { proxy: number; admin: number }): GatewayProcess {
+    let output = "";
+    const child: ChildProcess = spawn(process.execPath, [gatewayBundle], {
+      cwd: repo,
+      env: {
+        PATH: process.env.PATH ?? "/usr/bin:/bin",
+        HOME: dir,
+        KEYWAY_CONFIG: files.configPath,
+        ...shared,
+        KEYWAY_GATEWAY__PORT: String(ports.proxy),
+        KEYWAY_GATEWAY__ADMIN_PORT: String(ports.admin),
+        NODE_EXTRA_CA_CERTS: upstreamCaPath,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout?.on("data", (chunk: Buffer) => {
+      output += chunk.toString("utf8");
+    });
+    child.stderr?.on("data", (chunk: Buffer) => {
+      output += chunk.toString("utf8");
+    });
+    const adminUrl = `http://127.0.0.1:${ports.admin}`;
+    const handle: GatewayProcess = {
+      proxyUrl: `http://127.0.0.1:${ports.proxy}`,
+      adminUrl,
+      output: () => output,
+      async waitUntilReady() {
+        for (let i = 0; i < 600; i++) {
+          if (child.exitCode !== null) {
+            throw new Error(`the gateway exited with ${child.exitCode}:\n${output}`);
+          }
+          const ready = await fetch(`${adminUrl}/readyz`).then(
+            (response) => response.status === 200,
+            () => false,
+          );
+          if (ready) return;
+          await sleep(100);
+        }
+        throw new Error(`the gateway did not become ready:\n${output}`);
+      },
+      async stop() {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = once(child, "exit");
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+        await exited;
+        clearTimeout(timer);
+      },
+    };
+    gateways.push(handle);
+    return handle;
   }
+
+  const gateway = spawnGateway({ proxy: proxyPort, admin: adminPort });
+  const adminUrl = gateway.adminUrl;
+  const waitUntilGatewayReady = () => gateway.waitUntilReady();
 
   async function api(
     token: string,
@@ -149,17 +204,9 @@ export async function startStack(label: string): Promise<Stack> {
     return { status: response.status, body: text === "" ? undefined : JSON.parse(text) };
   }
 
-  async function stopGateway(): Promise<void> {
-    if (gateway.exitCode !== null || gateway.signalCode !== null) return;
-    const exited = once(gateway, "exit");
-    gateway.kill("SIGTERM");
-    const timer = setTimeout(() => gateway.kill("SIGKILL"), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
-
   async function cleanUp(): Promise<void> {
-    await stopGateway();
+    await Promise.all(gateways.map((g) => g.stop()));
+    await Promise.all(replicas.map((replica) => replica.close()));
     await controlPlane?.close();
     controlPlane = undefined;
     await database.drop();
@@ -182,7 +229,7 @@ export async function startStack(label: string): Promise<Stack> {
     operatorToken: files.operatorToken,
     gatewayCaPath: files.gatewayCaCertPath,
     upstreamCa,
-    gatewayOutput: () => output,
+    gatewayOutput: () => gateway.output(),
     controlPlaneLogs,
     api,
     async apiOk(token: string, method: string, path: string, body?: unknown) {
@@ -201,6 +248,21 @@ export async function startStack(label: string): Promise<Stack> {
       await waitUntilGatewayReady();
     },
     waitUntilGatewayReady,
+    async startGateway() {
+      const [proxy, admin] = await Promise.all([getFreePort(), getFreePort()]);
+      const started = spawnGateway({ proxy, admin });
+      await started.waitUntilReady();
+      return started;
+    },
+    async startReplica() {
+      const port = await getFreePort();
+      const replica = await startControlPlane(
+        { ...config, api: { ...config.api, port, public_url: `http://127.0.0.1:${port}` } },
+        { databaseUrl: database.url, logger },
+      );
+      replicas.push(replica);
+      return { url: replica.url, close: () => replica.close() };
+    },
     close: cleanUp,
   };
 }

@@ -17,7 +17,7 @@ import { and, asc, eq } from "drizzle-orm";
 import { HttpResponse, http } from "msw";
 import { setupServer } from "msw/node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { InvalidationEvent } from "../events/invalidations";
+import type { FeedMessage } from "../events/invalidations";
 import { createTestApp, type TestApp } from "../testing/test-app";
 
 /**
@@ -36,7 +36,7 @@ const SECRETS = [OPENAI_KEY, OPENAI_KEY_ROTATED, GITHUB_PAT, ATLASSIAN_TOKEN, HT
 const server = setupServer();
 let t: TestApp;
 const responses: string[] = [];
-const events: InvalidationEvent[] = [];
+const events: FeedMessage[] = [];
 
 /** `t.call` that keeps every response body for the final secret scan. */
 async function call(method: string, path: string, token: string | undefined, body?: unknown) {
@@ -70,7 +70,7 @@ async function putTarget(
     });
 }
 
-async function waitForEvent(match: (event: InvalidationEvent) => boolean) {
+async function waitForEvent(match: (event: FeedMessage) => boolean) {
   const deadline = Date.now() + 5_000;
   while (Date.now() < deadline) {
     if (events.some(match)) return;

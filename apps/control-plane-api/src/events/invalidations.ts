@@ -2,6 +2,7 @@ import type { Executor } from "@keyway/db";
 import { sql } from "drizzle-orm";
 import type postgres from "postgres";
 import { z } from "zod";
+import type { Logger } from "../logger";
 
 /**
  * Cache invalidations for gateways (SPEC §6.3 `GET /internal/v1/events`). Events travel through
@@ -11,7 +12,12 @@ import { z } from "zod";
 export const INVALIDATION_CHANNEL = "keyway_invalidations";
 
 export const invalidationEventSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("session.revoked"), sessionId: z.string() }),
+  z.object({
+    type: z.literal("session.revoked"),
+    sessionId: z.string(),
+    /** The session's hard end: gateways remember the revocation until then. */
+    expiresAt: z.string().optional(),
+  }),
   z.object({ type: z.literal("connection.updated"), connectionId: z.string() }),
   z.object({ type: z.literal("connection.revoked"), connectionId: z.string() }),
   z.object({
@@ -31,7 +37,13 @@ export async function publishInvalidation(
   await executor.execute(sql`select pg_notify(${INVALIDATION_CHANNEL}, ${JSON.stringify(event)})`);
 }
 
-export type InvalidationListener = (event: InvalidationEvent) => void;
+/**
+ * What listeners receive: an invalidation, or `resync` — this process's LISTEN connection was
+ * re-established, so notifications committed while it was down are lost and every cache that
+ * depends on them must be re-validated (gateways re-confirm their sessions).
+ */
+export type FeedMessage = InvalidationEvent | { type: "resync" };
+export type InvalidationListener = (message: FeedMessage) => void;
 
 /** Fans NOTIFY payloads out to in-process listeners (one LISTEN connection per process). */
 export interface InvalidationFeed {
@@ -39,19 +51,37 @@ export interface InvalidationFeed {
   close(): Promise<void>;
 }
 
-export async function startInvalidationFeed(client: postgres.Sql): Promise<InvalidationFeed> {
+export async function startInvalidationFeed(
+  client: postgres.Sql,
+  logger?: Pick<Logger, "warn">,
+): Promise<InvalidationFeed> {
   const listeners = new Set<InvalidationListener>();
-  const subscription = await client.listen(INVALIDATION_CHANNEL, (payload) => {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(payload);
-    } catch {
-      return;
-    }
-    const event = invalidationEventSchema.safeParse(parsed);
-    if (!event.success) return;
-    for (const listener of listeners) listener(event.data);
-  });
+  const broadcast = (message: FeedMessage) => {
+    for (const listener of listeners) listener(message);
+  };
+  let listening = false;
+  const subscription = await client.listen(
+    INVALIDATION_CHANNEL,
+    (payload) => {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(payload);
+      } catch {
+        return;
+      }
+      const event = invalidationEventSchema.safeParse(parsed);
+      if (event.success) broadcast(event.data);
+    },
+    // postgres.js calls this on the first LISTEN and again each time it re-establishes the
+    // connection (after a database restart, a network cut): anything notified in between is gone.
+    () => {
+      if (listening) {
+        logger?.warn("database notifications re-established; gateways told to resync");
+        broadcast({ type: "resync" });
+      }
+      listening = true;
+    },
+  );
   return {
     subscribe(listener) {
       listeners.add(listener);

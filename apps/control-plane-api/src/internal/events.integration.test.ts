@@ -147,6 +147,30 @@ describe("GET /internal/v1/events", () => {
     }
   });
 
+  it("sends resync when its notification connection comes back, then delivers again", async () => {
+    const stream = await openStream(await t.gatewayAssertion());
+    try {
+      expect((await stream.next(1000)).event).toBe("ready");
+      // What a database restart or a network cut does to the LISTEN connection: notices
+      // committed while it is gone are lost, so gateways must re-validate what they cached.
+      const terminated = await t.deps.database.sql<{ terminated: boolean }[]>`
+        select pg_terminate_backend(pid) as terminated from pg_stat_activity
+        where datname = current_database() and query ilike 'listen %'`;
+      expect(terminated.length).toBeGreaterThan(0);
+      const resync = await stream.next(10_000);
+      expect(resync.event).toBe("resync");
+      await t.deps.database.db.transaction((tx) =>
+        publishInvalidation(tx, { type: "connection.revoked", connectionId: "conn_after_resync" }),
+      );
+      expect(JSON.parse((await stream.next(2000)).data)).toEqual({
+        type: "connection.revoked",
+        connectionId: "conn_after_resync",
+      });
+    } finally {
+      stream.close();
+    }
+  });
+
   it("refuses a missing, bad or replayed assertion with 401", async () => {
     const none = await openStream(undefined);
     expect(none.response.status).toBe(401);

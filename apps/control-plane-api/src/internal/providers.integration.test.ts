@@ -6,7 +6,7 @@ import { HttpResponse, http } from "msw";
 import { setupServer } from "msw/node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { readCurrentCredential } from "../credentials/secret-store";
-import type { InvalidationEvent } from "../events/invalidations";
+import type { FeedMessage } from "../events/invalidations";
 import { createTestApp, type TestApp } from "../testing/test-app";
 import {
   type SeededTarget,
@@ -29,7 +29,7 @@ const server = setupServer();
 let t: TestApp;
 let organizationId: string;
 let linearTarget: SeededTarget;
-const events: InvalidationEvent[] = [];
+const events: FeedMessage[] = [];
 
 beforeAll(async () => {
   server.listen({ onUnhandledRequest: "error" });

@@ -336,3 +336,51 @@ describe("OpenAPI document", () => {
     );
   });
 });
+
+describe("POST /internal/v1/sessions/liveness", () => {
+  async function liveness(sessionIds: unknown) {
+    return t.call("POST", "/internal/v1/sessions/liveness", await t.gatewayAssertion(), {
+      sessionIds,
+    });
+  }
+
+  it("answers live, revoked, expired and unknown sessions in the order asked", async () => {
+    const live = await openaiSession();
+    const revoked = await openaiSession();
+    await t.deps.database.db
+      .update(sandboxSessions)
+      .set({ revokedAt: t.clock.now() })
+      .where(eq(sandboxSessions.id, revoked.sessionId));
+    const [row] = await t.deps.database.db
+      .select({ expiresAt: sandboxSessions.expiresAt })
+      .from(sandboxSessions)
+      .where(eq(sandboxSessions.id, live.sessionId));
+    const unknown = "sess_01JUNKJUNKJUNKJUNKJUNKJUNK";
+    const answer = await liveness([revoked.sessionId, unknown, live.sessionId]);
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get("cache-control")).toBe("no-store");
+    expect(answer.body.sessions).toEqual([
+      { sessionId: revoked.sessionId, live: false, expiresAt: expect.any(String) },
+      { sessionId: unknown, live: false, expiresAt: null },
+      { sessionId: live.sessionId, live: true, expiresAt: row!.expiresAt.toISOString() },
+    ]);
+
+    const start = t.clock.now();
+    try {
+      clock.set(row!.expiresAt);
+      expect((await liveness([live.sessionId])).body.sessions[0].live).toBe(false);
+    } finally {
+      clock.set(start);
+    }
+  });
+
+  it("refuses an empty or oversized list and callers without a gateway assertion", async () => {
+    expect((await liveness([])).status).toBe(400);
+    const tooMany = Array.from({ length: 1001 }, (_, i) => `sess_${i}`);
+    expect((await liveness(tooMany)).status).toBe(400);
+    const anonymous = await t.call("POST", "/internal/v1/sessions/liveness", undefined, {
+      sessionIds: ["sess_x"],
+    });
+    expect(anonymous.status).toBe(401);
+  });
+});

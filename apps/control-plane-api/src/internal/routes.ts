@@ -3,8 +3,9 @@ import { bodyLimit } from "hono/body-limit";
 import { streamSSE } from "hono/streaming";
 import type { AppDeps } from "../deps";
 import { DomainError, notFound } from "../errors";
-import type { InvalidationEvent } from "../events/invalidations";
+import type { FeedMessage } from "../events/invalidations";
 import { createRouter, errorResponses } from "../router";
+import { sessionLiveness } from "../sessions/service";
 import { createPlanCache } from "./plan-cache";
 import { RESOLUTION_REFUSALS } from "./refusals";
 import { resolveRouteCredential } from "./resolve-credential";
@@ -13,6 +14,8 @@ import {
   planDigestParams,
   resolveCredentialBody,
   resolvedCredentialSchema,
+  sessionLivenessBody,
+  sessionLivenessSchema,
 } from "./schemas";
 
 /** Comment lines keep idle event streams open through proxies and let both ends notice a dead peer. */
@@ -20,6 +23,8 @@ export const EVENT_STREAM_HEARTBEAT_MS = 15_000;
 
 /** A resolve request is two ids; anything much larger is not a gateway talking. */
 const MAX_RESOLVE_BODY_BYTES = 16 * 1024;
+/** A liveness request holds at most 1,000 ids of at most 128 characters. */
+const MAX_LIVENESS_BODY_BYTES = 160 * 1024;
 
 const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 const security = [{ bearer: [] }];
@@ -48,6 +53,43 @@ export function internalRoutes(deps: AppDeps) {
         );
       },
     }),
+  );
+
+  router.use(
+    "/internal/v1/sessions/*",
+    bodyLimit({
+      maxSize: MAX_LIVENESS_BODY_BYTES,
+      onError: () => {
+        throw new DomainError(
+          "payload_too_large",
+          "payload_too_large",
+          `request body exceeds ${MAX_LIVENESS_BODY_BYTES} bytes`,
+        );
+      },
+    }),
+  );
+
+  router.openapi(
+    createRoute({
+      method: "post",
+      path: "/internal/v1/sessions/liveness",
+      tags: ["internal"],
+      security,
+      description:
+        "Whether sessions are live (neither revoked nor past their hard end). Gateways ask on a " +
+        "session's first use, after every event-stream reconnect or `resync`, and periodically for " +
+        `every session in use, so a lost revocation notice cannot keep a session usable. ${gatewayAuth}`,
+      request: { body: { ...json(sessionLivenessBody), required: true } },
+      responses: {
+        200: { description: "One answer per id, in order", ...json(sessionLivenessSchema) },
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      c.header("cache-control", "no-store");
+      const { sessionIds } = c.req.valid("json");
+      return c.json({ sessions: await sessionLiveness(db, deps.clock, sessionIds) }, 200);
+    },
   );
 
   router.openapi(
@@ -131,7 +173,9 @@ export function internalRoutes(deps: AppDeps) {
       description:
         "Server-sent events: first `ready`, then one `invalidation` event (JSON data: session " +
         "revoked, connection updated/revoked, credential rotated, target updated/disabled) per " +
-        `change, and a comment line every ${EVENT_STREAM_HEARTBEAT_MS / 1000} s. ${gatewayAuth}`,
+        "change, `resync` when this replica may have missed changes (its database notification " +
+        "connection was re-established: gateways re-validate what they cached), and a comment " +
+        `line every ${EVENT_STREAM_HEARTBEAT_MS / 1000} s. ${gatewayAuth}`,
       responses: {
         200: {
           description: "The event stream",
@@ -147,9 +191,11 @@ export function internalRoutes(deps: AppDeps) {
           event: "ready",
           data: JSON.stringify({ gatewayId: c.get("gatewayId") }),
         });
-        const send = (event: InvalidationEvent) => {
+        const send = (message: FeedMessage) => {
           queue = queue.then(() =>
-            stream.writeSSE({ event: "invalidation", data: JSON.stringify(event) }),
+            message.type === "resync"
+              ? stream.writeSSE({ event: "resync", data: "{}" })
+              : stream.writeSSE({ event: "invalidation", data: JSON.stringify(message) }),
           );
         };
         const unsubscribe = deps.invalidations.subscribe(send);

@@ -18,6 +18,30 @@ export const resolvedCredentialSchema = z
   })
   .openapi("ResolvedCredential");
 
+/** Most session ids one liveness request may carry: a gateway sends its sessions in chunks. */
+export const MAX_LIVENESS_IDS = 1000;
+
+export const sessionLivenessBody = z
+  .strictObject({
+    sessionIds: z.array(z.string().min(1).max(128)).min(1).max(MAX_LIVENESS_IDS),
+  })
+  .openapi("SessionLivenessRequest");
+
+export const sessionLivenessSchema = z
+  .object({
+    sessions: z.array(
+      z.object({
+        sessionId: z.string(),
+        live: z.boolean().describe("neither revoked nor past its hard end; false for unknown ids"),
+        expiresAt: z
+          .string()
+          .nullable()
+          .describe("the session's hard end (how long to remember the answer); null when unknown"),
+      }),
+    ),
+  })
+  .openapi("SessionLiveness");
+
 export const planDigestParams = z.object({
   digest: z
     .string()

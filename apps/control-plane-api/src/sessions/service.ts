@@ -8,7 +8,7 @@ import {
   sandboxSessions,
 } from "@keyway/db";
 import type { Clock, IntegrationRegistry } from "@keyway/integrations-core";
-import { and, desc, eq, lt } from "drizzle-orm";
+import { and, desc, eq, inArray, lt } from "drizzle-orm";
 import { appendAudit } from "../audit/service";
 import type { OrganizationPrincipal } from "../auth/principal";
 import type { AppSettings } from "../deps";
@@ -18,8 +18,12 @@ import { compileStoredVersion } from "../profiles/service";
 
 /**
  * Sandbox sessions (SPEC §2, §6.2, §9): one sandbox attached to one compiled plan, known to the
- * gateway by a short-lived signed token. The token is returned when a session starts or is
- * refreshed and never again; the session's hard end (`expires_at`) caps every token.
+ * gateway by a signed token. The token a session starts with is the sandbox's proxy credential and
+ * lives as long as the session (running agents cannot reload their environment); gateways refuse
+ * it once the session is revoked (`session.revoked` events and liveness checks,
+ * `internal/routes.ts`). `refresh` hands out short tokens (`sessions.token_ttl_seconds`) to API
+ * clients that want them. Tokens are returned once and never again; the session's hard end
+ * (`expires_at`) caps every token.
  */
 
 type SessionRow = typeof sandboxSessions.$inferSelect;
@@ -148,10 +152,8 @@ export async function startSession(
 
     const now = deps.clock.now();
     const expiresAt = new Date(now.getTime() + deps.settings.sessionMaxLifetimeSeconds * 1000);
-    const tokenExpiresAt = earlier(
-      new Date(now.getTime() + deps.settings.sessionTokenTtlSeconds * 1000),
-      expiresAt,
-    );
+    // The proxy credential in `proxyEnv`: valid until the session ends or is revoked.
+    const tokenExpiresAt = expiresAt;
     const row: SessionRow = {
       id: newId("session", now),
       organizationId: principal.organizationId,
@@ -287,7 +289,11 @@ export async function revokeSession(
       .update(sandboxSessions)
       .set({ revokedAt: clock.now() })
       .where(eq(sandboxSessions.id, row.id));
-    await publishInvalidation(tx, { type: "session.revoked", sessionId: row.id });
+    await publishInvalidation(tx, {
+      type: "session.revoked",
+      sessionId: row.id,
+      expiresAt: row.expiresAt.toISOString(),
+    });
     await appendAudit(tx, clock, {
       organizationId: principal.organizationId,
       actor: principal.actor,
@@ -337,6 +343,37 @@ export async function listSessions(
     items: page.map((r) => toSession(r.session, r.version, now)),
     nextCursor: rows.length > options.limit ? (page.at(-1)?.session.id ?? null) : null,
   };
+}
+
+/**
+ * Liveness of sessions for gateways (`POST /internal/v1/sessions/liveness`): live means neither
+ * revoked nor past the hard end. Unknown ids are not live. `expiresAt` (the hard end, null for an
+ * unknown id) tells a gateway how long to remember the answer.
+ */
+export async function sessionLiveness(
+  executor: Executor,
+  clock: Clock,
+  sessionIds: readonly string[],
+): Promise<Array<{ sessionId: string; live: boolean; expiresAt: string | null }>> {
+  const rows = await executor
+    .select({
+      id: sandboxSessions.id,
+      revokedAt: sandboxSessions.revokedAt,
+      expiresAt: sandboxSessions.expiresAt,
+    })
+    .from(sandboxSessions)
+    .where(inArray(sandboxSessions.id, [...sessionIds]));
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  const nowMs = clock.now().getTime();
+  return sessionIds.map((sessionId) => {
+    const row = byId.get(sessionId);
+    if (row === undefined) return { sessionId, live: false, expiresAt: null };
+    return {
+      sessionId,
+      live: row.revokedAt === null && row.expiresAt.getTime() > nowMs,
+      expiresAt: row.expiresAt.toISOString(),
+    };
+  });
 }
 
 /**

@@ -3,7 +3,7 @@ import { and, asc, eq } from "drizzle-orm";
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeCredentialVersion } from "../credentials/secret-store";
-import type { InvalidationEvent } from "../events/invalidations";
+import type { FeedMessage } from "../events/invalidations";
 import {
   countAll,
   HTTP_API_CONFIG,
@@ -95,7 +95,8 @@ describe("starting a session", () => {
     expect(s.id).toMatch(/^sess_/);
     expect(s.profileVersion).toBe(2);
     expect(new Date(s.expiresAt).getTime()).toBe(now.getTime() + MAX_LIFETIME * 1000);
-    expect(new Date(s.tokenExpiresAt).getTime()).toBe(now.getTime() + TTL * 1000);
+    // The proxy credential lives as long as the session: running agents cannot reload it.
+    expect(s.tokenExpiresAt).toBe(s.expiresAt);
 
     const plan = await t.call(
       "GET",
@@ -226,7 +227,7 @@ describe("reading sessions", () => {
 });
 
 describe("refresh and expiry", () => {
-  it("renews the token until the session's hard end, then refuses with SESSION_EXPIRED", async () => {
+  it("hands out short tokens until the session's hard end, then refuses with SESSION_EXPIRED", async () => {
     const started = await start();
     const id = started.body.id;
     clock.advance(600_000);
@@ -264,7 +265,7 @@ describe("revocation", () => {
   it("revokes at once, publishes the invalidation and audits it", async () => {
     const started = await start();
     const id = started.body.id;
-    const received = new Promise<InvalidationEvent>((resolve, reject) => {
+    const received = new Promise<FeedMessage>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("no invalidation within 5 s")), 5000);
       const unsubscribe = t.deps.invalidations.subscribe((event) => {
         if (event.type === "session.revoked" && event.sessionId === id) {
@@ -276,7 +277,11 @@ describe("revocation", () => {
     });
     expect((await t.call("DELETE", `/v1/sandbox-sessions/${id}`, org.viewer)).status).toBe(403);
     expect((await t.call("DELETE", `/v1/sandbox-sessions/${id}`, org.member)).status).toBe(204);
-    expect(await received).toEqual({ type: "session.revoked", sessionId: id });
+    expect(await received).toEqual({
+      type: "session.revoked",
+      sessionId: id,
+      expiresAt: started.body.expiresAt,
+    });
 
     const read = await t.call("GET", `/v1/sandbox-sessions/${id}`, org.viewer);
     expect(read.body.status).toBe("revoked");

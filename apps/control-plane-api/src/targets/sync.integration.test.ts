@@ -4,7 +4,7 @@ import { auditLog, integrationTargets } from "@keyway/db";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decryptTargetSecrets } from "../credentials/secret-store";
-import type { InvalidationEvent } from "../events/invalidations";
+import type { FeedMessage } from "../events/invalidations";
 import { createTestApp, type TestApp } from "../testing/test-app";
 import { syncTargets } from "./sync";
 
@@ -46,7 +46,7 @@ async function auditCount() {
 }
 
 /** Resolves with the first matching invalidation published after the call. */
-function nextInvalidation(match: (e: InvalidationEvent) => boolean): Promise<InvalidationEvent> {
+function nextInvalidation(match: (e: FeedMessage) => boolean): Promise<FeedMessage> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       unsubscribe();

@@ -3,7 +3,7 @@ import { auditLog, integrationTargets } from "@keyway/db";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decryptTargetSecrets } from "../credentials/secret-store";
-import type { InvalidationEvent } from "../events/invalidations";
+import type { FeedMessage } from "../events/invalidations";
 import { createTestApp, type TestApp } from "../testing/test-app";
 import { loadTargetForUse } from "./service";
 import { syncTargets } from "./sync";
@@ -27,7 +27,7 @@ afterAll(async () => {
 const op = (method: string, path: string, body?: unknown) =>
   t.call(method, path, t.operatorToken, body);
 
-function nextInvalidation(match: (e: InvalidationEvent) => boolean): Promise<InvalidationEvent> {
+function nextInvalidation(match: (e: FeedMessage) => boolean): Promise<FeedMessage> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       unsubscribe();

@@ -8,7 +8,9 @@ import {
 import { createLocalJWKSet, createRemoteJWKSet } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import { GatewayError } from "../errors";
-import { createInvalidationHub } from "../invalidations";
+import { createInvalidationHub, type InvalidationHub } from "../invalidations";
+import { createLogger } from "../logger";
+import { createSessionLiveness } from "../session-liveness";
 import { createAuthenticate, parseProxyAuthorization } from "./authenticate";
 
 const basic = (text: string) => `Basic ${Buffer.from(text).toString("base64")}`;
@@ -75,6 +77,30 @@ describe("createAuthenticate", () => {
       expiresAt: new Date(now.getTime() + minutes * 60_000),
     });
 
+  /** Authenticate with liveness answered by a control plane that knows `notLive` sessions. */
+  function authenticateWith(
+    hub: InvalidationHub,
+    options: { verifier?: SessionTokenVerifier } = {},
+  ) {
+    const notLive = new Set<string>();
+    const liveness = createSessionLiveness({
+      source: {
+        checkSessions: async (ids) =>
+          ids.map((sessionId) => ({ sessionId, live: !notLive.has(sessionId), expiresAt: null })),
+      },
+      clock,
+      invalidations: hub,
+      logger: createLogger({ level: "error", write: () => {} }),
+    });
+    const auth = createAuthenticate({
+      verifier: options.verifier ?? verifier,
+      clock,
+      invalidations: hub,
+      liveness,
+    });
+    return { auth, notLive };
+  }
+
   async function refusal(promise: Promise<unknown>): Promise<GatewayError> {
     const error = await promise.then(
       () => null,
@@ -86,8 +112,7 @@ describe("createAuthenticate", () => {
 
   it("verifies a token, then serves it from cache until it expires", async () => {
     now = new Date("2026-11-22T10:00:00Z");
-    const hub = createInvalidationHub();
-    const auth = createAuthenticate({ verifier, clock, invalidations: hub });
+    const { auth } = authenticateWith(createInvalidationHub());
     const token = await sign("sess_1", 1);
     const session = await auth.authenticateSession(basic(`session:${token}`));
     expect(session).toMatchObject({
@@ -104,12 +129,12 @@ describe("createAuthenticate", () => {
     const expired = await refusal(auth.authenticateSession(basic(`session:${token}`)));
     expect(expired).toMatchObject({ code: "proxy_auth_required", status: 407 });
     expect(expired.message).toContain("expired");
-    expect(() => auth.assertSessionLive(session)).toThrow("expired");
+    expect(() => auth.ensureSessionLive(session)).toThrow("expired");
   });
 
   it("answers 407 for missing, malformed and forged tokens", async () => {
     now = new Date("2026-11-22T10:00:00Z");
-    const auth = createAuthenticate({ verifier, clock, invalidations: createInvalidationHub() });
+    const { auth } = authenticateWith(createInvalidationHub());
     const token = await sign("sess_2");
     // Never verified: no session without the full check.
     expect(auth.cachedSession(`Bearer ${token}`)).toBeUndefined();
@@ -128,7 +153,7 @@ describe("createAuthenticate", () => {
   it("refuses a revoked session at once, cached or not, and keeps refusing after a resync", async () => {
     now = new Date("2026-11-22T10:00:00Z");
     const hub = createInvalidationHub();
-    const auth = createAuthenticate({ verifier, clock, invalidations: hub });
+    const { auth } = authenticateWith(hub);
     const token = await sign("sess_3");
     const other = await sign("sess_4");
     const session = await auth.authenticateSession(`Bearer ${token}`);
@@ -140,10 +165,20 @@ describe("createAuthenticate", () => {
     expect((await refusal(auth.authenticateSession(`Bearer ${token}`))).message).toBe(
       "session has been revoked",
     );
-    expect(() => auth.assertSessionLive(session)).toThrow("revoked");
+    expect(() => auth.ensureSessionLive(session)).toThrow("revoked");
     hub.resync();
     expect((await refusal(auth.authenticateSession(`Bearer ${token}`))).status).toBe(407);
     expect((await auth.authenticateSession(`Bearer ${other}`)).sessionId).toBe("sess_4");
+  });
+
+  it("refuses a valid token whose session the control plane says is not live", async () => {
+    now = new Date("2026-11-22T10:00:00Z");
+    const { auth, notLive } = authenticateWith(createInvalidationHub());
+    notLive.add("sess_6");
+    const token = await sign("sess_6");
+    const error = await refusal(auth.authenticateSession(`Bearer ${token}`));
+    expect(error).toMatchObject({ code: "proxy_auth_required", status: 407 });
+    expect(auth.cachedSession(`Bearer ${token}`)).toBeUndefined();
   });
 
   it("maps an unreachable key set to 502, not 407", async () => {
@@ -154,11 +189,7 @@ describe("createAuthenticate", () => {
       getKey: createRemoteJWKSet(new URL("http://127.0.0.1:1/.well-known/jwks.json")),
       clock,
     });
-    const auth = createAuthenticate({
-      verifier: unreachable,
-      clock,
-      invalidations: createInvalidationHub(),
-    });
+    const { auth } = authenticateWith(createInvalidationHub(), { verifier: unreachable });
     const error = await refusal(auth.authenticateSession(`Bearer ${await sign("sess_5")}`));
     expect(error).toMatchObject({ code: "control_plane_unavailable", status: 502 });
   });

@@ -2,13 +2,14 @@ import { type Clock, type SessionTokenVerifier, TokenError } from "@keyway/crypt
 import { GatewayError } from "../errors";
 import type { InvalidationHub } from "../invalidations";
 import { LruCache } from "../lru-cache";
+import type { SessionLiveness } from "../session-liveness";
 
 /**
  * Stage 1 — authenticate: the session token from `Proxy-Authorization` (SPEC §7 "Protocol",
  * "Session"). Sandboxes use `http://session:<token>@gateway:port`, which clients send as
- * `Basic base64("session:<token>")`; `Bearer <token>` is accepted too. Verified sessions are
- * cached by header value until the token expires; revocations from the event feed apply to the
- * next request (and to open tunnels, see `tunnels.ts`).
+ * `Basic base64("session:<token>")`; `Bearer <token>` is accepted too. Verified tokens are cached
+ * by header value until they expire; whether the session is still live is `SessionLiveness`'s
+ * answer (confirmed with the control plane, revocations remembered), checked on every request.
  */
 
 export interface Session {
@@ -24,10 +25,9 @@ export interface AuthenticateOptions {
   verifier: SessionTokenVerifier;
   clock: Clock;
   invalidations: InvalidationHub;
+  liveness: SessionLiveness;
   /** Verified header values kept. Default 10,000. */
   cacheSize?: number;
-  /** How long a revoked session id is remembered: the longest a session may live. Default 24 h. */
-  revocationRetentionMs?: number;
 }
 
 export interface Authenticate {
@@ -38,8 +38,11 @@ export interface Authenticate {
    * case of a sandbox's next request. Undefined otherwise — `authenticateSession` then decides.
    */
   cachedSession(proxyAuthorization: string | undefined): Session | undefined;
-  /** For requests inside an established tunnel: 407 once the session is revoked or expired. */
-  assertSessionLive(session: Session): void;
+  /**
+   * For requests inside an established tunnel: 407 once the session is revoked or expired; a
+   * promise when its liveness must be confirmed again first (after a resync).
+   */
+  ensureSessionLive(session: Session): undefined | Promise<void>;
   close(): void;
 }
 
@@ -70,16 +73,12 @@ export function parseProxyAuthorization(header: string | undefined): string | nu
 const MISSING = "proxy authentication required: use http://session:<token>@<gateway>";
 
 export function createAuthenticate(options: AuthenticateOptions): Authenticate {
-  const { verifier, clock } = options;
-  const retentionMs = options.revocationRetentionMs ?? 24 * 3600_000;
+  const { verifier, clock, liveness } = options;
   const verified = new LruCache<string, Session>(options.cacheSize ?? 10_000);
   const verifying = new Map<string, Promise<Session>>();
-  /** Revoked session id → when it may be forgotten (epoch ms). */
-  const revoked = new Map<string, number>();
-  let nextSweepMs = 0;
 
-  function refuseIfNotLive(session: Session, nowMs: number): void {
-    if (revoked.has(session.sessionId)) {
+  function refuseIfEnded(session: Session, nowMs: number): void {
+    if (liveness.isRevoked(session.sessionId)) {
       throw new GatewayError("proxy_auth_required", "session has been revoked");
     }
     if (session.expiresAtMs <= nowMs) {
@@ -87,14 +86,12 @@ export function createAuthenticate(options: AuthenticateOptions): Authenticate {
     }
   }
 
-  function revoke(sessionId: string): void {
+  /** Settles once the session is confirmed live; refuses when it is not. */
+  function ensureLive(session: Session): undefined | Promise<void> {
     const nowMs = clock.now().getTime();
-    revoked.set(sessionId, nowMs + retentionMs);
-    verified.deleteWhere((session) => session.sessionId === sessionId);
-    if (nowMs >= nextSweepMs) {
-      nextSweepMs = nowMs + 60_000;
-      for (const [id, forgetAtMs] of revoked) if (forgetAtMs <= nowMs) revoked.delete(id);
-    }
+    refuseIfEnded(session, nowMs);
+    if (liveness.isConfirmed(session.sessionId, nowMs)) return undefined;
+    return liveness.confirm(session.sessionId, session.expiresAtMs);
   }
 
   async function verify(header: string): Promise<Session> {
@@ -124,11 +121,9 @@ export function createAuthenticate(options: AuthenticateOptions): Authenticate {
   }
 
   const unsubscribe = options.invalidations.subscribe({
-    onEvent(event) {
-      if (event.type === "session.revoked") revoke(event.sessionId);
-    },
+    onEvent() {},
     onResync() {
-      // Revocations may have been missed: nothing cached may outlive the gap unverified.
+      // Signing keys may have been retired while the feed was down: verify tokens again.
       verified.clear();
     },
   });
@@ -138,34 +133,34 @@ export function createAuthenticate(options: AuthenticateOptions): Authenticate {
       if (proxyAuthorization === undefined || proxyAuthorization === "") {
         throw new GatewayError("proxy_auth_required", MISSING);
       }
-      const nowMs = clock.now().getTime();
-      const cached = verified.get(proxyAuthorization);
-      if (cached !== undefined) {
-        refuseIfNotLive(cached, nowMs);
-        return cached;
+      let session = verified.get(proxyAuthorization);
+      if (session === undefined) {
+        let pending = verifying.get(proxyAuthorization);
+        if (pending === undefined) {
+          pending = verify(proxyAuthorization).finally(() => verifying.delete(proxyAuthorization));
+          verifying.set(proxyAuthorization, pending);
+        }
+        session = await pending;
+        verified.set(proxyAuthorization, session);
       }
-      let pending = verifying.get(proxyAuthorization);
-      if (pending === undefined) {
-        pending = verify(proxyAuthorization).finally(() => verifying.delete(proxyAuthorization));
-        verifying.set(proxyAuthorization, pending);
-      }
-      const session = await pending;
-      // A revocation may have arrived while the token was being verified.
-      refuseIfNotLive(session, clock.now().getTime());
-      verified.set(proxyAuthorization, session);
+      await ensureLive(session);
+      // A revocation may have arrived while liveness was being confirmed.
+      refuseIfEnded(session, clock.now().getTime());
       return session;
     },
 
     cachedSession(proxyAuthorization) {
       if (proxyAuthorization === undefined) return undefined;
       const cached = verified.get(proxyAuthorization);
-      if (cached === undefined || revoked.has(cached.sessionId)) return undefined;
-      return cached.expiresAtMs > clock.now().getTime() ? cached : undefined;
+      if (cached === undefined) return undefined;
+      const nowMs = clock.now().getTime();
+      if (cached.expiresAtMs <= nowMs || !liveness.isConfirmed(cached.sessionId, nowMs)) {
+        return undefined;
+      }
+      return cached;
     },
 
-    assertSessionLive(session) {
-      refuseIfNotLive(session, clock.now().getTime());
-    },
+    ensureSessionLive: ensureLive,
 
     close: unsubscribe,
   };

@@ -72,14 +72,16 @@ export interface ResolveCredential {
 const NOOP_OBSERVER: CredentialCacheObserver = { hit() {}, miss() {} };
 
 /** The control plane's refusal for a session that is revoked, expired or unknown. */
-export const SESSION_NOT_LIVE = "SESSION_NOT_LIVE";
+export const SESSION_NOT_LIVE = "session_not_live";
 
 function isSessionNotLive(error: unknown): boolean {
+  // Compared without case: control planes before the error-code convention sent upper case.
   return (
     typeof error === "object" &&
     error !== null &&
     "code" in error &&
-    error.code === SESSION_NOT_LIVE
+    typeof error.code === "string" &&
+    error.code.toLowerCase() === SESSION_NOT_LIVE
   );
 }
 
@@ -136,7 +138,9 @@ export function createResolveCredential(options: ResolveCredentialOptions): Reso
       resolved = await source.resolveCredential({ sessionId, routeId: route.id });
     } catch (error) {
       if (isSessionNotLive(error)) {
-        // Revoked (perhaps while the event feed was down) or unknown to the control plane.
+        // Revoked (perhaps while the event feed was down) or unknown to the control plane: told
+        // to the hub, so the answer is remembered and the session's tunnels close.
+        options.invalidations.publish({ type: "session.revoked", sessionId });
         throw new GatewayError("proxy_auth_required", "session is no longer live", {
           cause: error,
         });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseAuthority, splitAbsoluteForm } from "./authority";
+import { hasFragment, parseAuthority, splitAbsoluteForm } from "./authority";
 
 describe("splitAbsoluteForm", () => {
   it("splits authority and path+query, keeping the bytes as sent", () => {
@@ -28,9 +28,36 @@ describe("parseAuthority", () => {
     expect(parseAuthority("[::1]:8443", null)).toEqual({ hostname: "::1", port: 8443 });
   });
 
+  it("drops one trailing dot, as normalizeHost does: a name and an IPv4 address alike", () => {
+    expect(parseAuthority("api.x.com.:443", null)).toEqual({ hostname: "api.x.com", port: 443 });
+    expect(parseAuthority("127.0.0.1.:8443", null)).toEqual({ hostname: "127.0.0.1", port: 8443 });
+    expect(parseAuthority("Api.X.com.", 80)).toEqual({ hostname: "Api.X.com", port: 80 });
+  });
+
   it("refuses a missing required port, bad ports and bare IPv6", () => {
-    for (const bad of ["api.x.com", "h:0", "h:65536", "h:x", "::1:80", "[::1", "[::1]x", ":80"]) {
+    for (const bad of [
+      "api.x.com",
+      "h:0",
+      "h:65536",
+      "h:x",
+      "::1:80",
+      "[::1",
+      "[::1]x",
+      ":80",
+      ".:80",
+    ]) {
       expect(parseAuthority(bad, null), bad).toBeNull();
+    }
+  });
+});
+
+describe("hasFragment", () => {
+  it("finds a # anywhere in a request target", () => {
+    for (const target of ["/v1#/../admin", "http://h/v1?q#f", "http://h#/v1", "/#"]) {
+      expect(hasFragment(target), target).toBe(true);
+    }
+    for (const target of ["/v1/%23", "http://h/v1?q=%23", "/"]) {
+      expect(hasFragment(target), target).toBe(false);
     }
   });
 });

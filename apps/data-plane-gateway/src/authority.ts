@@ -4,6 +4,15 @@
  * authority (`CONNECT host:port`). Validation of the host itself is `normalizeHost`'s job.
  */
 
+/**
+ * A fragment is never part of a request-target (RFC 9112 §3.2): a client strips it. One that
+ * arrives anyway would be cut off by the matcher (`/v1#/../admin` matches as `/v1`) but travel on
+ * to the upstream, so the gateway refuses the whole request instead of guessing which part counts.
+ */
+export function hasFragment(target: string): boolean {
+  return target.includes("#");
+}
+
 export interface AbsoluteTarget {
   /** `host[:port]` as sent. */
   authority: string;
@@ -33,12 +42,19 @@ export function splitAbsoluteForm(target: string): AbsoluteTarget | null {
 }
 
 export interface HostPort {
-  /** Host name or IP literal without brackets, as given (case kept). */
+  /**
+   * Host name or IP literal without brackets, case kept, without a trailing dot: `api.x.com.` and
+   * `127.0.0.1.` name what `api.x.com` and `127.0.0.1` name, as `normalizeHost` reads them too, so
+   * the leaf certificate, the egress check and DNS all see the host the matcher saw.
+   */
   hostname: string;
   port: number;
 }
 
-/** `host`, `host:port` or `[v6]:port`; null when the port is missing-but-required or invalid. */
+/**
+ * `host`, `host:port` or `[v6]:port`; null when the port is missing-but-required or invalid, or the
+ * host is empty once its trailing dot is dropped.
+ */
 export function parseAuthority(authority: string, defaultPort: number | null): HostPort | null {
   let hostname: string;
   let portText: string | undefined;
@@ -56,6 +72,7 @@ export function parseAuthority(authority: string, defaultPort: number | null): H
     if (colon >= 0 && authority.indexOf(":") !== colon) return null;
     hostname = colon < 0 ? authority : authority.slice(0, colon);
     portText = colon < 0 ? undefined : authority.slice(colon + 1);
+    if (hostname.endsWith(".")) hostname = hostname.slice(0, -1);
   }
   if (hostname === "") return null;
   if (portText === undefined) {

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { normalizeHost } from "@keyway/integrations-core";
-import { parseAuthority, splitAbsoluteForm } from "./authority";
+import { hasFragment, parseAuthority, splitAbsoluteForm } from "./authority";
 import { asGatewayError, GatewayError } from "./errors";
 import type { Logger } from "./logger";
 import type { McpAnswer, ScreenMcpRequest } from "./mcp/mcp-guard";
@@ -83,6 +83,7 @@ const MISDIRECTED = new GatewayError(
   "the request's Host does not match the CONNECT host",
 );
 const BAD_AUTHORITY = new GatewayError("bad_request", "the request host is malformed");
+const FRAGMENT = new GatewayError("bad_request", "a request target cannot hold a fragment (#)");
 
 const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
@@ -240,11 +241,15 @@ export function createExchange(stages: ExchangeStages): Exchange {
   const exchange: Exchange = {
     handleProxyRequest(req, res) {
       const rec = newRecord("http", req);
-      const target = splitAbsoluteForm(req.url ?? "");
+      const url = req.url ?? "";
+      // A fragment is refused like a parse error: answered and the connection closed.
+      const fragment = hasFragment(url);
+      const target = fragment ? null : splitAbsoluteForm(url);
       if (target === null) {
-        rec.status = NOT_ABSOLUTE.status;
-        rec.outcome = NOT_ABSOLUTE.code;
-        sendError(res, NOT_ABSOLUTE);
+        const failure = fragment ? FRAGMENT : NOT_ABSOLUTE;
+        rec.status = failure.status;
+        rec.outcome = failure.code;
+        sendError(res, failure, fragment);
         stages.recordExchange(rec);
         return;
       }
@@ -256,12 +261,15 @@ export function createExchange(stages: ExchangeStages): Exchange {
       const rec = newRecord("intercepted", req);
       rec.host = tunnel.host;
       const host = req.headers.host;
+      const url = req.url ?? "";
       const failure =
         host === undefined || normalizeHost(host) !== tunnel.host
           ? MISDIRECTED
-          : req.url?.charCodeAt(0) !== 0x2f
+          : url.charCodeAt(0) !== 0x2f
             ? NOT_ORIGIN_FORM
-            : null;
+            : hasFragment(url)
+              ? FRAGMENT
+              : null;
       if (failure !== null) {
         rec.sessionId = tunnel.session.sessionId;
         rec.status = failure.status;
@@ -270,7 +278,7 @@ export function createExchange(stages: ExchangeStages): Exchange {
         stages.recordExchange(rec);
         return;
       }
-      void run(rec, req, res, tunnel, tunnel.authority, req.url ?? "/");
+      void run(rec, req, res, tunnel, tunnel.authority, url);
     },
 
     handleProxyUpgrade(req, socket, head) {

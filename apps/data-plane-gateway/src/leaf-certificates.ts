@@ -1,11 +1,14 @@
 import { createSecureContext, type SecureContext } from "node:tls";
 import type { Clock } from "@keyway/crypto";
-import type { IssueLeafCertificate } from "@keyway/x509";
+import { CertificateError, type IssueLeafCertificate, type LeafCertificate } from "@keyway/x509";
+import { GatewayError } from "./errors";
 import { LruCache } from "./lru-cache";
 
 /**
  * TLS contexts for intercepted hosts: a leaf certificate per host from the deployment's gateway
  * CA (SPEC §7 "CONNECT"), issued once (single flight), reused until shortly before it expires.
+ * A host no certificate can name (the issuer refuses it) is the client's bad input: 400
+ * `bad_request`, never a 500.
  */
 export interface LeafContexts {
   secureContextFor(hostname: string): SecureContext | Promise<SecureContext>;
@@ -31,7 +34,17 @@ export function createLeafContexts(options: LeafContextsOptions): LeafContexts {
   const issuing = new Map<string, Promise<SecureContext>>();
 
   async function issue(hostname: string): Promise<SecureContext> {
-    const leaf = await options.issue({ hosts: [hostname] });
+    let leaf: LeafCertificate;
+    try {
+      leaf = await options.issue({ hosts: [hostname] });
+    } catch (error) {
+      if (error instanceof CertificateError && error.code === "x509.invalid_request") {
+        throw new GatewayError("bad_request", "no certificate can be issued for this host", {
+          cause: error,
+        });
+      }
+      throw error;
+    }
     const context = createSecureContext({ cert: leaf.certPem, key: leaf.keyPem });
     cache.set(hostname, { context, renewAtMs: leaf.notAfter.getTime() - renewBeforeMs });
     return context;

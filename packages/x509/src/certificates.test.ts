@@ -69,6 +69,15 @@ describe("createLeafIssuer", () => {
     expect(certificate.keyUsage).toEqual(["1.3.6.1.5.5.7.3.1"]);
   });
 
+  it("names a fully qualified host (trailing dot) without its dot: a DNS name or an address", async () => {
+    const issueLeafCertificate = await createLeafIssuer(ca);
+    const leaf = await issueLeafCertificate({ hosts: ["api.example.test.", "127.0.0.1."] });
+    const certificate = new X509Certificate(leaf.certPem);
+
+    expect(certificate.subject).toBe("CN=api.example.test");
+    expect(certificate.subjectAltName).toBe("DNS:api.example.test, IP Address:127.0.0.1");
+  });
+
   it("shares one leaf key across leaves but gives each its own serial number", async () => {
     const issueLeafCertificate = await createLeafIssuer(ca);
     const first = await issueLeafCertificate({ hosts: ["a.test"] });
@@ -97,6 +106,8 @@ describe("createLeafIssuer", () => {
       { hosts: [] },
       { hosts: ["exa mple.test"] },
       { hosts: ["a..test"] },
+      { hosts: ["a.test.."] },
+      { hosts: ["."] },
       { hosts: ["-a.test"] },
       { hosts: ["a.*.test"] },
       { hosts: ["a.test"], validityDays: 0 },

@@ -246,6 +246,9 @@ function subjectAlternativeName(host: string): SubjectAltName {
   // URL-style brackets around IPv6 literals are accepted, as hosts often come from URLs.
   const unbracketed = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
   if (isIP(unbracketed) !== 0) return { type: "ip", value: unbracketed };
+  // A fully qualified `api.x.com.` (or `127.0.0.1.`) is the same host; a certificate names it
+  // without the dot, which is how TLS clients compare names.
+  if (host.endsWith(".") && !host.endsWith("..")) return subjectAlternativeName(host.slice(0, -1));
   const dnsName = host.toLowerCase();
   if (!DNS_NAME.test(dnsName) || dnsName.length > 253) {
     throw new CertificateError(

@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { createTestCa } from "@keyway/test-harness";
 import { ProxyAgent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -24,10 +25,13 @@ import {
 
 const BEARER_KEY = "sk-system-bearer-4f1c9e0a7d";
 const HEADER_KEY = "hdr-system-key-83b2d6";
+const UNTRUSTED_KEY = "sk-untrusted-upstream-19ad4";
 
 let stack: Stack;
 let secureApi: RecordingUpstream;
 let plainApi: RecordingUpstream;
+/** HTTPS with a certificate from a CA outside `gateway.upstream_ca_path`. */
+let untrustedApi: RecordingUpstream;
 let session: StartedSession;
 let gatewayCaPem: string;
 
@@ -36,11 +40,15 @@ beforeAll(async () => {
   gatewayCaPem = await readFile(stack.gatewayCaPath, "utf8");
   secureApi = await startRecordingUpstream(stack.upstreamCa);
   plainApi = await startRecordingUpstream();
+  untrustedApi = await startRecordingUpstream(
+    await createTestCa({ commonName: "A CA the gateway does not trust" }),
+  );
   await createHttpApiTarget(stack, "secure-api", { baseUrl: `${secureApi.url}/v1` });
   await createHttpApiTarget(stack, "plain-api", {
     baseUrl: `${plainApi.url}/v1`,
     auth: { type: "header", name: "X-Api-Key" },
   });
+  await createHttpApiTarget(stack, "untrusted-api", { baseUrl: `${untrustedApi.url}/v1` });
   const org = await createOrganization(stack, "Injection Org");
   const secure = await createApiKeyConnection(stack, org, {
     targetKey: "secure-api",
@@ -50,20 +58,26 @@ beforeAll(async () => {
     targetKey: "plain-api",
     secrets: { apiKey: HEADER_KEY },
   });
+  const untrusted = await createApiKeyConnection(stack, org, {
+    targetKey: "untrusted-api",
+    secrets: { apiKey: UNTRUSTED_KEY },
+  });
   session = await startSessionWith(stack, org, [
     { connectionId: secure, kind: "connector" },
     { connectionId: plain, kind: "connector" },
+    { connectionId: untrusted, kind: "connector" },
   ]);
 });
 
 afterAll(async () => {
-  await Promise.all([secureApi?.close(), plainApi?.close()]);
+  await Promise.all([secureApi?.close(), plainApi?.close(), untrustedApi?.close()]);
   await stack?.close();
 });
 
 function expectNoSecret(text: string): void {
   expect(text).not.toContain(BEARER_KEY);
   expect(text).not.toContain(HEADER_KEY);
+  expect(text).not.toContain(UNTRUSTED_KEY);
 }
 
 describe("curl through the gateway", () => {
@@ -107,6 +121,30 @@ describe("curl through the gateway", () => {
     ]);
     expect(result.exitCode).toBe(60); // CURLE_PEER_FAILED_VERIFICATION
     expect(secureApi.received.length).toBe(before);
+  });
+
+  it("refuses an upstream whose CA is not trusted: 502 upstream_tls_error, the reason in the log", async () => {
+    const result = await curl([
+      "--proxy",
+      session.proxyUrl,
+      "--cacert",
+      stack.gatewayCaPath,
+      `${untrustedApi.url}/v1/models`,
+    ]);
+    expect(result.status).toBe(502);
+    expect(errorCode(result.body)).toBe("upstream_tls_error");
+    expect(untrustedApi.received).toHaveLength(0);
+    expectNoSecret(result.stdout + result.stderr);
+    // The access log line is written after the response: wait for it (bounded).
+    for (let i = 0; i < 100 && !stack.gatewayOutput().includes('"upstream_tls_error"'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const line = stack
+      .gatewayOutput()
+      .split("\n")
+      .find((text) => text.includes('"outcome":"upstream_tls_error"'));
+    expect(line).toContain('"reason":"UNABLE_TO_VERIFY_LEAF_SIGNATURE: ');
+    expectNoSecret(stack.gatewayOutput());
   });
 
   it("reaches a plain-HTTP upstream with the header credential, dropping the client's copies", async () => {

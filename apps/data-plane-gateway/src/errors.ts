@@ -11,6 +11,7 @@ export const GATEWAY_ERRORS = {
   misdirected_request: 421,
   credential_unavailable: 502,
   upstream_unreachable: 502,
+  upstream_tls_error: 502,
   control_plane_unavailable: 502,
   upstream_timeout: 504,
   rate_limited: 429,

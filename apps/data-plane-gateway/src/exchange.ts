@@ -108,6 +108,7 @@ function newRecord(kind: ExchangeRecord["kind"], req: IncomingMessage): Exchange
     bytesIn: 0,
     bytesOut: 0,
     outcome: "",
+    reason: undefined,
   };
 }
 
@@ -221,6 +222,7 @@ export function createExchange(stages: ExchangeStages): Exchange {
       rec.outcome = result.outcome;
       rec.bytesIn = result.bytesIn;
       rec.bytesOut = result.bytesOut;
+      if ("reason" in result) rec.reason = result.reason;
     } catch (error) {
       const failure = asGatewayError(error);
       if (failure.code === "internal_error") {

@@ -1,4 +1,9 @@
-import { type KeywayConfig, readSettingFile, requireSetting } from "@keyway/config";
+import {
+  type KeywayConfig,
+  readCertificateBundle,
+  readSettingFile,
+  requireSetting,
+} from "@keyway/config";
 import { createSessionTokenVerifier, parsePrivateKey } from "@keyway/crypto";
 import { createLeafIssuer } from "@keyway/x509";
 import { createRemoteJWKSet } from "jose";
@@ -9,7 +14,9 @@ import { createLogger } from "./logger";
 
 /**
  * Everything `createGateway` needs, built from the loaded configuration: the gateway identity
- * towards the control plane, the control plane's session JWKS, and the deployment CA.
+ * towards the control plane, the control plane's session JWKS, the deployment CA, and the extra
+ * CAs trusted for upstreams. Files are read here, at start, so a missing or wrong one is a config
+ * error naming its key rather than a failure on some later request.
  */
 export async function gatewayDepsFromConfig(
   config: KeywayConfig,
@@ -55,6 +62,10 @@ export async function gatewayDepsFromConfig(
     readSettingFile(gateway.ca_key_path, "gateway.ca_key_path"),
   ]);
   const issueLeaf = await createLeafIssuer({ certPem, keyPem }, { clock });
+  const upstreamCa =
+    gateway.upstream_ca_path === undefined
+      ? undefined
+      : await readCertificateBundle(gateway.upstream_ca_path, "gateway.upstream_ca_path");
 
   return {
     controlPlane,
@@ -79,6 +90,7 @@ export async function gatewayDepsFromConfig(
         headersTimeoutMs: gateway.timeouts.headers_ms,
         bodyIdleTimeoutMs: gateway.timeouts.body_idle_ms,
         maxRetries: gateway.retries.max_retries,
+        ...(upstreamCa === undefined ? {} : { ca: upstreamCa }),
       },
       rateLimit:
         gateway.rate_limit.requests_per_second > 0

@@ -8,7 +8,10 @@ export interface GatewayMetrics {
   duration: Histogram;
   /** Labels: result (`hit` | `miss`). */
   credentialCache: Counter;
-  /** Labels: route, code (`upstream_unreachable`, `upstream_timeout`, `upstream_reset`). */
+  /**
+   * Labels: route, code (`upstream_unreachable`, `upstream_tls_error`, `upstream_timeout`,
+   * `upstream_reset`).
+   */
   upstreamErrors: Counter;
   /** Labels: mode (`intercepted` | `spliced` | `refused`). */
   tunnels: Counter;

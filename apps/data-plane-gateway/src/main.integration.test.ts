@@ -121,3 +121,22 @@ it("starts from its config file, proxies with injection, and exits cleanly on SI
   const [code] = await once(child, "exit");
   expect(code).toBe(0);
 });
+
+it("refuses to start when gateway.upstream_ca_path names a missing file, naming the key", async () => {
+  const missing = join(dir, "no-such-bundle.pem");
+  const refused = spawn(process.execPath, ["--import", "tsx", join(here, "main.ts")], {
+    env: {
+      ...process.env,
+      KEYWAY_CONFIG: join(dir, "keyway.toml"),
+      KEYWAY_GATEWAY__UPSTREAM_CA_PATH: missing,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  refused.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString("utf8");
+  });
+  const [code] = await once(refused, "exit");
+  expect(code).toBe(1);
+  expect(stderr).toContain(`config error: gateway.upstream_ca_path: ${missing}: file not found`);
+});

@@ -7,7 +7,6 @@ import {
 import { request as httpsRequest } from "node:https";
 import { isIP, Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { rootCertificates } from "node:tls";
 import { GatewayError } from "./errors";
 import {
   type ForwardResult,
@@ -16,6 +15,7 @@ import {
   type UpstreamObserver,
 } from "./pipeline/forward";
 import { sendError } from "./responses";
+import { upstreamSecureContext, upstreamTlsError, upstreamTlsFailureReason } from "./upstream-tls";
 
 /**
  * WebSocket upgrades (SPEC §7 "WebSocket upgrades work on routes"). An `Upgrade` request reaches
@@ -34,7 +34,7 @@ export interface WebSocketRelaySettings {
   headersTimeoutMs: number;
   /** An upgraded connection silent this long in both directions is closed. */
   idleTimeoutMs: number;
-  /** Extra CA certificates (PEM) trusted for `wss` upstreams, besides the system's. */
+  /** Extra CA certificates (PEM) for `wss` upstreams, added to the system's (`upstream-tls.ts`). */
   ca?: readonly string[];
   /** Registers the client socket under its session, so revoking the session closes it. */
   track?: (sessionId: string, socket: Duplex) => void;
@@ -124,9 +124,7 @@ function handshakeHead(upstreamRes: IncomingMessage): string {
 const TIMED_OUT = new Error("upstream handshake timed out");
 
 export function createWebSocketRelay(settings: WebSocketRelaySettings): RelayWebSocket {
-  // `ca` replaces Node's default roots: keep the system's, as the description promises.
-  const ca =
-    settings.ca && settings.ca.length > 0 ? [...rootCertificates, ...settings.ca] : undefined;
+  const secureContext = upstreamSecureContext(settings.ca);
 
   return function relayWebSocket(req, res, target, observer, sessionId) {
     return new Promise<ForwardResult>((settle) => {
@@ -147,7 +145,7 @@ export function createWebSocketRelay(settings: WebSocketRelaySettings): RelayWeb
         ? httpsRequest({
             ...options,
             ...(isIP(hostname) === 0 ? { servername: hostname } : {}),
-            ...(ca ? { ca } : {}),
+            ...(secureContext ? { secureContext } : {}),
           })
         : httpRequest(options);
 
@@ -155,10 +153,10 @@ export function createWebSocketRelay(settings: WebSocketRelaySettings): RelayWeb
       let finished = false;
       let bytesIn = 0;
       let bytesOut = 0;
-      const finish = (status: number, outcome: ForwardResult["outcome"]) => {
+      const finish = (status: number, outcome: ForwardResult["outcome"], reason?: string) => {
         if (finished) return;
         finished = true;
-        settle({ status, outcome, bytesIn, bytesOut });
+        settle({ status, outcome, bytesIn, bytesOut, reason });
       };
 
       let timer = setTimeout(() => upstreamReq.destroy(TIMED_OUT), settings.connectTimeoutMs);
@@ -186,15 +184,19 @@ export function createWebSocketRelay(settings: WebSocketRelaySettings): RelayWeb
           finish(0, "client_aborted");
           return;
         }
-        observer?.upstreamFailed();
+        // As in the forward stage: a TLS failure is not counted against the upstream's health.
+        const tlsReason = upstreamTlsFailureReason(error);
+        if (tlsReason === null) observer?.upstreamFailed();
         const failure =
           error === TIMED_OUT
             ? new GatewayError("upstream_timeout", "the upstream did not answer in time")
-            : new GatewayError("upstream_unreachable", "the upstream could not be reached", {
-                cause: error,
-              });
+            : tlsReason !== null
+              ? upstreamTlsError(error)
+              : new GatewayError("upstream_unreachable", "the upstream could not be reached", {
+                  cause: error,
+                });
         sendError(res, failure);
-        finish(failure.status, failure.code);
+        finish(failure.status, failure.code, tlsReason ?? undefined);
       });
 
       // Refused (or any non-101 answer): relayed as an ordinary response, then the socket closes.

@@ -130,6 +130,7 @@ const configInput: fc.Arbitrary<KeywayConfigInput> = fc.record(
         control_plane_url: httpUrl,
         ca_cert_path: absolutePath,
         ca_key_path: absolutePath,
+        upstream_ca_path: absolutePath,
         egress: fc.record(
           {
             default_policy: fc.constantFrom("allow", "deny"),

@@ -315,6 +315,7 @@ public_jwk = { kty = "OKP", crv = "Ed25519", x = "${pair.publicJwk.x}" }
 data_dir = "pg"
 [gateway]
 ca_cert_path = "/etc/keyway/ca.pem"
+upstream_ca_path = "trust/internal-cas.pem"
 [gateway.identity]
 gateway_id = "gw-1"
 private_key_path = "keys/gw.pem"
@@ -322,6 +323,7 @@ private_key_path = "keys/gw.pem"
     const config = await loadConfig({ path, env: {} });
     expect(config.database.embedded.data_dir).toBe(join(dir, "pg"));
     expect(config.gateway.ca_cert_path).toBe("/etc/keyway/ca.pem");
+    expect(config.gateway.upstream_ca_path).toBe(join(dir, "trust/internal-cas.pem"));
     expect(config.gateway.identity?.private_key_path).toBe(join(dir, "keys/gw.pem"));
   });
 });

@@ -24,7 +24,8 @@ export interface LoadConfigOptions {
 /**
  * Reads `keyway.toml`, applies `KEYWAY_*` overrides, validates, and resolves relative paths
  * (`database.embedded.data_dir`, `gateway.ca_cert_path`, `gateway.ca_key_path`,
- * `gateway.identity.private_key_path`) against the config file's directory.
+ * `gateway.upstream_ca_path`, `gateway.identity.private_key_path`) against the config file's
+ * directory.
  * Throws `ConfigError` listing every problem, each naming its key.
  */
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<KeywayConfig> {
@@ -111,6 +112,9 @@ function resolvePaths(config: KeywayConfig, baseDir: string): KeywayConfig {
       ...config.gateway,
       ca_cert_path: resolve(baseDir, config.gateway.ca_cert_path),
       ca_key_path: resolve(baseDir, config.gateway.ca_key_path),
+      ...(config.gateway.upstream_ca_path === undefined
+        ? {}
+        : { upstream_ca_path: resolve(baseDir, config.gateway.upstream_ca_path) }),
       identity:
         identity?.private_key_path === undefined
           ? identity

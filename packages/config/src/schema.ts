@@ -163,6 +163,11 @@ export const gatewaySchema = z
     control_plane_url: baseUrl.optional(),
     ca_cert_path: nonEmpty.default(".keyway/gateway-ca.pem"),
     ca_key_path: nonEmpty.default(".keyway/gateway-ca-key.pem"),
+    /**
+     * PEM bundle of CA certificates trusted for HTTPS/WSS upstreams on top of the system roots
+     * (private GHES, internal APIs).
+     */
+    upstream_ca_path: nonEmpty.optional(),
     egress: z
       .strictObject({
         /** For hosts that no route of the session's plan names. */

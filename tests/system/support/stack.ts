@@ -24,8 +24,9 @@ import { bundlePath } from "../../../scripts/build";
  * The platform as system tests run it: a development config written by the same helper
  * `pnpm start` uses, the real control plane in this process on its own PostgreSQL database, and
  * the real gateway as a separate process (`apps/data-plane-gateway/src/main.ts`) reading the same
- * config file. The gateway trusts `upstreamCa` (NODE_EXTRA_CA_CERTS), which issues the
- * certificates of local HTTPS upstreams; clients trust the deployment's gateway CA.
+ * config file. The gateway trusts `upstreamCa` (`gateway.upstream_ca_path`, on top of the system
+ * roots), which issues the certificates of local HTTPS upstreams; clients trust the deployment's
+ * gateway CA.
  */
 export interface Stack {
   dir: string;
@@ -105,6 +106,7 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   const shared = {
     ...options.env,
+    KEYWAY_GATEWAY__UPSTREAM_CA_PATH: upstreamCaPath,
     KEYWAY_API__PORT: String(apiPort),
     KEYWAY_API__PUBLIC_URL: apiUrl,
   };
@@ -140,7 +142,6 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
         ...shared,
         KEYWAY_GATEWAY__PORT: String(ports.proxy),
         KEYWAY_GATEWAY__ADMIN_PORT: String(ports.admin),
-        NODE_EXTRA_CA_CERTS: upstreamCaPath,
       },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -4,6 +4,7 @@ import { GatewayError, type GatewayErrorCode } from "../errors";
 import { HandlerDecorator } from "../handler-decorator";
 import { isRetryableConnectionError, retriesAllowed } from "../resilience/retry-policy";
 import { sendError } from "../responses";
+import { upstreamSecureContext, upstreamTlsError, upstreamTlsFailureReason } from "../upstream-tls";
 
 /**
  * Stage 6 — forward: send the prepared request to its upstream and relay the response (SPEC §7).
@@ -21,7 +22,7 @@ export interface ForwardSettings {
   headersTimeoutMs: number;
   /** Longest silence while the response body streams. */
   bodyIdleTimeoutMs: number;
-  /** Extra CA certificates (PEM) trusted for `https` upstreams, besides the system's. */
+  /** Extra CA certificates (PEM) for `https` upstreams, added to the system roots. */
   ca?: readonly string[];
   /** Idle keep-alive connections are closed after this. Default 60 s. */
   keepAliveTimeoutMs?: number;
@@ -59,6 +60,8 @@ export interface ForwardResult {
   outcome: ForwardOutcome;
   bytesIn: number;
   bytesOut: number;
+  /** Why the upstream failed, for the gateway log only (a TLS failure's code and message). */
+  reason?: string | undefined;
 }
 
 export interface Forward {
@@ -117,6 +120,7 @@ function upstreamFailure(error: Error): GatewayError {
   if (code === "UND_ERR_INVALID_ARG") {
     return new GatewayError("bad_request", "the request cannot be forwarded as sent");
   }
+  if (upstreamTlsFailureReason(error) !== null) return upstreamTlsError(error);
   if (
     code === "UND_ERR_CONNECT_TIMEOUT" ||
     code === "UND_ERR_HEADERS_TIMEOUT" ||
@@ -265,7 +269,14 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
       queueMicrotask(() => this.#sendAgain());
       return;
     }
-    if (!this.#upstreamAnswered && !this.res.headersSent && !isRequestRefused(error)) {
+    // A TLS failure is a verdict on configuration, not on the upstream's health: not counted.
+    const tlsReason = upstreamTlsFailureReason(error);
+    if (
+      !this.#upstreamAnswered &&
+      !this.res.headersSent &&
+      !isRequestRefused(error) &&
+      tlsReason === null
+    ) {
       this.observer?.upstreamFailed();
     }
     if (this.res.headersSent) {
@@ -277,10 +288,10 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     const failure = upstreamFailure(error);
     this.status = failure.status;
     sendError(this.res, failure);
-    this.#finish(failure.code);
+    this.#finish(failure.code, tlsReason ?? undefined);
   }
 
-  #finish(outcome: ForwardOutcome): void {
+  #finish(outcome: ForwardOutcome, reason?: string): void {
     if (this.#awaitingDrain) this.res.off("drain", this.#resume);
     this.res.off("close", this.#onClientClose);
     // undici is done with this exchange: drop what points back into it. A finished relay that
@@ -292,7 +303,13 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#retryDispatcher = null;
     this.#retryOptions = null;
     this.#retryHandler = this;
-    this.settle({ status: this.status, outcome, bytesIn: this.bytesIn, bytesOut: this.bytesOut });
+    this.settle({
+      status: this.status,
+      outcome,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      reason,
+    });
   }
 }
 
@@ -340,9 +357,10 @@ function hasBody(req: IncomingMessage): boolean {
 }
 
 export function createForward(settings: ForwardSettings): Forward {
+  const secureContext = upstreamSecureContext(settings.ca);
   const connect = {
     timeout: settings.connectTimeoutMs,
-    ...(settings.ca && settings.ca.length > 0 ? { ca: [...settings.ca] } : {}),
+    ...(secureContext ? { secureContext } : {}),
   };
   const dispatcherOptions = {
     connect,

@@ -4,7 +4,8 @@ import type { Logger } from "../logger";
 /**
  * Stage 7 — record: one JSON log line and the metrics for each request or tunnel (SPEC §7
  * "Observability"). The record holds ids, counts and codes only: never a token, a credential, a
- * header value or a path (paths and queries may carry secrets of their own).
+ * header value or a path (paths and queries may carry secrets of their own). The one text it may
+ * carry is `reason`, why an upstream's TLS was refused (Node's code and message).
  */
 
 export type ExchangeKind = "http" | "intercepted" | "tunnel";
@@ -27,12 +28,15 @@ export interface ExchangeRecord {
   bytesOut: number;
   /** `forwarded`, `spliced`, `intercepted`, or the error code the request ended with. */
   outcome: string;
+  /** With `upstream_tls_error`: Node's error code and message (`upstream-tls.ts`). */
+  reason?: string | undefined;
 }
 
 export type RecordExchange = (record: ExchangeRecord) => void;
 
 const UPSTREAM_FAILURES: ReadonlySet<string> = new Set([
   "upstream_unreachable",
+  "upstream_tls_error",
   "upstream_timeout",
   "upstream_reset",
 ]);
@@ -89,6 +93,8 @@ export function createRecord(options: { logger: Logger; metrics: GatewayMetrics 
       durationMs: Math.round(durationMs * 100) / 100,
       traceId: record.traceId,
       outcome: record.outcome,
+      // Absent (left out by JSON.stringify) unless an upstream's TLS was refused.
+      reason: record.reason,
     });
   };
 }

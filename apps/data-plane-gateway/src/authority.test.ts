@@ -22,19 +22,44 @@ describe("splitAbsoluteForm", () => {
 });
 
 describe("parseAuthority", () => {
-  it("reads host, port and bracketed IPv6", () => {
-    expect(parseAuthority("api.x.com:443", null)).toEqual({ hostname: "api.x.com", port: 443 });
-    expect(parseAuthority("api.x.com", 80)).toEqual({ hostname: "api.x.com", port: 80 });
-    expect(parseAuthority("[::1]:8443", null)).toEqual({ hostname: "::1", port: 8443 });
+  it("reads the normalized host, the hostname to connect to, and the port", () => {
+    expect(parseAuthority("api.x.com:443", null)).toEqual({
+      host: "api.x.com",
+      hostname: "api.x.com",
+      port: 443,
+    });
+    expect(parseAuthority("Api.X.com", 80)).toEqual({
+      host: "api.x.com",
+      hostname: "api.x.com",
+      port: 80,
+    });
+    expect(parseAuthority("api.x.com:8443", null)).toEqual({
+      host: "api.x.com:8443",
+      hostname: "api.x.com",
+      port: 8443,
+    });
+    expect(parseAuthority("[::1]:8443", null)).toEqual({
+      host: "[::1]:8443",
+      hostname: "::1",
+      port: 8443,
+    });
+    expect(parseAuthority("[::1]", 80)).toEqual({ host: "[::1]", hostname: "::1", port: 80 });
   });
 
-  it("drops one trailing dot, as normalizeHost does: a name and an IPv4 address alike", () => {
-    expect(parseAuthority("api.x.com.:443", null)).toEqual({ hostname: "api.x.com", port: 443 });
-    expect(parseAuthority("127.0.0.1.:8443", null)).toEqual({ hostname: "127.0.0.1", port: 8443 });
-    expect(parseAuthority("Api.X.com.", 80)).toEqual({ hostname: "Api.X.com", port: 80 });
+  it("drops one trailing dot, as the matcher does: a name and an IPv4 address alike", () => {
+    expect(parseAuthority("api.x.com.:443", null)).toEqual({
+      host: "api.x.com",
+      hostname: "api.x.com",
+      port: 443,
+    });
+    expect(parseAuthority("127.0.0.1.:8443", null)).toEqual({
+      host: "127.0.0.1:8443",
+      hostname: "127.0.0.1",
+      port: 8443,
+    });
   });
 
-  it("refuses a missing required port, bad ports and bare IPv6", () => {
+  it("refuses a missing required port, bad ports, bare IPv6 and hosts the matcher refuses", () => {
     for (const bad of [
       "api.x.com",
       "h:0",
@@ -45,6 +70,9 @@ describe("parseAuthority", () => {
       "[::1]x",
       ":80",
       ".:80",
+      "a..b:80",
+      "user@h:80",
+      "h h:80",
     ]) {
       expect(parseAuthority(bad, null), bad).toBeNull();
     }

@@ -1,3 +1,5 @@
+import { normalizeHost } from "@keyway/integrations-core";
+
 /**
  * Request-target parsing the proxy needs before the route matcher sees a request: the authority
  * and path of an absolute-form target (`GET http://host:port/path?q`), and the host and port of an
@@ -41,45 +43,38 @@ export function splitAbsoluteForm(target: string): AbsoluteTarget | null {
   };
 }
 
-export interface HostPort {
+export interface ParsedAuthority {
+  /** Normalized `host[:port]` (`normalizeHost`): what the route matcher and egress policy compare. */
+  host: string;
   /**
-   * Host name or IP literal without brackets, case kept, without a trailing dot: `api.x.com.` and
-   * `127.0.0.1.` name what `api.x.com` and `127.0.0.1` name, as `normalizeHost` reads them too, so
-   * the leaf certificate, the egress check and DNS all see the host the matcher saw.
+   * `host` without port or brackets: the name or address the leaf certificate is issued for, DNS
+   * resolves and the egress check classifies. Derived from `host`, so it is lower-case and has no
+   * trailing dot (`api.x.com.` and `127.0.0.1.` name `api.x.com` and `127.0.0.1`), exactly as the
+   * matcher read it.
    */
   hostname: string;
   port: number;
 }
 
 /**
- * `host`, `host:port` or `[v6]:port`; null when the port is missing-but-required or invalid, or the
- * host is empty once its trailing dot is dropped.
+ * `host`, `host:port` or `[v6]:port`, the one parse of a `CONNECT` or absolute-form authority:
+ * the host is `normalizeHost`'s reading, the port the one given (else `defaultPort`). Null when
+ * `normalizeHost` refuses the host or a required port is missing.
  */
-export function parseAuthority(authority: string, defaultPort: number | null): HostPort | null {
-  let hostname: string;
-  let portText: string | undefined;
-  if (authority.startsWith("[")) {
-    const close = authority.indexOf("]");
-    if (close < 0) return null;
-    hostname = authority.slice(1, close);
-    const rest = authority.slice(close + 1);
-    if (rest !== "") {
-      if (!rest.startsWith(":")) return null;
-      portText = rest.slice(1);
-    }
-  } else {
-    const colon = authority.lastIndexOf(":");
-    if (colon >= 0 && authority.indexOf(":") !== colon) return null;
-    hostname = colon < 0 ? authority : authority.slice(0, colon);
-    portText = colon < 0 ? undefined : authority.slice(colon + 1);
-    if (hostname.endsWith(".")) hostname = hostname.slice(0, -1);
-  }
-  if (hostname === "") return null;
-  if (portText === undefined) {
-    return defaultPort === null ? null : { hostname, port: defaultPort };
-  }
-  if (!/^[0-9]{1,5}$/.test(portText)) return null;
-  const port = Number(portText);
-  if (port < 1 || port > 65535) return null;
-  return { hostname, port };
+export function parseAuthority(
+  authority: string,
+  defaultPort: number | null,
+): ParsedAuthority | null {
+  const host = normalizeHost(authority);
+  if (host === null) return null;
+  // `normalizeHost` checked the shape: a port, if any, follows the last colon after any `]`.
+  const colon = authority.lastIndexOf(":");
+  const hasPort = colon > authority.lastIndexOf("]");
+  const port = hasPort ? Number(authority.slice(colon + 1)) : defaultPort;
+  if (port === null) return null;
+  // The normalized host keeps its port only when it is not a default one.
+  const hostColon = host.lastIndexOf(":");
+  const bare = hostColon > host.lastIndexOf("]") ? host.slice(0, hostColon) : host;
+  const hostname = bare.startsWith("[") ? bare.slice(1, -1) : bare;
+  return { host, hostname, port };
 }

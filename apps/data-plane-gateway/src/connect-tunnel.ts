@@ -3,7 +3,6 @@ import type { IncomingMessage } from "node:http";
 import { connect, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { type SecureContext, TLSSocket } from "node:tls";
-import { normalizeHost } from "@keyway/integrations-core";
 import { parseAuthority } from "./authority";
 import { asGatewayError, GatewayError } from "./errors";
 import type { TunnelContext } from "./exchange";
@@ -137,8 +136,8 @@ export function createConnectHandler(stages: ConnectStages): HandleConnect {
   ): Promise<void> {
     const authority = req.url ?? "";
     const target = parseAuthority(authority, null);
-    const host = normalizeHost(authority);
-    if (target === null || host === null) throw BAD_TARGET;
+    if (target === null) throw BAD_TARGET;
+    const { host } = target;
     rec.host = host;
 
     const session = await authenticate.authenticateSession(req.headers["proxy-authorization"]);
@@ -153,11 +152,7 @@ export function createConnectHandler(stages: ConnectStages): HandleConnect {
       intercept(client, head, { session, plan, authority, host }, secureContext);
       rec.outcome = "intercepted";
     } else {
-      const destination = await stages.authorizeEgress(plan.plan, {
-        host,
-        hostname: target.hostname,
-        port: target.port,
-      });
+      const destination = await stages.authorizeEgress(plan.plan, target);
       await splice(client, head, destination);
       stages.tunnels.track(session.sessionId, client);
       rec.outcome = "spliced";

@@ -162,11 +162,7 @@ export function createExchange(stages: ExchangeStages): Exchange {
     if (inTunnel) throw MISDIRECTED;
     const target = parseAuthority(authority, 80);
     if (target === null) throw BAD_AUTHORITY;
-    const destination = await stages.authorizeEgress(plan.plan, {
-      host: match.host,
-      hostname: target.hostname,
-      port: target.port,
-    });
+    const destination = await stages.authorizeEgress(plan.plan, target);
     const address = destination.family === 6 ? `[${destination.address}]` : destination.address;
     const unmanaged = {
       origin: `http://${address}:${destination.port}`,

@@ -21,7 +21,7 @@ import {
   testPlan,
   testRoute,
 } from "./testing/fixtures";
-import { exchangeRaw, openSocket, proxyAuthorization } from "./testing/raw-client";
+import { exchangeHead, exchangeRaw, openSocket, proxyAuthorization } from "./testing/raw-client";
 import { startTestGateway, type TestGateway } from "./testing/test-gateway";
 import { startWebSocketEchoServer, type WebSocketEchoServer } from "./testing/websocket-peer";
 
@@ -222,28 +222,24 @@ describe("TLS failures by name", () => {
 });
 
 describe("the WebSocket relay", () => {
-  function handshake(gw: TestGateway) {
-    return openSocket(gw.proxyPort).then((socket) =>
-      exchangeRaw(
-        socket,
-        "GET http://wss.example.test/echo HTTP/1.1\r\nHost: wss.example.test\r\n" +
-          `Proxy-Authorization: ${proxyAuthorization(token)}\r\n` +
-          "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
-          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        500,
-      ).then((answer) => {
-        socket.destroy();
-        return answer;
-      }),
-    );
-  }
+  const HANDSHAKE =
+    "GET http://wss.example.test/echo HTTP/1.1\r\nHost: wss.example.test\r\n" +
+    "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
 
   it("trusts the same extra CAs, and refuses an untrusted wss upstream with upstream_tls_error", async () => {
-    const upgraded = await handshake(trusting);
-    expect(upgraded.text).toMatch(/^HTTP\/1\.1 101 /);
+    const auth = `Proxy-Authorization: ${proxyAuthorization(token)}\r\n\r\n`;
+    const upgrading = await openSocket(trusting.proxyPort);
+    const upgraded = await exchangeHead(upgrading, HANDSHAKE + auth);
+    upgrading.destroy();
+    expect(upgraded).toMatch(/^HTTP\/1\.1 101 /);
     expect(wssUpstream.handshakes.at(-1)?.authorization).toBe(`Bearer ${SECRET}`);
 
-    const refused = await handshake(untrusting);
+    // A refused upgrade is answered as a response and the connection closes.
+    const refusing = await openSocket(untrusting.proxyPort);
+    const refused = await exchangeRaw(refusing, HANDSHAKE + auth, 10_000);
+    refusing.destroy();
+    expect(refused.closed).toBe(true);
     expect(refused.text).toMatch(/^HTTP\/1\.1 502 /);
     expect(refused.text).toContain('"code":"upstream_tls_error"');
     expect(lastLine(untrusting, "wss.example.test").reason).toMatch(

@@ -42,15 +42,12 @@ export function exchangeRaw(
   });
 }
 
-/** `CONNECT authority` and, on 200, TLS to `servername` trusting `ca`. */
-export async function openTunnel(options: {
-  port: number;
-  authority: string;
-  proxyAuthorization?: string;
-  tls?: { servername: string; ca: string };
-}): Promise<{ status: number; head: string; socket: Socket | TLSSocket }> {
-  const socket = await openSocket(options.port);
-  const head = await new Promise<string>((resolve) => {
+/**
+ * Sends bytes and resolves with the response head (through its blank line), or with what arrived
+ * before the connection closed. The socket is left paused, so what follows the head stays readable.
+ */
+export function exchangeHead(socket: Socket | TLSSocket, bytes: string): Promise<string> {
+  return new Promise((resolve) => {
     let text = "";
     const onData = (chunk: Buffer) => {
       text += chunk.toString("latin1");
@@ -62,13 +59,26 @@ export async function openTunnel(options: {
     };
     socket.on("data", onData);
     socket.once("close", () => resolve(text));
-    const auth = options.proxyAuthorization
-      ? `Proxy-Authorization: ${options.proxyAuthorization}\r\n`
-      : "";
-    socket.write(
-      `CONNECT ${options.authority} HTTP/1.1\r\nHost: ${options.authority}\r\n${auth}\r\n`,
-    );
+    socket.once("error", () => {});
+    socket.write(bytes);
   });
+}
+
+/** `CONNECT authority` and, on 200, TLS to `servername` trusting `ca`. */
+export async function openTunnel(options: {
+  port: number;
+  authority: string;
+  proxyAuthorization?: string;
+  tls?: { servername: string; ca: string };
+}): Promise<{ status: number; head: string; socket: Socket | TLSSocket }> {
+  const socket = await openSocket(options.port);
+  const auth = options.proxyAuthorization
+    ? `Proxy-Authorization: ${options.proxyAuthorization}\r\n`
+    : "";
+  const head = await exchangeHead(
+    socket,
+    `CONNECT ${options.authority} HTTP/1.1\r\nHost: ${options.authority}\r\n${auth}\r\n`,
+  );
   const status = Number(/^HTTP\/1\.1 ([0-9]{3})/.exec(head)?.[1] ?? 0);
   if (status !== 200 || options.tls === undefined) return { status, head, socket };
   const { servername, ca } = options.tls;

@@ -13,4 +13,5 @@ export * from "./plan-diff";
 export * from "./registry";
 export * from "./routes/index";
 export * from "./target-url";
+export * from "./text";
 export * from "./webhooks/index";

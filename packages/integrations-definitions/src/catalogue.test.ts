@@ -1,4 +1,8 @@
-import { compiledPlanSchema, compilePlanOrThrow } from "@keyway/integrations-core";
+import {
+  compiledPlanSchema,
+  compilePlanOrThrow,
+  toJsonSchemaForm,
+} from "@keyway/integrations-core";
 import { parse as parseToml } from "smol-toml";
 import { describe, expect, it } from "vitest";
 import { catalogue, createCatalogueRegistry } from "./index";
@@ -87,4 +91,89 @@ describe("the v1 catalogue", () => {
       expect(route.credential?.connectionId).toBe(connectionOf.get(route.bindingId));
     }
   });
+
+  it("refuses CR, LF, TAB and spaces in every URL-valued target setting, naming the field", () => {
+    const checked: string[] = [];
+    for (const definition of catalogue) {
+      for (const field of urlFields(toJsonSchemaForm(definition.targetConfigSchema))) {
+        const config = (value: string) =>
+          withField(BASE_TARGET_CONFIG[definition.variantId], field, value);
+        // The clean URL parses, so each refusal below is the characters' doing.
+        expect(definition.targetConfigSchema.safeParse(config(CLEAN_URL)).success).toBe(true);
+        for (const bad of BAD_URLS) {
+          const result = definition.targetConfigSchema.safeParse(config(bad));
+          expect(result.success, `${definition.variantId} ${field} ${JSON.stringify(bad)}`).toBe(
+            false,
+          );
+          expect(result.error?.issues.map((issue) => issue.path.join("."))).toContain(field);
+        }
+        checked.push(`${definition.variantId}.${field}`);
+      }
+    }
+    expect(checked).toEqual(
+      expect.arrayContaining([
+        "http-api.baseUrl",
+        "http-api.mcpServerUrl",
+        "http-api.oauth2.tokenUrl",
+      ]),
+    );
+    expect(checked.length).toBeGreaterThan(15);
+  });
+
+  it("takes multi-line target secrets only where a secret spans lines (PEM keys)", () => {
+    const multiLine: string[] = [];
+    for (const definition of catalogue) {
+      const form = toJsonSchemaForm(definition.targetSecretSchema);
+      for (const field of Object.keys(propertiesOf(form))) {
+        const lines = definition.targetSecretSchema.safeParse({ [field]: "line-one\nline-two" });
+        if (lines.success) multiLine.push(`${definition.variantId}.${field}`);
+      }
+    }
+    expect(multiLine).toEqual([
+      "github-cloud.appPrivateKeyPem",
+      "github-enterprise-server.appPrivateKeyPem",
+    ]);
+  });
 });
+
+const CLEAN_URL = "https://site.example.com/";
+const BAD_URLS = [
+  "https://site.example.com/\r\n",
+  "https://site.example.com/\t",
+  " https://site.example.com/",
+  "https://site.\nexample.com/",
+  "https://site.example.com/\u0000",
+];
+
+/** Smallest valid config per variant (the others parse from `{}`). */
+const BASE_TARGET_CONFIG: Record<string, Record<string, unknown>> = {
+  "github-enterprise-server": { webBaseUrl: "https://ghe.example.com" },
+  "http-api": { baseUrl: "https://api.example.com/v1" },
+};
+
+type JsonNode = Record<string, unknown>;
+
+function propertiesOf(node: unknown): Record<string, JsonNode> {
+  const properties = (node as JsonNode | undefined)?.properties;
+  return (properties ?? {}) as Record<string, JsonNode>;
+}
+
+/** Dotted paths of the `format: uri` fields of a JSON Schema form, through nested objects. */
+function urlFields(node: unknown, prefix = ""): string[] {
+  return Object.entries(propertiesOf(node)).flatMap(([key, child]) => {
+    const path = prefix === "" ? key : `${prefix}.${key}`;
+    return child.format === "uri" ? [path] : urlFields(child, path);
+  });
+}
+
+function withField(base: Record<string, unknown> | undefined, field: string, value: string) {
+  const config: Record<string, unknown> = structuredClone(base ?? {});
+  const keys = field.split(".");
+  let node = config;
+  for (const key of keys.slice(0, -1)) {
+    node[key] ??= {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[keys.at(-1) as string] = value;
+  return config;
+}

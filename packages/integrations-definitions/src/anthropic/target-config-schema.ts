@@ -1,5 +1,5 @@
+import { httpBaseUrlSchema } from "@keyway/integrations-core";
 import { z } from "zod";
-import { httpBaseUrlSchema } from "../shared/http-base-url-schema";
 
 export const ANTHROPIC_DEFAULT_API_BASE_URL = "https://api.anthropic.com";
 

@@ -1,6 +1,11 @@
-import { normalizePathPrefix, routeHostSchema, splitBaseUrl } from "@keyway/integrations-core";
+import {
+  httpBaseUrlSchema,
+  httpUrlSettingSchema,
+  normalizePathPrefix,
+  routeHostSchema,
+  splitBaseUrl,
+} from "@keyway/integrations-core";
 import { z } from "zod";
-import { httpBaseUrlSchema } from "../shared/http-base-url-schema";
 
 /**
  * The Atlassian Rovo MCP Server's Streamable HTTP endpoint. Atlassian retired the older HTTP+SSE
@@ -29,13 +34,11 @@ export const atlassianTargetConfigSchema = z.strictObject({
    * A Cloud site (`https://<site>.atlassian.net`) whose REST APIs API-token connections may call
    * directly. Absent = MCP only.
    */
-  siteUrl: z
-    .url({ protocol: /^https$/ })
-    .refine((value) => {
-      if (!URL.canParse(value)) return true;
-      const url = new URL(value);
-      return url.pathname === "/" && !url.search && !url.hash && !url.username && !url.password;
-    }, "site URL is an origin such as https://example.atlassian.net, without a path")
+  siteUrl: httpUrlSettingSchema({ httpsOnly: true })
+    .refine(
+      (value) => !URL.canParse(value) || new URL(value).pathname === "/",
+      "site URL is an origin such as https://example.atlassian.net, without a path",
+    )
     .refine(isRoutable, routableMessage)
     .optional(),
 });

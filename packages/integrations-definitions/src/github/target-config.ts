@@ -1,4 +1,4 @@
-import { splitBaseUrl, type TargetView } from "@keyway/integrations-core";
+import { httpBaseUrlSchema, splitBaseUrl, type TargetView } from "@keyway/integrations-core";
 import { z } from "zod";
 import type { GitHubTargetSecrets } from "./target-secret-schema";
 
@@ -32,19 +32,13 @@ export type GitHubTargetWithSecrets = TargetView<GitHubTargetConfig> & {
 };
 
 /**
- * An operator-given base URL: http(s), no query, fragment or credentials. Normalized through
- * `URL` (lower-case host, default port dropped) and without a trailing `/`, so derived URLs and
- * workspace source URLs are spelled one way.
+ * An operator-given base URL (`httpBaseUrlSchema`: http(s), no query, fragment, credentials or
+ * control characters). Normalized through `URL` (lower-case host, default port dropped) and
+ * without a trailing `/`, so derived URLs and workspace source URLs are spelled one way.
  */
-export const githubBaseUrlSchema = z
-  .url({ protocol: /^https?$/ })
-  .refine((value) => {
-    // zod runs refinements even after the format check failed; that failure is already reported.
-    if (!URL.canParse(value)) return true;
-    const url = new URL(value);
-    return !url.search && !url.hash && !url.username && !url.password;
-  }, "must be a URL without query, fragment or credentials")
-  .transform((value) => new URL(value).href.replace(/\/+$/, ""));
+export const githubBaseUrlSchema = httpBaseUrlSchema.transform((value) =>
+  new URL(value).href.replace(/\/+$/, ""),
+);
 
 /** GitHub App slugs are lower-case words joined by hyphens (they appear in `/apps/<slug>`). */
 export const githubAppSlugSchema = z

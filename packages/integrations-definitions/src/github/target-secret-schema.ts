@@ -1,6 +1,5 @@
+import { credentialSecretSchema, multiLineSecretSchema } from "@keyway/integrations-core";
 import { z } from "zod";
-
-const secretString = z.string().min(1);
 
 /**
  * Operator-owned GitHub App secrets. Every field is optional on its own because each flow needs a
@@ -19,10 +18,10 @@ export const githubTargetSecretSchema = z.strictObject({
     .regex(/^[0-9]+$/, "app id is the numeric id from the app's settings page")
     .optional(),
   /** The app private key as downloaded from GitHub (PKCS#1 `BEGIN RSA PRIVATE KEY`) or PKCS#8. */
-  appPrivateKeyPem: secretString.optional(),
-  clientId: secretString.optional(),
-  clientSecret: secretString.optional(),
-  webhookSecret: secretString.optional(),
+  appPrivateKeyPem: multiLineSecretSchema.optional(),
+  clientId: credentialSecretSchema.optional(),
+  clientSecret: credentialSecretSchema.optional(),
+  webhookSecret: credentialSecretSchema.optional(),
 });
 
 export type GitHubTargetSecrets = z.infer<typeof githubTargetSecretSchema>;

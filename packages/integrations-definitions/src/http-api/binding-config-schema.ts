@@ -1,4 +1,8 @@
-import { httpMethodSchema, pathPrefixSchema } from "@keyway/integrations-core";
+import {
+  httpMethodSchema,
+  pathPrefixSchema,
+  singleLineTextSchema,
+} from "@keyway/integrations-core";
 import { z } from "zod";
 
 /** Optional narrowing of what one binding may reach; each list must lie within the target's. */
@@ -8,7 +12,7 @@ export const httpApiBindingConfigSchema = z.strictObject({
   /** Methods this binding may use, a subset of the target's allowed methods. */
   methods: z.array(httpMethodSchema).min(1).optional(),
   /** MCP tools the agent may call on the target's MCP server; absent = every tool. */
-  mcpToolAllowlist: z.array(z.string().min(1)).min(1).optional(),
+  mcpToolAllowlist: z.array(singleLineTextSchema.min(1)).min(1).optional(),
 });
 
 export type HttpApiBindingConfig = z.infer<typeof httpApiBindingConfigSchema>;

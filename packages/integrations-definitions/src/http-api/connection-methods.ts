@@ -1,4 +1,4 @@
-import type { ConnectionMethod } from "@keyway/integrations-core";
+import { type ConnectionMethod, singleLineTextSchema } from "@keyway/integrations-core";
 import { z } from "zod";
 
 /**
@@ -8,7 +8,7 @@ import { z } from "zod";
  * own client, which is why both live on the connection and not on the target.
  */
 export const httpApiClientCredentialsConfigSchema = z.strictObject({
-  clientId: z.string().min(1).max(512),
+  clientId: singleLineTextSchema.min(1).max(512),
 });
 
 export type HttpApiClientCredentialsConfig = z.infer<typeof httpApiClientCredentialsConfigSchema>;

@@ -1,15 +1,18 @@
 import {
+  credentialSecretSchema,
   decodeStandardWebhookSecret,
+  httpBaseUrlSchema,
   httpMethodSchema,
+  httpUrlSettingSchema,
   normalizePathPrefix,
   pathHasPrefix,
   pathPrefixSchema,
   routeHostSchema,
   STANDARD_WEBHOOK_SECRET_PREFIX,
+  singleLineTextSchema,
   splitBaseUrl,
 } from "@keyway/integrations-core";
 import { z } from "zod";
-import { httpBaseUrlSchema } from "../shared/http-base-url-schema";
 
 /**
  * Target config of the generic `http-api` connector: everything an operator says about one REST
@@ -77,13 +80,8 @@ export const httpApiAuthSchema = z.discriminatedUnion("type", [
 export type HttpApiAuth = z.infer<typeof httpApiAuthSchema>;
 
 export const httpApiOAuth2Schema = z.strictObject({
-  /** Token endpoint for the client credentials grant (RFC 6749 §4.4). */
-  tokenUrl: z.url({ protocol: /^https?$/ }).refine((value) => {
-    // zod runs refinements even after the format check failed; that failure is already reported.
-    if (!URL.canParse(value)) return true;
-    const url = new URL(value);
-    return !url.username && !url.password && !url.hash;
-  }, "token URL must not carry credentials or a fragment"),
+  /** Token endpoint for the client credentials grant (RFC 6749 §4.4); a query is allowed. */
+  tokenUrl: httpUrlSettingSchema({ query: true }),
   scopes: z
     .array(
       z
@@ -92,7 +90,7 @@ export const httpApiOAuth2Schema = z.strictObject({
     )
     .optional(),
   /** Sent as `audience` (Auth0, Okta and others name the API the token is for this way). */
-  audience: z.string().min(1).optional(),
+  audience: singleLineTextSchema.min(1).optional(),
   /** How the client authenticates at the token endpoint (RFC 6749 §2.3.1): HTTP Basic or form body. */
   clientAuth: z.enum(["basic", "body"]).default("basic"),
 });
@@ -160,8 +158,7 @@ export type HttpApiTargetConfig = z.infer<typeof httpApiTargetConfigSchema>;
 
 export const httpApiTargetSecretSchema = z.strictObject({
   /** `whsec_<base64>` shared with the sender of Standard Webhooks. */
-  webhookSecret: z
-    .string()
+  webhookSecret: credentialSecretSchema
     .refine(
       (secret) => decodeStandardWebhookSecret(secret) !== undefined,
       `webhook secret must be ${STANDARD_WEBHOOK_SECRET_PREFIX} followed by base64 of at least 24 bytes`,

@@ -1,5 +1,5 @@
+import { httpBaseUrlSchema, singleLineTextSchema } from "@keyway/integrations-core";
 import { z } from "zod";
-import { httpBaseUrlSchema } from "../shared/http-base-url-schema";
 
 export const LINEAR_DEFAULT_API_URL = "https://api.linear.app/graphql";
 export const LINEAR_DEFAULT_MCP_URL = "https://mcp.linear.app/mcp";
@@ -26,7 +26,7 @@ export const linearTargetConfigSchema = z.strictObject({
   authorizationUrl: httpBaseUrlSchema.default(LINEAR_DEFAULT_AUTHORIZATION_URL),
   tokenUrl: httpBaseUrlSchema.default(LINEAR_DEFAULT_TOKEN_URL),
   /** OAuth2 application client id; not secret, required only for the OAuth2 method. */
-  clientId: z.string().min(1).optional(),
+  clientId: singleLineTextSchema.min(1).optional(),
   scopes: z
     .array(linearScopeSchema)
     .min(1)

@@ -1,5 +1,5 @@
+import { httpBaseUrlSchema } from "@keyway/integrations-core";
 import { z } from "zod";
-import { httpBaseUrlSchema } from "../shared/http-base-url-schema";
 
 /**
  * Reasoning efforts Codex accepts for `model_reasoning_effort` (its config schema's

@@ -1,5 +1,5 @@
+import { httpBaseUrlSchema, singleLineTextSchema } from "@keyway/integrations-core";
 import { z } from "zod";
-import { httpBaseUrlSchema } from "../shared/http-base-url-schema";
 
 export const SLACK_DEFAULT_API_URL = "https://slack.com/api";
 // docs.slack.dev/authentication/installing-with-oauth
@@ -16,7 +16,7 @@ export const slackTargetConfigSchema = z.strictObject({
   authorizationUrl: httpBaseUrlSchema.default(SLACK_DEFAULT_AUTHORIZATION_URL),
   tokenUrl: httpBaseUrlSchema.default(SLACK_DEFAULT_TOKEN_URL),
   /** Slack app client id; not secret, required only for the OAuth2 method. */
-  clientId: z.string().min(1).optional(),
+  clientId: singleLineTextSchema.min(1).optional(),
   /** Bot token scopes (`scope` on the authorize URL). */
   scopes: z
     .array(slackScopeSchema)

@@ -67,12 +67,22 @@ export const unprocessable = (code: string, message: string, details?: unknown) 
 export const badRequest = (code: string, message: string, issues?: FieldIssue[]) =>
   new DomainError("bad_request", code, message, issues ? { issues } : undefined);
 
-export function zodFieldIssues(error: ZodError): FieldIssue[] {
+/** Zod issues as field issues; `prefix` places them (`path.`, `query.`; body fields have none). */
+export function zodFieldIssues(error: ZodError, prefix = ""): FieldIssue[] {
   return error.issues.map((issue) => ({
-    field: issue.path.map(String).join("."),
-    code: issue.code,
+    field: prefix + issue.path.map(String).join("."),
+    code: fieldIssueCode(issue),
     message: issue.message,
   }));
+}
+
+/**
+ * The code a field issue shows: zod's, or for a custom check the code it names in `params.code`
+ * (the text rules' `invalid_characters`), which says more than `custom`.
+ */
+export function fieldIssueCode(issue: ZodError["issues"][number]): string {
+  if (issue.code === "custom" && typeof issue.params?.code === "string") return issue.params.code;
+  return issue.code;
 }
 
 export interface ErrorBody {

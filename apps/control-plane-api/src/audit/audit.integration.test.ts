@@ -56,8 +56,8 @@ describe("GET /v1/audit", () => {
     const bad = await t.call("GET", "/v1/audit?limit=0&before=abc", acme.admin);
     expect(bad.status).toBe(400);
     expect(bad.body.error.details.issues.map((i: { field: string }) => i.field).sort()).toEqual([
-      "before",
-      "limit",
+      "query.before",
+      "query.limit",
     ]);
     expect((await t.call("GET", "/v1/audit", t.operatorToken)).status).toBe(403);
     expect((await t.call("GET", "/v1/audit", undefined)).status).toBe(401);

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { nameSchema, referenceSchema } from "../text-fields";
 
 export const connectionStatusSchema = z.enum(["active", "error", "revoked"]);
 
@@ -34,8 +35,6 @@ export const connectionSchema = z
 
 export type ConnectionResponse = z.infer<typeof connectionSchema>;
 
-const displayNameSchema = z.string().trim().min(1).max(200);
-
 /** Non-secret connection config; its shape is the connection method's `configSchema`. */
 const connectionConfigSchema = z.record(z.string(), z.unknown());
 
@@ -44,9 +43,9 @@ const secretsSchema = z.record(z.string(), z.string().min(1).max(16_384));
 
 export const createConnectionBody = z
   .strictObject({
-    targetKey: z.string().min(1).max(200),
-    methodId: z.string().min(1).max(200),
-    displayName: displayNameSchema,
+    targetKey: referenceSchema,
+    methodId: referenceSchema,
+    displayName: nameSchema,
     config: connectionConfigSchema.optional(),
     secrets: secretsSchema,
   })
@@ -56,7 +55,7 @@ export type CreateConnectionInput = z.infer<typeof createConnectionBody>;
 
 export const updateConnectionBody = z
   .strictObject({
-    displayName: displayNameSchema.optional(),
+    displayName: nameSchema.optional(),
     config: connectionConfigSchema.optional(),
   })
   .refine((body) => body.displayName !== undefined || body.config !== undefined, {

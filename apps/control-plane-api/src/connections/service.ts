@@ -12,6 +12,8 @@ import {
   type ConnectionView,
   OAuth2Error,
   type TargetView,
+  TEXT_ISSUE_CODE,
+  textViolation,
 } from "@keyway/integrations-core";
 import { and, asc, eq, isNull, type SQL } from "drizzle-orm";
 import { appendAudit } from "../audit/service";
@@ -121,7 +123,13 @@ function methodOf(definition: AnyIntegrationDefinition, methodId: string): Conne
 
 // ----- input checks ---------------------------------------------------------------------------
 
-/** Secret inputs must name exactly the method's secret fields. Issues name fields, not values. */
+/**
+ * Secret inputs must name exactly the method's secret fields, and each value must be a
+ * `credential` text (printable ASCII on one line): every connection secret is sent in HTTP —
+ * injected into a header or query by the gateway, or sent to a token endpoint — where a control
+ * character would be refused (or split the header) only when the secret is first used. Issues
+ * name fields, never values.
+ */
 function secretFieldIssues(
   method: ConnectionMethod,
   secrets: Record<string, string>,
@@ -129,12 +137,18 @@ function secretFieldIssues(
   const expected = method.secretFields ?? [];
   const issues: FieldIssue[] = [];
   for (const field of expected) {
-    if (!Object.hasOwn(secrets, field)) {
+    const value = secrets[field];
+    if (value === undefined || !Object.hasOwn(secrets, field)) {
       issues.push({
         field: `secrets.${field}`,
         code: "missing_secret_field",
         message: `method ${method.id} needs the secret field ${field}`,
       });
+      continue;
+    }
+    const violation = textViolation(value, "credential");
+    if (violation !== undefined) {
+      issues.push({ field: `secrets.${field}`, code: TEXT_ISSUE_CODE, message: violation });
     }
   }
   for (const field of Object.keys(secrets)) {

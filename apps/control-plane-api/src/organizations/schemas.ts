@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { nameSchema } from "../text-fields";
 
 export const organizationSchema = z
   .object({ id: z.string(), name: z.string(), createdAt: z.string() })
@@ -24,13 +25,13 @@ export const createdApiTokenSchema = apiTokenSchema
 
 export const createOrganizationBody = z
   .strictObject({
-    name: z.string().trim().min(1).max(200),
-    adminTokenName: z.string().trim().min(1).max(200).default("initial admin"),
+    name: nameSchema,
+    adminTokenName: nameSchema.default("initial admin"),
   })
   .openapi("CreateOrganization");
 
 export const createApiTokenBody = z
-  .strictObject({ name: z.string().trim().min(1).max(200), role: roleSchema })
+  .strictObject({ name: nameSchema, role: roleSchema })
   .openapi("CreateApiToken");
 
 export const idParams = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) });

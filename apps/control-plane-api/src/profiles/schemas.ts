@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { compiledPlanSchema, routeHostSchema } from "@keyway/integrations-core";
+import { descriptionSchema, nameSchema, referenceSchema } from "../text-fields";
 
 // ----- profiles ----------------------------------------------------------------------------------
 
@@ -16,17 +17,14 @@ export const profileSchema = z
   })
   .openapi("SandboxProfile");
 
-const profileName = z.string().trim().min(1).max(200);
-const profileDescription = z.string().trim().max(2000);
-
 export const createProfileBody = z
-  .strictObject({ name: profileName, description: profileDescription.optional() })
+  .strictObject({ name: nameSchema, description: descriptionSchema.optional() })
   .openapi("CreateSandboxProfile");
 
 export const updateProfileBody = z
   .strictObject({
-    name: profileName.optional(),
-    description: profileDescription.nullable().optional(),
+    name: nameSchema.optional(),
+    description: descriptionSchema.nullable().optional(),
   })
   .refine((body) => body.name !== undefined || body.description !== undefined, {
     message: "give name or description",
@@ -61,7 +59,7 @@ export const bindingKindSchema = z.enum(["agent", "git", "connector"]);
 
 export const bindingInputSchema = z
   .strictObject({
-    connectionId: z.string().min(1).max(200),
+    connectionId: referenceSchema,
     kind: bindingKindSchema,
     /** Checked against the definition's binding config schema when the version is written. */
     config: z.record(z.string(), z.unknown()).default({}),

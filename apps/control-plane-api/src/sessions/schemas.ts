@@ -6,6 +6,7 @@ import {
   planProcessSchema,
   workspaceSourceSchema,
 } from "@keyway/integrations-core";
+import { referenceSchema } from "../text-fields";
 
 export const sessionStatusSchema = z.enum(["active", "revoked", "expired"]);
 
@@ -28,7 +29,7 @@ export const sessionSchema = z
 
 export const startSessionBody = z
   .strictObject({
-    profileId: z.string().min(1).max(200),
+    profileId: referenceSchema,
     /** Profile version to run; default: the profile's latest version. */
     version: z.number().int().min(1).max(2_147_483_647).optional(),
   })

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { descriptionSchema, nameSchema, referenceSchema } from "../text-fields";
 
 /**
  * Shapes of the targets API (SPEC §6.2). Targets are addressed by `targetKey` in URLs: it is the
@@ -15,8 +16,7 @@ export const targetKeySchema = z
   );
 
 const jsonObject = z.record(z.string(), z.unknown());
-const displayText = z.string().trim().min(1).max(200);
-const descriptionText = z.string().trim().min(1).max(2000);
+const descriptionText = descriptionSchema.min(1);
 
 export const fieldIssueSchema = z.object({
   field: z.string(),
@@ -55,8 +55,8 @@ export const operatorTargetSchema = z
 export const createTargetBody = z
   .strictObject({
     targetKey: targetKeySchema,
-    variantId: z.string().min(1).max(100),
-    displayName: displayText.optional(),
+    variantId: referenceSchema,
+    displayName: nameSchema.optional(),
     description: descriptionText.optional(),
     enabled: z.boolean().default(true),
     config: jsonObject.default({}),
@@ -66,7 +66,7 @@ export const createTargetBody = z
 
 export const updateTargetBody = z
   .strictObject({
-    displayName: displayText.nullable().optional(),
+    displayName: nameSchema.nullable().optional(),
     description: descriptionText.nullable().optional(),
     config: jsonObject.optional(),
   })

@@ -1,6 +1,6 @@
 import type { AnyIntegrationDefinition } from "@keyway/integrations-core";
 import type { z } from "zod";
-import type { FieldIssue } from "../errors";
+import { type FieldIssue, fieldIssueCode } from "../errors";
 
 /**
  * Parsing a target's operator-owned config and secrets with its definition's schemas. Stored
@@ -72,7 +72,7 @@ export function fieldIssuesAt(prefix: string, issues: readonly ZodIssue[]): Fiel
         message: "unknown field",
       }));
     }
-    return [{ field: base, code: issue.code, message: issue.message }];
+    return [{ field: base, code: fieldIssueCode(issue), message: issue.message }];
   });
 }
 

@@ -6,6 +6,7 @@ import { authenticateGateway } from "./auth/authenticate-gateway";
 import type { AppDeps } from "./deps";
 import type { AppEnv } from "./env";
 import { DomainError, errorResponse } from "./errors";
+import { errorLogFields } from "./logger";
 import { createRouter } from "./router";
 
 export type ResourceRoutes = (deps: AppDeps) => OpenAPIHono<AppEnv>;
@@ -100,8 +101,7 @@ export function createApp(deps: AppDeps, modules: AppModules): OpenAPIHono<AppEn
     if (!(error instanceof DomainError)) {
       deps.logger.error("unhandled error", {
         requestId: c.get("requestId"),
-        error: error instanceof Error ? error.name : "unknown",
-        message: error instanceof Error ? error.message : String(error),
+        ...errorLogFields(error),
       });
     }
     return errorResponse(error, c);

@@ -65,18 +65,48 @@ describe("GET /v1/audit", () => {
 });
 
 describe("GET /v1/audit/verify", () => {
+  /** Entries of one organization, as its own audit listing shows them. */
+  async function ownEntries(token: string): Promise<number> {
+    return (await t.call("GET", "/v1/audit?limit=500", token)).body.items.length;
+  }
+  async function allEntries(): Promise<number> {
+    const [row] = await t.deps.database.sql<
+      { n: number }[]
+    >`select count(*)::int as n from audit_log`;
+    return row!.n;
+  }
+
   it("is for organization admins and operators", async () => {
     expect((await t.call("GET", "/v1/audit/verify", acme.viewer)).status).toBe(403);
     expect((await t.call("GET", "/v1/audit/verify", acme.member)).status).toBe(403);
     const admin = await t.call("GET", "/v1/audit/verify", acme.admin);
     expect(admin.status).toBe(200);
-    expect(admin.body.ok).toBe(true);
-    expect(admin.body.checkedEntries).toBeGreaterThanOrEqual(6);
-    expect(admin.body.firstInvalid).toBeUndefined();
-    expect((await t.call("GET", "/v1/audit/verify", t.operatorToken)).body.ok).toBe(true);
+    expect(admin.body).toEqual({
+      scope: "organization",
+      ok: true,
+      checkedEntries: await ownEntries(acme.viewer),
+    });
+    const operator = await t.call("GET", "/v1/audit/verify", t.operatorToken);
+    expect(operator.body).toEqual({
+      scope: "deployment",
+      ok: true,
+      checkedEntries: await allEntries(),
+    });
   });
 
-  it("detects a tampered row by its seq, showing which only to its organization and operators", async () => {
+  it("shows an organization figures for its own entries only, never the others' activity", async () => {
+    const before = (await t.call("GET", "/v1/audit/verify", acme.admin)).body.checkedEntries;
+    for (const name of ["one", "two", "three"]) {
+      await t.call("POST", "/v1/api-tokens", globex.admin, { name, role: "viewer" });
+    }
+    const acmeAfter = await t.call("GET", "/v1/audit/verify", acme.admin);
+    expect(acmeAfter.body.checkedEntries).toBe(before);
+    const globexAfter = await t.call("GET", "/v1/audit/verify", globex.admin);
+    expect(globexAfter.body.checkedEntries).toBe(await ownEntries(globex.viewer));
+    expect(globexAfter.body.checkedEntries).toBeLessThan(await allEntries());
+  });
+
+  it("detects a tampered row by its seq, telling only its organization and operators", async () => {
     const sql = t.deps.database.sql;
     const [target] = await sql<{ seq: string; id: string; details: unknown }[]>`
       select seq, id, details from audit_log
@@ -87,16 +117,24 @@ describe("GET /v1/audit/verify", () => {
     try {
       const operator = await t.call("GET", "/v1/audit/verify", t.operatorToken);
       expect(operator.body).toMatchObject({
+        scope: "deployment",
         ok: false,
         firstInvalid: { seq, id: target!.id, reason: "hash_mismatch" },
       });
       expect(operator.body.checkedEntries).toBeLessThan(seq);
       const owner = await t.call("GET", "/v1/audit/verify", acme.admin);
-      expect(owner.body.firstInvalid).toEqual({ seq, id: target!.id, reason: "hash_mismatch" });
+      expect(owner.body).toMatchObject({
+        scope: "organization",
+        ok: false,
+        firstInvalid: { seq, id: target!.id, reason: "hash_mismatch" },
+      });
+      // Globex's own entries still verify; it learns nothing about Acme's.
       const stranger = await t.call("GET", "/v1/audit/verify", globex.admin);
-      expect(stranger.body).toMatchObject({ ok: false, firstInvalid: { reason: "hash_mismatch" } });
-      expect(stranger.body.firstInvalid.seq).toBeUndefined();
-      expect(stranger.body.firstInvalid.id).toBeUndefined();
+      expect(stranger.body).toEqual({
+        scope: "organization",
+        ok: true,
+        checkedEntries: await ownEntries(globex.viewer),
+      });
     } finally {
       await sql`update audit_log set details = ${JSON.stringify(target!.details)}::jsonb where seq = ${seq}`;
     }
@@ -105,15 +143,23 @@ describe("GET /v1/audit/verify", () => {
 
   it("detects a deleted row as a broken link at the entry after it", async () => {
     const sql = t.deps.database.sql;
-    const rows = await sql<{ seq: string }[]>`select seq from audit_log order by seq`;
+    const rows = await sql<{ seq: string; organization_id: string | null }[]>`
+      select seq, organization_id from audit_log order by seq`;
     const victim = Number(rows[2]!.seq);
-    const next = Number(rows[3]!.seq);
+    const next = rows[3]!;
     await sql`delete from audit_log where seq = ${victim}`;
     const result = await t.call("GET", "/v1/audit/verify", t.operatorToken);
     expect(result.body).toMatchObject({
       ok: false,
       checkedEntries: 2,
-      firstInvalid: { seq: next, reason: "broken_link" },
+      firstInvalid: { seq: Number(next.seq), reason: "broken_link" },
     });
+    // The organization owning the next entry sees its entry's broken link; the other does not.
+    const [owner, other] = next.organization_id === acme.id ? [acme, globex] : [globex, acme];
+    expect((await t.call("GET", "/v1/audit/verify", owner.admin)).body).toMatchObject({
+      ok: false,
+      firstInvalid: { seq: Number(next.seq), reason: "broken_link" },
+    });
+    expect((await t.call("GET", "/v1/audit/verify", other.admin)).body.ok).toBe(true);
   });
 });

@@ -43,17 +43,21 @@ export const auditPageSchema = z
 
 export const auditVerificationSchema = z
   .object({
+    scope: z
+      .enum(["deployment", "organization"])
+      .describe("`deployment` for operators (the whole chain), `organization` for its own entries"),
     ok: z.boolean(),
-    checkedEntries: z.number().int(),
+    checkedEntries: z
+      .number()
+      .int()
+      .describe("entries in scope verified (before the first invalid one, if any)"),
     firstInvalid: z
       .object({
         reason: z.enum(["hash_mismatch", "broken_link"]),
-        seq: z.number().int().optional(),
-        id: z.string().optional(),
+        seq: z.number().int(),
+        id: z.string(),
       })
       .optional()
-      .describe(
-        "The first entry that fails; `seq` and `id` only for operators or the caller's own organization's entry",
-      ),
+      .describe("the first entry in scope that fails"),
   })
   .openapi("AuditVerification");

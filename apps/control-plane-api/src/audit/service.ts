@@ -75,13 +75,29 @@ export async function appendAudit(
 
 export interface AuditVerification {
   ok: boolean;
+  /** Entries checked (in scope) before the first invalid one, or all of them. */
   checkedEntries: number;
-  /** First entry whose hash or link does not hold. */
+  /** First entry (in scope) whose hash or link does not hold. */
   firstInvalid?: { seq: number; id: string; reason: "hash_mismatch" | "broken_link" };
 }
 
-/** Walks the whole chain in order, in pages, recomputing every hash. */
-export async function verifyAuditChain(db: Database, pageSize = 1000): Promise<AuditVerification> {
+/**
+ * Walks the chain in order, in pages, recomputing every hash and checking every link.
+ *
+ * Without `organizationId`: the whole chain (operators, `keyway audit verify`), stopping at its
+ * first invalid entry. With one: the same walk — an entry's link is to whatever entry preceded
+ * it, of any organization — but only that organization's entries count and can fail, so an
+ * organization learns about its own entries and nothing of the others (not even how many there
+ * are). Each entry is judged on its own: its stored hash must match its content, and its
+ * `prevHash` the stored hash of the entry before it. A removed entry breaks the link of the next.
+ */
+export async function verifyAuditChain(
+  db: Database,
+  options: { organizationId?: string; pageSize?: number } = {},
+): Promise<AuditVerification> {
+  const pageSize = options.pageSize ?? 1000;
+  const inScope = (row: AuditRow) =>
+    options.organizationId === undefined || row.organizationId === options.organizationId;
   let previous = GENESIS_HASH;
   let afterSeq = 0;
   let checked = 0;
@@ -94,23 +110,24 @@ export async function verifyAuditChain(db: Database, pageSize = 1000): Promise<A
       .limit(pageSize);
     if (rows.length === 0) return { ok: true, checkedEntries: checked };
     for (const row of rows) {
-      if (row.prevHash !== previous) {
-        return {
-          ok: false,
-          checkedEntries: checked,
-          firstInvalid: { seq: row.seq, id: row.id, reason: "broken_link" },
-        };
-      }
-      if (auditEntryHash(row) !== row.hash) {
-        return {
-          ok: false,
-          checkedEntries: checked,
-          firstInvalid: { seq: row.seq, id: row.id, reason: "hash_mismatch" },
-        };
+      const reason =
+        row.prevHash !== previous
+          ? "broken_link"
+          : auditEntryHash(row) !== row.hash
+            ? "hash_mismatch"
+            : undefined;
+      if (inScope(row)) {
+        if (reason !== undefined) {
+          return {
+            ok: false,
+            checkedEntries: checked,
+            firstInvalid: { seq: row.seq, id: row.id, reason },
+          };
+        }
+        checked++;
       }
       previous = row.hash;
       afterSeq = row.seq;
-      checked++;
     }
   }
 }
@@ -131,17 +148,4 @@ export async function listAudit(
     )
     .orderBy(desc(auditLog.seq))
     .limit(options.limit);
-}
-
-/** Organization of an entry, to decide who may see which entry failed verification. */
-export async function auditEntryOrganization(
-  db: Database,
-  seq: number,
-): Promise<string | null | undefined> {
-  const [row] = await db
-    .select({ organizationId: auditLog.organizationId })
-    .from(auditLog)
-    .where(eq(auditLog.seq, seq))
-    .limit(1);
-  return row?.organizationId;
 }

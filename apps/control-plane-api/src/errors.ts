@@ -1,3 +1,4 @@
+import type { CompileErrorCode } from "@keyway/integrations-core";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ZodError } from "zod";
@@ -34,6 +35,55 @@ const STATUS: Record<ErrorKind, 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 
   unavailable: 503,
 };
 
+/**
+ * Every `error.code` the API answers with, besides the compile error codes of
+ * `@keyway/integrations-core` (`COMPILE_ERROR_CATEGORIES`) that profile and session routes pass
+ * through. One convention for every code, the API's and the gateway's: lower snake_case (SPEC §7
+ * fixes `policy_denied`, `proxy_auth_required`). `docs/errors.md` lists each with its status and
+ * meaning; `error-codes.test.ts` keeps the list, the convention and the document in step.
+ */
+export const API_ERROR_CODES = [
+  // Any route
+  "invalid_request",
+  "unauthorized",
+  "forbidden",
+  "not_found",
+  "payload_too_large",
+  "unsupported_media_type",
+  "internal_error",
+  // Targets
+  "target_key_taken",
+  "unknown_variant",
+  "target_config_invalid",
+  "target_secrets_invalid",
+  // Connections
+  "target_not_found",
+  "target_disabled",
+  "method_not_found",
+  "method_not_supported_here",
+  "connection_revoked",
+  "invalid_connection_config",
+  "credential_not_available",
+  "resources_not_supported",
+  "provider_request_failed",
+  // Profiles and sessions
+  "profile_name_taken",
+  "profile_in_use",
+  "profile_not_found",
+  "profile_version_not_found",
+  "profile_has_no_versions",
+  "session_revoked",
+  "session_expired",
+  // Internal API: credential resolution refusals (`internal/refusals.ts`)
+  "session_not_live",
+  "route_not_in_plan",
+  "route_has_no_credential",
+  "connection_not_active",
+  "credential_unavailable",
+] as const;
+
+export type ApiErrorCode = (typeof API_ERROR_CODES)[number] | CompileErrorCode;
+
 export interface FieldIssue {
   field: string;
   code: string;
@@ -44,7 +94,7 @@ export class DomainError extends Error {
   override readonly name = "DomainError";
   constructor(
     readonly kind: ErrorKind,
-    readonly code: string,
+    readonly code: ApiErrorCode,
     message: string,
     readonly details?: unknown,
   ) {
@@ -60,11 +110,11 @@ export const notFound = (what: string) =>
   new DomainError("not_found", "not_found", `${what} not found`);
 export const forbidden = (message = "your role does not allow this") =>
   new DomainError("forbidden", "forbidden", message);
-export const conflict = (code: string, message: string, details?: unknown) =>
+export const conflict = (code: ApiErrorCode, message: string, details?: unknown) =>
   new DomainError("conflict", code, message, details);
-export const unprocessable = (code: string, message: string, details?: unknown) =>
+export const unprocessable = (code: ApiErrorCode, message: string, details?: unknown) =>
   new DomainError("unprocessable", code, message, details);
-export const badRequest = (code: string, message: string, issues?: FieldIssue[]) =>
+export const badRequest = (code: ApiErrorCode, message: string, issues?: FieldIssue[]) =>
   new DomainError("bad_request", code, message, issues ? { issues } : undefined);
 
 /** Zod issues as field issues; `prefix` places them (`path.`, `query.`; body fields have none). */
@@ -86,7 +136,7 @@ export function fieldIssueCode(issue: ZodError["issues"][number]): string {
 }
 
 export interface ErrorBody {
-  error: { code: string; message: string; details?: unknown; requestId: string };
+  error: { code: ApiErrorCode; message: string; details?: unknown; requestId: string };
 }
 
 /** Maps anything thrown by a handler to the SPEC §6.2 error body; 5xx only for our own faults. */

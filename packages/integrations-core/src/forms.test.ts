@@ -183,7 +183,7 @@ describe("toJsonSchemaForm", () => {
     } catch (error) {
       expect(error).toBeInstanceOf(FormHintError);
       if (error instanceof FormHintError) {
-        expect(error.code).toBe("UNKNOWN_FIELD");
+        expect(error.code).toBe("unknown_field");
         expect(error.path).toBe("auth..header");
       }
     }
@@ -200,7 +200,7 @@ describe("toJsonSchemaForm", () => {
     const shared = z.object({ x: z.string() }).meta({ id: "KeywayFormsTestShared" });
     const schema = z.object({ a: shared, b: shared });
     expect(() => toJsonSchemaForm(schema, { hints: { "a.x": { label: "X" } } })).toThrow(
-      expect.objectContaining({ code: "UNSUPPORTED_REF" }),
+      expect.objectContaining({ code: "unsupported_ref" }),
     );
     // Hinting the referencing field itself is fine.
     const form = toJsonSchemaForm(schema, { hints: { a: { label: "A" } } });

@@ -28,7 +28,7 @@ export type JsonSchemaForm = JsonObject;
 
 export const FORM_UI_KEY = "x-keyway-ui";
 
-export type FormHintErrorCode = "UNKNOWN_FIELD" | "INVALID_HINT" | "UNSUPPORTED_REF";
+export type FormHintErrorCode = "unknown_field" | "invalid_hint" | "unsupported_ref";
 
 /** A hint that cannot be placed: a definition bug, reported when the form is built. */
 export class FormHintError extends Error {
@@ -70,7 +70,7 @@ export function toJsonSchemaForm(
     const parsed = formHintSchema.safeParse(rawHint);
     if (!parsed.success) {
       throw new FormHintError(
-        "INVALID_HINT",
+        "invalid_hint",
         path,
         `form hint "${path}": ${z.prettifyError(parsed.error)}`,
       );
@@ -112,7 +112,7 @@ const BRANCH_KEYWORDS = ["anyOf", "oneOf", "allOf"] as const;
 function resolveField(root: JsonObject, path: string): JsonObject[] {
   const segments = path.split(".");
   if (path === "" || segments.some((s) => s === "")) {
-    throw new FormHintError("UNKNOWN_FIELD", path, `form hint "${path}": empty field path segment`);
+    throw new FormHintError("unknown_field", path, `form hint "${path}": empty field path segment`);
   }
   let nodes: JsonObject[] = [root];
   segments.forEach((segment, index) => {
@@ -121,7 +121,7 @@ function resolveField(root: JsonObject, path: string): JsonObject[] {
     if (next.length === 0) {
       const at = segments.slice(0, index + 1).join(".");
       throw new FormHintError(
-        "UNKNOWN_FIELD",
+        "unknown_field",
         path,
         `form hint "${path}": the schema has no field "${at}"`,
       );
@@ -134,7 +134,7 @@ function resolveField(root: JsonObject, path: string): JsonObject[] {
 function collectProperty(node: JsonObject, key: string, path: string, out: JsonObject[]): void {
   if (typeof node.$ref === "string") {
     throw new FormHintError(
-      "UNSUPPORTED_REF",
+      "unsupported_ref",
       path,
       `form hint "${path}": cannot place a hint inside the referenced schema ${node.$ref}; ` +
         "hint the referencing field or avoid registering the nested schema with an id",

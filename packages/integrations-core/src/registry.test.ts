@@ -27,7 +27,7 @@ describe("IntegrationRegistry", () => {
   it("refuses a duplicate variant id, within one batch or against the registry", () => {
     const registry = createRegistry([restFixtureDefinition]);
     expect(() => registry.register(restFixtureDefinition)).toThrowError(
-      expect.objectContaining({ code: "DUPLICATE_DEFINITION" }),
+      expect.objectContaining({ code: "duplicate_definition" }),
     );
     expect(() =>
       new IntegrationRegistry().registerMany([restFixtureDefinition, restFixtureDefinition]),
@@ -44,7 +44,7 @@ describe("IntegrationRegistry", () => {
       error = e;
     }
     expect(error).toBeInstanceOf(RegistryError);
-    expect(error).toMatchObject({ code: "INVALID_DEFINITION" });
+    expect(error).toMatchObject({ code: "invalid_definition" });
     expect((error as RegistryError).issues).toEqual([
       "variantId must match /^[a-z][a-z0-9-]*$/",
       "connectionMethods must list at least one method",

@@ -2,9 +2,9 @@ import { z } from "zod";
 import type { AnyIntegrationDefinition } from "./definition";
 
 export type RegistryErrorCode =
-  | "DUPLICATE_DEFINITION"
-  | "INVALID_DEFINITION"
-  | "UNKNOWN_DEFINITION";
+  | "duplicate_definition"
+  | "invalid_definition"
+  | "unknown_definition";
 
 export class RegistryError extends Error {
   override readonly name = "RegistryError";
@@ -86,11 +86,11 @@ export class IntegrationRegistry {
       const issues = validateDefinition(definition);
       const label = typeof definition.variantId === "string" ? definition.variantId : "(unnamed)";
       if (issues.length > 0) {
-        throw new RegistryError("INVALID_DEFINITION", `definition ${label} is invalid`, issues);
+        throw new RegistryError("invalid_definition", `definition ${label} is invalid`, issues);
       }
       if (this.#byVariant.has(definition.variantId) || incoming.has(definition.variantId)) {
         throw new RegistryError(
-          "DUPLICATE_DEFINITION",
+          "duplicate_definition",
           `definition ${definition.variantId} is already registered`,
         );
       }
@@ -106,7 +106,7 @@ export class IntegrationRegistry {
 
   require(variantId: string): AnyIntegrationDefinition {
     const definition = this.#byVariant.get(variantId);
-    if (!definition) throw new RegistryError("UNKNOWN_DEFINITION", `no definition ${variantId}`);
+    if (!definition) throw new RegistryError("unknown_definition", `no definition ${variantId}`);
     return definition;
   }
 

@@ -329,20 +329,20 @@ describe("connections", () => {
 
     const missing = await create({ targetKey: "no-such-target", methodId: "api-key" });
     expect(missing.status).toBe(422);
-    expect(missing.body.error.code).toBe("TARGET_NOT_FOUND");
+    expect(missing.body.error.code).toBe("target_not_found");
 
     const disabled = await create({ targetKey: "legacy-api", methodId: "api-key" });
     expect(disabled.status).toBe(422);
-    expect(disabled.body.error.code).toBe("TARGET_DISABLED");
+    expect(disabled.body.error.code).toBe("target_disabled");
 
     const unknownMethod = await create({ targetKey: "openai", methodId: "oauth2" });
     expect(unknownMethod.status).toBe(422);
-    expect(unknownMethod.body.error.code).toBe("METHOD_NOT_FOUND");
+    expect(unknownMethod.body.error.code).toBe("method_not_found");
     expect(unknownMethod.body.error.details.methods).toEqual(["api-key"]);
 
     const oauth = await create({ targetKey: "linear", methodId: "oauth2", secrets: {} });
     expect(oauth.status).toBe(422);
-    expect(oauth.body.error.code).toBe("METHOD_NOT_SUPPORTED_HERE");
+    expect(oauth.body.error.code).toBe("method_not_supported_here");
     expect(oauth.body.error.details).toEqual({
       methodKind: "oauth2-authorization-code",
       flow: "POST /v1/integration/connections/oauth2/start",
@@ -359,7 +359,7 @@ describe("connections", () => {
       secrets: { clientSecret: HTTP_API_KEY },
     });
     expect(clientCredentials.status).toBe(422);
-    expect(clientCredentials.body.error.code).toBe("METHOD_NOT_SUPPORTED_HERE");
+    expect(clientCredentials.body.error.code).toBe("method_not_supported_here");
 
     const after = await t.deps.database.db
       .select({ id: integrationConnections.id })
@@ -477,12 +477,12 @@ describe("connections", () => {
     const unknownKind = await call("GET", `${BASE}/${github.id}/resources/teams`, org.member);
     expect(unknownKind.status).toBe(422);
     expect(unknownKind.body.error).toMatchObject({
-      code: "RESOURCES_NOT_SUPPORTED",
+      code: "resources_not_supported",
       details: { kinds: ["repositories"] },
     });
     const noResources = await call("GET", `${BASE}/${openaiId}/resources/models`, org.member);
     expect(noResources.status).toBe(422);
-    expect(noResources.body.error.code).toBe("RESOURCES_NOT_SUPPORTED");
+    expect(noResources.body.error.code).toBe("resources_not_supported");
 
     server.use(
       http.get("https://api.github.com/user/repos", () =>
@@ -491,7 +491,7 @@ describe("connections", () => {
     );
     const refused = await call("GET", `${BASE}/${github.id}/resources/repositories`, org.member);
     expect(refused.status).toBe(502);
-    expect(refused.body.error.code).toBe("PROVIDER_REQUEST_FAILED");
+    expect(refused.body.error.code).toBe("provider_request_failed");
   });
 
   it("rotates the secret into version 2, supersedes version 1 and publishes credential.rotated", async () => {
@@ -561,7 +561,7 @@ describe("connections", () => {
     try {
       const tested = await call("POST", `${BASE}/${github.id}/test`, org.member);
       expect(tested.status).toBe(422);
-      expect(tested.body.error.code).toBe("TARGET_DISABLED");
+      expect(tested.body.error.code).toBe("target_disabled");
       const listed = await call("GET", `${BASE}/${github.id}/resources/repositories`, org.member);
       expect(listed.status).toBe(422);
     } finally {
@@ -593,7 +593,7 @@ describe("connections", () => {
       await call("PATCH", `${BASE}/${openaiId}`, org.member, { displayName: "again" }),
     ]) {
       expect(attempt.status).toBe(409);
-      expect(attempt.body.error.code).toBe("CONNECTION_REVOKED");
+      expect(attempt.body.error.code).toBe("connection_revoked");
     }
     // Revoking twice is harmless and records nothing new.
     expect((await call("DELETE", `${BASE}/${openaiId}`, org.admin)).status).toBe(204);

@@ -30,11 +30,11 @@ const tags = ["connections"];
 const BASE = "/v1/integration/connections";
 
 const referenceErrors = {
-  409: { description: "The connection is revoked (`CONNECTION_REVOKED`)" },
+  409: { description: "The connection is revoked (`connection_revoked`)" },
   422: {
     description:
-      "A reference is unusable: `TARGET_NOT_FOUND`, `TARGET_DISABLED`, `METHOD_NOT_FOUND`, " +
-      "`METHOD_NOT_SUPPORTED_HERE`, `RESOURCES_NOT_SUPPORTED`, ...",
+      "A reference is unusable: `target_not_found`, `target_disabled`, `method_not_found`, " +
+      "`method_not_supported_here`, `resources_not_supported`, ...",
   },
 } as const;
 
@@ -211,7 +211,7 @@ export function connectionRoutes(deps: AppDeps) {
         200: { description: "Resources the connection reaches", ...json(resourceListSchema) },
         ...errorResponses,
         ...referenceErrors,
-        502: { description: "The provider refused or failed (`PROVIDER_REQUEST_FAILED`)" },
+        502: { description: "The provider refused or failed (`provider_request_failed`)" },
       },
     }),
     async (c) => {

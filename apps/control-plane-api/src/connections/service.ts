@@ -83,7 +83,7 @@ export function credentialValueOf(
 /**
  * The target a connection is made to or used with: it must exist, be enabled and have a valid
  * config. A target is something the request refers to, so a missing one is 422
- * `TARGET_NOT_FOUND` here, not the 404 the targets module gives for its own routes.
+ * `target_not_found` here, not the 404 the targets module gives for its own routes.
  */
 async function usableTarget(deps: ConnectionDeps, ref: TargetRef): Promise<UsableTarget> {
   try {
@@ -91,7 +91,7 @@ async function usableTarget(deps: ConnectionDeps, ref: TargetRef): Promise<Usabl
   } catch (error) {
     if (error instanceof DomainError && error.kind === "not_found") {
       const name = "targetKey" in ref ? ref.targetKey : ref.id;
-      throw unprocessable("TARGET_NOT_FOUND", `no usable target ${name}`);
+      throw unprocessable("target_not_found", `no usable target ${name}`);
     }
     throw error;
   }
@@ -102,7 +102,7 @@ function definitionOf(deps: ConnectionDeps, target: TargetRow): AnyIntegrationDe
   const definition = deps.registry.get(target.variantId);
   if (!definition) {
     throw unprocessable(
-      "TARGET_NOT_FOUND",
+      "target_not_found",
       `target ${target.targetKey} uses ${target.variantId}, which this deployment does not know`,
     );
   }
@@ -113,7 +113,7 @@ function methodOf(definition: AnyIntegrationDefinition, methodId: string): Conne
   const method = definition.connectionMethods.find((m) => m.id === methodId);
   if (!method) {
     throw unprocessable(
-      "METHOD_NOT_FOUND",
+      "method_not_found",
       `${definition.variantId} has no connection method ${methodId}`,
       { methods: definition.connectionMethods.map((m) => m.id) },
     );
@@ -327,7 +327,7 @@ async function loadConnection(
 function requireNotRevoked(connection: ConnectionRow, action: string): void {
   if (connection.status === "revoked") {
     throw conflict(
-      "CONNECTION_REVOKED",
+      "connection_revoked",
       `connection ${connection.id} is revoked; cannot ${action}`,
     );
   }
@@ -352,7 +352,7 @@ export async function createConnection(
   if (method.kind !== "api-key") {
     const flow = FLOW_BY_KIND[method.kind];
     throw unprocessable(
-      "METHOD_NOT_SUPPORTED_HERE",
+      "method_not_supported_here",
       `method ${method.id} is a ${method.kind} method; this endpoint creates API-key connections` +
         (flow ? `, use ${flow}` : ""),
       { methodKind: method.kind, ...(flow ? { flow } : {}) },
@@ -455,7 +455,7 @@ export async function rotateConnectionSecret(
     const method = methodOf(definitionOf(deps, target), connection.methodId);
     if ((method.secretFields ?? []).length === 0) {
       throw unprocessable(
-        "METHOD_NOT_SUPPORTED_HERE",
+        "method_not_supported_here",
         `method ${method.id} has no secret fields to rotate; reconnect through its own flow`,
         { methodKind: method.kind },
       );
@@ -493,7 +493,7 @@ export async function rotateConnectionSecret(
 
 /**
  * Revokes a connection. The row stays (bindings of existing profile versions refer to it, and
- * compiling them must report `CONNECTION_NOT_ACTIVE` rather than a missing row); its credential
+ * compiling them must report `connection_not_active` rather than a missing row); its credential
  * versions are deleted, because a revoked connection is never used again and a secret nobody can
  * use is only a liability. Revoking a revoked connection changes nothing.
  */
@@ -551,7 +551,7 @@ async function usableConnection(
   const config = method.configSchema ? method.configSchema.safeParse(connection.config) : null;
   if (config && !config.success) {
     throw unprocessable(
-      "INVALID_CONNECTION_CONFIG",
+      "invalid_connection_config",
       `connection ${id} has an invalid config; update it first`,
     );
   }
@@ -572,7 +572,7 @@ async function usableConnection(
       const value = current && credentialValueOf(method, current.credential);
       if (value === undefined) {
         throw unprocessable(
-          "CREDENTIAL_NOT_AVAILABLE",
+          "credential_not_available",
           `connection ${id} has no stored credential that can be used directly`,
         );
       }
@@ -632,7 +632,7 @@ export async function listConnectionResources(
   const resources = usable.definition.resources;
   if (!resources?.kinds.includes(kind)) {
     throw unprocessable(
-      "RESOURCES_NOT_SUPPORTED",
+      "resources_not_supported",
       resources
         ? `${usable.definition.variantId} cannot list ${kind}`
         : `${usable.definition.variantId} lists no resources`,
@@ -651,7 +651,7 @@ export async function listConnectionResources(
     return { items: items.map((item) => ({ id: item.id, label: item.label })) };
   } catch (error) {
     if (error instanceof OAuth2Error) {
-      throw new DomainError("bad_gateway", "PROVIDER_REQUEST_FAILED", error.message);
+      throw new DomainError("bad_gateway", "provider_request_failed", error.message);
     }
     throw error;
   }

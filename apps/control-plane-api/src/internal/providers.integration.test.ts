@@ -226,7 +226,7 @@ describe("OAuth2 access tokens", () => {
     // From now on the connection is refused before any provider call.
     const after = await resolve(session.sessionId, routeId);
     expect(after.status).toBe(409);
-    expect(after.body.error.code).toBe("CONNECTION_NOT_ACTIVE");
+    expect(after.body.error.code).toBe("connection_not_active");
   });
 
   it("keeps the connection active when the refresh fails temporarily", async () => {

@@ -9,14 +9,14 @@ import { DomainError, type ErrorKind } from "../errors";
  * credential that cannot produce a value is 502 `credential_unavailable` (SPEC §7, §10).
  */
 export const RESOLUTION_REFUSALS = {
-  SESSION_NOT_LIVE: {
+  session_not_live: {
     kind: "forbidden",
     message: "the session does not exist, was revoked or has expired",
   },
-  ROUTE_NOT_IN_PLAN: { kind: "forbidden", message: "the route is not part of the session's plan" },
-  ROUTE_HAS_NO_CREDENTIAL: { kind: "forbidden", message: "the route needs no credential" },
-  CONNECTION_NOT_ACTIVE: { kind: "conflict", message: "the route's connection is not active" },
-  TARGET_DISABLED: { kind: "conflict", message: "the route's target is disabled" },
+  route_not_in_plan: { kind: "forbidden", message: "the route is not part of the session's plan" },
+  route_has_no_credential: { kind: "forbidden", message: "the route needs no credential" },
+  connection_not_active: { kind: "conflict", message: "the route's connection is not active" },
+  target_disabled: { kind: "conflict", message: "the route's target is disabled" },
   credential_unavailable: {
     kind: "bad_gateway",
     message: "the credential could not be resolved",

@@ -143,20 +143,20 @@ async function resolveChecked(
 ): Promise<ResolvedRouteCredential & { source: Source }> {
   const now = deps.clock.now();
   const session = await selectSession(deps.db, request.sessionId);
-  if (!session) throw refuse("SESSION_NOT_LIVE", "session_not_found");
+  if (!session) throw refuse("session_not_live", "session_not_found");
   facts.organizationId = session.organizationId;
-  if (session.revokedAt !== null) throw refuse("SESSION_NOT_LIVE", "session_revoked");
+  if (session.revokedAt !== null) throw refuse("session_not_live", "session_revoked");
   // Live means what the sessions module says (`sessionStatus`): not revoked, before the hard end.
   // Token expiry is the gateway's check on each sandbox request.
   if (now.getTime() >= session.expiresAt.getTime()) {
-    throw refuse("SESSION_NOT_LIVE", "session_expired");
+    throw refuse("session_not_live", "session_expired");
   }
 
   const plan = await deps.plans.get(deps.db, session.planDigest);
   if (!plan) throw new Error(`plan ${session.planDigest} of session ${session.id} is missing`);
   const route = plan.routes.get(request.routeId);
-  if (!route) throw refuse("ROUTE_NOT_IN_PLAN", "route_not_in_plan");
-  if (!route.credential) throw refuse("ROUTE_HAS_NO_CREDENTIAL", "route_has_no_credential");
+  if (!route) throw refuse("route_not_in_plan", "route_not_in_plan");
+  if (!route.credential) throw refuse("route_has_no_credential", "route_has_no_credential");
   facts.connectionId = route.credential.connectionId;
 
   const row = await selectRouteConnection(deps.db, {
@@ -166,12 +166,12 @@ async function resolveChecked(
   });
   // A plan naming another organization's connection would be a compiler bug; never follow it.
   if (!row || row.connection.organizationId !== session.organizationId) {
-    throw refuse("CONNECTION_NOT_ACTIVE", "connection_not_found");
+    throw refuse("connection_not_active", "connection_not_found");
   }
   if (row.connection.status !== "active") {
-    throw refuse("CONNECTION_NOT_ACTIVE", `connection_${row.connection.status}`);
+    throw refuse("connection_not_active", `connection_${row.connection.status}`);
   }
-  if (!row.target.enabled) throw refuse("TARGET_DISABLED", "target_disabled");
+  if (!row.target.enabled) throw refuse("target_disabled", "target_disabled");
 
   const definition = deps.registry.get(row.target.variantId);
   if (!definition) throw refuse("credential_unavailable", "unknown_definition");

@@ -152,19 +152,19 @@ describe("POST /internal/v1/credentials/resolve", () => {
     const other = await openaiSession();
     const refused = await resolve(mine.sessionId, other.plan.routes[0]!.id);
     expect(refused.status).toBe(403);
-    expect(refused.body.error.code).toBe("ROUTE_NOT_IN_PLAN");
+    expect(refused.body.error.code).toBe("route_not_in_plan");
     expect(refused.text).not.toContain(OPENAI_KEY);
     const [entry] = await auditFor(mine.sessionId);
     expect(entry).toMatchObject({
       action: "credential.refused",
-      details: { reason: "route_not_in_plan", code: "ROUTE_NOT_IN_PLAN" },
+      details: { reason: "route_not_in_plan", code: "route_not_in_plan" },
     });
   });
 
   it("refuses an unknown session, audited without an organization", async () => {
     const refused = await resolve("sess_01JUNKJUNKJUNKJUNKJUNKJUNK", "x.route.0");
     expect(refused.status).toBe(403);
-    expect(refused.body.error.code).toBe("SESSION_NOT_LIVE");
+    expect(refused.body.error.code).toBe("session_not_live");
     const [entry] = await auditFor("sess_01JUNKJUNKJUNKJUNKJUNKJUNK");
     expect(entry).toMatchObject({
       action: "credential.refused",
@@ -181,7 +181,7 @@ describe("POST /internal/v1/credentials/resolve", () => {
       .where(eq(sandboxSessions.id, session.sessionId));
     const refused = await resolve(session.sessionId, session.plan.routes[0]!.id);
     expect(refused.status).toBe(403);
-    expect(refused.body.error.code).toBe("SESSION_NOT_LIVE");
+    expect(refused.body.error.code).toBe("session_not_live");
     expect((await auditFor(session.sessionId))[0]).toMatchObject({
       action: "credential.refused",
       organizationId,
@@ -198,7 +198,7 @@ describe("POST /internal/v1/credentials/resolve", () => {
       clock.advance(24 * 3600 * 1000 + 1000);
       const refused = await resolve(session.sessionId, routeId);
       expect(refused.status).toBe(403);
-      expect(refused.body.error.code).toBe("SESSION_NOT_LIVE");
+      expect(refused.body.error.code).toBe("session_not_live");
     } finally {
       clock.set(start);
     }
@@ -224,7 +224,7 @@ describe("POST /internal/v1/credentials/resolve", () => {
       .where(eq(integrationTargets.id, target.id));
     const refused = await resolve(session.sessionId, session.plan.routes[0]!.id);
     expect(refused.status).toBe(409);
-    expect(refused.body.error.code).toBe("TARGET_DISABLED");
+    expect(refused.body.error.code).toBe("target_disabled");
     expect(refused.text).not.toContain("sk-disabled");
     expect((await auditFor(session.sessionId))[0]).toMatchObject({
       action: "credential.refused",
@@ -247,10 +247,10 @@ describe("POST /internal/v1/credentials/resolve", () => {
         .where(eq(integrationConnections.id, connection.id));
       const refused = await resolve(session.sessionId, session.plan.routes[0]!.id);
       expect(refused.status).toBe(409);
-      expect(refused.body.error.code).toBe("CONNECTION_NOT_ACTIVE");
+      expect(refused.body.error.code).toBe("connection_not_active");
       expect((await auditFor(session.sessionId))[0]).toMatchObject({
         action: "credential.refused",
-        details: { reason: `connection_${status}`, code: "CONNECTION_NOT_ACTIVE" },
+        details: { reason: `connection_${status}`, code: "connection_not_active" },
       });
     }
   });
@@ -264,7 +264,7 @@ describe("POST /internal/v1/credentials/resolve", () => {
       .where(eq(sandboxSessions.id, session.sessionId));
     const refused = await resolve(session.sessionId, session.plan.routes[0]!.id);
     expect(refused.status).toBe(409);
-    expect(refused.body.error.code).toBe("CONNECTION_NOT_ACTIVE");
+    expect(refused.body.error.code).toBe("connection_not_active");
     expect(refused.text).not.toContain(OPENAI_KEY);
   });
 

@@ -121,7 +121,7 @@ describe("sandbox profiles", () => {
     await newProfile("dup");
     const again = await t.call("POST", "/v1/sandbox-profiles", org.admin, { name: "dup" });
     expect(again.status).toBe(409);
-    expect(again.body.error.code).toBe("PROFILE_NAME_TAKEN");
+    expect(again.body.error.code).toBe("profile_name_taken");
     expect(
       (await t.call("POST", "/v1/sandbox-profiles", other.member, { name: "dup" })).status,
     ).toBe(201);
@@ -130,7 +130,7 @@ describe("sandbox profiles", () => {
       name: "dup",
     });
     expect(rename.status).toBe(409);
-    expect(rename.body.error.code).toBe("PROFILE_NAME_TAKEN");
+    expect(rename.body.error.code).toBe("profile_name_taken");
   });
 
   it("answers 400 with field issues for bad bodies and parameters", async () => {
@@ -305,12 +305,12 @@ describe("write-time validation (422, nothing written)", () => {
   it("refuses another organization's connection exactly like a nonexistent one", async () => {
     const foreign = await refused([openaiBinding(otherOrgConn)]);
     const missing = await refused([openaiBinding("conn_01JAAAAAAAAAAAAAAAAAAAAAAA")]);
-    expect(foreign.body.error.code).toBe("CONNECTION_NOT_FOUND");
+    expect(foreign.body.error.code).toBe("connection_not_found");
     const strip = (r: typeof foreign, id: string) =>
       JSON.stringify({ ...r.body.error, requestId: undefined }).replaceAll(id, "<id>");
     expect(strip(foreign, otherOrgConn)).toBe(strip(missing, "conn_01JAAAAAAAAAAAAAAAAAAAAAAA"));
     expect(foreign.body.error.details.issues).toEqual([
-      expect.objectContaining({ field: "bindings.0.connectionId", code: "CONNECTION_NOT_FOUND" }),
+      expect.objectContaining({ field: "bindings.0.connectionId", code: "connection_not_found" }),
     ]);
   });
 
@@ -318,22 +318,22 @@ describe("write-time validation (422, nothing written)", () => {
     const disabledTarget = await insertTarget(t, "openai", { enabled: false });
     const onDisabled = await insertConnection(t, org.id, disabledTarget);
     const disabled = await refused([httpApiBinding(httpConn), openaiBinding(onDisabled)]);
-    expect(disabled.body.error.code).toBe("TARGET_DISABLED");
+    expect(disabled.body.error.code).toBe("target_disabled");
     expect(disabled.body.error.details.errors[0].bindings).toEqual(["bindings.1"]);
     expect(disabled.body.error.details.issues[0].field).toBe("bindings.1.connectionId");
 
     const broken = await insertConnection(t, org.id, openaiTarget, { status: "error" });
     const inactive = await refused([openaiBinding(broken)]);
-    expect(inactive.body.error.code).toBe("CONNECTION_NOT_ACTIVE");
+    expect(inactive.body.error.code).toBe("connection_not_active");
   });
 
-  it("refuses conflicting bindings with ROUTE_CONFLICT naming both", async () => {
+  it("refuses conflicting bindings with route_conflict naming both", async () => {
     const response = await refused([
       httpApiBinding(httpConn),
       openaiBinding(openaiConn),
       httpApiBinding(httpConn2),
     ]);
-    expect(response.body.error.code).toBe("ROUTE_CONFLICT");
+    expect(response.body.error.code).toBe("route_conflict");
     const [error] = response.body.error.details.errors;
     expect(error.bindings).toEqual(["bindings.0", "bindings.2"]);
     expect(error.message).toContain("bindings.0");
@@ -348,19 +348,19 @@ describe("write-time validation (422, nothing written)", () => {
       httpApiBinding(httpConn),
       openaiBinding(openaiConn, { model: 5 }),
     ]);
-    expect(shape.body.error.code).toBe("INVALID_BINDING_CONFIG");
+    expect(shape.body.error.code).toBe("invalid_binding_config");
     expect(shape.body.error.details.issues).toEqual([
       expect.objectContaining({ field: "bindings.1.config.model", code: "invalid_type" }),
     ]);
 
     const rule = await refused([openaiBinding(openaiConn, { model: "gpt-4-unknown" })]);
-    expect(rule.body.error.code).toBe("BINDING_VALIDATION_FAILED");
+    expect(rule.body.error.code).toBe("binding_validation_failed");
     expect(rule.body.error.details.issues).toEqual([
       expect.objectContaining({ field: "bindings.0.config.model", code: "openai.unknown_model" }),
     ]);
 
     const kind = await refused([{ ...openaiBinding(openaiConn), kind: "connector" }]);
-    expect(kind.body.error.code).toBe("KIND_MISMATCH");
+    expect(kind.body.error.code).toBe("kind_mismatch");
     expect(kind.body.error.details.issues[0].field).toBe("bindings.0.kind");
   });
 });
@@ -406,7 +406,7 @@ describe("compile, plan and diff", () => {
     try {
       const plan = await t.call("GET", `/v1/sandbox-profiles/${id}/versions/1/plan`, org.viewer);
       expect(plan.status).toBe(422);
-      expect(plan.body.error.code).toBe("TARGET_DISABLED");
+      expect(plan.body.error.code).toBe("target_disabled");
       const [error] = plan.body.error.details.errors;
       expect(error.bindings).toEqual(["bindings.1"]);
       expect(error.bindingIds).toEqual([created.body.bindings[1].id]);

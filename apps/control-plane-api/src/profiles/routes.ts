@@ -35,7 +35,7 @@ const conflictResponse = { 409: { description: "Conflict (code in `error.code`)"
 const compileErrorResponse = {
   422: {
     description:
-      "The bindings do not compile: `error.code` is the first compile error code (CONNECTION_NOT_FOUND, TARGET_DISABLED, CONNECTION_NOT_ACTIVE, ROUTE_CONFLICT, INVALID_BINDING_CONFIG, ...); `error.details.errors` lists every error with its bindings (`bindings.N`), `error.details.issues` the field-level issues",
+      "The bindings do not compile: `error.code` is the first compile error code (connection_not_found, target_disabled, connection_not_active, route_conflict, invalid_binding_config, ...); `error.details.errors` lists every error with its bindings (`bindings.N`), `error.details.issues` the field-level issues",
   },
 } as const;
 
@@ -135,7 +135,7 @@ export function profileRoutes(deps: AppDeps) {
       tags,
       security,
       description:
-        "Deletes the profile, its versions and its ended sessions. 409 `PROFILE_IN_USE` while live sessions use it.",
+        "Deletes the profile, its versions and its ended sessions. 409 `profile_in_use` while live sessions use it.",
       request: { params: profileParams },
       responses: { 204: { description: "Deleted" }, ...errorResponses, ...conflictResponse },
     }),

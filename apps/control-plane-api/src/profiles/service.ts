@@ -41,7 +41,7 @@ import type { CreateVersionInput } from "./schemas";
  *   compiler's order, and the order bindings are read back in) is the order the caller sent, and
  *   `bindings.N` in error details means the same binding at write time and at compile time.
  * - Connections are looked up only inside the caller's organization: another organization's
- *   connection is indistinguishable from one that does not exist (`CONNECTION_NOT_FOUND`).
+ *   connection is indistinguishable from one that does not exist (`connection_not_found`).
  */
 
 type ProfileRow = typeof sandboxProfiles.$inferSelect;
@@ -86,7 +86,7 @@ function toVersion(row: VersionRow, bindings: readonly BindingRow[]) {
 }
 
 const nameTaken = (name: string) =>
-  conflict("PROFILE_NAME_TAKEN", `a sandbox profile named "${name}" already exists`);
+  conflict("profile_name_taken", `a sandbox profile named "${name}" already exists`);
 
 // ----- profiles ----------------------------------------------------------------------------------
 
@@ -210,7 +210,7 @@ export async function updateProfile(
 }
 
 /**
- * Deletes a profile with its versions and bindings. Refused (409 `PROFILE_IN_USE`) while a live
+ * Deletes a profile with its versions and bindings. Refused (409 `profile_in_use`) while a live
  * session runs one of its versions: revoke those first. Sessions that already ended are removed
  * with the profile (their start and revocation stay in the audit log); compiled plans are
  * content-addressed and may be shared, so they stay.
@@ -239,7 +239,7 @@ export async function deleteProfile(
       .limit(100);
     if (live.length > 0) {
       throw conflict(
-        "PROFILE_IN_USE",
+        "profile_in_use",
         "live sandbox sessions use this profile; revoke them before deleting it",
         { liveSessionIds: live.map((s) => s.id) },
       );
@@ -615,17 +615,17 @@ function bindingLabels(bindings: readonly BindingInput[]): Map<string, string> {
   );
 }
 
-const CONFIG_CODES = new Set(["INVALID_BINDING_CONFIG", "BINDING_VALIDATION_FAILED"]);
+const CONFIG_CODES = new Set(["invalid_binding_config", "binding_validation_failed"]);
 const CONNECTION_FIELD_CODES = new Set([
-  "CONNECTION_NOT_FOUND",
-  "TARGET_NOT_FOUND",
-  "UNKNOWN_DEFINITION",
-  "TARGET_DISABLED",
-  "CONNECTION_NOT_ACTIVE",
-  "UNKNOWN_CONNECTION_METHOD",
-  "INVALID_TARGET_CONFIG",
-  "INVALID_CONNECTION_CONFIG",
-  "TARGET_MISMATCH",
+  "connection_not_found",
+  "target_not_found",
+  "unknown_definition",
+  "target_disabled",
+  "connection_not_active",
+  "unknown_connection_method",
+  "invalid_target_config",
+  "invalid_connection_config",
+  "target_mismatch",
 ]);
 
 /**
@@ -657,7 +657,7 @@ function compileFailure(
           code: issue.code,
           message: relabel(issue.message),
         });
-    } else if (error.code === "KIND_MISMATCH") {
+    } else if (error.code === "kind_mismatch") {
       issues.push({ field: `${first}.kind`, code: error.code, message: relabel(error.message) });
     } else if (CONNECTION_FIELD_CODES.has(error.code)) {
       issues.push({
@@ -690,7 +690,7 @@ function compileFailure(
   const more = details.length > 1 ? ` (+${details.length - 1} more)` : "";
   const prefix = context.version !== undefined ? `version ${context.version}: ` : "";
   return unprocessable(
-    first?.code ?? "INVALID_COMPILE_OUTPUT",
+    first?.code ?? "invalid_compile_output",
     `${prefix}${first?.message ?? "the profile version does not compile"}${more}`,
     {
       errors: details,

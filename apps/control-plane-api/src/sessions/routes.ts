@@ -55,7 +55,7 @@ export function sessionRoutes(deps: AppDeps) {
         ...errorResponses,
         422: {
           description:
-            "PROFILE_NOT_FOUND, PROFILE_VERSION_NOT_FOUND, PROFILE_HAS_NO_VERSIONS, or a compile error code",
+            "profile_not_found, profile_version_not_found, profile_has_no_versions, or a compile error code",
         },
       },
     }),
@@ -117,7 +117,7 @@ export function sessionRoutes(deps: AppDeps) {
       responses: {
         200: { description: "A new token", ...json(refreshedSessionSchema) },
         ...errorResponses,
-        409: { description: "SESSION_REVOKED or SESSION_EXPIRED" },
+        409: { description: "session_revoked or session_expired" },
       },
     }),
     async (c) => {

@@ -102,8 +102,8 @@ const earlier = (a: Date, b: Date) => (a.getTime() <= b.getTime() ? a : b);
  * Starts a session on a profile version (default: the latest). The version is compiled against
  * the current connections and targets, as `GET .../plan` does, so a session never starts on a
  * plan that would no longer compile (422 with the compile codes). Profile and version are body
- * references, so an unknown one, or one of another organization, is a 422 `PROFILE_NOT_FOUND` /
- * `PROFILE_VERSION_NOT_FOUND` (like a binding's unknown connection), not a 404.
+ * references, so an unknown one, or one of another organization, is a 422 `profile_not_found` /
+ * `profile_version_not_found` (like a binding's unknown connection), not a 404.
  */
 export async function startSession(
   deps: SessionDeps,
@@ -123,12 +123,12 @@ export async function startSession(
       )
       .for("share");
     if (!profile) {
-      throw unprocessable("PROFILE_NOT_FOUND", `sandbox profile ${input.profileId} not found`);
+      throw unprocessable("profile_not_found", `sandbox profile ${input.profileId} not found`);
     }
     const number = input.version ?? profile.latestVersion;
     if (number === 0) {
       throw unprocessable(
-        "PROFILE_HAS_NO_VERSIONS",
+        "profile_has_no_versions",
         `sandbox profile ${profile.id} has no versions yet; create one first`,
       );
     }
@@ -144,7 +144,7 @@ export async function startSession(
       );
     if (!version) {
       throw unprocessable(
-        "PROFILE_VERSION_NOT_FOUND",
+        "profile_version_not_found",
         `sandbox profile ${profile.id} has no version ${number}`,
       );
     }
@@ -224,7 +224,7 @@ async function lockSession(tx: Executor, organizationId: string, id: string): Pr
 
 /**
  * A new token for a live session, expiring after the token TTL or at the session's end,
- * whichever comes first. 409 `SESSION_REVOKED` / `SESSION_EXPIRED` otherwise.
+ * whichever comes first. 409 `session_revoked` / `session_expired` otherwise.
  */
 export async function refreshSession(
   deps: SessionDeps,
@@ -234,10 +234,10 @@ export async function refreshSession(
   return deps.db.transaction(async (tx) => {
     const row = await lockSession(tx, principal.organizationId, id);
     const now = deps.clock.now();
-    if (row.revokedAt) throw conflict("SESSION_REVOKED", "the session was revoked");
+    if (row.revokedAt) throw conflict("session_revoked", "the session was revoked");
     // JWT expiry has one-second resolution: less than a second left cannot carry a valid token.
     if (row.expiresAt.getTime() - now.getTime() < 1000) {
-      throw conflict("SESSION_EXPIRED", "the session has reached its maximum lifetime");
+      throw conflict("session_expired", "the session has reached its maximum lifetime");
     }
     const tokenExpiresAt = earlier(
       new Date(now.getTime() + deps.settings.sessionTokenTtlSeconds * 1000),

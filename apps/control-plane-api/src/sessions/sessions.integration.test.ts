@@ -163,16 +163,16 @@ describe("starting a session", () => {
     const before = await countAll(t);
     const foreign = await start({ profileId }, other.member);
     expect(foreign.status).toBe(422);
-    expect(foreign.body.error.code).toBe("PROFILE_NOT_FOUND");
+    expect(foreign.body.error.code).toBe("profile_not_found");
     const missing = await start({ profileId: "prof_01JAAAAAAAAAAAAAAAAAAAAAAA" });
-    expect(missing.body.error.code).toBe("PROFILE_NOT_FOUND");
+    expect(missing.body.error.code).toBe("profile_not_found");
     const noVersion = await start({ profileId, version: 7 });
     expect(noVersion.status).toBe(422);
-    expect(noVersion.body.error.code).toBe("PROFILE_VERSION_NOT_FOUND");
+    expect(noVersion.body.error.code).toBe("profile_version_not_found");
     const empty = await t.call("POST", "/v1/sandbox-profiles", org.member, { name: "empty" });
     const none = await start({ profileId: empty.body.id });
     expect(none.status).toBe(422);
-    expect(none.body.error.code).toBe("PROFILE_HAS_NO_VERSIONS");
+    expect(none.body.error.code).toBe("profile_has_no_versions");
     const after = await countAll(t);
     expect({ ...after, sandbox_profiles: 0, audit_log: 0 }).toEqual({
       ...before,
@@ -192,7 +192,7 @@ describe("starting a session", () => {
     const before = await countAll(t);
     const refused = await start({ profileId: id });
     expect(refused.status).toBe(422);
-    expect(refused.body.error.code).toBe("TARGET_DISABLED");
+    expect(refused.body.error.code).toBe("target_disabled");
     expect(await countAll(t)).toEqual(before);
   });
 });
@@ -227,7 +227,7 @@ describe("reading sessions", () => {
 });
 
 describe("refresh and expiry", () => {
-  it("hands out short tokens until the session's hard end, then refuses with SESSION_EXPIRED", async () => {
+  it("hands out short tokens until the session's hard end, then refuses with session_expired", async () => {
     const started = await start();
     const id = started.body.id;
     clock.advance(600_000);
@@ -253,7 +253,7 @@ describe("refresh and expiry", () => {
     clock.advance(600_000);
     const expired = await t.call("POST", `/v1/sandbox-sessions/${id}/refresh`, org.member);
     expect(expired.status).toBe(409);
-    expect(expired.body.error.code).toBe("SESSION_EXPIRED");
+    expect(expired.body.error.code).toBe("session_expired");
     expect((await t.call("GET", `/v1/sandbox-sessions/${id}`, org.viewer)).body.status).toBe(
       "expired",
     );
@@ -289,7 +289,7 @@ describe("revocation", () => {
     expect(await loadLiveSession(t.deps.database.db, id, clock)).toBeUndefined();
     const refresh = await t.call("POST", `/v1/sandbox-sessions/${id}/refresh`, org.member);
     expect(refresh.status).toBe(409);
-    expect(refresh.body.error.code).toBe("SESSION_REVOKED");
+    expect(refresh.body.error.code).toBe("session_revoked");
 
     // Idempotent: a second revoke succeeds and records nothing new.
     const before = await countAll(t);
@@ -308,7 +308,7 @@ describe("revocation", () => {
     const session = await start({ profileId: id });
     const refused = await t.call("DELETE", `/v1/sandbox-profiles/${id}`, org.admin);
     expect(refused.status).toBe(409);
-    expect(refused.body.error.code).toBe("PROFILE_IN_USE");
+    expect(refused.body.error.code).toBe("profile_in_use");
     expect(refused.body.error.details.liveSessionIds).toEqual([session.body.id]);
     await t.call("DELETE", `/v1/sandbox-sessions/${session.body.id}`, org.member);
     expect((await t.call("DELETE", `/v1/sandbox-profiles/${id}`, org.admin)).status).toBe(204);

@@ -53,7 +53,7 @@ export interface UsableTarget {
 /**
  * Loads a target for use by connections, compilation, credential resolution and webhooks.
  * Throws `not_found` (404) for an unknown target or one whose definition this deployment no longer
- * has, 422 `TARGET_DISABLED` for a disabled one and 422 `TARGET_CONFIG_INVALID` when its stored
+ * has, 422 `target_disabled` for a disabled one and 422 `target_config_invalid` when its stored
  * config does not parse (e.g. after a definition changed); callers that answer differently (a
  * webhook ingest says 404 for disabled targets) catch these by code.
  */
@@ -74,7 +74,7 @@ export async function loadTargetForUse(
   const definition = row ? deps.registry.get(row.variantId) : undefined;
   if (!row || !definition) throw notFound("target");
   if (!row.enabled) {
-    throw unprocessable("TARGET_DISABLED", `target ${row.targetKey} is disabled`, {
+    throw unprocessable("target_disabled", `target ${row.targetKey} is disabled`, {
       targetKey: row.targetKey,
     });
   }
@@ -91,7 +91,7 @@ export async function loadTargetForUse(
       const parsed = parseTargetSecrets(definition, stored);
       if (!parsed.ok) {
         throw unprocessable(
-          "TARGET_SECRETS_INVALID",
+          "target_secrets_invalid",
           `the secrets of target ${row.targetKey} do not satisfy its definition`,
           { issues: fieldIssuesAt("secrets", parsed.issues) },
         );
@@ -103,7 +103,7 @@ export async function loadTargetForUse(
 
 function targetConfigInvalid(targetKey: string, issues: Parameters<typeof fieldIssuesAt>[1]) {
   return unprocessable(
-    "TARGET_CONFIG_INVALID",
+    "target_config_invalid",
     `the config of target ${targetKey} does not satisfy its definition`,
     { issues: fieldIssuesAt("config", issues) },
   );
@@ -180,7 +180,7 @@ export async function getOperatorTarget(
 function requireDefinition(registry: IntegrationRegistry, variantId: string) {
   const definition = registry.get(variantId);
   if (!definition) {
-    throw unprocessable("UNKNOWN_VARIANT", `no integration definition "${variantId}"`, {
+    throw unprocessable("unknown_variant", `no integration definition "${variantId}"`, {
       variantId,
       known: registry.list().map((d) => d.variantId),
     });
@@ -244,7 +244,7 @@ export async function createTarget(
       .onConflictDoNothing({ target: integrationTargets.targetKey })
       .returning();
     if (!inserted) {
-      throw conflict("TARGET_KEY_TAKEN", `a target with key ${input.targetKey} already exists`, {
+      throw conflict("target_key_taken", `a target with key ${input.targetKey} already exists`, {
         targetKey: input.targetKey,
       });
     }
@@ -339,7 +339,7 @@ export async function setTargetEnabled(
       const definition = deps.registry.get(current.variantId);
       if (!definition) {
         throw unprocessable(
-          "UNKNOWN_VARIANT",
+          "unknown_variant",
           `this deployment has no integration definition "${current.variantId}"`,
           { variantId: current.variantId },
         );

@@ -150,14 +150,14 @@ describe("operator targets API", () => {
       variantId: "openai",
     });
     expect(duplicate.status).toBe(409);
-    expect(duplicate.body.error.code).toBe("TARGET_KEY_TAKEN");
+    expect(duplicate.body.error.code).toBe("target_key_taken");
 
     const unknown = await op("POST", "/v1/operator/targets", {
       targetKey: "mystery",
       variantId: "no-such-variant",
     });
     expect(unknown.status).toBe(422);
-    expect(unknown.body.error.code).toBe("UNKNOWN_VARIANT");
+    expect(unknown.body.error.code).toBe("unknown_variant");
 
     const badConfig = await op("POST", "/v1/operator/targets", {
       targetKey: "ghes-broken",
@@ -228,7 +228,7 @@ describe("operator targets API", () => {
   it("enables only targets whose config parses, and publishes enable/disable invalidations", async () => {
     const refused = await op("POST", "/v1/operator/targets/http-api/enable");
     expect(refused.status).toBe(422);
-    expect(refused.body.error.code).toBe("TARGET_CONFIG_INVALID");
+    expect(refused.body.error.code).toBe("target_config_invalid");
     expect(refused.body.error.details.issues.map((i: { field: string }) => i.field)).toContain(
       "config.baseUrl",
     );
@@ -410,7 +410,7 @@ describe("loadTargetForUse", () => {
       kind: "not_found",
     });
     await expect(loadTargetForUse(db, t.deps, { targetKey: "crm-api" })).rejects.toMatchObject({
-      code: "TARGET_DISABLED",
+      code: "target_disabled",
     });
     // A stored config that stopped parsing (e.g. after a definition changed) is not usable.
     await db
@@ -418,7 +418,7 @@ describe("loadTargetForUse", () => {
       .set({ enabled: true })
       .where(eq(integrationTargets.targetKey, "http-api"));
     await expect(loadTargetForUse(db, t.deps, { targetKey: "http-api" })).rejects.toMatchObject({
-      code: "TARGET_CONFIG_INVALID",
+      code: "target_config_invalid",
     });
     const list = await t.call("GET", "/v1/integration/targets", org.viewer);
     expect(list.body.items.map((i: { targetKey: string }) => i.targetKey)).not.toContain(

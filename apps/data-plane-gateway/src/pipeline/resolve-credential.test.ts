@@ -191,7 +191,7 @@ describe("resolveRouteCredential", () => {
     const resolver = createResolveCredential({
       source: {
         resolveCredential: () =>
-          Promise.reject(new ControlPlaneError(403, "SESSION_NOT_LIVE", "session not live")),
+          Promise.reject(new ControlPlaneError(403, "session_not_live", "session not live")),
       },
       clock: { now: () => new Date() },
       invalidations: createInvalidationHub(),

@@ -65,7 +65,7 @@ export function checkBinding(binding: BindingInput, lookups: BindingLookups): Ch
   if (!connection) {
     return fail(
       compileError(
-        "CONNECTION_NOT_FOUND",
+        "connection_not_found",
         [binding.id],
         `binding ${binding.id} refers to unknown connection ${binding.connectionId}`,
       ),
@@ -75,7 +75,7 @@ export function checkBinding(binding: BindingInput, lookups: BindingLookups): Ch
   if (!target) {
     return fail(
       compileError(
-        "TARGET_NOT_FOUND",
+        "target_not_found",
         [binding.id],
         `connection ${connection.id} refers to unknown target ${connection.targetId}`,
       ),
@@ -85,7 +85,7 @@ export function checkBinding(binding: BindingInput, lookups: BindingLookups): Ch
   if (!definition) {
     return fail(
       compileError(
-        "UNKNOWN_DEFINITION",
+        "unknown_definition",
         [binding.id],
         `target ${target.targetKey} uses unknown definition ${target.variantId}`,
       ),
@@ -93,13 +93,13 @@ export function checkBinding(binding: BindingInput, lookups: BindingLookups): Ch
   }
   if (!target.enabled) {
     return fail(
-      compileError("TARGET_DISABLED", [binding.id], `target ${target.targetKey} is disabled`),
+      compileError("target_disabled", [binding.id], `target ${target.targetKey} is disabled`),
     );
   }
   if (connection.status !== "active") {
     return fail(
       compileError(
-        "CONNECTION_NOT_ACTIVE",
+        "connection_not_active",
         [binding.id],
         `connection ${connection.id} is ${connection.status}, not active`,
       ),
@@ -108,7 +108,7 @@ export function checkBinding(binding: BindingInput, lookups: BindingLookups): Ch
   if (binding.kind !== definition.kind) {
     return fail(
       compileError(
-        "KIND_MISMATCH",
+        "kind_mismatch",
         [binding.id],
         `binding ${binding.id} has kind ${binding.kind} but ${definition.variantId} is ${definition.kind}`,
       ),
@@ -118,7 +118,7 @@ export function checkBinding(binding: BindingInput, lookups: BindingLookups): Ch
   if (!method) {
     return fail(
       compileError(
-        "UNKNOWN_CONNECTION_METHOD",
+        "unknown_connection_method",
         [binding.id],
         `connection ${connection.id} uses method ${connection.methodId}, unknown to ${definition.variantId}`,
       ),
@@ -130,7 +130,7 @@ export function checkBinding(binding: BindingInput, lookups: BindingLookups): Ch
   if (!targetConfig.ok) {
     errors.push(
       compileError(
-        "INVALID_TARGET_CONFIG",
+        "invalid_target_config",
         [binding.id],
         `target ${target.targetKey} has an invalid config`,
         targetConfig.issues,
@@ -143,7 +143,7 @@ export function checkBinding(binding: BindingInput, lookups: BindingLookups): Ch
   if (!connectionConfig.success) {
     errors.push(
       compileError(
-        "INVALID_CONNECTION_CONFIG",
+        "invalid_connection_config",
         [binding.id],
         `connection ${connection.id} has an invalid config`,
         zodIssues(connectionConfig.error),
@@ -154,7 +154,7 @@ export function checkBinding(binding: BindingInput, lookups: BindingLookups): Ch
   if (!bindingConfig.success) {
     errors.push(
       compileError(
-        "INVALID_BINDING_CONFIG",
+        "invalid_binding_config",
         [binding.id],
         `binding ${binding.id} has an invalid config`,
         zodIssues(bindingConfig.error),
@@ -182,7 +182,7 @@ export function checkBinding(binding: BindingInput, lookups: BindingLookups): Ch
   if (issues.length > 0) {
     return fail(
       compileError(
-        "BINDING_VALIDATION_FAILED",
+        "binding_validation_failed",
         [binding.id],
         `binding ${binding.id} is not valid for target ${target.targetKey}`,
         issues.map((i) => ({ field: i.field, code: i.code, message: i.message })),

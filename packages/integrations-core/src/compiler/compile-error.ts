@@ -4,25 +4,25 @@
  * in one profile (`conflict`) apart without parsing messages.
  */
 export const COMPILE_ERROR_CATEGORIES = {
-  UNKNOWN_DEFINITION: "reference",
-  TARGET_NOT_FOUND: "reference",
-  CONNECTION_NOT_FOUND: "reference",
-  TARGET_MISMATCH: "reference",
-  TARGET_DISABLED: "reference",
-  CONNECTION_NOT_ACTIVE: "reference",
-  KIND_MISMATCH: "reference",
-  UNKNOWN_CONNECTION_METHOD: "reference",
-  DUPLICATE_BINDING: "shape",
-  INVALID_TARGET_CONFIG: "shape",
-  INVALID_CONNECTION_CONFIG: "shape",
-  INVALID_BINDING_CONFIG: "shape",
-  BINDING_VALIDATION_FAILED: "shape",
-  INVALID_COMPILE_OUTPUT: "shape",
-  ROUTE_CONFLICT: "conflict",
-  MCP_CONFLICT: "conflict",
-  ARTIFACT_CONFLICT: "conflict",
-  RUNTIME_CLIENT_CONFLICT: "conflict",
-  ENV_CONFLICT: "conflict",
+  unknown_definition: "reference",
+  target_not_found: "reference",
+  connection_not_found: "reference",
+  target_mismatch: "reference",
+  target_disabled: "reference",
+  connection_not_active: "reference",
+  kind_mismatch: "reference",
+  unknown_connection_method: "reference",
+  duplicate_binding: "shape",
+  invalid_target_config: "shape",
+  invalid_connection_config: "shape",
+  invalid_binding_config: "shape",
+  binding_validation_failed: "shape",
+  invalid_compile_output: "shape",
+  route_conflict: "conflict",
+  mcp_conflict: "conflict",
+  artifact_conflict: "conflict",
+  runtime_client_conflict: "conflict",
+  env_conflict: "conflict",
 } as const;
 
 export type CompileErrorCode = keyof typeof COMPILE_ERROR_CATEGORIES;
@@ -76,6 +76,6 @@ export class PlanCompileError extends Error {
         ? `${first.code}: ${first.message}${errors.length > 1 ? ` (+${errors.length - 1} more)` : ""}`
         : "plan compile failed",
     );
-    this.code = first?.code ?? "INVALID_COMPILE_OUTPUT";
+    this.code = first?.code ?? "invalid_compile_output";
   }
 }

@@ -86,7 +86,7 @@ describe("compilePlan", () => {
     expect(c.digest).not.toBe(a.digest);
   });
 
-  it("rejects overlapping routes across bindings with ROUTE_CONFLICT naming both", () => {
+  it("rejects overlapping routes across bindings with route_conflict naming both", () => {
     const result = compilePlan(
       input({
         targets: [
@@ -104,7 +104,7 @@ describe("compilePlan", () => {
     if (result.ok) return;
     expect(result.errors).toHaveLength(1);
     expect(result.errors[0]).toMatchObject({
-      code: "ROUTE_CONFLICT",
+      code: "route_conflict",
       category: "conflict",
       bindingIds: ["bind_a", "bind_b"],
     });
@@ -164,14 +164,14 @@ describe("compilePlan", () => {
     expect(result.ok).toBe(false);
     if (result.ok) return;
     expect(result.errors.map((e) => [e.bindingId, e.code, e.category])).toEqual([
-      ["b1", "TARGET_DISABLED", "reference"],
-      ["b2", "CONNECTION_NOT_ACTIVE", "reference"],
-      ["b3", "KIND_MISMATCH", "reference"],
-      ["b4", "CONNECTION_NOT_FOUND", "reference"],
-      ["b5", "INVALID_TARGET_CONFIG", "shape"],
-      ["b6", "INVALID_BINDING_CONFIG", "shape"],
-      ["b7", "BINDING_VALIDATION_FAILED", "shape"],
-      ["b8", "TARGET_NOT_FOUND", "reference"],
+      ["b1", "target_disabled", "reference"],
+      ["b2", "connection_not_active", "reference"],
+      ["b3", "kind_mismatch", "reference"],
+      ["b4", "connection_not_found", "reference"],
+      ["b5", "invalid_target_config", "shape"],
+      ["b6", "invalid_binding_config", "shape"],
+      ["b7", "binding_validation_failed", "shape"],
+      ["b8", "target_not_found", "reference"],
     ]);
     expect(result.errors[4]?.issues?.[0]?.field).toBe("baseUrl");
     expect(result.errors[5]?.issues?.[0]?.field).toBe("methods");
@@ -189,7 +189,7 @@ describe("compilePlan", () => {
     ]);
   });
 
-  it("reports an invalid route produced by a definition as INVALID_COMPILE_OUTPUT", () => {
+  it("reports an invalid route produced by a definition as invalid_compile_output", () => {
     const result = compilePlan(
       input({
         targets: [target("tgt", "rest-fixture", {})],
@@ -198,7 +198,7 @@ describe("compilePlan", () => {
       }),
     );
     expect(result.ok).toBe(false);
-    if (!result.ok) expect(result.errors[0]?.code).toBe("INVALID_COMPILE_OUTPUT");
+    if (!result.ok) expect(result.errors[0]?.code).toBe("invalid_compile_output");
   });
 
   it("refuses a repeated binding id", () => {
@@ -207,7 +207,7 @@ describe("compilePlan", () => {
       bindings: [...twoApis.bindings, binding("bind_a", "conn_a", "connector")],
     });
     expect(result.ok).toBe(false);
-    if (!result.ok) expect(result.errors.map((e) => e.code)).toEqual(["DUPLICATE_BINDING"]);
+    if (!result.ok) expect(result.errors.map((e) => e.code)).toEqual(["duplicate_binding"]);
   });
 
   it("writes every MCP server of the profile into each agent's config file", () => {
@@ -285,13 +285,13 @@ describe("compilePlan", () => {
       return result.ok ? [] : result.errors.map((e) => [e.code, ...e.bindingIds]);
     };
     expect(codes({ mcpServerName: "x" }, { mcpServerName: "x" })).toEqual([
-      ["MCP_CONFLICT", "bind_a", "bind_b"],
+      ["mcp_conflict", "bind_a", "bind_b"],
     ]);
     expect(
       codes({ file: { path: "a.txt", text: "1" } }, { file: { path: "a.txt", text: "2" } }),
-    ).toEqual([["ARTIFACT_CONFLICT", "bind_a", "bind_b"]]);
+    ).toEqual([["artifact_conflict", "bind_a", "bind_b"]]);
     expect(codes({ env: { X: "1" } }, { env: { X: "2" } })).toEqual([
-      ["ENV_CONFLICT", "bind_a", "bind_b"],
+      ["env_conflict", "bind_a", "bind_b"],
     ]);
     expect(codes({ env: { X: "1" } }, { env: { X: "1" } })).toEqual([]);
   });
@@ -311,7 +311,7 @@ describe("compilePlan", () => {
       }),
     );
     expect(result.ok).toBe(false);
-    if (!result.ok) expect(result.errors.map((e) => e.code)).toEqual(["RUNTIME_CLIENT_CONFLICT"]);
+    if (!result.ok) expect(result.errors.map((e) => e.code)).toEqual(["runtime_client_conflict"]);
   });
 
   it("includes a per-profile egress policy, normalised", () => {

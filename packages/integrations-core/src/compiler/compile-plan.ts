@@ -77,7 +77,7 @@ export function compilePlan(input: CompileInput): CompileResult {
     const binding = bindings[i]!;
     if (i > 0 && bindings[i - 1]!.id === binding.id) {
       errors.push(
-        compileError("DUPLICATE_BINDING", [binding.id], `binding ${binding.id} is repeated`),
+        compileError("duplicate_binding", [binding.id], `binding ${binding.id} is repeated`),
       );
       continue;
     }
@@ -94,7 +94,7 @@ export function compilePlan(input: CompileInput): CompileResult {
     } catch (error) {
       errors.push(
         compileError(
-          "INVALID_COMPILE_OUTPUT",
+          "invalid_compile_output",
           [binding.id],
           `definition ${checked.checked.definition.variantId} failed to compile binding ${binding.id}: ${
             error instanceof Error ? error.message : String(error)
@@ -120,7 +120,7 @@ export function compilePlan(input: CompileInput): CompileResult {
       ok: false,
       errors: [
         compileError(
-          "INVALID_COMPILE_OUTPUT",
+          "invalid_compile_output",
           [],
           "compiled plan failed its schema",
           zodIssues(parsed.error),
@@ -166,7 +166,7 @@ function assemble(
   const invalid = (bindingId: string, what: string, issues: ReturnType<typeof zodIssues>) =>
     errors.push(
       compileError(
-        "INVALID_COMPILE_OUTPUT",
+        "invalid_compile_output",
         [bindingId],
         `binding ${bindingId} produced an invalid ${what}`,
         issues,
@@ -197,7 +197,7 @@ function assemble(
       if (owner !== undefined) {
         errors.push(
           compileError(
-            "RUNTIME_CLIENT_CONFLICT",
+            "runtime_client_conflict",
             [owner, bindingId],
             `bindings ${owner} and ${bindingId} both configure runtime client ${client.clientId}`,
           ),
@@ -213,7 +213,7 @@ function assemble(
         if (previous && previous.value !== entry.value) {
           errors.push(
             compileError(
-              "ENV_CONFLICT",
+              "env_conflict",
               [previous.bindingId, bindingId],
               `bindings ${previous.bindingId} and ${bindingId} set ${name} to different values`,
             ),
@@ -264,7 +264,7 @@ function assemble(
   for (const conflict of findRouteConflicts(routes)) {
     errors.push(
       compileError(
-        "ROUTE_CONFLICT",
+        "route_conflict",
         conflict.a.bindingId === conflict.b.bindingId
           ? [conflict.a.bindingId]
           : [conflict.a.bindingId, conflict.b.bindingId],
@@ -280,7 +280,7 @@ function assemble(
     if (a.name === b.name) {
       errors.push(
         compileError(
-          "MCP_CONFLICT",
+          "mcp_conflict",
           [a.bindingId, b.bindingId],
           `bindings ${a.bindingId} and ${b.bindingId} both expose an MCP server named ${a.name}`,
         ),
@@ -320,7 +320,7 @@ function assemble(
     if (previous) {
       errors.push(
         compileError(
-          "ARTIFACT_CONFLICT",
+          "artifact_conflict",
           [previous.bindingId, bindingId],
           `bindings ${previous.bindingId} and ${bindingId} both write ${parsed.data.root}/${parsed.data.path}`,
         ),
@@ -363,7 +363,7 @@ function applyAgentMcpConfig(
   if (!pending || pending.draft.format === "text" || pending.draft.format !== target.format) {
     errors.push(
       compileError(
-        "INVALID_COMPILE_OUTPUT",
+        "invalid_compile_output",
         [bindingId],
         `binding ${bindingId} has no ${target.format} file ${target.fileId} for client ${target.clientId} to hold MCP servers`,
       ),

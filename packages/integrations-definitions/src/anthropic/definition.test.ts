@@ -210,7 +210,7 @@ describe("anthropic binding validation", () => {
         }),
       ),
     ).toEqual([
-      { error: "BINDING_VALIDATION_FAILED", code: "anthropic.unknown_model", field: "model" },
+      { error: "binding_validation_failed", code: "anthropic.unknown_model", field: "model" },
     ]);
   });
 
@@ -234,7 +234,7 @@ describe("anthropic binding validation", () => {
         ...fixture,
         target: { config, secrets: {} },
       });
-      expect(result.ok ? [] : result.errors.map((e) => e.code)).toEqual(["INVALID_TARGET_CONFIG"]);
+      expect(result.ok ? [] : result.errors.map((e) => e.code)).toEqual(["invalid_target_config"]);
     }
   });
 

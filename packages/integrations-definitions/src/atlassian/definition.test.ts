@@ -114,7 +114,7 @@ describe("atlassian compileBinding", () => {
     });
     expect(
       result.ok ? [] : result.errors.map((e) => [e.code, e.issues?.map((i) => i.field)]),
-    ).toEqual([["INVALID_CONNECTION_CONFIG", ["email"]]]);
+    ).toEqual([["invalid_connection_config", ["email"]]]);
   });
 });
 

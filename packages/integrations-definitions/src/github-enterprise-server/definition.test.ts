@@ -193,7 +193,7 @@ describe("github-enterprise-server compile", () => {
     });
     expect(result.ok).toBe(false);
     if (!result.ok) {
-      expect(result.errors[0]?.code).toBe("BINDING_VALIDATION_FAILED");
+      expect(result.errors[0]?.code).toBe("binding_validation_failed");
       expect(result.errors[0]?.issues?.map((i) => [i.code, i.field])).toEqual([
         ["github.repository_conflicts_with_api", "repositories.0"],
       ]);

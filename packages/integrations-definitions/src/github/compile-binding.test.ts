@@ -90,8 +90,8 @@ describe("compileGitHubBinding", () => {
     expect(result.ok).toBe(false);
     if (!result.ok) {
       expect(result.errors.map((e) => [e.code, e.bindingIds])).toEqual([
-        ["ROUTE_CONFLICT", ["bind_a", "bind_b"]],
-        ["ROUTE_CONFLICT", ["bind_a", "bind_b"]],
+        ["route_conflict", ["bind_a", "bind_b"]],
+        ["route_conflict", ["bind_a", "bind_b"]],
       ]);
     }
   });

@@ -70,7 +70,7 @@ function routesOf(input: CompileCase): EgressRoute[] {
 function issuesOf(input: CompileCase): { code: string; field: string }[] {
   const result = compile(input);
   if (result.ok) throw new Error("expected the binding to be refused");
-  expect(result.errors.map((e) => e.code)).toEqual(["BINDING_VALIDATION_FAILED"]);
+  expect(result.errors.map((e) => e.code)).toEqual(["binding_validation_failed"]);
   return (result.errors[0]?.issues ?? []).map(({ code, field }) => ({ code, field }));
 }
 

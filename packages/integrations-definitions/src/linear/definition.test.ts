@@ -137,7 +137,7 @@ describe("linear compile output", () => {
       target: { ...fixture.target, config: { apiKey: "nope" } },
     });
     expect(result.ok).toBe(false);
-    if (!result.ok) expect(result.errors[0]?.code).toBe("INVALID_TARGET_CONFIG");
+    if (!result.ok) expect(result.errors[0]?.code).toBe("invalid_target_config");
   });
 
   it("parses the registry's default target config to Linear's public URLs", () => {

@@ -186,7 +186,7 @@ describe("openai binding validation", () => {
     expect(
       issuesOf(compileSingle(openaiDefinition, fixture, { bindingConfig: { model: "gpt-4o" } })),
     ).toEqual([
-      { error: "BINDING_VALIDATION_FAILED", code: "openai.unknown_model", field: "model" },
+      { error: "binding_validation_failed", code: "openai.unknown_model", field: "model" },
     ]);
   });
 
@@ -195,7 +195,7 @@ describe("openai binding validation", () => {
       expect(
         issuesOf(compileSingle(openaiDefinition, fixture, { bindingConfig: { model } })),
       ).toEqual([
-        { error: "BINDING_VALIDATION_FAILED", code: "openai.unknown_model", field: "model" },
+        { error: "binding_validation_failed", code: "openai.unknown_model", field: "model" },
       ]);
     }
   });
@@ -206,7 +206,7 @@ describe("openai binding validation", () => {
     });
     expect(issuesOf(result)).toEqual([
       {
-        error: "BINDING_VALIDATION_FAILED",
+        error: "binding_validation_failed",
         code: "openai.unsupported_reasoning_effort",
         field: "reasoningEffort",
       },
@@ -226,7 +226,7 @@ describe("openai binding validation", () => {
     const result = compileSingle(openaiDefinition, fixture, {
       bindingConfig: { model: "gpt-5.2-codex", reasoningEffort: "extreme" },
     });
-    expect(result.ok ? [] : result.errors.map((e) => e.code)).toEqual(["INVALID_BINDING_CONFIG"]);
+    expect(result.ok ? [] : result.errors.map((e) => e.code)).toEqual(["invalid_binding_config"]);
   });
 
   it("refuses target configs with unknown fields, non-http URLs or URLs with a query", () => {
@@ -240,7 +240,7 @@ describe("openai binding validation", () => {
         ...fixture,
         target: { config, secrets: {} },
       });
-      expect(result.ok ? [] : result.errors.map((e) => e.code)).toEqual(["INVALID_TARGET_CONFIG"]);
+      expect(result.ok ? [] : result.errors.map((e) => e.code)).toEqual(["invalid_target_config"]);
     }
   });
 

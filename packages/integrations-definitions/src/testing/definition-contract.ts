@@ -152,24 +152,24 @@ export function describeDefinitionContract(
     it("refuses a disabled target, an inactive connection and a kind mismatch with stable codes", () => {
       const codes = (r: CompileResult) => (r.ok ? [] : r.errors.map((e) => e.code));
       expect(codes(compileSingle(definition, fixture, { targetEnabled: false }))).toEqual([
-        "TARGET_DISABLED",
+        "target_disabled",
       ]);
       expect(codes(compileSingle(definition, fixture, { connectionStatus: "error" }))).toEqual([
-        "CONNECTION_NOT_ACTIVE",
+        "connection_not_active",
       ]);
       const otherKind = definition.kind === "agent" ? "connector" : "agent";
       expect(codes(compileSingle(definition, fixture, { bindingKind: otherKind }))).toEqual([
-        "KIND_MISMATCH",
+        "kind_mismatch",
       ]);
     });
 
-    it("reports a binding config of the wrong shape as INVALID_BINDING_CONFIG with fields", () => {
+    it("reports a binding config of the wrong shape as invalid_binding_config with fields", () => {
       const result = compileSingle(definition, fixture, {
         bindingConfig: { unexpected: { nested: 1 } },
       });
       expect(result.ok).toBe(false);
       if (!result.ok) {
-        expect(result.errors[0]?.code).toBe("INVALID_BINDING_CONFIG");
+        expect(result.errors[0]?.code).toBe("invalid_binding_config");
         expect(result.errors[0]?.category).toBe("shape");
         expect(result.errors[0]?.issues?.length).toBeGreaterThan(0);
       }
@@ -181,7 +181,7 @@ export function describeDefinitionContract(
         const result = compileSingle(definition, fixture, { bindingConfig: invalid.config });
         expect(result.ok).toBe(false);
         if (!result.ok) {
-          expect(result.errors[0]?.code).toBe("BINDING_VALIDATION_FAILED");
+          expect(result.errors[0]?.code).toBe("binding_validation_failed");
           const issues = result.errors[0]?.issues ?? [];
           expect(issues.map((i) => ({ code: i.code, field: i.field }))).toEqual(invalid.issues);
           for (const issue of issues)

@@ -58,7 +58,7 @@ export interface TestCredential {
 
 /**
  * A state in which the real control plane refuses to resolve a route: 409 puts the connection in
- * `error` (`CONNECTION_NOT_ACTIVE`); 502 stores a credential version without the method's secret
+ * `error` (`connection_not_active`); 502 stores a credential version without the method's secret
  * field (`credential_unavailable`). A later `setCredential` with a value heals either.
  */
 export interface CredentialRefusal {
@@ -87,7 +87,7 @@ export interface TestControlPlane {
    */
   issueToken(options: { sessionId: string; planDigest: string; expiresAt?: Date }): Promise<string>;
   /**
-   * Revokes a session (resolution answers 403 `SESSION_NOT_LIVE`) and publishes
+   * Revokes a session (resolution answers 403 `session_not_live`) and publishes
    * `session.revoked`, unless `publish` is false (an event the gateway never sees).
    */
   revokeSession(sessionId: string, options?: { publish?: boolean }): Promise<void>;

@@ -229,6 +229,10 @@ const FIXTURES: Record<string, () => RequestParts> = {
     as: "gateway",
     body: { sessionId: fx.sessionId, routeId: fx.routeId },
   }),
+  "POST /internal/v1/sessions/liveness": () => ({
+    as: "gateway",
+    body: { sessionIds: [fx.sessionId, "sess_unknown"] },
+  }),
 };
 
 /**

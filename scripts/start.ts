@@ -1,28 +1,50 @@
 /**
  * `pnpm start`: the whole platform on one machine with nothing but Node.js (SPEC §6.7).
  * First run: writes `.keyway/keyway.toml` (fresh keys, operator token, gateway identity) and a
- * development gateway CA. Every run: bundles the services (`scripts/build.ts`), starts the
- * embedded PostgreSQL under `.keyway/postgres` (unless `database.url` is configured), then runs
- * the control plane and, once it answers, the egress gateway, each as its own `node` process from
- * its bundle, as the image runs them. The API migrates and syncs targets on start.
- * A second run reuses the same state. `KEYWAY_CONFIG` points at another config file.
- * Ctrl+C (SIGINT) or SIGTERM stops the gateway, then the API, then the database.
+ * development gateway CA. Every run: takes the folder's lock (one start per folder), checks that
+ * the ports it needs are free, bundles the services (`scripts/build.ts`), starts the embedded
+ * PostgreSQL under `.keyway/postgres` (unless `database.url` is configured), then the control
+ * plane and, once it is up, the egress gateway, each as its own `node` process from its bundle,
+ * as the image runs them. The API migrates and syncs targets on start.
+ * It supervises what it started: a process that ends on its own is restarted with backoff and the
+ * restart announced (`scripts/start/supervisor.ts`); one that keeps crashing stops Keyway.
+ * Ctrl+C (SIGINT) or SIGTERM stops the gateway, then the API, then the database, and ends with
+ * "Keyway stopped." (exit code 0). A second run reuses the same state. `KEYWAY_CONFIG` points at
+ * another config file. What each failure looks like: docs/operations.md.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import { dialableUrl, type KeywayConfig, loadConfig, writeDevelopmentConfig } from "@keyway/config";
-import { EMBEDDED_DATABASE_NAME, startEmbeddedPostgres } from "@keyway/db";
+import { chmod, readFile, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { join, relative, resolve } from "node:path";
+import {
+  dialableUrl,
+  type KeywayConfig,
+  listenOn,
+  loadConfig,
+  PortInUseError,
+  upgradeDevelopmentConfig,
+  writeDevelopmentConfig,
+} from "@keyway/config";
 import { createCertificateAuthority } from "@keyway/x509";
-import { buildService, type Service } from "./build";
+import { buildService } from "./build";
+import { embeddedDatabase } from "./start/embedded-database";
+import { AlreadyRunningError, acquireInstanceLock } from "./start/instance-lock";
+import { nodeService } from "./start/node-service";
+import { Supervisor } from "./start/supervisor";
 
+const projectDir = process.cwd();
 const stateDir = resolve(".keyway");
 const configPath = resolve(process.env.KEYWAY_CONFIG ?? join(stateDir, "keyway.toml"));
 
 async function ensureDevelopmentState(): Promise<{ firstRun: boolean }> {
-  if (existsSync(configPath)) return { firstRun: false };
+  if (existsSync(configPath)) {
+    for (const key of await upgradeDevelopmentConfig(configPath)) {
+      console.log(
+        `${relative(projectDir, configPath)}: removed ${key}, written by an older pnpm start; it now follows the port`,
+      );
+    }
+    return { firstRun: false };
+  }
   if (process.env.KEYWAY_CONFIG)
     throw new Error(`KEYWAY_CONFIG names ${configPath}, which does not exist`);
   const files = await writeDevelopmentConfig({ dir: stateDir });
@@ -32,128 +54,135 @@ async function ensureDevelopmentState(): Promise<{ firstRun: boolean }> {
   return { firstRun: true };
 }
 
-function requireFixedPort(key: string, port: number): void {
-  // The children bind the configured ports; with 0 this script could not find them.
-  if (port === 0) throw new Error(`pnpm start needs a fixed ${key} (it is 0)`);
+interface PortSetting {
+  key: string;
+  host: string;
+  port: number;
 }
 
-interface RunningService {
-  readonly name: Service;
-  readonly child: ChildProcess;
-  /** Resolves with the exit code (or signal) once the process is gone. */
-  readonly exited: Promise<string>;
-  stop(): Promise<void>;
-}
-
-/** Runs a service's bundle with plain `node`; its log lines go to this terminal. */
-function runService(name: Service, file: string, env: NodeJS.ProcessEnv): RunningService {
-  const child = spawn(process.execPath, [file], { env, stdio: ["ignore", "inherit", "inherit"] });
-  const exited = new Promise<string>((resolve) => {
-    child.once("exit", (code, signal) => resolve(signal ?? String(code)));
-  });
-  return {
-    name,
-    child,
-    exited,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      const forced = setTimeout(() => child.kill("SIGKILL"), 10_000);
-      await exited;
-      clearTimeout(forced);
+function portSettings(config: KeywayConfig): PortSetting[] {
+  const ports: PortSetting[] = [
+    { key: "api.port", host: config.api.host, port: config.api.port },
+    { key: "gateway.port", host: config.gateway.host, port: config.gateway.port },
+    {
+      key: "gateway.admin_port",
+      host: config.gateway.admin_host,
+      port: config.gateway.admin_port,
     },
-  };
-}
-
-/** Polls `url` until it answers 200; fails at once if the service exits first. */
-async function waitUntilOk(service: RunningService, url: string, what: string): Promise<void> {
-  let exitedWith: string | undefined;
-  void service.exited.then((how) => {
-    exitedWith = how;
-  });
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (exitedWith !== undefined) throw new Error(`${service.name} exited (${exitedWith})`);
-    const ok = await fetch(url).then(
-      (response) => response.status === 200,
-      () => false,
-    );
-    if (ok) return;
-    await sleep(100);
+  ];
+  if (config.database.url === undefined) {
+    const { port } = config.database.embedded;
+    ports.push({ key: "database.embedded.port", host: "127.0.0.1", port });
   }
-  throw new Error(`${what} (${url}) was not ready within 60 s`);
+  return ports;
 }
 
-async function startDatabase(
-  config: KeywayConfig,
-): Promise<{ url: string; stop(): Promise<void> }> {
-  if (config.database.url !== undefined) return { url: config.database.url, stop: async () => {} };
-  const dataDir = config.database.embedded.data_dir;
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  // Run as root, PostgreSQL runs as the `postgres` user, which must be able to enter the state
-  // directory (but not list or read it).
-  if (process.getuid?.() === 0) await chmod(stateDir, 0o711);
-  const pg = await startEmbeddedPostgres({ dataDir, port: config.database.embedded.port });
-  await pg.createDatabase(EMBEDDED_DATABASE_NAME, { ifNotExists: true });
-  return { url: pg.url(EMBEDDED_DATABASE_NAME), stop: () => pg.stop() };
+/**
+ * Fails before anything starts when a port is taken, naming the port and its setting. The
+ * services check again when they bind (something may take a port meanwhile), and this script
+ * trusts only their own word that they are up.
+ */
+async function ensurePortsFree(ports: readonly PortSetting[]): Promise<void> {
+  for (const { key, host, port } of ports) {
+    // The children bind the configured ports; with 0 this script could not find them.
+    if (port === 0) throw new Error(`pnpm start needs a fixed ${key} (it is 0)`);
+    const probe = createServer();
+    await listenOn(probe, host, port, key);
+    await new Promise((done) => probe.close(done));
+  }
+}
+
+function describeStartFailure(error: unknown): string {
+  if (error instanceof PortInUseError) {
+    const envVar = `KEYWAY_${error.key.split(".").join("__").toUpperCase()}`;
+    return `${error.message}: stop what is using it, or choose another port with ${envVar}`;
+  }
+  if (!(error instanceof Error)) return String(error);
+  // A PostgreSQL that did not start: its own output, which says why, is in the cause.
+  const detail = error.cause instanceof Error ? error.cause.message.split("\n").slice(1) : [];
+  return [error.message, ...detail.filter((line) => line.trim() !== "")].join("\n");
 }
 
 async function main(): Promise<void> {
+  const supervisor = new Supervisor({
+    announce: (line) => console.log(line),
+    giveUp: (reason) => {
+      console.error(reason);
+      void stop(1);
+    },
+  });
+  const stop = async (exitCode: number, farewell: string | null = "Keyway stopped.") => {
+    if (supervisor.stopping) return;
+    await supervisor.stop();
+    if (farewell !== null) console.log(farewell);
+    // Exit code 0 after Ctrl+C: pnpm reports any other as a failed command (ELIFECYCLE).
+    process.exit(exitCode);
+  };
+  // `on`, not `once`: Ctrl+C reaches this process twice (from the terminal and relayed by pnpm),
+  // and a second SIGINT without a handler would kill it before the database is stopped.
+  process.on("SIGINT", () => void stop(0));
+  process.on("SIGTERM", () => void stop(0));
+  // A closed terminal (SIGHUP) stops Keyway too: PostgreSQL would otherwise outlive it. Writing to
+  // that terminal then fails; the stop must go on regardless.
+  process.on("SIGHUP", () => void stop(0));
+  for (const stream of [process.stdout, process.stderr]) stream.on("error", () => {});
+
+  await acquireInstanceLock(stateDir, projectDir);
   const { firstRun } = await ensureDevelopmentState();
   const config = await loadConfig({ path: configPath, env: process.env });
-  requireFixedPort("api.port", config.api.port);
-  requireFixedPort("gateway.admin_port", config.gateway.admin_port);
+  await ensurePortsFree(portSettings(config));
   const [apiBundle, gatewayBundle] = await Promise.all([
     buildService("control-plane-api"),
     buildService("data-plane-gateway"),
   ]);
+  if (supervisor.stopping) return;
 
-  const database = await startDatabase(config);
-  const services: RunningService[] = [];
-  let stopping = false;
-  // Stops what runs, newest first: the gateway before the API it depends on, the database last.
-  const shutdown = async (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    for (const service of [...services].reverse()) await service.stop();
-    await database.stop();
-    process.exit(code);
-  };
-  // `on`, not `once`: Ctrl+C reaches this process twice (from the terminal and relayed by tsx),
-  // and a second SIGINT without a handler would kill it before the database is stopped.
-  process.on("SIGINT", () => void shutdown(0));
-  process.on("SIGTERM", () => void shutdown(0));
-  // If this process dies some other way, the services must not outlive it.
-  process.once("exit", () => {
-    for (const { child } of services) if (child.exitCode === null) child.kill("SIGTERM");
-  });
-
-  const env = { ...process.env, KEYWAY_CONFIG: configPath, KEYWAY_DATABASE__URL: database.url };
   const adminUrl = dialableUrl(config.gateway.admin_host, config.gateway.admin_port);
+  const pids: Record<string, number | undefined> = {};
   try {
-    const api = runService("control-plane-api", apiBundle, env);
-    services.push(api);
-    await waitUntilOk(api, `${dialableUrl(config.api.host, config.api.port)}/healthz`, "the API");
-    const gateway = runService("data-plane-gateway", gatewayBundle, env);
-    services.push(gateway);
-    await waitUntilOk(gateway, `${adminUrl}/readyz`, "the gateway");
+    let databaseUrl = config.database.url;
+    if (databaseUrl === undefined) {
+      const dataDir = config.database.embedded.data_dir;
+      // Run as root, PostgreSQL runs as the `postgres` user, which must be able to enter the
+      // state directory (but not list or read it).
+      if (process.getuid?.() === 0) await chmod(stateDir, 0o711);
+      const database = embeddedDatabase({ dataDir, port: config.database.embedded.port });
+      pids.database = (await supervisor.start(database.process)).pid;
+      databaseUrl = database.url;
+    }
+    const env = { ...process.env, KEYWAY_CONFIG: configPath, KEYWAY_DATABASE__URL: databaseUrl };
+    const api = nodeService({
+      name: "control-plane-api",
+      bundle: apiBundle,
+      env,
+      ...(config.database.url === undefined ? { after: ["PostgreSQL"] } : {}),
+    });
+    pids.api = (await supervisor.start(api)).pid;
+    const gateway = nodeService({
+      name: "data-plane-gateway",
+      bundle: gatewayBundle,
+      env,
+      readyUrl: `${adminUrl}/readyz`,
+      after: ["control-plane-api"],
+    });
+    pids.gateway = (await supervisor.start(gateway)).pid;
   } catch (error) {
-    console.error(error instanceof Error ? error.message : String(error));
-    await shutdown(1);
+    // Stopped meanwhile (Ctrl+C while starting): `stop` finishes and says so.
+    if (supervisor.stopping) return;
+    console.error(`Keyway did not start: ${describeStartFailure(error)}`);
+    await stop(1, null);
     return;
   }
-  // A service that stops on its own takes the platform down with it, loudly.
-  for (const service of services) {
-    void service.exited.then((how) => {
-      if (stopping) return;
-      console.error(`${service.name} exited (${how}); stopping Keyway`);
-      void shutdown(1);
-    });
-  }
+  if (supervisor.stopping) return;
 
   const operatorTokenPath = join(stateDir, "operator-token");
   const operatorToken = existsSync(operatorTokenPath)
     ? (await readFile(operatorTokenPath, "utf8")).trim()
     : undefined;
+  const processes = [
+    `API pid ${pids.api}, gateway pid ${pids.gateway}`,
+    ...(pids.database === undefined ? [] : [`PostgreSQL pid ${pids.database}`]),
+  ].join(", ");
   const lines = [
     "",
     `Keyway is running${firstRun ? " (first run: development config written to .keyway/)" : ""}.`,
@@ -164,7 +193,7 @@ async function main(): Promise<void> {
     `  database            ${config.database.url ? "configured database.url" : `embedded PostgreSQL in ${config.database.embedded.data_dir}`}`,
     `  config              ${configPath}`,
     `  operator token      ${operatorToken ? operatorTokenPath : "see operator.token_hashes in the config"}`,
-    `  processes           API pid ${services[0]?.child.pid}, gateway pid ${services[1]?.child.pid} (node apps/<service>/dist/main.mjs)`,
+    `  processes           ${processes} (restarted if they crash)`,
     "",
     "Next steps (the README's walkthrough has the full sequence):",
     `  export KEYWAY=${config.api.public_url} OP=$(cat ${operatorTokenPath})`,
@@ -178,6 +207,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : String(error));
+  if (error instanceof AlreadyRunningError) console.error(error.message);
+  else console.error(`Keyway did not start: ${describeStartFailure(error)}`);
   process.exit(1);
 });

@@ -1,64 +1,50 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { execFile } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { getFreePort } from "@keyway/test-harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bundlePath } from "../../scripts/build";
+import { type NewcomerMachine, newcomerMachine, type Watched } from "./support/newcomer-machine";
 
 /**
- * The README's promise, as a test: `pnpm start` on a fresh folder writes its development state,
- * brings the platform up on the embedded PostgreSQL, the walkthrough script works against it,
- * and a second start reuses the same state.
+ * The README's promises, as a test, on a newcomer's machine (`support/newcomer-machine.ts`: a
+ * fresh checkout, no pnpm on PATH, a private loopback so the README's fixed ports are free):
+ * the quick start's `npx --yes pnpm@… start` brings Keyway up on a pseudo-terminal, the README's
+ * walkthrough blocks run exactly as written (extracted from README.md, so the two cannot drift),
+ * and `pnpm start`'s behaviour around failures: a second start, crashes and restarts, Ctrl+C,
+ * the port-override example, a service that keeps crashing, a taken port.
+ *
+ * The quick start runs through npx and pnpm because what they print around Ctrl+C
+ * (`ELIFECYCLE`) is part of what a newcomer sees. npx fetches pnpm once before the namespace is
+ * entered (the registry is reachable here and in CI) and takes it from its cache inside. The
+ * other starts run package.json's `start` command directly, as pnpm does, which is quicker.
  */
 const repo = fileURLToPath(new URL("../..", import.meta.url));
-const tsx = join(repo, "node_modules", ".bin", "tsx");
+const readme = readFileSync(join(repo, "README.md"), "utf8");
+const packageJson = JSON.parse(readFileSync(join(repo, "package.json"), "utf8")) as {
+  packageManager: string;
+  scripts: { start: string };
+};
+const pnpmVersion = packageJson.packageManager.replace(/^pnpm@/, "");
+const quickStart = `npx --yes pnpm@${pnpmVersion} start`;
 const apiBundle = bundlePath("control-plane-api");
 const gatewayBundle = bundlePath("data-plane-gateway");
 
-let dir: string;
-let env: NodeJS.ProcessEnv;
-let apiUrl: string;
-let gatewayPort: number;
-let adminPort: number;
-
-function start(): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(tsx, [join(repo, "scripts", "start.ts")], {
-    cwd: dir,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-    // Its own process group, as in a terminal, so a test can press Ctrl+C (`interrupt`).
-    detached: true,
-  });
-  let output = "";
-  child.stdout?.on("data", (d: Buffer) => {
-    output += d.toString();
-  });
-  child.stderr?.on("data", (d: Buffer) => {
-    output += d.toString();
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`start timed out:\n${output}`)), 90_000);
-    const poll = setInterval(() => {
-      if (output.includes("Keyway is running")) {
-        clearInterval(poll);
-        clearTimeout(timer);
-        resolve({ child, output: () => output });
-      }
-    }, 100);
-    child.once("exit", (code) => {
-      clearInterval(poll);
-      clearTimeout(timer);
-      reject(new Error(`start exited with ${code}:\n${output}`));
-    });
-  });
+/** The ```sh blocks of a README section (`## name`), in order. */
+function shellBlocks(section: string): string[] {
+  const start = readme.indexOf(`\n## ${section}\n`);
+  if (start === -1) throw new Error(`README.md has no "## ${section}" section`);
+  const end = readme.indexOf("\n## ", start + 1);
+  const text = readme.slice(start, end === -1 ? undefined : end);
+  return [...text.matchAll(/```sh\n([\s\S]*?)```/g)].map((match) => match[1] ?? "");
 }
 
-function servicePids(output: string): { api: number; gateway: number } {
-  const match = /API pid (\d+), gateway pid (\d+)/.exec(output);
-  if (!match) throw new Error(`no service pids in:\n${output}`);
-  return { api: Number(match[1]), gateway: Number(match[2]) };
+function pidsIn(output: string): { api: number; gateway: number; database: number } {
+  const match = /API pid (\d+), gateway pid (\d+), PostgreSQL pid (\d+)/.exec(output);
+  if (!match) throw new Error(`no pids in the banner:\n${output}`);
+  return { api: Number(match[1]), gateway: Number(match[2]), database: Number(match[3]) };
 }
 
 async function commandLine(pid: number): Promise<string> {
@@ -75,111 +61,204 @@ function isRunning(pid: number): boolean {
   }
 }
 
-/** Ctrl+C in a terminal: SIGINT to every process of the group, PostgreSQL's included. */
-function interrupt(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve(child.exitCode);
-    child.once("exit", (code) => resolve(code));
-    if (child.pid !== undefined) process.kill(-child.pid, "SIGINT");
-  });
+/** Polls `check` (bounded) until it holds; fails saying what it waited for. */
+async function eventually(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (await check()) return;
+    await sleep(100);
+  }
+  throw new Error(`gave up waiting for ${what}`);
 }
 
-function stop(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve();
-    child.once("exit", () => resolve());
-    child.kill("SIGTERM");
-  });
+/** Lines a person reads, without the services' JSON log lines and the terminal's `^C` echo. */
+function announcements(output: string): string[] {
+  return output
+    .replaceAll("^C", "\n")
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("{"));
 }
 
-function walkthrough(): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      "bash",
-      [join(repo, "scripts", "walkthrough.sh")],
-      { cwd: dir, env: { ...env, KEYWAY: apiUrl, KEYWAY_STATE: join(dir, ".keyway") } },
-      (error, stdout, stderr) => resolve({ code: error ? 1 : 0, stdout, stderr }),
-    );
-  });
-}
+let machine: NewcomerMachine;
+let keyway: Watched;
+let operatorToken: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "keyway-start-"));
-  // PostgreSQL runs as the `postgres` user when tests run as root; it must traverse this folder.
-  await chmod(dir, 0o755);
-  const [apiPort, pgPort] = await Promise.all([getFreePort(), getFreePort()]);
-  [gatewayPort, adminPort] = await Promise.all([getFreePort(), getFreePort()]);
-  apiUrl = `http://127.0.0.1:${apiPort}`;
-  env = {
-    ...process.env,
-    KEYWAY_API__PORT: String(apiPort),
-    KEYWAY_API__PUBLIC_URL: apiUrl,
-    KEYWAY_GATEWAY__PORT: String(gatewayPort),
-    KEYWAY_GATEWAY__ADMIN_PORT: String(adminPort),
-    KEYWAY_DATABASE__EMBEDDED__PORT: String(pgPort),
-  };
-});
+  machine = await newcomerMachine();
+  // Fetches pnpm into npx's cache while the registry can be reached (outside the namespace).
+  const fetched = await new Promise<string>((resolve, reject) => {
+    execFile(
+      "npx",
+      ["--yes", `pnpm@${pnpmVersion}`, "--version"],
+      { env: { ...machine.env, npm_config_prefer_offline: undefined } },
+      (error, stdout) => (error ? reject(error) : resolve(stdout.trim())),
+    );
+  });
+  expect(fetched).toBe(pnpmVersion);
+  const noPnpm = await machine.run("sh", ["-c", "command -v pnpm || echo none"]);
+  expect(noPnpm.stdout.trim()).toBe("none");
+}, 180_000);
 
 afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
+  await machine?.close();
 });
 
-describe("pnpm start and the README walkthrough", () => {
-  it("starts on a fresh folder, serves the walkthrough, and reuses its state on the next start", async () => {
-    let services = { api: 0, gateway: 0 };
-    const first = await start();
-    try {
-      expect(first.output()).toContain("first run");
-      expect(first.output()).toContain(`egress gateway      http://127.0.0.1:${gatewayPort}`);
-      expect(first.output()).toContain(`gateway admin       http://127.0.0.1:${adminPort}`);
-      const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
-      expect(ready.status).toBe(200);
-      // API and gateway are separate plain-node processes running their bundles, as deployed.
-      services = servicePids(first.output());
-      expect(await commandLine(services.api)).toBe(`${process.execPath} ${apiBundle}`);
-      expect(await commandLine(services.gateway)).toBe(`${process.execPath} ${gatewayBundle}`);
-      const result = await walkthrough();
-      expect(result.stderr).toBe("");
-      expect(result.code).toBe(0);
-      expect(result.stdout).toContain("api.openai.com /v1 -> bearer");
-      expect(result.stdout).toMatch(/session sess_\w+ proxy http:\/\/127\.0\.0\.1:\d+/);
-      // The request through the gateway: the demo API got the stored key, the sandbox did not.
-      expect(result.stdout).toContain('sandbox got: {"message":"hello from the demo API"');
-      expect(result.stdout).toContain(
-        "the demo API saw: demo API received GET /v1/hello with authorization: Bearer demo-key-walkthrough-not-secret",
-      );
-      expect(result.stdout).not.toMatch(/sandbox got: .*demo-key/);
-      expect(result.stdout.trim().endsWith("true")).toBe(true);
-      // Ctrl+C stops everything cleanly, even with the database shutting down at the same time.
-      expect(await interrupt(first.child)).toBe(0);
-      expect(first.output()).not.toMatch(/Error:|Uncaught|error while stopping/);
-    } finally {
-      await stop(first.child);
-    }
-    // Stopping `pnpm start` stops the services it ran.
-    expect(isRunning(services.api)).toBe(false);
-    expect(isRunning(services.gateway)).toBe(false);
+describe("pnpm start and the README, on a machine without pnpm", () => {
+  it("the quick start's command brings Keyway up in a fresh checkout", async () => {
+    const [quickStartBlock] = shellBlocks("Quick start");
+    expect(quickStartBlock).toContain(`npx --yes pnpm@${pnpmVersion} install && ${quickStart}`);
 
-    const operatorToken = (await readFile(join(dir, ".keyway", "operator-token"), "utf8")).trim();
-    const second = await start();
-    try {
-      expect(second.output()).not.toContain("first run");
-      const orgs = await fetch(`${apiUrl}/v1/operator/organizations`, {
-        headers: { authorization: `Bearer ${operatorToken}` },
+    keyway = machine.start(quickStart, { terminal: true });
+    await keyway.waitFor(/Keyway is running/, "the start banner", 150_000);
+    expect(keyway.output()).toContain("first run");
+    // API and gateway are separate plain-node processes running their bundles, as deployed.
+    const pids = pidsIn(keyway.output());
+    expect(await commandLine(pids.api)).toBe(`${process.execPath} ${apiBundle}`);
+    expect(await commandLine(pids.gateway)).toBe(`${process.execPath} ${gatewayBundle}`);
+    expect(await commandLine(pids.database)).toContain("postgres");
+    operatorToken = (await readFile(join(machine.dir, ".keyway", "operator-token"), "utf8")).trim();
+  }, 180_000);
+
+  it("the README walkthrough runs exactly as written", async () => {
+    const blocks = shellBlocks("Walkthrough");
+    expect(blocks.length).toBeGreaterThan(0);
+    const walkthrough = await machine.run("bash", ["-c", blocks.join("\n")]);
+    expect(walkthrough.stderr).toBe("");
+    expect(walkthrough.code).toBe(0);
+    const out = walkthrough.stdout;
+    expect(out).toContain('"targetKey":"openai"');
+    // The request through the gateway: the demo API got the stored key, the sandbox did not.
+    expect(out).toContain('{"message":"hello from the demo API","authorized":true}');
+    expect(out).toContain(
+      "demo API received GET /v1/hello with authorization: Bearer demo-key-123",
+    );
+    expect(out).not.toMatch(/"message":"hello from the demo API"[^\n]*demo-key-123/);
+    expect(out).toMatch(/\{"ok":true,"checkedEntries":\d+\}/);
+  }, 120_000);
+
+  it("a second start in the same folder says Keyway is already running there", async () => {
+    const second = machine.start(packageJson.scripts.start);
+    expect(await second.exited).toBe(1);
+    const match = /^Keyway is already running in (.+) \(pid (\d+)\)$/m.exec(second.output());
+    expect(match?.[1]).toBe(machine.dir);
+    expect(await commandLine(Number(match?.[2]))).toContain("scripts/start.ts");
+    expect(second.output()).not.toContain("postmaster.pid");
+    // The running one is untouched.
+    expect(await machine.status("http://127.0.0.1:8080/healthz")).toBe(200);
+  });
+
+  it("restarts a crashed API, gateway or PostgreSQL and announces it", async () => {
+    const pids = pidsIn(keyway.output());
+
+    process.kill(pids.api, "SIGKILL");
+    await keyway.waitFor(
+      /control-plane-api exited \(signal SIGKILL\); restarting it in 0\.5 s/,
+      "the API's restart announcement",
+    );
+    const api = await keyway.waitFor(/control-plane-api is running again \(pid (\d+)\)/, "the API");
+    expect(await commandLine(Number(api[1]))).toBe(`${process.execPath} ${apiBundle}`);
+    expect(await machine.status("http://127.0.0.1:8080/healthz")).toBe(200);
+
+    process.kill(pids.gateway, "SIGKILL");
+    await keyway.waitFor(
+      /data-plane-gateway exited \(signal SIGKILL\); restarting it in 0\.5 s/,
+      "the gateway's restart announcement",
+    );
+    await keyway.waitFor(/data-plane-gateway is running again \(pid \d+\)/, "the gateway");
+    expect(await machine.status("http://127.0.0.1:8082/readyz")).toBe(200);
+
+    process.kill(pids.database, "SIGKILL");
+    await keyway.waitFor(
+      /PostgreSQL exited \(signal SIGKILL\); restarting it in 0\.5 s/,
+      "PostgreSQL's restart announcement",
+    );
+    await keyway.waitFor(/PostgreSQL is running again \(pid \d+\)/, "PostgreSQL");
+    // The API's connection pool reconnects on its own: the walkthrough's organization is there.
+    await eventually("the API to read from the restarted database", async () => {
+      const status = await machine.status("http://127.0.0.1:8080/v1/operator/organizations", {
+        authorization: `Bearer ${operatorToken}`,
       });
-      expect(orgs.status).toBe(200);
-      const body = (await orgs.json()) as { items: { name: string }[] };
-      expect(body.items.map((o) => o.name)).toEqual(["Acme"]);
+      return status === 200;
+    });
+  }, 120_000);
 
-      // A service that dies takes the platform down loudly instead of leaving half of it up.
-      const pids = servicePids(second.output());
-      const exited = new Promise<number | null>((resolve) => second.child.once("exit", resolve));
-      process.kill(pids.gateway, "SIGKILL");
-      expect(await exited).toBe(1);
-      expect(second.output()).toContain("data-plane-gateway exited (SIGKILL); stopping Keyway");
-      expect(isRunning(pids.api)).toBe(false);
-    } finally {
-      await stop(second.child);
-    }
+  it("Ctrl+C stops everything and says so in one line, without ELIFECYCLE, even pressed twice", async () => {
+    const output = keyway.output();
+    const running = [
+      Number(/control-plane-api is running again \(pid (\d+)\)/.exec(output)?.[1]),
+      Number(/data-plane-gateway is running again \(pid (\d+)\)/.exec(output)?.[1]),
+      Number(/PostgreSQL is running again \(pid (\d+)\)/.exec(output)?.[1]),
+    ];
+    const before = output.length;
+    keyway.press("\x03");
+    // Ctrl+C again while Keyway is stopping (the gateway, stopped first, is gone).
+    await eventually("the gateway to stop", () => !isRunning(running[1] ?? 0));
+    if (!keyway.output().includes("Keyway stopped.")) keyway.press("\x03");
+    await keyway.exited;
+
+    const afterCtrlC = keyway.output().slice(before);
+    expect(afterCtrlC).not.toContain("ELIFECYCLE");
+    expect(afterCtrlC).not.toMatch(/Error|Uncaught|error while stopping/);
+    expect(announcements(afterCtrlC)).toEqual(["Keyway stopped."]);
+    for (const pid of running) expect(isRunning(pid)).toBe(false);
+    expect(existsSync(join(machine.dir, ".keyway", "start.pid"))).toBe(false);
+  }, 60_000);
+
+  let moved: Watched;
+
+  it("KEYWAY_API__PORT=9000 moves the API, and the gateway follows it", async () => {
+    moved = machine.start(packageJson.scripts.start, { env: { KEYWAY_API__PORT: "9000" } });
+    await moved.waitFor(/Keyway is running/, "the start banner");
+    expect(moved.output()).not.toContain("first run");
+    expect(moved.output()).toContain("control plane API   http://127.0.0.1:9000");
+    expect(await machine.status("http://127.0.0.1:8080/healthz")).toBe(0);
+    // Ready means the gateway's event feed from the control plane is connected: on :9000.
+    expect(await machine.status("http://127.0.0.1:8082/readyz")).toBe(200);
+    const orgs = await machine.run("curl", [
+      "-s",
+      "-H",
+      `authorization: Bearer ${operatorToken}`,
+      "http://127.0.0.1:9000/v1/operator/organizations",
+    ]);
+    expect(orgs.stdout).toContain('"name":"Acme"');
+  }, 150_000);
+
+  let squatter: Watched;
+
+  it("gives up on a service that keeps crashing, even while its port answers health checks", async () => {
+    // Another program takes the API's port as soon as the API is gone, and answers 200 to
+    // everything: the restarted API cannot bind, and Keyway must not take the answers for it.
+    squatter = machine.start(
+      `exec node -e 'const s = require("http").createServer((q, r) => r.end("{}"));
+        s.on("error", () => setTimeout(() => { s.close(); s.listen(9000, "127.0.0.1"); }, 10));
+        s.on("listening", () => console.log("squatting on 9000"));
+        s.listen(9000, "127.0.0.1");'`,
+    );
+    const pids = pidsIn(moved.output());
+    process.kill(pids.api, "SIGKILL");
+    await squatter.waitFor(/squatting on 9000/, "the squatter to take the port");
+
+    expect(await moved.exited).toBe(1);
+    const output = moved.output();
+    expect(output).toContain("control-plane-api: cannot start: port 9000 (api.port) is in use");
+    expect(output).toContain(
+      "control-plane-api crashed 5 times within 60 s (last: exited (exit code 1) before it was ready); giving up",
+    );
+    expect(output).not.toContain("control-plane-api is running again");
+    expect(announcements(output).at(-1)).toBe("Keyway stopped.");
+    for (const pid of [pids.gateway, pids.database]) expect(isRunning(pid)).toBe(false);
+    expect(await machine.status("http://127.0.0.1:9000/healthz")).toBe(200);
+  }, 120_000);
+
+  it("names a taken port and its setting, and starts nothing", async () => {
+    const refused = machine.start(packageJson.scripts.start, {
+      env: { KEYWAY_API__PORT: "9000" },
+    });
+    expect(await refused.exited).toBe(1);
+    expect(announcements(refused.output())).toEqual([
+      "Keyway did not start: port 9000 (api.port) is in use: stop what is using it, or choose another port with KEYWAY_API__PORT",
+    ]);
+    expect(existsSync(join(machine.dir, ".keyway", "postgres", "postmaster.pid"))).toBe(false);
+    await squatter.kill();
   });
 });

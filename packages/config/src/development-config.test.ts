@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -11,7 +11,11 @@ import {
 } from "@keyway/crypto";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "./config-error";
-import { DEVELOPMENT_GATEWAY_ID, writeDevelopmentConfig } from "./development-config";
+import {
+  DEVELOPMENT_GATEWAY_ID,
+  upgradeDevelopmentConfig,
+  writeDevelopmentConfig,
+} from "./development-config";
 import { loadConfig } from "./load-config";
 
 async function freshDir(): Promise<string> {
@@ -94,5 +98,65 @@ describe("writeDevelopmentConfig", () => {
     });
     expect(await readFile(written.operatorTokenPath, "utf8")).toBe(`${written.operatorToken}\n`);
     await expect(stat(written.configPath)).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("writes no derived URL, so moving the API's port moves every URL that follows it", async () => {
+    const files = await writeDevelopmentConfig({ dir: await freshDir() });
+    const text = await readFile(files.configPath, "utf8");
+    expect(text).not.toMatch(/public_url|public_proxy_url|control_plane_url/);
+
+    // The README's example: KEYWAY_API__PORT=9000 pnpm start.
+    const moved = await loadConfig({ path: files.configPath, env: { KEYWAY_API__PORT: "9000" } });
+    expect(moved.api.public_url).toBe("http://127.0.0.1:9000");
+    expect(moved.gateway.control_plane_url).toBe("http://127.0.0.1:9000");
+    const proxy = await loadConfig({
+      path: files.configPath,
+      env: { KEYWAY_GATEWAY__PORT: "9001" },
+    });
+    expect(proxy.gateway.public_proxy_url).toBe("http://127.0.0.1:9001");
+  });
+});
+
+describe("upgradeDevelopmentConfig", () => {
+  /** A development config as an older `pnpm start` wrote it: with api.public_url pinned. */
+  async function olderConfig(publicUrl: string): Promise<string> {
+    const files = await writeDevelopmentConfig({ dir: await freshDir() });
+    const text = await readFile(files.configPath, "utf8");
+    const pinned = text.replace("port = 8080\n", `port = 8080\npublic_url = "${publicUrl}"\n`);
+    expect(pinned).not.toBe(text);
+    await writeFile(files.configPath, pinned);
+    return files.configPath;
+  }
+
+  it("removes the api.public_url an older pnpm start pinned, and nothing else", async () => {
+    const path = await olderConfig("http://127.0.0.1:8080");
+    const before = await readFile(path, "utf8");
+    expect((await loadConfig({ path, env: { KEYWAY_API__PORT: "9000" } })).api.public_url).toBe(
+      "http://127.0.0.1:8080",
+    );
+
+    expect(await upgradeDevelopmentConfig(path)).toEqual(["api.public_url"]);
+    const after = await readFile(path, "utf8");
+    expect(after).toBe(before.replace('public_url = "http://127.0.0.1:8080"\n', ""));
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    const moved = await loadConfig({ path, env: { KEYWAY_API__PORT: "9000" } });
+    expect(moved.api.public_url).toBe("http://127.0.0.1:9000");
+    expect(moved.gateway.control_plane_url).toBe("http://127.0.0.1:9000");
+
+    expect(await upgradeDevelopmentConfig(path)).toEqual([]);
+    expect(await readFile(path, "utf8")).toBe(after);
+  });
+
+  it("leaves a public_url chosen on purpose, and files it did not write", async () => {
+    const chosen = await olderConfig("https://keyway.example.com");
+    const before = await readFile(chosen, "utf8");
+    expect(await upgradeDevelopmentConfig(chosen)).toEqual([]);
+    expect(await readFile(chosen, "utf8")).toBe(before);
+
+    const own = join(await freshDir(), "..", "keyway.toml");
+    const text = '[api]\nport = 8080\npublic_url = "http://127.0.0.1:8080"\n';
+    await writeFile(own, text);
+    expect(await upgradeDevelopmentConfig(own)).toEqual([]);
+    expect(await readFile(own, "utf8")).toBe(text);
   });
 });

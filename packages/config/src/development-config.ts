@@ -1,4 +1,4 @@
-import { mkdir, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import {
   exportPrivateKeyPem,
@@ -7,9 +7,10 @@ import {
   generateToken,
   hashToken,
 } from "@keyway/crypto";
+import { parse } from "smol-toml";
 import { ConfigError } from "./config-error";
 import { stringifyConfig } from "./config-writer";
-import type { KeywayConfigInput } from "./schema";
+import { dialableUrl, type KeywayConfigInput } from "./schema";
 
 export const DEVELOPMENT_GATEWAY_ID = "gateway-dev";
 
@@ -60,7 +61,9 @@ export async function writeDevelopmentConfig(options: {
   const gatewayKey = await generateSigningKeyPair();
   const operatorToken = generateToken("operator");
   const config: KeywayConfigInput = {
-    api: { host: "127.0.0.1", port: 8080, public_url: "http://127.0.0.1:8080" },
+    // Only inputs are written: `api.public_url`, `gateway.public_proxy_url` and
+    // `gateway.control_plane_url` follow host and port (KEYWAY_API__PORT=9000 moves all of them).
+    api: { host: "127.0.0.1", port: 8080 },
     database: { embedded: { data_dir: "postgres", port: 54329 } },
     keys: {
       master: { current: 1, keys: [{ version: 1, key: generateMasterKey() }] },
@@ -95,6 +98,39 @@ export async function writeDevelopmentConfig(options: {
   });
   await writeFile(operatorTokenPath, `${operatorToken}\n`, { mode: 0o600, flag: "wx" });
   return { configPath, operatorTokenPath, operatorToken, gatewayCaCertPath, gatewayCaKeyPath };
+}
+
+/**
+ * Brings a development config written by an older `pnpm start` up to date, in place: those wrote
+ * `api.public_url = "http://127.0.0.1:8080"`, the value it derives to anyway, which pinned it (and
+ * the gateway's `control_plane_url`) when `KEYWAY_API__PORT` moved the API. The line is removed
+ * only from a file that carries the development header and only while it equals what the file's
+ * own `api.host`/`api.port` derive, so nothing changes for the file as written; a value chosen on
+ * purpose is left alone. Returns the keys it removed (none when there was nothing to do).
+ */
+export async function upgradeDevelopmentConfig(configPath: string): Promise<string[]> {
+  const text = await readFile(configPath, "utf8");
+  if (!text.startsWith(`# ${HEADER.split("\n")[0]}`)) return [];
+  let api: unknown;
+  try {
+    api = parse(text).api;
+  } catch {
+    return []; // loadConfig reports what is wrong with the file
+  }
+  if (typeof api !== "object" || api === null || !("public_url" in api)) return [];
+  const host = "host" in api && typeof api.host === "string" ? api.host : "127.0.0.1";
+  const port = "port" in api && typeof api.port === "number" ? api.port : 8080;
+  const derived = dialableUrl(host, port);
+  if (api.public_url !== derived) return [];
+  // The line as the writer (smol-toml) put it, inside the [api] table.
+  const lines = text.split("\n");
+  const table = lines.indexOf("[api]");
+  const next = lines.findIndex((line, index) => index > table && line.startsWith("["));
+  const line = lines.indexOf(`public_url = "${derived}"`, table);
+  if (table === -1 || line === -1 || (next !== -1 && line > next)) return [];
+  lines.splice(line, 1);
+  await writeFile(configPath, lines.join("\n"), { mode: 0o600 });
+  return ["api.public_url"];
 }
 
 async function exists(path: string): Promise<boolean> {

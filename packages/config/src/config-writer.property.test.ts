@@ -225,5 +225,6 @@ describe("config file writer", () => {
       }),
       { numRuns: 200 },
     );
-  });
+    // 200 file round trips: seconds on a loaded 2-core machine (a correctness check, not a timing).
+  }, 60_000);
 });

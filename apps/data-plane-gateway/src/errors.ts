@@ -16,6 +16,7 @@ export const GATEWAY_ERRORS = {
   upstream_timeout: 504,
   rate_limited: 429,
   upstream_circuit_open: 503,
+  upstream_encoding_unsupported: 502,
   internal_error: 500,
 } as const;
 

@@ -109,6 +109,8 @@ function newRecord(kind: ExchangeRecord["kind"], req: IncomingMessage): Exchange
     bytesOut: 0,
     outcome: "",
     reason: undefined,
+    scrubbedHeaders: 0,
+    scrubbedBody: 0,
   };
 }
 
@@ -219,6 +221,10 @@ export function createExchange(stages: ExchangeStages): Exchange {
       rec.bytesIn = result.bytesIn;
       rec.bytesOut = result.bytesOut;
       if ("reason" in result) rec.reason = result.reason;
+      if ("scrubbedBody" in result) {
+        rec.scrubbedHeaders = result.scrubbedHeaders;
+        rec.scrubbedBody = result.scrubbedBody;
+      }
     } catch (error) {
       const failure = asGatewayError(error);
       if (failure.code === "internal_error") {

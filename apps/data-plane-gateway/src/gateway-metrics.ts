@@ -19,6 +19,11 @@ export interface GatewayMetrics {
   rateLimited: Counter;
   /** Labels: upstream (origin), state (`open` | `half_open` | `closed`): state changes. */
   circuitTransitions: Counter;
+  /**
+   * Labels: location (`header` | `body`). Occurrences of an injected credential masked in
+   * responses; no route label, so it stays small (the `secret_scrubbed` log line names the route).
+   */
+  scrubbed: Counter;
 }
 
 const LATENCY_BUCKETS_SECONDS = [
@@ -62,6 +67,11 @@ export function createGatewayMetrics(registry: MetricsRegistry): GatewayMetrics 
       "keyway_gateway_circuit_transitions_total",
       "Circuit breaker state changes by upstream origin and new state.",
       ["upstream", "state"],
+    ),
+    scrubbed: registry.counter(
+      "keyway_gateway_scrubbed_total",
+      "Occurrences of an injected credential masked in responses, by where they were found.",
+      ["location"],
     ),
   };
 }

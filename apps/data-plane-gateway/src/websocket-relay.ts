@@ -6,7 +6,7 @@ import {
 } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { isIP, Socket } from "node:net";
-import type { Duplex } from "node:stream";
+import type { Duplex, Readable } from "node:stream";
 import { GatewayError } from "./errors";
 import {
   type ForwardResult,
@@ -15,6 +15,13 @@ import {
   type UpstreamObserver,
 } from "./pipeline/forward";
 import { sendError } from "./responses";
+import {
+  contentCodingOf,
+  decodedHeaders,
+  decodeStream,
+  ENCODING_UNSUPPORTED,
+} from "./scrub/content-decoding";
+import type { ScrubTally, SecretScrubber } from "./scrub/secret-scrubber";
 import { upstreamSecureContext, upstreamTlsError, upstreamTlsFailureReason } from "./upstream-tls";
 
 /**
@@ -26,6 +33,13 @@ import { upstreamSecureContext, upstreamTlsError, upstreamTlsFailureReason } fro
  * credential injected, sent to the route's upstream origin — goes out with node:http(s) plus
  * `Connection: Upgrade` / `Upgrade: websocket` (the inject stage drops hop-by-hop headers), and
  * a 101 answer splices the two sockets both ways; any other answer is relayed as a response.
+ *
+ * Where a credential was injected (`target.scrubber`), what comes back is scrubbed as on any
+ * route (SPEC §7): the handshake answer's headers, any other answer as `forward` does, and after
+ * a 101 the upstream's bytes, which are unmasked frames, so the same byte scrub applies. The
+ * offer of frame compression (`Sec-WebSocket-Extensions`, permessage-deflate) is not forwarded
+ * there, since a compressed frame would hide the secret. A secret split across two frames
+ * (a fragmented message) has a frame header between its parts and is not recognized.
  */
 
 export interface WebSocketRelaySettings {
@@ -114,11 +128,30 @@ export function responseForUpgrade(
   return res;
 }
 
-function handshakeHead(upstreamRes: IncomingMessage): string {
-  let head = `HTTP/1.1 101 ${upstreamRes.statusMessage || "Switching Protocols"}\r\n`;
-  const raw = upstreamRes.rawHeaders;
+function handshakeHead(
+  upstreamRes: IncomingMessage,
+  scrubber: SecretScrubber | null,
+  tally: ScrubTally,
+): string {
+  let text = upstreamRes.statusMessage || "Switching Protocols";
+  let raw: readonly string[] = upstreamRes.rawHeaders;
+  if (scrubber !== null) {
+    text = scrubber.scrubText(text, tally);
+    raw = scrubber.scrubRawHeaders(raw, tally);
+  }
+  let head = `HTTP/1.1 101 ${text}\r\n`;
   for (let i = 0; i < raw.length; i += 2) head += `${raw[i]}: ${raw[i + 1]}\r\n`;
   return `${head}\r\n`;
+}
+
+/** Request headers without the frame-compression offer (see above). */
+function withoutExtensions(headers: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i]!.toLowerCase() === "sec-websocket-extensions") continue;
+    out.push(headers[i]!, headers[i + 1]!);
+  }
+  return out;
 }
 
 const TIMED_OUT = new Error("upstream handshake timed out");
@@ -132,13 +165,16 @@ export function createWebSocketRelay(settings: WebSocketRelaySettings): RelayWeb
       const url = new URL(target.origin);
       const secure = url.protocol === "https:";
       const hostname = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
-      target.headers.push("connection", "Upgrade", "upgrade", "websocket");
+      const scrubber = target.scrubber ?? null;
+      const tally: ScrubTally = { scrubbedHeaders: 0, scrubbedBody: 0 };
+      const headers = scrubber === null ? target.headers : withoutExtensions(target.headers);
+      headers.push("connection", "Upgrade", "upgrade", "websocket");
       const options = {
         host: hostname,
         port: url.port === "" ? (secure ? 443 : 80) : Number(url.port),
         method: "GET",
         path: target.path,
-        headers: target.headers,
+        headers,
         agent: false as const,
       };
       const upstreamReq: ClientRequest = secure
@@ -156,7 +192,7 @@ export function createWebSocketRelay(settings: WebSocketRelaySettings): RelayWeb
       const finish = (status: number, outcome: ForwardResult["outcome"], reason?: string) => {
         if (finished) return;
         finished = true;
-        settle({ status, outcome, bytesIn, bytesOut, reason });
+        settle({ status, outcome, bytesIn, bytesOut, reason, ...tally });
       };
 
       let timer = setTimeout(() => upstreamReq.destroy(TIMED_OUT), settings.connectTimeoutMs);
@@ -206,15 +242,32 @@ export function createWebSocketRelay(settings: WebSocketRelaySettings): RelayWeb
         client.off("close", onClientGone);
         const status = upstreamRes.statusCode ?? 502;
         observer?.upstreamResponded(status);
-        res.writeHead(
-          status,
-          upstreamRes.statusMessage,
-          relayedResponseHeaders(upstreamRes.headers),
-        );
-        upstreamRes.on("data", (chunk: Buffer) => {
+        let headers = upstreamRes.headers;
+        let text = upstreamRes.statusMessage;
+        let body: Readable = upstreamRes;
+        if (scrubber !== null) {
+          const coding = contentCodingOf(headers["content-encoding"]);
+          if (coding === null) {
+            upstreamReq.destroy();
+            sendError(res, ENCODING_UNSUPPORTED);
+            finish(ENCODING_UNSUPPORTED.status, ENCODING_UNSUPPORTED.code);
+            return;
+          }
+          headers = scrubber.scrubHeaders(headers, tally);
+          if (text) text = scrubber.scrubText(text, tally);
+          if (coding !== "identity") {
+            headers = decodedHeaders(headers);
+            body = decodeStream(upstreamRes, coding);
+            // A body that fails to decode mid-way: the only signal left is a broken connection.
+            body.once("error", () => res.destroy());
+          }
+          body = body.pipe(scrubber.transform(tally));
+        }
+        res.writeHead(status, text, relayedResponseHeaders(headers));
+        body.on("data", (chunk: Buffer) => {
           bytesOut += chunk.length;
         });
-        upstreamRes.pipe(res);
+        body.pipe(res);
         upstreamReq.setTimeout(settings.idleTimeoutMs, () => upstreamReq.destroy());
         res.once("finish", () => finish(status, "forwarded"));
         res.once("close", () => {
@@ -236,19 +289,27 @@ export function createWebSocketRelay(settings: WebSocketRelaySettings): RelayWeb
           return;
         }
         res.detachSocket(client);
-        client.write(handshakeHead(upstreamRes));
-        if (upstreamHead.length > 0) client.write(upstreamHead);
+        client.write(handshakeHead(upstreamRes, scrubber, tally));
+        // The upstream's frames, through the scrub where a credential was injected.
+        let fromUpstream: Readable = upstream;
+        if (scrubber !== null) {
+          const scrub = scrubber.transform(tally);
+          if (upstreamHead.length > 0) scrub.write(upstreamHead);
+          fromUpstream = upstream.pipe(scrub);
+        } else if (upstreamHead.length > 0) {
+          client.write(upstreamHead);
+        }
         // The client socket may carry the proxy's idle timeout; the upstream side's governs now.
         if (client instanceof Socket) client.setTimeout(0);
         upstream.setNoDelay(true);
         upstream.setTimeout(settings.idleTimeoutMs, () => upstream.destroy());
         // Pipes first: the counting listeners must not start the flow without them.
         client.pipe(upstream);
-        upstream.pipe(client);
+        fromUpstream.pipe(client);
         client.on("data", (chunk: Buffer) => {
           bytesIn += chunk.length;
         });
-        upstream.on("data", (chunk: Buffer) => {
+        fromUpstream.on("data", (chunk: Buffer) => {
           bytesOut += chunk.length;
         });
         let open = 2;

@@ -4,6 +4,8 @@ import { GatewayError, type GatewayErrorCode } from "../errors";
 import { HandlerDecorator } from "../handler-decorator";
 import { isRetryableConnectionError, retriesAllowed } from "../resilience/retry-policy";
 import { sendError } from "../responses";
+import { ResponseScrubber } from "../scrub/response-scrubber";
+import type { ScrubTally, SecretScrubber } from "../scrub/secret-scrubber";
 import { upstreamSecureContext, upstreamTlsError, upstreamTlsFailureReason } from "../upstream-tls";
 
 /**
@@ -13,7 +15,9 @@ import { upstreamSecureContext, upstreamTlsError, upstreamTlsFailureReason } fro
  * Unmanaged plain-HTTP requests go to the address `authorize` checked, through an `Agent`.
  * Bodies stream both ways with backpressure: the request body is read only as fast as the
  * upstream socket drains, and the upstream is paused whenever the client's socket is full.
- * Redirects are returned, not followed; bodies are relayed as bytes (no decompression).
+ * Redirects are returned, not followed; bodies are relayed as bytes (no decompression), except
+ * on routes where a credential was injected: there the response passes through the scrubber
+ * (`scrub/response-scrubber.ts`), which masks the credential and decodes compressed bodies.
  */
 
 export interface ForwardSettings {
@@ -51,6 +55,8 @@ export interface ForwardTarget {
   body?: Buffer;
   /** Decorates the relay, e.g. to rewrite MCP `tools/list` results (`mcp/mcp-response-filter.ts`). */
   wrapHandler?(relay: Dispatcher.DispatchHandler): Dispatcher.DispatchHandler;
+  /** The injected credential's forms, masked in the response (routes with a credential only). */
+  scrubber?: SecretScrubber | null;
 }
 
 export type ForwardOutcome = "forwarded" | "client_aborted" | "upstream_reset" | GatewayErrorCode;
@@ -62,6 +68,9 @@ export interface ForwardResult {
   bytesOut: number;
   /** Why the upstream failed, for the gateway log only (a TLS failure's code and message). */
   reason?: string | undefined;
+  /** Response header values and body occurrences where the credential was masked. */
+  scrubbedHeaders: number;
+  scrubbedBody: number;
 }
 
 export interface Forward {
@@ -116,6 +125,8 @@ function isNominated(connection: string | string[], name: string): boolean {
 }
 
 function upstreamFailure(error: Error): GatewayError {
+  // Already decided by a decorator (e.g. a response encoding the scrubber cannot read).
+  if (error instanceof GatewayError) return error;
   const code = "code" in error ? error.code : undefined;
   if (code === "UND_ERR_INVALID_ARG") {
     return new GatewayError("bad_request", "the request cannot be forwarded as sent");
@@ -139,10 +150,12 @@ function upstreamFailure(error: Error): GatewayError {
  * Relays one upstream response into a `ServerResponse` (undici's dispatch handler interface).
  * Pauses the upstream while the client's socket is full and resumes it on `drain`.
  */
-class ResponseRelay implements Dispatcher.DispatchHandler {
+class ResponseRelay implements Dispatcher.DispatchHandler, ScrubTally {
   status = 0;
   bytesIn = 0;
   bytesOut = 0;
+  scrubbedHeaders = 0;
+  scrubbedBody = 0;
   #controller: Dispatcher.DispatchController | null = null;
   // Both listeners are assigned in the constructor: as field initializers, tsx (esbuild
   // `keepNames`) would name each with an `Object.defineProperty` call, for every request.
@@ -223,12 +236,15 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(
-    _controller: Dispatcher.DispatchController,
+    controller: Dispatcher.DispatchController,
     statusCode: number,
     headers: IncomingHttpHeaders,
     statusMessage?: string,
   ): void {
     if (statusCode < 200) return; // 1xx informational: not relayed
+    // A decorator may hand over its own controller with the response (the scrubber's decoded
+    // body): pausing and resuming must reach that one.
+    this.#controller = controller;
     this.status = statusCode;
     this.upstreamStarted(statusCode);
     const relayed = relayedResponseHeaders(headers);
@@ -309,14 +325,16 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
       reason,
+      scrubbedHeaders: this.scrubbedHeaders,
+      scrubbedBody: this.scrubbedBody,
     });
   }
 }
 
 /**
- * Outermost around a decorated relay (`ForwardTarget.wrapHandler`): tells the relay when the
- * upstream itself answered, which a decorator that buffers or replaces the response would hide
- * (retries and circuit-breaker verdicts depend on it).
+ * Outermost around a decorated relay (`ForwardTarget.wrapHandler`, the scrubber): tells the
+ * relay when the upstream itself answered, which a decorator that buffers or replaces the
+ * response would hide (retries and circuit-breaker verdicts depend on it).
  */
 class UpstreamWatch extends HandlerDecorator {
   constructor(
@@ -403,9 +421,12 @@ export function createForward(settings: ForwardSettings): Forward {
         // undici never retries on its own: `retry-policy.ts` decides, through the relay.
         idempotent: false,
       };
-      const handler = target.wrapHandler
-        ? new UpstreamWatch(target.wrapHandler(relay), relay)
+      // The scrubber sits next to the relay, so it sees what the client gets (after any filter).
+      const scrubbed = target.scrubber
+        ? new ResponseScrubber(relay, target.scrubber, relay)
         : relay;
+      const decorated = target.wrapHandler ? target.wrapHandler(scrubbed) : scrubbed;
+      const handler = decorated === relay ? relay : new UpstreamWatch(decorated, relay);
       const retries = retriesAllowed(method, body !== null, maxRetries);
       if (retries > 0) relay.retryWith(dispatcher, options, retries, handler);
       try {

@@ -66,7 +66,8 @@ describe("injectCredential", () => {
     expect(upstream.path).toBe("/v1/x?y=1");
     expect(upstream.headers.slice(0, 2)).toEqual(["host", "api.upstream.test"]);
     expect(headers.authorization).toEqual(["Bearer sk-real"]);
-    expect(headers["accept-encoding"]).toEqual(["gzip, br"]);
+    // The response will be scrubbed of the credential: it must come back uncompressed.
+    expect(headers["accept-encoding"]).toEqual(["identity"]);
     expect(headers["content-type"]).toEqual(["application/json"]);
     for (const gone of [
       "proxy-authorization",
@@ -113,6 +114,32 @@ describe("injectCredential", () => {
     ]);
   });
 
+  it("hands over a scrubber for the credential in every form the route sent it", () => {
+    const patterns = (auth: EgressRoute["auth"], credential: string) =>
+      inject([], "/?x=1", route(auth), credential).scrubber?.patterns.map(String);
+    expect(patterns({ type: "bearer", name: "authorization", scheme: "Bearer" }, "sk-1")).toEqual([
+      "sk-1",
+    ]);
+    expect(
+      patterns({ type: "basic", name: "authorization", username: "x-access-token" }, "ghs_1"),
+    ).toEqual(["ghs_1", Buffer.from("x-access-token:ghs_1").toString("base64")]);
+    expect(patterns({ type: "query", name: "api_key" }, "s3cr&t/+")).toEqual([
+      "s3cr&t/+",
+      "s3cr%26t%2F%2B",
+    ]);
+    expect(patterns({ type: "header", name: "x-api-key" }, 'k"\\1')).toEqual([
+      'k"\\1',
+      'k\\"\\\\1',
+    ]);
+  });
+
+  it("builds the scrubber once per credential value", () => {
+    const r = route({ type: "bearer", name: "authorization", scheme: "Bearer" });
+    const first = inject([], "/", r, "one").scrubber;
+    expect(inject([], "/", r, "one").scrubber).toBe(first);
+    expect(inject([], "/", r, "two").scrubber).not.toBe(first);
+  });
+
   it("replaces the placeholder query parameter and strips the client's Authorization", () => {
     const upstream = inject(
       clientHeaders,
@@ -135,6 +162,9 @@ describe("injectCredential", () => {
     expect(upstream.headers.slice(0, 2)).toEqual(["host", "10.0.0.5:8080"]);
     expect(headerMap(upstream.headers).authorization).toBeUndefined();
     expect(upstream.path).toBe("/a?b");
+    // Nothing injected, nothing to scrub: compression passes through as the client asked.
+    expect(upstream.scrubber).toBeNull();
+    expect(headerMap(upstream.headers)["accept-encoding"]).toEqual(["gzip, br"]);
   });
 
   it("follows a credential change (the header value is memoized per credential)", () => {

@@ -1,4 +1,5 @@
 import type { EgressRoute } from "@keyway/integrations-core";
+import { SecretScrubber } from "../scrub/secret-scrubber";
 
 /**
  * Stage 5 — inject: the request the upstream receives (SPEC §7 "Matched request"). Removes
@@ -6,6 +7,10 @@ import type { EgressRoute } from "@keyway/integrations-core";
  * client-sent `Authorization` and any client-sent copy of the header or query parameter the
  * route injects (placeholders never reach the upstream), then adds the credential per
  * `route.auth`. Headers stay flat `[name, value, …]` arrays, as Node receives and undici sends them.
+ *
+ * Where a credential is injected, the response will be scrubbed of it (SPEC §7): the request
+ * carries the scrubber for the forms this stage sent it in, and asks for an uncompressed answer
+ * (`accept-encoding: identity`), since a secret inside compressed bytes could not be found.
  */
 
 export interface UpstreamRequest {
@@ -15,6 +20,8 @@ export interface UpstreamRequest {
   path: string;
   /** Flat `[name, value, …]` list, `host` first. */
   headers: string[];
+  /** Masks the injected credential in the response; null when none was injected. */
+  scrubber: SecretScrubber | null;
 }
 
 export type InjectCredential = (
@@ -87,25 +94,48 @@ interface RouteInjection {
   readonly header: { readonly name: string; readonly prefix: string } | null;
   /** The query parameter set (raw name, and encoded for writing); null unless query auth. */
   readonly query: { readonly name: string; readonly encodedName: string } | null;
-  /** The last credential seen and the header value made from it (credentials change rarely). */
-  memo: { credential: string; value: string } | null;
+  /** The last credential seen and what is made from it (credentials change rarely). */
+  memo: CredentialForms | null;
 }
 
-function headerValue(injection: RouteInjection, route: EgressRoute, credential: string): string {
-  if (injection.memo?.credential === credential) return injection.memo.value;
-  const secret =
+/** What one credential value becomes on a route: built once per value, not per request. */
+interface CredentialForms {
+  readonly credential: string;
+  /** The injected header's value; null for query auth. */
+  readonly headerValue: string | null;
+  readonly scrubber: SecretScrubber;
+}
+
+function credentialForms(
+  injection: RouteInjection,
+  route: EgressRoute,
+  credential: string,
+): CredentialForms {
+  if (injection.memo?.credential === credential) return injection.memo;
+  const sent =
     route.auth.type === "basic"
       ? Buffer.from(`${route.auth.username}:${credential}`).toString("base64")
-      : credential;
-  const value = (injection.header?.prefix ?? "") + secret;
-  injection.memo = { credential, value };
-  return value;
+      : route.auth.type === "query"
+        ? encodeURIComponent(credential)
+        : credential;
+  // The scrubber looks for the value as sent, the value itself (an upstream that decodes and
+  // echoes it), and the value as a JSON string quotes it (`"` and `\` escaped), which is how
+  // echoing services hand requests back.
+  const forms = [credential, sent, JSON.stringify(credential).slice(1, -1)];
+  injection.memo = {
+    credential,
+    headerValue: injection.header === null ? null : injection.header.prefix + sent,
+    scrubber: new SecretScrubber(forms),
+  };
+  return injection.memo;
 }
 
 function routeInjection(route: EgressRoute): RouteInjection {
   const upstream = new URL(route.upstream.baseUrl);
   const auth = route.auth;
   const removed = new Set(["authorization"]);
+  // Replaced by `identity` where the response will be scrubbed.
+  if (auth.type !== "none") removed.add("accept-encoding");
   const base = {
     origin: upstream.origin,
     host: upstream.host,
@@ -172,15 +202,18 @@ export function createInject(): InjectCredential {
       injections.set(route, injection);
     }
     const headers = stripHopByHop(rawHeaders, injection.host, injection.removed);
-    let path = rawPath;
-    if (credential !== null) {
-      if (injection.header !== null) {
-        headers.push(injection.header.name, headerValue(injection, route, credential));
-      } else if (injection.query !== null) {
-        const { name, encodedName } = injection.query;
-        path = replaceQueryParameter(rawPath, name, encodedName, credential);
-      }
+    if (credential === null || route.auth.type === "none") {
+      return { origin: injection.origin, path: rawPath, headers, scrubber: null };
     }
-    return { origin: injection.origin, path, headers };
+    const forms = credentialForms(injection, route, credential);
+    let path = rawPath;
+    if (forms.headerValue !== null && injection.header !== null) {
+      headers.push(injection.header.name, forms.headerValue);
+    } else if (injection.query !== null) {
+      const { name, encodedName } = injection.query;
+      path = replaceQueryParameter(rawPath, name, encodedName, credential);
+    }
+    headers.push("accept-encoding", "identity");
+    return { origin: injection.origin, path, headers, scrubber: forms.scrubber };
   };
 }

@@ -30,6 +30,9 @@ export interface ExchangeRecord {
   outcome: string;
   /** With `upstream_tls_error`: Node's error code and message (`upstream-tls.ts`). */
   reason?: string | undefined;
+  /** Response header values and body occurrences where the injected credential was masked. */
+  scrubbedHeaders?: number;
+  scrubbedBody?: number;
 }
 
 export type RecordExchange = (record: ExchangeRecord) => void;
@@ -76,6 +79,24 @@ export function createRecord(options: { logger: Logger; metrics: GatewayMetrics 
       metrics.duration.observe(durationMs / 1000, route);
     }
     if (UPSTREAM_FAILURES.has(record.outcome)) metrics.upstreamErrors.inc(route, record.outcome);
+    const scrubbedHeaders = record.scrubbedHeaders ?? 0;
+    const scrubbedBody = record.scrubbedBody ?? 0;
+    if (scrubbedHeaders + scrubbedBody > 0) {
+      // An upstream echoed the credential: worth its own line (the count, never the value).
+      if (scrubbedHeaders > 0) metrics.scrubbed.add(scrubbedHeaders, "header");
+      if (scrubbedBody > 0) metrics.scrubbed.add(scrubbedBody, "body");
+      logger.warn("secret_scrubbed", {
+        sessionId: record.sessionId,
+        routeId: record.routeId,
+        bindingId: record.bindingId,
+        host: record.host,
+        status: record.status,
+        count: scrubbedHeaders + scrubbedBody,
+        headers: scrubbedHeaders,
+        body: scrubbedBody,
+        traceId: record.traceId,
+      });
+    }
 
     logger.record({
       time: timestamp,

@@ -22,6 +22,7 @@ import {
   ENCODING_UNSUPPORTED,
 } from "./scrub/content-decoding";
 import type { ScrubTally, SecretScrubber } from "./scrub/secret-scrubber";
+import { WebSocketFrameScrub } from "./scrub/websocket-frame-scrub";
 import { upstreamSecureContext, upstreamTlsError, upstreamTlsFailureReason } from "./upstream-tls";
 
 /**
@@ -36,10 +37,9 @@ import { upstreamSecureContext, upstreamTlsError, upstreamTlsFailureReason } fro
  *
  * Where a credential was injected (`target.scrubber`), what comes back is scrubbed as on any
  * route (SPEC §7): the handshake answer's headers, any other answer as `forward` does, and after
- * a 101 the upstream's bytes, which are unmasked frames, so the same byte scrub applies. The
+ * a 101 the payload of each frame the upstream sends (`scrub/websocket-frame-scrub.ts`). The
  * offer of frame compression (`Sec-WebSocket-Extensions`, permessage-deflate) is not forwarded
- * there, since a compressed frame would hide the secret. A secret split across two frames
- * (a fragmented message) has a frame header between its parts and is not recognized.
+ * there, since a compressed frame would hide the secret.
  */
 
 export interface WebSocketRelaySettings {
@@ -293,7 +293,7 @@ export function createWebSocketRelay(settings: WebSocketRelaySettings): RelayWeb
         // The upstream's frames, through the scrub where a credential was injected.
         let fromUpstream: Readable = upstream;
         if (scrubber !== null) {
-          const scrub = scrubber.transform(tally);
+          const scrub = new WebSocketFrameScrub(scrubber, tally);
           if (upstreamHead.length > 0) scrub.write(upstreamHead);
           fromUpstream = upstream.pipe(scrub);
         } else if (upstreamHead.length > 0) {

@@ -168,8 +168,8 @@ interface WebSocketUpstream {
 
 /**
  * A WebSocket upstream that echoes the credential it received: in a header of its 101 answer and
- * in a text frame written in two halves with a pause. `/refuse` answers 401 with the credential in
- * a gzip body instead.
+ * in a text frame written in two halves with a pause, then a frame ending in the credential's
+ * first bytes. `/refuse` answers 401 with the credential in a gzip body instead.
  */
 async function startWebSocketUpstream(ca?: TestCa): Promise<WebSocketUpstream> {
   let server: Server;
@@ -205,6 +205,8 @@ async function startWebSocketUpstream(ca?: TestCa): Promise<WebSocketUpstream> {
     socket.write(frame.subarray(0, half));
     await sleep(20);
     socket.write(frame.subarray(half));
+    // A frame ending in the credential's first bytes, then silence: it must arrive whole.
+    socket.write(encodeFrame(OPCODE_TEXT, Buffer.from(`ends ${credential.slice(0, 4)}`), false));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
@@ -461,8 +463,12 @@ describe("an echoing WebSocket upstream on a route with an injected credential",
     });
     expect(head.head).toMatch(/^HTTP\/1\.1 101 /);
     expect(head.head).toContain(`X-Echo-Credential: ${"*".repeat(SECRETS.r_ws.length)}`);
-    const frame = await frameReader(socket, head.rest).next();
-    expect(frame?.payload.toString()).toBe(`you sent ${"*".repeat(SECRETS.r_ws.length)}`);
+    const frames = frameReader(socket, head.rest);
+    expect((await frames.next())?.payload.toString()).toBe(
+      `you sent ${"*".repeat(SECRETS.r_ws.length)}`,
+    );
+    // Not held back waiting for a next frame that never comes.
+    expect((await frames.next())?.payload.toString()).toBe(`ends ${SECRETS.r_ws.slice(0, 4)}`);
     socket.destroy();
     const upgrade = wsUpstream.handshakes.at(-1);
     expect(upgrade?.["x-api-key"]).toBe(SECRETS.r_ws);

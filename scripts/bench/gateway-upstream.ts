@@ -7,6 +7,7 @@
  *
  * Prints `ready` on stdout once both servers listen.
  */
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
@@ -16,7 +17,10 @@ if (!httpPort || !httpsPort || !certFile || !keyFile) {
   throw new Error("usage: gateway-upstream.ts <httpPort> <httpsPort> <certFile> <keyFile>");
 }
 
-/** Answers with the `Authorization` header it received. */
+/**
+ * Answers with the SHA-256 of the `Authorization` header it received: the gateway masks an
+ * injected credential that an upstream echoes back, and a digest is none of its forms.
+ */
 const CHECK_PATH = "/v1/__check";
 const BODY = Buffer.from(JSON.stringify({ id: "item_1", ok: true, name: "bench", count: 42 }));
 const HEADERS = ["content-type", "application/json", "content-length", String(BODY.length)];
@@ -25,7 +29,10 @@ function answer(req: IncomingMessage, res: ServerResponse): void {
   if (req.url === CHECK_PATH) {
     // Lets the benchmark confirm, before loading, that a proxy injected the credential.
     res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ authorization: req.headers.authorization ?? null }));
+    const received = req.headers.authorization;
+    const digest =
+      received === undefined ? null : createHash("sha256").update(received).digest("hex");
+    res.end(JSON.stringify({ authorizationSha256: digest }));
     return;
   }
   // Bodies (the POST case) are read and dropped before answering.

@@ -29,6 +29,7 @@
  * `--profile DIR` runs the gateway under `node --cpu-prof` and prints where its CPU time went.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
@@ -842,7 +843,7 @@ async function main() {
 
     // Before loading: every path reaches the upstream with the injected credential (this also
     // verifies the token, loads the plan and fills the credential cache).
-    const expected = `Bearer ${SECRET}`;
+    const expected = createHash("sha256").update(`Bearer ${SECRET}`).digest("hex");
     const checks: [string, () => Promise<unknown>][] = [
       [
         "gateway HTTP",
@@ -881,8 +882,8 @@ async function main() {
     for (const [name, check] of checks) {
       const body = await check();
       const seen =
-        typeof body === "object" && body !== null && "authorization" in body
-          ? body.authorization
+        typeof body === "object" && body !== null && "authorizationSha256" in body
+          ? body.authorizationSha256
           : null;
       if (seen !== expected)
         throw new Error(`${name}: the upstream did not receive the credential`);

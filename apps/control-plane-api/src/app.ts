@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { OpenAPIHono } from "@hono/zod-openapi";
+import { databaseFailureCause, isDatabaseUnavailable } from "@keyway/db";
 import { bodyLimit } from "hono/body-limit";
 import { authenticate } from "./auth/authenticate";
 import { authenticateGateway } from "./auth/authenticate-gateway";
@@ -7,7 +8,11 @@ import type { AppDeps } from "./deps";
 import type { AppEnv } from "./env";
 import { DomainError, errorResponse } from "./errors";
 import { errorLogFields } from "./logger";
+import { requestDeadline } from "./request-deadline";
 import { createRouter } from "./router";
+
+/** `/readyz` waits this long for the database's answer (probes should allow a little more). */
+const READINESS_TIMEOUT_MS = 2_000;
 
 export type ResourceRoutes = (deps: AppDeps) => OpenAPIHono<AppEnv>;
 
@@ -45,6 +50,14 @@ export function createApp(deps: AppDeps, modules: AppModules): OpenAPIHono<AppEn
     });
   });
 
+  app.use(
+    requestDeadline({
+      database: deps.database,
+      timeoutMs: deps.settings.requestTimeoutMs,
+      logger: deps.logger,
+    }),
+  );
+
   // JSON bodies: bounded size (413) and the right media type (415) before anything parses them.
   app.use(
     "/v1/*",
@@ -78,7 +91,13 @@ export function createApp(deps: AppDeps, modules: AppModules): OpenAPIHono<AppEn
   app.use("/v1/*", authenticate(deps));
   app.use("/internal/v1/*", authenticateGateway(deps));
 
+  // Alive: the process answers. Ready: it can serve, which needs its database.
   app.get("/healthz", (c) => c.json({ ok: true }));
+  app.get("/readyz", async (c) => {
+    const database = await deps.database.ping(READINESS_TIMEOUT_MS);
+    c.header("cache-control", "no-store");
+    return c.json({ ready: database, checks: { database } }, database ? 200 : 503);
+  });
   app.get("/.well-known/jwks.json", (c) => {
     c.header("cache-control", "public, max-age=60");
     return c.json(deps.sessionSigner.jwks());
@@ -99,10 +118,16 @@ export function createApp(deps: AppDeps, modules: AppModules): OpenAPIHono<AppEn
   app.notFound((c) => errorResponse(new DomainError("not_found", "not_found", "no such route"), c));
   app.onError((error, c) => {
     if (!(error instanceof DomainError)) {
-      deps.logger.error("unhandled error", {
-        requestId: c.get("requestId"),
-        ...errorLogFields(error),
-      });
+      // Never the failed query: drizzle's wrapper quotes the SQL and its parameters. An
+      // unreachable database is logged by its cause (ECONNREFUSED, 57P01, a timeout), which
+      // holds no values; anything else by SQLSTATE and constraint only.
+      const requestId = c.get("requestId");
+      if (isDatabaseUnavailable(error)) {
+        const { name, code, message } = databaseFailureCause(error);
+        deps.logger.warn("database unavailable", { requestId, error: name, code, message });
+      } else {
+        deps.logger.error("unhandled error", { requestId, ...errorLogFields(error) });
+      }
     }
     return errorResponse(error, c);
   });

@@ -40,6 +40,8 @@ export interface AppSettings {
   /** Default egress policy for profiles that set none. */
   defaultEgressPolicy: "allow" | "deny";
   maxJsonBodyBytes: number;
+  /** Every request is answered within this (`api.request_timeout_ms`, `request-deadline.ts`). */
+  requestTimeoutMs: number;
 }
 
 export function appSettingsFromConfig(config: KeywayConfig, gatewayCaPem: string): AppSettings {
@@ -52,5 +54,6 @@ export function appSettingsFromConfig(config: KeywayConfig, gatewayCaPem: string
     sessionMaxLifetimeSeconds: config.sessions.max_lifetime_seconds,
     defaultEgressPolicy: config.gateway.egress.default_policy,
     maxJsonBodyBytes: 1024 * 1024,
+    requestTimeoutMs: config.api.request_timeout_ms,
   };
 }

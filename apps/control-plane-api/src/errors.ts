@@ -1,3 +1,4 @@
+import { isDatabaseUnavailable } from "@keyway/db";
 import type { CompileErrorCode } from "@keyway/integrations-core";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
@@ -51,6 +52,7 @@ export const API_ERROR_CODES = [
   "payload_too_large",
   "unsupported_media_type",
   "internal_error",
+  "service_unavailable",
   // Targets
   "target_key_taken",
   "unknown_variant",
@@ -116,6 +118,19 @@ export const unprocessable = (code: ApiErrorCode, message: string, details?: unk
   new DomainError("unprocessable", code, message, details);
 export const badRequest = (code: ApiErrorCode, message: string, issues?: FieldIssue[]) =>
   new DomainError("bad_request", code, message, issues ? { issues } : undefined);
+/**
+ * The database cannot serve right now (unreachable, restarting, frozen, or the request's
+ * deadline passed): a retryable 503, never a 500.
+ */
+export const serviceUnavailable = () =>
+  new DomainError(
+    "unavailable",
+    "service_unavailable",
+    "the service is temporarily unavailable; try again shortly",
+  );
+
+/** `Retry-After` of every 503: long enough for a database restart to be noticed. */
+const RETRY_AFTER_SECONDS = "2";
 
 /** Zod issues as field issues; `prefix` places them (`path.`, `query.`; body fields have none). */
 export function zodFieldIssues(error: ZodError, prefix = ""): FieldIssue[] {
@@ -145,8 +160,10 @@ export function errorResponse(error: unknown, c: Context): Response {
   if (error instanceof DomainError) {
     const body: ErrorBody = { error: { code: error.code, message: error.message, requestId } };
     if (error.details !== undefined) body.error.details = error.details;
+    if (error.status === 503) c.header("retry-after", RETRY_AFTER_SECONDS);
     return c.json(body, error.status);
   }
+  if (isDatabaseUnavailable(error)) return errorResponse(serviceUnavailable(), c);
   if (error instanceof HTTPException) {
     // Hono raises these for malformed JSON, body limits and the like: all caller mistakes.
     const status = error.status;

@@ -45,7 +45,15 @@ export async function startControlPlane(
   // Files the config names are read first: a wrong path fails before the database is touched.
   const caPem = await readSettingFile(config.gateway.ca_cert_path, "gateway.ca_cert_path");
   await runMigrations(options.databaseUrl);
-  const database = createDatabase(options.databaseUrl, { max: config.database.pool_size });
+  const database = createDatabase(options.databaseUrl, {
+    max: config.database.pool_size,
+    timeouts: {
+      connectMs: config.database.connect_timeout_ms,
+      statementMs: config.database.statement_timeout_ms,
+      lockMs: config.database.lock_timeout_ms,
+      idleInTransactionMs: config.database.idle_in_transaction_timeout_ms,
+    },
+  });
   const signing = requireSetting(config.keys.session_signing, "keys.session_signing");
   const signingKeys = await Promise.all(
     signing.keys.map(async (key) => ({

@@ -85,7 +85,15 @@ const optional = { requiredKeys: [] };
 
 const configInput: fc.Arbitrary<KeywayConfigInput> = fc.record(
   {
-    api: fc.record({ host: text, port, public_url: httpUrl }, optional),
+    api: fc.record(
+      {
+        host: text,
+        port,
+        public_url: httpUrl,
+        request_timeout_ms: fc.integer({ min: 100, max: 600_000 }),
+      },
+      optional,
+    ),
     database: fc.record(
       {
         url: fc.option(
@@ -93,6 +101,10 @@ const configInput: fc.Arbitrary<KeywayConfigInput> = fc.record(
           { nil: undefined },
         ),
         pool_size: fc.integer({ min: 1, max: 1000 }),
+        connect_timeout_ms: fc.integer({ min: 1, max: 600_000 }),
+        statement_timeout_ms: fc.integer({ min: 0, max: 86_400_000 }),
+        lock_timeout_ms: fc.integer({ min: 0, max: 86_400_000 }),
+        idle_in_transaction_timeout_ms: fc.integer({ min: 0, max: 86_400_000 }),
         embedded: fc.record({ data_dir: absolutePath, port }, { requiredKeys: ["data_dir"] }),
       },
       { requiredKeys: ["embedded"] },

@@ -52,9 +52,14 @@ secrets = { webhookSecret = "s3cret" }
       host: "127.0.0.1",
       port: 9000,
       public_url: "http://127.0.0.1:9000",
+      request_timeout_ms: 10_000,
     });
     expect(config.database).toEqual({
       pool_size: 10,
+      connect_timeout_ms: 5_000,
+      statement_timeout_ms: 10_000,
+      lock_timeout_ms: 5_000,
+      idle_in_transaction_timeout_ms: 15_000,
       embedded: { data_dir: join(dir, ".keyway/postgres"), port: 54329 },
     });
     expect(config.keys.master).toEqual({ current: 1, keys: [{ version: 1, key: masterKey }] });

@@ -52,8 +52,16 @@ export const apiSchema = z
     port: port.default(8080),
     /** Base URL the outside world uses (OAuth callbacks, webhook URLs); default from host/port. */
     public_url: baseUrl.optional(),
+    /**
+     * Every request is answered within this: past it, 503 `service_unavailable`, and a
+     * transaction the request began never commits afterwards.
+     */
+    request_timeout_ms: z.number().int().min(100).max(600_000).default(10_000),
   })
   .transform((api) => ({ ...api, public_url: api.public_url ?? dialableUrl(api.host, api.port) }));
+
+/** A PostgreSQL timeout setting in milliseconds; 0 = none. At most a day. */
+const serverTimeoutMs = z.number().int().min(0).max(86_400_000);
 
 export const databaseSchema = z.strictObject({
   /** `postgres://…`; absent → the embedded PostgreSQL below is started. */
@@ -62,6 +70,12 @@ export const databaseSchema = z.strictObject({
     .regex(/^postgres(ql)?:\/\//, "expected a postgres:// or postgresql:// URL")
     .optional(),
   pool_size: positiveInt.max(1000).default(10),
+  /** Reaching the server and logging in; a frozen server accepts connections but never answers. */
+  connect_timeout_ms: positiveInt.max(600_000).default(5_000),
+  /** Server-side bounds on each connection (PostgreSQL settings); 0 turns one off. */
+  statement_timeout_ms: serverTimeoutMs.default(10_000),
+  lock_timeout_ms: serverTimeoutMs.default(5_000),
+  idle_in_transaction_timeout_ms: serverTimeoutMs.default(15_000),
   embedded: z
     .strictObject({
       data_dir: nonEmpty.default(".keyway/postgres"),

@@ -1,3 +1,5 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import { sql as sqlText } from "drizzle-orm";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import * as schema from "./schema";
@@ -6,14 +8,55 @@ export type Database = PostgresJsDatabase<typeof schema>;
 /** A database handle or an open transaction: services accept either. */
 export type Executor = Parameters<Parameters<Database["transaction"]>[0]>[0] | Database;
 
+/**
+ * Bounds on every connection of a handle. A value of 0 turns a server-side bound off; absent
+ * values leave PostgreSQL's own default (no limit), except `connectMs`.
+ */
+export interface DatabaseTimeouts {
+  /** Reaching the server and logging in (postgres.js `connect_timeout`). Default 10 s. */
+  connectMs?: number;
+  /** Longest statement (`statement_timeout`), a backstop for work outside any request. */
+  statementMs?: number;
+  /** Longest wait for a lock (`lock_timeout`). */
+  lockMs?: number;
+  /** A transaction idle this long is ended by the server (`idle_in_transaction_session_timeout`). */
+  idleInTransactionMs?: number;
+}
+
 export interface DatabaseHandle {
   db: Database;
   /** The underlying postgres.js client (LISTEN/NOTIFY, raw SQL in migrations and tests). */
   sql: postgres.Sql;
+  /**
+   * Runs `work` under a deadline, an instant on the `performance.now()` clock: a transaction that
+   * `work` begins (`db.transaction`) never commits after it. The deadline is checked before BEGIN
+   * and before COMMIT (`DeadlineExceededError`, the transaction rolls back), and the server is
+   * told to end the transaction itself should the COMMIT reach it only after the deadline — as
+   * when the server is frozen while the COMMIT waits in its socket, and resumes after the caller
+   * was told the request failed.
+   */
+  withDeadline<T>(deadline: number, work: () => Promise<T>): Promise<T>;
+  /** Whether the server answers a trivial query within `timeoutMs`. Never throws. */
+  ping(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
-export function createDatabase(url: string, options: { max?: number } = {}): DatabaseHandle {
+/** A transaction was asked to begin or commit after its deadline; nothing was committed. */
+export class DeadlineExceededError extends Error {
+  override readonly name = "DeadlineExceededError";
+  readonly code = "DEADLINE_EXCEEDED";
+  constructor() {
+    super("the request's deadline passed before its transaction could commit");
+  }
+}
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+export function createDatabase(
+  url: string,
+  options: { max?: number; timeouts?: DatabaseTimeouts } = {},
+): DatabaseHandle {
+  const timeouts = options.timeouts ?? {};
   const sql = postgres(url, {
     max: options.max ?? 10,
     onnotice: () => {},
@@ -21,8 +64,87 @@ export function createDatabase(url: string, options: { max?: number } = {}): Dat
     // LISTEN connection uses the same schedule, so a database back after a short outage would go
     // unheard (invalidations lost) for that long. Capped at 2 s.
     backoff: (retries: number) => Math.min(0.1 * 2 ** retries, 2),
+    // Covers the TCP connect and the startup exchange: a frozen server accepts the connection
+    // (the kernel completes the handshake) but never answers.
+    connect_timeout: (timeouts.connectMs ?? DEFAULT_CONNECT_TIMEOUT_MS) / 1000,
+    connection: serverSettings(timeouts),
     // Keep timestamps as Date objects; bigint sequence numbers stay numbers (mode: "number").
   });
   const db = drizzle(sql, { schema });
-  return { db, sql, close: () => sql.end({ timeout: 5 }) };
+  const deadlines = new AsyncLocalStorage<number>();
+  db.transaction = boundedTransaction(db.transaction.bind(db), deadlines);
+  return {
+    db,
+    sql,
+    withDeadline: (deadline, work) => deadlines.run(deadline, work),
+    ping: (timeoutMs) => answersWithin(sql, timeoutMs),
+    close: () => sql.end({ timeout: 5 }),
+  };
+}
+
+/** Startup parameters: PostgreSQL applies them to the session before its first query. */
+function serverSettings(timeouts: DatabaseTimeouts): Record<string, string> {
+  const settings: Record<string, string> = {};
+  if (timeouts.statementMs !== undefined) settings.statement_timeout = `${timeouts.statementMs}`;
+  if (timeouts.lockMs !== undefined) settings.lock_timeout = `${timeouts.lockMs}`;
+  if (timeouts.idleInTransactionMs !== undefined) {
+    settings.idle_in_transaction_session_timeout = `${timeouts.idleInTransactionMs}`;
+  }
+  return settings;
+}
+
+/** Milliseconds left before `deadline`, at least 1; throws once it has passed. */
+function remainingMs(deadline: number): number {
+  const left = Math.ceil(deadline - performance.now());
+  if (left <= 0) throw new DeadlineExceededError();
+  return left;
+}
+
+/**
+ * `db.transaction`, honouring the deadline of the scope it is called in (`withDeadline`).
+ *
+ * Why the COMMIT cannot land late: just before it, the transaction sets its own
+ * `idle_in_transaction_session_timeout` to the time left. The server arms that timer when it
+ * goes idle waiting for the COMMIT, so a COMMIT that reaches it (or that it reads, after being
+ * frozen with SIGSTOP) only after the deadline finds the session already ended by the server —
+ * a stopped process handles the expired timer's signal before it reads its socket. Works on
+ * every supported PostgreSQL version (`transaction_timeout` would need 17). Costs one round trip
+ * per transaction with a deadline.
+ */
+function boundedTransaction(
+  begin: Database["transaction"],
+  deadlines: AsyncLocalStorage<number>,
+): Database["transaction"] {
+  return (run, config) => {
+    const deadline = deadlines.getStore();
+    if (deadline === undefined) return begin(run, config);
+    remainingMs(deadline);
+    return begin(async (tx) => {
+      // Waiting for a pooled connection may have used up the budget.
+      remainingMs(deadline);
+      const result = await run(tx);
+      const setting = `${remainingMs(deadline)}`;
+      await tx.execute(
+        sqlText`select set_config('idle_in_transaction_session_timeout', ${setting}, true)`,
+      );
+      remainingMs(deadline);
+      return result;
+    }, config);
+  };
+}
+
+async function answersWithin(sql: postgres.Sql, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  const answered = sql`select 1`.then(
+    () => true,
+    () => false,
+  );
+  try {
+    return await Promise.race([answered, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

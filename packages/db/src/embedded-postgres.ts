@@ -24,6 +24,11 @@ export interface EmbeddedPostgresOptions {
    * cluster. Only for throwaway clusters such as the one tests use. Defaults to `true`.
    */
   durable?: boolean;
+  /**
+   * Further server settings (`-c name=value`), applied after those above, e.g.
+   * `{ track_commit_timestamp: "on" }`.
+   */
+  settings?: Record<string, string>;
   /** Receives initdb's and the server's output; the output is discarded when absent. */
   log?: (line: string) => void;
 }
@@ -103,6 +108,10 @@ export async function startEmbeddedPostgres(
         ...(durable
           ? []
           : ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]),
+        ...Object.entries(options.settings ?? {}).flatMap(([name, value]) => [
+          "-c",
+          `${name}=${value}`,
+        ]),
       ],
       onLog,
       onError: onLog,

@@ -1,5 +1,6 @@
 export * from "./client";
 export * from "./database-admin";
+export * from "./database-failures";
 export * from "./embedded-postgres";
 export * from "./free-port";
 export * from "./ids";

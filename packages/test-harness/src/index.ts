@@ -12,5 +12,6 @@ export {
 } from "@keyway/db";
 export * from "./git-http-backend";
 export * from "./http-servers";
+export * from "./tcp-proxy";
 export * from "./test-database";
 export * from "./tls";

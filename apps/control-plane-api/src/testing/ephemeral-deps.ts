@@ -66,6 +66,7 @@ export async function createEphemeralDeps(options: {
       sessionMaxLifetimeSeconds: 24 * 3600,
       defaultEgressPolicy: "deny",
       maxJsonBodyBytes: 1024 * 1024,
+      requestTimeoutMs: 10_000,
       ...options.settings,
     },
   };

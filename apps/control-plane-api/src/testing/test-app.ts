@@ -1,5 +1,5 @@
 import { type SigningKeyPair, signGatewayAssertion } from "@keyway/crypto";
-import { createDatabase, runMigrations } from "@keyway/db";
+import { createDatabase, type DatabaseTimeouts, runMigrations } from "@keyway/db";
 import type { Clock } from "@keyway/integrations-core";
 import { createTestDatabase } from "@keyway/test-harness";
 import { createApp } from "../app";
@@ -31,6 +31,13 @@ export interface TestAppOptions {
   settings?: Partial<AppSettings>;
   fetch?: AppDeps["fetch"];
   oidc?: AppDeps["oidc"];
+  /** Bounds on the app's database connections (none by default). */
+  databaseTimeouts?: DatabaseTimeouts;
+  /**
+   * The URL the app's database handle connects to, given the test database's own (e.g. through
+   * a `startTcpProxy`); migrations always run directly.
+   */
+  routeDatabase?: (url: string) => Promise<string>;
 }
 
 /**
@@ -39,8 +46,14 @@ export interface TestAppOptions {
  */
 export async function createTestApp(options: TestAppOptions = {}) {
   const testDatabase = await createTestDatabase("api");
-  const database = createDatabase(testDatabase.url, { max: 5 });
   await runMigrations(testDatabase.url);
+  const appDatabaseUrl = options.routeDatabase
+    ? await options.routeDatabase(testDatabase.url)
+    : testDatabase.url;
+  const database = createDatabase(appDatabaseUrl, {
+    max: 5,
+    ...(options.databaseTimeouts ? { timeouts: options.databaseTimeouts } : {}),
+  });
   const clock = options.clock ?? createTestClock();
   const logger = createMemoryLogger();
   const { deps, signingKey, gatewayKey, operatorToken } = await createEphemeralDeps({
@@ -121,6 +134,8 @@ export async function createTestApp(options: TestAppOptions = {}) {
   return {
     app,
     deps,
+    /** The test database, reached directly (not through `routeDatabase`). */
+    databaseUrl: testDatabase.url,
     clock,
     logger,
     operatorToken,

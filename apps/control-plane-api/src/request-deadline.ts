@@ -1,0 +1,35 @@
+import type { DatabaseHandle } from "@keyway/db";
+import type { MiddlewareHandler } from "hono";
+import type { AppEnv } from "./env";
+import { serviceUnavailable } from "./errors";
+import type { Logger } from "./logger";
+
+/**
+ * Every request is answered within `timeoutMs` (`api.request_timeout_ms`): past it the caller
+ * gets 503 `service_unavailable` even when the handler is still waiting on a frozen database.
+ * The handler is not cancelled (JavaScript cannot), but it runs under the same deadline in the
+ * database layer (`withDeadline`), so a transaction it begins never commits after the caller was
+ * told the request failed. Event streams return their response at once and are not cut.
+ */
+export function requestDeadline(options: {
+  database: Pick<DatabaseHandle, "withDeadline">;
+  timeoutMs: number;
+  logger: Logger;
+}): MiddlewareHandler<AppEnv> {
+  const { database, timeoutMs, logger } = options;
+  return async function requestDeadline(c, next) {
+    const deadline = performance.now() + timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        logger.warn("request deadline passed", { requestId: c.get("requestId"), timeoutMs });
+        reject(serviceUnavailable());
+      }, timeoutMs);
+    });
+    try {
+      await Promise.race([database.withDeadline(deadline, next), expired]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}

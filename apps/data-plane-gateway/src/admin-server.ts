@@ -2,8 +2,9 @@ import { createServer, type Server, type ServerResponse } from "node:http";
 import { type MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from "./metrics";
 
 /**
- * The admin port (SPEC §7 "Observability"): `/healthz` (the process answers), `/readyz` (session
- * keys loaded and the invalidation feed connected) and `/metrics` (Prometheus text).
+ * The admin port (SPEC §7 "Observability"): `/healthz` (the process answers), `/readyz` (it can
+ * serve: session keys loaded, and the invalidation feed connected or lost less than the liveness
+ * outage grace ago; see `gateway.ts`) and `/metrics` (Prometheus text).
  */
 export interface AdminServerOptions {
   metrics: MetricsRegistry;

@@ -10,6 +10,7 @@ import { z } from "zod";
 import { type InvalidationHub, invalidationEventSchema } from "./invalidations";
 import type { Logger } from "./logger";
 import { LruCache } from "./lru-cache";
+import { Circuit } from "./resilience/circuit-breaker";
 import type { SessionLivenessAnswer } from "./session-liveness";
 import { createSseDecoder, type ServerSentEvent } from "./sse-decoder";
 
@@ -17,6 +18,12 @@ import { createSseDecoder, type ServerSentEvent } from "./sse-decoder";
  * The gateway's side of the control plane's internal API (SPEC §6.3): plans by digest, credential
  * resolution and the invalidation feed. Every request carries a fresh gateway assertion (each is
  * accepted once), over one keep-alive undici pool.
+ *
+ * During an outage requests fail fast: a refused connection fails at once, a black-holed or
+ * stalled control plane after `requestTimeoutMs`, and after `failureThreshold` failures in a row
+ * (no answer, or 503/504: the control plane cannot reach its database) a circuit opens, so later
+ * requests fail at once; every `coolDownMs` one request is let through to probe. The event stream
+ * reconnects within `eventsBackoffMs.max` of the control plane's return.
  */
 
 export interface GatewayIdentity {
@@ -37,15 +44,24 @@ export interface ControlPlaneClientOptions {
   ca?: string | readonly string[];
   /** Plans kept in memory (they are immutable, so only memory bounds this). Default 256. */
   planCacheSize?: number;
-  /** Connect and response-header timeout of plan and credential requests. Default 10 s. */
+  /**
+   * Connect and response-header timeout of plan, credential and liveness requests, and of the
+   * event stream's response headers. Default 5 s.
+   */
   requestTimeoutMs?: number;
+  /** Failures in a row that open the circuit (default 3) and how long it stays open (1 s). */
+  circuit?: { failureThreshold?: number; coolDownMs?: number };
   /**
    * Longest silence tolerated on the event stream before it is treated as dead and reconnected.
    * The control plane sends a heartbeat comment every 15 s. Default 45 s; 0 relies on TCP
    * keep-alive alone.
    */
   eventsIdleTimeoutMs?: number;
-  /** Reconnect backoff bounds for the event stream. Defaults 250 ms and 10 s. */
+  /**
+   * Reconnect backoff bounds for the event stream; each wait is between half the bound and the
+   * bound. Defaults 100 ms and 1 s: a returning control plane is picked up within about a second,
+   * and at most a few connection attempts per second reach a control plane that is down.
+   */
   eventsBackoffMs?: { min: number; max: number };
 }
 
@@ -71,6 +87,8 @@ export class ControlPlaneError extends Error {
 export interface EventStream {
   /** Whether the stream is connected and past its `ready` event right now. */
   readonly connected: boolean;
+  /** When a stream that had been ready was lost (epoch ms); undefined while connected or before. */
+  readonly disconnectedAtMs: number | undefined;
   /** Settles when the stream is ready the first time. */
   readonly firstReady: Promise<void>;
   close(): Promise<void>;
@@ -108,7 +126,7 @@ const errorResponseSchema = z.object({
 export function createControlPlaneClient(options: ControlPlaneClientOptions): ControlPlaneClient {
   const base = new URL(options.baseUrl);
   const prefix = base.pathname.replace(/\/+$/, "");
-  const timeout = options.requestTimeoutMs ?? 10_000;
+  const timeout = options.requestTimeoutMs ?? 5_000;
   const pool = new Pool(base.origin, {
     connect: { timeout, ...(options.ca ? { ca: [options.ca].flat() } : {}) },
     headersTimeout: timeout,
@@ -118,6 +136,22 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
   const plans = new LruCache<string, CompiledRuntimePlan>(options.planCacheSize ?? 256);
   const planLoads = new Map<string, Promise<CompiledRuntimePlan>>();
   const streams = new Set<EventStream>();
+  // Logged when it opens and when it closes again, not at every probe in between.
+  let reportedState = "closed";
+  const circuit = new Circuit(
+    base.origin,
+    {
+      failureThreshold: options.circuit?.failureThreshold ?? 3,
+      windowMs: 30_000,
+      coolDownMs: options.circuit?.coolDownMs ?? 1_000,
+    },
+    options.clock,
+    (_origin, state) => {
+      if (state === "half_open" || state === reportedState) return;
+      reportedState = state;
+      options.logger.warn(`control-plane circuit ${state}`);
+    },
+  );
 
   function authorization(): Promise<string> {
     return signGatewayAssertion({
@@ -134,6 +168,14 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
   ): Promise<unknown> {
     const headers = ["authorization", await authorization(), "accept", "application/json"];
     if (body !== undefined) headers.push("content-type", "application/json");
+    // Admitted last: from here every path gives the circuit a verdict (a probe never hangs).
+    try {
+      circuit.admit();
+    } catch (error) {
+      throw new ControlPlaneError(0, "circuit_open", "control plane failing; request not sent", {
+        cause: error,
+      });
+    }
     let response: Awaited<ReturnType<Pool["request"]>>;
     try {
       response = await pool.request({
@@ -143,8 +185,13 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
         body: body === undefined ? null : JSON.stringify(body),
       });
     } catch (error) {
+      circuit.upstreamFailed();
       throw new ControlPlaneError(0, "unreachable", "control plane unreachable", { cause: error });
     }
+    // 503/504: the control plane is up but cannot serve (its database is down or frozen). Any
+    // other answer, refusals and 502 `credential_unavailable` included, shows it works.
+    if (response.statusCode === 503 || response.statusCode === 504) circuit.upstreamFailed();
+    else circuit.upstreamSucceeded();
     let parsed: unknown;
     try {
       parsed = await response.body.json();
@@ -236,7 +283,9 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
         hub,
         logger: options.logger,
         idleTimeoutMs: options.eventsIdleTimeoutMs ?? 45_000,
-        backoff: options.eventsBackoffMs ?? { min: 250, max: 10_000 },
+        headersTimeoutMs: timeout,
+        backoff: options.eventsBackoffMs ?? { min: 100, max: 1_000 },
+        clock: options.clock,
       });
       streams.add(stream);
       return stream;
@@ -256,7 +305,9 @@ interface EventStreamOptions {
   hub: InvalidationHub;
   logger: Logger;
   idleTimeoutMs: number;
+  headersTimeoutMs: number;
   backoff: { min: number; max: number };
+  clock: Clock;
 }
 
 /**
@@ -269,6 +320,7 @@ interface EventStreamOptions {
 function startEventStream(options: EventStreamOptions): EventStream {
   const abort = new AbortController();
   let connected = false;
+  let disconnectedAtMs: number | undefined;
   let markReady: () => void = () => {};
   const firstReady = new Promise<void>((resolve) => {
     markReady = resolve;
@@ -286,6 +338,7 @@ function startEventStream(options: EventStreamOptions): EventStream {
       typeof data === "object" && data !== null && "type" in data ? data.type : undefined;
     if (event.event === "ready" || type === "ready") {
       connected = true;
+      disconnectedAtMs = undefined;
       options.hub.resync();
       markReady();
       return;
@@ -306,7 +359,7 @@ function startEventStream(options: EventStreamOptions): EventStream {
       path: options.path,
       headers: ["authorization", await options.authorization(), "accept", "text/event-stream"],
       signal: abort.signal,
-      headersTimeout: 10_000,
+      headersTimeout: options.headersTimeoutMs,
       bodyTimeout: options.idleTimeoutMs,
     });
     if (response.statusCode !== 200) {
@@ -331,7 +384,10 @@ function startEventStream(options: EventStreamOptions): EventStream {
           error: error instanceof Error ? error.message : String(error),
         });
       }
-      if (connected) attempt = 0;
+      if (connected) {
+        attempt = 0;
+        disconnectedAtMs = options.clock.now().getTime();
+      }
       connected = false;
       if (abort.signal.aborted) break;
       const ceiling = Math.min(options.backoff.max, options.backoff.min * 2 ** attempt);
@@ -350,6 +406,9 @@ function startEventStream(options: EventStreamOptions): EventStream {
   return {
     get connected() {
       return connected;
+    },
+    get disconnectedAtMs() {
+      return disconnectedAtMs;
     },
     firstReady,
     async close() {

@@ -314,7 +314,10 @@ describe("admin port", () => {
     expect(health.statusCode).toBe(200);
     await health.body.dump();
     const ready = await request(`${gw.adminUrl}/readyz`);
-    expect(await ready.body.json()).toEqual({ ready: true, checks: { jwks: true, events: true } });
+    expect(await ready.body.json()).toEqual({
+      ready: true,
+      checks: { jwks: true, events: true, withinOutageGrace: true },
+    });
     const metrics = await request(`${gw.adminUrl}/metrics`);
     const text = await metrics.body.text();
     expect(metrics.headers["content-type"]).toContain("text/plain");

@@ -266,15 +266,28 @@ export function createGateway(deps: GatewayDeps): Gateway {
     markReady = resolve;
   });
 
+  /**
+   * Ready means this gateway can serve: the signing keys are loaded, and the event feed is
+   * connected or was lost less than the liveness outage grace ago. Within the grace, sessions
+   * confirmed before the outage are still served (with the credentials cached for them); after
+   * it no session confirmed before can be, so the gateway stops taking traffic. Before the feed
+   * first connects no session can be confirmed at all.
+   */
   function readiness() {
-    const checks = { jwks: jwksLoaded, events: events?.connected ?? false };
-    return { ready: checks.jwks && checks.events, checks };
+    const connected = events?.connected ?? false;
+    const lostAtMs = events?.disconnectedAtMs;
+    const withinOutageGrace =
+      connected ||
+      (lostAtMs !== undefined && clock.now().getTime() - lostAtMs <= liveness.outageGraceMs);
+    const checks = { jwks: jwksLoaded, events: connected, withinOutageGrace };
+    return { ready: checks.jwks && withinOutageGrace, checks };
   }
 
   const adminServer = createAdminServer({ metrics, readiness });
 
   async function loadJwksUntilDone(): Promise<void> {
-    for (let delayMs = 250; !closed; delayMs = Math.min(delayMs * 2, 10_000)) {
+    // Retried at least every 2 s: the gateway is not ready before it has the keys.
+    for (let delayMs = 250; !closed; delayMs = Math.min(delayMs * 2, 2_000)) {
       try {
         await deps.loadJwks();
         jwksLoaded = true;

@@ -168,8 +168,13 @@ describe("control plane unavailable", () => {
     expect(uncached.status).toBe(502);
     expect(JSON.parse(uncached.body).error.code).toBe("credential_unavailable");
 
+    // It can still serve the sessions it confirmed: ready within the liveness outage grace.
     const ready = await fetch(`${gw.adminUrl}/readyz`);
-    expect(ready.status).toBe(503);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({
+      ready: true,
+      checks: { jwks: true, events: false, withinOutageGrace: true },
+    });
   });
 
   it("answers 502 credential_unavailable when resolution fails", async () => {

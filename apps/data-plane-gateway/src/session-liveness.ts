@@ -52,6 +52,8 @@ export interface SessionLivenessOptions {
 }
 
 export interface SessionLiveness {
+  /** How long a confirmation outlives an unreachable control plane (`outageGraceMs`). */
+  readonly outageGraceMs: number;
   /**
    * Whether the session may be served now without asking: confirmed live since the last resync,
    * within the outage grace, and not revoked. The hot path: no allocation, no promise.
@@ -240,6 +242,8 @@ export function createSessionLiveness(options: SessionLivenessOptions): SessionL
   });
 
   return {
+    outageGraceMs: graceMs,
+
     isConfirmed(sessionId, nowMs) {
       const state = states.get(sessionId);
       if (state === undefined || state.revoked || state.confirmedEpoch !== epoch) return false;

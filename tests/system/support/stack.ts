@@ -51,7 +51,10 @@ export interface Stack {
   stopControlPlane(): Promise<void>;
   /** Starts the control plane again on the same port and waits until the gateway is ready. */
   restartControlPlane(): Promise<void>;
-  /** Resolves once the gateway's `/readyz` answers 200 (JWKS loaded, event feed connected). */
+  /**
+   * Resolves once the gateway's `/readyz` answers 200 with its event feed connected (a gateway
+   * whose feed is down stays ready within the liveness outage grace).
+   */
   waitUntilGatewayReady(): Promise<void>;
   /** Another gateway process on the same config and control plane, on ports of its own. */
   startGateway(): Promise<GatewayProcess>;
@@ -77,7 +80,7 @@ export interface GatewayProcess {
   adminUrl: string;
   /** Everything it wrote to stdout and stderr so far. */
   output(): string;
-  /** Resolves once `/readyz` answers 200; throws if the process exits first. */
+  /** Resolves once `/readyz` answers 200 with the event feed connected; throws if it exits first. */
   waitUntilReady(): Promise<void>;
   /** SIGTERM, then SIGKILL after 10 s. */
   stop(): Promise<void>;
@@ -162,7 +165,7 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
             throw new Error(`the gateway exited with ${child.exitCode}:\n${output}`);
           }
           const ready = await fetch(`${adminUrl}/readyz`).then(
-            (response) => response.status === 200,
+            async (response) => response.status === 200 && (await feedConnected(response)),
             () => false,
           );
           if (ready) return;
@@ -266,6 +269,16 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
     },
     close: cleanUp,
   };
+}
+
+/** Whether a gateway's `/readyz` body says its event feed is connected. */
+async function feedConnected(response: Response): Promise<boolean> {
+  const body: unknown = await response.json();
+  if (typeof body !== "object" || body === null || !("checks" in body)) return false;
+  const checks = body.checks;
+  return (
+    typeof checks === "object" && checks !== null && "events" in checks && checks.events === true
+  );
 }
 
 type ControlPlaneLogger = NonNullable<Parameters<typeof startControlPlane>[1]["logger"]>;

@@ -78,10 +78,12 @@ export class Circuit implements UpstreamObserver {
   }
 
   upstreamResponded(status: number): void {
-    if (isFailureStatus(status)) {
-      this.upstreamFailed();
-      return;
-    }
+    if (isFailureStatus(status)) this.upstreamFailed();
+    else this.upstreamSucceeded();
+  }
+
+  /** An answer that shows the upstream works (for callers that judge answers themselves). */
+  upstreamSucceeded(): void {
     this.#failures = 0;
     // A late answer to a request admitted before the circuit opened is not the probe's.
     if (this.#state === "half_open") {

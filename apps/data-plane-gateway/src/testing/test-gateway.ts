@@ -3,7 +3,11 @@ import { createSessionTokenVerifier } from "@keyway/crypto";
 import type { TestCa } from "@keyway/test-harness";
 import { createLeafIssuer } from "@keyway/x509";
 import { createRemoteJWKSet } from "jose";
-import { type ControlPlaneClient, createControlPlaneClient } from "../control-plane-client";
+import {
+  type ControlPlaneClient,
+  type ControlPlaneClientOptions,
+  createControlPlaneClient,
+} from "../control-plane-client";
 import { createGateway, type Gateway, type GatewaySettings } from "../gateway";
 import { createMemoryLogger, type Logger } from "../logger";
 import type { ResolveHost } from "../pipeline/authorize";
@@ -40,13 +44,24 @@ export interface TestGatewayOptions {
   upstream?: Partial<GatewaySettings["upstream"]>;
   rateLimit?: GatewaySettings["rateLimit"];
   circuitBreaker?: GatewaySettings["circuitBreaker"];
+  liveness?: GatewaySettings["liveness"];
+  /** Where the gateway reaches the control plane, when not at its own URL (e.g. a proxy). */
+  controlPlaneUrl?: string;
+  /**
+   * Client settings; by default the event stream reconnects within 200 ms. `eventsBackoffMs:
+   * undefined` gives the production backoff.
+   */
+  client?: Partial<
+    Pick<ControlPlaneClientOptions, "requestTimeoutMs" | "circuit" | "eventsBackoffMs">
+  >;
 }
 
 export async function startTestGateway(options: TestGatewayOptions): Promise<TestGateway> {
   const clock = { now: () => new Date() };
   const logger = createMemoryLogger();
+  const controlPlaneUrl = options.controlPlaneUrl ?? options.controlPlane.url;
   const controlPlane = createControlPlaneClient({
-    baseUrl: options.controlPlane.url,
+    baseUrl: controlPlaneUrl,
     identity: {
       gatewayId: TEST_GATEWAY_ID,
       privateJwk: options.controlPlane.gatewayKey.privateJwk,
@@ -56,8 +71,9 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     clock,
     logger,
     eventsBackoffMs: { min: 20, max: 200 },
+    ...options.client,
   });
-  const jwks = createRemoteJWKSet(new URL(`${options.controlPlane.url}/.well-known/jwks.json`));
+  const jwks = createRemoteJWKSet(new URL(`${controlPlaneUrl}/.well-known/jwks.json`));
   const gateway = createGateway({
     controlPlane,
     verifier: createSessionTokenVerifier({
@@ -88,6 +104,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
       ...(options.credentials ? { credentials: options.credentials } : {}),
       rateLimit: options.rateLimit,
       circuitBreaker: options.circuitBreaker,
+      ...(options.liveness ? { liveness: options.liveness } : {}),
     },
   });
   await new Promise<void>((resolve) => gateway.proxyServer.listen(0, "127.0.0.1", resolve));

@@ -11,12 +11,15 @@ import {
   createOrganization,
   type GatewayProcess,
   type RecordingUpstream,
+  revokeSession as revoke,
   type Stack,
   type StartedSession,
+  sendThroughGateway as send,
   startRecordingUpstream,
   startSession,
   startSessionWith,
   startStack,
+  untilRefused,
 } from "./support/stack";
 
 /**
@@ -63,48 +66,6 @@ async function tearDown(fixture: Fixture | undefined) {
 function via(gateway: { proxyUrl: string }, session: StartedSession): string {
   const token = new URL(session.proxyUrl).password;
   return `http://session:${token}@${new URL(gateway.proxyUrl).host}`;
-}
-
-/**
- * One plain-HTTP request through the gateway as a sandbox sends it: the status, or the error
- * undici's ProxyAgent turns a 407 into ("... 407 ...").
- */
-async function send(proxy: string, url: string): Promise<string> {
-  const agent = new ProxyAgent({ uri: proxy, proxyTunnel: false });
-  try {
-    const response = await request(url, {
-      dispatcher: agent,
-      headers: { authorization: "Bearer placeholder" },
-    });
-    const body = await response.body.text();
-    if (response.statusCode === 200) return "200";
-    const code = /"code":"([a-z_]+)"/.exec(body)?.[1] ?? "";
-    return `${response.statusCode} ${code}`.trim();
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error);
-  } finally {
-    await agent.close();
-  }
-}
-
-/** Polls until `send` answers something other than 200; returns that answer and the time taken. */
-async function untilRefused(proxy: string, url: string, limitMs: number) {
-  const started = performance.now();
-  let answer = await send(proxy, url);
-  while (answer === "200" && performance.now() - started < limitMs) {
-    await sleep(50);
-    answer = await send(proxy, url);
-  }
-  return { answer, elapsedMs: performance.now() - started };
-}
-
-async function revoke(baseUrl: string, orgToken: string, sessionId: string): Promise<number> {
-  const response = await fetch(`${baseUrl}/v1/sandbox-sessions/${sessionId}`, {
-    method: "DELETE",
-    headers: { authorization: `Bearer ${orgToken}` },
-  });
-  await response.body?.cancel();
-  return response.status;
 }
 
 describe("a gateway that was not listening when the session was revoked", () => {

@@ -1,5 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { isDatabaseUnavailable } from "@keyway/db";
 import { startTcpProxy, type TcpProxy } from "@keyway/test-harness";
+import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestApp, type TestApp } from "./testing/test-app";
@@ -93,6 +95,26 @@ describe("database refusing connections", () => {
     await untilReady();
     const created = await t.call("POST", "/v1/sandbox-profiles", admin, { name: "after-refusal" });
     expect(created.status).toBe(201);
+  });
+});
+
+describe("database connection lost inside a transaction", () => {
+  it("fails the transaction with a connection error, and the process lives on", async () => {
+    const outcome = await t.deps.database.db
+      .transaction(async (tx) => {
+        await tx.execute(sql`select 1`);
+        await proxy.refuse();
+        // The client has seen the connection close before it sends the next statement.
+        await sleep(200);
+        await tx.execute(sql`select 1`);
+      })
+      .then(
+        () => "committed",
+        (error: unknown) => error,
+      );
+    await proxy.accept();
+    expect(isDatabaseUnavailable(outcome)).toBe(true);
+    await untilReady();
   });
 });
 

@@ -22,8 +22,9 @@ import { createSseDecoder, type ServerSentEvent } from "./sse-decoder";
  * During an outage requests fail fast: a refused connection fails at once, a black-holed or
  * stalled control plane after `requestTimeoutMs`, and after `failureThreshold` failures in a row
  * (no answer, or 503/504: the control plane cannot reach its database) a circuit opens, so later
- * requests fail at once; every `coolDownMs` one request is let through to probe. The event stream
- * reconnects within `eventsBackoffMs.max` of the control plane's return.
+ * requests fail at once; every `coolDownMs` one request is let through to probe, and the event
+ * stream connecting again closes it. The event stream reconnects within `eventsBackoffMs.max` of
+ * the control plane's return.
  */
 
 export interface GatewayIdentity {
@@ -286,6 +287,8 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
         headersTimeoutMs: timeout,
         backoff: options.eventsBackoffMs ?? { min: 100, max: 1_000 },
         clock: options.clock,
+        // A stream that connects shows the control plane is back: no need to wait for a probe.
+        onReady: () => circuit.recovered(),
       });
       streams.add(stream);
       return stream;
@@ -308,6 +311,7 @@ interface EventStreamOptions {
   headersTimeoutMs: number;
   backoff: { min: number; max: number };
   clock: Clock;
+  onReady(): void;
 }
 
 /**
@@ -339,6 +343,7 @@ function startEventStream(options: EventStreamOptions): EventStream {
     if (event.event === "ready" || type === "ready") {
       connected = true;
       disconnectedAtMs = undefined;
+      options.onReady();
       options.hub.resync();
       markReady();
       return;

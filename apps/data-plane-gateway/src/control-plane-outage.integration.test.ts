@@ -105,10 +105,16 @@ describe("a returning control plane", () => {
       controlPlane: cp,
       controlPlaneUrl: `http://127.0.0.1:${proxy.port}`,
       gatewayCa,
-      // The production reconnect schedule, not the test default.
-      client: { eventsBackoffMs: undefined },
+      // The production reconnect schedule, not the test default; a circuit that would stay open
+      // long after the control plane's return unless the reconnect closed it.
+      client: { eventsBackoffMs: undefined, circuit: { coolDownMs: 60_000 } },
     });
+    const newcomer = await cp.issueToken({ sessionId: "sess_after", planDigest: digest });
     await proxy.refuse();
+    // Requests that need the control plane fail meanwhile, and open the circuit.
+    for (let i = 0; i < 3; i++) {
+      expect(await get(gw, newcomer)).toMatchObject({ code: "control_plane_unavailable" });
+    }
     // Long enough for an unbounded backoff to have grown well past two seconds.
     await sleep(8_000);
     expect(await readyz(gw)).toEqual({ status: 200, events: false });
@@ -118,6 +124,8 @@ describe("a returning control plane", () => {
     while (!(await readyz(gw)).events && performance.now() - back < 15_000) await sleep(20);
     expect((await readyz(gw)).events).toBe(true);
     expect(performance.now() - back).toBeLessThan(2_000);
+    // Back means back: the reconnect closed the circuit.
+    expect((await get(gw, newcomer)).status).toBe(200);
   });
 });
 

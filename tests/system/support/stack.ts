@@ -18,6 +18,7 @@ import {
   type TestCa,
   type TestDatabase,
 } from "@keyway/test-harness";
+import { ProxyAgent, request } from "undici";
 import { bundlePath } from "../../../scripts/build";
 
 /**
@@ -49,8 +50,15 @@ export interface Stack {
   /** Like `api`, but throws unless the status is 2xx; returns the body. */
   apiOk(token: string, method: string, path: string, body?: unknown): Promise<unknown>;
   stopControlPlane(): Promise<void>;
-  /** Starts the control plane again on the same port and waits until the gateway is ready. */
-  restartControlPlane(): Promise<void>;
+  /** SIGKILL (only with `controlPlaneProcess`): a crash, no graceful shutdown. */
+  killControlPlane(): Promise<void>;
+  /**
+   * Starts the control plane again on the same port and waits until it answers `/healthz`
+   * (`waitForGateway: false`) or until the gateway's event feed is connected again (default).
+   */
+  restartControlPlane(options?: { waitForGateway?: boolean }): Promise<void>;
+  /** The gateway process the stack started (`proxyUrl`, `adminUrl`). */
+  gateway: GatewayProcess;
   /**
    * Resolves once the gateway's `/readyz` answers 200 with its event feed connected (a gateway
    * whose feed is down stays ready within the liveness outage grace).
@@ -71,6 +79,11 @@ export interface StackOptions {
   env?: Record<string, string>;
   /** A database to use instead of a fresh one on the run's PostgreSQL (not dropped at close). */
   databaseUrl?: string;
+  /**
+   * Runs the control plane as its own process from its bundle (as deployed), so it can be
+   * killed; `controlPlaneLogs` then holds the lines it writes. Default: in this process.
+   */
+  controlPlaneProcess?: boolean;
 }
 
 /** A gateway as its own process, running the bundle as deployed. */
@@ -84,6 +97,10 @@ export interface GatewayProcess {
   waitUntilReady(): Promise<void>;
   /** SIGTERM, then SIGKILL after 10 s. */
   stop(): Promise<void>;
+  /** SIGKILL: a crash. */
+  kill(): Promise<void>;
+  /** Starts the process again on the same ports and waits until it is ready. */
+  restart(): Promise<void>;
 }
 
 export interface ApiResponse {
@@ -94,6 +111,7 @@ export interface ApiResponse {
 const repo = fileURLToPath(new URL("../../..", import.meta.url));
 /** Built by the system project's global setup (`build-setup.ts`). */
 const gatewayBundle = bundlePath("data-plane-gateway");
+const apiBundle = bundlePath("control-plane-api");
 
 export async function startStack(label: string, options: StackOptions = {}): Promise<Stack> {
   const dir = await mkdtemp(join(tmpdir(), `keyway-system-${label}-`));
@@ -127,33 +145,48 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
 
   const controlPlaneLogs: string[] = [];
   const logger = memoryLogger(controlPlaneLogs);
-  let controlPlane: RunningControlPlane | undefined = await startControlPlane(config, {
-    databaseUrl: database.url,
-    logger,
-  });
+  const controlPlane = options.controlPlaneProcess
+    ? controlPlaneChild({
+        env: {
+          PATH: process.env.PATH ?? "/usr/bin:/bin",
+          HOME: dir,
+          KEYWAY_CONFIG: files.configPath,
+          KEYWAY_DATABASE__URL: database.url,
+          // As `config` above: the gateway's ports make the proxy URL handed to sandboxes.
+          ...overrides,
+        },
+        healthUrl: `${apiUrl}/healthz`,
+        lines: controlPlaneLogs,
+      })
+    : controlPlaneInProcess(() => startControlPlane(config, { databaseUrl: database.url, logger }));
+  await controlPlane.start();
   const replicas: RunningControlPlane[] = [];
   const gateways: GatewayProcess[] = [];
 
   function spawnGateway(ports: { proxy: number; admin: number }): GatewayProcess {
     let output = "";
-    const child: ChildProcess = spawn(process.execPath, [gatewayBundle], {
-      cwd: repo,
-      env: {
-        PATH: process.env.PATH ?? "/usr/bin:/bin",
-        HOME: dir,
-        KEYWAY_CONFIG: files.configPath,
-        ...shared,
-        KEYWAY_GATEWAY__PORT: String(ports.proxy),
-        KEYWAY_GATEWAY__ADMIN_PORT: String(ports.admin),
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    child.stdout?.on("data", (chunk: Buffer) => {
-      output += chunk.toString("utf8");
-    });
-    child.stderr?.on("data", (chunk: Buffer) => {
-      output += chunk.toString("utf8");
-    });
+    const launch = (): ChildProcess => {
+      const started = spawn(process.execPath, [gatewayBundle], {
+        cwd: repo,
+        env: {
+          PATH: process.env.PATH ?? "/usr/bin:/bin",
+          HOME: dir,
+          KEYWAY_CONFIG: files.configPath,
+          ...shared,
+          KEYWAY_GATEWAY__PORT: String(ports.proxy),
+          KEYWAY_GATEWAY__ADMIN_PORT: String(ports.admin),
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      started.stdout?.on("data", (chunk: Buffer) => {
+        output += chunk.toString("utf8");
+      });
+      started.stderr?.on("data", (chunk: Buffer) => {
+        output += chunk.toString("utf8");
+      });
+      return started;
+    };
+    let child = launch();
     const adminUrl = `http://127.0.0.1:${ports.admin}`;
     const handle: GatewayProcess = {
       proxyUrl: `http://127.0.0.1:${ports.proxy}`,
@@ -174,12 +207,15 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
         throw new Error(`the gateway did not become ready:\n${output}`);
       },
       async stop() {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        const exited = once(child, "exit");
-        child.kill("SIGTERM");
-        const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-        await exited;
-        clearTimeout(timer);
+        await stopChild(child);
+      },
+      async kill() {
+        await stopChild(child, "SIGKILL");
+      },
+      async restart() {
+        await stopChild(child);
+        child = launch();
+        await handle.waitUntilReady();
       },
     };
     gateways.push(handle);
@@ -211,8 +247,7 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
   async function cleanUp(): Promise<void> {
     await Promise.all(gateways.map((g) => g.stop()));
     await Promise.all(replicas.map((replica) => replica.close()));
-    await controlPlane?.close();
-    controlPlane = undefined;
+    await controlPlane.stop();
     await database.drop();
     await rm(dir, { recursive: true, force: true });
   }
@@ -243,14 +278,13 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
       }
       return response.body;
     },
-    async stopControlPlane() {
-      await controlPlane?.close();
-      controlPlane = undefined;
+    stopControlPlane: () => controlPlane.stop(),
+    killControlPlane: () => controlPlane.kill(),
+    async restartControlPlane(restart = {}) {
+      await controlPlane.start();
+      if (restart.waitForGateway ?? true) await waitUntilGatewayReady();
     },
-    async restartControlPlane() {
-      controlPlane ??= await startControlPlane(config, { databaseUrl: database.url, logger });
-      await waitUntilGatewayReady();
-    },
+    gateway,
     waitUntilGatewayReady,
     async startGateway() {
       const [proxy, admin] = await Promise.all([getFreePort(), getFreePort()]);
@@ -279,6 +313,85 @@ async function feedConnected(response: Response): Promise<boolean> {
   return (
     typeof checks === "object" && checks !== null && "events" in checks && checks.events === true
   );
+}
+
+/** Sends `signal` (SIGTERM, then SIGKILL after 10 s) unless the process has exited; waits for it. */
+async function stopChild(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, "exit");
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** The control plane, started and stopped: in this process, or as a child running its bundle. */
+interface ControlPlaneRunner {
+  /** Starts it unless it runs; resolves once it serves. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  kill(): Promise<void>;
+}
+
+function controlPlaneInProcess(begin: () => Promise<RunningControlPlane>): ControlPlaneRunner {
+  let running: RunningControlPlane | undefined;
+  return {
+    async start() {
+      running ??= await begin();
+    },
+    async stop() {
+      await running?.close();
+      running = undefined;
+    },
+    kill: () => Promise.reject(new Error("an in-process control plane cannot be killed")),
+  };
+}
+
+function controlPlaneChild(options: {
+  env: NodeJS.ProcessEnv;
+  healthUrl: string;
+  lines: string[];
+}): ControlPlaneRunner {
+  let child: ChildProcess | undefined;
+  let output = "";
+  const collect = (chunk: Buffer) => {
+    output += chunk.toString("utf8");
+    const end = output.lastIndexOf("\n");
+    if (end < 0) return;
+    options.lines.push(...output.slice(0, end).split("\n"));
+    output = output.slice(end + 1);
+  };
+  return {
+    async start() {
+      if (child !== undefined && child.exitCode === null && child.signalCode === null) return;
+      const started = spawn(process.execPath, [apiBundle], {
+        cwd: repo,
+        env: options.env,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      child = started;
+      started.stdout?.on("data", collect);
+      started.stderr?.on("data", collect);
+      for (let i = 0; i < 600; i++) {
+        if (started.exitCode !== null) {
+          throw new Error(`the control plane exited with ${started.exitCode}:\n${output}`);
+        }
+        const healthy = await fetch(options.healthUrl).then(
+          (response) => response.ok,
+          () => false,
+        );
+        if (healthy) return;
+        await sleep(100);
+      }
+      throw new Error("the control plane did not start");
+    },
+    stop: async () => {
+      if (child) await stopChild(child);
+    },
+    kill: async () => {
+      if (child) await stopChild(child, "SIGKILL");
+    },
+  };
 }
 
 type ControlPlaneLogger = NonNullable<Parameters<typeof startControlPlane>[1]["logger"]>;
@@ -445,6 +558,53 @@ export async function curl(
     headers,
     body: split < 0 ? "" : result.stdout.slice(split + 4),
   };
+}
+
+/**
+ * One plain-HTTP request through the gateway as a sandbox sends it: "200", "<status> <code>",
+ * or the error undici's ProxyAgent turns a 407 into ("... 407 ..."), or a connection error.
+ */
+export async function sendThroughGateway(proxy: string, url: string): Promise<string> {
+  const agent = new ProxyAgent({ uri: proxy, proxyTunnel: false });
+  try {
+    const response = await request(url, {
+      dispatcher: agent,
+      headers: { authorization: "Bearer placeholder" },
+    });
+    const body = await response.body.text();
+    if (response.statusCode === 200) return "200";
+    const code = /"code":"([a-z_]+)"/.exec(body)?.[1] ?? "";
+    return `${response.statusCode} ${code}`.trim();
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  } finally {
+    await agent.close();
+  }
+}
+
+/** Polls until `sendThroughGateway` answers something other than 200; returns that answer and the time taken. */
+export async function untilRefused(proxy: string, url: string, limitMs: number) {
+  const started = performance.now();
+  let answer = await sendThroughGateway(proxy, url);
+  while (answer === "200" && performance.now() - started < limitMs) {
+    await sleep(50);
+    answer = await sendThroughGateway(proxy, url);
+  }
+  return { answer, elapsedMs: performance.now() - started };
+}
+
+/** `DELETE /v1/sandbox-sessions/{id}` on the API at `baseUrl`; the status. */
+export async function revokeSession(
+  baseUrl: string,
+  orgToken: string,
+  sessionId: string,
+): Promise<number> {
+  const response = await fetch(`${baseUrl}/v1/sandbox-sessions/${sessionId}`, {
+    method: "DELETE",
+    headers: { authorization: `Bearer ${orgToken}` },
+  });
+  await response.body?.cancel();
+  return response.status;
 }
 
 /** The JSON error code of a gateway or API error body, if it is one. */

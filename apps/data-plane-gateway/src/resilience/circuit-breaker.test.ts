@@ -134,6 +134,20 @@ describe("circuit breaker", () => {
     expect(circuit.admit()).toBe(true);
   });
 
+  it("closes at once when the upstream is known to work again, probe or not", () => {
+    const { circuit, clock, changes } = setup();
+    for (let i = 0; i < 3; i++) circuit.upstreamFailed();
+    clock.at(1_000);
+    circuit.recovered();
+    expect(circuit.state).toBe("closed");
+    expect(circuit.admit()).toBe(false);
+    expect(changes).toEqual(["https://api.example.test open", "https://api.example.test closed"]);
+    // The count starts again from zero.
+    circuit.upstreamFailed();
+    circuit.upstreamFailed();
+    expect(circuit.state).toBe("closed");
+  });
+
   it("keeps one circuit per upstream origin", () => {
     const { breakers, circuit } = setup();
     const sameOrigin = breakers.circuitFor(route("r2", "https://api.example.test/v2"));

@@ -92,6 +92,13 @@ export class Circuit implements UpstreamObserver {
     }
   }
 
+  /** The upstream is known to work again (seen by other means): closes the circuit at once. */
+  recovered(): void {
+    this.#failures = 0;
+    this.#probing = false;
+    if (this.#state !== "closed") this.#transition("closed");
+  }
+
   upstreamFailed(): void {
     const nowMs = this.clock.now().getTime();
     if (this.#state === "half_open") {

@@ -8,6 +8,7 @@ FROM node:20-bookworm-slim AS build
 WORKDIR /app
 RUN npm install -g pnpm@10.34.8
 COPY package.json pnpm-lock.yaml pnpm-workspace.yaml .npmrc tsconfig.json ./
+COPY patches ./patches
 COPY apps ./apps
 COPY packages ./packages
 COPY scripts ./scripts
@@ -19,6 +20,7 @@ FROM node:20-bookworm-slim AS runtime-deps
 WORKDIR /app
 RUN npm install -g pnpm@10.34.8
 COPY package.json pnpm-lock.yaml pnpm-workspace.yaml .npmrc ./
+COPY patches ./patches
 COPY apps ./apps
 COPY packages ./packages
 RUN pnpm install --frozen-lockfile --prod

@@ -1,0 +1,102 @@
+import { z } from "zod";
+
+/**
+ * Every queue the platform uses, in one place: its name, the payload its jobs carry (validated by
+ * the worker before a handler runs) and pg-boss's settings for it. The API enqueues through
+ * these definitions inside its own transactions; the worker registers one handler per queue.
+ *
+ * Payloads carry ids, never data: a job reads the current rows, so running it twice (after a
+ * crash, on another replica) is safe, and nothing secret ever sits in the job table.
+ */
+export interface QueueDefinition<P extends z.ZodType = z.ZodType> {
+  readonly name: string;
+  readonly payload: P;
+  readonly settings: QueueSettings;
+  /** Cron expression (UTC) for queues the worker fills on a schedule. */
+  readonly schedule?: string;
+}
+
+export interface QueueSettings {
+  /**
+   * pg-boss's policy: `stately` allows one queued and one running job per singleton key (a
+   * duplicate enqueue is dropped), `singleton` one running job at a time.
+   */
+  readonly policy: "standard" | "short" | "singleton" | "stately";
+  /** Re-runs after a handler threw or its worker died (the job expired). */
+  readonly retryLimit: number;
+  readonly retryDelay: number;
+  readonly retryBackoff: boolean;
+  /** A running job not completed within this is failed (and retried): a killed worker's jobs. */
+  readonly expireInSeconds: number;
+}
+
+export type QueuePayload<Q extends QueueDefinition> = z.input<Q["payload"]>;
+
+function defineQueue<P extends z.ZodType>(queue: QueueDefinition<P>): QueueDefinition<P> {
+  return queue;
+}
+
+/** One stored webhook event: verify nothing again, fan it out to the matching subscriptions. */
+export const webhookProcessQueue = defineQueue({
+  name: "webhook-process",
+  payload: z.strictObject({ eventId: z.string().min(1) }),
+  settings: {
+    policy: "stately",
+    retryLimit: 8,
+    retryDelay: 5,
+    retryBackoff: true,
+    expireInSeconds: 60,
+  },
+});
+
+/**
+ * One attempt to deliver an event to one subscription. Each attempt of the SPEC §8 schedule is its
+ * own job (enqueued with `startAfter` by the attempt before it), so pg-boss's own retries only
+ * cover a worker that died mid-attempt or a handler that failed unexpectedly.
+ */
+export const webhookDeliverQueue = defineQueue({
+  name: "webhook-deliver",
+  payload: z.strictObject({ deliveryId: z.string().min(1) }),
+  settings: {
+    policy: "standard",
+    retryLimit: 5,
+    retryDelay: 5,
+    retryBackoff: true,
+    expireInSeconds: 90,
+  },
+});
+
+/** Removes raw bodies, old events and old attempt records (`webhooks.*` retention settings). */
+export const webhookRetentionQueue = defineQueue({
+  name: "webhook-retention",
+  payload: z.strictObject({}),
+  settings: {
+    policy: "singleton",
+    retryLimit: 2,
+    retryDelay: 60,
+    retryBackoff: false,
+    expireInSeconds: 600,
+  },
+  schedule: "17 * * * *",
+});
+
+/** Asks GitHub to redeliver App webhook deliveries Keyway never stored (SPEC §8). */
+export const githubRedeliveryQueue = defineQueue({
+  name: "github-redelivery",
+  payload: z.strictObject({}),
+  settings: {
+    policy: "singleton",
+    retryLimit: 1,
+    retryDelay: 60,
+    retryBackoff: false,
+    expireInSeconds: 300,
+  },
+  schedule: "*/10 * * * *",
+});
+
+export const QUEUES: readonly QueueDefinition[] = [
+  webhookProcessQueue,
+  webhookDeliverQueue,
+  webhookRetentionQueue,
+  githubRedeliveryQueue,
+];

@@ -20,6 +20,7 @@ export const ID_PREFIXES = {
   webhookEvent: "whe",
   webhookSubscription: "whs",
   webhookDelivery: "whd",
+  webhookAttempt: "wha",
   audit: "aud",
 } as const;
 

@@ -251,6 +251,12 @@ export const sandboxSessions = pgTable(
   (t) => [index("sandbox_sessions_org_idx").on(t.organizationId)],
 );
 
+/**
+ * Webhook events as received at `/p/integration/webhooks/:targetKey` (SPEC §8). The row is the
+ * receipt and the dedupe key (unique per target and provider delivery id): it outlives its raw
+ * body, which the retention job removes first. `unassigned`: no connection could be resolved (no
+ * organization sees it; operators do), never guessed.
+ */
 export const webhookEvents = pgTable(
   "webhook_events",
   {
@@ -262,22 +268,38 @@ export const webhookEvents = pgTable(
     connectionId: text("connection_id"),
     externalDeliveryId: text("external_delivery_id").notNull(),
     eventType: text("event_type").notNull(),
+    /** The provider subject (installation, team, workspace) the event named, when it named one. */
+    externalSubjectId: text("external_subject_id"),
+    /** An allow-list of the request's headers (never authorization or cookies). */
     headers: jsonb("headers").$type<Record<string, string>>().notNull(),
     /** Raw body as received; removed by the retention job (dedupe keys stay). */
     rawBody: bytea("raw_body"),
+    /** The normalized event's payload. */
     payload: jsonb("payload"),
-    status: text("status", { enum: ["received", "processed", "ignored", "failed"] }).notNull(),
+    status: text("status", {
+      enum: ["received", "processed", "ignored", "failed", "unassigned"],
+    }).notNull(),
     attempts: integer("attempts").notNull().default(0),
     lastError: text("last_error"),
+    /** Provider retry number when the provider marks retries (Slack's X-Slack-Retry-Num). */
+    providerRetry: integer("provider_retry"),
     receivedAt: ts("received_at").notNull().defaultNow(),
     processedAt: ts("processed_at"),
   },
   (t) => [
     uniqueIndex("webhook_events_delivery_key").on(t.targetId, t.externalDeliveryId),
     index("webhook_events_org_idx").on(t.organizationId, t.receivedAt),
+    index("webhook_events_status_idx").on(t.status, t.receivedAt),
+    index("webhook_events_received_idx").on(t.receivedAt),
   ],
 );
 
+/**
+ * Where an organization wants events delivered (Standard Webhooks signatures). During a secret
+ * rotation the previous secret keeps signing (a second signature) until
+ * `previous_secret_expires_at`. `disabled_reason` says why deliveries stopped (`gone`: the
+ * endpoint answered 410).
+ */
 export const webhookSubscriptions = pgTable(
   "webhook_subscriptions",
   {
@@ -286,15 +308,25 @@ export const webhookSubscriptions = pgTable(
       .notNull()
       .references(() => organizations.id, { onDelete: "cascade" }),
     url: text("url").notNull(),
+    description: text("description"),
+    /** Event type filters: exact (`github.push`) or wildcard (`github.pull_request.*`, `*`). */
     eventTypes: text("event_types").array().notNull(),
     secretCiphertext: text("secret_ciphertext").notNull(),
+    previousSecretCiphertext: text("previous_secret_ciphertext"),
+    previousSecretExpiresAt: ts("previous_secret_expires_at"),
     enabled: boolean("enabled").notNull().default(true),
+    disabledReason: text("disabled_reason"),
     createdBy: text("created_by").notNull(),
     createdAt: createdAt(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
   },
   (t) => [index("webhook_subscriptions_org_idx").on(t.organizationId)],
 );
 
+/**
+ * One event for one subscription. `pending` until delivered; `dead` after the last attempt of the
+ * schedule failed; `failed` when it stopped early (the subscription was disabled or deleted).
+ */
 export const webhookDeliveries = pgTable(
   "webhook_deliveries",
   {
@@ -314,7 +346,53 @@ export const webhookDeliveries = pgTable(
     createdAt: createdAt(),
     deliveredAt: ts("delivered_at"),
   },
-  (t) => [uniqueIndex("webhook_deliveries_event_subscription_key").on(t.eventId, t.subscriptionId)],
+  (t) => [
+    uniqueIndex("webhook_deliveries_event_subscription_key").on(t.eventId, t.subscriptionId),
+    index("webhook_deliveries_org_idx").on(t.organizationId, t.createdAt),
+  ],
+);
+
+/** Each attempt of a delivery: what the subscriber answered (first 1 KiB) and how fast. */
+export const webhookDeliveryAttempts = pgTable(
+  "webhook_delivery_attempts",
+  {
+    id: text("id").primaryKey(),
+    deliveryId: text("delivery_id")
+      .notNull()
+      .references(() => webhookDeliveries.id, { onDelete: "cascade" }),
+    organizationId: text("organization_id").notNull(),
+    attempt: integer("attempt").notNull(),
+    startedAt: ts("started_at").notNull(),
+    durationMs: integer("duration_ms").notNull(),
+    responseStatus: integer("response_status"),
+    /** Up to 1 KiB of the response body, as text. */
+    responseBody: text("response_body"),
+    error: text("error"),
+  },
+  (t) => [
+    uniqueIndex("webhook_delivery_attempts_key").on(t.deliveryId, t.attempt),
+    index("webhook_delivery_attempts_started_idx").on(t.startedAt),
+  ],
+);
+
+/**
+ * GitHub App deliveries Keyway asked GitHub to redeliver (it never stored them): one request per
+ * delivery, so the reconciliation job is idempotent across runs and replicas.
+ */
+export const webhookRedeliveries = pgTable(
+  "webhook_redeliveries",
+  {
+    targetId: text("target_id")
+      .notNull()
+      .references(() => integrationTargets.id, { onDelete: "cascade" }),
+    externalDeliveryId: text("external_delivery_id").notNull(),
+    /** GitHub's numeric id of the delivery (what the redelivery endpoint takes). */
+    providerDeliveryId: text("provider_delivery_id").notNull(),
+    requestedAt: ts("requested_at").notNull(),
+    /** The status GitHub answered the redelivery request with, or null when it failed to answer. */
+    responseStatus: integer("response_status"),
+  },
+  (t) => [uniqueIndex("webhook_redeliveries_key").on(t.targetId, t.externalDeliveryId)],
 );
 
 /**

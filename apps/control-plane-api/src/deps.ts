@@ -2,6 +2,7 @@ import type { KeywayConfig } from "@keyway/config";
 import type { GatewayAssertionVerifier, KeyRing, SessionTokenSigner } from "@keyway/crypto";
 import type { DatabaseHandle } from "@keyway/db";
 import type { Clock, FetchLike, IntegrationRegistry } from "@keyway/integrations-core";
+import type { JobQueue } from "@keyway/jobs";
 import type { OidcVerifier } from "./auth/oidc";
 import type { InvalidationFeed } from "./events/invalidations";
 import type { Logger } from "./logger";
@@ -17,6 +18,8 @@ export interface AppDeps {
   sessionSigner: SessionTokenSigner;
   gatewayVerifier: GatewayAssertionVerifier;
   invalidations: InvalidationFeed;
+  /** The job queue (producer side): jobs are enqueued inside the caller's transaction. */
+  jobs: JobQueue;
   oidc?: OidcVerifier;
   clock: Clock;
   logger: Logger;
@@ -42,6 +45,8 @@ export interface AppSettings {
   maxJsonBodyBytes: number;
   /** Every request is answered within this (`api.request_timeout_ms`, `request-deadline.ts`). */
   requestTimeoutMs: number;
+  /** `webhooks.body_limit_bytes`: larger webhook bodies get 413. */
+  webhookBodyLimitBytes: number;
 }
 
 export function appSettingsFromConfig(config: KeywayConfig, gatewayCaPem: string): AppSettings {
@@ -55,5 +60,6 @@ export function appSettingsFromConfig(config: KeywayConfig, gatewayCaPem: string
     defaultEgressPolicy: config.gateway.egress.default_policy,
     maxJsonBodyBytes: 1024 * 1024,
     requestTimeoutMs: config.api.request_timeout_ms,
+    webhookBodyLimitBytes: config.webhooks.body_limit_bytes,
   };
 }

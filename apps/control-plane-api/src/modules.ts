@@ -6,6 +6,7 @@ import { organizationRoutes } from "./organizations/routes";
 import { profileRoutes } from "./profiles/routes";
 import { sessionRoutes } from "./sessions/routes";
 import { targetRoutes } from "./targets/routes";
+import { webhookIngestRoutes } from "./webhooks/ingest-routes";
 
 /**
  * Every router of the API, in one list (add a resource here and nowhere else).
@@ -20,5 +21,5 @@ export const apiModules: AppModules = {
     sessionRoutes,
   ],
   internal: [internalRoutes],
-  open: [],
+  open: [webhookIngestRoutes],
 };

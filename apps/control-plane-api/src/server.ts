@@ -10,6 +10,7 @@ import {
 } from "@keyway/crypto";
 import { createDatabase, runMigrations } from "@keyway/db";
 import { createCatalogueRegistry } from "@keyway/integrations-definitions";
+import { createJobQueue } from "@keyway/jobs";
 import { createRemoteJWKSet } from "jose";
 import { createApp } from "./app";
 import { createOidcVerifier } from "./auth/oidc";
@@ -64,6 +65,8 @@ export async function startControlPlane(
   const registry = createCatalogueRegistry();
   const keyRing = createKeyRing(requireSetting(config.keys.master, "keys.master"));
   const invalidations = await startInvalidationFeed(database.sql, logger);
+  const jobs = createJobQueue(database, { role: "producer" });
+  await jobs.prepare();
 
   const deps: AppDeps = {
     database,
@@ -82,6 +85,7 @@ export async function startControlPlane(
       clock: systemClock,
     }),
     invalidations,
+    jobs,
     ...(config.oidc ? { oidc: await oidcVerifier(config.oidc) } : {}),
     clock: systemClock,
     logger,
@@ -100,6 +104,7 @@ export async function startControlPlane(
   const server = createAdaptorServer({ fetch: app.fetch });
   await listenOn(server, config.api.host, config.api.port, "api.port").catch(
     async (error: unknown) => {
+      await jobs.stop();
       await invalidations.close();
       await database.close();
       throw error;
@@ -128,6 +133,7 @@ export async function startControlPlane(
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of eventStreams) socket.destroy();
       await closed;
+      await jobs.stop();
       await invalidations.close();
       await database.close();
     },

@@ -65,36 +65,40 @@ export function createJobQueue(database: DatabaseHandle, options: JobQueueOption
   boss.on("error", () => {});
   let started: Promise<void> | undefined;
 
+  function prepare(): Promise<void> {
+    if (started !== undefined) return started;
+    started = (async () => {
+      // API and worker processes start together: pg-boss's schema creation and its queue
+      // partitions deadlock when two run at once, so processes take turns (a session lock held
+      // on a reserved connection while this process prepares).
+      const lock = await database.sql.reserve();
+      try {
+        await lock`select pg_advisory_lock(${PREPARE_LOCK_KEY})`;
+        await boss.start();
+        for (const queue of QUEUES) {
+          const settings = { name: queue.name, ...queue.settings };
+          if ((await boss.getQueue(queue.name)) === null) {
+            await boss.createQueue(queue.name, settings);
+          } else {
+            await boss.updateQueue(queue.name, settings);
+          }
+        }
+      } finally {
+        await lock`select pg_advisory_unlock(${PREPARE_LOCK_KEY})`.catch(() => {});
+        lock.release();
+      }
+    })();
+    return started;
+  }
+
   return {
     boss,
-
-    prepare() {
-      started ??= (async () => {
-        // API and worker processes start together: pg-boss's schema creation and its queue
-        // partitions deadlock when two run at once, so processes take turns (a session lock held
-        // on a reserved connection while this process prepares).
-        const lock = await database.sql.reserve();
-        try {
-          await lock`select pg_advisory_lock(${PREPARE_LOCK_KEY})`;
-          await boss.start();
-          for (const queue of QUEUES) {
-            const settings = { name: queue.name, ...queue.settings };
-            if ((await boss.getQueue(queue.name)) === null) {
-              await boss.createQueue(queue.name, settings);
-            } else {
-              await boss.updateQueue(queue.name, settings);
-            }
-          }
-        } finally {
-          await lock`select pg_advisory_unlock(${PREPARE_LOCK_KEY})`.catch(() => {});
-          lock.release();
-        }
-      })();
-      return started;
-    },
+    prepare,
 
     async enqueue(executor, queue, payload, enqueueOptions = {}) {
       const data = queue.payload.parse(payload);
+      // Without its queue a job would be dropped silently: make sure the queues exist first.
+      await prepare();
       const db: PgBossSqlExecutor = sqlExecutor(executor);
       return boss.send(queue.name, data as object, {
         db,

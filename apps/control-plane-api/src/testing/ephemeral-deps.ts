@@ -10,6 +10,7 @@ import {
 import type { DatabaseHandle } from "@keyway/db";
 import type { Clock } from "@keyway/integrations-core";
 import { createCatalogueRegistry } from "@keyway/integrations-definitions";
+import { createJobQueue } from "@keyway/jobs";
 import type { AppDeps, AppSettings } from "../deps";
 import { startInvalidationFeed } from "../events/invalidations";
 import type { Logger } from "../logger";
@@ -53,6 +54,7 @@ export async function createEphemeralDeps(options: {
       clock,
     }),
     invalidations: await startInvalidationFeed(options.database.sql),
+    jobs: createJobQueue(options.database, { role: "producer" }),
     ...(options.oidc ? { oidc: options.oidc } : {}),
     clock,
     logger: options.logger,
@@ -67,6 +69,7 @@ export async function createEphemeralDeps(options: {
       defaultEgressPolicy: "deny",
       maxJsonBodyBytes: 1024 * 1024,
       requestTimeoutMs: 10_000,
+      webhookBodyLimitBytes: 1024 * 1024,
       ...options.settings,
     },
   };

@@ -50,8 +50,8 @@ export const slackWebhook: WebhookBehaviour<SlackTargetSecrets> = {
     switch (body.type) {
       case "url_verification": {
         // Slack expects the challenge echoed with a 200, plain text being one accepted form
-        // (api.slack.com/events/url_verification). Ingest answers it before verification
-        // (SPEC §8), which is safe: the echo reveals nothing of ours.
+        // (api.slack.com/events/url_verification). Slack signs this request like any other, and
+        // ingest verifies it before answering.
         const challenge = body.challenge;
         if (typeof challenge !== "string" || challenge === "")
           return invalid("url_verification without challenge");

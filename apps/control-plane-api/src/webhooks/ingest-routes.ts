@@ -1,0 +1,116 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import type { AppDeps } from "../deps";
+import { createRouter } from "../router";
+import {
+  auditRefusal,
+  createWebhookTargets,
+  ingestWebhook,
+  STORED_WEBHOOK_HEADERS,
+  WebhookRefusal,
+} from "./ingest";
+
+const targetKeyParams = z.object({
+  targetKey: z
+    .string()
+    .min(1)
+    .max(64)
+    .openapi({ param: { name: "targetKey", in: "path" } }),
+});
+
+const acceptedSchema = z
+  .object({
+    id: z.string().describe("the stored event's id (the first one's, for a duplicate)"),
+    duplicate: z.boolean().describe("true when this delivery id was received before"),
+  })
+  .openapi("WebhookAccepted");
+
+/**
+ * `POST /p/integration/webhooks/{targetKey}` (SPEC §8): public, authenticated by the provider's
+ * signature. The raw body is read once, bounded by `webhooks.body_limit_bytes` (413 as soon as the
+ * declared or streamed size passes it, before the rest is read).
+ */
+export function webhookIngestRoutes(deps: AppDeps) {
+  const router = createRouter();
+  const targets = createWebhookTargets({
+    db: deps.database.db,
+    registry: deps.registry,
+    keyRing: deps.keyRing,
+    clock: deps.clock,
+    invalidations: deps.invalidations,
+  });
+  const ingestDeps = {
+    db: deps.database.db,
+    registry: deps.registry,
+    keyRing: deps.keyRing,
+    clock: deps.clock,
+    jobs: deps.jobs,
+    logger: deps.logger,
+    targets,
+  };
+  const limit = deps.settings.webhookBodyLimitBytes;
+
+  router.use("/p/integration/webhooks/:targetKey", async (c, next) =>
+    bodyLimit({
+      maxSize: limit,
+      onError: async () => {
+        const refusal = new WebhookRefusal(
+          "payload_too_large",
+          "payload_too_large",
+          `webhook bodies are limited to ${limit} bytes`,
+          "body_too_large",
+        );
+        await auditRefusal(
+          ingestDeps,
+          { targetKey: c.req.param("targetKey") ?? "", requestId: c.get("requestId") },
+          refusal,
+        );
+        throw refusal;
+      },
+    })(c, next),
+  );
+
+  router.openapi(
+    createRoute({
+      method: "post",
+      path: "/p/integration/webhooks/{targetKey}",
+      tags: ["webhooks"],
+      description:
+        "Provider webhooks. Verified with the target's secret (GitHub `X-Hub-Signature-256`, " +
+        "Slack `X-Slack-Signature` with a 5-minute window, Linear `Linear-Signature` with a 60 s " +
+        "window, Standard Webhooks for http-api), deduplicated by the provider's delivery id, " +
+        "stored and queued for processing in one transaction. Immediate answers (Slack's " +
+        "`url_verification` challenge, GitHub's `ping`) are given only to verified requests. " +
+        `Stored headers: ${STORED_WEBHOOK_HEADERS.join(", ")}.`,
+      request: { params: targetKeyParams },
+      responses: {
+        200: { description: "An immediate answer the provider expects (challenge, ping)" },
+        202: {
+          description: "Stored and queued (or a duplicate of a stored delivery)",
+          content: { "application/json": { schema: acceptedSchema } },
+        },
+        400: { description: "`invalid_webhook`: the body or headers are malformed" },
+        401: { description: "`invalid_signature` or `stale_timestamp`" },
+        404: { description: "Unknown or disabled target, or one without webhooks" },
+        413: { description: "Body over `webhooks.body_limit_bytes`" },
+      },
+    }),
+    async (c) => {
+      const { targetKey } = c.req.valid("param");
+      const rawBody = new Uint8Array(await c.req.arrayBuffer());
+      const result = await ingestWebhook(ingestDeps, {
+        targetKey,
+        headers: c.req.raw.headers,
+        rawBody,
+        requestId: c.get("requestId"),
+      });
+      if (result.kind === "response") {
+        const { status, headers, body } = result.response;
+        return c.body(body, status as 200, headers ?? {});
+      }
+      return c.json({ id: result.id, duplicate: result.duplicate }, 202);
+    },
+  );
+
+  return router;
+}

@@ -286,7 +286,14 @@ export const webhooksSchema = z.strictObject({
 });
 
 export const workerSchema = z.strictObject({
+  /** Jobs of each queue one worker process runs at once. */
   concurrency: positiveInt.max(1024).default(4),
+  /** How often an idle worker looks for new jobs (seconds). */
+  polling_interval_seconds: z.number().min(0.5).max(60).default(0.5),
+  /** How often jobs whose worker died (expired) are found and handed out again (seconds). */
+  maintenance_interval_seconds: positiveInt.max(3600).default(30),
+  /** Running jobs given this long to finish when the worker stops; then they are released. */
+  shutdown_timeout_ms: positiveInt.max(600_000).default(30_000),
 });
 
 export const targetSchema = z.strictObject({

@@ -1,3 +1,4 @@
+export { isEventTypePattern, matchesEventType, subscribesTo } from "./event-type-filter";
 export {
   type HeaderPairs,
   type HeaderRecord,

@@ -1,0 +1,3 @@
+export type { WorkerDeps, WorkerSettings } from "./deps";
+export { type JobRegistration, registerJobs, workerJobs } from "./register-jobs";
+export { createWorker, type Worker } from "./worker";

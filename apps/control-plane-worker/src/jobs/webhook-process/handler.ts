@@ -1,0 +1,131 @@
+import {
+  type Executor,
+  newId,
+  webhookDeliveries,
+  webhookEvents,
+  webhookSubscriptions,
+} from "@keyway/db";
+import { subscribesTo } from "@keyway/integrations-core";
+import { webhookDeliverQueue } from "@keyway/jobs";
+import { and, eq, sql } from "drizzle-orm";
+import type { WorkerDeps } from "../../deps";
+import { describeJobError } from "../../job-errors";
+
+export type ProcessWebhookDeps = Pick<WorkerDeps, "database" | "jobs" | "clock">;
+
+export type ProcessOutcome = "processed" | "ignored" | "skipped";
+
+/**
+ * Processes one stored webhook event (SPEC §8 "Processing"): fans it out to the enabled
+ * subscriptions of the event's organization whose filter selects its type — one delivery row and
+ * one delivery job per subscription, in the same transaction — and marks the event `processed`
+ * (or `ignored` when no subscription wants it).
+ *
+ * Idempotent: the event row is locked, an event already processed is skipped, and a delivery per
+ * (event, subscription) is unique, so a second run (a crash after commit, another replica) adds
+ * nothing.
+ */
+export async function processWebhookEvent(
+  deps: ProcessWebhookDeps,
+  eventId: string,
+): Promise<ProcessOutcome> {
+  return deps.database.db.transaction(async (tx) => {
+    const [event] = await tx
+      .select({
+        id: webhookEvents.id,
+        organizationId: webhookEvents.organizationId,
+        eventType: webhookEvents.eventType,
+        status: webhookEvents.status,
+      })
+      .from(webhookEvents)
+      .where(eq(webhookEvents.id, eventId))
+      .for("update");
+    // Gone (retention) or already settled: nothing to do.
+    if (event === undefined || event.organizationId === null) return "skipped";
+    if (event.status !== "received" && event.status !== "failed") return "skipped";
+
+    const subscriptions = await tx
+      .select({ id: webhookSubscriptions.id, eventTypes: webhookSubscriptions.eventTypes })
+      .from(webhookSubscriptions)
+      .where(
+        and(
+          eq(webhookSubscriptions.organizationId, event.organizationId),
+          eq(webhookSubscriptions.enabled, true),
+        ),
+      );
+    const matching = subscriptions.filter((s) => subscribesTo(s.eventTypes, event.eventType));
+    const now = deps.clock.now();
+    for (const subscription of matching) {
+      await createDelivery(deps, tx, {
+        eventId: event.id,
+        subscriptionId: subscription.id,
+        organizationId: event.organizationId,
+        now,
+      });
+    }
+    const outcome = matching.length > 0 ? "processed" : "ignored";
+    await tx
+      .update(webhookEvents)
+      .set({
+        status: outcome,
+        processedAt: now,
+        lastError: null,
+        attempts: sql`${webhookEvents.attempts} + 1`,
+      })
+      .where(eq(webhookEvents.id, event.id));
+    return outcome;
+  });
+}
+
+/** A delivery of an event to a subscription and the job for its first attempt (if new). */
+export async function createDelivery(
+  deps: Pick<WorkerDeps, "jobs">,
+  tx: Executor,
+  input: { eventId: string; subscriptionId: string; organizationId: string; now: Date },
+): Promise<string | undefined> {
+  const [delivery] = await tx
+    .insert(webhookDeliveries)
+    .values({
+      id: newId("webhookDelivery", input.now),
+      subscriptionId: input.subscriptionId,
+      eventId: input.eventId,
+      organizationId: input.organizationId,
+      status: "pending",
+      nextAttemptAt: input.now,
+      createdAt: input.now,
+    })
+    .onConflictDoNothing({
+      target: [webhookDeliveries.eventId, webhookDeliveries.subscriptionId],
+    })
+    .returning({ id: webhookDeliveries.id });
+  if (delivery === undefined) return undefined;
+  await deps.jobs.enqueue(tx, webhookDeliverQueue, { deliveryId: delivery.id });
+  return delivery.id;
+}
+
+/**
+ * After the last retry pg-boss will make: the event is marked `failed` with the error, so the
+ * operator sees it and a provider's redelivery queues it again (ingest re-enqueues failed events).
+ * Earlier failures only count the attempt.
+ */
+export async function recordProcessingFailure(
+  deps: Pick<WorkerDeps, "database">,
+  eventId: string,
+  error: unknown,
+  final: boolean,
+): Promise<void> {
+  await deps.database.db
+    .update(webhookEvents)
+    .set({
+      attempts: sql`${webhookEvents.attempts} + 1`,
+      lastError: describeJobError(error),
+      ...(final ? { status: "failed" as const } : {}),
+    })
+    .where(
+      and(
+        eq(webhookEvents.id, eventId),
+        // Settled events keep their state: a late failure report of an earlier run changes nothing.
+        sql`${webhookEvents.status} in ('received', 'failed')`,
+      ),
+    );
+}

@@ -1,0 +1,61 @@
+import {
+  loadConfig,
+  requireSetting,
+  runServiceProcess,
+  type StoppableService,
+} from "@keyway/config";
+import { createLogger } from "@keyway/control-plane-api/logger";
+import { createKeyRing } from "@keyway/crypto";
+import { createDatabase, embeddedDatabaseUrl, runMigrations } from "@keyway/db";
+import { createCatalogueRegistry } from "@keyway/integrations-definitions";
+import { createJobQueue } from "@keyway/jobs";
+import { createWorker } from "./worker";
+
+/**
+ * Entry for `control-plane-worker`: loads keyway.toml (+ KEYWAY_* overrides), connects to the
+ * platform's database (`database.url`, else the embedded PostgreSQL the API runs), applies pending
+ * migrations (serialised with the API's) and works every queue until SIGINT/SIGTERM.
+ */
+async function start(): Promise<StoppableService> {
+  const config = await loadConfig();
+  const logger = createLogger({
+    level: config.log.level === "debug" ? "debug" : "info",
+    base: { service: "control-plane-worker" },
+  });
+  const keyRing = createKeyRing(requireSetting(config.keys.master, "keys.master"));
+  const url = config.database.url ?? embeddedDatabaseUrl(config.database.embedded.port);
+  await runMigrations(url);
+  const database = createDatabase(url, { max: config.database.pool_size });
+  const worker = createWorker({
+    database,
+    jobs: createJobQueue(database, {
+      role: "worker",
+      maintenanceIntervalSeconds: config.worker.maintenance_interval_seconds,
+    }),
+    keyRing,
+    registry: createCatalogueRegistry(),
+    clock: { now: () => new Date() },
+    logger,
+    fetch: globalThis.fetch,
+    settings: {
+      concurrency: config.worker.concurrency,
+      pollingIntervalSeconds: config.worker.polling_interval_seconds,
+      shutdownTimeoutMs: config.worker.shutdown_timeout_ms,
+    },
+  });
+  try {
+    await worker.start();
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+  logger.info("worker started", { concurrency: config.worker.concurrency });
+  return {
+    async close() {
+      await worker.stop();
+      await database.close();
+    },
+  };
+}
+
+await runServiceProcess("control-plane-worker", start);

@@ -1,0 +1,98 @@
+import type { Logger } from "@keyway/control-plane-api/logger";
+import { type QueueDefinition, webhookProcessQueue } from "@keyway/jobs";
+import type PgBoss from "pg-boss";
+import type { z } from "zod";
+import type { WorkerDeps } from "./deps";
+import { describeJobError } from "./job-errors";
+import { processWebhookEvent, recordProcessingFailure } from "./jobs/webhook-process/handler";
+
+/**
+ * The one place jobs are registered with pg-boss (CONVENTIONS "Layout of the worker"): each
+ * queue of `@keyway/jobs` and the handler that runs its jobs.
+ */
+export interface JobRegistration<Q extends QueueDefinition = QueueDefinition> {
+  queue: Q;
+  run(payload: z.output<Q["payload"]>): Promise<unknown>;
+  /** After a failed run; `final` when pg-boss will not retry it again. */
+  onFailure?(payload: z.output<Q["payload"]>, error: unknown, final: boolean): Promise<void>;
+  /** Jobs of this queue run at once; default `worker.concurrency`. */
+  concurrency?: number;
+}
+
+function job<Q extends QueueDefinition>(registration: JobRegistration<Q>): JobRegistration {
+  return registration as unknown as JobRegistration;
+}
+
+export function workerJobs(deps: WorkerDeps): JobRegistration[] {
+  return [
+    job({
+      queue: webhookProcessQueue,
+      run: ({ eventId }) => processWebhookEvent(deps, eventId),
+      onFailure: ({ eventId }, error, final) =>
+        recordProcessingFailure(deps, eventId, error, final),
+    }),
+  ];
+}
+
+/**
+ * Starts `concurrency` pg-boss workers per queue, one job at a time each (pg-boss 10 completes or
+ * fails a fetched batch as a whole, and a job's failure must not fail its neighbours), and the
+ * cron schedules of scheduled queues. A payload that does not parse is logged and completed: it
+ * would never succeed.
+ */
+export async function registerJobs(
+  boss: PgBoss,
+  registrations: readonly JobRegistration[],
+  settings: Pick<WorkerDeps["settings"], "concurrency" | "pollingIntervalSeconds">,
+  logger: Logger,
+): Promise<void> {
+  for (const registration of registrations) {
+    const { queue } = registration;
+    const handler = async ([job]: PgBoss.JobWithMetadata<unknown>[]) => {
+      if (job === undefined) return;
+      const payload = queue.payload.safeParse(job.data);
+      if (!payload.success) {
+        logger.error("job payload does not match its queue; dropped", {
+          queue: queue.name,
+          jobId: job.id,
+        });
+        return;
+      }
+      try {
+        await registration.run(payload.data);
+      } catch (error) {
+        const final = job.retryCount >= job.retryLimit;
+        logger.warn("job failed", {
+          queue: queue.name,
+          jobId: job.id,
+          retry: job.retryCount,
+          final,
+          error: describeJobError(error),
+        });
+        await registration.onFailure?.(payload.data, error, final).catch((failure: unknown) => {
+          logger.error("recording a job failure failed", {
+            queue: queue.name,
+            jobId: job.id,
+            error: describeJobError(failure),
+          });
+        });
+        throw error;
+      }
+    };
+    const workers = registration.concurrency ?? settings.concurrency;
+    for (let i = 0; i < workers; i++) {
+      await boss.work(
+        queue.name,
+        {
+          batchSize: 1,
+          includeMetadata: true,
+          pollingIntervalSeconds: settings.pollingIntervalSeconds,
+        },
+        handler,
+      );
+    }
+    if (queue.schedule !== undefined) {
+      await boss.schedule(queue.name, queue.schedule, {}, { tz: "UTC" });
+    }
+  }
+}

@@ -1,0 +1,37 @@
+import { createMemoryLogger } from "@keyway/control-plane-api/logger";
+import type { TestApp } from "@keyway/control-plane-api/testing/test-app";
+import { createJobQueue } from "@keyway/jobs";
+import type { WorkerDeps, WorkerSettings } from "../deps";
+import { createWorker, type Worker } from "../worker";
+
+/**
+ * Worker dependencies on a test app's database, key ring, registry and clock: the API and the
+ * worker of one test share everything a deployment's share. `start()` runs the real worker.
+ */
+export function createTestWorkerDeps(
+  app: TestApp,
+  options: { settings?: Partial<WorkerSettings>; fetch?: WorkerDeps["fetch"] } = {},
+): WorkerDeps & { logger: ReturnType<typeof createMemoryLogger> } {
+  const database = app.deps.database;
+  return {
+    database,
+    jobs: createJobQueue(database, { role: "worker", maintenanceIntervalSeconds: 1 }),
+    keyRing: app.deps.keyRing,
+    registry: app.deps.registry,
+    clock: app.clock,
+    logger: createMemoryLogger(),
+    fetch: options.fetch ?? globalThis.fetch,
+    settings: {
+      concurrency: 2,
+      pollingIntervalSeconds: 0.5,
+      shutdownTimeoutMs: 2_000,
+      ...options.settings,
+    },
+  };
+}
+
+export async function startTestWorker(deps: WorkerDeps): Promise<Worker> {
+  const worker = createWorker(deps);
+  await worker.start();
+  return worker;
+}

@@ -102,7 +102,8 @@ function versionBody() {
 
 // ----- a valid request per route ----------------------------------------------------------------
 
-type Caller = "operator" | "admin" | "gateway";
+/** `provider`: no credential (the webhook front door authenticates by signature). */
+type Caller = "operator" | "admin" | "gateway" | "provider";
 
 interface RequestParts {
   as: Caller;
@@ -233,6 +234,10 @@ const FIXTURES: Record<string, () => RequestParts> = {
     as: "gateway",
     body: { sessionIds: [fx.sessionId, "sess_unknown"] },
   }),
+  "POST /p/integration/webhooks/{targetKey}": () => ({
+    as: "provider",
+    params: { targetKey: fx.targetKey },
+  }),
 };
 
 /**
@@ -241,6 +246,8 @@ const FIXTURES: Record<string, () => RequestParts> = {
  */
 const WRITES_ON_REFUSAL: Record<string, readonly string[]> = {
   "POST /internal/v1/credentials/resolve": ["audit_log"],
+  // The webhook front door audits every refused delivery (SPEC §10).
+  "POST /p/integration/webhooks/{targetKey}": ["audit_log"],
 };
 
 // ----- routes and their string slots, from the OpenAPI document -----------------------------------
@@ -456,7 +463,9 @@ async function send(route: RouteUnderTest, parts: RequestParts, slot: Slot, valu
       ? t.operatorToken
       : parts.as === "admin"
         ? org.admin
-        : await t.gatewayAssertion();
+        : parts.as === "gateway"
+          ? await t.gatewayAssertion()
+          : undefined;
   return t.call(
     route.method,
     search === "" ? path : `${path}?${search}`,

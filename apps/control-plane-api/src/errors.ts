@@ -82,6 +82,10 @@ export const API_ERROR_CODES = [
   "route_has_no_credential",
   "connection_not_active",
   "credential_unavailable",
+  // Webhook front door (`webhooks/ingest.ts`)
+  "invalid_signature",
+  "stale_timestamp",
+  "invalid_webhook",
 ] as const;
 
 export type ApiErrorCode = (typeof API_ERROR_CODES)[number] | CompileErrorCode;

@@ -20,7 +20,7 @@ import { normalizeHeaders, pickHeaders } from "@keyway/integrations-core";
 import { type JobQueue, webhookProcessQueue } from "@keyway/jobs";
 import { and, eq, ne, or, sql } from "drizzle-orm";
 import { appendAudit } from "../audit/service";
-import { DomainError } from "../errors";
+import { type ApiErrorCode, DomainError } from "../errors";
 import type { FeedMessage, InvalidationFeed } from "../events/invalidations";
 import type { Logger } from "../logger";
 import { loadTargetForUse } from "../targets/service";
@@ -152,7 +152,7 @@ export function createWebhookTargets(deps: {
 export class WebhookRefusal extends DomainError {
   constructor(
     kind: "not_found" | "unauthorized" | "bad_request" | "payload_too_large",
-    code: string,
+    code: ApiErrorCode,
     message: string,
     readonly reason: string,
   ) {

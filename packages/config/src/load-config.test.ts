@@ -88,7 +88,12 @@ secrets = { webhookSecret = "s3cret" }
       raw_body_retention_days: 7,
       dedupe_retention_hours: 72,
     });
-    expect(config.worker).toEqual({ concurrency: 4 });
+    expect(config.worker).toEqual({
+      concurrency: 4,
+      polling_interval_seconds: 0.5,
+      maintenance_interval_seconds: 30,
+      shutdown_timeout_ms: 30_000,
+    });
     expect(config.targets).toEqual({
       "github-cloud": {
         variant: "github-cloud",

@@ -1,5 +1,5 @@
 # One image for every Keyway service; the command picks the service, e.g.
-#   docker run keyway control-plane-api | data-plane-gateway | keyway <args>
+#   docker run keyway control-plane-api | control-plane-worker | data-plane-gateway | keyway <args>
 # Services run from the bundles `pnpm build` writes (apps/<service>/dist/main.mjs), the same files
 # `pnpm start`, the system tests and `pnpm bench:gateway` run, with plain `node`.
 
@@ -31,6 +31,7 @@ ENV NODE_ENV=production
 COPY --from=runtime-deps /app/node_modules ./node_modules
 COPY --from=runtime-deps /app/apps/control-plane-api/node_modules ./apps/control-plane-api/node_modules
 COPY --from=build /app/apps/control-plane-api/dist ./apps/control-plane-api/dist
+COPY --from=build /app/apps/control-plane-worker/dist ./apps/control-plane-worker/dist
 COPY --from=build /app/apps/data-plane-gateway/dist ./apps/data-plane-gateway/dist
 COPY --from=build /app/apps/cli/dist ./apps/cli/dist
 COPY migrations ./migrations

@@ -13,7 +13,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
-export const SERVICES = ["control-plane-api", "data-plane-gateway", "cli"] as const;
+export const SERVICES = [
+  "control-plane-api",
+  "control-plane-worker",
+  "data-plane-gateway",
+  "cli",
+] as const;
 export type Service = (typeof SERVICES)[number];
 
 const repo = fileURLToPath(new URL("..", import.meta.url));

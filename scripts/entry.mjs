@@ -1,10 +1,11 @@
 /**
  * The container image's entry point (see Dockerfile): `docker run keyway <service> [args]`, where
- * service is `control-plane-api`, `data-plane-gateway` or `keyway` (the CLI). Each runs from the
+ * service is `control-plane-api`, `control-plane-worker`, `data-plane-gateway` or `keyway` (the CLI). Each runs from the
  * bundle `pnpm build` wrote (plain JavaScript; no TypeScript loader in production).
  */
 const BUNDLES = {
   "control-plane-api": "../apps/control-plane-api/dist/main.mjs",
+  "control-plane-worker": "../apps/control-plane-worker/dist/main.mjs",
   "data-plane-gateway": "../apps/data-plane-gateway/dist/main.mjs",
   keyway: "../apps/cli/dist/main.mjs",
 };

@@ -4,11 +4,11 @@
  * development gateway CA. Every run: takes the folder's lock (one start per folder), checks that
  * the ports it needs are free, bundles the services (`scripts/build.ts`), starts the embedded
  * PostgreSQL under `.keyway/postgres` (unless `database.url` is configured), then the control
- * plane and, once it is up, the egress gateway, each as its own `node` process from its bundle,
- * as the image runs them. The API migrates and syncs targets on start.
+ * plane and, once it is up, the worker and the egress gateway, each as its own `node` process
+ * from its bundle, as the image runs them. The API migrates and syncs targets on start.
  * It supervises what it started: a process that ends on its own is restarted with backoff and the
  * restart announced (`scripts/start/supervisor.ts`); one that keeps crashing stops Keyway.
- * Ctrl+C (SIGINT) or SIGTERM stops the gateway, then the API, then the database, and ends with
+ * Ctrl+C (SIGINT) or SIGTERM stops the gateway, the worker, the API, then the database, and ends with
  * "Keyway stopped." (exit code 0). A second run reuses the same state. `KEYWAY_CONFIG` points at
  * another config file. What each failure looks like: docs/operations.md.
  */
@@ -106,7 +106,7 @@ function describeStartFailure(error: unknown): string {
 interface Started {
   config: KeywayConfig;
   firstRun: boolean;
-  pids: { database?: number; api?: number; gateway?: number };
+  pids: { database?: number; api?: number; worker?: number; gateway?: number };
 }
 
 /** Everything up to a running platform; throws on the first failure. */
@@ -115,8 +115,9 @@ async function startKeyway(supervisor: Supervisor): Promise<Started> {
   const { firstRun } = await ensureDevelopmentState();
   const config = await loadConfig({ path: configPath, env: process.env });
   await ensurePortsFree(portSettings(config));
-  const [apiBundle, gatewayBundle] = await Promise.all([
+  const [apiBundle, workerBundle, gatewayBundle] = await Promise.all([
     buildService("control-plane-api"),
+    buildService("control-plane-worker"),
     buildService("data-plane-gateway"),
   ]);
 
@@ -139,6 +140,14 @@ async function startKeyway(supervisor: Supervisor): Promise<Started> {
     ...(config.database.url === undefined ? { after: ["PostgreSQL"] } : {}),
   });
   pids.api = (await supervisor.start(api)).pid;
+  // After the API: it has migrated the schema the worker's jobs read.
+  const worker = nodeService({
+    name: "control-plane-worker",
+    bundle: workerBundle,
+    env,
+    after: ["control-plane-api"],
+  });
+  pids.worker = (await supervisor.start(worker)).pid;
   const gateway = nodeService({
     name: "data-plane-gateway",
     bundle: gatewayBundle,
@@ -160,7 +169,7 @@ async function banner({ config, firstRun, pids }: Started): Promise<string> {
     ? (await readFile(operatorTokenPath, "utf8")).trim()
     : undefined;
   const processes = [
-    `API pid ${pids.api}, gateway pid ${pids.gateway}`,
+    `API pid ${pids.api}, worker pid ${pids.worker}, gateway pid ${pids.gateway}`,
     ...(pids.database === undefined ? [] : [`PostgreSQL pid ${pids.database}`]),
   ].join(", ");
   return [

@@ -58,10 +58,12 @@ afterAll(async () => {
 
 describe("image entry (scripts/entry.mjs)", () => {
   it("names the services when none or an unknown one is given", async () => {
-    for (const args of [[], ["toString"], ["control-plane-worker"]]) {
+    for (const args of [[], ["toString"], ["control-plane-scheduler"]]) {
       const result = await run(args);
       expect(result.code).toBe(2);
-      expect(result.stderr).toContain("usage: <control-plane-api|data-plane-gateway|keyway>");
+      expect(result.stderr).toContain(
+        "usage: <control-plane-api|control-plane-worker|data-plane-gateway|keyway>",
+      );
     }
   });
 
@@ -91,6 +93,31 @@ describe("image entry (scripts/entry.mjs)", () => {
       expect(output).toContain('"msg":"control plane listening"');
     } finally {
       api.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
+  });
+
+  it("runs the worker from its bundle and stops it on SIGTERM", async () => {
+    const worker: ChildProcess = spawn(process.execPath, [entry, "control-plane-worker"], {
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    worker.stdout?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    worker.stderr?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => worker.once("exit", resolve));
+    try {
+      for (let i = 0; i < 300 && !output.includes('"msg":"worker started"'); i++) {
+        if (worker.exitCode !== null) throw new Error(`the worker exited:\n${output}`);
+        await sleep(100);
+      }
+      expect(output).toContain('"msg":"worker started"');
+    } finally {
+      worker.kill("SIGTERM");
     }
     expect(await exited).toBe(0);
   });

@@ -30,6 +30,7 @@ const packageJson = JSON.parse(readFileSync(join(repo, "package.json"), "utf8"))
 const pnpmVersion = packageJson.packageManager.replace(/^pnpm@/, "");
 const quickStart = `npx --yes pnpm@${pnpmVersion} start`;
 const apiBundle = bundlePath("control-plane-api");
+const workerBundle = bundlePath("control-plane-worker");
 const gatewayBundle = bundlePath("data-plane-gateway");
 
 /** The ```sh blocks of a README section (`## name`), in order. */
@@ -41,10 +42,22 @@ function shellBlocks(section: string): string[] {
   return [...text.matchAll(/```sh\n([\s\S]*?)```/g)].map((match) => match[1] ?? "");
 }
 
-function pidsIn(output: string): { api: number; gateway: number; database: number } {
-  const match = /API pid (\d+), gateway pid (\d+), PostgreSQL pid (\d+)/.exec(output);
+function pidsIn(output: string): {
+  api: number;
+  worker: number;
+  gateway: number;
+  database: number;
+} {
+  const match = /API pid (\d+), worker pid (\d+), gateway pid (\d+), PostgreSQL pid (\d+)/.exec(
+    output,
+  );
   if (!match) throw new Error(`no pids in the banner:\n${output}`);
-  return { api: Number(match[1]), gateway: Number(match[2]), database: Number(match[3]) };
+  return {
+    api: Number(match[1]),
+    worker: Number(match[2]),
+    gateway: Number(match[3]),
+    database: Number(match[4]),
+  };
 }
 
 async function commandLine(pid: number): Promise<string> {
@@ -111,9 +124,10 @@ describe("pnpm start and the README, on a machine without pnpm", () => {
     keyway = machine.start(quickStart, { terminal: true });
     await keyway.waitFor(/Keyway is running/, "the start banner", 150_000);
     expect(keyway.output()).toContain("first run");
-    // API and gateway are separate plain-node processes running their bundles, as deployed.
+    // API, worker and gateway are separate plain-node processes running their bundles, as deployed.
     const pids = pidsIn(keyway.output());
     expect(await commandLine(pids.api)).toBe(`${process.execPath} ${apiBundle}`);
+    expect(await commandLine(pids.worker)).toBe(`${process.execPath} ${workerBundle}`);
     expect(await commandLine(pids.gateway)).toBe(`${process.execPath} ${gatewayBundle}`);
     expect(await commandLine(pids.database)).toContain("postgres");
     operatorToken = (await readFile(join(machine.dir, ".keyway", "operator-token"), "utf8")).trim();
@@ -153,7 +167,7 @@ describe("pnpm start and the README, on a machine without pnpm", () => {
     expect(await machine.status("http://127.0.0.1:8080/healthz")).toBe(200);
   });
 
-  it("restarts a crashed API, gateway or PostgreSQL and announces it", async () => {
+  it("restarts a crashed API, worker, gateway or PostgreSQL and announces it", async () => {
     const pids = pidsIn(keyway.output());
 
     process.kill(pids.api, "SIGKILL");
@@ -164,6 +178,17 @@ describe("pnpm start and the README, on a machine without pnpm", () => {
     const api = await keyway.waitFor(/control-plane-api is running again \(pid (\d+)\)/, "the API");
     expect(await commandLine(Number(api[1]))).toBe(`${process.execPath} ${apiBundle}`);
     expect(await machine.status("http://127.0.0.1:8080/healthz")).toBe(200);
+
+    process.kill(pids.worker, "SIGKILL");
+    await keyway.waitFor(
+      /control-plane-worker exited \(signal SIGKILL\); restarting it in 0\.5 s/,
+      "the worker's restart announcement",
+    );
+    const worker = await keyway.waitFor(
+      /control-plane-worker is running again \(pid (\d+)\)/,
+      "the worker",
+    );
+    expect(await commandLine(Number(worker[1]))).toBe(`${process.execPath} ${workerBundle}`);
 
     process.kill(pids.gateway, "SIGKILL");
     await keyway.waitFor(
@@ -192,6 +217,7 @@ describe("pnpm start and the README, on a machine without pnpm", () => {
     const output = keyway.output();
     const running = [
       Number(/control-plane-api is running again \(pid (\d+)\)/.exec(output)?.[1]),
+      Number(/control-plane-worker is running again \(pid (\d+)\)/.exec(output)?.[1]),
       Number(/data-plane-gateway is running again \(pid (\d+)\)/.exec(output)?.[1]),
       Number(/PostgreSQL is running again \(pid (\d+)\)/.exec(output)?.[1]),
     ];
@@ -252,7 +278,9 @@ describe("pnpm start and the README, on a machine without pnpm", () => {
     );
     expect(output).not.toContain("control-plane-api is running again");
     expect(announcements(output).at(-1)).toBe("Keyway stopped.");
-    for (const pid of [pids.gateway, pids.database]) expect(isRunning(pid)).toBe(false);
+    for (const pid of [pids.worker, pids.gateway, pids.database]) {
+      expect(isRunning(pid)).toBe(false);
+    }
     expect(await machine.status("http://127.0.0.1:9000/healthz")).toBe(200);
   }, 120_000);
 

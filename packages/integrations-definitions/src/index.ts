@@ -14,6 +14,13 @@ import { slackDefinition } from "./slack/definition";
 
 export { anthropicDefinition } from "./anthropic/definition";
 export { atlassianDefinition } from "./atlassian/definition";
+export {
+  type AppWebhookDelivery,
+  githubAppWebhookTarget,
+  listAppWebhookDeliveries,
+  redeliverAppWebhookDelivery,
+  unansweredDeliveries,
+} from "./github/app-webhook-deliveries";
 export { verifyInstallationOwnership } from "./github/installation-verification";
 export { githubCloudDefinition } from "./github-cloud/definition";
 export { githubEnterpriseServerDefinition } from "./github-enterprise-server/definition";

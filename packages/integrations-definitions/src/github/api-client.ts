@@ -30,6 +30,28 @@ export interface GitHubRequest {
  * lacks). Messages carry the status and GitHub's own `message`, never the token.
  */
 export async function githubRequest(request: GitHubRequest): Promise<unknown> {
+  const { status, body } = await githubExchange(request);
+  if (body === undefined) {
+    throw new OAuth2Error(
+      "temporary",
+      "invalid_response",
+      `GitHub ${request.what} answered without a JSON body`,
+      status,
+    );
+  }
+  return body;
+}
+
+export interface GitHubResponse {
+  status: number;
+  /** Response headers, for `Link` pagination. */
+  headers: Headers;
+  /** The parsed JSON body; undefined when empty or not JSON (some endpoints answer `202` bare). */
+  body: unknown;
+}
+
+/** `githubRequest` for callers that need the status and headers, or accept an empty body. */
+export async function githubExchange(request: GitHubRequest): Promise<GitHubResponse> {
   const headers: Record<string, string> = {
     ...GITHUB_REST_HEADERS,
     authorization: `Bearer ${request.token}`,
@@ -61,15 +83,7 @@ export async function githubRequest(request: GitHubRequest): Promise<unknown> {
       response.status,
     );
   }
-  if (body === undefined) {
-    throw new OAuth2Error(
-      "temporary",
-      "invalid_response",
-      `GitHub ${request.what} answered without a JSON body`,
-      response.status,
-    );
-  }
-  return body;
+  return { status: response.status, headers: response.headers, body };
 }
 
 /**
@@ -137,4 +151,27 @@ export function unexpectedShape(what: string): OAuth2Error {
     "invalid_response",
     `GitHub ${what} answered an unexpected body`,
   );
+}
+
+/**
+ * The `cursor` of a `Link: <…?cursor=…>; rel="next"` header (cursor-paginated endpoints such as
+ * webhook deliveries). Only the cursor is taken: the next request is built on the target's own
+ * API URL, so a bearer token never follows a link to another host.
+ */
+export function nextPageCursor(link: string | null): string | undefined {
+  for (const entry of link?.split(",") ?? []) {
+    const [target, ...params] = entry.split(";");
+    const url = /^\s*<([^>]*)>\s*$/.exec(target ?? "")?.[1];
+    const isNext = params.some((param) => {
+      const [name, value = ""] = param.split("=", 2).map((part) => part.trim());
+      return name?.toLowerCase() === "rel" && value.replace(/"/g, "").split(/\s+/).includes("next");
+    });
+    if (url === undefined || !isNext) continue;
+    try {
+      return new URL(url).searchParams.get("cursor") || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
 }

@@ -1,7 +1,7 @@
 import { createPrivateKey, type KeyObject } from "node:crypto";
 import { OAuth2Error } from "@keyway/integrations-core";
 import { SignJWT } from "jose";
-import type { GitHubTargetConfig } from "./target-config";
+import type { GitHubTargetConfig, GitHubTargetWithSecrets } from "./target-config";
 import type { GitHubTargetSecrets } from "./target-secret-schema";
 
 /** GitHub recommends backdating `iat` by 60 s against clock drift. */
@@ -45,6 +45,26 @@ export async function signAppJwt(input: AppJwtInput): Promise<string> {
     .setIssuedAt(nowSeconds - IAT_SKEW_SECONDS)
     .setExpirationTime(nowSeconds + LIFETIME_SECONDS)
     .sign(key);
+}
+
+/**
+ * The app JWT of a target's GitHub App, for endpoints that authenticate as the app itself
+ * (installation tokens, webhook deliveries). A target without the key or an issuer is a
+ * permanent failure: operator config, not something a retry fixes.
+ */
+export async function signTargetAppJwt(
+  target: GitHubTargetWithSecrets,
+  now: Date,
+): Promise<string> {
+  const issuer = appJwtIssuer(target.config, target.secrets);
+  if (issuer === undefined || target.secrets.appPrivateKeyPem === undefined) {
+    throw new OAuth2Error(
+      "permanent",
+      "missing_app_credentials",
+      `target ${target.targetKey} needs appPrivateKeyPem and clientId or appId to authenticate as its GitHub App`,
+    );
+  }
+  return signAppJwt({ issuer, privateKeyPem: target.secrets.appPrivateKeyPem, now });
 }
 
 function loadRsaPrivateKey(pem: string): KeyObject {

@@ -7,7 +7,7 @@ import {
   type ResolvedCredential,
 } from "@keyway/integrations-core";
 import { githubRequest, isRecord, unexpectedShape } from "./api-client";
-import { appJwtIssuer, signAppJwt } from "./app-jwt";
+import { signTargetAppJwt } from "./app-jwt";
 import type { GitHubBindingConfig } from "./binding-config-schema";
 import { parseRepository } from "./repository";
 import type { GitHubTargetConfig, GitHubTargetWithSecrets } from "./target-config";
@@ -47,19 +47,7 @@ export async function createInstallationToken(
       "the connection has no GitHub App installation id",
     );
   }
-  const issuer = appJwtIssuer(target.config, target.secrets);
-  if (issuer === undefined || target.secrets.appPrivateKeyPem === undefined) {
-    throw new OAuth2Error(
-      "permanent",
-      "missing_app_credentials",
-      `target ${target.targetKey} needs appPrivateKeyPem and clientId or appId to mint installation tokens`,
-    );
-  }
-  const jwt = await signAppJwt({
-    issuer,
-    privateKeyPem: target.secrets.appPrivateKeyPem,
-    now: request.clock.now(),
-  });
+  const jwt = await signTargetAppJwt(target, request.clock.now());
 
   const narrowing = {
     ...(request.repositories !== undefined ? { repositories: request.repositories } : {}),

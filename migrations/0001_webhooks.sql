@@ -32,4 +32,5 @@ CREATE INDEX "webhook_delivery_attempts_started_idx" ON "webhook_delivery_attemp
 CREATE UNIQUE INDEX "webhook_redeliveries_key" ON "webhook_redeliveries" USING btree ("target_id","external_delivery_id");--> statement-breakpoint
 CREATE INDEX "webhook_deliveries_org_idx" ON "webhook_deliveries" USING btree ("organization_id","created_at");--> statement-breakpoint
 CREATE INDEX "webhook_events_status_idx" ON "webhook_events" USING btree ("status","received_at");--> statement-breakpoint
-CREATE INDEX "webhook_events_received_idx" ON "webhook_events" USING btree ("received_at");
+CREATE INDEX "webhook_events_received_idx" ON "webhook_events" USING btree ("received_at");--> statement-breakpoint
+CREATE INDEX "webhook_events_raw_body_idx" ON "webhook_events" USING btree ("received_at") WHERE "webhook_events"."raw_body" is not null;

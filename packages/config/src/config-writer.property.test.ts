@@ -192,14 +192,28 @@ const configInput: fc.Arbitrary<KeywayConfigInput> = fc.record(
       },
       optional,
     ),
-    webhooks: fc.record(
-      {
-        body_limit_bytes: fc.integer({ min: 1, max: 64 * 1024 * 1024 }),
-        raw_body_retention_days: fc.integer({ min: 1, max: 3650 }),
-        dedupe_retention_hours: fc.integer({ min: 72, max: 100_000 }),
-      },
-      optional,
-    ),
+    webhooks: fc
+      .record(
+        {
+          body_limit_bytes: fc.integer({ min: 1, max: 64 * 1024 * 1024 }),
+          raw_body_retention_days: fc.integer({ min: 1, max: 3650 }),
+          dedupe_retention_hours: fc.integer({ min: 72, max: 87_600 }),
+          event_retention_days: fc.integer({ min: 1, max: 3650 }),
+          attempt_retention_days: fc.integer({ min: 1, max: 3650 }),
+          retention_batch_size: fc.integer({ min: 1, max: 100_000 }),
+          github_redelivery_lookback_hours: fc.integer({ min: 1, max: 72 }),
+          github_redelivery_max_pages: fc.integer({ min: 1, max: 100 }),
+          github_redelivery_max_per_run: fc.integer({ min: 1, max: 1000 }),
+        },
+        optional,
+      )
+      // Events are kept at least as long as their dedupe keys (a cross-field rule).
+      .map((webhooks) => {
+        const hours = webhooks.dedupe_retention_hours ?? 72;
+        return (webhooks.event_retention_days ?? 30) * 24 >= hours
+          ? webhooks
+          : { ...webhooks, event_retention_days: Math.ceil(hours / 24) };
+      }),
     worker: fc.record({ concurrency: fc.integer({ min: 1, max: 1024 }) }, optional),
     targets: fc.dictionary(
       targetKey,

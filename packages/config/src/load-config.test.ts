@@ -87,6 +87,18 @@ secrets = { webhookSecret = "s3cret" }
       body_limit_bytes: 1_048_576,
       raw_body_retention_days: 7,
       dedupe_retention_hours: 72,
+      event_retention_days: 30,
+      attempt_retention_days: 14,
+      retention_batch_size: 1000,
+      github_redelivery_lookback_hours: 24,
+      github_redelivery_max_pages: 10,
+      github_redelivery_max_per_run: 50,
+    });
+    expect(config.worker).toEqual({
+      concurrency: 4,
+      polling_interval_seconds: 0.5,
+      maintenance_interval_seconds: 30,
+      shutdown_timeout_ms: 30_000,
     });
     expect(config.worker).toEqual({
       concurrency: 4,
@@ -203,6 +215,25 @@ variant = "x"
         "config error: targets.Bad_Key: invalid key: expected lower-case letters, digits and '-', starting with a letter",
       ].sort(),
     );
+  });
+
+  it("keeps webhook events at least as long as their dedupe keys", async () => {
+    const error = await configError(
+      load(`
+[webhooks]
+dedupe_retention_hours = 100
+event_retention_days = 4
+github_redelivery_lookback_hours = 96
+`),
+    );
+    expect(error.message.split("\n").sort()).toEqual([
+      "config error: webhooks.event_retention_days: must keep events at least as long as webhooks.dedupe_retention_hours (100 hours), got 4 days",
+      "config error: webhooks.github_redelivery_lookback_hours: must be at most 72, got 96",
+    ]);
+    const config = await load(
+      "[webhooks]\ndedupe_retention_hours = 96\nevent_retention_days = 4\n",
+    );
+    expect(config.webhooks.event_retention_days).toBe(4);
   });
 
   it("defaults the gateway's timeouts, rate limit, circuit breaker and retries", async () => {

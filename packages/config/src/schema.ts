@@ -275,15 +275,41 @@ export const internalSchema = z
     });
   });
 
-export const webhooksSchema = z.strictObject({
-  body_limit_bytes: positiveInt.max(64 * 1024 * 1024).default(1024 * 1024),
-  raw_body_retention_days: positiveInt.default(7),
-  dedupe_retention_hours: z
-    .number()
-    .int()
-    .min(72, "must be at least 72 (delivery ids are deduplicated for at least 72 hours)")
-    .default(72),
-});
+export const webhooksSchema = z
+  .strictObject({
+    body_limit_bytes: positiveInt.max(64 * 1024 * 1024).default(1024 * 1024),
+    raw_body_retention_days: positiveInt.default(7),
+    dedupe_retention_hours: z
+      .number()
+      .int()
+      .min(72, "must be at least 72 (delivery ids are deduplicated for at least 72 hours)")
+      .default(72),
+    /** Events (the dedupe keys) with their deliveries and attempts are deleted after this. */
+    event_retention_days: positiveInt.max(3650).default(30),
+    /** Delivery attempt records (subscriber answers) are deleted after this. */
+    attempt_retention_days: positiveInt.max(3650).default(14),
+    /** Rows one retention statement touches: each batch is its own short transaction. */
+    retention_batch_size: positiveInt.max(100_000).default(1000),
+    /**
+     * How far back the GitHub reconciliation looks for deliveries Keyway never stored. GitHub
+     * redelivers only deliveries of the past 3 days, and the window must stay inside the dedupe
+     * retention (a delivery whose event was deleted would look missing).
+     */
+    github_redelivery_lookback_hours: positiveInt.max(72).default(24),
+    /** Listing pages (100 deliveries each) read per GitHub App per run. */
+    github_redelivery_max_pages: positiveInt.max(100).default(10),
+    /** Redeliveries asked for per GitHub App per run; the rest wait for the next run. */
+    github_redelivery_max_per_run: positiveInt.max(1000).default(50),
+  })
+  .superRefine((webhooks, ctx) => {
+    if (webhooks.event_retention_days * 24 < webhooks.dedupe_retention_hours) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["event_retention_days"],
+        message: `must keep events at least as long as webhooks.dedupe_retention_hours (${webhooks.dedupe_retention_hours} hours), got ${webhooks.event_retention_days} days`,
+      });
+    }
+  });
 
 export const workerSchema = z.strictObject({
   /** Jobs of each queue one worker process runs at once. */

@@ -1,8 +1,11 @@
+import type { KeywayConfig } from "@keyway/config";
 import type { Logger } from "@keyway/control-plane-api/logger";
 import type { KeyRing } from "@keyway/crypto";
 import type { DatabaseHandle } from "@keyway/db";
 import type { Clock, FetchLike, IntegrationRegistry } from "@keyway/integrations-core";
 import type { JobQueue } from "@keyway/jobs";
+import type { GitHubRedeliverySettings } from "./jobs/github-redelivery/handler";
+import type { WebhookRetentionSettings } from "./jobs/webhook-retention/handler";
 
 /**
  * Everything the worker's jobs need, passed in explicitly (as the API's `AppDeps`): tests build
@@ -26,4 +29,28 @@ export interface WorkerSettings {
   pollingIntervalSeconds: number;
   /** Running jobs get this long to finish on stop; then they are released to other workers. */
   shutdownTimeoutMs: number;
+  retention: WebhookRetentionSettings;
+  githubRedelivery: GitHubRedeliverySettings;
+}
+
+/** The worker's settings as `keyway.toml` gives them (`[worker]`, `[webhooks]`). */
+export function workerSettings(config: Pick<KeywayConfig, "worker" | "webhooks">): WorkerSettings {
+  const { worker, webhooks } = config;
+  return {
+    concurrency: worker.concurrency,
+    pollingIntervalSeconds: worker.polling_interval_seconds,
+    shutdownTimeoutMs: worker.shutdown_timeout_ms,
+    retention: {
+      rawBodyRetentionDays: webhooks.raw_body_retention_days,
+      dedupeRetentionHours: webhooks.dedupe_retention_hours,
+      eventRetentionDays: webhooks.event_retention_days,
+      attemptRetentionDays: webhooks.attempt_retention_days,
+      batchSize: webhooks.retention_batch_size,
+    },
+    githubRedelivery: {
+      lookbackHours: webhooks.github_redelivery_lookback_hours,
+      maxPages: webhooks.github_redelivery_max_pages,
+      maxPerRun: webhooks.github_redelivery_max_per_run,
+    },
+  };
 }

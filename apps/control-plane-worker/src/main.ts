@@ -9,6 +9,7 @@ import { createKeyRing } from "@keyway/crypto";
 import { createDatabase, embeddedDatabaseUrl, runMigrations } from "@keyway/db";
 import { createCatalogueRegistry } from "@keyway/integrations-definitions";
 import { createJobQueue } from "@keyway/jobs";
+import { workerSettings } from "./deps";
 import { createWorker } from "./worker";
 
 /**
@@ -37,11 +38,7 @@ async function start(): Promise<StoppableService> {
     clock: { now: () => new Date() },
     logger,
     fetch: globalThis.fetch,
-    settings: {
-      concurrency: config.worker.concurrency,
-      pollingIntervalSeconds: config.worker.polling_interval_seconds,
-      shutdownTimeoutMs: config.worker.shutdown_timeout_ms,
-    },
+    settings: workerSettings(config),
   });
   try {
     await worker.start();

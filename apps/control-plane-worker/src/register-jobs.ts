@@ -1,10 +1,17 @@
 import type { Logger } from "@keyway/control-plane-api/logger";
-import { type QueueDefinition, webhookProcessQueue } from "@keyway/jobs";
+import {
+  githubRedeliveryQueue,
+  type QueueDefinition,
+  webhookProcessQueue,
+  webhookRetentionQueue,
+} from "@keyway/jobs";
 import type PgBoss from "pg-boss";
 import type { z } from "zod";
 import type { WorkerDeps } from "./deps";
 import { describeJobError } from "./job-errors";
+import { reconcileGitHubDeliveries } from "./jobs/github-redelivery/handler";
 import { processWebhookEvent, recordProcessingFailure } from "./jobs/webhook-process/handler";
+import { runWebhookRetention } from "./jobs/webhook-retention/handler";
 
 /**
  * The one place jobs are registered with pg-boss (CONVENTIONS "Layout of the worker"): each
@@ -30,6 +37,12 @@ export function workerJobs(deps: WorkerDeps): JobRegistration[] {
       run: ({ eventId }) => processWebhookEvent(deps, eventId),
       onFailure: ({ eventId }, error, final) =>
         recordProcessingFailure(deps, eventId, error, final),
+    }),
+    job({ queue: webhookRetentionQueue, run: () => runWebhookRetention(deps), concurrency: 1 }),
+    job({
+      queue: githubRedeliveryQueue,
+      run: () => reconcileGitHubDeliveries(deps),
+      concurrency: 1,
     }),
   ];
 }

@@ -1,7 +1,8 @@
+import { keywayConfigSchema } from "@keyway/config";
 import { createMemoryLogger } from "@keyway/control-plane-api/logger";
 import type { TestApp } from "@keyway/control-plane-api/testing/test-app";
 import { createJobQueue } from "@keyway/jobs";
-import type { WorkerDeps, WorkerSettings } from "../deps";
+import { type WorkerDeps, type WorkerSettings, workerSettings } from "../deps";
 import { createWorker, type Worker } from "../worker";
 
 /**
@@ -22,6 +23,8 @@ export function createTestWorkerDeps(
     logger: createMemoryLogger(),
     fetch: options.fetch ?? globalThis.fetch,
     settings: {
+      // The configuration's defaults, with a worker sized for tests.
+      ...workerSettings(keywayConfigSchema.parse({})),
       concurrency: 2,
       pollingIntervalSeconds: 0.5,
       shutdownTimeoutMs: 2_000,

@@ -1,0 +1,78 @@
+import { createHmac, randomUUID } from "node:crypto";
+import { seedTarget } from "@keyway/control-plane-api/internal/fixtures";
+import {
+  createTestApp,
+  createTestClock,
+  type TestApp,
+} from "@keyway/control-plane-api/testing/test-app";
+import { webhookEvents } from "@keyway/db";
+import { githubRedeliveryQueue, webhookRetentionQueue } from "@keyway/jobs";
+import { eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestWorkerDeps, startTestWorker } from "./testing/test-worker";
+
+const clock = createTestClock();
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp({ clock });
+});
+afterAll(async () => {
+  await t.close();
+});
+
+describe("the worker's scheduled jobs", () => {
+  it("schedules retention and GitHub reconciliation, and runs what the schedule sends", async () => {
+    const deps = createTestWorkerDeps(t);
+    const worker = await startTestWorker(deps);
+    try {
+      const schedules = await deps.jobs.boss.getSchedules();
+      expect(
+        schedules.map((schedule) => [schedule.name, schedule.cron, schedule.options?.tz]).sort(),
+      ).toEqual(
+        [
+          ["github-redelivery", "*/10 * * * *", "UTC"],
+          ["webhook-retention", "17 * * * *", "UTC"],
+        ].sort(),
+      );
+
+      // An event received 8 days ago still has its body until a retention job runs.
+      const secret = "gh-secret-schedule";
+      const github = await seedTarget(t.deps.database.db, t.deps, {
+        variantId: "github-cloud",
+        secrets: { webhookSecret: secret },
+      });
+      const body = JSON.stringify({ action: "opened" });
+      clock.set(new Date(Date.now() - 8 * 24 * 3_600_000));
+      const response = await t.app.request(`/p/integration/webhooks/${github.targetKey}`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "x-github-event": "issues",
+          "x-github-delivery": randomUUID(),
+          "x-hub-signature-256": `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`,
+        },
+        body,
+      });
+      clock.set(new Date());
+      expect(response.status).toBe(202);
+      const { id } = (await response.json()) as { id: string };
+
+      // What cron sends: an empty payload on each queue.
+      await deps.jobs.boss.send(githubRedeliveryQueue.name, {});
+      await deps.jobs.boss.send(webhookRetentionQueue.name, {});
+      let rawBody: Buffer | null | undefined;
+      for (let i = 0; i < 100; i++) {
+        const [row] = await t.deps.database.db
+          .select({ rawBody: webhookEvents.rawBody })
+          .from(webhookEvents)
+          .where(eq(webhookEvents.id, id));
+        rawBody = row?.rawBody;
+        if (rawBody === null) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(rawBody).toBeNull();
+    } finally {
+      await worker.stop();
+    }
+  });
+});

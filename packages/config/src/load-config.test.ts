@@ -100,12 +100,6 @@ secrets = { webhookSecret = "s3cret" }
       maintenance_interval_seconds: 30,
       shutdown_timeout_ms: 30_000,
     });
-    expect(config.worker).toEqual({
-      concurrency: 4,
-      polling_interval_seconds: 0.5,
-      maintenance_interval_seconds: 30,
-      shutdown_timeout_ms: 30_000,
-    });
     expect(config.targets).toEqual({
       "github-cloud": {
         variant: "github-cloud",

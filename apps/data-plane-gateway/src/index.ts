@@ -1,4 +1,3 @@
-export * from "./address-classification";
 export * from "./control-plane-client";
 export * from "./errors";
 export * from "./gateway";

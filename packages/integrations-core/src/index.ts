@@ -7,6 +7,7 @@ export { findRouteConflicts, type RouteConflict } from "./compiler/route-conflic
 export * from "./definition";
 export * from "./forms";
 export * from "./json";
+export * from "./net/address-classification";
 export * from "./oauth2";
 export * from "./plan/schema";
 export * from "./plan-diff";

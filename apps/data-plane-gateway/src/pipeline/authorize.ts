@@ -1,7 +1,10 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import type { CompiledRuntimePlan, EgressPolicy } from "@keyway/integrations-core";
-import { classifyAddress } from "../address-classification";
+import {
+  type CompiledRuntimePlan,
+  type EgressPolicy,
+  firstNonPublicAddress,
+} from "@keyway/integrations-core";
 import { GatewayError } from "../errors";
 
 /**
@@ -120,17 +123,13 @@ export function createAuthorize(options: AuthorizeOptions): AuthorizeEgress {
     if (first === undefined) {
       throw new GatewayError("upstream_unreachable", "the host name does not resolve");
     }
-    if (!egress.allowPrivateNetworks) {
-      // Every answer must be public: a name resolving to a public and a private address is refused.
-      for (const { address } of addresses) {
-        const kind = classifyAddress(address);
-        if (kind !== "public") {
-          throw new GatewayError(
-            "private_address_denied",
-            `egress to ${kind.replace("_", "-")} addresses is not allowed`,
-          );
-        }
-      }
+    // Every answer must be public: a name resolving to a public and a private address is refused.
+    const refused = egress.allowPrivateNetworks ? undefined : firstNonPublicAddress(addresses);
+    if (refused !== undefined) {
+      throw new GatewayError(
+        "private_address_denied",
+        `egress to ${refused.addressClass.replace("_", "-")} addresses is not allowed`,
+      );
     }
     return { address: first.address, family: first.family, port: target.port };
   };

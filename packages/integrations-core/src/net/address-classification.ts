@@ -96,6 +96,21 @@ export function isPublicAddress(address: string): boolean {
   return classifyAddress(address) === "public";
 }
 
+/**
+ * The first of a host name's addresses that is not public, with its class; undefined when all are.
+ * Callers refuse the name as a whole when one answer is not public: which answer a client would
+ * use is not theirs to choose.
+ */
+export function firstNonPublicAddress(
+  addresses: readonly { address: string }[],
+): { address: string; addressClass: Exclude<AddressClass, "public"> } | undefined {
+  for (const { address } of addresses) {
+    const addressClass = classifyAddress(address);
+    if (addressClass !== "public") return { address, addressClass };
+  }
+  return undefined;
+}
+
 /** The IPv4 address an IPv6 address stands for, when it is one of the embedding forms. */
 function embeddedIPv4(bytes: Uint8Array): Uint8Array | null {
   const zeroPrefix = (n: number) => bytes.subarray(0, n).every((b) => b === 0);

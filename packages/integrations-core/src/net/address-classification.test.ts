@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { type AddressClass, classifyAddress, parseIPv6 } from "./address-classification";
+import {
+  type AddressClass,
+  classifyAddress,
+  firstNonPublicAddress,
+  parseIPv6,
+} from "./address-classification";
 
 describe("classifyAddress", () => {
   const table: [string, AddressClass][] = [
@@ -62,5 +67,19 @@ describe("parseIPv6", () => {
     for (const bad of ["1::2::3", "1:2:3:4:5:6:7:8:9", "12345::", "::g", "1:2:3:4:5:6:7"]) {
       expect(parseIPv6(bad), bad).toBeNull();
     }
+  });
+});
+
+describe("firstNonPublicAddress", () => {
+  it("names the first answer that is not public, whatever comes before it", () => {
+    expect(firstNonPublicAddress([{ address: "93.184.215.14" }])).toBeUndefined();
+    expect(firstNonPublicAddress([])).toBeUndefined();
+    expect(
+      firstNonPublicAddress([
+        { address: "93.184.215.14" },
+        { address: "::ffff:10.0.0.1" },
+        { address: "127.0.0.1" },
+      ]),
+    ).toEqual({ address: "::ffff:10.0.0.1", addressClass: "private" });
   });
 });

@@ -1,4 +1,4 @@
-import { textViolation } from "@keyway/integrations-core";
+import { signStandardWebhook, textViolation } from "@keyway/integrations-core";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestApp, type TestApp } from "./testing/test-app";
@@ -25,6 +25,9 @@ const fx = {
   sessionId: "",
   digest: "",
   routeId: "",
+  subscriptionId: "",
+  eventId: "",
+  deliveryId: "",
 };
 
 const WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -81,6 +84,49 @@ beforeAll(async () => {
     t.call("GET", `/v1/sandbox-profiles/${fx.profileId}/versions/1/plan`, org.admin),
   );
   fx.routeId = plan.plan.routes[0].id;
+
+  // Webhooks: a target accepting Standard Webhooks, an event through the front door, a
+  // subscription (a public address literal: no DNS) and a delivery of the event to it.
+  await ok(
+    t.call("POST", "/v1/operator/targets", op, {
+      targetKey: "fuzz-hooks",
+      variantId: "http-api",
+      config: { ...TARGET_CONFIG, webhook: { scheme: "standard-webhooks" } },
+      secrets: { webhookSecret: WHSEC },
+    }),
+  );
+  await ok(
+    t.call("POST", "/v1/integration/connections", org.admin, {
+      targetKey: "fuzz-hooks",
+      methodId: "api-key",
+      displayName: "Fuzz hooks",
+      secrets: { apiKey: "fuzz-api-key-0005" },
+    }),
+  );
+  fx.subscriptionId = (
+    await ok(
+      t.call("POST", "/v1/webhook-subscriptions", org.admin, {
+        url: "https://93.184.215.14/hooks",
+        eventTypes: ["*"],
+      }),
+    )
+  ).id;
+  const event = JSON.stringify({ type: "fuzz.happened", data: {} });
+  fx.eventId = (
+    await ok(
+      t.call("POST", "/p/integration/webhooks/fuzz-hooks", undefined, event, {
+        ...signStandardWebhook({
+          secret: WHSEC,
+          id: "msg_fuzz",
+          timestamp: Math.floor(t.clock.now().getTime() / 1000),
+          body: event,
+        }),
+      }),
+    )
+  ).id;
+  fx.deliveryId = (
+    await ok(t.call("POST", `/v1/webhook-events/${fx.eventId}/replay`, org.admin))
+  ).deliveries[0].id;
 });
 
 afterAll(async () => {
@@ -116,6 +162,16 @@ const id = () => ({ id: fx.connectionId });
 const target = () => ({ targetKey: fx.targetKey });
 const profile = () => ({ id: fx.profileId });
 const version = () => ({ id: fx.profileId, v: "1" });
+const subscription = () => ({ id: fx.subscriptionId });
+const eventQuery = () => ({
+  targetKey: "fuzz-hooks",
+  type: "http-api.*",
+  status: "received",
+  receivedAfter: "2020-01-01T00:00:00Z",
+  receivedBefore: "2100-01-01T00:00:00+02:00",
+  limit: "10",
+  before: "whe_ZZZZZZZZZZZZZZZZZZZZZZZZZZ",
+});
 
 /** Routes that take input, by `METHOD /path`. Only the fuzzed string makes a request invalid. */
 const FIXTURES: Record<string, () => RequestParts> = {
@@ -238,6 +294,44 @@ const FIXTURES: Record<string, () => RequestParts> = {
     as: "provider",
     params: { targetKey: fx.targetKey },
   }),
+  "POST /v1/webhook-subscriptions": () => ({
+    as: "admin",
+    body: {
+      url: "https://93.184.215.14/hooks?from=keyway",
+      description: "first line\nsecond line",
+      eventTypes: ["github.pull_request.*", "http-api.invoice.paid"],
+      enabled: true,
+    },
+  }),
+  "GET /v1/webhook-subscriptions/{id}": () => ({ as: "admin", params: subscription() }),
+  "PATCH /v1/webhook-subscriptions/{id}": () => ({
+    as: "admin",
+    params: subscription(),
+    body: {
+      url: "https://93.184.215.15/hooks",
+      description: "changed",
+      eventTypes: ["*"],
+      enabled: true,
+    },
+  }),
+  "DELETE /v1/webhook-subscriptions/{id}": () => ({ as: "admin", params: subscription() }),
+  "POST /v1/webhook-subscriptions/{id}/rotate-secret": () => ({
+    as: "admin",
+    params: subscription(),
+  }),
+  "GET /v1/webhook-events": () => ({ as: "admin", query: eventQuery() }),
+  "GET /v1/webhook-events/{id}": () => ({ as: "admin", params: { id: fx.eventId } }),
+  "POST /v1/webhook-events/{id}/replay": () => ({ as: "admin", params: { id: fx.eventId } }),
+  "GET /v1/webhook-deliveries/{id}": () => ({ as: "admin", params: { id: fx.deliveryId } }),
+  "POST /v1/webhook-deliveries/{id}/replay": () => ({
+    as: "admin",
+    params: { id: fx.deliveryId },
+  }),
+  "GET /v1/operator/webhook-events": () => ({
+    as: "operator",
+    query: { ...eventQuery(), organizationId: org.id },
+  }),
+  "GET /v1/operator/webhook-events/{id}": () => ({ as: "operator", params: { id: fx.eventId } }),
 };
 
 /**

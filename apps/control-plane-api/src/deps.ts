@@ -47,6 +47,10 @@ export interface AppSettings {
   requestTimeoutMs: number;
   /** `webhooks.body_limit_bytes`: larger webhook bodies get 413. */
   webhookBodyLimitBytes: number;
+  /** `webhooks.secret_rotation_overlap_hours`: how long a rotated-out signing secret still signs. */
+  webhookSecretRotationOverlapHours: number;
+  /** `webhooks.allow_private_subscribers`: subscriber URLs may resolve to private addresses. */
+  allowPrivateWebhookSubscribers: boolean;
 }
 
 export function appSettingsFromConfig(config: KeywayConfig, gatewayCaPem: string): AppSettings {
@@ -61,5 +65,7 @@ export function appSettingsFromConfig(config: KeywayConfig, gatewayCaPem: string
     maxJsonBodyBytes: 1024 * 1024,
     requestTimeoutMs: config.api.request_timeout_ms,
     webhookBodyLimitBytes: config.webhooks.body_limit_bytes,
+    webhookSecretRotationOverlapHours: config.webhooks.secret_rotation_overlap_hours,
+    allowPrivateWebhookSubscribers: config.webhooks.allow_private_subscribers,
   };
 }

@@ -86,6 +86,11 @@ export const API_ERROR_CODES = [
   "invalid_signature",
   "stale_timestamp",
   "invalid_webhook",
+  // Webhook subscriptions and deliveries (`webhooks/subscriptions.ts`, `webhooks/events.ts`)
+  "subscriber_url_private",
+  "subscriber_url_unresolvable",
+  "subscription_disabled",
+  "delivery_in_progress",
 ] as const;
 
 export type ApiErrorCode = (typeof API_ERROR_CODES)[number] | CompileErrorCode;

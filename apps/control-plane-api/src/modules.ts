@@ -6,7 +6,9 @@ import { organizationRoutes } from "./organizations/routes";
 import { profileRoutes } from "./profiles/routes";
 import { sessionRoutes } from "./sessions/routes";
 import { targetRoutes } from "./targets/routes";
+import { webhookEventRoutes } from "./webhooks/events-routes";
 import { webhookIngestRoutes } from "./webhooks/ingest-routes";
+import { webhookSubscriptionRoutes } from "./webhooks/subscriptions-routes";
 
 /**
  * Every router of the API, in one list (add a resource here and nowhere else).
@@ -19,6 +21,8 @@ export const apiModules: AppModules = {
     auditRoutes,
     profileRoutes,
     sessionRoutes,
+    webhookSubscriptionRoutes,
+    webhookEventRoutes,
   ],
   internal: [internalRoutes],
   open: [webhookIngestRoutes],

@@ -151,6 +151,35 @@ describe("secret scan over a full scenario", () => {
     });
     expect(session.status).toBe(201);
     await call("GET", `/v1/sandbox-sessions/${session.body.id}`, org.viewer);
+    // Webhook subscriptions: signing secrets are shown once, at creation and at rotation.
+    const subscribed = await call("POST", "/v1/webhook-subscriptions", org.member, {
+      url: "https://93.184.215.14/hooks",
+      eventTypes: ["*"],
+    });
+    expect(subscribed.status).toBe(201);
+    const rotated = await call(
+      "POST",
+      `/v1/webhook-subscriptions/${subscribed.body.id}/rotate-secret`,
+      org.member,
+    );
+    expect(rotated.status).toBe(200);
+    const shownOnce = [subscribed, rotated].map((answer) => ({
+      secret: answer.body.secret as string,
+      text: answer.text,
+    }));
+    await call("PATCH", `/v1/webhook-subscriptions/${subscribed.body.id}`, org.member, {
+      description: "scanned",
+    });
+    await call("GET", "/v1/webhook-subscriptions", org.viewer);
+    await call("GET", `/v1/webhook-subscriptions/${subscribed.body.id}`, org.viewer);
+    await call("POST", "/v1/webhook-subscriptions", org.member, {
+      url: "http://127.0.0.1/hooks",
+      eventTypes: ["*"],
+      secret: shownOnce[0]?.secret,
+    });
+    await call("GET", "/v1/webhook-events", org.viewer);
+    await call("GET", "/v1/operator/webhook-events", op);
+
     await call("GET", "/v1/audit?limit=200", org.viewer);
     await call("GET", "/v1/audit/verify", op);
 
@@ -185,5 +214,12 @@ describe("secret scan over a full scenario", () => {
     }
     // Session tokens are credentials too: shown once at start, never logged.
     for (const line of t.logger.lines) expect(line).not.toContain(session.body.token);
+    // Subscription signing secrets: in the one answer that hands each out, nowhere else (the
+    // refused request above carried the first one: its answer must not echo it).
+    for (const { secret, text } of shownOnce) {
+      expect(secret).toMatch(/^whsec_/);
+      const holders = haystacks.filter((haystack) => haystack.includes(secret));
+      expect(holders).toEqual([text]);
+    }
   });
 });

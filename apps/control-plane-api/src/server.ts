@@ -10,7 +10,7 @@ import {
 } from "@keyway/crypto";
 import { createDatabase, runMigrations } from "@keyway/db";
 import { createCatalogueRegistry } from "@keyway/integrations-definitions";
-import { createJobQueue } from "@keyway/jobs";
+import { configuredQueueSettings, createJobQueue } from "@keyway/jobs";
 import { createRemoteJWKSet } from "jose";
 import { createApp } from "./app";
 import { createOidcVerifier } from "./auth/oidc";
@@ -65,7 +65,16 @@ export async function startControlPlane(
   const registry = createCatalogueRegistry();
   const keyRing = createKeyRing(requireSetting(config.keys.master, "keys.master"));
   const invalidations = await startInvalidationFeed(database.sql, logger);
-  const jobs = createJobQueue(database, { role: "producer" });
+  const jobs = createJobQueue(database, {
+    role: "producer",
+    // The same as the worker's: whichever process prepares the queues last sets them.
+    queueSettings: configuredQueueSettings({
+      webhookDelivery: {
+        connectTimeoutMs: config.webhooks.delivery.connect_timeout_ms,
+        responseTimeoutMs: config.webhooks.delivery.response_timeout_ms,
+      },
+    }),
+  });
   await jobs.prepare();
 
   const deps: AppDeps = {

@@ -20,6 +20,8 @@ export interface WorkerDeps {
   logger: Logger;
   /** Outbound HTTP to providers (GitHub redelivery, OAuth refresh). */
   fetch: FetchLike;
+  /** A number in [0, 1): the jitter of the delivery retry schedule (`Math.random` in production). */
+  random: () => number;
   settings: WorkerSettings;
 }
 
@@ -31,6 +33,7 @@ export interface WorkerSettings {
   shutdownTimeoutMs: number;
   retention: WebhookRetentionSettings;
   githubRedelivery: GitHubRedeliverySettings;
+  webhookDelivery: WebhookDeliverySettings;
 }
 
 /** The worker's settings as `keyway.toml` gives them (`[worker]`, `[webhooks]`). */
@@ -52,5 +55,18 @@ export function workerSettings(config: Pick<KeywayConfig, "worker" | "webhooks">
       maxPages: webhooks.github_redelivery_max_pages,
       maxPerRun: webhooks.github_redelivery_max_per_run,
     },
+    webhookDelivery: {
+      connectTimeoutMs: webhooks.delivery.connect_timeout_ms,
+      responseTimeoutMs: webhooks.delivery.response_timeout_ms,
+      allowPrivateSubscribers: webhooks.allow_private_subscribers,
+    },
   };
+}
+
+/** `webhooks.delivery.*` and `webhooks.allow_private_subscribers`. */
+export interface WebhookDeliverySettings {
+  connectTimeoutMs: number;
+  responseTimeoutMs: number;
+  /** Subscriber URLs may resolve to loopback, link-local and private addresses. */
+  allowPrivateSubscribers: boolean;
 }

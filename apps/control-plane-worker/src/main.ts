@@ -8,7 +8,7 @@ import { createLogger } from "@keyway/control-plane-api/logger";
 import { createKeyRing } from "@keyway/crypto";
 import { createDatabase, embeddedDatabaseUrl, runMigrations } from "@keyway/db";
 import { createCatalogueRegistry } from "@keyway/integrations-definitions";
-import { createJobQueue } from "@keyway/jobs";
+import { configuredQueueSettings, createJobQueue } from "@keyway/jobs";
 import { workerSettings } from "./deps";
 import { createWorker } from "./worker";
 
@@ -27,18 +27,21 @@ async function start(): Promise<StoppableService> {
   const url = config.database.url ?? embeddedDatabaseUrl(config.database.embedded.port);
   await runMigrations(url);
   const database = createDatabase(url, { max: config.database.pool_size });
+  const settings = workerSettings(config);
   const worker = createWorker({
     database,
     jobs: createJobQueue(database, {
       role: "worker",
       maintenanceIntervalSeconds: config.worker.maintenance_interval_seconds,
+      queueSettings: configuredQueueSettings(settings),
     }),
     keyRing,
     registry: createCatalogueRegistry(),
     clock: { now: () => new Date() },
     logger,
     fetch: globalThis.fetch,
-    settings: workerSettings(config),
+    random: Math.random,
+    settings,
   });
   try {
     await worker.start();

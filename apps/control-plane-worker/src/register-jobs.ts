@@ -2,6 +2,7 @@ import type { Logger } from "@keyway/control-plane-api/logger";
 import {
   githubRedeliveryQueue,
   type QueueDefinition,
+  webhookDeliverQueue,
   webhookProcessQueue,
   webhookRetentionQueue,
 } from "@keyway/jobs";
@@ -10,6 +11,7 @@ import type { z } from "zod";
 import type { WorkerDeps } from "./deps";
 import { describeJobError } from "./job-errors";
 import { reconcileGitHubDeliveries } from "./jobs/github-redelivery/handler";
+import { deliverWebhook, recordDeliveryFailure } from "./jobs/webhook-deliver/handler";
 import { processWebhookEvent, recordProcessingFailure } from "./jobs/webhook-process/handler";
 import { runWebhookRetention } from "./jobs/webhook-retention/handler";
 
@@ -37,6 +39,11 @@ export function workerJobs(deps: WorkerDeps): JobRegistration[] {
       run: ({ eventId }) => processWebhookEvent(deps, eventId),
       onFailure: ({ eventId }, error, final) =>
         recordProcessingFailure(deps, eventId, error, final),
+    }),
+    job({
+      queue: webhookDeliverQueue,
+      run: (payload) => deliverWebhook(deps, payload),
+      onFailure: (payload, error, final) => recordDeliveryFailure(deps, payload, error, final),
     }),
     job({ queue: webhookRetentionQueue, run: () => runWebhookRetention(deps), concurrency: 1 }),
     job({

@@ -204,6 +204,15 @@ const configInput: fc.Arbitrary<KeywayConfigInput> = fc.record(
           github_redelivery_lookback_hours: fc.integer({ min: 1, max: 72 }),
           github_redelivery_max_pages: fc.integer({ min: 1, max: 100 }),
           github_redelivery_max_per_run: fc.integer({ min: 1, max: 1000 }),
+          secret_rotation_overlap_hours: fc.integer({ min: 0, max: 720 }),
+          allow_private_subscribers: fc.boolean(),
+          delivery: fc.record(
+            {
+              connect_timeout_ms: fc.integer({ min: 1, max: 120_000 }),
+              response_timeout_ms: fc.integer({ min: 1, max: 600_000 }),
+            },
+            optional,
+          ),
         },
         optional,
       )

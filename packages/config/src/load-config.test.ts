@@ -93,6 +93,9 @@ secrets = { webhookSecret = "s3cret" }
       github_redelivery_lookback_hours: 24,
       github_redelivery_max_pages: 10,
       github_redelivery_max_per_run: 50,
+      secret_rotation_overlap_hours: 24,
+      allow_private_subscribers: false,
+      delivery: { connect_timeout_ms: 10_000, response_timeout_ms: 30_000 },
     });
     expect(config.worker).toEqual({
       concurrency: 4,

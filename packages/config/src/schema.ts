@@ -300,6 +300,23 @@ export const webhooksSchema = z
     github_redelivery_max_pages: positiveInt.max(100).default(10),
     /** Redeliveries asked for per GitHub App per run; the rest wait for the next run. */
     github_redelivery_max_per_run: positiveInt.max(1000).default(50),
+    /**
+     * After a subscription's secret is rotated, the previous secret keeps signing deliveries (a
+     * second `v1,` signature) this long, so subscribers can switch without losing a message.
+     */
+    secret_rotation_overlap_hours: z.number().int().min(0).max(720).default(24),
+    /**
+     * Subscriber URLs may resolve to loopback, link-local and private addresses (on-premises
+     * subscribers). Off: such URLs are refused when written and again at every send.
+     */
+    allow_private_subscribers: z.boolean().default(false),
+    /** Towards subscribers, per attempt: TCP (and TLS) connect, then the response. */
+    delivery: z
+      .strictObject({
+        connect_timeout_ms: positiveInt.max(120_000).default(10_000),
+        response_timeout_ms: positiveInt.max(600_000).default(30_000),
+      })
+      .prefault({}),
   })
   .superRefine((webhooks, ctx) => {
     if (webhooks.event_retention_days * 24 < webhooks.dedupe_retention_hours) {

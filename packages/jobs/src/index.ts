@@ -6,11 +6,13 @@ export {
   type JobQueueOptions,
 } from "./job-queue";
 export {
+  configuredQueueSettings,
   githubRedeliveryQueue,
   QUEUES,
   type QueueDefinition,
   type QueuePayload,
   type QueueSettings,
+  webhookDeliverExpirySeconds,
   webhookDeliverQueue,
   webhookProcessQueue,
   webhookRetentionQueue,

@@ -42,19 +42,41 @@ describe("createJobQueue", () => {
     }
   });
 
+  it("takes settings that follow configuration from the process preparing the queues", async () => {
+    const configured = createJobQueue(handle, {
+      role: "producer",
+      queueSettings: { [webhookDeliverQueue.name]: { expireInSeconds: 7 } },
+    });
+    await configured.prepare();
+    try {
+      expect(await configured.boss.getQueue(webhookDeliverQueue.name)).toMatchObject({
+        expireInSeconds: 7,
+        retryLimit: webhookDeliverQueue.settings.retryLimit,
+      });
+    } finally {
+      await configured.stop();
+    }
+  });
+
   it("inserts a job in the caller's transaction: rolled back with it, committed with it", async () => {
     await handle.db
       .transaction(async (tx) => {
-        await producer.enqueue(tx, webhookDeliverQueue, { deliveryId: "whd_rolled_back" });
+        await producer.enqueue(tx, webhookDeliverQueue, {
+          deliveryId: "whd_rolled_back",
+          attempt: 1,
+        });
         throw new Error("roll back");
       })
       .catch(() => {});
     await handle.db.transaction(async (tx) => {
-      const id = await producer.enqueue(tx, webhookDeliverQueue, { deliveryId: "whd_committed" });
+      const id = await producer.enqueue(tx, webhookDeliverQueue, {
+        deliveryId: "whd_committed",
+        attempt: 1,
+      });
       expect(id).toMatch(/^[0-9a-f-]{36}$/);
     });
     const jobs = await jobsOf(webhookDeliverQueue.name);
-    expect(jobs.map((job) => job.data)).toEqual([{ deliveryId: "whd_committed" }]);
+    expect(jobs.map((job) => job.data)).toEqual([{ deliveryId: "whd_committed", attempt: 1 }]);
   });
 
   it("refuses a payload that does not match the queue's schema", async () => {

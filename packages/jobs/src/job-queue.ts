@@ -1,6 +1,6 @@
 import type { DatabaseHandle, Executor } from "@keyway/db";
 import PgBoss from "pg-boss";
-import { QUEUES, type QueueDefinition, type QueuePayload } from "./queues";
+import { QUEUES, type QueueDefinition, type QueuePayload, type QueueSettings } from "./queues";
 import { clientExecutor, type PgBossSqlExecutor, sqlExecutor } from "./sql-executor";
 
 /** pg-boss keeps its tables in a schema of its own on the platform's database. */
@@ -17,6 +17,12 @@ export interface JobQueueOptions {
   role: "producer" | "worker";
   /** How often the worker's maintenance runs (finds expired jobs). pg-boss's default is 120 s. */
   maintenanceIntervalSeconds?: number;
+  /**
+   * Settings that depend on configuration, by queue name (the deliver queue's expiry follows the
+   * delivery timeouts). Every process preparing the queues must pass the same values: the last one
+   * to prepare wins.
+   */
+  queueSettings?: Readonly<Record<string, Partial<QueueSettings>>>;
 }
 
 export interface EnqueueOptions {
@@ -76,7 +82,11 @@ export function createJobQueue(database: DatabaseHandle, options: JobQueueOption
         await lock`select pg_advisory_lock(${PREPARE_LOCK_KEY})`;
         await boss.start();
         for (const queue of QUEUES) {
-          const settings = { name: queue.name, ...queue.settings };
+          const settings = {
+            name: queue.name,
+            ...queue.settings,
+            ...options.queueSettings?.[queue.name],
+          };
           if ((await boss.getQueue(queue.name)) === null) {
             await boss.createQueue(queue.name, settings);
           } else {

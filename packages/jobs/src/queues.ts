@@ -52,19 +52,41 @@ export const webhookProcessQueue = defineQueue({
 /**
  * One attempt to deliver an event to one subscription. Each attempt of the SPEC §8 schedule is its
  * own job (enqueued with `startAfter` by the attempt before it), so pg-boss's own retries only
- * cover a worker that died mid-attempt or a handler that failed unexpectedly.
+ * cover a worker that died mid-attempt or a handler that failed unexpectedly. `attempt` is the
+ * attempt number the job makes: a job whose attempt was made already (a duplicate, or one a
+ * replay overtook) does nothing.
  */
 export const webhookDeliverQueue = defineQueue({
   name: "webhook-deliver",
-  payload: z.strictObject({ deliveryId: z.string().min(1) }),
+  payload: z.strictObject({
+    deliveryId: z.string().min(1),
+    attempt: z.number().int().min(1),
+  }),
   settings: {
     policy: "standard",
     retryLimit: 5,
     retryDelay: 5,
     retryBackoff: true,
-    expireInSeconds: 90,
+    expireInSeconds: webhookDeliverExpirySeconds({
+      connectTimeoutMs: 10_000,
+      responseTimeoutMs: 30_000,
+    }),
   },
 });
+
+/**
+ * How long a delivery job may run before pg-boss hands it to another worker: the longest an
+ * attempt can take (its connect and response timeouts, `webhooks.delivery.*`) plus 10 s for the
+ * database work around it. The job of a worker that died mid-attempt comes back this long after it
+ * started (plus the maintenance interval), so it should be no longer than that. Shorter would be
+ * safe too (the delivery row is locked during an attempt, so a second job waits), only wasteful.
+ */
+export function webhookDeliverExpirySeconds(timeouts: {
+  connectTimeoutMs: number;
+  responseTimeoutMs: number;
+}): number {
+  return Math.ceil((timeouts.connectTimeoutMs + timeouts.responseTimeoutMs) / 1000) + 10;
+}
 
 /** Removes raw bodies, old events and old attempt records (`webhooks.*` retention settings). */
 export const webhookRetentionQueue = defineQueue({
@@ -93,6 +115,20 @@ export const githubRedeliveryQueue = defineQueue({
   },
   schedule: "*/10 * * * *",
 });
+
+/**
+ * Queue settings that follow the deployment's configuration, for `createJobQueue`'s
+ * `queueSettings`: the API and the worker both pass these, computed from the same settings.
+ */
+export function configuredQueueSettings(config: {
+  webhookDelivery: { connectTimeoutMs: number; responseTimeoutMs: number };
+}): Record<string, Partial<QueueSettings>> {
+  return {
+    [webhookDeliverQueue.name]: {
+      expireInSeconds: webhookDeliverExpirySeconds(config.webhookDelivery),
+    },
+  };
+}
 
 export const QUEUES: readonly QueueDefinition[] = [
   webhookProcessQueue,

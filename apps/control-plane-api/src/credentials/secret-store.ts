@@ -148,3 +148,35 @@ export async function readCurrentCredential(
     credential: storedCredentialSchema.parse(JSON.parse(plaintext)),
   };
 }
+
+// ----- webhook subscription signing secrets ----------------------------------------------------
+
+/**
+ * A subscription's current signing secret, and during a rotation overlap the previous one. Each
+ * column has its own associated data, so rotating re-encrypts the current secret as the previous
+ * one rather than moving the ciphertext.
+ */
+const SUBSCRIPTION_SECRETS = {
+  current: { table: "webhook_subscriptions", column: "secret_ciphertext" },
+  previous: { table: "webhook_subscriptions", column: "previous_secret_ciphertext" },
+} as const;
+
+export type SubscriptionSecretSlot = keyof typeof SUBSCRIPTION_SECRETS;
+
+export function encryptSubscriptionSecret(
+  ring: KeyRing,
+  subscriptionId: string,
+  slot: SubscriptionSecretSlot,
+  secret: string,
+): string {
+  return encryptField(ring, { ...SUBSCRIPTION_SECRETS[slot], id: subscriptionId }, secret);
+}
+
+export function decryptSubscriptionSecret(
+  ring: KeyRing,
+  subscriptionId: string,
+  slot: SubscriptionSecretSlot,
+  ciphertext: string,
+): string {
+  return decryptField(ring, { ...SUBSCRIPTION_SECRETS[slot], id: subscriptionId }, ciphertext);
+}

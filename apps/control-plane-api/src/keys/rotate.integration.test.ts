@@ -20,7 +20,9 @@ import { createCatalogueRegistry } from "@keyway/integrations-definitions";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  decryptSubscriptionSecret,
   decryptTargetSecrets,
+  encryptSubscriptionSecret,
   readCurrentCredential,
   writeCredentialVersion,
 } from "../credentials/secret-store";
@@ -93,6 +95,12 @@ async function decryptEverything(ring: KeyRing) {
       { ...WEBHOOK, id: rows.subscriptionId },
       subscription!.secretCiphertext,
     ),
+    previousWebhook: decryptSubscriptionSecret(
+      ring,
+      rows.subscriptionId,
+      "previous",
+      subscription!.previousSecretCiphertext!,
+    ),
   };
 }
 
@@ -102,6 +110,9 @@ async function keyVersions(): Promise<number[]> {
     ...(await db.select({ c: connectionCredentials.secretCiphertext }).from(connectionCredentials)),
     ...(await db.select({ c: oauthSessions.pkceVerifierCiphertext }).from(oauthSessions)),
     ...(await db.select({ c: webhookSubscriptions.secretCiphertext }).from(webhookSubscriptions)),
+    ...(await db
+      .select({ c: webhookSubscriptions.previousSecretCiphertext })
+      .from(webhookSubscriptions)),
   ];
   return [...new Set(all.flatMap(({ c }) => (c === null ? [] : [ciphertextKeyVersion(c)])))];
 }
@@ -164,6 +175,14 @@ beforeAll(async () => {
       { ...WEBHOOK, id: rows.subscriptionId },
       "whsec_subscription",
     ),
+    // A rotation in its overlap: the previous secret is encrypted too.
+    previousSecretCiphertext: encryptSubscriptionSecret(
+      ring1,
+      rows.subscriptionId,
+      "previous",
+      "whsec_previous",
+    ),
+    previousSecretExpiresAt: new Date(t.clock.now().getTime() + 3_600_000),
     createdBy: "tok_fixture",
   });
 });
@@ -191,6 +210,7 @@ describe("rotateKeys", () => {
       ["connection_credentials.secret_ciphertext", 6, 6, 0],
       ["oauth_sessions.pkce_verifier_ciphertext", 1, 1, 0],
       ["webhook_subscriptions.secret_ciphertext", 1, 1, 0],
+      ["webhook_subscriptions.previous_secret_ciphertext", 1, 1, 0],
     ]);
     expect(await keyVersions()).toEqual([2]);
     expect(await decryptEverything(ring12)).toEqual(before);
@@ -202,6 +222,7 @@ describe("rotateKeys", () => {
       rows.connections.map((c) => c.apiKey),
     );
     expect(after.pkce).toBe("pkce-verifier-value");
+    expect(after.previousWebhook).toBe("whsec_previous");
     // ...and the ring without key 2 no longer can.
     await expect(decryptEverything(ring1)).rejects.toMatchObject({ code: "UNKNOWN_KEY_VERSION" });
 
@@ -211,7 +232,7 @@ describe("rotateKeys", () => {
 
   it("rewrites nothing when run again", async () => {
     const result = await rotateKeys(db, ring2, { clock: t.clock, actor: "test" });
-    expect(result.columns.map((c) => c.reencrypted)).toEqual([0, 0, 0, 0]);
+    expect(result.columns.map((c) => c.reencrypted)).toEqual([0, 0, 0, 0, 0]);
     expect(result.complete).toBe(true);
   });
 

@@ -51,6 +51,13 @@ const ENCRYPTED_COLUMNS: readonly EncryptedColumn[] = [
     id: webhookSubscriptions.id,
     ciphertext: webhookSubscriptions.secretCiphertext,
   },
+  {
+    table: "webhook_subscriptions",
+    column: "previous_secret_ciphertext",
+    pgTable: webhookSubscriptions,
+    id: webhookSubscriptions.id,
+    ciphertext: webhookSubscriptions.previousSecretCiphertext,
+  },
 ];
 
 interface EncryptedColumn {

@@ -70,6 +70,8 @@ export async function createEphemeralDeps(options: {
       maxJsonBodyBytes: 1024 * 1024,
       requestTimeoutMs: 10_000,
       webhookBodyLimitBytes: 1024 * 1024,
+      webhookSecretRotationOverlapHours: 24,
+      allowPrivateWebhookSubscribers: false,
       ...options.settings,
     },
   };

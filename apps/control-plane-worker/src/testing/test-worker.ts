@@ -1,7 +1,7 @@
 import { keywayConfigSchema } from "@keyway/config";
 import { createMemoryLogger } from "@keyway/control-plane-api/logger";
 import type { TestApp } from "@keyway/control-plane-api/testing/test-app";
-import { createJobQueue } from "@keyway/jobs";
+import { configuredQueueSettings, createJobQueue } from "@keyway/jobs";
 import { type WorkerDeps, type WorkerSettings, workerSettings } from "../deps";
 import { createWorker, type Worker } from "../worker";
 
@@ -11,25 +11,42 @@ import { createWorker, type Worker } from "../worker";
  */
 export function createTestWorkerDeps(
   app: TestApp,
-  options: { settings?: Partial<WorkerSettings>; fetch?: WorkerDeps["fetch"] } = {},
+  options: {
+    settings?: Partial<WorkerSettings>;
+    fetch?: WorkerDeps["fetch"];
+    clock?: WorkerDeps["clock"];
+    random?: WorkerDeps["random"];
+  } = {},
 ): WorkerDeps & { logger: ReturnType<typeof createMemoryLogger> } {
   const database = app.deps.database;
+  const settings: WorkerSettings = {
+    // The configuration's defaults, with a worker sized for tests.
+    ...workerSettings(keywayConfigSchema.parse({})),
+    concurrency: 2,
+    pollingIntervalSeconds: 0.5,
+    shutdownTimeoutMs: 2_000,
+    // Test subscribers listen on loopback.
+    webhookDelivery: {
+      connectTimeoutMs: 2_000,
+      responseTimeoutMs: 5_000,
+      allowPrivateSubscribers: true,
+    },
+    ...options.settings,
+  };
   return {
     database,
-    jobs: createJobQueue(database, { role: "worker", maintenanceIntervalSeconds: 1 }),
+    jobs: createJobQueue(database, {
+      role: "worker",
+      maintenanceIntervalSeconds: 1,
+      queueSettings: configuredQueueSettings(settings),
+    }),
     keyRing: app.deps.keyRing,
     registry: app.deps.registry,
-    clock: app.clock,
+    clock: options.clock ?? app.clock,
     logger: createMemoryLogger(),
     fetch: options.fetch ?? globalThis.fetch,
-    settings: {
-      // The configuration's defaults, with a worker sized for tests.
-      ...workerSettings(keywayConfigSchema.parse({})),
-      concurrency: 2,
-      pollingIntervalSeconds: 0.5,
-      shutdownTimeoutMs: 2_000,
-      ...options.settings,
-    },
+    random: options.random ?? Math.random,
+    settings,
   };
 }
 

@@ -1,12 +1,9 @@
 import {
-  type Executor,
-  newId,
-  webhookDeliveries,
-  webhookEvents,
-  webhookSubscriptions,
-} from "@keyway/db";
+  createDelivery,
+  enabledSubscriptions,
+} from "@keyway/control-plane-api/webhooks/deliveries";
+import { webhookEvents } from "@keyway/db";
 import { subscribesTo } from "@keyway/integrations-core";
-import { webhookDeliverQueue } from "@keyway/jobs";
 import { and, eq, sql } from "drizzle-orm";
 import type { WorkerDeps } from "../../deps";
 import { describeJobError } from "../../job-errors";
@@ -44,19 +41,11 @@ export async function processWebhookEvent(
     if (event === undefined || event.organizationId === null) return "skipped";
     if (event.status !== "received" && event.status !== "failed") return "skipped";
 
-    const subscriptions = await tx
-      .select({ id: webhookSubscriptions.id, eventTypes: webhookSubscriptions.eventTypes })
-      .from(webhookSubscriptions)
-      .where(
-        and(
-          eq(webhookSubscriptions.organizationId, event.organizationId),
-          eq(webhookSubscriptions.enabled, true),
-        ),
-      );
+    const subscriptions = await enabledSubscriptions(tx, event.organizationId);
     const matching = subscriptions.filter((s) => subscribesTo(s.eventTypes, event.eventType));
     const now = deps.clock.now();
     for (const subscription of matching) {
-      await createDelivery(deps, tx, {
+      await createDelivery(deps.jobs, tx, {
         eventId: event.id,
         subscriptionId: subscription.id,
         organizationId: event.organizationId,
@@ -75,32 +64,6 @@ export async function processWebhookEvent(
       .where(eq(webhookEvents.id, event.id));
     return outcome;
   });
-}
-
-/** A delivery of an event to a subscription and the job for its first attempt (if new). */
-export async function createDelivery(
-  deps: Pick<WorkerDeps, "jobs">,
-  tx: Executor,
-  input: { eventId: string; subscriptionId: string; organizationId: string; now: Date },
-): Promise<string | undefined> {
-  const [delivery] = await tx
-    .insert(webhookDeliveries)
-    .values({
-      id: newId("webhookDelivery", input.now),
-      subscriptionId: input.subscriptionId,
-      eventId: input.eventId,
-      organizationId: input.organizationId,
-      status: "pending",
-      nextAttemptAt: input.now,
-      createdAt: input.now,
-    })
-    .onConflictDoNothing({
-      target: [webhookDeliveries.eventId, webhookDeliveries.subscriptionId],
-    })
-    .returning({ id: webhookDeliveries.id });
-  if (delivery === undefined) return undefined;
-  await deps.jobs.enqueue(tx, webhookDeliverQueue, { deliveryId: delivery.id });
-  return delivery.id;
 }
 
 /**

@@ -1,0 +1,148 @@
+import {
+  type Executor,
+  newId,
+  webhookDeliveries,
+  webhookDeliveryAttempts,
+  webhookSubscriptions,
+} from "@keyway/db";
+import { type JobQueue, webhookDeliverQueue } from "@keyway/jobs";
+import { and, asc, eq, inArray } from "drizzle-orm";
+import type { DeliveryResponse } from "./schemas";
+
+/**
+ * Deliveries of events to subscriptions (SPEC §8), the rows both the worker (fan-out, attempts)
+ * and the API (replay) write. A delivery is one event for one subscription (unique); each attempt
+ * is one `webhook-deliver` job carrying the attempt number it makes, enqueued in the transaction
+ * that makes the attempt due, so a delivery is never pending without a job to move it on.
+ */
+
+type DeliveryRow = typeof webhookDeliveries.$inferSelect;
+type AttemptRow = typeof webhookDeliveryAttempts.$inferSelect;
+
+/** A delivery of an event to a subscription and the job for its first attempt (if new). */
+export async function createDelivery(
+  jobs: JobQueue,
+  tx: Executor,
+  input: { eventId: string; subscriptionId: string; organizationId: string; now: Date },
+): Promise<string | undefined> {
+  const [delivery] = await tx
+    .insert(webhookDeliveries)
+    .values({
+      id: newId("webhookDelivery", input.now),
+      subscriptionId: input.subscriptionId,
+      eventId: input.eventId,
+      organizationId: input.organizationId,
+      status: "pending",
+      nextAttemptAt: input.now,
+      createdAt: input.now,
+    })
+    .onConflictDoNothing({
+      target: [webhookDeliveries.eventId, webhookDeliveries.subscriptionId],
+    })
+    .returning({ id: webhookDeliveries.id });
+  if (delivery === undefined) return undefined;
+  await queueAttempt(jobs, tx, { deliveryId: delivery.id, attempt: 1 });
+  return delivery.id;
+}
+
+/** The job making attempt `attempt` of a delivery, now or not before `startAfter`. */
+export async function queueAttempt(
+  jobs: JobQueue,
+  tx: Executor,
+  job: { deliveryId: string; attempt: number },
+  startAfter?: Date,
+): Promise<void> {
+  await jobs.enqueue(tx, webhookDeliverQueue, job, startAfter ? { startAfter } : {});
+}
+
+/**
+ * Makes a delivery due again at once (manual replay): whatever its state, it becomes `pending`
+ * and the job for its next attempt number is queued. A job queued earlier for that number (a
+ * retry waiting for its time) finds the attempt made and does nothing. The caller holds the row
+ * locked.
+ */
+export async function replayDelivery(
+  jobs: JobQueue,
+  tx: Executor,
+  delivery: Pick<DeliveryRow, "id" | "attempts">,
+  now: Date,
+): Promise<void> {
+  await tx
+    .update(webhookDeliveries)
+    .set({ status: "pending", nextAttemptAt: now })
+    .where(eq(webhookDeliveries.id, delivery.id));
+  await queueAttempt(jobs, tx, { deliveryId: delivery.id, attempt: delivery.attempts + 1 });
+}
+
+/** Deliveries by id with their attempt history, as the API shows them (in the order of `ids`). */
+export async function readDeliveries(
+  executor: Executor,
+  organizationId: string | undefined,
+  ids: readonly string[],
+): Promise<DeliveryResponse[]> {
+  if (ids.length === 0) return [];
+  const rows = await executor
+    .select()
+    .from(webhookDeliveries)
+    .where(
+      and(
+        inArray(webhookDeliveries.id, [...ids]),
+        organizationId === undefined
+          ? undefined
+          : eq(webhookDeliveries.organizationId, organizationId),
+      ),
+    );
+  const attempts = await executor
+    .select()
+    .from(webhookDeliveryAttempts)
+    .where(inArray(webhookDeliveryAttempts.deliveryId, [...ids]))
+    .orderBy(asc(webhookDeliveryAttempts.deliveryId), asc(webhookDeliveryAttempts.attempt));
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  return ids.flatMap((id) => {
+    const row = byId.get(id);
+    return row === undefined
+      ? []
+      : [
+          toDelivery(
+            row,
+            attempts.filter((attempt) => attempt.deliveryId === id),
+          ),
+        ];
+  });
+}
+
+function toDelivery(row: DeliveryRow, attempts: readonly AttemptRow[]): DeliveryResponse {
+  return {
+    id: row.id,
+    eventId: row.eventId,
+    subscriptionId: row.subscriptionId,
+    status: row.status,
+    attempts: row.attempts,
+    nextAttemptAt: row.nextAttemptAt?.toISOString() ?? null,
+    lastError: row.lastError,
+    responseStatus: row.responseStatus,
+    createdAt: row.createdAt.toISOString(),
+    deliveredAt: row.deliveredAt?.toISOString() ?? null,
+    attemptHistory: attempts.map((attempt) => ({
+      attempt: attempt.attempt,
+      startedAt: attempt.startedAt.toISOString(),
+      durationMs: attempt.durationMs,
+      responseStatus: attempt.responseStatus,
+      responseBody: attempt.responseBody,
+      error: attempt.error,
+    })),
+  };
+}
+
+/** The enabled subscriptions of an organization (fan-out and event replay filter them by type). */
+export async function enabledSubscriptions(executor: Executor, organizationId: string) {
+  return executor
+    .select({ id: webhookSubscriptions.id, eventTypes: webhookSubscriptions.eventTypes })
+    .from(webhookSubscriptions)
+    .where(
+      and(
+        eq(webhookSubscriptions.organizationId, organizationId),
+        eq(webhookSubscriptions.enabled, true),
+      ),
+    );
+}

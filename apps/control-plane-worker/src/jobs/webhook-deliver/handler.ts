@@ -1,0 +1,296 @@
+import { appendAudit } from "@keyway/control-plane-api/audit/service";
+import { decryptSubscriptionSecret } from "@keyway/control-plane-api/credentials/secret-store";
+import { queueAttempt } from "@keyway/control-plane-api/webhooks/deliveries";
+import {
+  resolveSubscriberAddresses,
+  SubscriberAddressError,
+} from "@keyway/control-plane-api/webhooks/subscriber-address";
+import {
+  newId,
+  webhookDeliveries,
+  webhookDeliveryAttempts,
+  webhookEvents,
+  webhookSubscriptions,
+} from "@keyway/db";
+import { signStandardWebhook } from "@keyway/integrations-core";
+import { and, eq, sql } from "drizzle-orm";
+import type { WorkerDeps } from "../../deps";
+import { describeJobError } from "../../job-errors";
+import { nextAttemptAt } from "./retry-schedule";
+import { postToSubscriber, type SubscriberAnswer } from "./subscriber-request";
+
+export type DeliverWebhookDeps = Pick<
+  WorkerDeps,
+  "database" | "jobs" | "keyRing" | "clock" | "random" | "logger" | "settings"
+>;
+
+export type DeliverOutcome = "delivered" | "retrying" | "dead" | "disabled" | "failed" | "skipped";
+
+/** `disabled_reason` of a subscription whose endpoint answered 410 Gone. */
+export const DISABLED_GONE = "gone";
+
+const USER_AGENT = "Keyway-Webhooks/1";
+
+/**
+ * One attempt of one delivery (SPEC §8 "Delivery to subscribers"), the handler of
+ * `webhook-deliver` jobs.
+ *
+ * The attempt runs inside one transaction that holds the delivery row locked (`for update`) from
+ * the check to the record: a second job for the same delivery (pg-boss handing out the job of a
+ * worker it thinks dead, a replay) waits, then finds the attempt made and does nothing. A job
+ * runs only when the delivery is `pending` and its attempt number is the next one, so attempt
+ * numbers never repeat or skip. A worker killed mid-attempt leaves nothing behind (its
+ * transaction dies with its connection, releasing the row); pg-boss hands its job out again
+ * once it expires and the attempt is made again: at-least-once, the subscriber may see a message
+ * twice, with the same `webhook-id`.
+ *
+ * The subscription is held `for key share` first (before the delivery, the order in which a
+ * subscription delete reaches its deliveries), so it cannot be deleted under a running attempt,
+ * while updates to it — the API's and this handler's own 410 disabling — go through.
+ *
+ * Message: `webhook-id` is the event id (the same for every attempt and replay, and for every
+ * subscription receiving the event, so subscribers can deduplicate), `webhook-timestamp` the
+ * attempt's time, the body `{ type, timestamp, data }` (the event type, when Keyway received it,
+ * the event's payload). Signed with the current secret, and with the previous one as a second
+ * `v1,` entry while a rotation overlap lasts.
+ *
+ * Outcome: 2xx → `delivered`; 410 → the subscription is disabled (`gone`) and the delivery
+ * `failed`; anything else (another status, a 3xx — redirects are not followed —, a timeout, a
+ * refused address) → the next attempt is queued per the schedule, in the same transaction as the
+ * record, or after the last one the delivery is `dead`.
+ */
+export async function deliverWebhook(
+  deps: DeliverWebhookDeps,
+  job: { deliveryId: string; attempt: number },
+): Promise<DeliverOutcome> {
+  return deps.database.db.transaction(async (tx) => {
+    const [reference] = await tx
+      .select({ subscriptionId: webhookDeliveries.subscriptionId })
+      .from(webhookDeliveries)
+      .where(eq(webhookDeliveries.id, job.deliveryId));
+    if (reference === undefined) return "skipped";
+    const [subscription] = await tx
+      .select()
+      .from(webhookSubscriptions)
+      .where(eq(webhookSubscriptions.id, reference.subscriptionId))
+      .for("key share");
+    const [delivery] = await tx
+      .select()
+      .from(webhookDeliveries)
+      .where(eq(webhookDeliveries.id, job.deliveryId))
+      .for("update");
+    if (subscription === undefined || delivery === undefined) return "skipped";
+    if (delivery.status !== "pending" || delivery.attempts + 1 !== job.attempt) return "skipped";
+
+    if (!subscription.enabled) {
+      await tx
+        .update(webhookDeliveries)
+        .set({
+          status: "failed",
+          nextAttemptAt: null,
+          lastError: `the subscription is disabled (${subscription.disabledReason ?? "disabled"})`,
+        })
+        .where(eq(webhookDeliveries.id, delivery.id));
+      return "failed";
+    }
+    const [event] = await tx
+      .select({
+        id: webhookEvents.id,
+        eventType: webhookEvents.eventType,
+        receivedAt: webhookEvents.receivedAt,
+        payload: webhookEvents.payload,
+      })
+      .from(webhookEvents)
+      .where(eq(webhookEvents.id, delivery.eventId));
+    if (event === undefined) return "skipped";
+
+    const startedAt = deps.clock.now();
+    const body = JSON.stringify({
+      type: event.eventType,
+      timestamp: event.receivedAt.toISOString(),
+      data: event.payload ?? null,
+    });
+    const secrets = [
+      decryptSubscriptionSecret(
+        deps.keyRing,
+        subscription.id,
+        "current",
+        subscription.secretCiphertext,
+      ),
+    ];
+    if (
+      subscription.previousSecretCiphertext !== null &&
+      subscription.previousSecretExpiresAt !== null &&
+      subscription.previousSecretExpiresAt.getTime() > startedAt.getTime()
+    ) {
+      secrets.push(
+        decryptSubscriptionSecret(
+          deps.keyRing,
+          subscription.id,
+          "previous",
+          subscription.previousSecretCiphertext,
+        ),
+      );
+    }
+    const timestamp = Math.floor(startedAt.getTime() / 1000);
+    const signatures = secrets.map(
+      (secret) =>
+        signStandardWebhook({ secret, id: event.id, timestamp, body })["webhook-signature"],
+    );
+    const answer = await send(deps, subscription.url, body, {
+      "content-type": "application/json",
+      "user-agent": USER_AGENT,
+      "webhook-id": event.id,
+      "webhook-timestamp": String(timestamp),
+      "webhook-signature": signatures.join(" "),
+    });
+
+    await tx.insert(webhookDeliveryAttempts).values({
+      id: newId("webhookAttempt", startedAt),
+      deliveryId: delivery.id,
+      organizationId: delivery.organizationId,
+      attempt: job.attempt,
+      startedAt,
+      durationMs: answer.durationMs,
+      responseStatus: answer.status ?? null,
+      responseBody: answer.body ?? null,
+      error: answer.error ?? null,
+    });
+    const finishedAt = deps.clock.now();
+    const status = answer.status;
+    const recorded = {
+      attempts: job.attempt,
+      responseStatus: status ?? null,
+    };
+    let outcome: DeliverOutcome;
+    if (status !== undefined && status >= 200 && status <= 299) {
+      await tx
+        .update(webhookDeliveries)
+        .set({
+          ...recorded,
+          status: "delivered",
+          deliveredAt: finishedAt,
+          nextAttemptAt: null,
+          lastError: null,
+        })
+        .where(eq(webhookDeliveries.id, delivery.id));
+      outcome = "delivered";
+    } else if (status === 410) {
+      await tx
+        .update(webhookSubscriptions)
+        .set({ enabled: false, disabledReason: DISABLED_GONE, updatedAt: finishedAt })
+        .where(eq(webhookSubscriptions.id, subscription.id));
+      await tx
+        .update(webhookDeliveries)
+        .set({
+          ...recorded,
+          status: "failed",
+          nextAttemptAt: null,
+          lastError: "the endpoint answered 410 Gone; the subscription is disabled",
+        })
+        .where(eq(webhookDeliveries.id, delivery.id));
+      await appendAudit(tx, deps.clock, {
+        organizationId: subscription.organizationId,
+        actor: "worker",
+        action: "webhook_subscription.disabled",
+        subjectType: "webhook_subscription",
+        subjectId: subscription.id,
+        details: { reason: DISABLED_GONE, deliveryId: delivery.id },
+      });
+      outcome = "disabled";
+    } else {
+      const lastError = answer.error ?? failureOf(status);
+      const next = nextAttemptAt(job.attempt, finishedAt, deps.random);
+      await tx
+        .update(webhookDeliveries)
+        .set({
+          ...recorded,
+          ...(next === undefined ? { status: "dead" as const } : {}),
+          nextAttemptAt: next ?? null,
+          lastError,
+        })
+        .where(eq(webhookDeliveries.id, delivery.id));
+      if (next !== undefined) {
+        await queueAttempt(
+          deps.jobs,
+          tx,
+          { deliveryId: delivery.id, attempt: job.attempt + 1 },
+          next,
+        );
+      }
+      outcome = next === undefined ? "dead" : "retrying";
+    }
+    deps.logger.info("webhook delivery attempt", {
+      deliveryId: delivery.id,
+      subscriptionId: subscription.id,
+      eventId: event.id,
+      attempt: job.attempt,
+      status: status ?? null,
+      durationMs: answer.durationMs,
+      outcome,
+    });
+    return outcome;
+  });
+}
+
+/** Checks the URL's address (again: DNS may answer differently now), then POSTs to it. */
+async function send(
+  deps: DeliverWebhookDeps,
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+): Promise<SubscriberAnswer> {
+  const target = new URL(url);
+  const settings = deps.settings.webhookDelivery;
+  let addresses: Awaited<ReturnType<typeof resolveSubscriberAddresses>>;
+  try {
+    addresses = await resolveSubscriberAddresses(target, {
+      allowPrivate: settings.allowPrivateSubscribers,
+    });
+  } catch (error) {
+    if (!(error instanceof SubscriberAddressError)) throw error;
+    return { error: `not sent: ${error.message}`, durationMs: 0 };
+  }
+  return postToSubscriber({
+    url: target,
+    addresses,
+    headers,
+    body,
+    connectTimeoutMs: settings.connectTimeoutMs,
+    responseTimeoutMs: settings.responseTimeoutMs,
+  });
+}
+
+function failureOf(status: number | undefined): string {
+  if (status === undefined) return "no answer";
+  if (status >= 300 && status <= 399)
+    return `the endpoint answered ${status}; redirects are not followed`;
+  return `the endpoint answered ${status}`;
+}
+
+/**
+ * After a run that threw (a database failure, a secret that no longer decrypts): the error is
+ * recorded on the delivery, and once pg-boss gives up on the job the delivery is `failed` — it
+ * would otherwise stay pending with no job left to move it. Only while the attempt is still the
+ * one the job was for.
+ */
+export async function recordDeliveryFailure(
+  deps: Pick<WorkerDeps, "database">,
+  job: { deliveryId: string; attempt: number },
+  error: unknown,
+  final: boolean,
+): Promise<void> {
+  await deps.database.db
+    .update(webhookDeliveries)
+    .set({
+      lastError: describeJobError(error),
+      ...(final ? { status: "failed" as const, nextAttemptAt: null } : {}),
+    })
+    .where(
+      and(
+        eq(webhookDeliveries.id, job.deliveryId),
+        eq(webhookDeliveries.status, "pending"),
+        sql`${webhookDeliveries.attempts} + 1 = ${job.attempt}`,
+      ),
+    );
+}

@@ -1,6 +1,7 @@
 /**
  * The container image's entry point (see Dockerfile): `docker run keyway <service> [args]`, where
- * service is `control-plane-api`, `control-plane-worker`, `data-plane-gateway` or `keyway` (the CLI). Each runs from the
+ * service is `control-plane-api`, `control-plane-worker`, `data-plane-gateway` or `keyway` (the
+ * CLI). Each runs from the
  * bundle `pnpm build` wrote (plain JavaScript; no TypeScript loader in production).
  */
 const BUNDLES = {

@@ -27,7 +27,8 @@ import { bundlePath } from "../../../scripts/build";
  * the real gateway as a separate process (`apps/data-plane-gateway/src/main.ts`) reading the same
  * config file. The gateway trusts `upstreamCa` (`gateway.upstream_ca_path`, on top of the system
  * roots), which issues the certificates of local HTTPS upstreams; clients trust the deployment's
- * gateway CA.
+ * gateway CA. Control-plane workers (`apps/control-plane-worker`, from its bundle) are started on
+ * demand, on the same config and database.
  */
 export interface Stack {
   dir: string;
@@ -66,6 +67,8 @@ export interface Stack {
   waitUntilGatewayReady(): Promise<void>;
   /** Another gateway process on the same config and control plane, on ports of its own. */
   startGateway(): Promise<GatewayProcess>;
+  /** A control-plane worker process (its bundle) on the same config and database. */
+  startWorker(): Promise<WorkerProcess>;
   /**
    * Another control-plane replica on the same database, on a port of its own (gateways keep
    * talking to the first). Closed with the stack.
@@ -103,6 +106,16 @@ export interface GatewayProcess {
   restart(): Promise<void>;
 }
 
+/** A control-plane worker as its own process, running the bundle as deployed. */
+export interface WorkerProcess {
+  /** Everything it wrote to stdout and stderr so far. */
+  output(): string;
+  /** SIGKILL: the process dies at once, mid-job, as in a crash or an OOM kill. */
+  kill(): Promise<void>;
+  /** SIGTERM (running jobs get the shutdown timeout), then SIGKILL after 10 s. */
+  stop(): Promise<void>;
+}
+
 export interface ApiResponse {
   status: number;
   body: unknown;
@@ -112,6 +125,7 @@ const repo = fileURLToPath(new URL("../../..", import.meta.url));
 /** Built by the system project's global setup (`build-setup.ts`). */
 const gatewayBundle = bundlePath("data-plane-gateway");
 const apiBundle = bundlePath("control-plane-api");
+const workerBundle = bundlePath("control-plane-worker");
 
 export async function startStack(label: string, options: StackOptions = {}): Promise<Stack> {
   const dir = await mkdtemp(join(tmpdir(), `keyway-system-${label}-`));
@@ -222,6 +236,56 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
     return handle;
   }
 
+  const workers: WorkerProcess[] = [];
+
+  /** Resolves once the worker logs that it works its queues; throws if it exits first. */
+  async function spawnWorker(): Promise<WorkerProcess> {
+    let output = "";
+    const child: ChildProcess = spawn(process.execPath, [workerBundle], {
+      cwd: repo,
+      env: {
+        PATH: process.env.PATH ?? "/usr/bin:/bin",
+        HOME: dir,
+        KEYWAY_CONFIG: files.configPath,
+        ...shared,
+        KEYWAY_DATABASE__URL: database.url,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const append = (chunk: Buffer) => {
+      output += chunk.toString("utf8");
+    };
+    child.stdout?.on("data", append);
+    child.stderr?.on("data", append);
+    const exited = once(child, "exit");
+    const ended = () => child.exitCode !== null || child.signalCode !== null;
+    const handle: WorkerProcess = {
+      output: () => output,
+      async kill() {
+        if (ended()) return;
+        child.kill("SIGKILL");
+        await exited;
+      },
+      async stop() {
+        if (ended()) return;
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+        await exited;
+        clearTimeout(timer);
+      },
+    };
+    workers.push(handle);
+    for (let i = 0; i < 600 && !output.includes('"msg":"worker started"'); i++) {
+      if (ended()) throw new Error(`the worker exited with ${child.exitCode}:\n${output}`);
+      await sleep(100);
+    }
+    if (!output.includes('"msg":"worker started"')) {
+      await handle.stop();
+      throw new Error(`the worker did not start:\n${output}`);
+    }
+    return handle;
+  }
+
   const gateway = spawnGateway({ proxy: proxyPort, admin: adminPort });
   const adminUrl = gateway.adminUrl;
   const waitUntilGatewayReady = () => gateway.waitUntilReady();
@@ -245,6 +309,7 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
   }
 
   async function cleanUp(): Promise<void> {
+    await Promise.all(workers.map((w) => w.stop()));
     await Promise.all(gateways.map((g) => g.stop()));
     await Promise.all(replicas.map((replica) => replica.close()));
     await controlPlane.stop();
@@ -292,6 +357,7 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
       await started.waitUntilReady();
       return started;
     },
+    startWorker: spawnWorker,
     async startReplica() {
       const port = await getFreePort();
       const replica = await startControlPlane(

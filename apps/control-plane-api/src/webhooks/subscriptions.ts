@@ -12,11 +12,7 @@ import type {
   SubscriptionResponse,
   UpdateSubscriptionInput,
 } from "./schemas";
-import {
-  type ResolveHost,
-  resolveSubscriberAddresses,
-  SubscriberAddressError,
-} from "./subscriber-address";
+import { resolveSubscriberAddresses, SubscriberAddressError } from "./subscriber-address";
 
 /**
  * Webhook subscriptions (SPEC §8): where an organization wants its events delivered, which types,
@@ -37,8 +33,6 @@ export interface SubscriptionDeps {
     AppSettings,
     "webhookSecretRotationOverlapHours" | "allowPrivateWebhookSubscribers"
   >;
-  /** Name resolution for the subscriber URL check; the system resolver by default. */
-  resolveHost?: ResolveHost;
 }
 
 /** `disabled_reason` values: set by the worker on 410, or by a user turning deliveries off. */
@@ -69,7 +63,6 @@ async function checkSubscriberUrl(deps: SubscriptionDeps, url: string): Promise<
   try {
     await resolveSubscriberAddresses(new URL(url), {
       allowPrivate: deps.settings.allowPrivateWebhookSubscribers,
-      ...(deps.resolveHost ? { resolveHost: deps.resolveHost } : {}),
     });
   } catch (error) {
     if (!(error instanceof SubscriberAddressError)) throw error;

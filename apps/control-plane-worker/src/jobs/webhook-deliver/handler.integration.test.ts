@@ -23,7 +23,7 @@ import {
   verifyWithReferenceLibrary,
 } from "../../testing/webhook-subscriber";
 import { processWebhookEvent } from "../webhook-process/handler";
-import { deliverWebhook } from "./handler";
+import { deliverWebhook, recordDeliveryFailure } from "./handler";
 import { DELIVERY_SCHEDULE_MS } from "./retry-schedule";
 
 /**
@@ -432,6 +432,42 @@ describe("a delivery", () => {
     expect(busy.body.error.code).toBe("delivery_in_progress");
     subscriber.release(200);
     expect(await running).toBe("delivered");
+  });
+});
+
+describe("a delivery that cannot be attempted", () => {
+  it("is failed once pg-boss gives up on its job, with the cause and nothing secret", async () => {
+    const other = await subscribe();
+    const { id } = await subscribe();
+    await disableOthers(id);
+    const delivery = (await receiveAndProcess("invoice.broken")).deliveries[0]!;
+    // A ciphertext moved from another row does not decrypt (associated data binds it to its row).
+    const [donor] = await t.deps.database.db
+      .select({ ciphertext: webhookSubscriptions.secretCiphertext })
+      .from(webhookSubscriptions)
+      .where(eq(webhookSubscriptions.id, other.id));
+    await t.deps.database.db
+      .update(webhookSubscriptions)
+      .set({ secretCiphertext: donor!.ciphertext })
+      .where(eq(webhookSubscriptions.id, id));
+    const deps = worker();
+    const job = { deliveryId: delivery.id, attempt: 1 };
+    const error = await deliverWebhook(deps, job).then(
+      () => undefined,
+      (failure: unknown) => failure,
+    );
+    expect(error).toBeInstanceOf(Error);
+    expect(subscriber.received).toHaveLength(0);
+
+    await recordDeliveryFailure(deps, job, error, false);
+    expect(await deliveryRow(delivery.id)).toMatchObject({ status: "pending", attempts: 0 });
+    await recordDeliveryFailure(deps, job, error, true);
+    const failed = await deliveryRow(delivery.id);
+    expect(failed).toMatchObject({ status: "failed", attempts: 0, nextAttemptAt: null });
+    expect(failed!.lastError).toMatch(/decrypt/i);
+    // A late report for an attempt already made changes nothing.
+    await recordDeliveryFailure(deps, { ...job, attempt: 5 }, new Error("late"), true);
+    expect((await deliveryRow(delivery.id))!.lastError).toBe(failed!.lastError);
   });
 });
 

@@ -26,8 +26,18 @@ async function start(): Promise<StoppableService> {
   const keyRing = createKeyRing(requireSetting(config.keys.master, "keys.master"));
   const url = config.database.url ?? embeddedDatabaseUrl(config.database.embedded.port);
   await runMigrations(url);
-  const database = createDatabase(url, { max: config.database.pool_size });
   const settings = workerSettings(config);
+  const database = createDatabase(url, {
+    max: config.database.pool_size,
+    // The API's bounds, except an idle transaction's: a delivery attempt holds its delivery row
+    // locked across the subscriber's answer (up to `webhooks.delivery.*` timeouts), and must not
+    // be ended by the server while it waits (`jobs/webhook-deliver/handler.ts`).
+    timeouts: {
+      connectMs: config.database.connect_timeout_ms,
+      statementMs: config.database.statement_timeout_ms,
+      lockMs: config.database.lock_timeout_ms,
+    },
+  });
   const worker = createWorker({
     database,
     jobs: createJobQueue(database, {

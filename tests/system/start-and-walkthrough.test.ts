@@ -147,6 +147,12 @@ describe("pnpm start and the README, on a machine without pnpm", () => {
       "demo API received GET /v1/hello with authorization: Bearer demo-key-123",
     );
     expect(out).not.toMatch(/"message":"hello from the demo API"[^\n]*demo-key-123/);
+    // The webhook: accepted at the front door, listed, delivered and verified by the subscriber
+    // with the reference Standard Webhooks library.
+    expect(out).toMatch(/^202 \{"id":"whe_[0-9A-Z]+","duplicate":false\}$/m);
+    expect(out).toContain('"eventType":"http-api.invoice.paid"');
+    expect(out).toMatch(/demo subscriber verified http-api\.invoice\.paid \(webhook-id whe_/);
+    expect(out).toMatch(/\[\{"id":"whe_[0-9A-Z]+","type":"http-api\.invoice\.paid"\}\]/);
     // curl prints no newline: the verification is the last flat JSON object naming checkedEntries.
     const verified = out.match(/\{[^{}]*"checkedEntries"[^{}]*\}/g)?.at(-1);
     expect(JSON.parse(verified ?? "{}")).toMatchObject({

@@ -88,6 +88,9 @@ export async function writeDevelopmentConfig(options: {
       },
     },
     internal: { gateways: [{ id: DEVELOPMENT_GATEWAY_ID, public_jwk: gatewayKey.publicJwk }] },
+    // On a developer's machine webhook subscribers are local endpoints (loopback addresses, which
+    // a deployment refuses as private).
+    webhooks: { allow_private_subscribers: true },
     log: { level: "info" },
   };
 

@@ -4,6 +4,8 @@
  * API app with every module and fresh keys, and rows for one organization whose session binds
  * one `http-api` connection per upstream — compiled by the real compiler, so the gateway gets
  * the plan, the JWKS, credential resolution and the heartbeating event feed exactly as deployed.
+ * It counts the internal API requests it answers, so a run can say how often the gateway came back
+ * for a plan or a credential.
  */
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { Server } from "node:http";
@@ -11,12 +13,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import type { SigningKeyPair } from "@keyway/crypto";
-import { createDatabase, runMigrations } from "@keyway/db";
+import { createDatabase, newId, runMigrations, sandboxSessions } from "@keyway/db";
 import type { CompiledRuntimePlan } from "@keyway/integrations-core";
 import { startEmbeddedPostgres } from "@keyway/test-harness";
 import { createApp } from "../../apps/control-plane-api/src/app";
 import {
   type SeededConnection,
+  type SeededSession,
   seedConnection,
   seedOrganization,
   seedSession,
@@ -32,6 +35,19 @@ import {
   TEST_GATEWAY_ID,
 } from "../../apps/control-plane-api/src/testing/ephemeral-deps";
 
+/** Sessions spread over plans: session i is on plan i mod `plans`. */
+export interface SessionGroup {
+  sessions: number;
+  plans: number;
+}
+
+export interface BenchSessionGroup {
+  /** The group's distinct plans (the same routes under each profile version's binding ids). */
+  plans: CompiledRuntimePlan[];
+  /** One token per session of the group. */
+  tokens: string[];
+}
+
 export interface BenchControlPlane {
   url: string;
   gatewayId: string;
@@ -41,12 +57,15 @@ export interface BenchControlPlane {
   internalAudience: string;
   /** The first session's compiled plan (one route per upstream, in order). */
   plan: CompiledRuntimePlan;
-  /** Every session's plan: the same routes under each session's own binding ids. */
+  /** Every distinct plan of every group. */
   plans: CompiledRuntimePlan[];
   /** A session token on the first plan. */
   token: string;
-  /** One token per session, in the order of `plans`. */
+  /** The tokens of the first group. */
   tokens: string[];
+  groups: BenchSessionGroup[];
+  /** Internal API requests answered so far: plan lookups and credential resolutions. */
+  served(): { plans: number; credentials: number };
   close(): Promise<void>;
 }
 
@@ -55,8 +74,11 @@ export async function startBenchControlPlane(options: {
   baseUrls: readonly string[];
   secret: string;
   tokenTtlSeconds: number;
-  /** Sessions to create, each with its own profile version (and plan) binding every connection. */
-  sessions?: number;
+  /**
+   * Groups of sessions binding every connection, each plan its own profile version. Default one
+   * session on one plan.
+   */
+  groups?: readonly SessionGroup[];
 }): Promise<BenchControlPlane> {
   const root = await mkdtemp(join(tmpdir(), "keyway-bench-cp-"));
   // Run as root, PostgreSQL runs as the `postgres` user, which must reach the data directory.
@@ -88,31 +110,78 @@ export async function startBenchControlPlane(options: {
       }),
     );
   }
-  const plans: CompiledRuntimePlan[] = [];
-  const tokens: string[] = [];
-  for (let i = 0; i < (options.sessions ?? 1); i++) {
-    const session = await seedSession(db, deps, {
-      organizationId,
-      bindings: connections.map((connection) => ({ connection, config: {} })),
-      tokenTtlSeconds: options.tokenTtlSeconds,
-    });
-    plans.push(session.plan);
-    tokens.push(
-      await deps.sessionSigner.sign({
-        sessionId: session.sessionId,
-        organizationId,
-        planDigest: session.planDigest,
-        profileVersionId: session.profileVersionId,
-        expiresAt: new Date(clock.now().getTime() + options.tokenTtlSeconds * 1000),
-      }),
-    );
+  const bindings = connections.map((connection) => ({ connection, config: {} }));
+  const tokenExpiresAt = new Date(clock.now().getTime() + options.tokenTtlSeconds * 1000);
+
+  const groups: BenchSessionGroup[] = [];
+  for (const group of options.groups ?? [{ sessions: 1, plans: 1 }]) {
+    if (group.plans < 1 || group.sessions < group.plans) {
+      throw new Error("a group needs at least one plan and at least one session per plan");
+    }
+    // Each plan with its first session, compiled and stored by the fixture.
+    const seeded: SeededSession[] = [];
+    for (let i = 0; i < group.plans; i++) {
+      seeded.push(
+        await seedSession(db, deps, {
+          organizationId,
+          bindings,
+          tokenTtlSeconds: options.tokenTtlSeconds,
+        }),
+      );
+    }
+    // The other sessions on those profile versions, in bulk.
+    const sessions: { sessionId: string; on: SeededSession }[] = [];
+    for (let i = 0; i < group.sessions; i++) {
+      const on = seeded[i % group.plans]!;
+      sessions.push({
+        sessionId: i < group.plans ? on.sessionId : newId("session", clock.now()),
+        on,
+      });
+    }
+    const extra = sessions.slice(group.plans);
+    for (let i = 0; i < extra.length; i += 1000) {
+      await db.insert(sandboxSessions).values(
+        extra.slice(i, i + 1000).map(({ sessionId, on }) => ({
+          id: sessionId,
+          organizationId,
+          profileId: on.profileId,
+          profileVersionId: on.profileVersionId,
+          planDigest: on.planDigest,
+          tokenExpiresAt,
+          expiresAt: new Date(clock.now().getTime() + 24 * 3600_000),
+          createdBy: "bench",
+        })),
+      );
+    }
+    const tokens: string[] = [];
+    for (const { sessionId, on } of sessions) {
+      tokens.push(
+        await deps.sessionSigner.sign({
+          sessionId,
+          organizationId,
+          planDigest: on.planDigest,
+          profileVersionId: on.profileVersionId,
+          expiresAt: tokenExpiresAt,
+        }),
+      );
+    }
+    groups.push({ plans: seeded.map((session) => session.plan), tokens });
   }
+  const plans = groups.flatMap((group) => group.plans);
+  const tokens = groups[0]?.tokens ?? [];
   const [plan] = plans;
   const [token] = tokens;
   if (plan === undefined || token === undefined) throw new Error("sessions must be at least 1");
 
+  const counts = { plans: 0, credentials: 0 };
+  const app = createApp(deps, apiModules);
   const served = serve({
-    fetch: createApp(deps, apiModules).fetch,
+    fetch(request) {
+      const path = new URL(request.url).pathname;
+      if (path.startsWith("/internal/v1/plans/")) counts.plans++;
+      else if (path === "/internal/v1/credentials/resolve") counts.credentials++;
+      return app.fetch(request);
+    },
     hostname: "127.0.0.1",
     port: 0,
   });
@@ -134,6 +203,8 @@ export async function startBenchControlPlane(options: {
     plans,
     token,
     tokens,
+    groups,
+    served: () => ({ ...counts }),
     async close() {
       // Event streams stay open while a gateway runs: cut them so that close() returns.
       server.closeAllConnections();

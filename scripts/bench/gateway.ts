@@ -5,7 +5,8 @@
  *   pnpm bench:gateway [--json FILE] [--duration S] [--warmup S] [--cases a,b] [--profile DIR]
  *                      [--connections 1,16,64] [--loadgen undici] [--log FILE]
  *                      [--gateway-node-flags "--trace-gc …"] [--gateway-build bundle|tsx]
- *                      [--routes N] [--sessions N] [--alloc]
+ *                      [--routes N] [--sessions N [--distinct-plans]] [--alloc]
+ *                      [--plan-curve 1,100,1000,5000 [--sessions N] [--rounds R]]
  *
  * Processes (each its own event loop; the parent only orchestrates and serves the control plane):
  * - upstream: `gateway-upstream.ts`, a small Node HTTP and HTTPS server (keep-alive, TCP_NODELAY)
@@ -27,12 +28,14 @@
  *   same generator for direct HTTPS so that the ratio compares like with like.
  *
  * `--profile DIR` runs the gateway under `node --cpu-prof` and prints where its CPU time went.
+ * `--plan-curve` runs only plain HTTP through the gateway, once per plan count and round (below).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { Agent, request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -61,13 +64,41 @@ const POST_BODY = JSON.stringify({ name: "bench", tags: Array.from({ length: 24 
 const LEAF_HOSTS = 50;
 /**
  * Routes in each session's plan (`--routes`, default 20): the two benchmarked ones among unrelated
- * routes, so matching works on a realistic index. `--sessions N` (default 1) creates N sessions,
- * each with its own plan, and wrk's plain-HTTP cases rotate through their tokens request by
- * request; HTTPS cases use the first. With both, the per-request cost can be compared at scale.
+ * routes, so matching works on a realistic index. `--sessions N` (default 1) creates N sessions on
+ * one plan, or with `--distinct-plans` each on its own plan (its own profile version), and wrk's
+ * plain-HTTP cases rotate through their tokens request by request; HTTPS cases use the first.
+ * Every session sends one request before the cases start (its token verified, its plan and
+ * credential loaded), so the cases measure sessions in use, not their first request.
  */
 const PLAN_ROUTES = positiveIntegerFlag("--routes", 20, 2);
 const OTHER_ROUTES = PLAN_ROUTES - 2;
-const SESSIONS = positiveIntegerFlag("--sessions", 1, 1);
+const DISTINCT_PLANS = process.argv.includes("--distinct-plans");
+/**
+ * `--plan-curve 1,100,1000,5000`: one group of `--sessions` sessions (default the largest count)
+ * per plan count, spread over that many plans, all created up front; then, per round (`--rounds`,
+ * default 2) and per count, the group's sessions are warmed and wrk rotates through them at the
+ * first `--connections` value (default 16). Only the number of distinct plans differs between the
+ * points, and every point of a round is measured by the same gateway, so ratios to the one-plan
+ * point compare like with like. After each point the run reads `/metrics` (size, and the distinct
+ * routes that had traffic so far) and counts the control plane's plan lookups and credential
+ * resolutions during it.
+ */
+const PLAN_CURVE = flag("--plan-curve")
+  ?.split(",")
+  .map((n) => {
+    const count = Number(n);
+    if (!Number.isInteger(count) || count < 1) throw new Error("--plan-curve takes counts ≥ 1");
+    return count;
+  });
+const SESSIONS = positiveIntegerFlag(
+  "--sessions",
+  PLAN_CURVE === undefined ? 1 : Math.max(...PLAN_CURVE),
+  1,
+);
+const ROUNDS = positiveIntegerFlag("--rounds", 2, 1);
+if (PLAN_CURVE?.some((count) => count > SESSIONS)) {
+  throw new Error("--sessions must be at least the largest --plan-curve count");
+}
 
 const TARGETS = {
   nginxRatioAt16: 0.45,
@@ -635,6 +666,144 @@ async function measureLeafIssuance(gatewayCa: { certPem: string; keyPem: string 
   };
 }
 
+interface PlanCurvePoint {
+  round: number;
+  plans: number;
+  sessions: number;
+  /** Seconds to send each session of the group its first request of the round. */
+  warmSeconds: number;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  gatewayCpuUsPerRequest: number;
+  /** Highest gateway RSS sampled during the point's load. */
+  gatewayRssMb: number;
+  /** Internal API requests the gateway made during the point's load (sessions warmed before). */
+  planLookups: number;
+  credentialResolutions: number;
+  /** Distinct routes (one per plan) that had traffic since the gateway started. */
+  routesSeen: number;
+  metricsLines: number;
+  metricsBytes: number;
+}
+
+async function runPlanCurve(
+  setup: Setup,
+  cp: BenchControlPlane,
+  gatewayPid: number,
+  adminPort: number,
+): Promise<PlanCurvePoint[]> {
+  if (!useWrk) throw new Error("--plan-curve needs wrk");
+  const connections = onlyConnections?.[0] ?? 16;
+  const groups = cp.groups.map((group) => ({
+    plans: group.plans.length,
+    proxyAuthorizations: group.tokens.map(
+      (token) => `Basic ${Buffer.from(`session:${token}`).toString("base64")}`,
+    ),
+  }));
+  console.log(
+    `plan curve: ${groups.map((g) => g.plans).join(", ")} plans, ${SESSIONS} sessions each, ` +
+      `${ROUNDS} round${ROUNDS === 1 ? "" : "s"} of ${durationS} s (+${warmupS} s warm-up) at ${connections} connections`,
+  );
+  const points: PlanCurvePoint[] = [];
+  const routesSeen = new Set<number>();
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const [at, group] of groups.entries()) {
+      const warm = await warmSessions(setup, group.proxyAuthorizations);
+      routesSeen.add(at);
+      const req: Request = {
+        connectUrl: `http://127.0.0.1:${setup.proxyPort}`,
+        target: `http://${setup.httpHost}${PATH}`,
+        headers: {
+          "Proxy-Authorization": group.proxyAuthorizations[0] ?? "",
+          Host: setup.httpHost,
+        },
+        method: "GET",
+        proxyAuthorizations: group.proxyAuthorizations,
+      };
+      const name = `plans-${group.plans}`;
+      await runWrk(setup.dir, name, req, connections, warmupS);
+      const served = cp.served();
+      const cpuBefore = cpuMs([gatewayPid]);
+      let peakRssMb = rssMb(gatewayPid);
+      const sampler = setInterval(() => {
+        peakRssMb = Math.max(peakRssMb, rssMb(gatewayPid));
+      }, 100);
+      const load = await runWrk(setup.dir, name, req, connections, durationS);
+      clearInterval(sampler);
+      const cpuSpentMs = cpuMs([gatewayPid]) - cpuBefore;
+      const servedAfter = cp.served();
+      const metricsText = await fetch(`http://127.0.0.1:${adminPort}/metrics`).then((r) =>
+        r.text(),
+      );
+      const point: PlanCurvePoint = {
+        round,
+        plans: group.plans,
+        sessions: group.proxyAuthorizations.length,
+        warmSeconds: warm.seconds,
+        rps: load.requests / (load.durationUs / 1e6),
+        p50Ms: load.p50Us / 1000,
+        p99Ms: load.p99Us / 1000,
+        errors: load.errors,
+        gatewayCpuUsPerRequest: (cpuSpentMs * 1000) / Math.max(1, load.requests),
+        gatewayRssMb: peakRssMb,
+        planLookups: servedAfter.plans - served.plans,
+        credentialResolutions: servedAfter.credentials - served.credentials,
+        routesSeen: [...routesSeen].reduce((total, i) => total + (groups[i]?.plans ?? 0), 0),
+        metricsLines: metricsText.split("\n").filter((line) => line !== "").length,
+        metricsBytes: Buffer.byteLength(metricsText),
+      };
+      points.push(point);
+      console.log(
+        `  round ${round}  ${String(point.plans).padStart(5)} plans  ${fmt(point.rps, 0).padStart(7)} req/s  ` +
+          `p50 ${fmt(point.p50Ms, 3)} ms  p99 ${fmt(point.p99Ms, 3)} ms  CPU ${fmt(point.gatewayCpuUsPerRequest, 1)} µs/req  ` +
+          `RSS ${fmt(point.gatewayRssMb, 1)} MB  plan lookups ${point.planLookups}  ` +
+          `credential resolutions ${point.credentialResolutions}  /metrics ${point.metricsLines} lines` +
+          (point.errors > 0 ? `  ERRORS ${point.errors}` : ""),
+      );
+    }
+  }
+  return points;
+}
+
+function reportPlanCurve(machine: ReturnType<typeof machineFacts>, points: PlanCurvePoint[]) {
+  const single = (round: number) =>
+    points.find((p) => p.round === round && p.plans === Math.min(...points.map((q) => q.plans)));
+  console.log(
+    `\nGateway plan curve — ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}`,
+  );
+  console.log(
+    `${SESSIONS} sessions per point, ${PLAN_ROUTES} routes per plan; ratios against the fewest-plans point of the same round\n`,
+  );
+  console.log(
+    `${"round".padEnd(6)}${"plans".padStart(6)}${"req/s".padStart(9)}${"ratio".padStart(7)}${"p50".padStart(8)}${"p99".padStart(8)}${"p99 ratio".padStart(10)}${"CPU µs".padStart(8)}${"RSS MB".padStart(8)}${"plan GETs".padStart(10)}${"cred.".padStart(7)}${"routes".padStart(8)}${"/metrics".padStart(10)}${"KiB".padStart(8)}`,
+  );
+  const rows = points.map((p) => {
+    const base = single(p.round);
+    const ratio = base && base.rps > 0 ? p.rps / base.rps : Number.NaN;
+    const p99Ratio = base && base.p99Ms > 0 ? p.p99Ms / base.p99Ms : Number.NaN;
+    console.log(
+      `${String(p.round).padEnd(6)}${String(p.plans).padStart(6)}${fmt(p.rps, 0).padStart(9)}${fmt(ratio).padStart(7)}${fmt(p.p50Ms, 2).padStart(8)}${fmt(p.p99Ms, 2).padStart(8)}${fmt(p99Ratio).padStart(10)}${fmt(p.gatewayCpuUsPerRequest, 1).padStart(8)}${fmt(p.gatewayRssMb, 1).padStart(8)}${String(p.planLookups).padStart(10)}${String(p.credentialResolutions).padStart(7)}${String(p.routesSeen).padStart(8)}${String(p.metricsLines).padStart(10)}${fmt(p.metricsBytes / 1024, 1).padStart(8)}`,
+    );
+    return { ...p, rpsRatioToSingle: ratio, p99RatioToSingle: p99Ratio };
+  });
+  writeJson(jsonFile, {
+    machine,
+    settings: {
+      durationS,
+      warmupS,
+      rounds: ROUNDS,
+      sessionsPerPoint: SESSIONS,
+      planRoutes: PLAN_ROUTES,
+      connections: onlyConnections?.[0] ?? 16,
+      loadGenerator: "wrk 1 thread, rotating through the point's session tokens",
+      gatewayBuild,
+    },
+    points: rows,
+  });
+}
+
 const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
 
 function metricValue(text: string, name: string, labels: string): number {
@@ -691,16 +860,20 @@ async function main() {
       ],
       secret: SECRET,
       tokenTtlSeconds: 3 * 3600,
-      sessions: SESSIONS,
+      groups:
+        PLAN_CURVE === undefined
+          ? [{ sessions: SESSIONS, plans: DISTINCT_PLANS ? SESSIONS : 1 }]
+          : PLAN_CURVE.map((plans) => ({ sessions: SESSIONS, plans })),
     });
-    // The benchmarked routes' ids in every session's plan (metrics count requests by route id).
+    // The benchmarked routes' ids in every plan (before metrics were labelled by upstream, they
+    // counted requests by route id).
     const routeIdsFor = (host: string) =>
       (cp?.plans ?? []).flatMap((plan) =>
         plan.routes.filter((r) => r.match.hosts.includes(host)).map((r) => r.id),
       );
     const httpRouteIds = routeIdsFor(httpHost);
     const httpsRouteIds = routeIdsFor(httpsHost);
-    if (httpRouteIds.length !== SESSIONS || httpsRouteIds.length !== SESSIONS) {
+    if (httpRouteIds.length !== cp.plans.length || httpsRouteIds.length !== cp.plans.length) {
       throw new Error("no routes compiled");
     }
     writeFileSync(files.gatewayKey, JSON.stringify(cp.gatewayKey.privateJwk));
@@ -889,6 +1062,20 @@ async function main() {
         throw new Error(`${name}: the upstream did not receive the credential`);
     }
 
+    if (PLAN_CURVE !== undefined) {
+      const points = await runPlanCurve(setup, cp, gatewayPid, adminPort);
+      await stop(gateway.child);
+      reportPlanCurve(machine, points);
+      return;
+    }
+
+    const warm = await warmSessions(setup, setup.proxyAuthorizations);
+    console.log(
+      `${SESSIONS} session${SESSIONS === 1 ? "" : "s"} on ${cp.plans.length} plan${cp.plans.length === 1 ? "" : "s"}: ` +
+        `first request of each in ${fmt(warm.seconds, 1)} s`,
+    );
+    const servedBefore = cp.served();
+
     // RSS sampled throughout the load, per case.
     let caseRssMb = 0;
     // Started, token verified, plan and credentials cached, nothing under load yet.
@@ -947,23 +1134,38 @@ async function main() {
       );
     }
     clearInterval(sampler);
+    const servedAfter = cp.served();
+    /** Internal API requests the gateway made while the cases ran (all sessions warmed before). */
+    const controlPlaneDuringCases = {
+      planLookups: servedAfter.plans - servedBefore.plans,
+      credentialResolutions: servedAfter.credentials - servedBefore.credentials,
+    };
 
     const metricsText = await fetch(`http://127.0.0.1:${adminPort}/metrics`).then((r) => r.text());
+    /** 200s counted for a route: by upstream origin, or (before) by each plan's route id. */
+    const requestsOk = (origin: string, routeIds: readonly string[]) =>
+      metricValue(
+        metricsText,
+        "keyway_gateway_requests_total",
+        `upstream="${origin}",status="200"`,
+      ) +
+      sum(
+        routeIds.map((id) =>
+          metricValue(metricsText, "keyway_gateway_requests_total", `route="${id}",status="200"`),
+        ),
+      );
     const gatewayMetrics = {
-      /** Every request the gateway counted, by route and status (ids of the session's routes). */
+      /** Every request the gateway counted, by its labels and status. */
       requestLines: metricsText
         .split("\n")
         .filter((line) => line.startsWith("keyway_gateway_requests_total{")),
-      requestsHttpOk: sum(
-        httpRouteIds.map((id) =>
-          metricValue(metricsText, "keyway_gateway_requests_total", `route="${id}",status="200"`),
-        ),
-      ),
-      requestsHttpsOk: sum(
-        httpsRouteIds.map((id) =>
-          metricValue(metricsText, "keyway_gateway_requests_total", `route="${id}",status="200"`),
-        ),
-      ),
+      /** Size of the `/metrics` exposition at the end of the run. */
+      exposition: {
+        bytes: Buffer.byteLength(metricsText),
+        lines: metricsText.split("\n").filter((line) => line !== "").length,
+      },
+      requestsHttpOk: requestsOk(`http://${httpHost}`, httpRouteIds),
+      requestsHttpsOk: requestsOk(`https://${httpsHost}`, httpsRouteIds),
       credentialCacheHits: metricValue(
         metricsText,
         "keyway_gateway_credential_cache_total",
@@ -995,6 +1197,9 @@ async function main() {
       results,
       leaf,
       gatewayMetrics,
+      controlPlaneDuringCases,
+      plans: cp.plans.length,
+      warmSeconds: warm.seconds,
       idleRssMb,
       maxRssMb: Math.max(maxRssMb, hwmMb),
       allocatedBytesPerRequest,
@@ -1006,6 +1211,53 @@ async function main() {
     await cp?.close();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * One plain-HTTP request per session through the gateway, 16 at a time, before any case: each
+ * session's token is verified, its liveness confirmed, its plan loaded and its route's credential
+ * resolved, as for a sandbox that has been running a while.
+ */
+async function warmSessions(
+  setup: Setup,
+  proxyAuthorizations: readonly string[],
+): Promise<{ seconds: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  const started = performance.now();
+  let next = 0;
+  const one = (proxyAuthorization: string) =>
+    new Promise<void>((resolveOne, reject) => {
+      const req = httpRequest(
+        {
+          agent,
+          host: "127.0.0.1",
+          port: setup.proxyPort,
+          path: `http://${setup.httpHost}${CHECK_PATH}`,
+          headers: { host: setup.httpHost, "proxy-authorization": proxyAuthorization },
+        },
+        (res) => {
+          res.resume();
+          res.once("end", () =>
+            res.statusCode === 200
+              ? resolveOne()
+              : reject(new Error(`warming a session: ${res.statusCode}`)),
+          );
+        },
+      );
+      req.once("error", reject);
+      req.end();
+    });
+  const worker = async () => {
+    while (next < proxyAuthorizations.length) {
+      await one(proxyAuthorizations[next++] ?? "");
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: 16 }, worker));
+  } finally {
+    agent.destroy();
+  }
+  return { seconds: (performance.now() - started) / 1000 };
 }
 
 async function fetchJson(url: string, dispatcher?: ProxyAgent): Promise<unknown> {
@@ -1025,8 +1277,12 @@ interface Report {
   machine: ReturnType<typeof machineFacts>;
   results: CaseResult[];
   leaf: Awaited<ReturnType<typeof measureLeafIssuance>>;
+  controlPlaneDuringCases: { planLookups: number; credentialResolutions: number };
+  plans: number;
+  warmSeconds: number;
   gatewayMetrics: {
     requestLines: string[];
+    exposition: { bytes: number; lines: number };
     requestsHttpOk: number;
     requestsHttpsOk: number;
     credentialCacheHits: number;
@@ -1050,6 +1306,9 @@ function report({
   results,
   leaf,
   gatewayMetrics,
+  controlPlaneDuringCases,
+  plans,
+  warmSeconds,
   idleRssMb,
   maxRssMb,
   allocatedBytesPerRequest,
@@ -1124,6 +1383,13 @@ function report({
   console.log(
     `gateway metrics: ${gatewayMetrics.requestsHttpOk} HTTP + ${gatewayMetrics.requestsHttpsOk} HTTPS requests ok; credential cache ${gatewayMetrics.credentialCacheHits} hits, ${gatewayMetrics.credentialCacheMisses} misses`,
   );
+  console.log(
+    `sessions: ${SESSIONS} on ${plans} plan${plans === 1 ? "" : "s"}; control plane during the cases: ` +
+      `${controlPlaneDuringCases.planLookups} plan lookups, ${controlPlaneDuringCases.credentialResolutions} credential resolutions`,
+  );
+  console.log(
+    `/metrics after the run: ${gatewayMetrics.exposition.lines} lines, ${fmt(gatewayMetrics.exposition.bytes / 1024, 1)} KiB`,
+  );
 
   // A Nagle / delayed-ACK stall delays every affected request by ~40 ms, so it shows in the
   // median: the slower median of GET and POST (separate header and body writes) at c=1.
@@ -1187,6 +1453,7 @@ function report({
       gatewayNodeFlags,
       planRoutes: PLAN_ROUTES,
       sessions: SESSIONS,
+      plans,
     },
     results,
     ratios,
@@ -1195,6 +1462,8 @@ function report({
     gatewayRssMaxMb: maxRssMb,
     ...(allocatedBytesPerRequest !== undefined ? { allocatedBytesPerRequest } : {}),
     gatewayMetrics,
+    controlPlaneDuringCases,
+    warmSeconds,
     leaf,
     targets,
     ...(profile ? { profile } : {}),

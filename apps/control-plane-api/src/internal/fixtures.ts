@@ -136,6 +136,7 @@ export async function seedConnection(
 
 export interface SeededSession {
   sessionId: string;
+  profileId: string;
   profileVersionId: string;
   planDigest: string;
   plan: CompiledRuntimePlan;
@@ -225,6 +226,7 @@ export async function seedSession(
   });
   return {
     sessionId,
+    profileId,
     profileVersionId,
     planDigest: digest,
     plan,

@@ -152,7 +152,7 @@ export function createConnectHandler(stages: ConnectStages): HandleConnect {
       intercept(client, head, { session, plan, authority, host }, secureContext);
       rec.outcome = "intercepted";
     } else {
-      const destination = await stages.authorizeEgress(plan.plan, target);
+      const destination = await stages.authorizeEgress(plan, target);
       await splice(client, head, destination);
       stages.tunnels.track(session.sessionId, client);
       rec.outcome = "spliced";
@@ -167,6 +167,7 @@ export function createConnectHandler(stages: ConnectStages): HandleConnect {
       traceId: randomUUID().replaceAll("-", ""),
       sessionId: undefined,
       routeId: undefined,
+      upstream: undefined,
       bindingId: undefined,
       method: "CONNECT",
       host: undefined,

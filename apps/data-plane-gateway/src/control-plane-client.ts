@@ -9,14 +9,13 @@ import { Pool } from "undici";
 import { z } from "zod";
 import { type InvalidationHub, invalidationEventSchema } from "./invalidations";
 import type { Logger } from "./logger";
-import { LruCache } from "./lru-cache";
 import { Circuit } from "./resilience/circuit-breaker";
 import type { SessionLivenessAnswer } from "./session-liveness";
 import { createSseDecoder, type ServerSentEvent } from "./sse-decoder";
 
 /**
- * The gateway's side of the control plane's internal API (SPEC §6.3): plans by digest, credential
- * resolution and the invalidation feed. Every request carries a fresh gateway assertion (each is
+ * The gateway's side of the control plane's internal API (SPEC §6.3): plans by digest (kept by
+ * `plan-cache.ts`), credential resolution and the invalidation feed. Every request carries a fresh gateway assertion (each is
  * accepted once), over one keep-alive undici pool.
  *
  * During an outage requests fail fast: a refused connection fails at once, a black-holed or
@@ -43,8 +42,6 @@ export interface ControlPlaneClientOptions {
   logger: Logger;
   /** Extra CA certificates (PEM) to trust for an `https` control plane. */
   ca?: string | readonly string[];
-  /** Plans kept in memory (they are immutable, so only memory bounds this). Default 256. */
-  planCacheSize?: number;
   /**
    * Connect and response-header timeout of plan, credential and liveness requests, and of the
    * event stream's response headers. Default 5 s.
@@ -96,10 +93,8 @@ export interface EventStream {
 }
 
 export interface ControlPlaneClient {
-  /** A plan already in memory, without waiting. */
-  cachedPlan(digest: string): CompiledRuntimePlan | undefined;
-  /** The plan with this digest, fetched once (single flight) and kept in an LRU cache. */
-  getPlan(digest: string): Promise<CompiledRuntimePlan>;
+  /** The plan with this digest, fetched and checked against it (`plan-cache.ts` keeps it). */
+  fetchPlan(digest: string): Promise<CompiledRuntimePlan>;
   resolveCredential(request: { sessionId: string; routeId: string }): Promise<ResolvedCredential>;
   /** Whether sessions are live (at most 1,000 ids per call). */
   checkSessions(sessionIds: readonly string[]): Promise<readonly SessionLivenessAnswer[]>;
@@ -134,8 +129,6 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
     bodyTimeout: timeout,
     keepAliveTimeout: 30_000,
   });
-  const plans = new LruCache<string, CompiledRuntimePlan>(options.planCacheSize ?? 256);
-  const planLoads = new Map<string, Promise<CompiledRuntimePlan>>();
   const streams = new Set<EventStream>();
   // Logged when it opens and when it closes again, not at every probe in between.
   let reportedState = "closed";
@@ -232,23 +225,7 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
   }
 
   return {
-    cachedPlan: (digest) => plans.get(digest),
-
-    getPlan(digest) {
-      const cached = plans.get(digest);
-      if (cached !== undefined) return Promise.resolve(cached);
-      let loading = planLoads.get(digest);
-      if (loading === undefined) {
-        loading = fetchPlan(digest)
-          .then((plan) => {
-            plans.set(digest, plan);
-            return plan;
-          })
-          .finally(() => planLoads.delete(digest));
-        planLoads.set(digest, loading);
-      }
-      return loading;
-    },
+    fetchPlan,
 
     async resolveCredential({ sessionId, routeId }) {
       const body = await requestJson("POST", "/internal/v1/credentials/resolve", {

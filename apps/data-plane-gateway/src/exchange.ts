@@ -102,6 +102,7 @@ function newRecord(kind: ExchangeRecord["kind"], req: IncomingMessage): Exchange
     sessionId: undefined,
     routeId: undefined,
     bindingId: undefined,
+    upstream: undefined,
     method: req.method ?? "",
     host: undefined,
     status: 0,
@@ -133,7 +134,8 @@ export function createExchange(stages: ExchangeStages): Exchange {
       const { route } = match;
       rec.routeId = route.id;
       rec.bindingId = route.bindingId;
-      stages.admitRouteRequest?.(plan.digest, route.id);
+      rec.upstream = route.upstream.baseUrl;
+      stages.admitRouteRequest?.(route);
       const circuit = stages.circuitBreakers?.circuitFor(route) ?? null;
       const probe = circuit?.admit() ?? false;
       try {
@@ -142,7 +144,7 @@ export function createExchange(stages: ExchangeStages): Exchange {
             ? null
             : await stages.screenMcpRequest(req, res, route);
         if (mcp?.kind === "answered") return mcp.answer;
-        const pending = resolveCredential.resolveRouteCredential(session, plan.digest, route);
+        const pending = resolveCredential.resolveRouteCredential(session, route);
         const credential =
           typeof pending === "object" && pending !== null ? await pending : pending;
         const upstream = stages.injectCredential(req.rawHeaders, rawPath, route, credential);
@@ -164,7 +166,7 @@ export function createExchange(stages: ExchangeStages): Exchange {
     if (inTunnel) throw MISDIRECTED;
     const target = parseAuthority(authority, 80);
     if (target === null) throw BAD_AUTHORITY;
-    const destination = await stages.authorizeEgress(plan.plan, target);
+    const destination = await stages.authorizeEgress(plan, target);
     const address = destination.family === 6 ? `[${destination.address}]` : destination.address;
     const unmanaged = {
       origin: `http://${address}:${destination.port}`,

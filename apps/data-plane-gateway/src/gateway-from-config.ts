@@ -75,6 +75,10 @@ export async function gatewayDepsFromConfig(
     clock,
     logger,
     settings: {
+      caches: {
+        planBytes: gateway.caches.plans_mb * 1024 * 1024,
+        sessionBytes: gateway.caches.sessions_mb * 1024 * 1024,
+      },
       liveness: {
         recheckMs: gateway.liveness.recheck_seconds * 1000,
         outageGraceMs: gateway.liveness.outage_grace_seconds * 1000,

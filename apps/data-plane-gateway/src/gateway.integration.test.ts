@@ -321,11 +321,17 @@ describe("admin port", () => {
     const metrics = await request(`${gw.adminUrl}/metrics`);
     const text = await metrics.body.text();
     expect(metrics.headers["content-type"]).toContain("text/plain");
-    expect(text).toMatch(/keyway_gateway_requests_total\{route="r_api",status="200"\} [1-9]/);
+    // Labelled by the route's upstream origin, never by route id.
+    const origin = httpsUpstream.url;
+    expect(text).toMatch(
+      new RegExp(`keyway_gateway_requests_total\\{upstream="${origin}",status="200"\\} [1-9]`),
+    );
     expect(text).toMatch(/keyway_gateway_credential_cache_total\{result="hit"\} [1-9]/);
     expect(text).toContain(
-      'keyway_gateway_request_duration_seconds_bucket{route="r_api",le="+Inf"}',
+      `keyway_gateway_request_duration_seconds_bucket{upstream="${origin}",le="+Inf"}`,
     );
+    expect(text).toMatch(/keyway_gateway_plan_fetches_total\{result="ok"\} [1-9]/);
+    expect(text).not.toContain("r_api");
   });
 
   it("logs one JSON line per request, with no secret or token", async () => {

@@ -21,6 +21,7 @@ import { createForward, type ForwardSettings } from "./pipeline/forward";
 import { createInject } from "./pipeline/inject";
 import { createRecord } from "./pipeline/record";
 import { createResolveCredential } from "./pipeline/resolve-credential";
+import { createPlanCache } from "./plan-cache";
 import { type CircuitBreakerSettings, createCircuitBreakers } from "./resilience/circuit-breaker";
 import { createRouteRateLimiter, type RateLimitSettings } from "./resilience/rate-limiter";
 import { writeSocketError } from "./responses";
@@ -37,6 +38,12 @@ export interface GatewaySettings {
   egress: EgressSettings;
   upstream: ForwardSettings;
   credentials?: { expiryMarginMs?: number; maxTtlMs?: number };
+  /**
+   * Memory for what the request path keeps (`gateway.caches`), in approximate bytes: plans
+   * (default 64 MiB) and verified session tokens (default 16 MiB). Credentials, rate-limit
+   * buckets and other per-route state belong to a cached plan's routes and go with it.
+   */
+  caches?: { planBytes?: number; sessionBytes?: number };
   /**
    * Session liveness (`session-liveness.ts`): re-confirmation period of sessions in use (default
    * 10 s), how long confirmations outlive an unreachable control plane (default 5 min), and how
@@ -107,8 +114,26 @@ export function createGateway(deps: GatewayDeps): Gateway {
     clock,
     invalidations,
     liveness,
+    ...(settings.caches?.sessionBytes !== undefined
+      ? { cacheBytes: settings.caches.sessionBytes }
+      : {}),
   });
-  const classify = createClassify({ plans: deps.controlPlane });
+  const plans = createPlanCache({
+    source: deps.controlPlane,
+    ...(settings.caches?.planBytes !== undefined ? { maxBytes: settings.caches.planBytes } : {}),
+    observer: { fetched: (outcome) => gatewayMetrics.planFetches.inc(outcome) },
+  });
+  metrics.gauge(
+    "keyway_gateway_plan_cache_bytes",
+    "Approximate bytes of the plans kept in memory.",
+    () => plans.stats().bytes,
+  );
+  metrics.gauge(
+    "keyway_gateway_plan_cache_plans",
+    "Plans kept in memory.",
+    () => plans.stats().plans,
+  );
+  const classify = createClassify({ plans });
   const authorizeEgress = createAuthorize({
     egress: settings.egress,
     ...(deps.resolveHost ? { resolveHost: deps.resolveHost } : {}),
@@ -140,7 +165,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       : createRouteRateLimiter({
           settings: settings.rateLimit,
           clock,
-          onLimited: (routeId) => gatewayMetrics.rateLimited.inc(routeId),
+          onLimited: (route) => gatewayMetrics.rateLimited.inc(route.upstream.baseUrl),
         });
   const circuitBreakers =
     settings.circuitBreaker === undefined
@@ -245,6 +270,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       traceId: "",
       sessionId: tunnel?.session.sessionId,
       routeId: undefined,
+      upstream: undefined,
       bindingId: undefined,
       method: "",
       host: tunnel?.host,

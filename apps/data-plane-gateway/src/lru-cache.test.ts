@@ -57,3 +57,60 @@ it("answers the latest value of the most recent key", () => {
   cache.delete("a");
   expect(cache.get("a")).toBeUndefined();
 });
+
+it("bounds the total size, evicting the least recent entries until it fits", () => {
+  const removed: string[] = [];
+  const cache = new LruCache<string, string>({
+    maxSize: 10,
+    sizeOf: (value) => value.length,
+    onRemove: (_value, key) => removed.push(key),
+  });
+  cache.set("a", "xxxx");
+  cache.set("b", "xxxx");
+  cache.get("a"); // order: b, a
+  cache.set("c", "xxxx"); // 12 > 10: b goes
+  expect(removed).toEqual(["b"]);
+  expect(cache.totalSize).toBe(8);
+  cache.set("d", "x".repeat(9)); // a and c go
+  expect(removed).toEqual(["b", "a", "c"]);
+  expect(cache.totalSize).toBe(9);
+  expect(cache.get("d")).toBe("x".repeat(9));
+});
+
+it("does not keep an entry larger than the whole budget, and counts replacements once", () => {
+  const removed: string[] = [];
+  const cache = new LruCache<string, string>({
+    maxSize: 10,
+    sizeOf: (value) => value.length,
+    onRemove: (value) => removed.push(value),
+  });
+  cache.set("a", "xx");
+  cache.set("a", "yyy");
+  expect(cache.totalSize).toBe(3);
+  expect(removed).toEqual(["xx"]);
+  cache.set("big", "z".repeat(11));
+  expect(cache.get("big")).toBeUndefined();
+  expect(cache.get("a")).toBe("yyy");
+  expect(cache.totalSize).toBe(3);
+  expect(removed).toEqual(["xx", "z".repeat(11)]);
+});
+
+it("reports entries that leave by delete, predicate and clear", () => {
+  const removed: number[] = [];
+  const cache = new LruCache<string, number>({
+    maxEntries: 10,
+    onRemove: (value) => removed.push(value),
+  });
+  for (const [key, value] of [
+    ["a", 1],
+    ["b", 2],
+    ["c", 3],
+    ["d", 4],
+  ] as const)
+    cache.set(key, value);
+  cache.delete("a");
+  cache.deleteWhere((value) => value === 2);
+  cache.clear();
+  expect(removed).toEqual([1, 2, 3, 4]);
+  expect(cache.delete("a")).toBe(false);
+});

@@ -1,9 +1,40 @@
 /**
  * A bounded map that evicts the least recently used entry. Built on `Map`'s insertion order: a hit
  * moves the entry to the end, so the first key is always the eviction candidate.
+ *
+ * Bounded by a number of entries, or by their total size (`maxSize` with `sizeOf`, e.g.
+ * approximate bytes), or both. The gateway's caches on the request path are sized by memory, not
+ * by count: a count that is right for small entries is a cliff for large ones, and the reverse.
+ * Our own rather than the `lru-cache` package because the request path hits it several times per
+ * request: a hit on the most recent key costs a key comparison (`pnpm bench:gateway`, see
+ * `docs/benchmarks.md`).
  */
+export interface LruCacheLimits<K, V> {
+  /** Most entries kept. */
+  maxEntries?: number;
+  /** Most total size kept, in the units of `sizeOf`. */
+  maxSize?: number;
+  /** An entry's size, computed once when it is set. Required with `maxSize`. */
+  sizeOf?: (value: V, key: K) => number;
+  /**
+   * Size the entries hold together rather than each its own (structures they share), counted
+   * against `maxSize` too; it should shrink as entries leave (`onRemove`).
+   */
+  sharedSize?: () => number;
+  /** Called for every entry that leaves: evicted, replaced, deleted or cleared. */
+  onRemove?: (value: V, key: K) => void;
+}
+
 export class LruCache<K, V> {
   readonly #entries = new Map<K, V>();
+  /** Sizes by key, when bounded by size. */
+  readonly #sizes: Map<K, number> | undefined;
+  readonly #sizeOf: ((value: V, key: K) => number) | undefined;
+  readonly #onRemove: ((value: V, key: K) => void) | undefined;
+  readonly #sharedSize: (() => number) | undefined;
+  readonly maxEntries: number;
+  readonly maxSize: number;
+  #totalSize = 0;
   /**
    * The entry last placed at the end of the order, while it is still there. A hit on it needs
    * neither a map lookup (hashing a long key such as a session token) nor a reorder: the common
@@ -13,14 +44,36 @@ export class LruCache<K, V> {
   #newestValue: V | undefined = undefined;
   #hasNewest = false;
 
-  constructor(readonly maxEntries: number) {
-    if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+  constructor(limits: number | LruCacheLimits<K, V>) {
+    const options = typeof limits === "number" ? { maxEntries: limits } : limits;
+    this.maxEntries = options.maxEntries ?? Number.POSITIVE_INFINITY;
+    this.maxSize = options.maxSize ?? Number.POSITIVE_INFINITY;
+    if (
+      this.maxEntries !== Number.POSITIVE_INFINITY &&
+      (!Number.isInteger(this.maxEntries) || this.maxEntries < 1)
+    ) {
       throw new TypeError("LruCache maxEntries must be a positive integer");
     }
+    if (options.maxSize !== undefined) {
+      if (!(this.maxSize > 0)) throw new TypeError("LruCache maxSize must be positive");
+      if (options.sizeOf === undefined) throw new TypeError("LruCache maxSize needs sizeOf");
+      this.#sizes = new Map();
+      this.#sizeOf = options.sizeOf;
+      this.#sharedSize = options.sharedSize;
+    }
+    if (options.maxEntries === undefined && options.maxSize === undefined) {
+      throw new TypeError("LruCache needs maxEntries or maxSize");
+    }
+    this.#onRemove = options.onRemove;
   }
 
   get size(): number {
     return this.#entries.size;
+  }
+
+  /** The total of the entries' sizes (0 unless bounded by size). */
+  get totalSize(): number {
+    return this.#totalSize;
   }
 
   get(key: K): V | undefined {
@@ -33,19 +86,77 @@ export class LruCache<K, V> {
     return value;
   }
 
+  /** Whether the key is cached, without touching its place in the order. */
+  has(key: K): boolean {
+    return this.#entries.has(key);
+  }
+
+  /**
+   * Sets `key` as the most recent entry and evicts the least recent ones beyond the limits. An
+   * entry larger than `maxSize` on its own is not kept: it is removed at once (`onRemove`), and
+   * the other entries stay.
+   */
   set(key: K, value: V): void {
-    this.#entries.delete(key);
+    this.#remove(key);
+    const size = this.#sizeOf === undefined ? 0 : this.#sizeOf(value, key);
+    if (size > this.maxSize) {
+      this.#onRemove?.(value, key);
+      return;
+    }
     this.#entries.set(key, value);
+    if (this.#sizes !== undefined) {
+      this.#sizes.set(key, size);
+      this.#totalSize += size;
+    }
     this.#markNewest(key, value);
-    if (this.#entries.size > this.maxEntries) {
+    while (this.#entries.size > this.maxEntries || this.#overBudget()) {
       const oldest = this.#entries.keys().next();
-      if (!oldest.done) this.#entries.delete(oldest.value);
+      if (oldest.done) break;
+      this.#remove(oldest.value);
     }
   }
 
   delete(key: K): boolean {
+    return this.#remove(key);
+  }
+
+  /** Removes every entry for which `predicate` is true; returns how many went. */
+  deleteWhere(predicate: (value: V, key: K) => boolean): number {
+    let removed = 0;
+    for (const [key, value] of this.#entries) {
+      if (predicate(value, key)) {
+        this.#remove(key);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  clear(): void {
+    const removed = this.#onRemove === undefined ? [] : [...this.#entries];
+    this.#entries.clear();
+    this.#sizes?.clear();
+    this.#totalSize = 0;
+    this.#forgetNewest();
+    for (const [key, value] of removed) this.#onRemove?.(value, key);
+  }
+
+  #overBudget(): boolean {
+    return this.#totalSize + (this.#sharedSize?.() ?? 0) > this.maxSize;
+  }
+
+  #remove(key: K): boolean {
+    const value = this.#entries.get(key);
+    // `undefined` is never a cached value: `get` answers it for a miss.
+    if (value === undefined) return false;
+    this.#entries.delete(key);
     if (this.#hasNewest && this.#newest === key) this.#forgetNewest();
-    return this.#entries.delete(key);
+    if (this.#sizes !== undefined) {
+      this.#totalSize -= this.#sizes.get(key) ?? 0;
+      this.#sizes.delete(key);
+    }
+    this.#onRemove?.(value, key);
+    return true;
   }
 
   #markNewest(key: K, value: V): void {
@@ -58,22 +169,5 @@ export class LruCache<K, V> {
     this.#newest = undefined;
     this.#newestValue = undefined;
     this.#hasNewest = false;
-  }
-
-  /** Removes every entry for which `predicate` is true; returns how many went. */
-  deleteWhere(predicate: (value: V, key: K) => boolean): number {
-    let removed = 0;
-    for (const [key, value] of this.#entries) {
-      if (predicate(value, key)) {
-        this.delete(key);
-        removed++;
-      }
-    }
-    return removed;
-  }
-
-  clear(): void {
-    this.#entries.clear();
-    this.#forgetNewest();
   }
 }

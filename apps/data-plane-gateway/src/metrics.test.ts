@@ -37,3 +37,37 @@ describe("createMetricsRegistry", () => {
     expect(() => registry.counter("t_plain_total", "again")).toThrow(TypeError);
   });
 });
+
+describe("bounded exposition", () => {
+  it("keeps at most maxSeriesPerMetric label sets, counting later ones as _overflow", () => {
+    const registry = createMetricsRegistry({ maxSeriesPerMetric: 2 });
+    const requests = registry.counter("t_requests_total", "Requests.", ["upstream", "status"]);
+    requests.inc("a", "200");
+    requests.inc("b", "200");
+    requests.inc("c", "200");
+    requests.inc("d", "503");
+    requests.inc("a", "200");
+    expect(registry.render()).toBe(
+      [
+        "# HELP t_requests_total Requests.",
+        "# TYPE t_requests_total counter",
+        't_requests_total{upstream="a",status="200"} 2',
+        't_requests_total{upstream="b",status="200"} 1',
+        't_requests_total{upstream="_overflow",status="_overflow"} 2',
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("renders gauges read at render time", () => {
+    const registry = createMetricsRegistry();
+    let bytes = 10;
+    registry.gauge("t_cache_bytes", "Bytes.", () => bytes);
+    bytes = 42;
+    expect(registry.render()).toBe(
+      ["# HELP t_cache_bytes Bytes.", "# TYPE t_cache_bytes gauge", "t_cache_bytes 42", ""].join(
+        "\n",
+      ),
+    );
+  });
+});

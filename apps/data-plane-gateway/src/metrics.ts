@@ -1,7 +1,13 @@
 /**
- * A tiny in-process Prometheus registry: counters and histograms with up to three labels, rendered
- * in the text exposition format (version 0.0.4). Label children are found through nested maps, so
- * counting a request with label values seen before allocates nothing.
+ * A tiny in-process Prometheus registry: counters and histograms with up to three labels, and
+ * gauges read when rendered, in the text exposition format (version 0.0.4). Label children are
+ * found through nested maps, so counting a request with label values seen before allocates
+ * nothing.
+ *
+ * The exposition stays small whatever the traffic: label values must come from bounded sets (the
+ * gateway's are listed in its README), and as a safety net each metric keeps at most
+ * `maxSeriesPerMetric` label sets; later new ones are counted together under the label value
+ * `_overflow`.
  */
 
 type LabelValues = readonly string[];
@@ -16,6 +22,8 @@ interface LabelNode<T> {
   child: Child<T> | undefined;
 }
 
+export const OVERFLOW_LABEL_VALUE = "_overflow";
+
 /** A trie over label values: one node per value, the child at the node of its last value. */
 class LabelTree<T> {
   readonly #root: LabelNode<T> = { next: new Map(), child: undefined };
@@ -24,9 +32,23 @@ class LabelTree<T> {
   constructor(
     private readonly depth: number,
     private readonly create: () => T,
+    private readonly maxSeries: number,
   ) {}
 
   get(a?: string, b?: string, c?: string): T {
+    let node: LabelNode<T> | undefined = this.#root;
+    if (this.depth > 0) node = node.next.get(a ?? "");
+    if (this.depth > 1) node = node?.next.get(b ?? "");
+    if (this.depth > 2) node = node?.next.get(c ?? "");
+    if (node?.child !== undefined) return node.child.cell;
+    if (this.children.length >= this.maxSeries) {
+      const overflow = OVERFLOW_LABEL_VALUE;
+      return this.#add(overflow, overflow, overflow);
+    }
+    return this.#add(a, b, c);
+  }
+
+  #add(a: string | undefined, b: string | undefined, c: string | undefined): T {
     let node = this.#root;
     if (this.depth > 0) node = step(node, a);
     if (this.depth > 1) node = step(node, b);
@@ -75,6 +97,8 @@ interface Metric {
 
 export interface MetricsRegistry {
   counter(name: string, help: string, labelNames?: readonly string[]): Counter;
+  /** A value read from `read` at every render, without labels. */
+  gauge(name: string, help: string, read: () => number): void;
   histogram(
     name: string,
     help: string,
@@ -87,7 +111,13 @@ export interface MetricsRegistry {
 
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
-export function createMetricsRegistry(): MetricsRegistry {
+export interface MetricsRegistryOptions {
+  /** Label sets kept per metric before new ones are counted as `_overflow`. Default 1,000. */
+  maxSeriesPerMetric?: number;
+}
+
+export function createMetricsRegistry(options: MetricsRegistryOptions = {}): MetricsRegistry {
+  const maxSeries = options.maxSeriesPerMetric ?? 1000;
   const metrics: Metric[] = [];
   const names = new Set<string>();
 
@@ -101,7 +131,7 @@ export function createMetricsRegistry(): MetricsRegistry {
   return {
     counter(name, help, labelNames = []) {
       register(name, labelNames);
-      const tree = new LabelTree<CounterCell>(labelNames.length, () => ({ value: 0 }));
+      const tree = new LabelTree<CounterCell>(labelNames.length, () => ({ value: 0 }), maxSeries);
       metrics.push({
         render(out) {
           out.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} counter`);
@@ -120,14 +150,24 @@ export function createMetricsRegistry(): MetricsRegistry {
       };
     },
 
+    gauge(name, help, read) {
+      register(name, []);
+      metrics.push({
+        render(out) {
+          out.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} gauge`);
+          out.push(`${name} ${formatNumber(read())}`);
+        },
+      });
+    },
+
     histogram(name, help, buckets, labelNames = []) {
       register(name, labelNames);
       const bounds = [...buckets].sort((x, y) => x - y);
-      const tree = new LabelTree<HistogramCell>(labelNames.length, () => ({
-        buckets: new Float64Array(bounds.length),
-        sum: 0,
-        count: 0,
-      }));
+      const tree = new LabelTree<HistogramCell>(
+        labelNames.length,
+        () => ({ buckets: new Float64Array(bounds.length), sum: 0, count: 0 }),
+        maxSeries,
+      );
       metrics.push({
         render(out) {
           out.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} histogram`);

@@ -98,8 +98,10 @@ describe("per-route rate limit", () => {
     expect(otherPlan.status).toBe(200);
 
     const metrics = await metricsText(gw);
-    expect(metrics).toContain('keyway_gateway_rate_limited_total{route="r_limited"} 1');
-    expect(metrics).toContain('keyway_gateway_requests_total{route="r_limited",status="429"} 1');
+    expect(metrics).toContain(`keyway_gateway_rate_limited_total{upstream="${upstream.url}"} 1`);
+    expect(metrics).toContain(
+      `keyway_gateway_requests_total{upstream="${upstream.url}",status="429"} 1`,
+    );
   });
 });
 

@@ -16,15 +16,16 @@ let silent: RunningServer;
 let gw: TestGateway;
 let token: string;
 let tamperedToken: string;
+let goneOrigin: string;
 
 beforeAll(async () => {
   cp = await startTestControlPlane();
   // Accepts requests and never answers.
   silent = await startHttpServer(() => new Promise<void>(() => {}));
-  const closedPort = await getFreePort();
+  goneOrigin = `http://127.0.0.1:${await getFreePort()}`;
   const routes = [
     testRoute("r_slow", "slow.example.test", silent.url, { type: "none" }),
-    testRoute("r_gone", "gone.example.test", `http://127.0.0.1:${closedPort}`, { type: "none" }),
+    testRoute("r_gone", "gone.example.test", goneOrigin, { type: "none" }),
   ];
   token = await cp.issueToken({
     sessionId: "sess_fail",
@@ -57,7 +58,7 @@ it("answers 502 upstream_unreachable when the upstream refuses connections", asy
   expect(JSON.parse(result.body).error.code).toBe("upstream_unreachable");
   const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
   expect(metrics).toContain(
-    'keyway_gateway_upstream_errors_total{route="r_gone",code="upstream_unreachable"} 1',
+    `keyway_gateway_upstream_errors_total{upstream="${goneOrigin}",code="upstream_unreachable"} 1`,
   );
 });
 

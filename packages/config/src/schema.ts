@@ -226,6 +226,18 @@ export const gatewaySchema = z
         outage_grace_seconds: z.number().min(0).max(86_400).default(300),
       })
       .prefault({}),
+    /**
+     * Memory for what the request path keeps, in MiB of approximate heap: the plans of the
+     * sessions served (least recently used dropped, fetched again when needed) and verified
+     * session tokens. Sized by memory, not by count, so many sandboxes on many profile versions
+     * do not make the gateway fetch plans per request.
+     */
+    caches: z
+      .strictObject({
+        plans_mb: z.number().min(1).max(16_384).default(64),
+        sessions_mb: z.number().min(1).max(16_384).default(16),
+      })
+      .prefault({}),
     /** Re-sends of idempotent requests without a body after a connection error. */
     retries: z
       .strictObject({ max_retries: z.number().int().min(0).max(5).default(1) })

@@ -8,8 +8,10 @@ import type { SessionLiveness } from "../session-liveness";
  * Stage 1 — authenticate: the session token from `Proxy-Authorization` (SPEC §7 "Protocol",
  * "Session"). Sandboxes use `http://session:<token>@gateway:port`, which clients send as
  * `Basic base64("session:<token>")`; `Bearer <token>` is accepted too. Verified tokens are cached
- * by header value until they expire; whether the session is still live is `SessionLiveness`'s
- * answer (confirmed with the control plane, revocations remembered), checked on every request.
+ * by header value until they expire, in an LRU bounded by approximate bytes (a header is ~1.1 KB
+ * with its session: 16 MiB keeps ~15,000 sessions in use); whether the session is still live is
+ * `SessionLiveness`'s answer (confirmed with the control plane, revocations remembered), checked
+ * on every request.
  */
 
 export interface Session {
@@ -26,8 +28,8 @@ export interface AuthenticateOptions {
   clock: Clock;
   invalidations: InvalidationHub;
   liveness: SessionLiveness;
-  /** Verified header values kept. Default 10,000. */
-  cacheSize?: number;
+  /** Approximate bytes of verified header values kept, with their sessions. Default 16 MiB. */
+  cacheBytes?: number;
 }
 
 export interface Authenticate {
@@ -72,9 +74,15 @@ export function parseProxyAuthorization(header: string | undefined): string | nu
 
 const MISSING = "proxy authentication required: use http://session:<token>@<gateway>";
 
+/** A cached session's heap besides its header: the object, its four id strings, the map entry. */
+const SESSION_ENTRY_BYTES = 400;
+
 export function createAuthenticate(options: AuthenticateOptions): Authenticate {
   const { verifier, clock, liveness } = options;
-  const verified = new LruCache<string, Session>(options.cacheSize ?? 10_000);
+  const verified = new LruCache<string, Session>({
+    maxSize: options.cacheBytes ?? 16 * 1024 * 1024,
+    sizeOf: (_session, header) => SESSION_ENTRY_BYTES + header.length,
+  });
   const verifying = new Map<string, Promise<Session>>();
 
   function refuseIfEnded(session: Session, nowMs: number): void {

@@ -1,10 +1,6 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import {
-  type CompiledRuntimePlan,
-  type EgressPolicy,
-  firstNonPublicAddress,
-} from "@keyway/integrations-core";
+import { type EgressPolicy, firstNonPublicAddress } from "@keyway/integrations-core";
 import { GatewayError } from "../errors";
 
 /**
@@ -51,7 +47,7 @@ export interface AuthorizeOptions {
 }
 
 export type AuthorizeEgress = (
-  plan: CompiledRuntimePlan,
+  plan: { readonly egressPolicy?: EgressPolicy | undefined },
   target: EgressTarget,
 ) => Promise<Destination>;
 

@@ -1,7 +1,8 @@
 import { type CompiledRuntimePlan, planDigest } from "@keyway/integrations-core";
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../errors";
-import { createClassify, type PlanSource } from "./classify";
+import { createPlanCache, type PlanCache } from "../plan-cache";
+import { createClassify } from "./classify";
 
 const plan: CompiledRuntimePlan = {
   schemaVersion: 1,
@@ -32,24 +33,23 @@ const plan: CompiledRuntimePlan = {
 };
 const digest = planDigest(plan);
 
-/** A plan source over a map, as the control-plane client's cache would answer. */
-function mapSource(): PlanSource & { loaded: string[] } {
+/** The real plan cache over a source that knows one plan and records what it was asked. */
+function mapSource(): PlanCache & { loaded: string[] } {
   const loaded: string[] = [];
-  const cache = new Map<string, CompiledRuntimePlan>();
-  return {
-    loaded,
-    cachedPlan: (d) => cache.get(d),
-    async getPlan(d) {
-      loaded.push(d);
-      if (d !== digest) throw new Error("unknown plan");
-      cache.set(d, plan);
-      return plan;
+  const cache = createPlanCache({
+    source: {
+      async fetchPlan(d) {
+        loaded.push(d);
+        if (d !== digest) throw new Error("unknown plan");
+        return plan;
+      },
     },
-  };
+  });
+  return Object.assign(cache, { loaded });
 }
 
 describe("classify", () => {
-  it("loads a plan once and builds its index once", async () => {
+  it("loads a plan once and keeps it", async () => {
     const source = mapSource();
     const classify = createClassify({ plans: source });
     const first = await classify.loadSessionPlan(digest);
@@ -117,5 +117,41 @@ describe("classify", () => {
     expect(classify.isManagedHost(sessionPlan, "api.example.test:8443")).toBe(false);
     expect(classify.isManagedHost(sessionPlan, "alt.example.test:8443")).toBe(true);
     expect(classify.isManagedHost(sessionPlan, "elsewhere.test:443")).toBe(false);
+  });
+});
+
+describe("plans sharing a shape", () => {
+  it("answers each plan's own route from the one index they share", async () => {
+    // Two profile versions binding the same connections the same way: routes alike but for ids.
+    const other: CompiledRuntimePlan = {
+      ...plan,
+      profileVersionId: "pv2",
+      routes: plan.routes.map((r) => ({ ...r, id: `${r.id}_v2`, bindingId: "b2" })),
+    };
+    const plans = new Map([
+      [digest, plan],
+      [planDigest(other), other],
+    ]);
+    const cache = createPlanCache({
+      source: {
+        async fetchPlan(d) {
+          const found = plans.get(d);
+          if (found === undefined) throw new Error("unknown plan");
+          return found;
+        },
+      },
+    });
+    const classify = createClassify({ plans: cache });
+    const first = await classify.loadSessionPlan(digest);
+    const second = await classify.loadSessionPlan(planDigest(other));
+    expect(second.index).toBe(first.index);
+    expect(cache.stats()).toMatchObject({ plans: 2, shapes: 1 });
+    const request = { authority: "api.example.test", method: "GET", rawPath: "/v1/x" };
+    expect(classify.classifyRequest(first, request)).toMatchObject({
+      route: { id: "r_api", bindingId: "b1" },
+    });
+    expect(classify.classifyRequest(second, request)).toMatchObject({
+      route: { id: "r_api_v2", bindingId: "b2", upstream: { baseUrl: "https://api.example.test" } },
+    });
   });
 });

@@ -1,13 +1,11 @@
 import {
-  buildRouteIndex,
-  type CompiledRuntimePlan,
   type DenyReason,
   type EgressRoute,
   matchRequest,
   normalizeHost,
-  type RouteIndex,
 } from "@keyway/integrations-core";
 import { GatewayError } from "../errors";
+import type { PlanCache, SessionPlan } from "../plan-cache";
 
 /**
  * Stage 2 — classify: which route of the session's plan a request belongs to, using the one route
@@ -16,18 +14,7 @@ import { GatewayError } from "../errors";
  * `policy_denied`, never passed through, and so are path shapes the matcher will not guess at.
  */
 
-/** Where plans come from: the control-plane client (cached, immutable by digest). */
-export interface PlanSource {
-  cachedPlan(digest: string): CompiledRuntimePlan | undefined;
-  getPlan(digest: string): Promise<CompiledRuntimePlan>;
-}
-
-/** A plan with its route index, built once per plan digest. */
-export interface SessionPlan {
-  readonly digest: string;
-  readonly plan: CompiledRuntimePlan;
-  readonly index: RouteIndex;
-}
+export type { SessionPlan };
 
 export type Classification =
   | { readonly kind: "matched"; readonly route: EgressRoute }
@@ -67,22 +54,12 @@ const DENIALS: Readonly<Record<DenyReason, GatewayError>> = {
   malformed: new GatewayError("policy_denied", "the request path is malformed"),
 };
 
-export function createClassify(options: { plans: PlanSource }): Classify {
+export function createClassify(options: { plans: PlanCache }): Classify {
   const { plans } = options;
-  const sessionPlans = new WeakMap<CompiledRuntimePlan, SessionPlan>();
-
-  function viewOf(digest: string, plan: CompiledRuntimePlan): SessionPlan {
-    let view = sessionPlans.get(plan);
-    if (view === undefined) {
-      view = Object.freeze({ digest, plan, index: buildRouteIndex(plan.routes) });
-      sessionPlans.set(plan, view);
-    }
-    return view;
-  }
 
   async function loadUncached(digest: string): Promise<SessionPlan> {
     try {
-      return viewOf(digest, await plans.getPlan(digest));
+      return await plans.load(digest);
     } catch (error) {
       throw new GatewayError("control_plane_unavailable", "the session's plan is unavailable", {
         cause: error,
@@ -92,8 +69,7 @@ export function createClassify(options: { plans: PlanSource }): Classify {
 
   return {
     loadSessionPlan(digest) {
-      const plan = plans.cachedPlan(digest);
-      return plan === undefined ? loadUncached(digest) : viewOf(digest, plan);
+      return plans.cached(digest) ?? loadUncached(digest);
     },
 
     classifyRequest(plan, request) {
@@ -102,7 +78,13 @@ export function createClassify(options: { plans: PlanSource }): Classify {
         method: request.method,
         rawPath: request.rawPath,
       });
-      if (result.kind === "matched") return result;
+      if (result.kind === "matched") {
+        // The index is shared by the plans of one shape: it finds a position, the plan its route.
+        const route = plan.routes[result.route.position];
+        // Positions come from the plan's own shape, so the route is always there.
+        if (route === undefined) throw DENIALS.no_route;
+        return { kind: "matched", route };
+      }
       if (result.kind === "denied") throw DENIALS[result.reason];
       // `matchRequest` found the host well-formed, so normalizing it again cannot fail.
       return { kind: "unmanaged", host: normalizeHost(request.authority) ?? request.authority };

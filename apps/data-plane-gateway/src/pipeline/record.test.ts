@@ -12,6 +12,7 @@ function exchange(overrides: Partial<ExchangeRecord>): ExchangeRecord {
     sessionId: "sess_1",
     routeId: "r1",
     bindingId: "b1",
+    upstream: "https://api.example.test",
     method: "GET",
     host: "api.example.test",
     status: 200,
@@ -32,12 +33,23 @@ describe("recordExchange", () => {
       exchange({
         routeId: undefined,
         bindingId: undefined,
+        upstream: undefined,
         status: 502,
         outcome: "upstream_unreachable",
       }),
     );
-    record(exchange({ kind: "tunnel", method: "CONNECT", routeId: undefined, outcome: "spliced" }));
-    record(exchange({ routeId: undefined, status: 403, outcome: "policy_denied" }));
+    record(
+      exchange({
+        kind: "tunnel",
+        method: "CONNECT",
+        routeId: undefined,
+        upstream: undefined,
+        outcome: "spliced",
+      }),
+    );
+    record(
+      exchange({ routeId: undefined, upstream: undefined, status: 403, outcome: "policy_denied" }),
+    );
 
     expect(logger.lines).toHaveLength(4);
     const line = JSON.parse(logger.lines[0] ?? "{}");
@@ -69,12 +81,15 @@ describe("recordExchange", () => {
     });
 
     const text = registry.render();
-    expect(text).toContain('keyway_gateway_requests_total{route="r1",status="200"} 1');
-    expect(text).toContain('keyway_gateway_requests_total{route="unmanaged",status="502"} 1');
     expect(text).toContain(
-      'keyway_gateway_upstream_errors_total{route="unmanaged",code="upstream_unreachable"} 1',
+      'keyway_gateway_requests_total{upstream="https://api.example.test",status="200"} 1',
+    );
+    expect(text).toContain('keyway_gateway_requests_total{upstream="unmanaged",status="502"} 1');
+    expect(text).toContain(
+      'keyway_gateway_upstream_errors_total{upstream="unmanaged",code="upstream_unreachable"} 1',
     );
     expect(text).toContain('keyway_gateway_tunnels_total{mode="spliced"} 1');
-    expect(text).toContain('keyway_gateway_requests_total{route="none",status="403"} 1');
+    expect(text).toContain('keyway_gateway_requests_total{upstream="none",status="403"} 1');
+    expect(text).not.toContain("r1");
   });
 });

@@ -18,6 +18,8 @@ export interface ExchangeRecord {
   sessionId: string | undefined;
   routeId: string | undefined;
   bindingId: string | undefined;
+  /** The matched route's upstream origin (the metrics' bounded label; not logged). */
+  upstream: string | undefined;
   method: string;
   /** Normalized destination host (`host[:port]`), when known. */
   host: string | undefined;
@@ -44,9 +46,13 @@ const UPSTREAM_FAILURES: ReadonlySet<string> = new Set([
   "upstream_reset",
 ]);
 
-/** The `route` label: the route id; `unmanaged` for traffic sent to a host no route names; `none` for refusals. */
-function routeLabel(record: ExchangeRecord): string {
-  if (record.routeId !== undefined) return record.routeId;
+/**
+ * The `upstream` label: the matched route's upstream origin; `unmanaged` for traffic sent to a
+ * host no route names; `none` for refusals. Bounded by the operator's targets, where a route id
+ * label grew with every plan (SPEC §11).
+ */
+function upstreamLabel(record: ExchangeRecord): string {
+  if (record.upstream !== undefined) return record.upstream;
   const sent =
     record.outcome === "forwarded" ||
     record.outcome === "client_aborted" ||
@@ -67,7 +73,7 @@ export function createRecord(options: { logger: Logger; metrics: GatewayMetrics 
       timestamp = new Date(nowMs).toISOString();
     }
     const durationMs = performance.now() - record.startedAt;
-    const route = routeLabel(record);
+    const upstream = upstreamLabel(record);
     if (record.kind === "tunnel") {
       metrics.tunnels.inc(
         record.outcome === "spliced" || record.outcome === "intercepted"
@@ -75,10 +81,10 @@ export function createRecord(options: { logger: Logger; metrics: GatewayMetrics 
           : "refused",
       );
     } else {
-      metrics.requests.inc(route, String(record.status));
-      metrics.duration.observe(durationMs / 1000, route);
+      metrics.requests.inc(upstream, String(record.status));
+      metrics.duration.observe(durationMs / 1000, upstream);
     }
-    if (UPSTREAM_FAILURES.has(record.outcome)) metrics.upstreamErrors.inc(route, record.outcome);
+    if (UPSTREAM_FAILURES.has(record.outcome)) metrics.upstreamErrors.inc(upstream, record.outcome);
     const scrubbedHeaders = record.scrubbedHeaders ?? 0;
     const scrubbedBody = record.scrubbedBody ?? 0;
     if (scrubbedHeaders + scrubbedBody > 0) {

@@ -61,7 +61,6 @@ function countingSource(options: { expiresInMs?: number | null; clock: { now(): 
 }
 
 const session = { sessionId: "sess_1" };
-const DIGEST = "a".repeat(64);
 
 function setup(expiresInMs: number | null = null) {
   let now = new Date("2026-11-22T10:00:00Z");
@@ -75,8 +74,7 @@ function setup(expiresInMs: number | null = null) {
     invalidations: hub,
     observer: { hit: () => stats.hits++, miss: () => stats.misses++ },
   });
-  const resolve = async (r: EgressRoute, digest = DIGEST) =>
-    resolver.resolveRouteCredential(session, digest, r);
+  const resolve = async (r: EgressRoute) => resolver.resolveRouteCredential(session, r);
   return {
     hub,
     counting,
@@ -127,11 +125,28 @@ describe("resolveRouteCredential", () => {
     expect(await t.resolve(r)).toBe("r1#2");
   });
 
-  it("keys the cache by plan digest and route", async () => {
+  it("keys the cache by route object: each cached plan's routes are its own", async () => {
     const t = setup();
-    expect(await t.resolve(route("r1", "c1"))).toBe("r1#1");
+    const r1 = route("r1", "c1");
+    // The same route id in another plan (the plan cache gives each plan its own route objects).
+    const r1InAnotherPlan = route("r1", "c1");
+    expect(await t.resolve(r1)).toBe("r1#1");
     expect(await t.resolve(route("r2", "c1"))).toBe("r2#1");
-    expect(await t.resolve(route("r1", "c1"), "b".repeat(64))).toBe("r1#2");
+    expect(await t.resolve(r1InAnotherPlan)).toBe("r1#2");
+    expect(await t.resolve(r1)).toBe("r1#1");
+  });
+
+  it("remembers an invalidation as long as an entry it concerns may still be cached", async () => {
+    const t = setup();
+    const a = route("ra", "conn_a");
+    expect(await t.resolve(a)).toBe("ra#1"); // kept at most five minutes
+    t.advance(100_000);
+    t.hub.publish({ type: "connection.updated", connectionId: "conn_a" });
+    t.advance(199_000);
+    // Recording another invalidation forgets only records older than five minutes.
+    t.hub.publish({ type: "connection.updated", connectionId: "conn_b" });
+    expect(await t.resolve(a)).toBe("ra#2");
+    expect(await t.resolve(a)).toBe("ra#2");
   });
 
   it("drops the entries of a connection on its events, and nothing else", async () => {
@@ -197,7 +212,7 @@ describe("resolveRouteCredential", () => {
       invalidations: createInvalidationHub(),
     });
     const error = await Promise.resolve(
-      resolver.resolveRouteCredential(session, DIGEST, route("ra", "conn_a")),
+      resolver.resolveRouteCredential(session, route("ra", "conn_a")),
     ).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: "proxy_auth_required", status: 407 });
   });

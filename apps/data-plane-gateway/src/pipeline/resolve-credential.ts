@@ -2,15 +2,20 @@ import type { Clock } from "@keyway/crypto";
 import type { EgressRoute } from "@keyway/integrations-core";
 import { GatewayError } from "../errors";
 import type { InvalidationEvent, InvalidationHub } from "../invalidations";
-import { LruCache } from "../lru-cache";
 
 /**
  * Stage 4 — resolve the credential of a matched route, just in time (SPEC §7 "Matched request").
- * Cached by plan digest + route id; one control-plane call per key at a time (single flight);
- * kept until the control plane's expiry minus a safety margin, and at most `maxTtlMs` for secrets
- * that never expire; dropped on invalidation events. The cache is kept through a control-plane
- * outage (cached credentials keep working until they expire) and dropped when the event feed
- * reconnects, since events may have been missed meanwhile.
+ * Cached per route of a cached plan (plan digest + route id); one control-plane call per route at
+ * a time (single flight); kept until the control plane's expiry minus a safety margin, and at most
+ * `maxTtlMs` for secrets that never expire; dropped on invalidation events. The cache is kept
+ * through a control-plane outage (cached credentials keep working until they expire) and dropped
+ * when the event feed reconnects, since events may have been missed meanwhile.
+ *
+ * Entries belong to the route object (a `WeakMap`; the plan cache gives each plan's routes their
+ * own objects), so they live as long as their plan stays in memory — bounded by the plan cache's
+ * bytes, never a count of plans that thousands of sandboxes would overrun — and a hit allocates
+ * nothing. Invalidations cannot walk a `WeakMap`: each records the generation it happened at, and
+ * an entry resolved before a matching invalidation is stale.
  */
 
 export interface CredentialSource {
@@ -34,8 +39,6 @@ export interface ResolveCredentialOptions {
   expiryMarginMs?: number;
   /** Longest a credential is cached, whatever its expiry. Default 5 minutes. */
   maxTtlMs?: number;
-  /** Plans whose credentials are cached. Default 4,096. */
-  maxPlans?: number;
 }
 
 interface CachedCredential {
@@ -44,12 +47,14 @@ interface CachedCredential {
   readonly connectionId: string | undefined;
   /** The session whose resolution the control plane authorized. */
   readonly sessionId: string;
+  /** The invalidation generation when its resolution started. */
+  readonly generation: number;
 }
 
-/** The credentials of one plan: route id → value, plus the resolutions under way. */
-interface PlanCredentials {
-  readonly byRoute: Map<string, CachedCredential>;
-  readonly loading: Map<string, Promise<CachedCredential>>;
+/** When something was invalidated: its generation, and the time (to forget it later). */
+interface Invalidated {
+  readonly generation: number;
+  readonly atMs: number;
 }
 
 export interface ResolveCredentialSession {
@@ -63,7 +68,6 @@ export interface ResolveCredential {
    */
   resolveRouteCredential(
     session: ResolveCredentialSession,
-    planDigest: string,
     route: EgressRoute,
   ): string | null | Promise<string | null>;
   close(): void;
@@ -90,29 +94,52 @@ export function createResolveCredential(options: ResolveCredentialOptions): Reso
   const observer = options.observer ?? NOOP_OBSERVER;
   const marginMs = options.expiryMarginMs ?? 30_000;
   const maxTtlMs = options.maxTtlMs ?? 5 * 60_000;
-  const plans = new LruCache<string, PlanCredentials>(options.maxPlans ?? 4_096);
-  // Bumped by every invalidation: a resolution that started before one is used once, not cached.
+  const cached = new WeakMap<EgressRoute, CachedCredential>();
+  const loading = new WeakMap<EgressRoute, Promise<CachedCredential>>();
+  // Bumped by every invalidation. An entry is fresh only if its resolution started at or after
+  // the last invalidation that concerns it: one overtaken by an invalidation is used once.
   let generation = 0;
+  let droppedAll = 0;
+  const droppedConnections = new Map<string, Invalidated>();
+  const droppedSessions = new Map<string, Invalidated>();
 
-  function dropWhere(predicate: (entry: CachedCredential) => boolean): void {
+  function isFresh(entry: CachedCredential, nowMs: number): boolean {
+    if (entry.expiresAtMs <= nowMs || entry.generation < droppedAll) return false;
+    // Both maps are empty or small: they hold only the last few minutes of invalidations.
+    const session = droppedSessions.get(entry.sessionId);
+    if (session !== undefined && entry.generation < session.generation) return false;
+    if (entry.connectionId === undefined) return true;
+    const connection = droppedConnections.get(entry.connectionId);
+    return connection === undefined || entry.generation >= connection.generation;
+  }
+
+  /** Records an invalidation of `key`, and forgets those no entry can predate any more. */
+  function drop(map: Map<string, Invalidated>, key: string): void {
+    const nowMs = clock.now().getTime();
     generation++;
-    plans.deleteWhere((credentials) => {
-      for (const [routeId, entry] of credentials.byRoute) {
-        if (predicate(entry)) credentials.byRoute.delete(routeId);
-      }
-      return credentials.byRoute.size === 0 && credentials.loading.size === 0;
-    });
+    map.set(key, { generation, atMs: nowMs });
+    // Every entry resolved before an invalidation has expired `maxTtlMs` after it.
+    for (const [name, invalidated] of map) {
+      if (invalidated.atMs + maxTtlMs < nowMs) map.delete(name);
+    }
+  }
+
+  function dropAll(): void {
+    generation++;
+    droppedAll = generation;
+    droppedConnections.clear();
+    droppedSessions.clear();
   }
 
   function invalidate(event: InvalidationEvent): void {
     switch (event.type) {
       case "session.revoked":
-        dropWhere((entry) => entry.sessionId === event.sessionId);
+        drop(droppedSessions, event.sessionId);
         return;
       case "connection.updated":
       case "connection.revoked":
       case "credential.rotated":
-        dropWhere((entry) => entry.connectionId === event.connectionId);
+        drop(droppedConnections, event.connectionId);
         return;
       case "target.updated":
       case "target.disabled":
@@ -122,16 +149,7 @@ export function createResolveCredential(options: ResolveCredentialOptions): Reso
     }
   }
 
-  function dropAll(): void {
-    generation++;
-    plans.clear();
-  }
-
-  async function load(
-    credentials: PlanCredentials,
-    sessionId: string,
-    route: EgressRoute,
-  ): Promise<CachedCredential> {
+  async function load(sessionId: string, route: EgressRoute): Promise<CachedCredential> {
     const startedGeneration = generation;
     let resolved: { value: string; expiresAt: Date | null };
     try {
@@ -161,41 +179,32 @@ export function createResolveCredential(options: ResolveCredentialOptions): Reso
       expiresAtMs: untilMs,
       connectionId: route.credential?.connectionId,
       sessionId,
+      generation: startedGeneration,
     };
-    if (untilMs > nowMs && generation === startedGeneration) {
-      credentials.byRoute.set(route.id, entry);
-    }
+    if (untilMs > nowMs) cached.set(route, entry);
     return entry;
   }
 
   const unsubscribe = options.invalidations.subscribe({ onEvent: invalidate, onResync: dropAll });
 
   return {
-    resolveRouteCredential(session, planDigest, route) {
+    resolveRouteCredential(session, route) {
       if (route.auth.type === "none") return null;
-      let credentials = plans.get(planDigest);
-      if (credentials === undefined) {
-        credentials = { byRoute: new Map(), loading: new Map() };
-        plans.set(planDigest, credentials);
-      }
-      const cached = credentials.byRoute.get(route.id);
-      if (cached !== undefined) {
-        if (cached.expiresAtMs > clock.now().getTime()) {
+      const entry = cached.get(route);
+      if (entry !== undefined) {
+        if (isFresh(entry, clock.now().getTime())) {
           observer.hit();
-          return cached.value;
+          return entry.value;
         }
-        credentials.byRoute.delete(route.id);
+        cached.delete(route);
       }
       observer.miss();
-      let pending = credentials.loading.get(route.id);
+      let pending = loading.get(route);
       if (pending === undefined) {
-        const owner = credentials;
-        pending = load(owner, session.sessionId, route).finally(() =>
-          owner.loading.delete(route.id),
-        );
-        owner.loading.set(route.id, pending);
+        pending = load(session.sessionId, route).finally(() => loading.delete(route));
+        loading.set(route, pending);
       }
-      return pending.then((entry) => entry.value);
+      return pending.then((resolved) => resolved.value);
     },
     close: unsubscribe,
   };

@@ -1,12 +1,14 @@
 import type { Clock } from "@keyway/crypto";
+import type { EgressRoute } from "@keyway/integrations-core";
 import { GatewayError } from "../errors";
-import { LruCache } from "../lru-cache";
 
 /**
- * Per-route rate limit (SPEC §7 "Resilience"): one token bucket per plan digest + route id, so
- * every session running the same compiled plan shares a route's budget. Buckets refill lazily
- * when they are next used (no timer per bucket) and live in an LRU, so memory stays bounded
- * however many plans and routes pass through.
+ * Per-route rate limit (SPEC §7 "Resilience"): one token bucket per route of a cached plan (plan
+ * digest + route id), so every session running the same compiled plan shares a route's budget.
+ * Buckets refill lazily when they are next used (no timer per bucket) and belong to the route
+ * object (a `WeakMap`): they live exactly as long as the plan stays in memory, which the plan
+ * cache bounds by bytes, and finding one allocates nothing. A plan evicted and fetched again
+ * starts with full buckets.
  */
 
 export interface RateLimitSettings {
@@ -14,8 +16,6 @@ export interface RateLimitSettings {
   requestsPerSecond: number;
   /** Bucket capacity: how many requests may go at once after a quiet period. */
   burst: number;
-  /** Buckets kept; the least recently used is dropped (and starts full if seen again). */
-  maxBuckets?: number;
 }
 
 interface Bucket {
@@ -23,9 +23,9 @@ interface Bucket {
   updatedAtMs: number;
 }
 
-/** Token buckets by key, refilled from the clock on each `take`. */
-export class TokenBuckets {
-  readonly #buckets: LruCache<string, Bucket>;
+/** Token buckets by key object, refilled from the clock on each `take`. */
+export class TokenBuckets<K extends object> {
+  readonly #buckets = new WeakMap<K, Bucket>();
   readonly #tokensPerMs: number;
   readonly #burst: number;
 
@@ -41,11 +41,10 @@ export class TokenBuckets {
     }
     this.#tokensPerMs = settings.requestsPerSecond / 1000;
     this.#burst = settings.burst;
-    this.#buckets = new LruCache(settings.maxBuckets ?? 10_000);
   }
 
   /** Takes one token from `key`'s bucket: 0 when granted, else milliseconds until one is there. */
-  take(key: string): number {
+  take(key: K): number {
     const nowMs = this.clock.now().getTime();
     let bucket = this.#buckets.get(key);
     if (bucket === undefined) {
@@ -67,23 +66,26 @@ export class TokenBuckets {
   }
 }
 
-/** Admits a route request or throws 429 `rate_limited` with `Retry-After`. */
-export type AdmitRouteRequest = (planDigest: string, routeId: string) => void;
+/**
+ * Admits a request on a route of a cached plan, or throws 429 `rate_limited` with `Retry-After`.
+ * The route object stands for plan digest + route id: the plan cache gives each plan's routes
+ * their own objects.
+ */
+export type AdmitRouteRequest = (route: EgressRoute) => void;
 
 export function createRouteRateLimiter(options: {
   settings: RateLimitSettings;
   clock: Clock;
   /** Called for each refused request (metrics). */
-  onLimited?: (routeId: string) => void;
+  onLimited?: (route: EgressRoute) => void;
 }): AdmitRouteRequest {
-  const buckets = new TokenBuckets(options.settings, options.clock);
+  const buckets = new TokenBuckets<EgressRoute>(options.settings, options.clock);
   const onLimited = options.onLimited;
 
-  return function admitRouteRequest(planDigest, routeId) {
-    // A digest is hex, so a space cannot occur in it: the key is unambiguous.
-    const waitMs = buckets.take(`${planDigest} ${routeId}`);
+  return function admitRouteRequest(route) {
+    const waitMs = buckets.take(route);
     if (waitMs === 0) return;
-    onLimited?.(routeId);
+    onLimited?.(route);
     throw new GatewayError("rate_limited", "too many requests on this route; retry later", {
       retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
     });

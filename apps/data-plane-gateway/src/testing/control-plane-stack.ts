@@ -99,6 +99,8 @@ export interface TestControlPlane {
   resolutions(routeId: string): Promise<number>;
   /** Internal API requests refused for a missing, invalid or replayed assertion (401). */
   readonly refusedAssertions: number;
+  /** Plans served (`GET /internal/v1/plans/:digest` answered 200), by digest. */
+  planFetches(digest: string): number;
   /** Warnings and errors the control plane logged (to explain a failing test). */
   logs: string[];
   close(): Promise<void>;
@@ -236,6 +238,7 @@ export async function startTestControlPlane(): Promise<TestControlPlane> {
   // `close` can cut them, as the control plane's own server does on shutdown.
   const eventStreams = new Set<Duplex>();
   let refusedAssertions = 0;
+  const plansServed = new Map<string, number>();
   let closing: Promise<void> | undefined;
   server.on("request", (request: IncomingMessage, response: ServerResponse) => {
     const path = request.url ?? "";
@@ -251,6 +254,11 @@ export async function startTestControlPlane(): Promise<TestControlPlane> {
     if (path.startsWith("/internal/")) {
       response.once("finish", () => {
         if (response.statusCode === 401) refusedAssertions++;
+        const plan = /^\/internal\/v1\/plans\/([^/?]+)/.exec(path)?.[1];
+        if (plan !== undefined && response.statusCode === 200) {
+          const digest = decodeURIComponent(plan);
+          plansServed.set(digest, (plansServed.get(digest) ?? 0) + 1);
+        }
       });
     }
   });
@@ -377,6 +385,8 @@ export async function startTestControlPlane(): Promise<TestControlPlane> {
     get refusedAssertions() {
       return refusedAssertions;
     },
+
+    planFetches: (digest) => plansServed.get(digest) ?? 0,
 
     close() {
       closing ??= shutDown();

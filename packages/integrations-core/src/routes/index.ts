@@ -4,6 +4,7 @@ export {
   type MatchResult,
   matchRequest,
   type RawRequest,
+  type Routable,
   type RouteIndex,
 } from "./route-index";
 export {

@@ -1,4 +1,4 @@
-import type { EgressRoute } from "../plan/schema";
+import type { EgressRoute, RouteMatch } from "../plan/schema";
 import {
   normalizeHost,
   normalizeMethod,
@@ -16,23 +16,30 @@ const SLASH = 0x2f;
  * The gateway's runtime form of the route list: built once per plan, then frozen. A lookup costs
  * one Map get per candidate prefix of the request path (bounded by the longest prefix the host
  * has), whatever the number of routes. It agrees with `routeMatchesRequest` by construction: hosts,
- * methods and prefixes are normalized by the same functions.
+ * methods and prefixes are normalized by the same functions. It reads only each route's `match`,
+ * so it can index any object carrying one (the gateway indexes route positions, and shares one
+ * index among plans whose routes match alike).
  */
-export interface RouteIndex {
+export interface RouteIndex<R extends Routable = EgressRoute> {
   /** The route that wins for this request: longest matching prefix, then earliest in the plan. */
-  lookup(req: RouteRequest): EgressRoute | undefined;
+  lookup(req: RouteRequest): R | undefined;
   /** Every matching route, in the order `lookup` prefers them. */
-  lookupAll(req: RouteRequest): EgressRoute[];
+  lookupAll(req: RouteRequest): R[];
   /** Whether any route names this (normalized) host. */
   isManagedHost(host: string): boolean;
   /** The managed hosts, normalized, in order of first appearance. */
   hosts(): readonly string[];
 }
 
+/** What the index needs of a route. */
+export interface Routable {
+  readonly match: RouteMatch;
+}
+
 export type DenyReason = "no_route" | "malformed_host" | PathRefusalReason;
 
-export type MatchResult =
-  | { readonly kind: "matched"; readonly route: EgressRoute }
+export type MatchResult<R extends Routable = EgressRoute> =
+  | { readonly kind: "matched"; readonly route: R }
   | { readonly kind: "denied"; readonly reason: DenyReason }
   | { readonly kind: "unmanaged" };
 
@@ -44,15 +51,15 @@ export interface RawRequest {
   readonly rawPath: string;
 }
 
-interface IndexedRoute {
-  readonly route: EgressRoute;
+interface IndexedRoute<R> {
+  readonly route: R;
   /** Upper-cased methods, or null for any method. */
   readonly methods: ReadonlySet<string> | null;
 }
 
-interface HostTable {
+interface HostTable<R> {
   /** Prefix → routes with that prefix, in plan order. */
-  readonly byPrefix: Map<string, IndexedRoute[]>;
+  readonly byPrefix: Map<string, IndexedRoute<R>[]>;
   /**
    * `prefixLengths[n]` has ENDS_WITH_SLASH set when some n-character prefix ends with `/`, and
    * ENDS_OTHERWISE when one ends with anything else. Lets the walk skip most Map gets: in a plan
@@ -65,11 +72,11 @@ interface HostTable {
 const ENDS_WITH_SLASH = 1;
 const ENDS_OTHERWISE = 2;
 
-export function buildRouteIndex(routes: readonly EgressRoute[]): RouteIndex {
-  const building = new Map<string, Map<string, IndexedRoute[]>>();
+export function buildRouteIndex<R extends Routable>(routes: readonly R[]): RouteIndex<R> {
+  const building = new Map<string, Map<string, IndexedRoute<R>[]>>();
   for (const route of routes) {
     const methods = routeMethods(route.match);
-    const entry: IndexedRoute = { route, methods: methods === null ? null : new Set(methods) };
+    const entry: IndexedRoute<R> = { route, methods: methods === null ? null : new Set(methods) };
     const prefixes = routePathPrefixes(route.match);
     for (const host of routeHosts(route.match)) {
       let byPrefix = building.get(host);
@@ -85,7 +92,7 @@ export function buildRouteIndex(routes: readonly EgressRoute[]): RouteIndex {
     }
   }
 
-  const tables = new Map<string, HostTable>();
+  const tables = new Map<string, HostTable<R>>();
   for (const [host, byPrefix] of building) {
     // Starts at 0: a host whose routes have no usable prefix still gets a (never matching) table.
     let maxPrefixLength = 0;
@@ -101,15 +108,15 @@ export function buildRouteIndex(routes: readonly EgressRoute[]): RouteIndex {
   const hostList = Object.freeze([...tables.keys()]);
 
   return Object.freeze({
-    lookup(req: RouteRequest): EgressRoute | undefined {
+    lookup(req: RouteRequest): R | undefined {
       const table = tables.get(req.host);
       if (table === undefined) return undefined;
       return search(table, req.path, normalizeMethod(req.method), null)?.route;
     },
-    lookupAll(req: RouteRequest): EgressRoute[] {
+    lookupAll(req: RouteRequest): R[] {
       const table = tables.get(req.host);
       if (table === undefined) return [];
-      const found: IndexedRoute[] = [];
+      const found: IndexedRoute<R>[] = [];
       search(table, req.path, normalizeMethod(req.method), found);
       return found.map((entry) => entry.route);
     },
@@ -129,12 +136,12 @@ export function buildRouteIndex(routes: readonly EgressRoute[]): RouteIndex {
  * route once (a route with several matching prefixes is placed at its longest) and returns
  * undefined. Substrings are taken only for lengths some prefix actually has.
  */
-function search(
-  table: HostTable,
+function search<R>(
+  table: HostTable<R>,
   path: string,
   method: string,
-  found: IndexedRoute[] | null,
-): IndexedRoute | undefined {
+  found: IndexedRoute<R>[] | null,
+): IndexedRoute<R> | undefined {
   const n = path.length;
   let hit = probe(table, path, n, method, found);
   if (hit !== undefined) return hit;
@@ -157,13 +164,13 @@ function search(
   return undefined;
 }
 
-function probe(
-  table: HostTable,
+function probe<R>(
+  table: HostTable<R>,
   path: string,
   length: number,
   method: string,
-  found: IndexedRoute[] | null,
-): IndexedRoute | undefined {
+  found: IndexedRoute<R>[] | null,
+): IndexedRoute<R> | undefined {
   if (length > table.maxPrefixLength) return undefined;
   const wanted = path.charCodeAt(length - 1) === SLASH ? ENDS_WITH_SLASH : ENDS_OTHERWISE;
   if ((table.prefixLengths[length]! & wanted) === 0) return undefined;
@@ -178,8 +185,8 @@ function probe(
   return undefined;
 }
 
-const UNMANAGED: MatchResult = Object.freeze({ kind: "unmanaged" });
-const DENIED: { readonly [R in DenyReason]: MatchResult } = {
+const UNMANAGED: MatchResult<never> = Object.freeze({ kind: "unmanaged" });
+const DENIED: { readonly [D in DenyReason]: MatchResult<never> } = {
   no_route: Object.freeze({ kind: "denied", reason: "no_route" }),
   malformed_host: Object.freeze({ kind: "denied", reason: "malformed_host" }),
   dot_segment: Object.freeze({ kind: "denied", reason: "dot_segment" }),
@@ -194,7 +201,10 @@ const DENIED: { readonly [R in DenyReason]: MatchResult } = {
  * egress policy decides it); a managed host's path must normalize and match a route. A Host that
  * does not parse is denied: it cannot be shown to be unmanaged.
  */
-export function matchRequest(index: RouteIndex, req: RawRequest): MatchResult {
+export function matchRequest<R extends Routable>(
+  index: RouteIndex<R>,
+  req: RawRequest,
+): MatchResult<R> {
   const host = normalizeHost(req.host);
   if (host === null) return DENIED.malformed_host;
   if (!index.isManagedHost(host)) return UNMANAGED;

@@ -5,6 +5,7 @@
  *   pnpm bench:gateway [--json FILE] [--duration S] [--warmup S] [--cases a,b] [--profile DIR]
  *                      [--connections 1,16,64] [--loadgen undici] [--log FILE]
  *                      [--gateway-node-flags "--trace-gc …"] [--gateway-build bundle|tsx]
+ *                      [--gateway-bundle FILE]
  *                      [--routes N] [--sessions N [--distinct-plans]] [--alloc]
  *                      [--plan-curve 1,100,1000,5000 [--sessions N] [--rounds R]]
  *
@@ -169,6 +170,12 @@ const gatewayBuild = flag("--gateway-build") ?? "bundle";
 if (gatewayBuild !== "tsx" && gatewayBuild !== "bundle") {
   throw new Error("--gateway-build is bundle or tsx");
 }
+/**
+ * `--gateway-bundle FILE`: run this bundle instead of building one, e.g. one built from an earlier
+ * commit to compare before and after (it must sit in `apps/data-plane-gateway/dist/` to resolve
+ * its external packages).
+ */
+const gatewayBundle = flag("--gateway-bundle");
 
 type Via = "direct" | "gateway" | "nginx" | "naive";
 type Scheme = "http" | "https";
@@ -798,7 +805,7 @@ function reportPlanCurve(machine: ReturnType<typeof machineFacts>, points: PlanC
       planRoutes: PLAN_ROUTES,
       connections: onlyConnections?.[0] ?? 16,
       loadGenerator: "wrk 1 thread, rotating through the point's session tokens",
-      gatewayBuild,
+      gatewayBuild: gatewayBundle ?? gatewayBuild,
     },
     points: rows,
   });
@@ -937,9 +944,11 @@ async function main() {
     );
     if (profileDir) mkdirSync(profileDir, { recursive: true });
     const gatewayEntry =
-      gatewayBuild === "bundle"
-        ? [await buildService("data-plane-gateway")]
-        : ["--import", "tsx", GATEWAY_MAIN];
+      gatewayBundle !== undefined
+        ? [resolve(gatewayBundle)]
+        : gatewayBuild === "bundle"
+          ? [await buildService("data-plane-gateway")]
+          : ["--import", "tsx", GATEWAY_MAIN];
     const gatewayLog = logFile === "" ? join(dir, "gateway.log") : logFile;
     const logFd = openSync(gatewayLog, "w");
     const gateway = spawnNode(

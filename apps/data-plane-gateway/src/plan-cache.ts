@@ -6,6 +6,8 @@ import {
   type EgressRoute,
   type RouteIndex,
   type RouteMatch,
+  routeHosts,
+  routePathPrefixes,
 } from "@keyway/integrations-core";
 import { LruCache } from "./lru-cache";
 
@@ -20,9 +22,10 @@ import { LruCache } from "./lru-cache";
  * Each plan is kept in the gateway's own compact form: its routes and egress policy only (files,
  * processes and the rest are the sandbox's business), and what many plans have alike held once.
  * Profile versions of one profile, and profiles binding the same connections the same way,
- * compile to routes that differ only in their ids: everything else of a route, and the route
- * index, is a `PlanShape` shared by all such plans, and a plan adds little more than its route
- * ids. The budget counts each plan's own part and each shape in use once.
+ * compile to routes that differ only in their ids (and in their order, which follows the binding
+ * ids): everything else of a route, and the route index, is a `PlanShape` shared by all such plans,
+ * and a plan adds little more than its route ids. The budget counts each plan's own part and each
+ * shape in use once.
  */
 
 /** A route's position in its plan: what a shared route index finds. */
@@ -34,7 +37,7 @@ export interface RouteSlot {
 /** A session's plan as the gateway uses it. */
 export interface SessionPlan {
   readonly digest: string;
-  /** The plan's routes, in plan order, with their own ids. */
+  /** The plan's routes with their own ids, in the shape's order (what `index` positions). */
   readonly routes: readonly EgressRoute[];
   readonly egressPolicy: EgressPolicy | undefined;
   /** Finds route positions; shared by every plan of the same shape. */
@@ -117,6 +120,37 @@ function templateOf(route: EgressRoute): RouteTemplate {
   return template;
 }
 
+/**
+ * Whether two routes share a host and a path prefix: only then can the index's tie-break (the
+ * earlier route wins) decide a request, and only then does route order matter.
+ */
+function hasTies(routes: readonly EgressRoute[]): boolean {
+  const seen = new Set<string>();
+  for (const { match } of routes) {
+    for (const host of routeHosts(match)) {
+      for (const prefix of routePathPrefixes(match)) {
+        const key = `${host} ${prefix}`;
+        if (seen.has(key)) return true;
+        seen.add(key);
+      }
+    }
+  }
+  return false;
+}
+
+/**
+ * The plan's routes in the order its shape keeps them: by their templates' JSON, so that plans
+ * listing alike routes in another order share a shape; in plan order when routes tie.
+ */
+function shapeOrder(plan: CompiledRuntimePlan): { order: number[]; json: string[] } {
+  const json = plan.routes.map((route) => JSON.stringify(templateOf(route)));
+  const order = json.map((_, i) => i);
+  if (!hasTies(plan.routes)) {
+    order.sort((a, b) => (json[a]! < json[b]! ? -1 : json[a]! > json[b]! ? 1 : a - b));
+  }
+  return { order, json };
+}
+
 export function createPlanCache(options: PlanCacheOptions): PlanCache {
   const { source, observer } = options;
   /** Shapes of the cached plans, by their key. */
@@ -139,12 +173,15 @@ export function createPlanCache(options: PlanCacheOptions): PlanCache {
   });
   const loading = new Map<string, Promise<SessionPlan>>();
 
-  function shapeOf(plan: CompiledRuntimePlan): PlanShape {
-    const templates = plan.routes.map(templateOf);
-    const json = JSON.stringify([templates, plan.egressPolicy ?? null]);
-    const key = createHash("sha256").update(json).digest("base64");
+  function shapeOf(plan: CompiledRuntimePlan, order: readonly number[], json: string[]): PlanShape {
+    const hash = createHash("sha256");
+    for (const i of order) hash.update(json[i]!).update("\n");
+    hash.update(JSON.stringify(plan.egressPolicy ?? null));
+    const key = hash.digest("base64");
     let shape = shapes.get(key);
     if (shape === undefined) {
+      const templates = order.map((i) => templateOf(plan.routes[i]!));
+      const jsonLength = json.reduce((total, text) => total + text.length, 0);
       shape = {
         key,
         templates,
@@ -152,7 +189,7 @@ export function createPlanCache(options: PlanCacheOptions): PlanCache {
         index: buildRouteIndex(templates.map((t, position) => ({ match: t.match, position }))),
         bytes:
           SHAPE_OVERHEAD_BYTES +
-          json.length * SHAPE_BYTES_PER_JSON_BYTE +
+          jsonLength * SHAPE_BYTES_PER_JSON_BYTE +
           indexEntries(templates) * INDEX_BYTES_PER_ENTRY,
         plans: 0,
       };
@@ -161,9 +198,11 @@ export function createPlanCache(options: PlanCacheOptions): PlanCache {
   }
 
   function admit(digest: string, plan: CompiledRuntimePlan): SessionPlan {
-    const shape = shapeOf(plan);
+    const { order, json } = shapeOrder(plan);
+    const shape = shapeOf(plan, order, json);
     let bytes = PLAN_OVERHEAD_BYTES + stringBytes(digest) + 8 * plan.routes.length;
-    const routes = plan.routes.map((route, position) => {
+    const routes = order.map((i, position) => {
+      const route = plan.routes[i]!;
       // Every field but the ids is the shape's: one object per distinct value in memory.
       const template = shape.templates[position]!;
       bytes += ROUTE_RECORD_BYTES + stringBytes(route.id) + stringBytes(route.bindingId);

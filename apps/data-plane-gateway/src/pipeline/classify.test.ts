@@ -155,3 +155,70 @@ describe("plans sharing a shape", () => {
     });
   });
 });
+
+describe("route order across plans", () => {
+  function cacheOf(...plans: CompiledRuntimePlan[]) {
+    const byDigest = new Map(plans.map((p) => [planDigest(p), p]));
+    const cache = createPlanCache({
+      source: {
+        async fetchPlan(d) {
+          const found = byDigest.get(d);
+          if (found === undefined) throw new Error("unknown plan");
+          return found;
+        },
+      },
+    });
+    return { cache, classify: createClassify({ plans: cache }) };
+  }
+  const versionOf = (
+    p: CompiledRuntimePlan,
+    v: string,
+    order: (routes: typeof p.routes) => typeof p.routes,
+  ) => ({
+    ...p,
+    profileVersionId: v,
+    routes: order(p.routes.map((r) => ({ ...r, id: `${r.id}_${v}`, bindingId: `b_${v}` }))),
+  });
+
+  it("shares a shape between plans listing alike routes in another order", async () => {
+    // The compiler orders routes by binding id, which every profile version draws anew.
+    const reversed = versionOf(plan, "v2", (routes) => [...routes].reverse());
+    const { cache, classify } = cacheOf(plan, reversed);
+    const first = await classify.loadSessionPlan(digest);
+    const second = await classify.loadSessionPlan(planDigest(reversed));
+    expect(second.index).toBe(first.index);
+    expect(cache.stats().shapes).toBe(1);
+    for (const [authority, rawPath, id] of [
+      ["api.example.test", "/v1/x", "r_api"],
+      ["alt.example.test:8443", "/", "r_alt"],
+    ] as const) {
+      const request = { authority, method: "GET", rawPath };
+      expect(classify.classifyRequest(first, request)).toMatchObject({ route: { id } });
+      expect(classify.classifyRequest(second, request)).toMatchObject({
+        route: { id: `${id}_v2` },
+      });
+    }
+  });
+
+  it("keeps plan order when routes tie on a host and prefix: the earlier route still wins", async () => {
+    const tied: CompiledRuntimePlan = {
+      ...plan,
+      routes: [
+        {
+          ...plan.routes[0]!,
+          id: "r_read",
+          match: { hosts: ["api.example.test"], methods: ["GET"] },
+        },
+        { ...plan.routes[0]!, id: "r_any", match: { hosts: ["api.example.test"] } },
+      ],
+    };
+    const swapped = versionOf(tied, "v2", (routes) => [...routes].reverse());
+    const { cache, classify } = cacheOf(tied, swapped);
+    const first = await classify.loadSessionPlan(planDigest(tied));
+    const second = await classify.loadSessionPlan(planDigest(swapped));
+    expect(cache.stats().shapes).toBe(2);
+    const get = { authority: "api.example.test", method: "GET", rawPath: "/x" };
+    expect(classify.classifyRequest(first, get)).toMatchObject({ route: { id: "r_read" } });
+    expect(classify.classifyRequest(second, get)).toMatchObject({ route: { id: "r_any_v2" } });
+  });
+});

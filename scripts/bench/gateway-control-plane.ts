@@ -17,6 +17,7 @@ import { createDatabase, newId, runMigrations, sandboxSessions } from "@keyway/d
 import type { CompiledRuntimePlan } from "@keyway/integrations-core";
 import { startEmbeddedPostgres } from "@keyway/test-harness";
 import { createApp } from "../../apps/control-plane-api/src/app";
+import { publishInvalidation } from "../../apps/control-plane-api/src/events/invalidations";
 import {
   type SeededConnection,
   type SeededSession,
@@ -66,6 +67,11 @@ export interface BenchControlPlane {
   groups: BenchSessionGroup[];
   /** Internal API requests answered so far: plan lookups and credential resolutions. */
   served(): { plans: number; credentials: number };
+  /**
+   * Publishes `connection.updated` for every connection, as an edit would: gateways drop the
+   * credentials they cached and resolve them again on next use.
+   */
+  refreshCredentials(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -205,6 +211,11 @@ export async function startBenchControlPlane(options: {
     tokens,
     groups,
     served: () => ({ ...counts }),
+    async refreshCredentials() {
+      for (const connection of connections) {
+        await publishInvalidation(db, { type: "connection.updated", connectionId: connection.id });
+      }
+    },
     async close() {
       // Event streams stay open while a gateway runs: cut them so that close() returns.
       server.closeAllConnections();

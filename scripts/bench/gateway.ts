@@ -80,7 +80,9 @@ const DISTINCT_PLANS = process.argv.includes("--distinct-plans");
  * default 2) and per count, the group's sessions are warmed and wrk rotates through them at the
  * first `--connections` value (default 16). Only the number of distinct plans differs between the
  * points, and every point of a round is measured by the same gateway, so ratios to the one-plan
- * point compare like with like. After each point the run reads `/metrics` (size, and the distinct
+ * point compare like with like. Before each warm-up the control plane announces a change to every
+ * connection, so each point starts with credentials just resolved and none reaches its five-minute
+ * cache limit while the point is measured. After each point the run reads `/metrics` (size, and the distinct
  * routes that had traffic so far) and counts the control plane's plan lookups and credential
  * resolutions during it.
  */
@@ -717,6 +719,9 @@ async function runPlanCurve(
   const routesSeen = new Set<number>();
   for (let round = 1; round <= ROUNDS; round++) {
     for (const [at, group] of groups.entries()) {
+      await cp.refreshCredentials();
+      // The events reach the gateway over its event stream within milliseconds.
+      await new Promise((resolveWait) => setTimeout(resolveWait, 1000));
       const warm = await warmSessions(setup, group.proxyAuthorizations);
       routesSeen.add(at);
       const req: Request = {

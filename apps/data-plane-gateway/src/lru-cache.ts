@@ -25,10 +25,18 @@ export interface LruCacheLimits<K, V> {
   onRemove?: (value: V, key: K) => void;
 }
 
+/** An entry's value and size, one object for its life (a hit moves it, allocating nothing). */
+interface Slot<V> {
+  readonly value: V;
+  readonly size: number;
+}
+
 export class LruCache<K, V> {
-  readonly #entries = new Map<K, V>();
-  /** Sizes by key, when bounded by size. */
-  readonly #sizes: Map<K, number> | undefined;
+  /**
+   * Sizes travel with their values: a second map keyed by the same keys would keep a second copy
+   * of each key, since a hit re-inserts the entry under the caller's (equal, newer) key.
+   */
+  readonly #entries = new Map<K, Slot<V>>();
   readonly #sizeOf: ((value: V, key: K) => number) | undefined;
   readonly #onRemove: ((value: V, key: K) => void) | undefined;
   readonly #sharedSize: (() => number) | undefined;
@@ -57,7 +65,6 @@ export class LruCache<K, V> {
     if (options.maxSize !== undefined) {
       if (!(this.maxSize > 0)) throw new TypeError("LruCache maxSize must be positive");
       if (options.sizeOf === undefined) throw new TypeError("LruCache maxSize needs sizeOf");
-      this.#sizes = new Map();
       this.#sizeOf = options.sizeOf;
       this.#sharedSize = options.sharedSize;
     }
@@ -78,12 +85,12 @@ export class LruCache<K, V> {
 
   get(key: K): V | undefined {
     if (this.#hasNewest && this.#newest === key) return this.#newestValue;
-    const value = this.#entries.get(key);
-    if (value === undefined) return undefined;
+    const slot = this.#entries.get(key);
+    if (slot === undefined) return undefined;
     this.#entries.delete(key);
-    this.#entries.set(key, value);
-    this.#markNewest(key, value);
-    return value;
+    this.#entries.set(key, slot);
+    this.#markNewest(key, slot.value);
+    return slot.value;
   }
 
   /** Whether the key is cached, without touching its place in the order. */
@@ -103,11 +110,8 @@ export class LruCache<K, V> {
       this.#onRemove?.(value, key);
       return;
     }
-    this.#entries.set(key, value);
-    if (this.#sizes !== undefined) {
-      this.#sizes.set(key, size);
-      this.#totalSize += size;
-    }
+    this.#entries.set(key, { value, size });
+    this.#totalSize += size;
     this.#markNewest(key, value);
     while (this.#entries.size > this.maxEntries || this.#overBudget()) {
       const oldest = this.#entries.keys().next();
@@ -123,7 +127,7 @@ export class LruCache<K, V> {
   /** Removes every entry for which `predicate` is true; returns how many went. */
   deleteWhere(predicate: (value: V, key: K) => boolean): number {
     let removed = 0;
-    for (const [key, value] of this.#entries) {
+    for (const [key, { value }] of this.#entries) {
       if (predicate(value, key)) {
         this.#remove(key);
         removed++;
@@ -135,10 +139,9 @@ export class LruCache<K, V> {
   clear(): void {
     const removed = this.#onRemove === undefined ? [] : [...this.#entries];
     this.#entries.clear();
-    this.#sizes?.clear();
     this.#totalSize = 0;
     this.#forgetNewest();
-    for (const [key, value] of removed) this.#onRemove?.(value, key);
+    for (const [key, { value }] of removed) this.#onRemove?.(value, key);
   }
 
   #overBudget(): boolean {
@@ -146,16 +149,12 @@ export class LruCache<K, V> {
   }
 
   #remove(key: K): boolean {
-    const value = this.#entries.get(key);
-    // `undefined` is never a cached value: `get` answers it for a miss.
-    if (value === undefined) return false;
+    const slot = this.#entries.get(key);
+    if (slot === undefined) return false;
     this.#entries.delete(key);
     if (this.#hasNewest && this.#newest === key) this.#forgetNewest();
-    if (this.#sizes !== undefined) {
-      this.#totalSize -= this.#sizes.get(key) ?? 0;
-      this.#sizes.delete(key);
-    }
-    this.#onRemove?.(value, key);
+    this.#totalSize -= slot.size;
+    this.#onRemove?.(slot.value, key);
     return true;
   }
 

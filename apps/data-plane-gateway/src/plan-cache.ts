@@ -37,11 +37,16 @@ export interface RouteSlot {
 /** A session's plan as the gateway uses it. */
 export interface SessionPlan {
   readonly digest: string;
-  /** The plan's routes with their own ids, in the shape's order (what `index` positions). */
-  readonly routes: readonly EgressRoute[];
   readonly egressPolicy: EgressPolicy | undefined;
   /** Finds route positions; shared by every plan of the same shape. */
   readonly index: RouteIndex<RouteSlot>;
+  /** How many routes the plan has. */
+  readonly routeCount: number;
+  /**
+   * The route at a position of `index`, with this plan's own ids: one object per route of the
+   * cached plan (made on its first use), so state kept by route object is per plan and route.
+   */
+  route(position: number): EgressRoute;
 }
 
 /** Where plans come from: the control plane (`GET /internal/v1/plans/:digest`, verified). */
@@ -87,19 +92,81 @@ interface PlanShape {
 interface CachedPlan {
   readonly view: SessionPlan;
   readonly shape: PlanShape;
-  /** Approximate bytes of the plan's own part (its route records and ids). */
+  /** Approximate bytes of the plan's own part (its route ids). */
   readonly bytes: number;
+}
+
+/**
+ * A plan in memory: its shape, and its route ids as one JSON string (`[id, bindingId, …]` in the
+ * shape's order). Thousands of plans of a few dozen routes each are mostly route ids; one string
+ * per plan costs about half of one string per id, and most routes of most plans are never used
+ * by the sessions on them, so their route objects are made on first use.
+ */
+class ShapedPlan implements SessionPlan {
+  readonly #shape: PlanShape;
+  readonly #ids: string;
+  readonly #routes: (EgressRoute | undefined)[];
+
+  constructor(
+    readonly digest: string,
+    shape: PlanShape,
+    ids: string,
+  ) {
+    this.#shape = shape;
+    this.#ids = ids;
+    this.#routes = new Array(shape.templates.length);
+  }
+
+  get egressPolicy(): EgressPolicy | undefined {
+    return this.#shape.egressPolicy;
+  }
+
+  get index(): RouteIndex<RouteSlot> {
+    return this.#shape.index;
+  }
+
+  get routeCount(): number {
+    return this.#routes.length;
+  }
+
+  route(position: number): EgressRoute {
+    return this.#routes[position] ?? this.#makeRoute(position);
+  }
+
+  #makeRoute(position: number): EgressRoute {
+    const template = this.#shape.templates[position];
+    if (template === undefined) throw new RangeError(`no route at position ${position}`);
+    const ids: unknown = JSON.parse(this.#ids);
+    const id = Array.isArray(ids) ? ids[2 * position] : undefined;
+    const bindingId = Array.isArray(ids) ? ids[2 * position + 1] : undefined;
+    if (typeof id !== "string" || typeof bindingId !== "string") {
+      throw new RangeError(`no route ids at position ${position}`);
+    }
+    // Every field but the ids is the shape's: one object per distinct value in memory.
+    const route: EgressRoute = Object.freeze({
+      id,
+      bindingId,
+      match: template.match,
+      upstream: template.upstream,
+      auth: template.auth,
+      credential: template.credential,
+      mcp: template.mcp,
+    });
+    this.#routes[position] = route;
+    return route;
+  }
 }
 
 /*
  * Approximate heap cost, fitted to V8's heap (`pnpm bench:plan-memory` measures it against this
- * estimate: 7–19 % above the measured heap for 2 to 200 routes, alike or distinct): a plan's own
- * part is its route records and id strings; a shape is its parsed templates (about 3 bytes of heap
- * per byte of JSON) and its route index (about 600 bytes per host and prefix).
+ * estimate, which runs 7–28 % above it for 2 to 200 routes, alike or distinct): a plan's own part is its route ids (one
+ * string) and its route array; a shape is its parsed templates (about 3 bytes of heap per byte of
+ * JSON) and its route index (about 600 bytes per host and prefix).
  */
-const PLAN_OVERHEAD_BYTES = 200;
+const PLAN_OVERHEAD_BYTES = 320;
 const SHAPE_OVERHEAD_BYTES = 300;
-const ROUTE_RECORD_BYTES = 96;
+/** A slot of the plan's route array, and its share of route objects made on use. */
+const ROUTE_SLOT_BYTES = 24;
 const SHAPE_BYTES_PER_JSON_BYTE = 3;
 const INDEX_BYTES_PER_ENTRY = 600;
 
@@ -200,28 +267,15 @@ export function createPlanCache(options: PlanCacheOptions): PlanCache {
   function admit(digest: string, plan: CompiledRuntimePlan): SessionPlan {
     const { order, json } = shapeOrder(plan);
     const shape = shapeOf(plan, order, json);
-    let bytes = PLAN_OVERHEAD_BYTES + stringBytes(digest) + 8 * plan.routes.length;
-    const routes = order.map((i, position) => {
-      const route = plan.routes[i]!;
-      // Every field but the ids is the shape's: one object per distinct value in memory.
-      const template = shape.templates[position]!;
-      bytes += ROUTE_RECORD_BYTES + stringBytes(route.id) + stringBytes(route.bindingId);
-      return Object.freeze({
-        id: route.id,
-        bindingId: route.bindingId,
-        match: template.match,
-        upstream: template.upstream,
-        auth: template.auth,
-        credential: template.credential,
-        mcp: template.mcp,
-      });
-    });
-    const view: SessionPlan = Object.freeze({
-      digest,
-      routes: Object.freeze(routes),
-      egressPolicy: shape.egressPolicy,
-      index: shape.index,
-    });
+    const ids = JSON.stringify(
+      order.flatMap((i) => [plan.routes[i]!.id, plan.routes[i]!.bindingId]),
+    );
+    const bytes =
+      PLAN_OVERHEAD_BYTES +
+      stringBytes(digest) +
+      stringBytes(ids) +
+      ROUTE_SLOT_BYTES * plan.routes.length;
+    const view = new ShapedPlan(digest, shape, ids);
     if (shape.plans++ === 0) {
       shapes.set(shape.key, shape);
       shapeBytes += shape.bytes;

@@ -145,14 +145,20 @@ export function createMcpGuard(settings: McpGuardSettings = {}): ScreenMcpReques
     "Parse error: compressed request bodies are not accepted on MCP routes",
     "mcp_unsupported_encoding",
   );
-  /** Built once per route object (plans are immutable and cached). */
-  const allowLists = new WeakMap<EgressRoute, ReadonlySet<string>>();
+  /**
+   * Built once per `route.mcp` object: plans are immutable, and the plan cache shares it among
+   * the plans of one shape.
+   */
+  const allowLists = new WeakMap<NonNullable<EgressRoute["mcp"]>, ReadonlySet<string>>();
+  const NONE: ReadonlySet<string> = new Set();
 
   function allowListOf(route: EgressRoute): ReadonlySet<string> {
-    let allowed = allowLists.get(route);
+    const mcp = route.mcp;
+    if (mcp === undefined) return NONE;
+    let allowed = allowLists.get(mcp);
     if (allowed === undefined) {
-      allowed = new Set(route.mcp?.toolAllowlist ?? []);
-      allowLists.set(route, allowed);
+      allowed = new Set(mcp.toolAllowlist ?? []);
+      allowLists.set(mcp, allowed);
     }
     return allowed;
   }

@@ -80,10 +80,7 @@ export function createClassify(options: { plans: PlanCache }): Classify {
       });
       if (result.kind === "matched") {
         // The index is shared by the plans of one shape: it finds a position, the plan its route.
-        const route = plan.routes[result.route.position];
-        // Positions come from the plan's own shape, so the route is always there.
-        if (route === undefined) throw DENIALS.no_route;
-        return { kind: "matched", route };
+        return { kind: "matched", route: plan.route(result.route.position) };
       }
       if (result.kind === "denied") throw DENIALS[result.reason];
       // `matchRequest` found the host well-formed, so normalizing it again cannot fail.

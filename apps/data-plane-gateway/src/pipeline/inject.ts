@@ -193,14 +193,32 @@ function decodeQueryComponent(text: string): string {
 }
 
 export function createInject(): InjectCredential {
-  const injections = new WeakMap<EgressRoute, RouteInjection>();
+  /**
+   * Derived once per `route.auth` and `route.upstream` objects (what an injection depends on),
+   * which live with their cached plans and are shared by the plans of one shape: thousands of
+   * plans alike derive it once.
+   */
+  const injections = new WeakMap<
+    EgressRoute["auth"],
+    WeakMap<EgressRoute["upstream"], RouteInjection>
+  >();
 
-  return function injectCredential(rawHeaders, rawPath, route, credential) {
-    let injection = injections.get(route);
+  function injectionFor(route: EgressRoute): RouteInjection {
+    let byUpstream = injections.get(route.auth);
+    if (byUpstream === undefined) {
+      byUpstream = new WeakMap();
+      injections.set(route.auth, byUpstream);
+    }
+    let injection = byUpstream.get(route.upstream);
     if (injection === undefined) {
       injection = routeInjection(route);
-      injections.set(route, injection);
+      byUpstream.set(route.upstream, injection);
     }
+    return injection;
+  }
+
+  return function injectCredential(rawHeaders, rawPath, route, credential) {
+    const injection = injectionFor(route);
     const headers = stripHopByHop(rawHeaders, injection.host, injection.removed);
     if (credential === null || route.auth.type === "none") {
       return { origin: injection.origin, path: rawPath, headers, scrubber: null };

@@ -151,15 +151,16 @@ export function createCircuitBreakers(options: {
   }
   const onStateChange = options.onStateChange ?? (() => {});
   const circuits = new LruCache<string, Circuit>(settings.maxUpstreams ?? 10_000);
-  // Route objects live as long as their cached plan: the origin is parsed once per route.
-  const origins = new WeakMap<EgressRoute, string>();
+  // Parsed once per `route.upstream` object, which lives with its cached plans (and is shared
+  // by the plans of one shape).
+  const origins = new WeakMap<EgressRoute["upstream"], string>();
 
   return {
     circuitFor(route) {
-      let origin = origins.get(route);
+      let origin = origins.get(route.upstream);
       if (origin === undefined) {
         origin = new URL(route.upstream.baseUrl).origin;
-        origins.set(route, origin);
+        origins.set(route.upstream, origin);
       }
       let circuit = circuits.get(origin);
       if (circuit === undefined) {

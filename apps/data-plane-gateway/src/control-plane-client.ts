@@ -15,8 +15,8 @@ import { createSseDecoder, type ServerSentEvent } from "./sse-decoder";
 
 /**
  * The gateway's side of the control plane's internal API (SPEC §6.3): plans by digest (kept by
- * `plan-cache.ts`), credential resolution and the invalidation feed. Every request carries a fresh gateway assertion (each is
- * accepted once), over one keep-alive undici pool.
+ * `plan-cache.ts`), credential resolution and the invalidation feed. Every request carries a fresh
+ * gateway assertion (each is accepted once), over one keep-alive undici pool.
  *
  * During an outage requests fail fast: a refused connection fails at once, a black-holed or
  * stalled control plane after `requestTimeoutMs`, and after `failureThreshold` failures in a row

@@ -12,12 +12,12 @@ import {
 import { LruCache } from "./lru-cache";
 
 /**
- * The plans of the sessions this gateway serves, in memory (SPEC §7 "Plans"; §11: per-request
- * work does not grow with sessions or routes). Plans are immutable by digest, so each is fetched
- * once (single flight) and kept while memory allows: the cache is bounded by approximate bytes
- * (`gateway.caches.plans_mb`), never by a count, so a gateway serving thousands of sandboxes
- * keeps every plan in use and a tenant creating profile versions without end only ever pushes
- * out the least recently used plans.
+ * The plans of the sessions this gateway serves, in memory (SPEC §7 "Session": plans by digest,
+ * immutable, LRU-cached; §11: per-request work does not grow with sessions or routes). Plans are
+ * immutable by digest, so each is fetched once (single flight) and kept while memory allows: the
+ * cache is bounded by approximate bytes (`gateway.caches.plans_mb`), never by a count, so a
+ * gateway serving thousands of sandboxes keeps every plan in use and a tenant creating profile
+ * versions without end only ever pushes out the least recently used plans.
  *
  * Each plan is kept in the gateway's own compact form: its routes and egress policy only (files,
  * processes and the rest are the sandbox's business), and what many plans have alike held once.
@@ -159,9 +159,9 @@ class ShapedPlan implements SessionPlan {
 
 /*
  * Approximate heap cost, fitted to V8's heap (`pnpm bench:plan-memory` measures it against this
- * estimate, which runs 7–28 % above it for 2 to 200 routes, alike or distinct): a plan's own part is its route ids (one
- * string) and its route array; a shape is its parsed templates (about 3 bytes of heap per byte of
- * JSON) and its route index (about 600 bytes per host and prefix).
+ * estimate, which runs 7–28 % above it for 2 to 200 routes, alike or distinct): a plan's own part
+ * is its route ids (one string) and its route array; a shape is its parsed templates (about 3
+ * bytes of heap per byte of JSON) and its route index (about 600 bytes per host and prefix).
  */
 const PLAN_OVERHEAD_BYTES = 320;
 const SHAPE_OVERHEAD_BYTES = 300;

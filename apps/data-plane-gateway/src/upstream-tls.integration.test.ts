@@ -180,7 +180,7 @@ describe("an upstream behind a private CA or with a self-signed certificate", ()
     expect(logs).not.toContain(token);
     const metrics = await (await fetch(`${untrusting.adminUrl}/metrics`)).text();
     expect(metrics).toContain(
-      'keyway_gateway_upstream_errors_total{route="r_ghes",code="upstream_tls_error"} 1',
+      `keyway_gateway_upstream_errors_total{upstream="${new URL(privateUpstream.url).origin}",code="upstream_tls_error"} 1`,
     );
 
     const self = await get(untrusting, "http://self-signed.example.test/");

@@ -108,7 +108,9 @@ describe("BodyScrub", () => {
           const actual = streamed(scrubber, cut(body, at));
           expect(actual.out.equals(oneShot(body, scrubber.patterns).out)).toBe(true);
           expect(actual.out.length).toBe(body.length);
-          expect(actual.out.includes(Buffer.from(secret))).toBe(false);
+          // A secret holding the mask character itself ("*", "a*") can reappear in the masked
+          // output, made of mask characters and a neighbour's bytes: none of its own are left.
+          if (!secret.includes("*")) expect(actual.out.includes(Buffer.from(secret))).toBe(false);
         },
       ),
     );

@@ -23,6 +23,12 @@ export interface AppModules {
   internal: readonly ResourceRoutes[];
   /** Routers that do their own authentication (OAuth callbacks, webhook ingest, JWKS). */
   open: readonly ResourceRoutes[];
+  /**
+   * Exact paths under `/v1` that `open` routers serve to GET requests without a bearer token
+   * (OAuth2 callbacks, which a provider's redirect reaches with no Keyway credential). Every
+   * other `/v1` path stays behind the bearer check.
+   */
+  unauthenticatedPaths?: readonly string[];
 }
 
 /**
@@ -88,7 +94,11 @@ export function createApp(deps: AppDeps, modules: AppModules): OpenAPIHono<AppEn
     }
     await next();
   });
-  app.use("/v1/*", authenticate(deps));
+  const bearer = authenticate(deps);
+  const unauthenticated = new Set(modules.unauthenticatedPaths ?? []);
+  app.use("/v1/*", (c, next) =>
+    c.req.method === "GET" && unauthenticated.has(c.req.path) ? next() : bearer(c, next),
+  );
   app.use("/internal/v1/*", authenticateGateway(deps));
 
   // Alive: the process answers. Ready: it can serve, which needs its database.

@@ -51,6 +51,10 @@ export interface AppSettings {
   webhookSecretRotationOverlapHours: number;
   /** `webhooks.allow_private_subscribers`: subscriber URLs may resolve to private addresses. */
   allowPrivateWebhookSubscribers: boolean;
+  /** `api.allowed_redirect_origins`: where OAuth2 flows may send the browser, besides `publicUrl`. */
+  allowedRedirectOrigins: readonly string[];
+  /** `oauth2.token_request_timeout_ms`: the longest wait for a provider's token endpoint. */
+  tokenRequestTimeoutMs: number;
 }
 
 export function appSettingsFromConfig(config: KeywayConfig, gatewayCaPem: string): AppSettings {
@@ -67,5 +71,7 @@ export function appSettingsFromConfig(config: KeywayConfig, gatewayCaPem: string
     webhookBodyLimitBytes: config.webhooks.body_limit_bytes,
     webhookSecretRotationOverlapHours: config.webhooks.secret_rotation_overlap_hours,
     allowPrivateWebhookSubscribers: config.webhooks.allow_private_subscribers,
+    allowedRedirectOrigins: config.api.allowed_redirect_origins,
+    tokenRequestTimeoutMs: config.oauth2.token_request_timeout_ms,
   };
 }

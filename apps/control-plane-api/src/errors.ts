@@ -68,6 +68,14 @@ export const API_ERROR_CODES = [
   "credential_not_available",
   "resources_not_supported",
   "provider_request_failed",
+  "client_credentials_rejected",
+  // OAuth2 authorization code flow (`connections/oauth2-flow.ts`)
+  "redirect_not_allowed",
+  "oauth2_client_not_configured",
+  "oauth2_state_invalid",
+  "oauth2_authorization_denied",
+  "oauth2_code_rejected",
+  "oauth2_subject_mismatch",
   // Profiles and sessions
   "profile_name_taken",
   "profile_in_use",

@@ -1,5 +1,7 @@
 import type { AppModules } from "./app";
 import { auditRoutes } from "./audit/routes";
+import { OAUTH2_CALLBACK_PATH } from "./connections/oauth2-flow";
+import { oauth2CallbackRoutes, oauth2StartRoutes } from "./connections/oauth2-routes";
 import { connectionRoutes } from "./connections/routes";
 import { internalRoutes } from "./internal/routes";
 import { organizationRoutes } from "./organizations/routes";
@@ -16,6 +18,7 @@ import { webhookSubscriptionRoutes } from "./webhooks/subscriptions-routes";
 export const apiModules: AppModules = {
   public: [
     organizationRoutes,
+    oauth2StartRoutes,
     connectionRoutes,
     targetRoutes,
     auditRoutes,
@@ -25,5 +28,6 @@ export const apiModules: AppModules = {
     webhookEventRoutes,
   ],
   internal: [internalRoutes],
-  open: [webhookIngestRoutes],
+  open: [webhookIngestRoutes, oauth2CallbackRoutes],
+  unauthenticatedPaths: [OAUTH2_CALLBACK_PATH],
 };

@@ -57,6 +57,20 @@ export const apiSchema = z
      * transaction the request began never commits afterwards.
      */
     request_timeout_ms: z.number().int().min(100).max(600_000).default(10_000),
+    /**
+     * Origins (`https://console.example.com`) besides `public_url`'s own that an OAuth2 flow may
+     * send the browser back to (`redirectAfter`); anything else is refused as an open redirect.
+     */
+    allowed_redirect_origins: z
+      .array(
+        httpUrl.refine(
+          (url) =>
+            !URL.canParse(url) || new URL(url).origin === url.replace(/\/+$/, "").toLowerCase(),
+          "expected an origin: scheme, host and port, without a path, query or fragment",
+        ),
+      )
+      .default([])
+      .transform((origins) => origins.map((origin) => new URL(origin).origin)),
   })
   .transform((api) => ({ ...api, public_url: api.public_url ?? dialableUrl(api.host, api.port) }));
 
@@ -349,6 +363,20 @@ export const workerSchema = z.strictObject({
   maintenance_interval_seconds: positiveInt.max(3600).default(30),
   /** Running jobs given this long to finish when the worker stops; then they are released. */
   shutdown_timeout_ms: positiveInt.max(600_000).default(30_000),
+  /** Longest wait for one answer of the target health probe (every 5 minutes). */
+  target_health_timeout_ms: positiveInt.max(60_000).default(5_000),
+});
+
+/** OAuth2 tokens of connections (`[oauth2]`): refresh ahead of expiry, token endpoint bounds. */
+export const oauth2Schema = z.strictObject({
+  /**
+   * The worker (every minute) refreshes access tokens that expire within this (seconds), so a
+   * sandbox's request never waits on a token endpoint. Resolution refreshes on its own within
+   * the last 60 s.
+   */
+  proactive_refresh_window_seconds: z.number().int().min(120).max(86_400).default(600),
+  /** Longest wait for a provider's token endpoint (code exchange, refresh, client credentials). */
+  token_request_timeout_ms: positiveInt.max(120_000).default(10_000),
 });
 
 export const targetSchema = z.strictObject({
@@ -378,6 +406,7 @@ export const keywayConfigSchema = z
     internal: internalSchema.prefault({}),
     webhooks: webhooksSchema.prefault({}),
     worker: workerSchema.prefault({}),
+    oauth2: oauth2Schema.prefault({}),
     /** Operator-provisioned targets by target key. */
     targets: z.record(targetKey, targetSchema).default({}),
     log: logSchema.prefault({}),

@@ -1,3 +1,4 @@
+export * from "./advisory-lock";
 export * from "./client";
 export * from "./database-admin";
 export * from "./database-failures";

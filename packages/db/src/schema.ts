@@ -156,6 +156,10 @@ export const oauthSessions = pgTable(
     /** Set when the flow re-authorises an existing connection. */
     connectionId: text("connection_id"),
     displayName: text("display_name"),
+    /** Scopes the flow asked for; null = the target's defaults. */
+    scopes: jsonb("scopes").$type<string[]>(),
+    /** Where the browser goes once the flow ends (checked against the allowed origins at start). */
+    redirectAfter: text("redirect_after"),
     expiresAt: ts("expires_at").notNull(),
     usedAt: ts("used_at"),
     createdAt: createdAt(),

@@ -100,3 +100,76 @@ export const resourceParams = connectionIdParams.extend({
     .min(1)
     .openapi({ param: { name: "kind", in: "path" } }),
 });
+
+/** RFC 6749 §3.3 scope-token: printable ASCII without space, `"` or `\`. */
+const scopeSchema = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, "a scope is a token without spaces, quotes or backslashes");
+
+export const startOAuth2Body = z
+  .strictObject({
+    targetKey: referenceSchema,
+    methodId: referenceSchema,
+    displayName: nameSchema,
+    scopes: z
+      .array(scopeSchema)
+      .min(1)
+      .max(50)
+      .optional()
+      .describe("scopes to ask for instead of the target's defaults"),
+    redirectAfter: z
+      .url({ protocol: /^https?$/ })
+      .max(2000)
+      .optional()
+      .describe(
+        "where the browser goes once the flow ends: this API's origin or one of api.allowed_redirect_origins",
+      ),
+    connectionId: referenceSchema
+      .optional()
+      .describe("reconnect this connection (same target and method) instead of creating one"),
+  })
+  .openapi("StartOAuth2");
+
+export type StartOAuth2Input = z.infer<typeof startOAuth2Body>;
+
+export const oauth2StartedSchema = z
+  .object({
+    authorizationUrl: z.string().describe("send the user's browser here"),
+    expiresAt: z.string().describe("the flow must complete before this (10 minutes)"),
+  })
+  .openapi("OAuth2Started");
+
+/** What the provider sends back (RFC 6749 §4.1.2, §4.1.2.1); unknown parameters are ignored. */
+export const oauth2CallbackQuery = z.object({
+  state: z
+    .string()
+    .min(1)
+    .max(512)
+    .openapi({ param: { name: "state", in: "query" } }),
+  code: z
+    .string()
+    .min(1)
+    .max(4096)
+    .optional()
+    .openapi({ param: { name: "code", in: "query" } }),
+  error: z
+    .string()
+    .min(1)
+    .max(512)
+    .optional()
+    .openapi({ param: { name: "error", in: "query" } }),
+  error_description: z
+    .string()
+    .max(2048)
+    .optional()
+    .openapi({ param: { name: "error_description", in: "query" } }),
+});
+
+export const oauth2CompletedSchema = z
+  .object({
+    connection: connectionSchema,
+    reconnected: z.boolean().describe("an existing connection was re-authorised (same id)"),
+  })
+  .openapi("OAuth2Completed");

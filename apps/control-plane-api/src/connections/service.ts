@@ -85,7 +85,10 @@ export function credentialValueOf(
  * config. A target is something the request refers to, so a missing one is 422
  * `target_not_found` here, not the 404 the targets module gives for its own routes.
  */
-async function usableTarget(deps: ConnectionDeps, ref: TargetRef): Promise<UsableTarget> {
+export async function usableTarget(
+  deps: ConnectionDeps,
+  ref: TargetRef,
+): Promise<UsableTarget> {
   try {
     return await loadTargetForUse(deps.database.db, deps, ref);
   } catch (error) {
@@ -109,7 +112,10 @@ function definitionOf(deps: ConnectionDeps, target: TargetRow): AnyIntegrationDe
   return definition;
 }
 
-function methodOf(definition: AnyIntegrationDefinition, methodId: string): ConnectionMethod {
+export function methodOf(
+  definition: AnyIntegrationDefinition,
+  methodId: string,
+): ConnectionMethod {
   const method = definition.connectionMethods.find((m) => m.id === methodId);
   if (!method) {
     throw unprocessable(
@@ -197,7 +203,7 @@ function throwIfIssues(issues: FieldIssue[]): void {
   }
 }
 
-/** Where a connection of a method that cannot be created by API key is made instead. */
+/** Where a connection of a method that cannot be created from secret inputs is made instead. */
 const FLOW_BY_KIND: Partial<Record<ConnectionMethodKind, string>> = {
   "oauth2-authorization-code": "POST /v1/integration/connections/oauth2/start",
   "github-app-installation": "POST /v1/integration/connections/github-app/start",
@@ -301,7 +307,7 @@ export async function getConnection(
  * missing one). With `lock`, the connection row is locked for the rest of the transaction so a
  * concurrent revoke cannot slip between the status check and the write.
  */
-async function loadConnection(
+export async function loadConnection(
   executor: Executor,
   organizationId: string,
   id: string,
@@ -324,7 +330,7 @@ async function loadConnection(
   return row;
 }
 
-function requireNotRevoked(connection: ConnectionRow, action: string): void {
+export function requireNotRevoked(connection: ConnectionRow, action: string): void {
   if (connection.status === "revoked") {
     throw conflict(
       "connection_revoked",
@@ -336,10 +342,13 @@ function requireNotRevoked(connection: ConnectionRow, action: string): void {
 // ----- writing --------------------------------------------------------------------------------
 
 /**
- * Creates a connection from secret inputs (API-key methods). Checks, in order: the target exists
- * and is enabled, the method exists and is an API-key method (422s: references), then the secret
- * field names and config (400 with field issues). The connection, its first credential version
- * and the audit entry commit together.
+ * Creates a connection from secret inputs (API-key and OAuth2 client-credentials methods).
+ * Checks, in order: the target exists and is enabled, the method exists and takes secret inputs
+ * (422s: references), then the secret field names and config (400 with field issues). A
+ * client-credentials connection then asks the token endpoint for one token, so a client the
+ * server refuses is never stored (422 `client_credentials_rejected`; 502 when the server is
+ * unreachable or failing). The connection, its first credential version and the audit entry
+ * commit together.
  */
 export async function createConnection(
   deps: ConnectionDeps,
@@ -347,9 +356,10 @@ export async function createConnection(
   input: CreateConnectionInput,
 ): Promise<ConnectionResponse> {
   const { db } = deps.database;
-  const { row: target, definition } = await usableTarget(deps, { targetKey: input.targetKey });
+  const target = await usableTarget(deps, { targetKey: input.targetKey });
+  const { definition } = target;
   const method = methodOf(definition, input.methodId);
-  if (method.kind !== "api-key") {
+  if (method.kind !== "api-key" && method.kind !== "oauth2-client-credentials") {
     const flow = FLOW_BY_KIND[method.kind];
     throw unprocessable(
       "method_not_supported_here",
@@ -363,11 +373,24 @@ export async function createConnection(
 
   const now = deps.clock.now();
   const id = newId("connection", now);
+  if (method.kind === "oauth2-client-credentials") {
+    await proveClientCredentials(deps, {
+      definition,
+      target: { ...target.view, secrets: target.secrets() },
+      connection: {
+        id,
+        methodId: method.id,
+        methodKind: method.kind,
+        config: method.configSchema ? method.configSchema.parse(config.config) : {},
+      },
+      secrets: input.secrets,
+    });
+  }
   return db.transaction(async (tx) => {
     await tx.insert(integrationConnections).values({
       id,
       organizationId: principal.organizationId,
-      targetId: target.id,
+      targetId: target.row.id,
       methodId: method.id,
       methodKind: method.kind,
       displayName: input.displayName,
@@ -391,7 +414,7 @@ export async function createConnection(
       subjectType: "connection",
       subjectId: id,
       details: {
-        targetKey: target.targetKey,
+        targetKey: target.row.targetKey,
         methodId: method.id,
         methodKind: method.kind,
         credentialVersion,
@@ -399,6 +422,49 @@ export async function createConnection(
     });
     return getConnection(deps, principal.organizationId, id, tx);
   });
+}
+
+/**
+ * Asks the token endpoint for one client-credentials token with the new connection's client.
+ * The token is not kept: resolution mints and caches its own (`internal/oauth2-tokens.ts`).
+ */
+async function proveClientCredentials(
+  deps: ConnectionDeps,
+  input: {
+    definition: AnyIntegrationDefinition;
+    target: TargetView<unknown> & { secrets: unknown };
+    connection: ConnectionView<unknown>;
+    secrets: Record<string, string>;
+  },
+): Promise<void> {
+  const grant = input.definition.oauth2?.clientCredentials;
+  if (!grant) {
+    throw unprocessable(
+      "method_not_supported_here",
+      `${input.definition.variantId} cannot use the client credentials grant`,
+    );
+  }
+  try {
+    await grant({
+      target: input.target,
+      connection: input.connection,
+      secrets: input.secrets,
+      fetch: deps.fetch,
+      clock: deps.clock,
+    });
+  } catch (error) {
+    if (!(error instanceof OAuth2Error)) throw error;
+    if (error.kind === "permanent") {
+      throw unprocessable(
+        "client_credentials_rejected",
+        `the token endpoint refused this client: ${error.message}`,
+        { providerError: error.code },
+      );
+    }
+    throw new DomainError("bad_gateway", "provider_request_failed", error.message, {
+      providerError: error.code,
+    });
+  }
 }
 
 /** Renames a connection or replaces its config (checked again by the method's schema). */

@@ -149,6 +149,19 @@ export async function readCurrentCredential(
   };
 }
 
+// ----- OAuth2 flows ------------------------------------------------------------------------------
+
+const PKCE_VERIFIER = { table: "oauth_sessions", column: "pkce_verifier_ciphertext" } as const;
+
+/** The PKCE verifier of a pending OAuth2 flow, bound to its `oauth_sessions` row. */
+export function encryptPkceVerifier(ring: KeyRing, flowId: string, verifier: string): string {
+  return encryptField(ring, { ...PKCE_VERIFIER, id: flowId }, verifier);
+}
+
+export function decryptPkceVerifier(ring: KeyRing, flowId: string, ciphertext: string): string {
+  return decryptField(ring, { ...PKCE_VERIFIER, id: flowId }, ciphertext);
+}
+
 // ----- webhook subscription signing secrets ----------------------------------------------------
 
 /**

@@ -7,7 +7,7 @@ import { setupServer } from "msw/node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { readCurrentCredential } from "../credentials/secret-store";
 import type { FeedMessage } from "../events/invalidations";
-import { createTestApp, type TestApp } from "../testing/test-app";
+import { createTestApp, createTestClock, type TestApp } from "../testing/test-app";
 import {
   type SeededTarget,
   seedConnection,
@@ -30,11 +30,12 @@ let t: TestApp;
 let organizationId: string;
 let linearTarget: SeededTarget;
 const events: FeedMessage[] = [];
+const clock = createTestClock();
 
 beforeAll(async () => {
   server.listen({ onUnhandledRequest: "error" });
   // Looked up per call so requests go through msw's patched fetch.
-  t = await createTestApp({ fetch: (input, init) => globalThis.fetch(input, init) });
+  t = await createTestApp({ clock, fetch: (input, init) => globalThis.fetch(input, init) });
   t.deps.invalidations.subscribe((event) => events.push(event));
   const db = t.deps.database.db;
   organizationId = await seedOrganization(db, t.clock);
@@ -236,6 +237,12 @@ describe("OAuth2 access tokens", () => {
       expiresAt: new Date(t.clock.now().getTime() + 5_000),
     });
     server.use(http.post(LINEAR_TOKEN_URL, () => new HttpResponse("busy", { status: 503 })));
+    // The token still works for 5 s: it keeps serving while the refresh backs off.
+    const served = await resolve(session.sessionId, routeId);
+    expect(served.status).toBe(200);
+    expect(served.body.value).toBe("lin-access-flaky");
+    // Once it has expired there is nothing to serve.
+    clock.advance(6_000);
     const refused = await resolve(session.sessionId, routeId);
     expect(refused.status).toBe(502);
     expect(refused.body.error.code).toBe("credential_unavailable");
@@ -245,11 +252,12 @@ describe("OAuth2 access tokens", () => {
       .from(connectionCredentials)
       .where(eq(connectionCredentials.connectionId, connection.id));
     expect(versions).toHaveLength(1);
-    const [entry] = await t.deps.database.db
+    const entries = await t.deps.database.db
       .select()
       .from(auditLog)
-      .where(eq(auditLog.subjectId, session.sessionId));
-    expect(entry).toMatchObject({
+      .where(eq(auditLog.subjectId, session.sessionId))
+      .orderBy(asc(auditLog.seq));
+    expect(entries.at(-1)).toMatchObject({
       action: "credential.refused",
       details: { reason: "provider_temporary:http_503" },
     });

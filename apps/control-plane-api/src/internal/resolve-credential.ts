@@ -14,21 +14,20 @@ import {
 import { and, eq } from "drizzle-orm";
 import { appendAudit } from "../audit/service";
 import { credentialValueOf } from "../connections/service";
+import type {
+  OAuth2Tokens,
+  RefreshGrant,
+  TokenRequester,
+} from "../credentials/oauth2-tokens";
 import {
   type CurrentCredential,
   decryptTargetSecrets,
   readCurrentCredential,
-  tokenSetCredential,
-  writeCredentialVersion,
 } from "../credentials/secret-store";
-import { publishInvalidation } from "../events/invalidations";
 import type { Logger } from "../logger";
 import type { PlanCache } from "./plan-cache";
 import { type RouteConnectionRow, selectRouteConnection, selectSession } from "./queries";
 import { ResolutionRefusal, refuse } from "./refusals";
-
-/** An OAuth2 access token this close to its expiry is refreshed before it is handed out. */
-export const REFRESH_WINDOW_MS = 60_000;
 
 export interface ResolutionDeps {
   db: Database;
@@ -38,6 +37,8 @@ export interface ResolutionDeps {
   fetch: FetchLike;
   logger: Logger;
   plans: PlanCache;
+  /** OAuth2 tokens: refresh single-flight and the client-credentials cache (one per process). */
+  tokens: OAuth2Tokens;
 }
 
 export interface ResolutionRequest {
@@ -184,7 +185,7 @@ async function resolveChecked(
   }
   const current = await readCurrentCredential(deps.db, deps.keyRing, row.connection.id);
   if (!current) throw refuse("credential_unavailable", "no_stored_credential");
-  if (current.credential.kind === "oauth2-token-set") return context.oauth2AccessToken(current);
+  if (current.credential.kind === "oauth2-token-set") return context.oauth2AccessToken();
   if (method.kind === "oauth2-client-credentials") {
     return context.clientCredentialsToken(current, current.credential.fields);
   }
@@ -219,149 +220,58 @@ class ResolutionContext {
     };
   }
 
-  /** The stored access token, refreshed first when it expires within `REFRESH_WINDOW_MS`. */
-  async oauth2AccessToken(current: CurrentCredential) {
-    const expiresAt = tokenExpiry(current);
-    const now = this.deps.clock.now();
-    if (expiresAt === null || expiresAt.getTime() - now.getTime() > REFRESH_WINDOW_MS) {
-      return {
-        value: accessTokenOf(current),
-        expiresAt,
-        credentialVersion: current.version,
-        source: "oauth2-token",
-      };
-    }
-    const refreshToken =
-      current.credential.kind === "oauth2-token-set" ? current.credential.refreshToken : undefined;
-    const oauth2 = this.definition.oauth2;
-    if (refreshToken === undefined || oauth2 === undefined) {
-      // Still usable for a few seconds: hand it out rather than fail early.
-      if (expiresAt > now) {
-        return {
-          value: accessTokenOf(current),
-          expiresAt,
-          credentialVersion: current.version,
-          source: "oauth2-token",
-        };
-      }
-      return this.providerFailure(
-        new OAuth2Error(
-          "permanent",
-          "no_refresh_token",
-          "the access token has expired and the connection holds no refresh token",
-        ),
-      );
-    }
-    const target = this.targetWithSecrets();
-    try {
-      return await this.deps.db.transaction((tx) =>
-        this.refreshUnderLock(tx, current, (token) =>
-          oauth2.refresh({
-            target,
-            refreshToken: token,
-            fetch: this.deps.fetch,
-            clock: this.deps.clock,
-          }),
-        ),
-      );
-    } catch (error) {
-      return this.providerFailure(error);
-    }
-  }
-
   /**
-   * Refreshes with the connection row locked, so concurrent resolutions on any replica refresh
-   * once (providers that rotate refresh tokens would revoke the loser's). A caller that waited
-   * for the lock finds the new version and uses it instead of refreshing again.
+   * The stored access token, refreshed first when it expires within `REFRESH_WINDOW_MS`: once
+   * across replicas, with the connection put in `error` when the refresh fails for good
+   * (`credentials/oauth2-tokens.ts`).
    */
-  private async refreshUnderLock(
-    tx: Executor,
-    seen: CurrentCredential,
-    refresh: (refreshToken: string) => Promise<OAuth2TokenSet>,
-  ) {
-    const connection = this.row.connection;
-    await tx
-      .select({ id: integrationConnections.id })
-      .from(integrationConnections)
-      .where(eq(integrationConnections.id, connection.id))
-      .for("update");
-    const latest = await readCurrentCredential(tx, this.deps.keyRing, connection.id);
-    if (
-      latest &&
-      latest.version !== seen.version &&
-      latest.credential.kind === "oauth2-token-set"
-    ) {
-      return {
-        value: latest.credential.accessToken,
-        expiresAt: tokenExpiry(latest),
-        credentialVersion: latest.version,
-        source: "oauth2-token",
-      };
+  async oauth2AccessToken() {
+    const oauth2 = this.definition.oauth2;
+    const target = oauth2 ? this.targetWithSecrets() : undefined;
+    const refresh: RefreshGrant | undefined =
+      oauth2 && target
+        ? (refreshToken, fetch) =>
+            oauth2.refresh({ target, refreshToken, fetch, clock: this.deps.clock })
+        : undefined;
+    try {
+      return await this.deps.tokens.accessToken(this.connectionRef(), refresh, this.requester());
+    } catch (error) {
+      return this.providerFailure(error, { markedAlready: true });
     }
-    const previous = seen.credential.kind === "oauth2-token-set" ? seen.credential : undefined;
-    if (!previous?.refreshToken) throw new Error("refresh without a refresh token");
-    const tokens = await refresh(previous.refreshToken);
-    const now = this.deps.clock.now();
-    // Providers that do not rotate refresh tokens omit one from the answer: keep the old one.
-    const stored = tokenSetCredential({
-      ...tokens,
-      refreshToken: tokens.refreshToken ?? previous.refreshToken,
-    });
-    const version = await writeCredentialVersion(tx, this.deps.keyRing, {
-      connectionId: connection.id,
-      organizationId: connection.organizationId,
-      credential: stored,
-      expiresAt: tokens.expiresAt ?? null,
-      now,
-    });
-    await publishInvalidation(tx, {
-      type: "credential.rotated",
-      connectionId: connection.id,
-      credentialVersion: version,
-    });
-    await appendAudit(tx, this.deps.clock, {
-      organizationId: connection.organizationId,
-      actor: `gateway:${this.request.gatewayId}`,
-      action: "connection.credential_refreshed",
-      subjectType: "connection",
-      subjectId: connection.id,
-      traceId: this.request.requestId ?? null,
-      details: { credentialVersion: version, sessionId: this.request.sessionId },
-    });
-    return {
-      value: tokens.accessToken,
-      expiresAt: tokens.expiresAt ?? null,
-      credentialVersion: version,
-      source: "oauth2-refresh",
-    };
   }
 
   /**
-   * OAuth2 client credentials: the stored fields hold the client secret, and each resolution
-   * mints an access token from the token endpoint. Tokens are not stored; gateways cache them
-   * until shortly before `expiresAt`, so the endpoint sees one request per gateway and expiry.
+   * OAuth2 client credentials: the stored fields hold the client secret, and the control plane
+   * mints an access token from the token endpoint and caches it until shortly before it expires
+   * (per credential version, so a rotated secret mints anew). Gateways cache it as well.
    */
   async clientCredentialsToken(current: CurrentCredential, fields: Record<string, string>) {
     const grant = this.definition.oauth2?.clientCredentials;
     if (!grant) throw refuse("credential_unavailable", "client_credentials_unsupported");
     const target = this.targetWithSecrets();
+    const connection = this.connectionView();
     try {
-      const tokens = await grant({
-        target,
-        connection: this.connectionView(),
-        secrets: fields,
-        fetch: this.deps.fetch,
-        clock: this.deps.clock,
-      });
-      return {
-        value: tokens.accessToken,
-        expiresAt: tokens.expiresAt ?? null,
-        credentialVersion: current.version,
-        source: "client-credentials",
-      };
+      return await this.deps.tokens.clientCredentialsToken(
+        { ...this.connectionRef(), credentialVersion: current.version },
+        (fetch) => grant({ target, connection, secrets: fields, fetch, clock: this.deps.clock }),
+        this.requester(),
+      );
     } catch (error) {
-      return this.providerFailure(error);
+      return this.providerFailure(error, { markedAlready: true });
     }
+  }
+
+  private connectionRef() {
+    const { connection } = this.row;
+    return { id: connection.id, organizationId: connection.organizationId };
+  }
+
+  private requester(): TokenRequester {
+    return {
+      actor: `gateway:${this.request.gatewayId}`,
+      traceId: this.request.requestId ?? null,
+      details: { sessionId: this.request.sessionId },
+    };
   }
 
   /** A definition resolver (e.g. `github_app_installation_token`) computes the value. */
@@ -431,7 +341,10 @@ class ResolutionContext {
    * audit entry and an invalidation for gateways — and a user must reconnect it. Temporary ones
    * (network, 5xx, rate limits) change nothing. Either way the gateway gets 502.
    */
-  private async providerFailure(error: unknown): Promise<never> {
+  private async providerFailure(
+    error: unknown,
+    options: { markedAlready?: boolean } = {},
+  ): Promise<never> {
     if (error instanceof ResolutionRefusal || error instanceof DecryptError) throw error;
     const failure =
       error instanceof OAuth2Error
@@ -446,49 +359,9 @@ class ResolutionContext {
         ? {}
         : { error: error instanceof Error ? error.name : "unknown" }),
     });
-    if (failure.kind === "permanent") await this.markConnectionError(failure);
+    if (failure.kind === "permanent" && !options.markedAlready) {
+      await this.deps.tokens.markConnectionError(this.connectionRef(), failure, this.requester());
+    }
     throw refuse("credential_unavailable", `provider_${failure.kind}:${failure.code}`);
   }
-
-  private async markConnectionError(failure: OAuth2Error) {
-    const { connection } = this.row;
-    const now = this.deps.clock.now();
-    await this.deps.db.transaction(async (tx) => {
-      const [updated] = await tx
-        .update(integrationConnections)
-        .set({ status: "error", lastError: failure.message.slice(0, 500), updatedAt: now })
-        .where(
-          and(
-            eq(integrationConnections.id, connection.id),
-            eq(integrationConnections.status, "active"),
-          ),
-        )
-        .returning({ id: integrationConnections.id });
-      if (!updated) return;
-      await publishInvalidation(tx, { type: "connection.updated", connectionId: connection.id });
-      await appendAudit(tx, this.deps.clock, {
-        organizationId: connection.organizationId,
-        actor: `gateway:${this.request.gatewayId}`,
-        action: "connection.error",
-        subjectType: "connection",
-        subjectId: connection.id,
-        traceId: this.request.requestId ?? null,
-        details: { code: failure.code, sessionId: this.request.sessionId },
-      });
-    });
-  }
-}
-
-function tokenExpiry(current: CurrentCredential): Date | null {
-  if (current.expiresAt) return current.expiresAt;
-  if (current.credential.kind === "oauth2-token-set" && current.credential.expiresAt) {
-    const parsed = new Date(current.credential.expiresAt);
-    return Number.isNaN(parsed.getTime()) ? null : parsed;
-  }
-  return null;
-}
-
-function accessTokenOf(current: CurrentCredential): string {
-  if (current.credential.kind !== "oauth2-token-set") throw new Error("not a token set");
-  return current.credential.accessToken;
 }

@@ -9,6 +9,7 @@ import { sessionLiveness } from "../sessions/service";
 import { createPlanCache } from "./plan-cache";
 import { RESOLUTION_REFUSALS } from "./refusals";
 import { resolveRouteCredential } from "./resolve-credential";
+import { createOAuth2Tokens } from "../credentials/oauth2-tokens";
 import {
   compiledPlanDocument,
   planDigestParams,
@@ -40,6 +41,14 @@ export function internalRoutes(deps: AppDeps) {
   const { db } = deps.database;
   // One per app: plans are immutable, so this cache never needs invalidating.
   const plans = createPlanCache();
+  const tokens = createOAuth2Tokens({
+    database: deps.database,
+    keyRing: deps.keyRing,
+    clock: deps.clock,
+    fetch: deps.fetch,
+    logger: deps.logger,
+    tokenRequestTimeoutMs: deps.settings.tokenRequestTimeoutMs,
+  });
 
   router.use(
     "/internal/v1/credentials/*",
@@ -145,6 +154,7 @@ export function internalRoutes(deps: AppDeps) {
           fetch: deps.fetch,
           logger: deps.logger,
           plans,
+          tokens,
         },
         {
           sessionId: body.sessionId,

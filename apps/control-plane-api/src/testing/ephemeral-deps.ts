@@ -72,6 +72,8 @@ export async function createEphemeralDeps(options: {
       webhookBodyLimitBytes: 1024 * 1024,
       webhookSecretRotationOverlapHours: 24,
       allowPrivateWebhookSubscribers: false,
+      allowedRedirectOrigins: [],
+      tokenRequestTimeoutMs: 10_000,
       ...options.settings,
     },
   };

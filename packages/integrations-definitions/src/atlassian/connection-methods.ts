@@ -9,7 +9,7 @@ export const atlassianApiTokenConfigSchema = z.strictObject({
 export type AtlassianApiTokenConfig = z.infer<typeof atlassianApiTokenConfigSchema>;
 
 /**
- * The two non-interactive mechanisms the Rovo MCP Server accepts (when the organization admin
+ * OAuth 2.0 (3LO) through the operator's app, and the two non-interactive mechanisms the Rovo MCP Server accepts (when the organization admin
  * allows API-token authentication): a personal API token as
  * `Authorization: Basic base64(email:api_token)`, or a service account API key as
  * `Authorization: Bearer <api_key>`.
@@ -28,5 +28,10 @@ export const atlassianConnectionMethods = [
     label: "Service account API key",
     kind: "api-key",
     secretFields: ["apiKey"],
+  },
+  {
+    id: "oauth2",
+    label: "OAuth 2.0 (3LO)",
+    kind: "oauth2-authorization-code",
   },
 ] as const satisfies readonly ConnectionMethod[];

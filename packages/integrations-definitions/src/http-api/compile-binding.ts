@@ -9,7 +9,7 @@ import type { HttpApiBindingContext } from "./validate-binding";
 /**
  * One route to the API (the target's host, narrowed by the binding, with the operator's injection
  * style) and, when the target names an MCP server, one bearer route to it plus the server entry.
- * The credential is the connection's API key or its client-credentials access token.
+ * The credential is the connection's API key or its OAuth2 access token (either grant).
  */
 export function compileHttpApiBinding({
   target,
@@ -18,8 +18,7 @@ export function compileHttpApiBinding({
 }: HttpApiBindingContext): CompileBindingOutput {
   const config = target.config;
   const credential = {
-    secretType:
-      connection.methodKind === "oauth2-client-credentials" ? "oauth2_access_token" : "api_key",
+    secretType: connection.methodKind === "api-key" ? "api_key" : "oauth2_access_token",
   };
   const routes: RouteDraft[] = [
     {

@@ -33,4 +33,11 @@ export const httpApiConnectionMethods = [
     },
     secretFields: ["clientSecret"],
   },
+  {
+    // The operator's client (`oauth2.clientId` in target config, `clientSecret` in target
+    // secrets); each user authorises it at the API's authorization server.
+    id: "oauth2",
+    label: "OAuth2 (authorization code)",
+    kind: "oauth2-authorization-code",
+  },
 ] as const satisfies readonly ConnectionMethod[];

@@ -2,7 +2,7 @@ import { defineIntegration } from "@keyway/integrations-core";
 import { httpApiBindingConfigSchema } from "./binding-config-schema";
 import { compileHttpApiBinding } from "./compile-binding";
 import { httpApiConnectionMethods } from "./connection-methods";
-import { requestHttpApiClientCredentialsToken, unsupportedGrant } from "./oauth2";
+import { httpApiAuthorizationCode } from "./oauth2";
 import { httpApiTargetConfigSchema, httpApiTargetSecretSchema } from "./target-config-schema";
 import { validateHttpApiBinding } from "./validate-binding";
 import { httpApiWebhook } from "./webhook";
@@ -10,7 +10,8 @@ import { httpApiWebhook } from "./webhook";
 /**
  * The generic connector (SPEC §5 `http-api`): an operator describes a REST API in target config
  * (base URL, methods, paths, how the credential is injected, optional OAuth2 token endpoint, MCP
- * server and Standard Webhooks) and users connect with an API key or OAuth2 client credentials.
+ * server and Standard Webhooks) and users connect with an API key, OAuth2 client credentials (their
+ * own client) or the OAuth2 authorization code flow (the operator's client).
  * There is no provider default: every target must name its `baseUrl`.
  */
 export const httpApiDefinition = defineIntegration({
@@ -19,7 +20,7 @@ export const httpApiDefinition = defineIntegration({
   kind: "connector",
   displayName: "HTTP API",
   description:
-    "Any REST API an operator names: API key or OAuth2 client credentials injected by the gateway, optional MCP server and Standard Webhooks.",
+    "Any REST API an operator names: API key, OAuth2 client credentials or OAuth2 authorization code, injected by the gateway; optional MCP server and Standard Webhooks.",
   logoKey: "http-api",
   docsUrl: "https://www.standardwebhooks.com/",
 
@@ -44,13 +45,14 @@ export const httpApiDefinition = defineIntegration({
       order: 3,
     },
     auth: { label: "Credential injection", order: 4 },
-    oauth2: { label: "OAuth2 client credentials", advanced: true, order: 5 },
+    oauth2: { label: "OAuth2 endpoints and client", advanced: true, order: 5 },
     mcpServerUrl: { label: "MCP server URL", widget: "url", advanced: true, order: 6 },
     mcpServerName: { label: "MCP server name", advanced: true, order: 7 },
     webhook: { label: "Inbound webhooks", advanced: true, order: 8 },
   },
   targetSecretSchema: httpApiTargetSecretSchema,
   targetSecretForm: {
+    clientSecret: { label: "OAuth2 client secret", help: "Of the client named in oauth2.clientId" },
     webhookSecret: { label: "Webhook signing secret", help: "whsec_… shared with the sender" },
   },
 
@@ -66,11 +68,6 @@ export const httpApiDefinition = defineIntegration({
   validateBinding: validateHttpApiBinding,
   compileBinding: compileHttpApiBinding,
 
-  oauth2: {
-    authorizationUrl: () => unsupportedGrant("the authorization code flow"),
-    exchangeCode: async () => unsupportedGrant("code exchange"),
-    refresh: async () => unsupportedGrant("refresh"),
-    clientCredentials: requestHttpApiClientCredentialsToken,
-  },
+  oauth2: httpApiAuthorizationCode,
   webhook: httpApiWebhook,
 });

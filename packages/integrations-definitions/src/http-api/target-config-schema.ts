@@ -80,8 +80,18 @@ export const httpApiAuthSchema = z.discriminatedUnion("type", [
 export type HttpApiAuth = z.infer<typeof httpApiAuthSchema>;
 
 export const httpApiOAuth2Schema = z.strictObject({
-  /** Token endpoint for the client credentials grant (RFC 6749 §4.4); a query is allowed. */
+  /**
+   * Token endpoint (RFC 6749 §3.2): the client credentials grant, and the code exchange and
+   * refresh of the authorization-code method. A query is allowed.
+   */
   tokenUrl: httpUrlSettingSchema({ query: true }),
+  /** Authorization endpoint (RFC 6749 §3.1); required by the authorization-code method. */
+  authorizationUrl: httpUrlSettingSchema({ query: true }).optional(),
+  /**
+   * The operator's client at the authorization server, used by the authorization-code method
+   * (its secret is the target secret `clientSecret`; absent = a public client using PKCE only).
+   */
+  clientId: singleLineTextSchema.min(1).max(512).optional(),
   scopes: z
     .array(
       z
@@ -157,6 +167,8 @@ export const httpApiTargetConfigSchema = z
 export type HttpApiTargetConfig = z.infer<typeof httpApiTargetConfigSchema>;
 
 export const httpApiTargetSecretSchema = z.strictObject({
+  /** Secret of the operator's OAuth2 client (`oauth2.clientId`), for the authorization-code method. */
+  clientSecret: credentialSecretSchema.optional(),
   /** `whsec_<base64>` shared with the sender of Standard Webhooks. */
   webhookSecret: credentialSecretSchema
     .refine(

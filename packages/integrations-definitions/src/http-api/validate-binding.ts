@@ -27,11 +27,11 @@ export function validateHttpApiBinding({
   const issues: BindingIssue[] = [];
   const config = target.config;
 
-  if (connection.methodKind === "oauth2-client-credentials" && config.oauth2 === undefined) {
+  if (connection.methodKind !== "api-key" && config.oauth2 === undefined) {
     issues.push({
       code: "http-api.oauth2_not_configured",
       field: "",
-      message: `target ${target.targetKey} has no OAuth2 token endpoint, so client-credentials connections cannot be used`,
+      message: `target ${target.targetKey} has no OAuth2 token endpoint, so OAuth2 connections cannot be used`,
     });
   }
 

@@ -19,6 +19,8 @@ export interface TokenRequest {
   tokenUrl: string;
   params: Record<string, string>;
   clientAuth: OAuth2ClientAuth;
+  /** How the request body is encoded: RFC 6749's form (default), or JSON where a provider documents it. */
+  encoding?: "form" | "json";
   /** Reads a provider's success body; the default reads RFC 6749 §5.1 fields. */
   readTokenSet?: (body: Record<string, unknown>, clock: Clock) => OAuth2TokenSet;
 }
@@ -43,13 +45,14 @@ export async function requestToken(request: TokenRequest): Promise<OAuth2TokenSe
     if (clientAuth.clientSecret !== undefined) form.set("client_secret", clientAuth.clientSecret);
   }
 
+  let body: string = form.toString();
+  if (request.encoding === "json") {
+    headers["content-type"] = "application/json";
+    body = JSON.stringify(Object.fromEntries(form));
+  }
   let response: Response;
   try {
-    response = await request.fetch(request.tokenUrl, {
-      method: "POST",
-      headers,
-      body: form.toString(),
-    });
+    response = await request.fetch(request.tokenUrl, { method: "POST", headers, body });
   } catch {
     throw new OAuth2Error(
       "temporary",
@@ -57,17 +60,17 @@ export async function requestToken(request: TokenRequest): Promise<OAuth2TokenSe
       `token endpoint ${hostOf(request.tokenUrl)} unreachable`,
     );
   }
-  const body = await readJsonObject(response);
-  if (response.ok && body === undefined) {
+  const answer = await readJsonObject(response);
+  if (response.ok && answer === undefined) {
     throw new OAuth2Error(
       "temporary",
       "invalid_token_response",
       "token endpoint answered without a body",
     );
   }
-  const errorCode = typeof body?.error === "string" ? body.error : undefined;
+  const errorCode = typeof answer?.error === "string" ? answer.error : undefined;
   // Some providers (Slack) answer 200 with `{ ok: false, error }`.
-  if (!response.ok || body === undefined || errorCode !== undefined || body.ok === false) {
+  if (!response.ok || answer === undefined || errorCode !== undefined || answer.ok === false) {
     const status = response.ok ? 400 : response.status;
     const code = errorCode ?? `http_${response.status}`;
     throw new OAuth2Error(
@@ -77,7 +80,7 @@ export async function requestToken(request: TokenRequest): Promise<OAuth2TokenSe
       response.status,
     );
   }
-  return (request.readTokenSet ?? readStandardTokenSet)(body, request.clock);
+  return (request.readTokenSet ?? readStandardTokenSet)(answer, request.clock);
 }
 
 /** RFC 6749 §5.1 token response fields. */

@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireRole } from "../auth/principal";
+import { createOAuth2Tokens } from "../credentials/oauth2-tokens";
 import type { AppDeps } from "../deps";
 import { createRouter, errorResponses } from "../router";
 import {
@@ -44,6 +45,14 @@ const referenceErrors = {
  */
 export function connectionRoutes(deps: AppDeps) {
   const router = createRouter();
+  const tokens = createOAuth2Tokens({
+    database: deps.database,
+    keyRing: deps.keyRing,
+    clock: deps.clock,
+    fetch: deps.fetch,
+    logger: deps.logger,
+    tokenRequestTimeoutMs: deps.settings.tokenRequestTimeoutMs,
+  });
 
   router.openapi(
     createRoute({
@@ -51,7 +60,7 @@ export function connectionRoutes(deps: AppDeps) {
       path: BASE,
       tags,
       security,
-      summary: "Create a connection from an API key",
+      summary: "Create a connection from secret inputs (API key, OAuth2 client credentials)",
       request: { body: { ...json(createConnectionBody), required: true } },
       responses: {
         201: {
@@ -195,7 +204,7 @@ export function connectionRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const principal = requireRole(c.get("principal"), "member");
-      return c.json(await testConnection(deps, principal, c.req.valid("param").id), 200);
+      return c.json(await testConnection(deps, principal, c.req.valid("param").id, tokens), 200);
     },
   );
 

@@ -18,6 +18,7 @@ import {
 import { and, asc, eq, isNull, type SQL } from "drizzle-orm";
 import { appendAudit } from "../audit/service";
 import type { OrganizationPrincipal } from "../auth/principal";
+import type { OAuth2Tokens } from "../credentials/oauth2-tokens";
 import {
   readCurrentCredential,
   type StoredCredential,
@@ -593,6 +594,8 @@ export async function revokeConnection(
 interface UsableConnection {
   definition: AnyIntegrationDefinition;
   target: TargetView<unknown>;
+  /** The target's secrets, decrypted only when a provider call needs the operator's client. */
+  targetSecrets(): unknown;
   connection: ConnectionView<unknown>;
   /** Reads and decrypts the current credential only when the caller is about to use it. */
   credential(): Promise<string>;
@@ -624,6 +627,7 @@ async function usableConnection(
   return {
     definition,
     target: target.view,
+    targetSecrets: () => target.secrets(),
     connection: {
       id: connection.id,
       methodId: connection.methodId,
@@ -648,29 +652,40 @@ async function usableConnection(
 }
 
 /**
- * Checks the connection's credential against the provider with the definition's credential test.
- * The outcome is reported, not recorded on the connection: a failed test leaves `status` and
- * `lastError` alone, because one failed call (a provider outage, a rate limit) is not proof that
- * the credential is bad, and status changes belong to credential resolution and refresh.
+ * Checks the connection's credential against the provider, for every method:
+ * - API key: the definition's credential test (`ok: null` when it has none);
+ * - OAuth2 client credentials: a token from the token endpoint, then the credential test;
+ * - OAuth2 authorization code: the access token, refreshed first when near expiry (as credential
+ *   resolution does, with the same single-flight), then the credential test; without one, a
+ *   token obtained from the token endpoint just now is `ok: true`.
+ * A failed test leaves `status` and `lastError` alone, because one failed call (a provider outage,
+ * a rate limit) is not proof that the credential is bad — except a refresh the provider refused
+ * for good, which marks the connection `error` exactly as credential resolution would.
  * Each test is audited: it sends the secret out of the vault.
  */
 export async function testConnection(
   deps: ConnectionDeps,
   principal: OrganizationPrincipal,
   id: string,
+  tokens: OAuth2Tokens,
 ): Promise<{ ok: boolean | null; message: string }> {
   const usable = await usableConnection(deps, principal.organizationId, id, "test it");
   const credentialTest = usable.definition.credentialTest;
-  if (!credentialTest) return { ok: null, message: "this provider has no credential test" };
-  const credential = await usable.credential();
-  let result: { ok: boolean; message: string };
+  let result: { ok: boolean | null; message: string };
   try {
-    result = await credentialTest.test({
-      target: usable.target,
-      connection: usable.connection,
-      credential,
-      fetch: deps.fetch,
-    });
+    const { credential, issuedNow } = await credentialForTest(deps, usable, principal, tokens);
+    if (credentialTest) {
+      result = await credentialTest.test({
+        target: usable.target,
+        connection: usable.connection,
+        credential,
+        fetch: deps.fetch,
+      });
+    } else if (issuedNow) {
+      result = { ok: true, message: "the token endpoint issued an access token" };
+    } else {
+      result = { ok: null, message: "this provider has no credential test" };
+    }
   } catch (error) {
     // Definitions report provider failures as OAuth2Error with a caller-safe message.
     if (!(error instanceof OAuth2Error)) throw error;
@@ -685,6 +700,43 @@ export async function testConnection(
     details: { ok: result.ok },
   });
   return { ok: result.ok, message: result.message };
+}
+
+/** The value a test sends, and whether it came from the token endpoint during this test. */
+async function credentialForTest(
+  deps: ConnectionDeps,
+  usable: UsableConnection,
+  principal: OrganizationPrincipal,
+  tokens: OAuth2Tokens,
+): Promise<{ credential: string; issuedNow: boolean }> {
+  const { definition, connection } = usable;
+  const oauth2 = definition.oauth2;
+  if (connection.methodKind === "oauth2-client-credentials" && oauth2?.clientCredentials) {
+    const current = await readCurrentCredential(deps.database.db, deps.keyRing, connection.id);
+    if (current?.credential.kind !== "secret-fields") {
+      throw unprocessable("credential_not_available", `connection ${connection.id} has no client secret`);
+    }
+    const issued = await oauth2.clientCredentials({
+      target: { ...usable.target, secrets: usable.targetSecrets() },
+      connection,
+      secrets: current.credential.fields,
+      fetch: deps.fetch,
+      clock: deps.clock,
+    });
+    return { credential: issued.accessToken, issuedNow: true };
+  }
+  if (connection.methodKind === "oauth2-authorization-code") {
+    const target = { ...usable.target, secrets: usable.targetSecrets() };
+    const issued = await tokens.accessToken(
+      { id: connection.id, organizationId: principal.organizationId },
+      oauth2
+        ? (refreshToken, fetch) => oauth2.refresh({ target, refreshToken, fetch, clock: deps.clock })
+        : undefined,
+      { actor: principal.actor },
+    );
+    return { credential: issued.value, issuedNow: issued.source === "oauth2-refresh" };
+  }
+  return { credential: await usable.credential(), issuedNow: false };
 }
 
 /** Lists provider resources (e.g. repositories) the connection reaches, for binding pickers. */

@@ -23,7 +23,7 @@ export const ATLASSIAN_MCP_SERVER_NAME = "atlassian";
  * Confluence (`/wiki/rest/api`, `/wiki/api/v2`). The site's web UI stays out of reach.
  */
 /** Product APIs behind the API gateway, for OAuth 2.0 (3LO) connections. */
-export const ATLASSIAN_OAUTH2_API_PREFIX = "/ex/";
+export const ATLASSIAN_OAUTH2_API_PREFIX = "/ex";
 
 export const ATLASSIAN_SITE_REST_PREFIXES = ["/rest", "/wiki/api", "/wiki/rest"] as const;
 

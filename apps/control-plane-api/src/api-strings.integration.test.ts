@@ -34,7 +34,12 @@ const WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const TARGET_CONFIG = {
   baseUrl: "https://api.fuzz.example/v1",
   mcpServerUrl: "https://mcp.fuzz.example/mcp",
-  oauth2: { tokenUrl: "https://auth.fuzz.example/token", audience: "fuzz-api" },
+  oauth2: {
+    tokenUrl: "https://auth.fuzz.example/token",
+    authorizationUrl: "https://auth.fuzz.example/authorize",
+    clientId: "fuzz-client",
+    audience: "fuzz-api",
+  },
 };
 
 async function ok(response: Promise<{ status: number; body: unknown; text: string }>) {
@@ -212,6 +217,25 @@ const FIXTURES: Record<string, () => RequestParts> = {
     as: "admin",
     params: { ...id(), kind: "repositories" },
   }),
+  "POST /v1/integration/connections/oauth2/start": () => ({
+    as: "admin",
+    body: {
+      targetKey: fx.targetKey,
+      methodId: "oauth2",
+      displayName: "Fuzz OAuth",
+      scopes: ["read", "write:items"],
+      redirectAfter: "http://127.0.0.1:8080/done?from=fuzz",
+    },
+  }),
+  "GET /v1/integration/connections/oauth2/callback": () => ({
+    as: "provider",
+    query: {
+      state: "fuzz-state-unknown",
+      code: "fuzz-code",
+      error: "access_denied",
+      error_description: "first line",
+    },
+  }),
   "POST /v1/operator/targets": () => ({
     as: "operator",
     body: {
@@ -342,6 +366,9 @@ const WRITES_ON_REFUSAL: Record<string, readonly string[]> = {
   "POST /internal/v1/credentials/resolve": ["audit_log"],
   // The webhook front door audits every refused delivery (SPEC §10).
   "POST /p/integration/webhooks/{targetKey}": ["audit_log"],
+  // OAuth2: an open redirect in `redirectAfter` and every refused callback are audited.
+  "POST /v1/integration/connections/oauth2/start": ["audit_log"],
+  "GET /v1/integration/connections/oauth2/callback": ["audit_log"],
 };
 
 // ----- routes and their string slots, from the OpenAPI document -----------------------------------

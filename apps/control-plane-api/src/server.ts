@@ -17,6 +17,7 @@ import { createOidcVerifier } from "./auth/oidc";
 import { type AppDeps, appSettingsFromConfig } from "./deps";
 import { startInvalidationFeed } from "./events/invalidations";
 import { createLogger, type Logger } from "./logger";
+import type { Clock } from "@keyway/integrations-core";
 import { apiModules } from "./modules";
 import { syncTargets } from "./targets/sync";
 
@@ -35,8 +36,17 @@ const systemClock = { now: () => new Date() };
  */
 export async function startControlPlane(
   config: KeywayConfig,
-  options: { databaseUrl: string; logger?: Logger },
+  options: {
+    databaseUrl: string;
+    logger?: Logger;
+    /**
+     * The clock of the API's own decisions (token expiry and refresh, session liveness, audit
+     * times); tests move it. Token signatures and assertion checks keep the system clock.
+     */
+    clock?: Clock;
+  },
 ): Promise<RunningControlPlane> {
+  const clock = options.clock ?? systemClock;
   const logger =
     options.logger ??
     createLogger({
@@ -96,7 +106,7 @@ export async function startControlPlane(
     invalidations,
     jobs,
     ...(config.oidc ? { oidc: await oidcVerifier(config.oidc) } : {}),
-    clock: systemClock,
+    clock,
     logger,
     fetch: globalThis.fetch,
     settings: appSettingsFromConfig(config, caPem),

@@ -12,6 +12,7 @@ export {
 } from "@keyway/db";
 export * from "./git-http-backend";
 export * from "./http-servers";
+export * from "./oauth-browser";
 export * from "./tcp-proxy";
 export * from "./test-database";
 export * from "./tls";

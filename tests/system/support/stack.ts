@@ -8,6 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { type KeywayConfig, loadConfig, writeDevelopmentConfig } from "@keyway/config";
 import { type RunningControlPlane, startControlPlane } from "@keyway/control-plane-api/server";
+import type { Clock } from "@keyway/integrations-core";
 import {
   createTestCa,
   createTestDatabase,
@@ -87,6 +88,8 @@ export interface StackOptions {
    * killed; `controlPlaneLogs` then holds the lines it writes. Default: in this process.
    */
   controlPlaneProcess?: boolean;
+  /** The in-process control plane's (and its replicas') clock for its own decisions; tests move it. */
+  clock?: Clock;
 }
 
 /** A gateway as its own process, running the bundle as deployed. */
@@ -172,7 +175,13 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
         healthUrl: `${apiUrl}/healthz`,
         lines: controlPlaneLogs,
       })
-    : controlPlaneInProcess(() => startControlPlane(config, { databaseUrl: database.url, logger }));
+    : controlPlaneInProcess(() =>
+        startControlPlane(config, {
+          databaseUrl: database.url,
+          logger,
+          ...(options.clock ? { clock: options.clock } : {}),
+        }),
+      );
   await controlPlane.start();
   const replicas: RunningControlPlane[] = [];
   const gateways: GatewayProcess[] = [];
@@ -362,7 +371,7 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
       const port = await getFreePort();
       const replica = await startControlPlane(
         { ...config, api: { ...config.api, port, public_url: `http://127.0.0.1:${port}` } },
-        { databaseUrl: database.url, logger },
+        { databaseUrl: database.url, logger, ...(options.clock ? { clock: options.clock } : {}) },
       );
       replicas.push(replica);
       return { url: replica.url, close: () => replica.close() };

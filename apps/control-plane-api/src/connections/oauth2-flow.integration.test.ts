@@ -6,6 +6,7 @@ import {
   startAuthorizationServer,
 } from "../../../../scripts/demo-authorization-server.mjs";
 import { readCurrentCredential } from "../credentials/secret-store";
+import { browseAuthorization } from "@keyway/test-harness";
 import { createTestApp, createTestClock, type TestApp } from "../testing/test-app";
 import { OAUTH2_CALLBACK_PATH } from "./oauth2-flow";
 
@@ -68,59 +69,11 @@ afterAll(async () => {
 
 // ----- a browser ------------------------------------------------------------------------------
 
-/**
- * Follows redirects as a browser does, keeping the authorization server's cookies; fills in its
- * sign-in and consent forms; stops at the redirect back to Keyway and returns that URL.
- */
+/** The authorization server's pages, as a browser; returns the redirect back to Keyway. */
 async function authorize(authorizationUrl: string, options: { deny?: boolean } = {}) {
-  const cookies = new Map<string, string>();
-  let url = authorizationUrl;
-  let method = "GET";
-  let body: string | undefined;
-  for (let hop = 0; hop < 20; hop++) {
-    if (url.startsWith(CALLBACK)) return url;
-    const response = await fetch(url, {
-      method,
-      redirect: "manual",
-      headers: {
-        accept: "text/html",
-        cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join("; "),
-        ...(body !== undefined ? { "content-type": "application/x-www-form-urlencoded" } : {}),
-      },
-      ...(body !== undefined ? { body } : {}),
-    });
-    for (const line of response.headers.getSetCookie()) {
-      const [pair = ""] = line.split(";");
-      const index = pair.indexOf("=");
-      cookies.set(pair.slice(0, index), pair.slice(index + 1));
-    }
-    const location = response.headers.get("location");
-    if (location !== null) {
-      url = new URL(location, url).toString();
-      method = "GET";
-      body = undefined;
-      await response.body?.cancel();
-      continue;
-    }
-    const html = await response.text();
-    expect(response.status, html.slice(0, 500)).toBe(200);
-    const action = /<form[^>]*action="([^"]+)"/.exec(html)?.[1];
-    const prompt = /name="prompt" value="([^"]+)"/.exec(html)?.[1];
-    if (action === undefined || prompt === undefined) throw new Error(`no form in ${html}`);
-    if (options.deny && prompt === "consent") {
-      url = new URL(`${new URL(action, url).pathname}/abort`, url).toString();
-      method = "GET";
-      body = undefined;
-      continue;
-    }
-    url = new URL(action, url).toString();
-    method = "POST";
-    body =
-      prompt === "login"
-        ? new URLSearchParams({ prompt, login: "alice", password: "any" }).toString()
-        : new URLSearchParams({ prompt }).toString();
-  }
-  throw new Error("too many redirects");
+  const page = await browseAuthorization(authorizationUrl, { stopAt: CALLBACK, ...options });
+  if (!page.url.startsWith(CALLBACK)) throw new Error(`stopped at ${page.url}: ${page.text}`);
+  return page.url;
 }
 
 async function start(body: Record<string, unknown>, token = org.member) {

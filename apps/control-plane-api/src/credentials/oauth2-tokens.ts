@@ -223,7 +223,7 @@ export function createOAuth2Tokens(deps: OAuth2TokenDeps, maxCachedTokens = 10_0
     minValidityMs: number,
   ): Promise<IssuedAccessToken> {
     const waitUntil = performance.now() + FOLLOWER_WAIT_MS;
-    let pause = 25;
+    let pause = 20;
     for (;;) {
       let attempt: Awaited<ReturnType<typeof refreshUnderLock>>;
       try {
@@ -260,7 +260,7 @@ export function createOAuth2Tokens(deps: OAuth2TokenDeps, maxCachedTokens = 10_0
       // otherwise wait for the new version (or for the lock, should that replica give up).
       if (isUsable(current, deps.clock.now())) return stored(current);
       await sleep(pause);
-      pause = Math.min(pause * 2, 250);
+      pause = Math.min(pause * 2, 100);
       const latest = await readCurrentCredential(deps.database.db, deps.keyRing, connection.id);
       if (latest && latest.version !== current.version && isUsable(latest, deps.clock.now())) {
         return stored(latest);

@@ -164,7 +164,9 @@ async function serveProtectedResource(provider, req, res) {
       : ((await provider.AccessToken.find(value)) ??
         (await provider.ClientCredentials.find(value)));
   const body = JSON.stringify(
-    token ? { message: "hello from the demo resource", subject: token.accountId ?? token.clientId } : { error: "invalid_token" },
+    token
+      ? { message: "hello from the demo resource", subject: token.accountId ?? token.clientId }
+      : { error: "invalid_token" },
   );
   res.writeHead(token ? 200 : 401, {
     "content-type": "application/json",

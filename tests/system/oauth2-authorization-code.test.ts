@@ -109,18 +109,27 @@ describe("OAuth2 authorization code, end to end", () => {
   let routeId = "";
 
   it("start → consent at the server over HTTP → callback → connection active", async () => {
-    const started = await stack.apiOk(orgToken, "POST", "/v1/integration/connections/oauth2/start", {
-      targetKey: "local-oauth",
-      methodId: "oauth2",
-      displayName: "Local OAuth API",
-    });
+    const started = await stack.apiOk(
+      orgToken,
+      "POST",
+      "/v1/integration/connections/oauth2/start",
+      {
+        targetKey: "local-oauth",
+        methodId: "oauth2",
+        displayName: "Local OAuth API",
+      },
+    );
     const page = await browseAuthorization(stringAt(started, "authorizationUrl"));
     expect(page.url.startsWith(`${stack.apiUrl}/v1/integration/connections/oauth2/callback`)).toBe(
       true,
     );
     expect(page.status).toBe(200);
     expect(page.text).toContain("Connected");
-    const listed = await stack.apiOk(orgToken, "GET", "/v1/integration/connections?targetKey=local-oauth");
+    const listed = await stack.apiOk(
+      orgToken,
+      "GET",
+      "/v1/integration/connections?targetKey=local-oauth",
+    );
     const [connection] = (listed as { items: { id: string; status: string }[] }).items;
     expect(connection?.status).toBe("active");
     connectionId = connection?.id ?? "";
@@ -128,9 +137,17 @@ describe("OAuth2 authorization code, end to end", () => {
 
   it("a sandbox request through the gateway carries the access token", async () => {
     session = await startSessionWith(stack, orgToken, [{ connectionId, kind: "connector" }]);
-    const plan = await stack.apiOk(orgToken, "GET", `/v1/sandbox-profiles/${
-      ((await stack.apiOk(orgToken, "GET", `/v1/sandbox-sessions/${session.id}`)) as { profileId: string }).profileId
-    }/versions/1/plan`);
+    const plan = await stack.apiOk(
+      orgToken,
+      "GET",
+      `/v1/sandbox-profiles/${
+        (
+          (await stack.apiOk(orgToken, "GET", `/v1/sandbox-sessions/${session.id}`)) as {
+            profileId: string;
+          }
+        ).profileId
+      }/versions/1/plan`,
+    );
     routeId = stringAt((plan as { plan: { routes: unknown[] } }).plan.routes[0], "id");
     const answer = await throughGateway();
     expect(answer.status, answer.stdout).toBe(200);
@@ -143,7 +160,9 @@ describe("OAuth2 authorization code, end to end", () => {
     clock.offsetMs = (ACCESS_TOKEN_TTL_SECONDS + 5) * 1000;
     const started = performance.now();
     const answers = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => resolveAt(i % 2 === 0 ? stack.apiUrl : replica.url, routeId)),
+      Array.from({ length: 20 }, (_, i) =>
+        resolveAt(i % 2 === 0 ? stack.apiUrl : replica.url, routeId),
+      ),
     );
     const elapsedMs = performance.now() - started;
     expect(answers.map((answer) => answer.status)).toEqual(Array(20).fill(200));
@@ -175,14 +194,16 @@ describe("OAuth2 authorization code, end to end", () => {
     const refused = await resolveAt(replica.url, routeId);
     expect(refused.status).toBe(502);
     expect(refused.body).toMatchObject({ error: { code: "credential_unavailable" } });
-    const connection = await stack.apiOk(orgToken, "GET", `/v1/integration/connections/${connectionId}`);
+    const connection = await stack.apiOk(
+      orgToken,
+      "GET",
+      `/v1/integration/connections/${connectionId}`,
+    );
     expect(connection).toMatchObject({ status: "error" });
     expect(stringAt(connection, "lastError")).toContain("invalid_grant");
     // The gateway drops the token it cached (a 502 of its own, not the server's 401 for a
     // revoked grant's token it would have sent from its cache).
-    await expect
-      .poll(async () => (await throughGateway()).status, { timeout: 5_000 })
-      .toBe(502);
+    await expect.poll(async () => (await throughGateway()).status, { timeout: 5_000 }).toBe(502);
     expect((await throughGateway()).body).toContain("credential_unavailable");
   });
 });

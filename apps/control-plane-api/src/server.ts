@@ -9,6 +9,7 @@ import {
   parsePrivateKey,
 } from "@keyway/crypto";
 import { createDatabase, runMigrations } from "@keyway/db";
+import type { Clock } from "@keyway/integrations-core";
 import { createCatalogueRegistry } from "@keyway/integrations-definitions";
 import { configuredQueueSettings, createJobQueue } from "@keyway/jobs";
 import { createRemoteJWKSet } from "jose";
@@ -17,7 +18,6 @@ import { createOidcVerifier } from "./auth/oidc";
 import { type AppDeps, appSettingsFromConfig } from "./deps";
 import { startInvalidationFeed } from "./events/invalidations";
 import { createLogger, type Logger } from "./logger";
-import type { Clock } from "@keyway/integrations-core";
 import { apiModules } from "./modules";
 import { syncTargets } from "./targets/sync";
 

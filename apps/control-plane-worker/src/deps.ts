@@ -5,6 +5,8 @@ import type { DatabaseHandle } from "@keyway/db";
 import type { Clock, FetchLike, IntegrationRegistry } from "@keyway/integrations-core";
 import type { JobQueue } from "@keyway/jobs";
 import type { GitHubRedeliverySettings } from "./jobs/github-redelivery/handler";
+import type { OAuth2RefreshSettings } from "./jobs/oauth2-refresh/handler";
+import type { TargetHealthSettings } from "./jobs/target-health/handler";
 import type { WebhookRetentionSettings } from "./jobs/webhook-retention/handler";
 
 /**
@@ -34,11 +36,15 @@ export interface WorkerSettings {
   retention: WebhookRetentionSettings;
   githubRedelivery: GitHubRedeliverySettings;
   webhookDelivery: WebhookDeliverySettings;
+  oauth2: OAuth2RefreshSettings;
+  targetHealth: TargetHealthSettings;
 }
 
-/** The worker's settings as `keyway.toml` gives them (`[worker]`, `[webhooks]`). */
-export function workerSettings(config: Pick<KeywayConfig, "worker" | "webhooks">): WorkerSettings {
-  const { worker, webhooks } = config;
+/** The worker's settings as `keyway.toml` gives them (`[worker]`, `[webhooks]`, `[oauth2]`). */
+export function workerSettings(
+  config: Pick<KeywayConfig, "worker" | "webhooks" | "oauth2">,
+): WorkerSettings {
+  const { worker, webhooks, oauth2 } = config;
   return {
     concurrency: worker.concurrency,
     pollingIntervalSeconds: worker.polling_interval_seconds,
@@ -60,6 +66,11 @@ export function workerSettings(config: Pick<KeywayConfig, "worker" | "webhooks">
       responseTimeoutMs: webhooks.delivery.response_timeout_ms,
       allowPrivateSubscribers: webhooks.allow_private_subscribers,
     },
+    oauth2: {
+      proactiveRefreshWindowSeconds: oauth2.proactive_refresh_window_seconds,
+      tokenRequestTimeoutMs: oauth2.token_request_timeout_ms,
+    },
+    targetHealth: { timeoutMs: worker.target_health_timeout_ms },
   };
 }
 

@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 describe("the worker's scheduled jobs", () => {
-  it("schedules retention and GitHub reconciliation, and runs what the schedule sends", async () => {
+  it("schedules retention, GitHub reconciliation, OAuth2 refresh and health probes, and runs what the schedule sends", async () => {
     const deps = createTestWorkerDeps(t);
     const worker = await startTestWorker(deps);
     try {
@@ -31,6 +31,8 @@ describe("the worker's scheduled jobs", () => {
       ).toEqual(
         [
           ["github-redelivery", "*/10 * * * *", "UTC"],
+          ["oauth2-refresh", "* * * * *", "UTC"],
+          ["target-health", "*/5 * * * *", "UTC"],
           ["webhook-retention", "17 * * * *", "UTC"],
         ].sort(),
       );

@@ -1,7 +1,10 @@
+import { createOAuth2Tokens } from "@keyway/control-plane-api/credentials/oauth2-tokens";
 import type { Logger } from "@keyway/control-plane-api/logger";
 import {
   githubRedeliveryQueue,
+  oauth2RefreshQueue,
   type QueueDefinition,
+  targetHealthQueue,
   webhookDeliverQueue,
   webhookProcessQueue,
   webhookRetentionQueue,
@@ -11,6 +14,8 @@ import type { z } from "zod";
 import type { WorkerDeps } from "./deps";
 import { describeJobError } from "./job-errors";
 import { reconcileGitHubDeliveries } from "./jobs/github-redelivery/handler";
+import { refreshExpiringTokens } from "./jobs/oauth2-refresh/handler";
+import { probeTargetHealth } from "./jobs/target-health/handler";
 import { deliverWebhook, recordDeliveryFailure } from "./jobs/webhook-deliver/handler";
 import { processWebhookEvent, recordProcessingFailure } from "./jobs/webhook-process/handler";
 import { runWebhookRetention } from "./jobs/webhook-retention/handler";
@@ -33,6 +38,10 @@ function job<Q extends QueueDefinition>(registration: JobRegistration<Q>): JobRe
 }
 
 export function workerJobs(deps: WorkerDeps): JobRegistration[] {
+  const tokens = createOAuth2Tokens({
+    ...deps,
+    tokenRequestTimeoutMs: deps.settings.oauth2.tokenRequestTimeoutMs,
+  });
   return [
     job({
       queue: webhookProcessQueue,
@@ -51,6 +60,12 @@ export function workerJobs(deps: WorkerDeps): JobRegistration[] {
       run: () => reconcileGitHubDeliveries(deps),
       concurrency: 1,
     }),
+    job({
+      queue: oauth2RefreshQueue,
+      run: () => refreshExpiringTokens({ ...deps, tokens }),
+      concurrency: 1,
+    }),
+    job({ queue: targetHealthQueue, run: () => probeTargetHealth(deps), concurrency: 1 }),
   ];
 }
 

@@ -8,10 +8,12 @@ export {
 export {
   configuredQueueSettings,
   githubRedeliveryQueue,
+  oauth2RefreshQueue,
   QUEUES,
   type QueueDefinition,
   type QueuePayload,
   type QueueSettings,
+  targetHealthQueue,
   webhookDeliverExpirySeconds,
   webhookDeliverQueue,
   webhookProcessQueue,

@@ -117,6 +117,38 @@ export const githubRedeliveryQueue = defineQueue({
 });
 
 /**
+ * Refreshes OAuth2 access tokens that expire within `oauth2.proactive_refresh_window_seconds`, so
+ * a sandbox's request never waits on a token endpoint. Refreshes take the same per-connection
+ * advisory lock as credential resolution, so a run racing a resolution refreshes once.
+ */
+export const oauth2RefreshQueue = defineQueue({
+  name: "oauth2-refresh",
+  payload: z.strictObject({}),
+  settings: {
+    policy: "singleton",
+    retryLimit: 1,
+    retryDelay: 30,
+    retryBackoff: false,
+    expireInSeconds: 300,
+  },
+  schedule: "* * * * *",
+});
+
+/** Probes every enabled target's endpoints and records the outcome as the target's `health`. */
+export const targetHealthQueue = defineQueue({
+  name: "target-health",
+  payload: z.strictObject({}),
+  settings: {
+    policy: "singleton",
+    retryLimit: 1,
+    retryDelay: 60,
+    retryBackoff: false,
+    expireInSeconds: 300,
+  },
+  schedule: "*/5 * * * *",
+});
+
+/**
  * Queue settings that follow the deployment's configuration, for `createJobQueue`'s
  * `queueSettings`: the API and the worker both pass these, computed from the same settings.
  */
@@ -135,4 +167,6 @@ export const QUEUES: readonly QueueDefinition[] = [
   webhookDeliverQueue,
   webhookRetentionQueue,
   githubRedeliveryQueue,
+  oauth2RefreshQueue,
+  targetHealthQueue,
 ];

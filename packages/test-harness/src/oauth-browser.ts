@@ -69,7 +69,11 @@ export async function browseAuthorization(
     url = submit.toString();
     form =
       prompt === "login"
-        ? new URLSearchParams({ prompt, login: options.login ?? "alice", password: "any" }).toString()
+        ? new URLSearchParams({
+            prompt,
+            login: options.login ?? "alice",
+            password: "any",
+          }).toString()
         : new URLSearchParams({ prompt }).toString();
   }
   throw new Error(`more than 20 redirects from ${startUrl}`);

@@ -1,4 +1,5 @@
 import { auditLog, connectionCredentials, integrationConnections, oauthSessions } from "@keyway/db";
+import { browseAuthorization } from "@keyway/test-harness";
 import { asc, desc, eq, gt } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -6,7 +7,6 @@ import {
   startAuthorizationServer,
 } from "../../../../scripts/demo-authorization-server.mjs";
 import { readCurrentCredential } from "../credentials/secret-store";
-import { browseAuthorization } from "@keyway/test-harness";
 import { createTestApp, createTestClock, type TestApp } from "../testing/test-app";
 import { OAUTH2_CALLBACK_PATH } from "./oauth2-flow";
 
@@ -198,7 +198,11 @@ describe("the authorization code flow against oidc-provider", () => {
   it("POST /{id}/test refreshes through the server when the token is near expiry", async () => {
     clock.advance(3600_000 - 30_000);
     const before = as.grants().refresh_token ?? 0;
-    const tested = await t.call("POST", `/v1/integration/connections/${connectionId}/test`, org.member);
+    const tested = await t.call(
+      "POST",
+      `/v1/integration/connections/${connectionId}/test`,
+      org.member,
+    );
     expect(tested.status, tested.text).toBe(200);
     expect(tested.body.ok).toBe(true);
     expect(as.grants().refresh_token).toBe(before + 1);
@@ -242,7 +246,9 @@ describe("refused callbacks: nothing written but an audit entry", () => {
   });
 
   it("an unknown state, with a page for a browser", async () => {
-    const answer = await callback(`${CALLBACK}?state=made-up&code=made-up`, { accept: "text/html" });
+    const answer = await callback(`${CALLBACK}?state=made-up&code=made-up`, {
+      accept: "text/html",
+    });
     expect(answer.status).toBe(422);
     expect(answer.headers.get("content-type")).toContain("text/html");
     expect(answer.text).toContain("The connection was not made");

@@ -1,10 +1,5 @@
 import { createHash } from "node:crypto";
-import {
-  type Executor,
-  integrationConnections,
-  newId,
-  oauthSessions,
-} from "@keyway/db";
+import { type Executor, integrationConnections, newId, oauthSessions } from "@keyway/db";
 import {
   createOAuthState,
   createPkcePair,
@@ -254,7 +249,7 @@ export async function completeOAuth2Flow(
 
   if (!flow) {
     const [known] = await db.select().from(oauthSessions).where(eq(oauthSessions.stateHash, hash));
-    const reason = !known || known.flow !== "oauth2" ? "unknown" : known.usedAt ? "used" : "expired";
+    const reason = known?.flow !== "oauth2" ? "unknown" : known.usedAt ? "used" : "expired";
     // A known flow is named in the audit entry, but the browser never goes back to its
     // redirectAfter: whoever holds a spent state is not necessarily the one who started it.
     return refuse(

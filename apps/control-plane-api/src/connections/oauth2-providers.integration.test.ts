@@ -143,12 +143,19 @@ describe("Linear", () => {
     server.use(
       http.post("https://api.linear.app/oauth/token", async ({ request }) => {
         const form = new URLSearchParams(await request.text());
-        if (form.get("client_id") !== "lin-client" || form.get("client_secret") !== "linear-client-secret") {
+        if (
+          form.get("client_id") !== "lin-client" ||
+          form.get("client_secret") !== "linear-client-secret"
+        ) {
           return HttpResponse.json({ error: "invalid_client" }, { status: 401 });
         }
         if (form.get("grant_type") === "authorization_code") {
           const verifier = form.get("code_verifier") ?? "";
-          if (form.get("code") !== "lin-code" || s256(verifier) !== challenge || form.get("redirect_uri") !== CALLBACK) {
+          if (
+            form.get("code") !== "lin-code" ||
+            s256(verifier) !== challenge ||
+            form.get("redirect_uri") !== CALLBACK
+          ) {
             return HttpResponse.json({ error: "invalid_grant" }, { status: 400 });
           }
         } else if (form.get("refresh_token") !== currentRefresh) {
@@ -167,7 +174,10 @@ describe("Linear", () => {
       http.post("https://api.linear.app/graphql", ({ request }) =>
         request.headers.get("authorization") === `Bearer lin_oauth_access_${issued}`
           ? HttpResponse.json({ data: { organization: { id: "lin-org-42" } } })
-          : HttpResponse.json({ errors: [{ message: "Authentication required" }] }, { status: 401 }),
+          : HttpResponse.json(
+              { errors: [{ message: "Authentication required" }] },
+              { status: 401 },
+            ),
       ),
     );
     const completed = await complete(url.searchParams.get("state") ?? "", "lin-code");
@@ -238,7 +248,9 @@ describe("Slack", () => {
   it("connects a workspace, rotates the refresh token on every refresh, stores each atomically", async () => {
     const url = await start("slack-oauth");
     expect(url.origin + url.pathname).toBe("https://slack.com/oauth/v2/authorize");
-    expect(url.searchParams.get("scope")).toBe("channels:history,channels:read,chat:write,users:read");
+    expect(url.searchParams.get("scope")).toBe(
+      "channels:history,channels:read,chat:write,users:read",
+    );
     server.use(slackStandIn(url.searchParams.get("code_challenge")));
     tokenRequests = [];
     const completed = await complete(url.searchParams.get("state") ?? "", "slack-code");
@@ -271,7 +283,11 @@ describe("Slack", () => {
   });
 
   it("a reconnect of the same workspace keeps the connection; an uninstall marks it error", async () => {
-    const listed = await t.call("GET", "/v1/integration/connections?targetKey=slack-oauth", org.viewer);
+    const listed = await t.call(
+      "GET",
+      "/v1/integration/connections?targetKey=slack-oauth",
+      org.viewer,
+    );
     const [connection] = listed.body.items;
     const url = await start("slack-oauth");
     server.use(slackStandIn(url.searchParams.get("code_challenge")));
@@ -288,10 +304,12 @@ describe("Slack", () => {
     const after = await t.call("GET", `/v1/integration/connections/${connection.id}`, org.viewer);
     expect(after.body).toMatchObject({ status: "error" });
     expect(after.body.lastError).toContain("invalid_refresh_token");
-    await expect.poll(() => events).toContainEqual({
-      type: "connection.updated",
-      connectionId: connection.id,
-    });
+    await expect
+      .poll(() => events)
+      .toContainEqual({
+        type: "connection.updated",
+        connectionId: connection.id,
+      });
   });
 });
 
@@ -316,14 +334,20 @@ describe("Atlassian", () => {
         expect(request.headers.get("content-type")).toBe("application/json");
         const body = (await request.json()) as Record<string, string>;
         if (body.client_id !== "atl-client" || body.client_secret !== "atlassian-client-secret") {
-          return HttpResponse.json({ error: "access_denied", error_description: "Unauthorized" }, { status: 401 });
+          return HttpResponse.json(
+            { error: "access_denied", error_description: "Unauthorized" },
+            { status: 401 },
+          );
         }
         const valid =
           body.grant_type === "authorization_code"
             ? body.code === "atl-code" && body.redirect_uri === CALLBACK
             : body.refresh_token === currentRefresh;
         if (!valid) {
-          return HttpResponse.json({ error: "invalid_grant", error_description: "Unknown or invalid refresh token." }, { status: 403 });
+          return HttpResponse.json(
+            { error: "invalid_grant", error_description: "Unknown or invalid refresh token." },
+            { status: 403 },
+          );
         }
         issued++;
         currentRefresh = `atl-refresh-${issued}`;
@@ -343,7 +367,8 @@ describe("Atlassian", () => {
                 name: "Site name",
                 url: "https://your-domain.atlassian.net",
                 scopes: ["write:jira-work", "read:jira-user"],
-                avatarUrl: "https://site-admin-avatar-cdn.prod.public.atl-paas.net/avatars/240/flag.png",
+                avatarUrl:
+                  "https://site-admin-avatar-cdn.prod.public.atl-paas.net/avatars/240/flag.png",
               },
             ])
           : new HttpResponse(null, { status: 401 }),

@@ -1,4 +1,4 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute, type z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { requireRole } from "../auth/principal";
 import type { AppDeps } from "../deps";
@@ -33,7 +33,10 @@ export function oauth2StartRoutes(deps: AppDeps) {
       summary: "Start an OAuth2 authorization code flow (PKCE S256); send the browser to the URL",
       request: { body: { ...json(startOAuth2Body), required: true } },
       responses: {
-        201: { description: "The flow (valid 10 minutes, single use)", ...json(oauth2StartedSchema) },
+        201: {
+          description: "The flow (valid 10 minutes, single use)",
+          ...json(oauth2StartedSchema),
+        },
         ...errorResponses,
         409: { description: "The connection to reconnect is revoked (`connection_revoked`)" },
         422: {
@@ -73,7 +76,10 @@ export function oauth2CallbackRoutes(deps: AppDeps) {
       summary: "Where the provider sends the browser back (public; the state authenticates it)",
       request: { query: oauth2CallbackQuery },
       responses: {
-        200: { description: "Connected (a page for browsers, JSON otherwise)", ...json(oauth2CompletedSchema) },
+        200: {
+          description: "Connected (a page for browsers, JSON otherwise)",
+          ...json(oauth2CompletedSchema),
+        },
         302: { description: "Back to the flow's redirectAfter, with `connectionId` or `error`" },
         400: { description: "No state in the query" },
         409: { description: "`connection_revoked`, `oauth2_subject_mismatch` (reconnect)" },
@@ -147,8 +153,5 @@ function page(c: Context<AppEnv>, status: number, title: string, text: string): 
 }
 
 function escapeHtml(text: string): string {
-  return text.replace(
-    /[&<>"']/g,
-    (char) => `&#${char.charCodeAt(0)};`,
-  );
+  return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
 }

@@ -86,10 +86,7 @@ export function credentialValueOf(
  * config. A target is something the request refers to, so a missing one is 422
  * `target_not_found` here, not the 404 the targets module gives for its own routes.
  */
-export async function usableTarget(
-  deps: ConnectionDeps,
-  ref: TargetRef,
-): Promise<UsableTarget> {
+export async function usableTarget(deps: ConnectionDeps, ref: TargetRef): Promise<UsableTarget> {
   try {
     return await loadTargetForUse(deps.database.db, deps, ref);
   } catch (error) {
@@ -113,10 +110,7 @@ function definitionOf(deps: ConnectionDeps, target: TargetRow): AnyIntegrationDe
   return definition;
 }
 
-export function methodOf(
-  definition: AnyIntegrationDefinition,
-  methodId: string,
-): ConnectionMethod {
+export function methodOf(definition: AnyIntegrationDefinition, methodId: string): ConnectionMethod {
   const method = definition.connectionMethods.find((m) => m.id === methodId);
   if (!method) {
     throw unprocessable(
@@ -714,7 +708,10 @@ async function credentialForTest(
   if (connection.methodKind === "oauth2-client-credentials" && oauth2?.clientCredentials) {
     const current = await readCurrentCredential(deps.database.db, deps.keyRing, connection.id);
     if (current?.credential.kind !== "secret-fields") {
-      throw unprocessable("credential_not_available", `connection ${connection.id} has no client secret`);
+      throw unprocessable(
+        "credential_not_available",
+        `connection ${connection.id} has no client secret`,
+      );
     }
     const issued = await oauth2.clientCredentials({
       target: { ...usable.target, secrets: usable.targetSecrets() },
@@ -730,7 +727,8 @@ async function credentialForTest(
     const issued = await tokens.accessToken(
       { id: connection.id, organizationId: principal.organizationId },
       oauth2
-        ? (refreshToken, fetch) => oauth2.refresh({ target, refreshToken, fetch, clock: deps.clock })
+        ? (refreshToken, fetch) =>
+            oauth2.refresh({ target, refreshToken, fetch, clock: deps.clock })
         : undefined,
       { actor: principal.actor },
     );

@@ -161,7 +161,7 @@ export function createOAuth2Tokens(deps: OAuth2TokenDeps, maxCachedTokens = 10_0
   ) {
     return withTryAdvisoryLock(deps.database.sql, `oauth2-refresh:${connection.id}`, async () => {
       const latest = await readCurrentCredential(deps.database.db, deps.keyRing, connection.id);
-      if (!latest || latest.credential.kind !== "oauth2-token-set") {
+      if (latest?.credential.kind !== "oauth2-token-set") {
         throw new OAuth2Error("permanent", "no_token_set", "the connection holds no OAuth2 token");
       }
       if (latest.version !== seen.version && isFresh(latest, deps.clock.now(), minValidityMs)) {
@@ -244,10 +244,7 @@ export function createOAuth2Tokens(deps: OAuth2TokenDeps, maxCachedTokens = 10_0
           throw failure;
         }
         const previous = backoff.get(connection.id);
-        const delayMs = Math.min(
-          BACKOFF_MAX_MS,
-          previous ? previous.delayMs * 2 : BACKOFF_MIN_MS,
-        );
+        const delayMs = Math.min(BACKOFF_MAX_MS, previous ? previous.delayMs * 2 : BACKOFF_MIN_MS);
         backoff.set(connection.id, { until: Date.now() + delayMs, delayMs });
         if (isUsable(current, deps.clock.now())) return stored(current);
         throw failure;
@@ -281,7 +278,7 @@ export function createOAuth2Tokens(deps: OAuth2TokenDeps, maxCachedTokens = 10_0
     async accessToken(connection, refresh, requester, options = {}) {
       const minValidityMs = options.minValidityMs ?? REFRESH_WINDOW_MS;
       const current = await readCurrentCredential(deps.database.db, deps.keyRing, connection.id);
-      if (!current || current.credential.kind !== "oauth2-token-set") {
+      if (current?.credential.kind !== "oauth2-token-set") {
         throw new OAuth2Error("permanent", "no_token_set", "the connection holds no OAuth2 token");
       }
       const now = deps.clock.now();

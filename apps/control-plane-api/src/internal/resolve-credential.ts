@@ -1,5 +1,5 @@
 import { DecryptError, type KeyRing } from "@keyway/crypto";
-import { type Database, type Executor, integrationConnections } from "@keyway/db";
+import type { Database } from "@keyway/db";
 import {
   type AnyIntegrationDefinition,
   type Clock,
@@ -9,16 +9,10 @@ import {
   type FetchLike,
   type IntegrationRegistry,
   OAuth2Error,
-  type OAuth2TokenSet,
 } from "@keyway/integrations-core";
-import { and, eq } from "drizzle-orm";
 import { appendAudit } from "../audit/service";
 import { credentialValueOf } from "../connections/service";
-import type {
-  OAuth2Tokens,
-  RefreshGrant,
-  TokenRequester,
-} from "../credentials/oauth2-tokens";
+import type { OAuth2Tokens, RefreshGrant, TokenRequester } from "../credentials/oauth2-tokens";
 import {
   type CurrentCredential,
   decryptTargetSecrets,

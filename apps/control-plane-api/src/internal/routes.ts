@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { streamSSE } from "hono/streaming";
+import { createOAuth2Tokens } from "../credentials/oauth2-tokens";
 import type { AppDeps } from "../deps";
 import { DomainError, notFound } from "../errors";
 import type { FeedMessage } from "../events/invalidations";
@@ -9,7 +10,6 @@ import { sessionLiveness } from "../sessions/service";
 import { createPlanCache } from "./plan-cache";
 import { RESOLUTION_REFUSALS } from "./refusals";
 import { resolveRouteCredential } from "./resolve-credential";
-import { createOAuth2Tokens } from "../credentials/oauth2-tokens";
 import {
   compiledPlanDocument,
   planDigestParams,

@@ -41,7 +41,8 @@ export function compileAtlassianBinding({
 }: AtlassianBindingContext): CompileBindingOutput {
   const auth = routeAuthFor(connection.methodId, connection.config);
   const credential = {
-    secretType: connection.methodKind === "oauth2-authorization-code" ? "oauth2_access_token" : "api_key",
+    secretType:
+      connection.methodKind === "oauth2-authorization-code" ? "oauth2_access_token" : "api_key",
   };
   const mcp = splitBaseUrl(target.config.mcpUrl);
   const toolAllowlist = binding.config.mcpToolAllowlist;

@@ -7,7 +7,11 @@ import {
   type OAuth2TargetContext,
   type OAuth2TokenSet,
 } from "@keyway/integrations-core";
-import { buildAuthorizationUrl, type OAuth2ClientAuth, requestToken } from "../shared/oauth2-client";
+import {
+  buildAuthorizationUrl,
+  type OAuth2ClientAuth,
+  requestToken,
+} from "../shared/oauth2-client";
 import { httpApiClientCredentialsConfigSchema } from "./connection-methods";
 import type {
   HttpApiOAuth2Config,

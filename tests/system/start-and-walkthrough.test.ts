@@ -153,6 +153,9 @@ describe("pnpm start and the README, on a machine without pnpm", () => {
     expect(out).toContain('"eventType":"http-api.invoice.paid"');
     expect(out).toMatch(/demo subscriber verified http-api\.invoice\.paid \(webhook-id whe_/);
     expect(out).toMatch(/\[\{"id":"whe_[0-9A-Z]+","type":"http-api\.invoice\.paid"\}\]/);
+    // The OAuth2 step: the authorization server's line, then the connection's status.
+    expect(out).toContain("demo authorization server listening on http://127.0.0.1:8092");
+    expect(out).toMatch(/^active$/m);
     // curl prints no newline: the verification is the last flat JSON object naming checkedEntries.
     const verified = out.match(/\{[^{}]*"checkedEntries"[^{}]*\}/g)?.at(-1);
     expect(JSON.parse(verified ?? "{}")).toMatchObject({

@@ -13,7 +13,7 @@ const repo = fileURLToPath(new URL("../../..", import.meta.url));
  *   `.keyway/` is its own;
  * - a PATH with everything this machine has except pnpm (node, npx, curl, bash …);
  * - a private network namespace (`unshare --net`, loopback only), so the README's fixed ports
- *   (8080, 8081, 8082, 8090, 8091, 54329) are free whatever else runs on this machine, and commands run
+ *   (8080, 8081, 8082, 8090, 8091, 8092, 54329) are free whatever else runs on this machine, and commands run
  *   exactly as the README writes them.
  * Commands run in the namespace (`nsenter`), in the checkout, with that PATH.
  */

@@ -14,6 +14,7 @@
  * has no browser); tests pass `autoApprove: false` to go through the server's own sign-in and
  * consent pages over HTTP. Prints `demo authorization server listening on <issuer>` first.
  */
+import { realpathSync } from "node:fs";
 import { createServer } from "node:http";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -176,7 +177,9 @@ async function serveProtectedResource(provider, req, res) {
   res.end(body);
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+// Run as a program (not imported by a test)? Node gives the main module its real path, so the
+// path it was started by is resolved through symlinks too before comparing.
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
   const { values } = parseArgs({
     options: {
       port: { type: "string", default: "8091" },

@@ -53,6 +53,7 @@ secrets = { webhookSecret = "s3cret" }
       port: 9000,
       public_url: "http://127.0.0.1:9000",
       request_timeout_ms: 10_000,
+      allowed_redirect_origins: [],
     });
     expect(config.database).toEqual({
       pool_size: 10,
@@ -102,6 +103,11 @@ secrets = { webhookSecret = "s3cret" }
       polling_interval_seconds: 0.5,
       maintenance_interval_seconds: 30,
       shutdown_timeout_ms: 30_000,
+      target_health_timeout_ms: 5_000,
+    });
+    expect(config.oauth2).toEqual({
+      proactive_refresh_window_seconds: 600,
+      token_request_timeout_ms: 10_000,
     });
     expect(config.targets).toEqual({
       "github-cloud": {

@@ -115,6 +115,9 @@ describe("the v1 catalogue", () => {
         "http-api.baseUrl",
         "http-api.mcpServerUrl",
         "http-api.oauth2.tokenUrl",
+        "http-api.oauth2.authorizationUrl",
+        "atlassian.tokenUrl",
+        "atlassian.apiUrl",
       ]),
     );
     expect(checked.length).toBeGreaterThan(15);
@@ -148,7 +151,10 @@ const BAD_URLS = [
 /** Smallest valid config per variant (the others parse from `{}`). */
 const BASE_TARGET_CONFIG: Record<string, Record<string, unknown>> = {
   "github-enterprise-server": { webBaseUrl: "https://ghe.example.com" },
-  "http-api": { baseUrl: "https://api.example.com/v1" },
+  "http-api": {
+    baseUrl: "https://api.example.com/v1",
+    oauth2: { tokenUrl: "https://auth.example.com/token" },
+  },
 };
 
 type JsonNode = Record<string, unknown>;

@@ -119,9 +119,13 @@ describe("atlassian compileBinding", () => {
 });
 
 describe("atlassian target config", () => {
-  it("defaults to the public Rovo MCP server", () => {
+  it("defaults to the public Rovo MCP server and Atlassian's OAuth 2.0 (3LO) endpoints", () => {
     expect(atlassianTargetConfigSchema.parse({})).toEqual({
       mcpUrl: "https://mcp.atlassian.com/v1/mcp",
+      authorizationUrl: "https://auth.atlassian.com/authorize",
+      tokenUrl: "https://auth.atlassian.com/oauth/token",
+      apiUrl: "https://api.atlassian.com",
+      scopes: ["read:jira-work", "write:jira-work", "read:jira-user", "offline_access"],
     });
   });
 

@@ -170,7 +170,7 @@ describe("http-api client credentials", () => {
     expect(received).toBeUndefined();
   });
 
-  it("refuses the authorization-code flows with a permanent unsupported_grant_type", async () => {
+  it("refuses the authorization-code flows while the target names no client", async () => {
     const oauth2 = httpApiDefinition.oauth2;
     if (oauth2 === undefined) throw new Error("http-api must declare oauth2");
     const target = {
@@ -179,36 +179,82 @@ describe("http-api client credentials", () => {
       config: targetConfig({ tokenUrl: TOKEN_URL }),
       secrets: {},
     };
-    let thrown: unknown;
-    try {
+    expect(() =>
       oauth2.authorizationUrl({
         target,
         redirectUri: "https://keyway.example/cb",
         state: "s",
         codeChallenge: "c",
-      });
-    } catch (error) {
-      thrown = error;
-    }
-    expect(thrown).toBeInstanceOf(OAuth2Error);
-    expect(thrown).toMatchObject({ kind: "permanent", code: "unsupported_grant_type" });
-    const exchange = await failure(
-      oauth2.exchangeCode({
-        target,
-        code: "c",
-        redirectUri: "https://keyway.example/cb",
-        codeVerifier: "v",
-        fetch: globalThis.fetch,
-        clock,
       }),
-    );
-    expect(exchange.code).toBe("unsupported_grant_type");
+    ).toThrow(expect.objectContaining({ kind: "permanent", code: "client_not_configured" }));
     const refresh = await failure(
       oauth2.refresh({ target, refreshToken: "r", fetch: globalThis.fetch, clock }),
     );
     expect({ kind: refresh.kind, code: refresh.code }).toEqual({
       kind: "permanent",
-      code: "unsupported_grant_type",
+      code: "client_not_configured",
     });
+    expect(received).toBeUndefined();
+  });
+});
+
+describe("http-api authorization code", () => {
+  const oauth2 = httpApiDefinition.oauth2;
+  const target = {
+    id: "tgt_1",
+    targetKey: "acme",
+    config: targetConfig({
+      tokenUrl: TOKEN_URL,
+      authorizationUrl: "https://auth.acme.example/authorize?tenant=t1",
+      clientId: "keyway-client",
+      scopes: ["read", "write"],
+    }),
+    secrets: { clientSecret: "client-secret-value" },
+  };
+
+  it("builds the authorization URL with PKCE S256, keeping the configured query", () => {
+    const url = new URL(
+      oauth2?.authorizationUrl({
+        target,
+        redirectUri: "https://keyway.example/cb",
+        state: "state-1",
+        codeChallenge: "challenge-1",
+      }) ?? "",
+    );
+    expect(Object.fromEntries(url.searchParams)).toEqual({
+      tenant: "t1",
+      response_type: "code",
+      client_id: "keyway-client",
+      redirect_uri: "https://keyway.example/cb",
+      scope: "read write",
+      state: "state-1",
+      code_challenge: "challenge-1",
+      code_challenge_method: "S256",
+    });
+  });
+
+  it("exchanges the code with the verifier and refreshes, authenticating with HTTP Basic", async () => {
+    answer = () =>
+      HttpResponse.json({ access_token: "at-1", refresh_token: "rt-2", expires_in: 600 });
+    const tokens = await oauth2?.exchangeCode({
+      target,
+      code: "code-1",
+      redirectUri: "https://keyway.example/cb",
+      codeVerifier: "verifier-1",
+      fetch: globalThis.fetch,
+      clock,
+    });
+    expect(tokens).toMatchObject({ accessToken: "at-1", refreshToken: "rt-2" });
+    expect(received).toMatchObject({
+      authorization: `Basic ${Buffer.from("keyway-client:client-secret-value").toString("base64")}`,
+      form: {
+        grant_type: "authorization_code",
+        code: "code-1",
+        redirect_uri: "https://keyway.example/cb",
+        code_verifier: "verifier-1",
+      },
+    });
+    await oauth2?.refresh({ target, refreshToken: "rt-2", fetch: globalThis.fetch, clock });
+    expect(received?.form).toEqual({ grant_type: "refresh_token", refresh_token: "rt-2" });
   });
 });

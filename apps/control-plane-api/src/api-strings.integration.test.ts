@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from "node:crypto";
 import { signStandardWebhook, textViolation } from "@keyway/integrations-core";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -132,6 +133,24 @@ beforeAll(async () => {
   fx.deliveryId = (
     await ok(t.call("POST", `/v1/webhook-events/${fx.eventId}/replay`, org.admin))
   ).deliveries[0].id;
+
+  // A GitHub target set up for App installations (the flow's start, setup URL and completion).
+  await ok(
+    t.call("POST", "/v1/operator/targets", op, {
+      targetKey: "fuzz-gh-app",
+      variantId: "github-cloud",
+      config: { appSlug: "keyway-fuzz" },
+      secrets: {
+        clientId: "Iv23liFuzz",
+        clientSecret: "fuzz-client-secret",
+        appPrivateKeyPem: generateKeyPairSync("rsa", {
+          modulusLength: 2048,
+          privateKeyEncoding: { type: "pkcs1", format: "pem" },
+          publicKeyEncoding: { type: "spki", format: "pem" },
+        }).privateKey,
+      },
+    }),
+  );
 });
 
 afterAll(async () => {
@@ -356,6 +375,36 @@ const FIXTURES: Record<string, () => RequestParts> = {
     query: { ...eventQuery(), organizationId: org.id },
   }),
   "GET /v1/operator/webhook-events/{id}": () => ({ as: "operator", params: { id: fx.eventId } }),
+  "POST /v1/integration/connections/github-app/start": () => ({
+    as: "admin",
+    body: {
+      targetKey: "fuzz-gh-app",
+      methodId: "github-app",
+      displayName: "Fuzz installation",
+      redirectAfter: "http://127.0.0.1:8080/connected?from=fuzz",
+    },
+  }),
+  // An unknown state: refused (403) after the text checks, with an audit entry.
+  "POST /v1/integration/connections/github-app/complete": () => ({
+    as: "admin",
+    body: {
+      targetKey: "fuzz-gh-app",
+      state: "fuzz-state",
+      installationId: "4242",
+      setupAction: "install",
+      code: "fuzz-code",
+    },
+  }),
+  "GET /p/integration/github-app/{targetKey}/callback": () => ({
+    as: "provider",
+    params: { targetKey: "fuzz-gh-app" },
+    query: {
+      installation_id: "4242",
+      setup_action: "install",
+      state: "fuzz-state",
+      code: "fuzz-code",
+    },
+  }),
 };
 
 /**
@@ -369,6 +418,9 @@ const WRITES_ON_REFUSAL: Record<string, readonly string[]> = {
   // OAuth2: an open redirect in `redirectAfter` and every refused callback are audited.
   "POST /v1/integration/connections/oauth2/start": ["audit_log"],
   "GET /v1/integration/connections/oauth2/callback": ["audit_log"],
+  // A refused GitHub App setup redirect leaves an audit entry and nothing else.
+  "POST /v1/integration/connections/github-app/complete": ["audit_log"],
+  "GET /p/integration/github-app/{targetKey}/callback": ["audit_log"],
 };
 
 // ----- routes and their string slots, from the OpenAPI document -----------------------------------

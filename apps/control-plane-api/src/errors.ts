@@ -76,6 +76,14 @@ export const API_ERROR_CODES = [
   "oauth2_authorization_denied",
   "oauth2_code_rejected",
   "oauth2_subject_mismatch",
+  // GitHub App installation flow (`connections/github-app-flow.ts`)
+  "github_app_not_configured",
+  "install_state_invalid",
+  "install_state_used",
+  "install_state_expired",
+  "installation_pending",
+  "installation_authorization_missing",
+  "installation_not_accessible",
   // Profiles and sessions
   "profile_name_taken",
   "profile_in_use",

@@ -1,5 +1,6 @@
 import type { AppModules } from "./app";
 import { auditRoutes } from "./audit/routes";
+import { githubAppCallbackRoutes, githubAppRoutes } from "./connections/github-app-routes";
 import { OAUTH2_CALLBACK_PATH } from "./connections/oauth2-flow";
 import { oauth2CallbackRoutes, oauth2StartRoutes } from "./connections/oauth2-routes";
 import { connectionRoutes } from "./connections/routes";
@@ -19,6 +20,8 @@ export const apiModules: AppModules = {
   public: [
     organizationRoutes,
     oauth2StartRoutes,
+    // Before the connection routes: `github-app/…` is not a connection id.
+    githubAppRoutes,
     connectionRoutes,
     targetRoutes,
     auditRoutes,
@@ -28,6 +31,6 @@ export const apiModules: AppModules = {
     webhookEventRoutes,
   ],
   internal: [internalRoutes],
-  open: [webhookIngestRoutes, oauth2CallbackRoutes],
+  open: [webhookIngestRoutes, oauth2CallbackRoutes, githubAppCallbackRoutes],
   unauthenticatedPaths: [OAUTH2_CALLBACK_PATH],
 };

@@ -150,6 +150,22 @@ role_map = { "Keyway Admins" = "admin" }
     });
   });
 
+  it("takes origins, and only origins, as allowed redirect targets", async () => {
+    const config = await load(
+      '[api]\nallowed_redirect_origins = ["https://Console.Example.com", "http://127.0.0.1:3000/"]\n',
+    );
+    expect(config.api.allowed_redirect_origins).toEqual([
+      "https://console.example.com",
+      "http://127.0.0.1:3000",
+    ]);
+    const error = await configError(
+      load('[api]\nallowed_redirect_origins = ["https://console.example.com/app"]\n'),
+    );
+    expect(error.message).toBe(
+      "config error: api.allowed_redirect_origins.0: expected an origin (scheme, host and port only)",
+    );
+  });
+
   it("requires a file named explicitly to exist", async () => {
     const error = await configError(loadConfig({ path: "/nonexistent/keyway.toml", env: {} }));
     expect(error.code).toBe("CONFIG_UNREADABLE");

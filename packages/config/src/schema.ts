@@ -46,6 +46,21 @@ export function dialableUrl(host: string, port: number): string {
   return `http://${dialHost.includes(":") ? `[${dialHost}]` : dialHost}:${port}`;
 }
 
+/** `scheme://host[:port]`, nothing after it: the origin a browser may be redirected to. */
+const redirectOrigin = httpUrl
+  .refine(
+    (value) => {
+      try {
+        const url = new URL(value);
+        return url.href.replace(/\/$/, "") === url.origin;
+      } catch {
+        return false;
+      }
+    },
+    { error: "expected an origin (scheme, host and port only)" },
+  )
+  .transform((value) => new URL(value).origin);
+
 export const apiSchema = z
   .strictObject({
     host: nonEmpty.default("127.0.0.1"),
@@ -61,16 +76,7 @@ export const apiSchema = z
      * Origins (`https://console.example.com`) besides `public_url`'s own that an OAuth2 flow may
      * send the browser back to (`redirectAfter`); anything else is refused as an open redirect.
      */
-    allowed_redirect_origins: z
-      .array(
-        httpUrl.refine(
-          (url) =>
-            !URL.canParse(url) || new URL(url).origin === url.replace(/\/+$/, "").toLowerCase(),
-          "expected an origin: scheme, host and port, without a path, query or fragment",
-        ),
-      )
-      .default([])
-      .transform((origins) => origins.map((origin) => new URL(origin).origin)),
+    allowed_redirect_origins: z.array(redirectOrigin).default([]),
   })
   .transform((api) => ({ ...api, public_url: api.public_url ?? dialableUrl(api.host, api.port) }));
 

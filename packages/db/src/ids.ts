@@ -12,6 +12,7 @@ export const ID_PREFIXES = {
   target: "tgt",
   connection: "conn",
   credential: "cred",
+  cachedCredential: "ccr",
   oauthSession: "oas",
   profile: "prof",
   profileVersion: "pver",

@@ -136,6 +136,31 @@ export const connectionCredentials = pgTable(
   (t) => [uniqueIndex("connection_credentials_version_key").on(t.connectionId, t.version)],
 );
 
+/**
+ * Credentials minted by definition resolvers (GitHub App installation tokens), shared until
+ * shortly before they expire: one row per connection and cache scope (a digest of what the value
+ * depends on, e.g. the installation and the binding's repositories and permissions), so every
+ * session, gateway and control-plane replica reuses one token instead of minting its own.
+ */
+export const cachedCredentials = pgTable(
+  "cached_credentials",
+  {
+    id: text("id").primaryKey(),
+    connectionId: text("connection_id")
+      .notNull()
+      .references(() => integrationConnections.id, { onDelete: "cascade" }),
+    organizationId: text("organization_id").notNull(),
+    /** The resolver that minted it (`github_app_installation_token`, `connection`). */
+    resolver: text("resolver").notNull(),
+    /** SHA-256 of the canonical JSON of the resolver name and its cache scope. */
+    scopeDigest: text("scope_digest").notNull(),
+    valueCiphertext: text("value_ciphertext").notNull(),
+    expiresAt: ts("expires_at").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("cached_credentials_scope_key").on(t.connectionId, t.scopeDigest)],
+);
+
 export const oauthSessions = pgTable(
   "oauth_sessions",
   {

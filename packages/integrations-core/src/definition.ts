@@ -187,6 +187,12 @@ export interface CredentialResolverContext<TC, TS, CC, BC> {
 
 export interface CredentialResolver<TC, TS, CC, BC> {
   resolve(ctx: CredentialResolverContext<TC, TS, CC, BC>): Promise<ResolvedCredential>;
+  /**
+   * What the value depends on, when it may be shared: resolutions with equal scopes (compared as
+   * canonical JSON, per connection) reuse one value until shortly before its `expiresAt`, across
+   * sessions, gateways and control-plane replicas. Without it every resolution calls `resolve`.
+   */
+  cacheScope?(ctx: CredentialResolverContext<TC, TS, CC, BC>): JsonValue;
 }
 
 export interface OAuth2TokenSet {
@@ -251,6 +257,57 @@ export interface ResourceLister<TC, CC> {
     credential: string;
     fetch: FetchLike;
   }): Promise<ResourceItem[]>;
+}
+
+/**
+ * Connecting by installing the provider's app (SPEC §5 github, "GitHub App installation"): the
+ * control plane sends the user to `installUrl` with a state, and the provider's setup redirect
+ * brings back an installation id it must not trust until `verifyInstallation` says the returning
+ * user can access it. The connection stores no secret: credentials are minted per use.
+ */
+export interface AppInstallationBehaviour<TC, TS, CC> {
+  /**
+   * What the target lacks for installation connections (e.g. the app slug, the client
+   * credentials the ownership check needs), as operator-facing sentences; empty when ready.
+   */
+  missingSetup(target: TargetView<TC> & { secrets: TS }): string[];
+  /** The provider page where a user installs the app; `state` comes back to the setup URL. */
+  installUrl(target: TargetView<TC> & { secrets: TS }, state: string): string;
+  /**
+   * Whether the user who returned with `code` can access `installationId`. False for an
+   * installation they cannot access; throws `OAuth2Error` when the provider refuses the code
+   * (permanent) or fails (temporary).
+   */
+  verifyInstallation(ctx: {
+    target: TargetView<TC> & { secrets: TS };
+    code: string;
+    installationId: string;
+    fetch: FetchLike;
+    clock: Clock;
+  }): Promise<boolean>;
+  /**
+   * A credential for the control plane's own calls on an installation connection (credential
+   * test, resource listing): the installation's, not narrowed to any binding. Cached like a
+   * resolver's value when `cacheScope` is given.
+   */
+  connectionCredential: {
+    resolve(ctx: InstallationCredentialContext<TC, TS, CC>): Promise<ResolvedCredential>;
+    cacheScope?(ctx: InstallationCredentialContext<TC, TS, CC>): JsonValue;
+  };
+  /**
+   * What a webhook event of this type does to the installation connection it was resolved to:
+   * `deleted` (the installation is gone: revoke the connection), `suspended` (unusable until
+   * restored), `restored` (usable again), `changed` (permissions or repositories changed: drop
+   * cached credentials). `undefined`: nothing.
+   */
+  lifecycleOf(eventType: string): "deleted" | "suspended" | "restored" | "changed" | undefined;
+}
+
+export interface InstallationCredentialContext<TC, TS, CC> {
+  target: TargetView<TC> & { secrets: TS };
+  connection: ConnectionView<CC>;
+  fetch: FetchLike;
+  clock: Clock;
 }
 
 export interface CredentialTest<TC, CC> {
@@ -371,6 +428,12 @@ export interface IntegrationDefinition<
   readonly mcp?: { readonly mcpConfig?: McpConfigTarget };
   readonly resources?: ResourceLister<z.output<TC>, ConnectionConfigOf<M>>;
   readonly credentialTest?: CredentialTest<z.output<TC>, ConnectionConfigOf<M>>;
+  /** Required by `github-app-installation` methods. */
+  readonly appInstallation?: AppInstallationBehaviour<
+    z.output<TC>,
+    z.output<TS>,
+    ConnectionConfigOf<M>
+  >;
 }
 
 /** The erased form a registry holds; every use parses configs with the definition's schemas first. */

@@ -68,4 +68,15 @@ describe("IntegrationRegistry", () => {
       /kind must be agent\|git\|connector; targetConfigSchema must be a zod schema; connectionMethods\[0\] needs oauth2 behaviour; connectionMethods\[0\] needs oauth2.clientCredentials; connectionMethods\[1\].id "m" is repeated; only agent definitions have mcpConfig/,
     );
   });
+
+  it("refuses a GitHub App installation method without installation behaviour", () => {
+    const broken = {
+      ...restFixtureDefinition,
+      variantId: "app-fixture",
+      connectionMethods: [{ id: "app", label: "App", kind: "github-app-installation" as const }],
+    };
+    expect(() => createRegistry([broken])).toThrowError(
+      /connectionMethods\[0\] needs appInstallation behaviour/,
+    );
+  });
 });

@@ -61,6 +61,9 @@ export function validateDefinition(definition: AnyIntegrationDefinition): string
       if (method.kind === "oauth2-client-credentials" && !d.oauth2?.clientCredentials) {
         issues.push(`connectionMethods[${i}] needs oauth2.clientCredentials`);
       }
+      if (method.kind === "github-app-installation" && !d.appInstallation) {
+        issues.push(`connectionMethods[${i}] needs appInstallation behaviour`);
+      }
     }
   }
   if (typeof d.compileBinding !== "function") issues.push("compileBinding must be a function");

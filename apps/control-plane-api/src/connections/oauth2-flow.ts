@@ -19,6 +19,7 @@ import {
 import type { AppDeps } from "../deps";
 import { conflict, DomainError, notFound, unprocessable } from "../errors";
 import { publishInvalidation } from "../events/invalidations";
+import { isAllowedRedirect } from "./redirect-after";
 import type { ConnectionResponse, StartOAuth2Input } from "./schemas";
 import {
   type ConnectionDeps,
@@ -67,25 +68,6 @@ export class OAuth2CallbackRefusal extends DomainError {
   ) {
     super(error.kind, error.code, error.message, error.details);
   }
-}
-
-/**
- * `redirectAfter` must be an http(s) URL on the API's own origin or on an origin the operator
- * allowed (`api.allowed_redirect_origins`): anything else would make Keyway an open redirect.
- */
-export function isAllowedRedirect(
-  settings: Pick<AppDeps["settings"], "publicUrl" | "allowedRedirectOrigins">,
-  target: string,
-): boolean {
-  if (!URL.canParse(target)) return false;
-  const url = new URL(target);
-  if (url.protocol !== "https:" && url.protocol !== "http:") return false;
-  if (url.username !== "" || url.password !== "") return false;
-  const allowed = new Set([
-    new URL(settings.publicUrl).origin,
-    ...settings.allowedRedirectOrigins.map((origin) => new URL(origin).origin),
-  ]);
-  return allowed.has(url.origin);
 }
 
 // ----- start ----------------------------------------------------------------------------------

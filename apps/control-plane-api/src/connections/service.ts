@@ -18,6 +18,7 @@ import {
 import { and, asc, eq, isNull, type SQL } from "drizzle-orm";
 import { appendAudit } from "../audit/service";
 import type { OrganizationPrincipal } from "../auth/principal";
+import { createCredentialCache, dropCachedCredentials } from "../credentials/credential-cache";
 import type { OAuth2Tokens } from "../credentials/oauth2-tokens";
 import {
   readCurrentCredential,
@@ -66,7 +67,8 @@ type ConnectionRow = typeof integrationConnections.$inferSelect;
  *   further fields (none in v1) reads them from its config or a resolver, not from here.
  * - `oauth2-token-set`: the access token.
  * Anything else (client-credentials secrets, which must be exchanged for a token first; GitHub
- * App installations, whose tokens come from a resolver) has no direct value: `undefined`.
+ * App installations, whose tokens are minted per use: `usableConnection`, the route resolver)
+ * has no direct value: `undefined`.
  * Credential resolution for gateways uses the same mapping, so a test checks what a route injects.
  */
 export function credentialValueOf(
@@ -571,6 +573,7 @@ export async function revokeConnection(
       .set({ status: "revoked", updatedAt: deps.clock.now() })
       .where(eq(integrationConnections.id, id));
     await tx.delete(connectionCredentials).where(eq(connectionCredentials.connectionId, id));
+    await dropCachedCredentials(tx, id);
     await appendAudit(tx, deps.clock, {
       organizationId: principal.organizationId,
       actor: principal.actor,
@@ -618,20 +621,46 @@ async function usableConnection(
       `connection ${id} has an invalid config; update it first`,
     );
   }
+  const view: ConnectionView<unknown> = {
+    id: connection.id,
+    methodId: connection.methodId,
+    methodKind: connection.methodKind,
+    config: config ? config.data : {},
+    ...(connection.externalSubjectId !== null
+      ? { externalSubjectId: connection.externalSubjectId }
+      : {}),
+  };
   return {
     definition,
     target: target.view,
     targetSecrets: () => target.secrets(),
-    connection: {
-      id: connection.id,
-      methodId: connection.methodId,
-      methodKind: connection.methodKind,
-      config: config ? config.data : {},
-      ...(connection.externalSubjectId !== null
-        ? { externalSubjectId: connection.externalSubjectId }
-        : {}),
-    },
+    connection: view,
     async credential() {
+      const installation = definition.appInstallation;
+      if (method.kind === "github-app-installation" && installation !== undefined) {
+        // No stored secret: the installation's own token, minted with the app's key and shared
+        // with later tests and listings until near its expiry.
+        const minting = installation.connectionCredential;
+        const ctx = {
+          target: { ...target.view, secrets: target.secrets() },
+          connection: view,
+          fetch: deps.fetch,
+          clock: deps.clock,
+        };
+        const minted =
+          minting.cacheScope === undefined
+            ? await minting.resolve(ctx)
+            : await createCredentialCache({ db, keyRing: deps.keyRing, clock: deps.clock }).obtain(
+                {
+                  connectionId: id,
+                  organizationId,
+                  resolver: "app_installation",
+                  scope: minting.cacheScope(ctx),
+                },
+                () => minting.resolve(ctx),
+              );
+        return minted.value;
+      }
       const current = await readCurrentCredential(db, deps.keyRing, id);
       const value = current && credentialValueOf(method, current.credential);
       if (value === undefined) {
@@ -755,13 +784,12 @@ export async function listConnectionResources(
       { kinds: [...(resources?.kinds ?? [])] },
     );
   }
-  const credential = await usable.credential();
   try {
     const items = await resources.list({
       kind,
       target: usable.target,
       connection: usable.connection,
-      credential,
+      credential: await usable.credential(),
       fetch: deps.fetch,
     });
     return { items: items.map((item) => ({ id: item.id, label: item.label })) };

@@ -11,6 +11,7 @@ import { and, eq } from "drizzle-orm";
 import { appendAudit } from "../audit/service";
 import { publishInvalidation } from "../events/invalidations";
 import type { Logger } from "../logger";
+import { dropCachedCredentials } from "./credential-cache";
 import {
   type CurrentCredential,
   readCurrentCredential,
@@ -138,6 +139,7 @@ export function createOAuth2Tokens(deps: OAuth2TokenDeps, maxCachedTokens = 10_0
         )
         .returning({ id: integrationConnections.id });
       if (!updated) return;
+      await dropCachedCredentials(tx, connection.id);
       await publishInvalidation(tx, { type: "connection.updated", connectionId: connection.id });
       await appendAudit(tx, deps.clock, {
         organizationId: connection.organizationId,

@@ -193,3 +193,15 @@ export function decryptSubscriptionSecret(
 ): string {
   return decryptField(ring, { ...SUBSCRIPTION_SECRETS[slot], id: subscriptionId }, ciphertext);
 }
+
+// ----- credentials minted by resolvers (shared until near expiry) -------------------------------
+
+const CACHED_CREDENTIAL = { table: "cached_credentials", column: "value_ciphertext" } as const;
+
+export function encryptCachedCredential(ring: KeyRing, rowId: string, value: string): string {
+  return encryptField(ring, { ...CACHED_CREDENTIAL, id: rowId }, value);
+}
+
+export function decryptCachedCredential(ring: KeyRing, rowId: string, ciphertext: string): string {
+  return decryptField(ring, { ...CACHED_CREDENTIAL, id: rowId }, ciphertext);
+}

@@ -1,5 +1,5 @@
 import { DecryptError, type KeyRing } from "@keyway/crypto";
-import type { Database } from "@keyway/db";
+import { type Database, isDatabaseUnavailable } from "@keyway/db";
 import {
   type AnyIntegrationDefinition,
   type Clock,
@@ -12,6 +12,7 @@ import {
 } from "@keyway/integrations-core";
 import { appendAudit } from "../audit/service";
 import { credentialValueOf } from "../connections/service";
+import type { CredentialCache } from "../credentials/credential-cache";
 import type { OAuth2Tokens, RefreshGrant, TokenRequester } from "../credentials/oauth2-tokens";
 import {
   type CurrentCredential,
@@ -33,6 +34,8 @@ export interface ResolutionDeps {
   plans: PlanCache;
   /** OAuth2 tokens: refresh single-flight and the client-credentials cache (one per process). */
   tokens: OAuth2Tokens;
+  /** Resolver-minted values shared until shortly before they expire (one per app). */
+  credentials: CredentialCache;
 }
 
 export interface ResolutionRequest {
@@ -276,16 +279,30 @@ class ResolutionContext {
       throw refuse("credential_unavailable", "binding_not_found");
     const binding = this.definition.bindingConfigSchema.safeParse(this.row.bindingConfig);
     if (!binding.success) throw refuse("credential_unavailable", "invalid_binding_config");
-    const target = this.targetWithSecrets();
+    const { connection } = this.row;
+    const ctx = {
+      target: this.targetWithSecrets(),
+      connection: this.connectionView(),
+      binding: { id: this.route.bindingId, config: binding.data },
+      route: this.route,
+      fetch: this.deps.fetch,
+      clock: this.deps.clock,
+    };
     try {
-      const resolved = await resolver.resolve({
-        target,
-        connection: this.connectionView(),
-        binding: { id: this.route.bindingId, config: binding.data },
-        route: this.route,
-        fetch: this.deps.fetch,
-        clock: this.deps.clock,
-      });
+      // A resolver naming its cache scope mints once per scope until near expiry (GitHub App
+      // installation tokens: per installation, repositories and permissions), not per resolution.
+      const resolved =
+        resolver.cacheScope === undefined
+          ? await resolver.resolve(ctx)
+          : await this.deps.credentials.obtain(
+              {
+                connectionId: connection.id,
+                organizationId: connection.organizationId,
+                resolver: name,
+                scope: resolver.cacheScope(ctx),
+              },
+              () => resolver.resolve(ctx),
+            );
       return {
         value: resolved.value,
         expiresAt: resolved.expiresAt ?? null,
@@ -340,6 +357,8 @@ class ResolutionContext {
     options: { markedAlready?: boolean } = {},
   ): Promise<never> {
     if (error instanceof ResolutionRefusal || error instanceof DecryptError) throw error;
+    // The credential cache reads and writes the database: its outage is a 503, not the provider's.
+    if (isDatabaseUnavailable(error)) throw error;
     const failure =
       error instanceof OAuth2Error
         ? error

@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { streamSSE } from "hono/streaming";
+import { createCredentialCache } from "../credentials/credential-cache";
 import { createOAuth2Tokens } from "../credentials/oauth2-tokens";
 import type { AppDeps } from "../deps";
 import { DomainError, notFound } from "../errors";
@@ -49,6 +50,8 @@ export function internalRoutes(deps: AppDeps) {
     logger: deps.logger,
     tokenRequestTimeoutMs: deps.settings.tokenRequestTimeoutMs,
   });
+  // One per app, so concurrent resolutions of one scope on this replica share one mint.
+  const credentials = createCredentialCache({ db, keyRing: deps.keyRing, clock: deps.clock });
 
   router.use(
     "/internal/v1/credentials/*",
@@ -155,6 +158,7 @@ export function internalRoutes(deps: AppDeps) {
           logger: deps.logger,
           plans,
           tokens,
+          credentials,
         },
         {
           sessionId: body.sessionId,

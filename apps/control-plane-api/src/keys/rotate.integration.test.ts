@@ -9,6 +9,7 @@ import {
 } from "@keyway/crypto";
 import {
   auditLog,
+  cachedCredentials,
   connectionCredentials,
   type Database,
   integrationTargets,
@@ -19,6 +20,7 @@ import {
 import { createCatalogueRegistry } from "@keyway/integrations-definitions";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createCredentialCache } from "../credentials/credential-cache";
 import {
   decryptSubscriptionSecret,
   decryptTargetSecrets,
@@ -61,7 +63,21 @@ const rows = {
   connections: [] as { id: string; apiKey: string }[],
   oauthSessionId: "",
   subscriptionId: "",
+  cachedConnectionId: "",
 };
+
+/** A cached installation token, read back through the cache (a fresh value if it cannot). */
+async function cachedToken(ring: KeyRing): Promise<string> {
+  const cache = createCredentialCache({ db, keyRing: ring, clock: t.clock });
+  const obtained = await cache.obtain(
+    { connectionId: rows.cachedConnectionId, organizationId: "", resolver: "r", scope: 1 },
+    async () => ({
+      value: "minted-again",
+      expiresAt: new Date(t.clock.now().getTime() + 3_600_000),
+    }),
+  );
+  return obtained.value;
+}
 
 /** Reads every encrypted row back through the code that uses it in production. */
 async function decryptEverything(ring: KeyRing) {
@@ -101,6 +117,7 @@ async function decryptEverything(ring: KeyRing) {
       "previous",
       subscription!.previousSecretCiphertext!,
     ),
+    cachedToken: await cachedToken(ring),
   };
 }
 
@@ -108,6 +125,7 @@ async function keyVersions(): Promise<number[]> {
   const all = [
     ...(await db.select({ c: integrationTargets.secretsCiphertext }).from(integrationTargets)),
     ...(await db.select({ c: connectionCredentials.secretCiphertext }).from(connectionCredentials)),
+    ...(await db.select({ c: cachedCredentials.valueCiphertext }).from(cachedCredentials)),
     ...(await db.select({ c: oauthSessions.pkceVerifierCiphertext }).from(oauthSessions)),
     ...(await db.select({ c: webhookSubscriptions.secretCiphertext }).from(webhookSubscriptions)),
     ...(await db
@@ -146,6 +164,16 @@ beforeAll(async () => {
   }
   // A target without secrets has nothing to rotate.
   await seedTarget(db, deps, { variantId: "openai" });
+
+  // An installation token the credential cache holds.
+  rows.cachedConnectionId = rows.connections[0]!.id;
+  await createCredentialCache({ db, keyRing: ring1, clock: t.clock }).obtain(
+    { connectionId: rows.cachedConnectionId, organizationId, resolver: "r", scope: 1 },
+    async () => ({
+      value: "ghs_cached_installation_token",
+      expiresAt: new Date(t.clock.now().getTime() + 3_600_000),
+    }),
+  );
 
   rows.oauthSessionId = newId("oauthSession", t.clock.now());
   await db.insert(oauthSessions).values({
@@ -208,6 +236,7 @@ describe("rotateKeys", () => {
     ).toEqual([
       ["integration_targets.secrets_ciphertext", 3, 3, 0],
       ["connection_credentials.secret_ciphertext", 6, 6, 0],
+      ["cached_credentials.value_ciphertext", 1, 1, 0],
       ["oauth_sessions.pkce_verifier_ciphertext", 1, 1, 0],
       ["webhook_subscriptions.secret_ciphertext", 1, 1, 0],
       ["webhook_subscriptions.previous_secret_ciphertext", 1, 1, 0],
@@ -222,6 +251,7 @@ describe("rotateKeys", () => {
       rows.connections.map((c) => c.apiKey),
     );
     expect(after.pkce).toBe("pkce-verifier-value");
+    expect(after.cachedToken).toBe("ghs_cached_installation_token");
     expect(after.previousWebhook).toBe("whsec_previous");
     // ...and the ring without key 2 no longer can.
     await expect(decryptEverything(ring1)).rejects.toMatchObject({ code: "UNKNOWN_KEY_VERSION" });
@@ -232,7 +262,7 @@ describe("rotateKeys", () => {
 
   it("rewrites nothing when run again", async () => {
     const result = await rotateKeys(db, ring2, { clock: t.clock, actor: "test" });
-    expect(result.columns.map((c) => c.reencrypted)).toEqual([0, 0, 0, 0, 0]);
+    expect(result.columns.map((c) => c.reencrypted)).toEqual([0, 0, 0, 0, 0, 0]);
     expect(result.complete).toBe(true);
   });
 

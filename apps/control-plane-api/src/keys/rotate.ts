@@ -6,6 +6,7 @@ import {
   reencryptField,
 } from "@keyway/crypto";
 import {
+  cachedCredentials,
   connectionCredentials,
   type Database,
   integrationTargets,
@@ -36,6 +37,13 @@ const ENCRYPTED_COLUMNS: readonly EncryptedColumn[] = [
     pgTable: connectionCredentials,
     id: connectionCredentials.id,
     ciphertext: connectionCredentials.secretCiphertext,
+  },
+  {
+    table: "cached_credentials",
+    column: "value_ciphertext",
+    pgTable: cachedCredentials,
+    id: cachedCredentials.id,
+    ciphertext: cachedCredentials.valueCiphertext,
   },
   {
     table: "oauth_sessions",

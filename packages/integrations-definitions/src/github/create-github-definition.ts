@@ -1,5 +1,6 @@
 import { defineIntegration } from "@keyway/integrations-core";
 import type { z } from "zod";
+import { githubAppInstallation } from "./app-installation";
 import { githubBindingConfigSchema } from "./binding-config-schema";
 import { compileGitHubBinding, GITHUB_INSTALLATION_TOKEN_RESOLVER } from "./compile-binding";
 import { githubConnectionMethods } from "./connection-methods";
@@ -82,5 +83,6 @@ export function createGitHubDefinition<TC extends z.ZodType<GitHubTargetConfig>>
     webhook: githubWebhook,
     resources: githubResourceLister,
     credentialTest: githubCredentialTest,
+    appInstallation: githubAppInstallation,
   });
 }

@@ -2,6 +2,7 @@ import {
   type Clock,
   type CredentialResolver,
   type FetchLike,
+  type JsonValue,
   joinUrl,
   OAuth2Error,
   type ResolvedCredential,
@@ -74,8 +75,9 @@ export async function createInstallationToken(
 
 /**
  * The `github_app_installation_token` resolver (SPEC §5): an installation token for the route's
- * connection, narrowed to its binding's repositories and permissions. The control plane caches
- * it until shortly before the returned `expiresAt`.
+ * connection, narrowed to its binding's repositories and permissions. Its cache scope is the
+ * installation and that narrowing, so the control plane mints one token per installation and
+ * narrowing and reuses it (every session and gateway) until shortly before `expiresAt`.
  */
 export const githubAppInstallationTokenResolver: CredentialResolver<
   GitHubTargetConfig,
@@ -87,13 +89,46 @@ export const githubAppInstallationTokenResolver: CredentialResolver<
     return createInstallationToken({
       target: ctx.target,
       installationId: ctx.connection.externalSubjectId,
-      repositories: ctx.binding.config.repositories.flatMap((value) => {
-        const repository = parseRepository(value);
-        return repository ? [repository.name] : [];
-      }),
-      permissions: ctx.binding.config.permissions,
+      ...bindingNarrowing(ctx.binding.config),
       fetch: ctx.fetch,
       clock: ctx.clock,
     });
   },
+  cacheScope(ctx) {
+    return installationScope(ctx, bindingNarrowing(ctx.binding.config));
+  },
 };
+
+function bindingNarrowing(config: GitHubBindingConfig) {
+  return {
+    repositories: config.repositories.flatMap((value) => {
+      const repository = parseRepository(value);
+      return repository ? [repository.name] : [];
+    }),
+    permissions: config.permissions,
+  };
+}
+
+/**
+ * What an installation token depends on, as a cache scope: the GitHub server, the installation
+ * and the narrowing — repository names as a set, permissions as a map; `null` for "not narrowed"
+ * (every repository and permission the installation has).
+ */
+export function installationScope(
+  ctx: {
+    target: { config: Pick<GitHubTargetConfig, "apiBaseUrl"> };
+    connection: { externalSubjectId?: string };
+  },
+  narrowing: {
+    repositories?: readonly string[];
+    permissions?: Readonly<Record<string, string>>;
+  } = {},
+): JsonValue {
+  return {
+    apiBaseUrl: ctx.target.config.apiBaseUrl,
+    installationId: ctx.connection.externalSubjectId ?? null,
+    repositories:
+      narrowing.repositories === undefined ? null : [...new Set(narrowing.repositories)].sort(),
+    permissions: narrowing.permissions === undefined ? null : { ...narrowing.permissions },
+  };
+}

@@ -1,3 +1,4 @@
+import { applyInstallationLifecycle } from "@keyway/control-plane-api/connections/installation-lifecycle";
 import {
   createDelivery,
   enabledSubscriptions,
@@ -8,7 +9,7 @@ import { and, eq, sql } from "drizzle-orm";
 import type { WorkerDeps } from "../../deps";
 import { describeJobError } from "../../job-errors";
 
-export type ProcessWebhookDeps = Pick<WorkerDeps, "database" | "jobs" | "clock">;
+export type ProcessWebhookDeps = Pick<WorkerDeps, "database" | "jobs" | "clock" | "registry">;
 
 export type ProcessOutcome = "processed" | "ignored" | "skipped";
 
@@ -16,7 +17,9 @@ export type ProcessOutcome = "processed" | "ignored" | "skipped";
  * Processes one stored webhook event (SPEC §8 "Processing"): fans it out to the enabled
  * subscriptions of the event's organization whose filter selects its type — one delivery row and
  * one delivery job per subscription, in the same transaction — and marks the event `processed`
- * (or `ignored` when no subscription wants it).
+ * (or `ignored` when no subscription wants it). An app installation's own events (GitHub
+ * `installation.deleted`, `suspend`, `unsuspend`, …) first mark its connection, in the same
+ * transaction (`applyInstallationLifecycle`).
  *
  * Idempotent: the event row is locked, an event already processed is skipped, and a delivery per
  * (event, subscription) is unique, so a second run (a crash after commit, another replica) adds
@@ -33,6 +36,8 @@ export async function processWebhookEvent(
         organizationId: webhookEvents.organizationId,
         eventType: webhookEvents.eventType,
         status: webhookEvents.status,
+        connectionId: webhookEvents.connectionId,
+        externalSubjectId: webhookEvents.externalSubjectId,
       })
       .from(webhookEvents)
       .where(eq(webhookEvents.id, eventId))
@@ -40,6 +45,8 @@ export async function processWebhookEvent(
     // Gone (retention) or already settled: nothing to do.
     if (event === undefined || event.organizationId === null) return "skipped";
     if (event.status !== "received" && event.status !== "failed") return "skipped";
+
+    await applyInstallationLifecycle(tx, deps, event);
 
     const subscriptions = await enabledSubscriptions(tx, event.organizationId);
     const matching = subscriptions.filter((s) => subscribesTo(s.eventTypes, event.eventType));

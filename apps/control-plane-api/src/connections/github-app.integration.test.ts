@@ -261,6 +261,18 @@ describe("connecting a GitHub App installation", () => {
 
     // Tokens stay in the control plane: nothing logged.
     expect(t.logger.lines.join("\n")).not.toContain(first.body.value);
+
+    // Uninstalled on GitHub: its tokens stop working, and the test says so (changing nothing).
+    github.remove(installationId);
+    const failed = await t.call(
+      "POST",
+      `/v1/integration/connections/${connectionId}/test`,
+      acme.member,
+    );
+    expect(failed.body).toEqual({
+      ok: false,
+      message: "GitHub credential test failed with HTTP 401: Bad credentials",
+    });
   });
 
   it("answers a result page without redirectAfter, and JSON to non-browser clients", async () => {
@@ -357,7 +369,8 @@ describe("connecting a GitHub App installation", () => {
     const actions = await t.deps.database.db
       .select({ action: auditLog.action })
       .from(auditLog)
-      .where(eq(auditLog.subjectId, connectionId ?? ""));
+      .where(eq(auditLog.subjectId, connectionId ?? ""))
+      .orderBy(asc(auditLog.seq));
     expect(actions.map((a) => a.action)).toEqual(["connection.created", "connection.reconnected"]);
   });
 });

@@ -419,6 +419,7 @@ const WRITES_ON_REFUSAL: Record<string, readonly string[]> = {
   "POST /v1/integration/connections/oauth2/start": ["audit_log"],
   "GET /v1/integration/connections/oauth2/callback": ["audit_log"],
   // A refused GitHub App setup redirect leaves an audit entry and nothing else.
+  "POST /v1/integration/connections/github-app/start": ["audit_log"],
   "POST /v1/integration/connections/github-app/complete": ["audit_log"],
   "GET /p/integration/github-app/{targetKey}/callback": ["audit_log"],
 };

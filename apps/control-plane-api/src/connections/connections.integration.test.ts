@@ -358,8 +358,9 @@ describe("connections", () => {
       config: { clientId: "keyway" },
       secrets: { clientSecret: HTTP_API_KEY },
     });
+    // Client credentials are created here, but this target names no token endpoint.
     expect(clientCredentials.status).toBe(422);
-    expect(clientCredentials.body.error.code).toBe("method_not_supported_here");
+    expect(clientCredentials.body.error.code).toBe("oauth2_client_not_configured");
 
     const after = await t.deps.database.db
       .select({ id: integrationConnections.id })

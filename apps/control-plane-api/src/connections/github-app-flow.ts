@@ -103,7 +103,7 @@ export async function startGitHubAppInstall(
       action: "connection.install_refused",
       subjectType: "target",
       subjectId: target.row.targetKey,
-      details: { code: "redirect_not_allowed", reason: "open redirect in redirectAfter" },
+      details: { code: "redirect_not_allowed", reason: "open_redirect" },
     });
     throw unprocessable(
       "redirect_not_allowed",

@@ -68,7 +68,8 @@ export function githubAppRoutes(deps: AppDeps) {
           description:
             "`target_not_found`, `target_disabled`, `method_not_found`, " +
             "`method_not_supported_here`, `github_app_not_configured` (the target lacks the " +
-            "app slug or credentials; `details.missing` says what)",
+            "app slug or credentials; `details.missing` says what), `redirect_not_allowed` " +
+            "(an open redirect in `redirectAfter`; audited)",
         },
       },
     }),

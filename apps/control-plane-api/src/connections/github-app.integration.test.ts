@@ -545,15 +545,18 @@ describe("starting", () => {
   });
 
   it("refuses a redirectAfter on an origin nobody allowed, and viewers", async () => {
+    const before = await written();
     const evil = await t.call("POST", "/v1/integration/connections/github-app/start", acme.member, {
       targetKey: "gh-app",
       redirectAfter: "https://evil.example/steal",
     });
-    expect(evil.status).toBe(400);
-    expect(evil.body.error.details.issues[0]).toMatchObject({
-      field: "redirectAfter",
-      code: "redirect_not_allowed",
-    });
+    expect(evil.status).toBe(422);
+    expect(evil.body.error.code).toBe("redirect_not_allowed");
+    // No state stored, one audit entry naming the refusal.
+    expect(await written()).toBe(before);
+    const entry = await lastRefusal();
+    expect(entry).toMatchObject({ organizationId: acme.id, subjectId: "gh-app" });
+    expect(entry?.details).toMatchObject({ code: "redirect_not_allowed", reason: "open_redirect" });
     const viewer = await t.call(
       "POST",
       "/v1/integration/connections/github-app/start",

@@ -451,6 +451,10 @@ async function proveClientCredentials(
     });
   } catch (error) {
     if (!(error instanceof OAuth2Error)) throw error;
+    // The target names no token endpoint: the operator's to fix, not the client's.
+    if (error.code === "client_not_configured") {
+      throw unprocessable("oauth2_client_not_configured", error.message);
+    }
     if (error.kind === "permanent") {
       throw unprocessable(
         "client_credentials_rejected",

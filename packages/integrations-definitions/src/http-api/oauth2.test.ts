@@ -158,7 +158,7 @@ describe("http-api client credentials", () => {
     const noEndpoint = await failure(requestToken(null));
     expect({ kind: noEndpoint.kind, code: noEndpoint.code }).toEqual({
       kind: "permanent",
-      code: "oauth2_not_configured",
+      code: "client_not_configured",
     });
     const noSecret = await failure(requestToken({ tokenUrl: TOKEN_URL }, {}));
     expect(noSecret.kind).toBe("permanent");

@@ -37,7 +37,7 @@ export async function requestHttpApiClientCredentialsToken(
   if (oauth2 === undefined) {
     throw new OAuth2Error(
       "permanent",
-      "oauth2_not_configured",
+      "client_not_configured",
       `target ${ctx.target.targetKey} has no OAuth2 token endpoint`,
     );
   }

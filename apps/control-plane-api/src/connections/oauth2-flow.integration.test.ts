@@ -316,8 +316,22 @@ describe("refused callbacks: nothing written but an audit entry", () => {
     const mine = await t.call("GET", "/v1/integration/connections", org.viewer);
     // Org B cannot reconnect org A's connection (a 404, as for any id of another organization)…
     const [first] = mine.body.items;
+    const flows = (await t.deps.database.db.select().from(oauthSessions)).length;
+    const tables = await connectionTables();
+    const seq = await lastAuditSeq();
     const reconnect = await start({ connectionId: first.id }, other.member);
     expect(reconnect.status).toBe(404);
+    // Nothing written but one audit entry, in the organization that asked.
+    expect((await t.deps.database.db.select().from(oauthSessions)).length).toBe(flows);
+    expect(await connectionTables()).toBe(tables);
+    const entries = await auditSince(seq);
+    expect(entries).toEqual([
+      expect.objectContaining({
+        action: "connection.oauth2_refused",
+        organizationId: other.id,
+        details: expect.objectContaining({ reason: "connection_not_found" }),
+      }),
+    ]);
     // …and a flow org A started lands in org A whoever completes it.
     const started = await start({ displayName: "Org A only" });
     const completed = await callback(await authorize(started.body.authorizationUrl));

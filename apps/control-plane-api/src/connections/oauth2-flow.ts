@@ -104,7 +104,25 @@ export async function startOAuth2Flow(
     );
   }
   if (input.connectionId !== undefined) {
-    const { connection } = await loadConnection(db, principal.organizationId, input.connectionId);
+    // Another organization's connection is answered like an unknown one (404), and audited: a
+    // flow must never be able to re-authorise a connection outside the principal's organization.
+    const { connection } = await loadConnection(
+      db,
+      principal.organizationId,
+      input.connectionId,
+    ).catch(async (error: unknown) => {
+      if (error instanceof DomainError && error.kind === "not_found") {
+        await appendAudit(db, deps.clock, {
+          organizationId: principal.organizationId,
+          actor: principal.actor,
+          action: "connection.oauth2_refused",
+          subjectType: "integration_target",
+          subjectId: target.row.id,
+          details: { reason: "connection_not_found", connectionId: input.connectionId },
+        });
+      }
+      throw error;
+    });
     requireNotRevoked(connection, "reconnect it");
     if (connection.targetId !== target.row.id || connection.methodId !== method.id) {
       throw unprocessable(

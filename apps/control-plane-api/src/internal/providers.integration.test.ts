@@ -302,6 +302,25 @@ describe("OAuth2 client credentials (http-api)", () => {
     expect(new Date(resolved.body.expiresAt).getTime()).toBe(t.clock.now().getTime() + 600_000);
     expect(received[0]?.get("grant_type")).toBe("client_credentials");
     expect(received[0]?.get("client_id")).toBe("example-client");
+    // Cached by the control plane: later resolutions (concurrent or not) reuse the token…
+    const again = await Promise.all(
+      [1, 2, 3].map(() => resolve(session.sessionId, session.plan.routes[0]!.id)),
+    );
+    expect(again.map((answer) => answer.body.value)).toEqual([
+      "cc-access",
+      "cc-access",
+      "cc-access",
+    ]);
+    expect(received).toHaveLength(1);
+    // …until shortly (60 s) before it expires, when one new token is fetched.
+    clock.advance(600_000 - 59_000);
+    try {
+      const renewed = await resolve(session.sessionId, session.plan.routes[0]!.id);
+      expect(renewed.body.value).toBe("cc-access");
+      expect(received).toHaveLength(2);
+    } finally {
+      clock.advance(-(600_000 - 59_000));
+    }
   });
 });
 

@@ -173,7 +173,7 @@ describe("OAuth2 authorization code, end to end", () => {
     expect(as.grants().refresh_token).toBe(refreshesBefore + 1);
     // Measured, not asserted (docs/benchmarks.md quotes it): how long 20 cold resolutions took
     // with one refresh among them, and the refresh itself as its audit entry recorded it.
-    const audit = await stack.apiOk(orgToken, "GET", "/v1/audit?limit=20");
+    const audit = await stack.apiOk(orgToken, "GET", "/v1/audit?limit=100");
     const refreshed = (
       audit as { items: { action: string; details: { refreshMs?: number } }[] }
     ).items.find((entry) => entry.action === "connection.credential_refreshed");

@@ -654,7 +654,11 @@ async function usableConnection(
         const minted =
           minting.cacheScope === undefined
             ? await minting.resolve(ctx)
-            : await createCredentialCache({ db, keyRing: deps.keyRing, clock: deps.clock }).obtain(
+            : await createCredentialCache({
+                database: deps.database,
+                keyRing: deps.keyRing,
+                clock: deps.clock,
+              }).obtain(
                 {
                   connectionId: id,
                   organizationId,

@@ -1,12 +1,20 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { KeyRing } from "@keyway/crypto";
-import { cachedCredentials, type Database, type Executor, newId } from "@keyway/db";
+import {
+  cachedCredentials,
+  type DatabaseHandle,
+  type Executor,
+  newId,
+  withTryAdvisoryLock,
+} from "@keyway/db";
 import {
   type Clock,
   canonicalDigest,
   type JsonValue,
+  OAuth2Error,
   type ResolvedCredential,
 } from "@keyway/integrations-core";
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { decryptCachedCredential, encryptCachedCredential } from "./secret-store";
 
 /**
@@ -14,9 +22,11 @@ import { decryptCachedCredential, encryptCachedCredential } from "./secret-store
  * gateway that receives it still has minutes to use it, whatever its own safety margin.
  */
 export const CACHED_CREDENTIAL_MARGIN_MS = 5 * 60_000;
+/** How long a caller that found another replica minting the same scope waits for its value. */
+const FOLLOWER_WAIT_MS = 8_000;
 
 export interface CredentialCacheDeps {
-  db: Database;
+  database: DatabaseHandle;
   keyRing: KeyRing;
   clock: Clock;
 }
@@ -51,11 +61,12 @@ export interface CredentialCache {
  * Resolver-minted credentials (GitHub App installation tokens) shared across sessions, gateways
  * and replicas, encrypted at rest in `cached_credentials`.
  *
- * Single flight: concurrent callers of one cache (one replica) share one promise per key, and
- * minting happens under a transaction-scoped advisory lock on the key, so callers on other
- * replicas wait for the first and then read its value instead of minting their own. The lock's
- * transaction stays open while the provider answers (as an OAuth2 refresh holds its row lock);
- * a failed mint rolls back and stores nothing.
+ * Single flight, as for OAuth2 refreshes (`oauth2-tokens.ts`): concurrent callers of one cache
+ * (one replica) share one promise per key; across replicas a session-level advisory lock per
+ * key, tried without waiting and held outside any transaction, so the provider call never runs
+ * inside an open transaction (nor against `lock_timeout` or the idle-transaction timeout).
+ * Callers on other replicas poll for the holder's value (up to 8 s) instead of minting their
+ * own. A failed mint stores nothing.
  */
 export function createCredentialCache(deps: CredentialCacheDeps): CredentialCache {
   const inflight = new Map<string, Promise<ObtainedCredential>>();
@@ -80,44 +91,74 @@ async function obtainShared(
   digest: string,
   mint: () => Promise<ResolvedCredential>,
 ): Promise<ObtainedCredential> {
-  const cached = await readFresh(deps, deps.db, key.connectionId, digest);
+  const { db } = deps.database;
+  const cached = await readFresh(deps, db, key.connectionId, digest);
   if (cached !== undefined) return cached;
-  return deps.db.transaction(async (tx) => {
-    await tx.execute(
-      sql`select pg_advisory_xact_lock(hashtextextended(${`keyway:cached-credential:${key.connectionId}:${digest}`}, 0))`,
+  const waitUntil = performance.now() + FOLLOWER_WAIT_MS;
+  let pause = 20;
+  for (;;) {
+    const attempt = await withTryAdvisoryLock(
+      deps.database.sql,
+      `cached-credential:${key.connectionId}:${digest}`,
+      async () => {
+        // Another replica may have minted between the read above and the lock.
+        const minted = await readFresh(deps, db, key.connectionId, digest);
+        if (minted !== undefined) return minted;
+        const value = await mint();
+        await store(deps, key, digest, value);
+        return { ...value, reused: false };
+      },
     );
-    // Another caller may have minted while this one waited for the lock.
-    const minted = await readFresh(deps, tx, key.connectionId, digest);
+    if (attempt.acquired) return attempt.value;
+    // Another replica is minting this scope: wait for its value rather than mint a second one.
+    await sleep(pause);
+    pause = Math.min(pause * 2, 100);
+    const minted = await readFresh(deps, db, key.connectionId, digest);
     if (minted !== undefined) return minted;
-    const value = await mint();
-    const now = deps.clock.now();
-    if (
-      value.expiresAt !== undefined &&
-      value.expiresAt.getTime() - now.getTime() > CACHED_CREDENTIAL_MARGIN_MS
-    ) {
-      const id = newId("cachedCredential", now);
-      const row = {
-        id,
-        valueCiphertext: encryptCachedCredential(deps.keyRing, id, value.value),
-        expiresAt: value.expiresAt,
-        createdAt: now,
-      };
-      await tx
-        .insert(cachedCredentials)
-        .values({
-          ...row,
-          connectionId: key.connectionId,
-          organizationId: key.organizationId,
-          resolver: key.resolver,
-          scopeDigest: digest,
-        })
-        .onConflictDoUpdate({
-          target: [cachedCredentials.connectionId, cachedCredentials.scopeDigest],
-          set: row,
-        });
+    if (performance.now() > waitUntil) {
+      throw new OAuth2Error(
+        "temporary",
+        "mint_in_progress",
+        "another replica is minting this credential and has not finished",
+      );
     }
-    return { ...value, reused: false };
-  });
+  }
+}
+
+/** Keeps a minted value for later callers, unless it has no expiry or expires within the margin. */
+async function store(
+  deps: CredentialCacheDeps,
+  key: CredentialCacheKey,
+  digest: string,
+  value: ResolvedCredential,
+): Promise<void> {
+  const now = deps.clock.now();
+  if (
+    value.expiresAt === undefined ||
+    value.expiresAt.getTime() - now.getTime() <= CACHED_CREDENTIAL_MARGIN_MS
+  ) {
+    return;
+  }
+  const id = newId("cachedCredential", now);
+  const row = {
+    id,
+    valueCiphertext: encryptCachedCredential(deps.keyRing, id, value.value),
+    expiresAt: value.expiresAt,
+    createdAt: now,
+  };
+  await deps.database.db
+    .insert(cachedCredentials)
+    .values({
+      ...row,
+      connectionId: key.connectionId,
+      organizationId: key.organizationId,
+      resolver: key.resolver,
+      scopeDigest: digest,
+    })
+    .onConflictDoUpdate({
+      target: [cachedCredentials.connectionId, cachedCredentials.scopeDigest],
+      set: row,
+    });
 }
 
 async function readFresh(

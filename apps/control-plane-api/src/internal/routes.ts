@@ -51,7 +51,11 @@ export function internalRoutes(deps: AppDeps) {
     tokenRequestTimeoutMs: deps.settings.tokenRequestTimeoutMs,
   });
   // One per app, so concurrent resolutions of one scope on this replica share one mint.
-  const credentials = createCredentialCache({ db, keyRing: deps.keyRing, clock: deps.clock });
+  const credentials = createCredentialCache({
+    database: deps.database,
+    keyRing: deps.keyRing,
+    clock: deps.clock,
+  });
 
   router.use(
     "/internal/v1/credentials/*",

@@ -68,7 +68,7 @@ const rows = {
 
 /** A cached installation token, read back through the cache (a fresh value if it cannot). */
 async function cachedToken(ring: KeyRing): Promise<string> {
-  const cache = createCredentialCache({ db, keyRing: ring, clock: t.clock });
+  const cache = createCredentialCache({ database: t.deps.database, keyRing: ring, clock: t.clock });
   const obtained = await cache.obtain(
     { connectionId: rows.cachedConnectionId, organizationId: "", resolver: "r", scope: 1 },
     async () => ({
@@ -167,7 +167,7 @@ beforeAll(async () => {
 
   // An installation token the credential cache holds.
   rows.cachedConnectionId = rows.connections[0]!.id;
-  await createCredentialCache({ db, keyRing: ring1, clock: t.clock }).obtain(
+  await createCredentialCache({ database: t.deps.database, keyRing: ring1, clock: t.clock }).obtain(
     { connectionId: rows.cachedConnectionId, organizationId, resolver: "r", scope: 1 },
     async () => ({
       value: "ghs_cached_installation_token",

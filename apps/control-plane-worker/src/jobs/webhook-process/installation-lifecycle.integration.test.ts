@@ -75,7 +75,7 @@ async function installationConnection(): Promise<SeededConnection & { installati
   });
   // A token minted earlier, as credential resolution caches it.
   await createCredentialCache({
-    db: t.deps.database.db,
+    database: t.deps.database,
     keyRing: t.deps.keyRing,
     clock: t.clock,
   }).obtain(

@@ -22,6 +22,11 @@ export function createOAuthState(): string {
   return randomBytes(32).toString("base64url");
 }
 
+/** What is stored of a `state` (SHA-256, hex): a leaked row cannot complete a flow. */
+export function hashOAuthState(state: string): string {
+  return createHash("sha256").update(state, "utf8").digest("hex");
+}
+
 export type OAuth2FailureKind = "temporary" | "permanent";
 
 /**

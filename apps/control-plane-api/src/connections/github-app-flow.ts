@@ -1,9 +1,10 @@
-import { createHash, randomBytes } from "node:crypto";
 import { type Executor, integrationConnections, newId, oauthSessions } from "@keyway/db";
 import {
   type AnyIntegrationDefinition,
   type AppInstallationBehaviour,
   type ConnectionMethod,
+  createOAuthState,
+  hashOAuthState,
   OAuth2Error,
   type TargetView,
 } from "@keyway/integrations-core";
@@ -69,8 +70,6 @@ export function githubAppCallbackUrl(publicUrl: string, targetKey: string): stri
   return `${publicUrl}${GITHUB_APP_CALLBACK_PATH.replace("{targetKey}", encodeURIComponent(targetKey))}`;
 }
 
-const hashState = (state: string) => createHash("sha256").update(state).digest("hex");
-
 // ----- start ------------------------------------------------------------------------------------
 
 export interface StartedInstall {
@@ -113,7 +112,7 @@ export async function startGitHubAppInstall(
   const redirectAfter = input.redirectAfter ?? null;
 
   const now = deps.clock.now();
-  const state = randomBytes(32).toString("base64url");
+  const state = createOAuthState();
   const callbackUrl = githubAppCallbackUrl(deps.settings.publicUrl, target.row.targetKey);
   const expiresAt = new Date(now.getTime() + INSTALL_STATE_LIFETIME_MS);
   const installUrl = behaviour.installUrl(view, state);
@@ -124,7 +123,7 @@ export async function startGitHubAppInstall(
     targetId: target.row.id,
     flow: "github-app-installation",
     methodId: method.id,
-    stateHash: hashState(state),
+    stateHash: hashOAuthState(state),
     redirectUri: callbackUrl,
     displayName: input.displayName ?? null,
     redirectAfter,
@@ -252,7 +251,7 @@ async function complete(
       : await db
           .select()
           .from(oauthSessions)
-          .where(eq(oauthSessions.stateHash, hashState(callback.state)))
+          .where(eq(oauthSessions.stateHash, hashOAuthState(callback.state)))
           .limit(1);
   if (session === undefined || session.flow !== "github-app-installation") {
     throw new InstallRefusal("forbidden", "install_state_invalid", STATE_INVALID, "state_unknown");

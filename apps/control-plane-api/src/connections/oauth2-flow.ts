@@ -1,9 +1,9 @@
-import { createHash } from "node:crypto";
 import { type Executor, integrationConnections, newId, oauthSessions } from "@keyway/db";
 import {
   createOAuthState,
   createPkcePair,
   type FetchLike,
+  hashOAuthState,
   OAuth2Error,
   type OAuth2TokenSet,
 } from "@keyway/integrations-core";
@@ -54,10 +54,6 @@ type FlowRow = typeof oauthSessions.$inferSelect;
 /** The callback URL registered with providers: `api.public_url` + the callback path. */
 export function oauth2CallbackUrl(publicUrl: string): string {
   return `${publicUrl.replace(/\/+$/, "")}${OAUTH2_CALLBACK_PATH}`;
-}
-
-function stateHash(state: string): string {
-  return createHash("sha256").update(state, "utf8").digest("hex");
 }
 
 /** A callback refusal; `redirectAfter` is set when the flow is known and names one. */
@@ -159,7 +155,7 @@ export async function startOAuth2Flow(
       targetId: target.row.id,
       flow: "oauth2",
       methodId: method.id,
-      stateHash: stateHash(state),
+      stateHash: hashOAuthState(state),
       pkceVerifierCiphertext: encryptPkceVerifier(deps.keyRing, id, pkce.verifier),
       redirectUri,
       connectionId: input.connectionId ?? null,
@@ -214,7 +210,7 @@ export async function completeOAuth2Flow(
 ): Promise<CompletedOAuth2Flow> {
   const { db } = deps.database;
   const now = deps.clock.now();
-  const hash = stateHash(query.state);
+  const hash = hashOAuthState(query.state);
   const [flow] = await db
     .update(oauthSessions)
     .set({ usedAt: now })

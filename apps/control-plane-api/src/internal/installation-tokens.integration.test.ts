@@ -1,10 +1,12 @@
 import { generateKeyPairSync } from "node:crypto";
-import { cachedCredentials, integrationConnections } from "@keyway/db";
+import { setTimeout as sleep } from "node:timers/promises";
+import { cachedCredentials, createDatabase, integrationConnections } from "@keyway/db";
 import {
   createGitHubAppStandIn,
   type GitHubAppStandIn,
 } from "@keyway/integrations-definitions/testing/github-app-stand-in";
 import { eq } from "drizzle-orm";
+import { http } from "msw";
 import { setupServer } from "msw/node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../app";
@@ -184,6 +186,41 @@ describe("installation token cache", () => {
     expect(answers.map((a) => a.status)).toEqual(Array(8).fill(200));
     expect(new Set(answers.map((a) => a.body.value)).size).toBe(1);
     expect(mintsFor(connection)).toHaveLength(1);
+  });
+
+  it("mints once across replicas while GitHub is slower than the idle-transaction timeout", async () => {
+    // Two replicas whose sessions end after 300 ms idle inside a transaction, and a GitHub
+    // answering in 1.5 s: no transaction may stay open across GitHub's answer, and the replica
+    // that does not mint waits for the other's token.
+    const replicas = [1, 2].map(() => {
+      const database = createDatabase(t.databaseUrl, {
+        max: 3,
+        timeouts: { idleInTransactionMs: 300 },
+      });
+      return { database, app: createApp({ ...t.deps, database }, apiModules) };
+    });
+    server.use(
+      http.post("https://api.github.com/app/installations/:id/access_tokens", async () => {
+        await sleep(1_500);
+        // Nothing returned: the stand-in's own handler answers.
+      }),
+    );
+    try {
+      const connection = await installationConnection();
+      const at = await sessionRoute(connection, { repositories: ["acme/widgets"] });
+      const answers = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => resolve(at, replicas[i % 2]!)),
+      );
+      expect(
+        answers.map((a) => a.status),
+        JSON.stringify(answers.map((a) => a.body)),
+      ).toEqual(Array(6).fill(200));
+      expect(new Set(answers.map((a) => a.body.value)).size).toBe(1);
+      expect(mintsFor(connection)).toHaveLength(1);
+    } finally {
+      server.resetHandlers(...github.handlers);
+      await Promise.all(replicas.map((replica) => replica.database.close()));
+    }
   });
 
   it("drops the cached tokens of a connection the provider refuses, and refuses after", async () => {

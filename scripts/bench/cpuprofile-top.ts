@@ -73,8 +73,16 @@ function areaOf(url: string, name: string): string {
   }
   if (url.includes("/node_modules/.pnpm/undici@")) return "undici";
   if (url.includes("/node_modules/.pnpm/jose@")) return "jose";
+  // The control plane's database and HTTP stack, for `bench:webhooks --build tsx`.
+  const known =
+    /\/node_modules\/\.pnpm\/(postgres|drizzle-orm|pg-boss|hono|@hono\+node-server|pino)@/.exec(
+      url,
+    );
+  if (known) return known[1]?.replace("+", "/") ?? "other packages";
   if (url.includes("/node_modules/")) return "other packages";
   if (url.includes("/apps/data-plane-gateway/")) return "gateway";
+  if (url.includes("/apps/control-plane-api/")) return "control-plane API";
+  if (url.includes("/apps/control-plane-worker/")) return "worker";
   if (url.includes("/packages/")) return "keyway packages";
   return "other";
 }

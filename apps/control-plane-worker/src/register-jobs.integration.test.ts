@@ -6,9 +6,11 @@ import {
   type TestApp,
 } from "@keyway/control-plane-api/testing/test-app";
 import { webhookEvents } from "@keyway/db";
-import { githubRedeliveryQueue, webhookRetentionQueue } from "@keyway/jobs";
+import { githubRedeliveryQueue, type QueueDefinition, webhookRetentionQueue } from "@keyway/jobs";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { registerJobs } from "./register-jobs";
 import { createTestWorkerDeps, startTestWorker } from "./testing/test-worker";
 
 const clock = createTestClock();
@@ -75,6 +77,44 @@ describe("the worker's scheduled jobs", () => {
       expect(rawBody).toBeNull();
     } finally {
       await worker.stop();
+    }
+  });
+});
+
+describe("a worker with jobs waiting", () => {
+  it("runs them one after another without waiting the polling interval between them", async () => {
+    const deps = createTestWorkerDeps(t);
+    await deps.jobs.prepare();
+    const queue: QueueDefinition = {
+      name: "test-back-to-back",
+      payload: z.strictObject({ n: z.number() }),
+      settings: {
+        policy: "standard",
+        retryLimit: 0,
+        retryDelay: 0,
+        retryBackoff: false,
+        expireInSeconds: 60,
+      },
+    };
+    const { boss } = deps.jobs;
+    await boss.createQueue(queue.name, { name: queue.name, ...queue.settings });
+    for (const n of [1, 2, 3]) await boss.send(queue.name, { n });
+    const ran: number[] = [];
+    // One worker polling once a minute: the second and third jobs are found only if the worker
+    // looks again right after each job (otherwise the test times out waiting for them).
+    await registerJobs(
+      boss,
+      [{ queue, run: async ({ n }: { n: number }) => ran.push(n) }],
+      { concurrency: 1, pollingIntervalSeconds: 60 },
+      deps.logger,
+    );
+    try {
+      for (let i = 0; i < 150 && ran.length < 3; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(ran).toEqual([1, 2, 3]);
+    } finally {
+      await deps.jobs.stop(1_000);
     }
   });
 });

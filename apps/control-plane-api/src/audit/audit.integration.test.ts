@@ -1,5 +1,8 @@
+import { auditLog } from "@keyway/db";
+import { asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestApp, type TestApp } from "../testing/test-app";
+import { appendAudit, appendAuditEntries, verifyAuditChain } from "./service";
 
 let t: TestApp;
 let acme: Awaited<ReturnType<TestApp["createOrganization"]>>;
@@ -161,5 +164,37 @@ describe("GET /v1/audit/verify", () => {
       firstInvalid: { seq: Number(next.seq), reason: "broken_link" },
     });
     expect((await t.call("GET", "/v1/audit/verify", other.admin)).body.ok).toBe(true);
+  });
+});
+
+describe("appendAuditEntries", () => {
+  it("chains a batch in order under one lock while single appends run beside it", async () => {
+    const db = t.deps.database.db;
+    const entry = (subjectId: string) => ({
+      organizationId: acme.id,
+      actor: "test",
+      action: "test.batched",
+      subjectType: "test",
+      subjectId,
+    });
+    await Promise.all([
+      db.transaction((tx) =>
+        appendAuditEntries(tx, t.clock, ["b-1", "b-2", "b-3", "b-4"].map(entry)),
+      ),
+      ...["s-1", "s-2", "s-3"].map((id) => appendAudit(db, t.clock, entry(id))),
+      appendAuditEntries(db, t.clock, []),
+    ]);
+    const rows = await db
+      .select()
+      .from(auditLog)
+      .where(eq(auditLog.action, "test.batched"))
+      .orderBy(asc(auditLog.seq));
+    const batch = rows.filter((row) => row.subjectId.startsWith("b-"));
+    expect(batch.map((row) => row.subjectId)).toEqual(["b-1", "b-2", "b-3", "b-4"]);
+    // Consecutive, each linked to the one before.
+    expect(batch.map((row) => row.seq - batch[0]!.seq)).toEqual([0, 1, 2, 3]);
+    for (let i = 1; i < batch.length; i++) expect(batch[i]!.prevHash).toBe(batch[i - 1]!.hash);
+    expect(rows).toHaveLength(7);
+    expect(await verifyAuditChain(db)).toMatchObject({ ok: true });
   });
 });

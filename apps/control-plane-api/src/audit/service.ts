@@ -47,6 +47,22 @@ export async function appendAudit(
   clock: Clock,
   entry: AuditEntryInput,
 ): Promise<void> {
+  await appendAuditEntries(executor, clock, [entry]);
+}
+
+/**
+ * Appends entries to the hash chain in the order given, each linked to the one before, under one
+ * acquisition of the lock and in one statement. The lock is held until the transaction ends,
+ * commit included, so every append waits for the one before to be durable: one transaction
+ * appending many entries (webhook ingest's group commit) pays that wait once, not per entry.
+ * Rows of one multi-row insert take their `seq` in the order of its values list.
+ */
+export async function appendAuditEntries(
+  executor: Executor,
+  clock: Clock,
+  entries: readonly AuditEntryInput[],
+): Promise<void> {
+  if (entries.length === 0) return;
   const write = async (tx: Executor) => {
     await tx.execute(sql`select pg_advisory_xact_lock(${AUDIT_LOCK_KEY})`);
     const [last] = await tx
@@ -55,19 +71,25 @@ export async function appendAudit(
       .orderBy(desc(auditLog.seq))
       .limit(1);
     const createdAt = clock.now();
-    const row = {
-      id: newId("audit", createdAt),
-      organizationId: entry.organizationId,
-      actor: entry.actor,
-      action: entry.action,
-      subjectType: entry.subjectType,
-      subjectId: entry.subjectId,
-      traceId: entry.traceId ?? null,
-      details: entry.details ?? {},
-      createdAt,
-      prevHash: last?.hash ?? GENESIS_HASH,
-    };
-    await tx.insert(auditLog).values({ ...row, hash: auditEntryHash(row) });
+    let prevHash = last?.hash ?? GENESIS_HASH;
+    const rows = entries.map((entry) => {
+      const row = {
+        id: newId("audit", createdAt),
+        organizationId: entry.organizationId,
+        actor: entry.actor,
+        action: entry.action,
+        subjectType: entry.subjectType,
+        subjectId: entry.subjectId,
+        traceId: entry.traceId ?? null,
+        details: entry.details ?? {},
+        createdAt,
+        prevHash,
+      };
+      const hash = auditEntryHash(row);
+      prevHash = hash;
+      return { ...row, hash };
+    });
+    await tx.insert(auditLog).values(rows);
   };
   if ("rollback" in executor) return write(executor);
   await (executor as Database).transaction(write);

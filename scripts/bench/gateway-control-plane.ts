@@ -220,6 +220,7 @@ export async function startBenchControlPlane(options: {
       // Event streams stay open while a gateway runs: cut them so that close() returns.
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await deps.auditSealer.close();
       await deps.invalidations.close();
       await database.close();
       await postgres.stop();

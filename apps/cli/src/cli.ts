@@ -5,8 +5,10 @@ import {
   loadConfig,
   requireSetting,
 } from "@keyway/config";
-import { verifyAuditChain } from "@keyway/control-plane-api/audit/service";
+import { createAuditSealer } from "@keyway/control-plane-api/audit/sealer";
+import { type AuditProblem, verifyAuditChain } from "@keyway/control-plane-api/audit/service";
 import { type KeyRotationResult, rotateKeys } from "@keyway/control-plane-api/keys/rotate";
+import { createLogger } from "@keyway/control-plane-api/logger";
 import { type Clock, createKeyRing } from "@keyway/crypto";
 import { createDatabase, type DatabaseHandle, embeddedDatabaseUrl } from "@keyway/db";
 import { formatTable } from "./table";
@@ -114,9 +116,15 @@ const COMMANDS: Record<string, Command> = {
     });
   },
 
-  "audit verify": async (config, args, deps) =>
-    withDatabase(config, deps, async ({ db }) => {
-      const result = await verifyAuditChain(db);
+  "audit verify": async (config, args, deps) => {
+    const keyRing = createKeyRing(requireSetting(config.keys.master, "keys.master"));
+    return withDatabase(config, deps, async ({ db }) => {
+      // Entries recorded but not sealed yet (no API running, or just now) are sealed first, as an
+      // API replica would; then every chain and its checkpoints are checked.
+      const logger = createLogger({ level: "warn", write: (line) => deps.stderr(`${line}\n`) });
+      const sealer = createAuditSealer({ db, keyRing, clock: deps.clock, logger });
+      await sealer.sealNow({ checkpoint: true });
+      const result = await verifyAuditChain(db, keyRing);
       if (args.json) deps.stdout(`${JSON.stringify(result, null, 2)}\n`);
       else if (result.ok) {
         deps.stdout(`audit chain ok: ${result.checkedEntries} entries checked\n`);
@@ -124,24 +132,22 @@ const COMMANDS: Record<string, Command> = {
         const bad = result.firstInvalid;
         deps.stdout(
           `audit chain BROKEN after ${result.checkedEntries} valid entries\n\n${formatTable(
-            ["seq", "id", "problem"],
-            bad
-              ? [
-                  [
-                    bad.seq,
-                    bad.id,
-                    bad.reason === "hash_mismatch"
-                      ? "entry was altered"
-                      : "previous entry missing or altered (broken link)",
-                  ],
-                ]
-              : [],
-            [0],
+            ["seq", "chain seq", "id", "problem"],
+            bad ? [[bad.seq ?? "", bad.chainSeq, bad.id ?? "", AUDIT_PROBLEMS[bad.reason]]] : [],
+            [0, 1],
           )}\n`,
         );
       }
       return result.ok ? EXIT.ok : EXIT.problem;
-    }),
+    });
+  },
+};
+
+const AUDIT_PROBLEMS: Record<AuditProblem, string> = {
+  hash_mismatch: "entry was altered",
+  broken_link: "previous entry missing or altered (broken link)",
+  checkpoint_head_missing: "newest entries removed (a signed checkpoint names a missing entry)",
+  checkpoint_invalid: "checkpoint altered or not signed by this deployment's key",
 };
 
 class CliUnreachableError extends Error {

@@ -3,6 +3,7 @@ import type { GatewayAssertionVerifier, KeyRing, SessionTokenSigner } from "@key
 import type { DatabaseHandle } from "@keyway/db";
 import type { Clock, FetchLike, IntegrationRegistry } from "@keyway/integrations-core";
 import type { JobQueue } from "@keyway/jobs";
+import type { AuditSealer } from "./audit/sealer";
 import type { OidcVerifier } from "./auth/oidc";
 import type { InvalidationFeed } from "./events/invalidations";
 import type { Logger } from "./logger";
@@ -20,6 +21,8 @@ export interface AppDeps {
   invalidations: InvalidationFeed;
   /** The job queue (producer side): jobs are enqueued inside the caller's transaction. */
   jobs: JobQueue;
+  /** Links recorded audit entries into their chains; `sealNow` before verifying. */
+  auditSealer: AuditSealer;
   oidc?: OidcVerifier;
   clock: Clock;
   logger: Logger;

@@ -14,6 +14,7 @@ import { createCatalogueRegistry } from "@keyway/integrations-definitions";
 import { configuredQueueSettings, createJobQueue } from "@keyway/jobs";
 import { createRemoteJWKSet } from "jose";
 import { createApp } from "./app";
+import { createAuditSealer, DEFAULT_SEAL_INTERVAL_MS } from "./audit/sealer";
 import { createOidcVerifier } from "./auth/oidc";
 import { type AppDeps, appSettingsFromConfig } from "./deps";
 import { startInvalidationFeed } from "./events/invalidations";
@@ -105,6 +106,13 @@ export async function startControlPlane(
     }),
     invalidations,
     jobs,
+    auditSealer: createAuditSealer({
+      db: database.db,
+      keyRing,
+      clock: systemClock,
+      logger,
+      intervalMs: DEFAULT_SEAL_INTERVAL_MS,
+    }),
     ...(config.oidc ? { oidc: await oidcVerifier(config.oidc) } : {}),
     clock,
     logger,
@@ -123,6 +131,7 @@ export async function startControlPlane(
   const server = createAdaptorServer({ fetch: app.fetch });
   await listenOn(server, config.api.host, config.api.port, "api.port").catch(
     async (error: unknown) => {
+      await deps.auditSealer.close();
       await jobs.stop();
       await invalidations.close();
       await database.close();
@@ -152,6 +161,8 @@ export async function startControlPlane(
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of eventStreams) socket.destroy();
       await closed;
+      // After the last request: what it recorded is sealed and checkpointed before the pool goes.
+      await deps.auditSealer.close();
       await jobs.stop();
       await invalidations.close();
       await database.close();

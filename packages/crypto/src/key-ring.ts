@@ -10,6 +10,8 @@ const HKDF_SALT = "keyway/key-ring/v1";
 /** HKDF `info` strings, one per use of a master key. A purpose never shares a derived key. */
 export const KEY_PURPOSES = {
   fieldEncryption: "field-encryption",
+  /** HMAC key of the audit chain's signed checkpoints (apps/control-plane-api audit/chain.ts). */
+  auditCheckpoint: "audit-checkpoint",
 } as const;
 
 export type KeyPurpose = (typeof KEY_PURPOSES)[keyof typeof KEY_PURPOSES];

@@ -35,13 +35,7 @@ export interface DatabaseHandle {
    * when the server is frozen while the COMMIT waits in its socket, and resumes after the caller
    * was told the request failed.
    */
-  withDeadline<T>(deadline: number | undefined, work: () => Promise<T>): Promise<T>;
-  /**
-   * The deadline of the scope this is called in (`withDeadline`), if any: for work that gathers
-   * several callers' writes into one transaction (webhook ingest's group commit) and must run it
-   * under the earliest of their deadlines. `withDeadline(undefined, …)` runs work with none.
-   */
-  currentDeadline(): number | undefined;
+  withDeadline<T>(deadline: number, work: () => Promise<T>): Promise<T>;
   /** Whether the server answers a trivial query within `timeoutMs`. Never throws. */
   ping(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
@@ -77,13 +71,12 @@ export function createDatabase(
     // Keep timestamps as Date objects; bigint sequence numbers stay numbers (mode: "number").
   });
   const db = drizzle(sql, { schema });
-  const deadlines = new AsyncLocalStorage<number | undefined>();
+  const deadlines = new AsyncLocalStorage<number>();
   db.transaction = boundedTransaction(db.transaction.bind(db), deadlines);
   return {
     db,
     sql,
     withDeadline: (deadline, work) => deadlines.run(deadline, work),
-    currentDeadline: () => deadlines.getStore(),
     ping: (timeoutMs) => answersWithin(sql, timeoutMs),
     close: () => sql.end({ timeout: 5 }),
   };
@@ -120,7 +113,7 @@ function remainingMs(deadline: number): number {
  */
 function boundedTransaction(
   begin: Database["transaction"],
-  deadlines: AsyncLocalStorage<number | undefined>,
+  deadlines: AsyncLocalStorage<number>,
 ): Database["transaction"] {
   return (run, config) => {
     const deadline = deadlines.getStore();

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import {
+  bigint,
   bigserial,
   boolean,
   customType,
@@ -428,8 +429,11 @@ export const webhookRedeliveries = pgTable(
 );
 
 /**
- * Append-only, hash-chained (SPEC §6.6): `hash = sha256(prev_hash || canonical entry)`. Appends
- * are serialised with a transaction-scoped advisory lock so the chain never forks.
+ * Append-only, hash-chained (SPEC §6.6). Entries are inserted by whoever audits, in their own
+ * transaction, without any chain position (`chain`, `chain_seq`, `prev_hash` and `hash` are
+ * null): appends never wait for each other. The sealer (apps/control-plane-api/src/audit/sealer.ts) later links committed entries
+ * into one hash chain per organization (and `deployment` for entries without one). `seq` is the
+ * insertion order, the stable order of listings; `chain_seq` is the position in the chain.
  */
 export const auditLog = pgTable(
   "audit_log",
@@ -444,11 +448,34 @@ export const auditLog = pgTable(
     traceId: text("trace_id"),
     details: jsonb("details").$type<Record<string, unknown>>().notNull().default({}),
     createdAt: ts("created_at").notNull(),
-    prevHash: text("prev_hash").notNull(),
-    hash: text("hash").notNull(),
+    chain: text("chain"),
+    chainSeq: bigint("chain_seq", { mode: "number" }),
+    prevHash: text("prev_hash"),
+    hash: text("hash"),
   },
   (t) => [
     uniqueIndex("audit_log_id_key").on(t.id),
     index("audit_log_org_idx").on(t.organizationId, t.seq),
+    uniqueIndex("audit_log_chain_key").on(t.chain, t.chainSeq),
+    index("audit_log_unsealed_idx").on(t.seq).where(sql`${t.hash} is null`),
   ],
+);
+
+/**
+ * Signed statements of a chain's head (SPEC §6.6), written by the sealer: an HMAC over
+ * (chain, chain_seq, hash, created_at) with a key derived from the master key ring, so removing
+ * the newest entries of a chain (which leaves a shorter chain that still links) is detected.
+ */
+export const auditCheckpoints = pgTable(
+  "audit_checkpoints",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    chain: text("chain").notNull(),
+    chainSeq: bigint("chain_seq", { mode: "number" }).notNull(),
+    hash: text("hash").notNull(),
+    createdAt: ts("created_at").notNull(),
+    keyVersion: integer("key_version").notNull(),
+    signature: text("signature").notNull(),
+  },
+  (t) => [index("audit_checkpoints_chain_idx").on(t.chain, t.id)],
 );

@@ -50,16 +50,6 @@ export interface JobQueue {
     payload: QueuePayload<Q>,
     options?: EnqueueOptions,
   ): Promise<string | null>;
-  /**
-   * Inserts several jobs of one queue through `executor` in one statement (the caller's
-   * transaction, as `enqueue`). A `stately` duplicate is dropped, as with `enqueue`; the ids of
-   * the jobs are not returned.
-   */
-  enqueueMany<Q extends QueueDefinition>(
-    executor: Executor,
-    queue: Q,
-    jobs: readonly { payload: QueuePayload<Q>; options?: EnqueueOptions }[],
-  ): Promise<void>;
   /** Stops pg-boss (a worker lets running jobs finish, up to `timeoutMs`). */
   stop(timeoutMs?: number): Promise<void>;
 }
@@ -125,18 +115,6 @@ export function createJobQueue(database: DatabaseHandle, options: JobQueueOption
         ...(enqueueOptions.startAfter ? { startAfter: enqueueOptions.startAfter } : {}),
         ...(enqueueOptions.singletonKey ? { singletonKey: enqueueOptions.singletonKey } : {}),
       });
-    },
-
-    async enqueueMany(executor, queue, jobs) {
-      if (jobs.length === 0) return;
-      const rows = jobs.map(({ payload, options: jobOptions = {} }) => ({
-        name: queue.name,
-        data: queue.payload.parse(payload) as object,
-        ...(jobOptions.startAfter ? { startAfter: jobOptions.startAfter } : {}),
-        ...(jobOptions.singletonKey ? { singletonKey: jobOptions.singletonKey } : {}),
-      }));
-      await prepare();
-      await boss.insert(rows, { db: sqlExecutor(executor) });
     },
 
     async stop(timeoutMs = 30_000) {

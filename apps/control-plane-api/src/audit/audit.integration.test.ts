@@ -1,8 +1,8 @@
-import { auditLog } from "@keyway/db";
+import { auditCheckpoints, auditLog } from "@keyway/db";
 import { asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestApp, type TestApp } from "../testing/test-app";
-import { appendAudit, appendAuditEntries, verifyAuditChain } from "./service";
+import { appendAudit, verifyAuditChain } from "./service";
 
 let t: TestApp;
 let acme: Awaited<ReturnType<TestApp["createOrganization"]>>;
@@ -84,16 +84,19 @@ describe("GET /v1/audit/verify", () => {
     expect((await t.call("GET", "/v1/audit/verify", acme.member)).status).toBe(403);
     const admin = await t.call("GET", "/v1/audit/verify", acme.admin);
     expect(admin.status).toBe(200);
+    // Verifying seals what was pending first: every entry is checked, none left unsealed.
     expect(admin.body).toEqual({
       scope: "organization",
       ok: true,
       checkedEntries: await ownEntries(acme.viewer),
+      unsealedEntries: 0,
     });
     const operator = await t.call("GET", "/v1/audit/verify", t.operatorToken);
     expect(operator.body).toEqual({
       scope: "deployment",
       ok: true,
       checkedEntries: await allEntries(),
+      unsealedEntries: 0,
     });
   });
 
@@ -124,7 +127,6 @@ describe("GET /v1/audit/verify", () => {
         ok: false,
         firstInvalid: { seq, id: target!.id, reason: "hash_mismatch" },
       });
-      expect(operator.body.checkedEntries).toBeLessThan(seq);
       const owner = await t.call("GET", "/v1/audit/verify", acme.admin);
       expect(owner.body).toMatchObject({
         scope: "organization",
@@ -137,6 +139,7 @@ describe("GET /v1/audit/verify", () => {
         scope: "organization",
         ok: true,
         checkedEntries: await ownEntries(globex.viewer),
+        unsealedEntries: 0,
       });
     } finally {
       await sql`update audit_log set details = ${JSON.stringify(target!.details)}::jsonb where seq = ${seq}`;
@@ -144,57 +147,180 @@ describe("GET /v1/audit/verify", () => {
     expect((await t.call("GET", "/v1/audit/verify", t.operatorToken)).body.ok).toBe(true);
   });
 
-  it("detects a deleted row as a broken link at the entry after it", async () => {
+  // Each organization has its own chain: a removed entry breaks the link of the next entry of
+  // that organization, and the others' chains still verify. (With the single chain of before,
+  // the next entry could be any organization's.)
+  it("detects a deleted middle entry as a broken link at the entry after it in its chain", async () => {
+    const victim = await t.createOrganization("Initech");
     const sql = t.deps.database.sql;
-    const rows = await sql<{ seq: string; organization_id: string | null }[]>`
-      select seq, organization_id from audit_log order by seq`;
-    const victim = Number(rows[2]!.seq);
-    const next = rows[3]!;
-    await sql`delete from audit_log where seq = ${victim}`;
-    const result = await t.call("GET", "/v1/audit/verify", t.operatorToken);
+    await t.call("GET", "/v1/audit/verify", victim.admin);
+    const rows = await sql<{ seq: string; chain_seq: string }[]>`
+      select seq, chain_seq from audit_log where organization_id = ${victim.id} order by chain_seq`;
+    expect(rows.length).toBeGreaterThanOrEqual(3);
+    const next = rows[2]!;
+    await sql`delete from audit_log where seq = ${rows[1]!.seq}`;
+    const owner = await t.call("GET", "/v1/audit/verify", victim.admin);
+    expect(owner.body).toMatchObject({
+      ok: false,
+      checkedEntries: 1,
+      firstInvalid: {
+        seq: Number(next.seq),
+        chainSeq: Number(next.chain_seq),
+        reason: "broken_link",
+      },
+    });
+    expect((await t.call("GET", "/v1/audit/verify", t.operatorToken)).body).toMatchObject({
+      ok: false,
+      firstInvalid: { seq: Number(next.seq), reason: "broken_link" },
+    });
+    expect((await t.call("GET", "/v1/audit/verify", acme.admin)).body.ok).toBe(true);
+    await sql`delete from audit_log where organization_id = ${victim.id}`;
+    await sql`delete from audit_checkpoints where chain = ${victim.id}`;
+  });
+
+  it("detects removed newest entries by the signed checkpoint naming one of them", async () => {
+    const victim = await t.createOrganization("Hooli");
+    const sql = t.deps.database.sql;
+    // Verifying seals the organization's entries and checkpoints the chain's head.
+    expect((await t.call("GET", "/v1/audit/verify", victim.admin)).body.ok).toBe(true);
+    const [head] = await sql<{ chain_seq: string }[]>`
+      select chain_seq from audit_checkpoints where chain = ${victim.id} order by id desc limit 1`;
+    const headSeq = Number(head!.chain_seq);
+    // Removing the newest entries leaves a shorter chain whose every link still holds.
+    await sql`delete from audit_log where organization_id = ${victim.id} and chain_seq >= ${headSeq - 1}`;
+    const result = await t.call("GET", "/v1/audit/verify", victim.admin);
     expect(result.body).toMatchObject({
       ok: false,
-      checkedEntries: 2,
-      firstInvalid: { seq: Number(next.seq), reason: "broken_link" },
+      checkedEntries: headSeq - 2,
+      firstInvalid: { reason: "checkpoint_head_missing", chainSeq: headSeq },
     });
-    // The organization owning the next entry sees its entry's broken link; the other does not.
-    const [owner, other] = next.organization_id === acme.id ? [acme, globex] : [globex, acme];
-    expect((await t.call("GET", "/v1/audit/verify", owner.admin)).body).toMatchObject({
+    expect((await t.call("GET", "/v1/audit/verify", t.operatorToken)).body).toMatchObject({
       ok: false,
-      firstInvalid: { seq: Number(next.seq), reason: "broken_link" },
+      firstInvalid: { reason: "checkpoint_head_missing" },
     });
-    expect((await t.call("GET", "/v1/audit/verify", other.admin)).body.ok).toBe(true);
+    // New entries sealed onto the shortened chain do not hide it: the checkpoint's position
+    // then holds an entry with another hash (and a new checkpoint for the new head changes
+    // nothing: every checkpoint must hold).
+    await t.call("POST", "/v1/api-tokens", victim.admin, { name: "after", role: "viewer" });
+    await t.call("POST", "/v1/api-tokens", victim.admin, { name: "after-2", role: "viewer" });
+    expect((await t.call("GET", "/v1/audit/verify", victim.admin)).body).toMatchObject({
+      ok: false,
+      checkedEntries: headSeq - 1,
+      firstInvalid: { reason: "checkpoint_head_missing", chainSeq: headSeq },
+    });
+    // Nor does rewriting the checkpoint to name the new head: its signature no longer holds.
+    await sql`delete from audit_log where organization_id = ${victim.id}`;
+    await sql`update audit_checkpoints set chain_seq = 0 where chain = ${victim.id}`;
+    expect((await t.call("GET", "/v1/audit/verify", victim.admin)).body).toMatchObject({
+      ok: false,
+      firstInvalid: { reason: "checkpoint_invalid" },
+    });
+    await sql`delete from audit_checkpoints where chain = ${victim.id}`;
   });
 });
 
-describe("appendAuditEntries", () => {
-  it("chains a batch in order under one lock while single appends run beside it", async () => {
+describe("appending and sealing", () => {
+  const entry = (organizationId: string, subjectId: string) => ({
+    organizationId,
+    actor: "test",
+    action: "test.appended",
+    subjectType: "test",
+    subjectId,
+  });
+
+  // Before, every append took one advisory lock held until its transaction ended: a second
+  // writer waited for the first to commit, which serialised every audited write (credential
+  // resolutions, webhook ingest) on commit + fsync. This test would hang on that lock.
+  it("lets a writer append and commit while another transaction's entry is still open", async () => {
+    const org = await t.createOrganization("Umbrella");
     const db = t.deps.database.db;
-    const entry = (subjectId: string) => ({
-      organizationId: acme.id,
-      actor: "test",
-      action: "test.batched",
-      subjectType: "test",
-      subjectId,
+    let releaseFirst!: () => void;
+    const firstHeld = new Promise<void>((resolve) => {
+      releaseFirst = resolve;
     });
-    await Promise.all([
-      db.transaction((tx) =>
-        appendAuditEntries(tx, t.clock, ["b-1", "b-2", "b-3", "b-4"].map(entry)),
-      ),
-      ...["s-1", "s-2", "s-3"].map((id) => appendAudit(db, t.clock, entry(id))),
-      appendAuditEntries(db, t.clock, []),
-    ]);
+    let firstAppended!: () => void;
+    const appended = new Promise<void>((resolve) => {
+      firstAppended = resolve;
+    });
+    const first = db.transaction(async (tx) => {
+      await appendAudit(tx, t.clock, entry(org.id, "first"));
+      firstAppended();
+      await firstHeld;
+    });
+    await appended;
+    await db.transaction((tx) => appendAudit(tx, t.clock, entry(org.id, "second")));
+    // The second is committed and sealed while the first is still open, so the first (an earlier
+    // `seq`) takes a later place in the chain.
+    await t.deps.auditSealer.sealNow();
+    releaseFirst();
+    await first;
+    await t.deps.auditSealer.sealNow();
     const rows = await db
       .select()
       .from(auditLog)
-      .where(eq(auditLog.action, "test.batched"))
-      .orderBy(asc(auditLog.seq));
-    const batch = rows.filter((row) => row.subjectId.startsWith("b-"));
-    expect(batch.map((row) => row.subjectId)).toEqual(["b-1", "b-2", "b-3", "b-4"]);
-    // Consecutive, each linked to the one before.
-    expect(batch.map((row) => row.seq - batch[0]!.seq)).toEqual([0, 1, 2, 3]);
-    for (let i = 1; i < batch.length; i++) expect(batch[i]!.prevHash).toBe(batch[i - 1]!.hash);
-    expect(rows).toHaveLength(7);
-    expect(await verifyAuditChain(db)).toMatchObject({ ok: true });
+      .where(eq(auditLog.action, "test.appended"))
+      .orderBy(asc(auditLog.chainSeq));
+    const mine = rows.filter((row) => row.organizationId === org.id);
+    expect(mine.map((row) => row.subjectId)).toEqual(["second", "first"]);
+    expect(mine[0]!.seq).toBeGreaterThan(mine[1]!.seq);
+    expect(await verifyAuditChain(db, t.deps.keyRing, { organizationId: org.id })).toMatchObject({
+      ok: true,
+      unsealedEntries: 0,
+    });
+  });
+
+  it("seals concurrent appends of several organizations into one gapless chain each, without rolled-back ones", async () => {
+    const orgs = [await t.createOrganization("Soylent"), await t.createOrganization("Tyrell")];
+    const db = t.deps.database.db;
+    const writes = Array.from({ length: 60 }, (_, i) => {
+      const org = orgs[i % 2]!;
+      return db
+        .transaction(async (tx) => {
+          await appendAudit(tx, t.clock, entry(org.id, `w-${i}`));
+          if (i % 5 === 4) throw new Error("rolled back");
+        })
+        .catch(() => undefined);
+    });
+    // The sealer runs while the writes commit: whatever it finds committed, it seals.
+    await Promise.all([...writes, t.deps.auditSealer.sealNow(), t.deps.auditSealer.sealNow()]);
+    await t.deps.auditSealer.sealNow({ checkpoint: true });
+    for (const org of orgs) {
+      const rows = await db
+        .select()
+        .from(auditLog)
+        .where(eq(auditLog.organizationId, org.id))
+        .orderBy(asc(auditLog.chainSeq));
+      expect(rows.map((row) => row.chainSeq)).toEqual(rows.map((_, i) => i + 1));
+      expect(rows.every((row) => row.chain === org.id)).toBe(true);
+      const written = rows.filter((row) => row.action === "test.appended").map((r) => r.subjectId);
+      expect(written).toHaveLength(24);
+      expect(written.some((id) => Number(id.slice(2)) % 5 === 4)).toBe(false);
+      for (let i = 1; i < rows.length; i++) expect(rows[i]!.prevHash).toBe(rows[i - 1]!.hash);
+      const [checkpoint] = await db
+        .select()
+        .from(auditCheckpoints)
+        .where(eq(auditCheckpoints.chain, org.id))
+        .orderBy(asc(auditCheckpoints.id));
+      expect(checkpoint).toBeDefined();
+    }
+    expect(await verifyAuditChain(db, t.deps.keyRing)).toMatchObject({ ok: true });
+  });
+
+  it("lists recorded entries before they are sealed, in the same order after", async () => {
+    const org = await t.createOrganization("Wonka");
+    for (const name of ["a", "b", "c"]) {
+      await t.call("POST", "/v1/api-tokens", org.admin, { name, role: "viewer" });
+    }
+    const before = (await t.call("GET", "/v1/audit?limit=500", org.viewer)).body.items;
+    expect(before.some((item: { hash: string | null }) => item.hash === null)).toBe(true);
+    await t.deps.auditSealer.sealNow();
+    const after = (await t.call("GET", "/v1/audit?limit=500", org.viewer)).body.items;
+    expect(after.map((item: { id: string }) => item.id)).toEqual(
+      before.map((item: { id: string }) => item.id),
+    );
+    expect(after.every((item: { hash: string | null }) => item.hash !== null)).toBe(true);
+    expect(after.map((item: { chainSeq: number }) => item.chainSeq)).toEqual(
+      after.map((_: unknown, i: number) => after.length - i),
+    );
   });
 });

@@ -19,7 +19,10 @@ export function auditRoutes(deps: AppDeps) {
       path: "/v1/audit",
       tags: ["audit"],
       security,
-      description: "The caller's organization's audit entries, newest first.",
+      description:
+        "The caller's organization's audit entries, newest first (in the order they were " +
+        "recorded). An entry recorded in the last fraction of a second may not be sealed into " +
+        "the chain yet: its `chainSeq` and `hash` are null until it is.",
       request: { query: auditListQuery },
       responses: {
         200: { description: "A page of entries", ...json(auditPageSchema) },
@@ -45,6 +48,7 @@ export function auditRoutes(deps: AppDeps) {
             traceId: row.traceId,
             details: row.details,
             createdAt: row.createdAt.toISOString(),
+            chainSeq: row.chainSeq,
             hash: row.hash,
           })),
           nextBefore: rows.length === limit ? (rows.at(-1)?.seq ?? null) : null,
@@ -61,9 +65,9 @@ export function auditRoutes(deps: AppDeps) {
       tags: ["audit"],
       security,
       description:
-        "Recomputes the hash chain. Operators verify the whole chain (every organization's " +
-        "entries and the deployment's); an organization admin verifies the organization's own " +
-        "entries (hash and link to the entry before each) and sees figures for those only.",
+        "Seals pending entries, then recomputes the hash chains and checks their signed " +
+        "checkpoints. Operators verify every chain (each organization's and the deployment's); " +
+        "an organization admin verifies the organization's own chain and sees figures for it only.",
       responses: {
         200: { description: "Verification result", ...json(auditVerificationSchema) },
         ...errorResponses,
@@ -73,8 +77,11 @@ export function auditRoutes(deps: AppDeps) {
       const principal = c.get("principal");
       if (principal.kind !== "operator") requireRole(principal, "admin");
       const operator = principal.kind === "operator";
+      // Entries committed before the request are checked, and the heads just sealed signed.
+      await deps.auditSealer.sealNow({ checkpoint: true });
       const result = await verifyAuditChain(
         db,
+        deps.keyRing,
         operator ? {} : { organizationId: principal.organizationId },
       );
       const scope: "deployment" | "organization" = operator ? "deployment" : "organization";

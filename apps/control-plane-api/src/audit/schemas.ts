@@ -30,7 +30,12 @@ export const auditEntrySchema = z
     traceId: z.string().nullable(),
     details: z.record(z.string(), z.unknown()),
     createdAt: z.string(),
-    hash: z.string(),
+    chainSeq: z
+      .number()
+      .int()
+      .nullable()
+      .describe("position in the organization's chain; null until the entry is sealed"),
+    hash: z.string().nullable().describe("null until the entry is sealed (within a second)"),
   })
   .openapi("AuditEntry");
 
@@ -45,19 +50,33 @@ export const auditVerificationSchema = z
   .object({
     scope: z
       .enum(["deployment", "organization"])
-      .describe("`deployment` for operators (the whole chain), `organization` for its own entries"),
+      .describe("`deployment` for operators (every chain), `organization` for its own chain"),
     ok: z.boolean(),
     checkedEntries: z
       .number()
       .int()
-      .describe("entries in scope verified (before the first invalid one, if any)"),
+      .describe("sealed entries in scope verified (before the first problem, if any)"),
+    unsealedEntries: z
+      .number()
+      .int()
+      .describe("entries in scope recorded but not sealed yet (not checked)"),
     firstInvalid: z
       .object({
-        reason: z.enum(["hash_mismatch", "broken_link"]),
-        seq: z.number().int(),
-        id: z.string(),
+        reason: z.enum([
+          "hash_mismatch",
+          "broken_link",
+          "checkpoint_head_missing",
+          "checkpoint_invalid",
+        ]),
+        chainSeq: z.number().int().describe("position in its chain of the entry or checkpoint"),
+        seq: z.number().int().optional().describe("the entry's `seq`, for entry problems"),
+        id: z.string().optional(),
       })
       .optional()
-      .describe("the first entry in scope that fails"),
+      .describe(
+        "the first problem: an altered entry, a broken link (an entry before it removed or " +
+          "altered), a checkpoint whose entry is gone (the newest entries removed), or a " +
+          "checkpoint not validly signed",
+      ),
   })
   .openapi("AuditVerification");

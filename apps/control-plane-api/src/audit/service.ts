@@ -1,11 +1,14 @@
-import { createHash } from "node:crypto";
-import { auditLog, type Database, type Executor, newId } from "@keyway/db";
-import { type Clock, canonicalJson } from "@keyway/integrations-core";
-import { and, asc, desc, eq, gt, sql } from "drizzle-orm";
-
-/** Fixed key of the transaction-scoped advisory lock that serialises audit appends. */
-const AUDIT_LOCK_KEY = 0x61756474;
-const GENESIS_HASH = "0".repeat(64);
+import type { KeyRing } from "@keyway/crypto";
+import { auditCheckpoints, auditLog, type Database, type Executor, newId } from "@keyway/db";
+import type { Clock } from "@keyway/integrations-core";
+import { and, asc, count, desc, eq, gt, isNull, sql } from "drizzle-orm";
+import {
+  auditEntryHash,
+  chainOf,
+  checkpointSignatureHolds,
+  GENESIS_HASH,
+  sealedContent,
+} from "./chain";
 
 export interface AuditEntryInput {
   organizationId: string | null;
@@ -20,138 +23,164 @@ export interface AuditEntryInput {
 
 type AuditRow = typeof auditLog.$inferSelect;
 
-/** The hash of an entry covers every column except `seq` and `hash` itself, and the previous hash. */
-export function auditEntryHash(row: Omit<AuditRow, "seq" | "hash">): string {
-  const content = canonicalJson({
-    id: row.id,
-    organizationId: row.organizationId,
-    actor: row.actor,
-    action: row.action,
-    subjectType: row.subjectType,
-    subjectId: row.subjectId,
-    traceId: row.traceId,
-    details: row.details,
-    createdAt: row.createdAt.toISOString(),
-    prevHash: row.prevHash,
-  });
-  return createHash("sha256").update(content).digest("hex");
-}
-
 /**
- * Appends one entry to the hash chain. Runs inside the caller's transaction when given one, so
- * the entry commits (or not) with the change it records; the advisory lock keeps the chain linear
- * across concurrent writers and replicas.
+ * Records one entry: a plain insert through `executor`, so inside the caller's transaction it
+ * commits (or not) with the change it records. It takes no lock and waits for no other writer:
+ * the entry has no chain position until the sealer (sealer.ts) links it, shortly after it commits.
  */
 export async function appendAudit(
   executor: Executor,
   clock: Clock,
   entry: AuditEntryInput,
 ): Promise<void> {
-  await appendAuditEntries(executor, clock, [entry]);
+  const createdAt = clock.now();
+  await executor.insert(auditLog).values({
+    id: newId("audit", createdAt),
+    organizationId: entry.organizationId,
+    actor: entry.actor,
+    action: entry.action,
+    subjectType: entry.subjectType,
+    subjectId: entry.subjectId,
+    traceId: entry.traceId ?? null,
+    details: entry.details ?? {},
+    createdAt,
+  });
 }
 
-/**
- * Appends entries to the hash chain in the order given, each linked to the one before, under one
- * acquisition of the lock and in one statement. The lock is held until the transaction ends,
- * commit included, so every append waits for the one before to be durable: one transaction
- * appending many entries (webhook ingest's group commit) pays that wait once, not per entry.
- * Rows of one multi-row insert take their `seq` in the order of its values list.
- */
-export async function appendAuditEntries(
-  executor: Executor,
-  clock: Clock,
-  entries: readonly AuditEntryInput[],
-): Promise<void> {
-  if (entries.length === 0) return;
-  const write = async (tx: Executor) => {
-    await tx.execute(sql`select pg_advisory_xact_lock(${AUDIT_LOCK_KEY})`);
-    const [last] = await tx
-      .select({ hash: auditLog.hash })
-      .from(auditLog)
-      .orderBy(desc(auditLog.seq))
-      .limit(1);
-    const createdAt = clock.now();
-    let prevHash = last?.hash ?? GENESIS_HASH;
-    const rows = entries.map((entry) => {
-      const row = {
-        id: newId("audit", createdAt),
-        organizationId: entry.organizationId,
-        actor: entry.actor,
-        action: entry.action,
-        subjectType: entry.subjectType,
-        subjectId: entry.subjectId,
-        traceId: entry.traceId ?? null,
-        details: entry.details ?? {},
-        createdAt,
-        prevHash,
-      };
-      const hash = auditEntryHash(row);
-      prevHash = hash;
-      return { ...row, hash };
-    });
-    await tx.insert(auditLog).values(rows);
-  };
-  if ("rollback" in executor) return write(executor);
-  await (executor as Database).transaction(write);
-}
+export type AuditProblem =
+  | "hash_mismatch"
+  | "broken_link"
+  | "checkpoint_head_missing"
+  | "checkpoint_invalid";
 
 export interface AuditVerification {
   ok: boolean;
-  /** Entries checked (in scope) before the first invalid one, or all of them. */
+  /** Sealed entries (in scope) checked before the first problem, or all of them. */
   checkedEntries: number;
-  /** First entry (in scope) whose hash or link does not hold. */
-  firstInvalid?: { seq: number; id: string; reason: "hash_mismatch" | "broken_link" };
+  /** Entries (in scope) not sealed yet: recorded, not yet linked, so not checked. */
+  unsealedEntries: number;
+  /**
+   * The first problem: an entry whose hash or link does not hold (`seq`, `id`), or a checkpoint
+   * that is not validly signed or whose head entry is gone or changed (`chainSeq` it names).
+   */
+  firstInvalid?: {
+    reason: AuditProblem;
+    chainSeq: number;
+    seq?: number;
+    id?: string;
+  };
 }
 
 /**
- * Walks the chain in order, in pages, recomputing every hash and checking every link.
+ * Verifies chains entry by entry in `chain_seq` order, in pages: each sealed entry's stored hash
+ * must match its content and position, and its `prev_hash` the hash of the entry before it, so a
+ * changed or removed entry is found. Each checkpoint of the chain must be validly signed and name
+ * an entry still present with the hash it signed, so removing the newest entries (which leaves a
+ * shorter chain that still links) is found too, back to the newest checkpoint.
  *
- * Without `organizationId`: the whole chain (operators, `keyway audit verify`), stopping at its
- * first invalid entry. With one: the same walk — an entry's link is to whatever entry preceded
- * it, of any organization — but only that organization's entries count and can fail, so an
- * organization learns about its own entries and nothing of the others (not even how many there
- * are). Each entry is judged on its own: its stored hash must match its content, and its
- * `prevHash` the stored hash of the entry before it. A removed entry breaks the link of the next.
+ * With `organizationId`: that organization's chain only (its admins; they learn nothing of other
+ * organizations). Without: every chain (operators, `keyway audit verify`), stopping at the first
+ * problem.
  */
 export async function verifyAuditChain(
   db: Database,
+  keyRing: KeyRing,
   options: { organizationId?: string; pageSize?: number } = {},
 ): Promise<AuditVerification> {
   const pageSize = options.pageSize ?? 1000;
-  const inScope = (row: AuditRow) =>
-    options.organizationId === undefined || row.organizationId === options.organizationId;
+  const chains =
+    options.organizationId !== undefined
+      ? [chainOf(options.organizationId)]
+      : (
+          await db.execute<{ chain: string }>(sql`
+            select chain from audit_log where chain is not null
+            union select chain from audit_checkpoints order by chain`)
+        ).map((row) => row.chain);
+  const [unsealed] = await db
+    .select({ n: count() })
+    .from(auditLog)
+    .where(
+      options.organizationId !== undefined
+        ? and(isNull(auditLog.hash), eq(auditLog.organizationId, options.organizationId))
+        : isNull(auditLog.hash),
+    );
+  const unsealedEntries = unsealed?.n ?? 0;
+  let checkedEntries = 0;
+  for (const chain of chains) {
+    const result = await verifyChain(db, keyRing, chain, pageSize);
+    checkedEntries += result.checked;
+    if (result.problem !== undefined) {
+      return { ok: false, checkedEntries, unsealedEntries, firstInvalid: result.problem };
+    }
+  }
+  return { ok: true, checkedEntries, unsealedEntries };
+}
+
+async function verifyChain(
+  db: Database,
+  keyRing: KeyRing,
+  chain: string,
+  pageSize: number,
+): Promise<{ checked: number; problem?: AuditVerification["firstInvalid"] }> {
+  // Checkpoints are read first: every entry one names was sealed before it was written, so the
+  // walk below sees it unless it was removed.
+  const checkpoints = await db
+    .select()
+    .from(auditCheckpoints)
+    .where(eq(auditCheckpoints.chain, chain))
+    .orderBy(asc(auditCheckpoints.chainSeq), asc(auditCheckpoints.id));
+  for (const checkpoint of checkpoints) {
+    if (!checkpointSignatureHolds(keyRing, checkpoint)) {
+      return {
+        checked: 0,
+        problem: { reason: "checkpoint_invalid", chainSeq: checkpoint.chainSeq },
+      };
+    }
+  }
+  let nextCheckpoint = 0;
   let previous = GENESIS_HASH;
-  let afterSeq = 0;
+  let expectedSeq = 1;
   let checked = 0;
   for (;;) {
     const rows = await db
       .select()
       .from(auditLog)
-      .where(gt(auditLog.seq, afterSeq))
-      .orderBy(asc(auditLog.seq))
+      .where(and(eq(auditLog.chain, chain), gt(auditLog.chainSeq, expectedSeq - 1)))
+      .orderBy(asc(auditLog.chainSeq))
       .limit(pageSize);
-    if (rows.length === 0) return { ok: true, checkedEntries: checked };
     for (const row of rows) {
-      const reason =
-        row.prevHash !== previous
-          ? "broken_link"
-          : auditEntryHash(row) !== row.hash
-            ? "hash_mismatch"
-            : undefined;
-      if (inScope(row)) {
-        if (reason !== undefined) {
-          return {
-            ok: false,
-            checkedEntries: checked,
-            firstInvalid: { seq: row.seq, id: row.id, reason },
-          };
-        }
-        checked++;
+      const content = sealedContent(row);
+      const problem = (reason: AuditProblem) => ({
+        checked,
+        problem: { reason, chainSeq: row.chainSeq ?? 0, seq: row.seq, id: row.id },
+      });
+      // A missing entry shows as the link of the next one (its prev_hash names the missing hash).
+      if (content === undefined || content.prevHash !== previous) return problem("broken_link");
+      if (auditEntryHash(content) !== row.hash || content.chainSeq !== expectedSeq) {
+        return problem("hash_mismatch");
       }
+      while (checkpoints[nextCheckpoint]?.chainSeq === content.chainSeq) {
+        // The entry a checkpoint signed was replaced (removed, and the chain sealed on).
+        if (checkpoints[nextCheckpoint]?.hash !== row.hash) {
+          return problem("checkpoint_head_missing");
+        }
+        nextCheckpoint++;
+      }
+      checked++;
       previous = row.hash;
-      afterSeq = row.seq;
+      expectedSeq++;
     }
+    if (rows.length < pageSize) break;
   }
+  const unmatched = checkpoints[nextCheckpoint];
+  if (unmatched !== undefined) {
+    // A checkpoint names an entry past the end of the chain: the newest entries were removed.
+    return {
+      checked,
+      problem: { reason: "checkpoint_head_missing", chainSeq: unmatched.chainSeq },
+    };
+  }
+  return { checked };
 }
 
 export async function listAudit(

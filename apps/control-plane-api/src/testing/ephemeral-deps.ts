@@ -11,6 +11,7 @@ import type { DatabaseHandle } from "@keyway/db";
 import type { Clock } from "@keyway/integrations-core";
 import { createCatalogueRegistry } from "@keyway/integrations-definitions";
 import { createJobQueue } from "@keyway/jobs";
+import { createAuditSealer } from "../audit/sealer";
 import type { AppDeps, AppSettings } from "../deps";
 import { startInvalidationFeed } from "../events/invalidations";
 import type { Logger } from "../logger";
@@ -32,15 +33,18 @@ export async function createEphemeralDeps(options: {
   fetch?: AppDeps["fetch"];
   oidc?: AppDeps["oidc"];
   settings?: Partial<AppSettings>;
+  /** The audit sealer's timer (benchmarks); tests seal on demand (`deps.auditSealer.sealNow`). */
+  auditSealIntervalMs?: number;
 }) {
   const { clock } = options;
+  const keyRing = createKeyRing({ current: 1, keys: [{ version: 1, key: generateMasterKey() }] });
   const signingKey = await generateSigningKeyPair();
   const gatewayKey = await generateSigningKeyPair();
   const operatorToken = generateToken("operator");
   const deps: AppDeps = {
     database: options.database,
     registry: createCatalogueRegistry(),
-    keyRing: createKeyRing({ current: 1, keys: [{ version: 1, key: generateMasterKey() }] }),
+    keyRing,
     sessionSigner: createSessionTokenSigner({
       keys: [{ privateJwk: signingKey.privateJwk, kid: signingKey.kid }],
       currentKid: signingKey.kid,
@@ -55,6 +59,15 @@ export async function createEphemeralDeps(options: {
     }),
     invalidations: await startInvalidationFeed(options.database.sql),
     jobs: createJobQueue(options.database, { role: "producer" }),
+    auditSealer: createAuditSealer({
+      db: options.database.db,
+      keyRing,
+      clock,
+      logger: options.logger,
+      ...(options.auditSealIntervalMs !== undefined
+        ? { intervalMs: options.auditSealIntervalMs }
+        : {}),
+    }),
     ...(options.oidc ? { oidc: options.oidc } : {}),
     clock,
     logger: options.logger,

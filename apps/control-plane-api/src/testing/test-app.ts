@@ -126,6 +126,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
   }
 
   async function close() {
+    await deps.auditSealer.close();
     await deps.jobs.stop();
     await invalidations.close();
     await database.close();

@@ -276,6 +276,7 @@ export async function startTestControlPlane(): Promise<TestControlPlane> {
     cutEventStreams();
     server.closeIdleConnections();
     await closed;
+    await deps.auditSealer.close();
     await deps.invalidations.close();
     await database.close();
     await testDatabase.drop();

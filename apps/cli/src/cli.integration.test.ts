@@ -154,7 +154,11 @@ describe("keyway keys rotate", () => {
 
 describe("keyway audit verify", () => {
   it("reports an intact chain, then the entry someone altered", async () => {
-    const config = await writeConfig("verify.toml", { database: { url: testDatabase.url } });
+    // The master key ring signs and checks the chain's checkpoints.
+    const config = await writeConfig("verify.toml", {
+      database: { url: testDatabase.url },
+      keys: { master: ring12 },
+    });
     const ok = output();
     expect(await runCli(["audit", "verify", "--config", config], ok.deps)).toBe(0);
     // Each rotation above appended a `keys.rotated` entry.
@@ -171,6 +175,29 @@ describe("keyway audit verify", () => {
       ok: false,
       firstInvalid: { reason: "hash_mismatch" },
     });
+  });
+
+  it("reports removed newest entries, which a signed checkpoint names", async () => {
+    const config = await writeConfig("verify-truncated.toml", {
+      database: { url: testDatabase.url },
+      keys: { master: ring12 },
+    });
+    await database.sql`delete from audit_log`;
+    await database.sql`delete from audit_checkpoints`;
+    for (const subject of ["a", "b", "c"]) {
+      await database.sql`insert into audit_log
+        (id, organization_id, actor, action, subject_type, subject_id, created_at)
+        values (${`aud_cli_${subject}`}, null, 'cli-test', 'test.entry', 'test', ${subject}, now())`;
+    }
+    const ok = output();
+    // Unsealed entries are sealed (and the head checkpointed) before they are checked.
+    expect(await runCli(["audit", "verify", "--config", config], ok.deps)).toBe(0);
+    expect(ok.stdout()).toBe("audit chain ok: 3 entries checked\n");
+    await database.sql`delete from audit_log where chain_seq = 3`;
+    const truncated = output();
+    expect(await runCli(["audit", "verify", "--config", config], truncated.deps)).toBe(1);
+    expect(truncated.stdout()).toContain("audit chain BROKEN after 2 valid entries");
+    expect(truncated.stdout()).toContain("newest entries removed");
   });
 });
 

@@ -12,20 +12,31 @@
  * Baseline in the same run: `GET /healthz` over the same connection (the HTTP floor).
  *
  *   pnpm bench:resolve [--json FILE] [--no-fsync]
+ *   pnpm bench:resolve --concurrency 1,16,64 [--requests N] [--json FILE] [--no-fsync]
  *
  * `--no-fsync` runs PostgreSQL without fsync, to show how much of the time is the durable commit
  * of the audit entry.
+ *
+ * `--concurrency` measures resolutions under load instead (SPEC §11, issue 14: "≥ 500
+ * resolutions/s at 64 concurrent, p99 < 100 ms"): for each level, `--requests` (1,000)
+ * resolutions, each of a distinct session never resolved before (a gateway's cold credential),
+ * sent by that many concurrent clients over as many keep-alive connections: resolutions/s over
+ * the level's wall time, and latency percentiles. The API's pool is the configured default (10
+ * connections) and the audit sealer runs on its timer as in a deployment; at the end every
+ * audit chain must verify.
  */
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import os, { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import { signGatewayAssertion } from "@keyway/crypto";
 import { createDatabase, runMigrations } from "@keyway/db";
 import { startEmbeddedPostgres } from "@keyway/test-harness";
-import { Client } from "undici";
+import { Client, Pool } from "undici";
 import { createApp } from "../../apps/control-plane-api/src/app";
+import { DEFAULT_SEAL_INTERVAL_MS } from "../../apps/control-plane-api/src/audit/sealer";
+import { verifyAuditChain } from "../../apps/control-plane-api/src/audit/service";
 import {
   seedConnection,
   seedOrganization,
@@ -40,12 +51,33 @@ import {
   TEST_GATEWAY_ID,
 } from "../../apps/control-plane-api/src/testing/ephemeral-deps";
 import { jsonOutputPath, machineFacts, percentile, writeJson } from "./bench-lib";
+import { childPids, cpuMs } from "./processes";
 
 const SESSIONS = 100;
 const WARMUP = 300;
 const REQUESTS = 2_000;
 const TARGET_P50_MS = 10;
 const durable = !process.argv.includes("--no-fsync");
+const CURVE_TARGET = { concurrency: 64, resolutionsPerSecond: 500, p99Ms: 100 };
+
+function flag(name: string): string | undefined {
+  const at = process.argv.indexOf(name);
+  if (at < 0) return undefined;
+  const value = process.argv[at + 1];
+  if (!value || value.startsWith("--")) throw new Error(`${name} needs a value`);
+  return value;
+}
+const levels = flag("--concurrency")
+  ?.split(",")
+  .map((text) => {
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 1) throw new Error("--concurrency takes integers ≥ 1");
+    return value;
+  });
+const requestsPerLevel = Number(flag("--requests") ?? 1000);
+if (!Number.isInteger(requestsPerLevel) || requestsPerLevel < 1) {
+  throw new Error("--requests takes an integer ≥ 1");
+}
 
 interface Stats {
   p50: number;
@@ -75,7 +107,8 @@ async function main() {
     await postgres.createDatabase("keyway");
     const url = postgres.url("keyway");
     await runMigrations(url);
-    await run(url, jsonFile);
+    if (levels !== undefined) await runCurve(url, jsonFile, levels, postgres.pid ?? 0);
+    else await run(url, jsonFile);
   } finally {
     await postgres.stop();
     await rm(root, { recursive: true, force: true });
@@ -220,7 +253,184 @@ async function run(databaseUrl: string, jsonFile: string | undefined) {
   } finally {
     await client.close();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    await deps.auditSealer.close();
     await invalidations.close();
+    await database.close();
+  }
+}
+
+/** Resolutions of distinct cold sessions at each concurrency level (`--concurrency`). */
+async function runCurve(
+  databaseUrl: string,
+  jsonFile: string | undefined,
+  levels: number[],
+  postmasterPid: number,
+) {
+  const clock = { now: () => new Date() };
+  const database = createDatabase(databaseUrl, { max: 10 });
+  const logger = createLogger({ level: "info", write: () => {} });
+  const { deps, gatewayKey } = await createEphemeralDeps({
+    database,
+    clock,
+    logger,
+    settings: { operatorTokenHashes: [], sessionTokenTtlSeconds: 3600, gatewayCaPem: "" },
+    auditSealIntervalMs: DEFAULT_SEAL_INTERVAL_MS,
+  });
+  const db = database.db;
+  const organizationId = await seedOrganization(db, clock, "Bench");
+  const target = await seedTarget(db, deps, { variantId: "openai" });
+  const warmup = 200;
+  const total = warmup + levels.length * requestsPerLevel;
+  console.log(`seeding ${total} sessions, each with its own connection …`);
+  const work: { sessionId: string; routeId: string }[] = [];
+  for (let start = 0; start < total; start += 16) {
+    const batch = Array.from({ length: Math.min(16, total - start) }, (_, k) => start + k);
+    work.push(
+      ...(await Promise.all(
+        batch.map(async (i) => {
+          const connection = await seedConnection(db, deps, {
+            organizationId,
+            target,
+            methodId: "api-key",
+            credential: {
+              kind: "secret-fields",
+              fields: { apiKey: `sk-bench-${i}-${"x".repeat(40)}` },
+            },
+          });
+          const session = await seedSession(db, deps, {
+            organizationId,
+            bindings: [{ connection, config: { model: "gpt-5.2-codex" } }],
+            tokenTtlSeconds: 3600,
+          });
+          return { sessionId: session.sessionId, routeId: session.plan.routes[0]!.id };
+        }),
+      )),
+    );
+  }
+  await deps.auditSealer.sealNow();
+
+  const app = createApp(deps, apiModules);
+  const server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 });
+  await new Promise<void>((resolve) => server.once("listening", () => resolve()));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  let next = 0;
+
+  async function resolveWith(pool: Pool): Promise<number> {
+    const item = work[next++];
+    if (item === undefined) throw new Error("ran out of seeded sessions");
+    const started = performance.now();
+    const assertion = await signGatewayAssertion({
+      gatewayId: TEST_GATEWAY_ID,
+      privateJwk: gatewayKey.privateJwk,
+      kid: gatewayKey.kid,
+      audience: INTERNAL_AUDIENCE,
+      clock,
+    });
+    const response = await pool.request({
+      method: "POST",
+      path: "/internal/v1/credentials/resolve",
+      headers: { authorization: `Bearer ${assertion}`, "content-type": "application/json" },
+      body: JSON.stringify(item),
+    });
+    const body = (await response.body.json()) as { value?: string };
+    if (response.statusCode !== 200 || typeof body.value !== "string") {
+      throw new Error(`resolve answered ${response.statusCode}`);
+    }
+    return performance.now() - started;
+  }
+
+  async function level(concurrency: number, requests: number) {
+    const pool = new Pool(origin, { connections: concurrency, keepAliveTimeout: 60_000 });
+    const samples: number[] = [];
+    let left = requests;
+    // CPU time per resolution: less sensitive to a shared machine's load than throughput.
+    const postgresPids = () => [postmasterPid, ...childPids(postmasterPid)];
+    const cpuBefore = { own: process.cpuUsage(), postgres: cpuMs(postgresPids()) };
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (left > 0) {
+          left--;
+          samples.push(await resolveWith(pool));
+        }
+      }),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    const own = process.cpuUsage(cpuBefore.own);
+    const postgresCpuMs = cpuMs(postgresPids()) - cpuBefore.postgres;
+    await pool.close();
+    return {
+      concurrency,
+      requests,
+      resolutionsPerSecond: requests / seconds,
+      /** This process (the API and the clients, one event loop) and PostgreSQL, µs each. */
+      cpuUsPerResolution: {
+        apiAndClients: (own.user + own.system) / requests,
+        postgres: (postgresCpuMs * 1000) / requests,
+      },
+      latencyMs: stats(samples),
+      loadAverage: os.loadavg()[0] ?? 0,
+    };
+  }
+
+  try {
+    await level(16, warmup);
+    const results = [];
+    for (const concurrency of levels) {
+      results.push(await level(concurrency, requestsPerLevel));
+    }
+    await deps.auditSealer.sealNow({ checkpoint: true });
+    const chain = await verifyAuditChain(db, deps.keyRing);
+    const atTarget = results.find((r) => r.concurrency === CURVE_TARGET.concurrency);
+    const figures = {
+      postgres: durable ? "embedded, durable (fsync on)" : "embedded, fsync off",
+      requestsPerLevel,
+      warmup,
+      levels: results,
+      audit: { chainOk: chain.ok, checkedEntries: chain.checkedEntries },
+      target: CURVE_TARGET,
+      meetsTarget:
+        atTarget === undefined
+          ? undefined
+          : atTarget.resolutionsPerSecond >= CURVE_TARGET.resolutionsPerSecond &&
+            atTarget.latencyMs.p99 < CURVE_TARGET.p99Ms,
+      ...machineFacts(["pnpm bench:resolve", ...process.argv.slice(2)].join(" ")),
+    };
+    console.log(
+      `credential resolution under concurrency — ${figures.cpu}, ${figures.cores} cores, ` +
+        `node ${figures.node}, ${figures.postgres}`,
+    );
+    console.table(
+      Object.fromEntries(
+        results.map((r) => [
+          `${r.concurrency} concurrent`,
+          {
+            "resolutions/s": r.resolutionsPerSecond.toFixed(0),
+            "p50 (ms)": r.latencyMs.p50.toFixed(2),
+            "p99 (ms)": r.latencyMs.p99.toFixed(2),
+            "max (ms)": r.latencyMs.max.toFixed(1),
+            "CPU µs API+client": r.cpuUsPerResolution.apiAndClients.toFixed(0),
+            "CPU µs PostgreSQL": r.cpuUsPerResolution.postgres.toFixed(0),
+            load: r.loadAverage.toFixed(1),
+          },
+        ]),
+      ),
+    );
+    console.log(
+      `${requestsPerLevel} distinct cold sessions per level; audit chains ` +
+        `${chain.ok ? "verify" : "BROKEN"} (${chain.checkedEntries} entries)`,
+    );
+    if (figures.meetsTarget !== undefined) {
+      console.log(
+        `target ≥ ${CURVE_TARGET.resolutionsPerSecond}/s and p99 < ${CURVE_TARGET.p99Ms} ms at ` +
+          `${CURVE_TARGET.concurrency}: ${figures.meetsTarget ? "met" : "NOT met"}`,
+      );
+    }
+    writeJson(jsonFile, figures);
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await deps.auditSealer.close();
+    await deps.invalidations.close();
     await database.close();
   }
 }

@@ -1,7 +1,9 @@
-import { auditCheckpoints, auditLog } from "@keyway/db";
+import { auditCheckpoints, auditLog, createDatabase, getFreePort } from "@keyway/db";
 import { asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "../logger";
 import { createTestApp, type TestApp } from "../testing/test-app";
+import { createAuditSealer } from "./sealer";
 import { appendAudit, verifyAuditChain } from "./service";
 
 let t: TestApp;
@@ -322,5 +324,33 @@ describe("appending and sealing", () => {
     expect(after.map((item: { chainSeq: number }) => item.chainSeq)).toEqual(
       after.map((_: unknown, i: number) => after.length - i),
     );
+  });
+});
+
+describe("the sealer's timer", () => {
+  it("logs a failed pass by its cause, never the query or the entries' values", async () => {
+    // Nothing listens on this port: every pass fails to connect.
+    const unreachable = createDatabase(`postgres://keyway@127.0.0.1:${await getFreePort()}/none`, {
+      max: 1,
+    });
+    const lines: string[] = [];
+    const sealer = createAuditSealer({
+      db: unreachable.db,
+      keyRing: t.deps.keyRing,
+      clock: t.clock,
+      logger: createLogger({ level: "warn", write: (line) => lines.push(line) }),
+      intervalMs: 10,
+    });
+    try {
+      for (let i = 0; i < 200 && lines.length === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      expect(lines[0]).toContain('"msg":"audit sealing failed; retrying"');
+      expect(lines[0]).toContain('"code":"ECONNREFUSED"');
+      expect(lines.join("\n")).not.toContain("Failed query");
+    } finally {
+      await sealer.close();
+      await unreachable.close();
+    }
   });
 });

@@ -1,5 +1,5 @@
 import type { KeyRing } from "@keyway/crypto";
-import { auditCheckpoints, auditLog, type Database } from "@keyway/db";
+import { auditCheckpoints, auditLog, type Database, databaseFailureCause } from "@keyway/db";
 import type { Clock } from "@keyway/integrations-core";
 import { asc, isNull, sql } from "drizzle-orm";
 import type { Logger } from "../logger";
@@ -152,9 +152,8 @@ export function createAuditSealer(options: AuditSealerOptions): AuditSealer {
     timer = undefined;
     void serially(() => sealAll(false, false))
       .catch((error: unknown) => {
-        logger.warn("audit sealing failed; retrying", {
-          error: error instanceof Error ? error.message : String(error),
-        });
+        // By its cause only: drizzle's wrapper quotes the query and the entries' values.
+        logger.warn("audit sealing failed; retrying", { ...databaseFailureCause(error) });
       })
       .finally(() => {
         if (!closed && options.intervalMs !== undefined) {
@@ -175,7 +174,7 @@ export function createAuditSealer(options: AuditSealerOptions): AuditSealer {
       if (timer !== undefined) clearTimeout(timer);
       await serially(() => sealAll(true, true)).catch((error: unknown) => {
         logger.warn("audit sealing at shutdown failed; another replica or the next start seals", {
-          error: error instanceof Error ? error.message : String(error),
+          ...databaseFailureCause(error),
         });
       });
     },

@@ -1,5 +1,11 @@
 import type { KeyRing } from "@keyway/crypto";
-import { auditCheckpoints, auditLog, type Database, databaseFailureCause } from "@keyway/db";
+import {
+  auditCheckpoints,
+  auditLog,
+  type Database,
+  databaseFailureCause,
+  isDatabaseUnavailable,
+} from "@keyway/db";
 import type { Clock } from "@keyway/integrations-core";
 import { asc, isNull, sql } from "drizzle-orm";
 import type { Logger } from "../logger";
@@ -148,13 +154,21 @@ export function createAuditSealer(options: AuditSealerOptions): AuditSealer {
     }
   }
 
+  /**
+   * By its cause only: drizzle's wrapper quotes the query and the entries' values. An unavailable
+   * database (a restart, a shutdown under way) is already reported by readiness and by every
+   * request; the next pass retries, so that is only worth a debug line. Anything else is a bug.
+   */
+  const logFailure = (message: string, error: unknown) => {
+    const cause = databaseFailureCause(error);
+    if (isDatabaseUnavailable(error)) logger.debug(message, { ...cause });
+    else logger.error(message, { ...cause });
+  };
+
   const tick = () => {
     timer = undefined;
     void serially(() => sealAll(false, false))
-      .catch((error: unknown) => {
-        // By its cause only: drizzle's wrapper quotes the query and the entries' values.
-        logger.warn("audit sealing failed; retrying", { ...databaseFailureCause(error) });
-      })
+      .catch((error: unknown) => logFailure("audit sealing failed; retrying", error))
       .finally(() => {
         if (!closed && options.intervalMs !== undefined) {
           timer = setTimeout(tick, options.intervalMs);
@@ -172,11 +186,12 @@ export function createAuditSealer(options: AuditSealerOptions): AuditSealer {
     async close() {
       closed = true;
       if (timer !== undefined) clearTimeout(timer);
-      await serially(() => sealAll(true, true)).catch((error: unknown) => {
-        logger.warn("audit sealing at shutdown failed; another replica or the next start seals", {
-          ...databaseFailureCause(error),
-        });
-      });
+      await serially(() => sealAll(true, true)).catch((error: unknown) =>
+        logFailure(
+          "audit sealing at shutdown failed; another replica or the next start seals",
+          error,
+        ),
+      );
     },
   };
 }

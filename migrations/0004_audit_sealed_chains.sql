@@ -14,6 +14,7 @@ ALTER TABLE "audit_log" ADD COLUMN "chain" text;--> statement-breakpoint
 ALTER TABLE "audit_log" ADD COLUMN "chain_seq" bigint;--> statement-breakpoint
 CREATE INDEX "audit_checkpoints_chain_idx" ON "audit_checkpoints" USING btree ("chain","id");--> statement-breakpoint
 CREATE UNIQUE INDEX "audit_log_chain_key" ON "audit_log" USING btree ("chain","chain_seq");--> statement-breakpoint
-CREATE INDEX "audit_log_unsealed_idx" ON "audit_log" USING btree ("seq") WHERE "audit_log"."hash" is null;-- Entries of the former single chain are sealed again, in insertion order, into per-organization
+CREATE INDEX "audit_log_unsealed_idx" ON "audit_log" USING btree ("seq") WHERE "audit_log"."hash" is null;--> statement-breakpoint
+-- Entries of the former single chain are sealed again, in insertion order, into per-organization
 -- chains by the sealer (run `keyway audit verify` before upgrading to check the old chain).
 UPDATE "audit_log" SET "prev_hash" = NULL, "hash" = NULL;

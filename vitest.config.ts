@@ -13,7 +13,11 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["{apps,packages}/*/src/**/*.test.ts", "scripts/**/*.test.ts"],
+          include: [
+            "{apps,packages}/*/src/**/*.test.ts",
+            "scripts/**/*.test.ts",
+            "deploy/**/*.test.ts",
+          ],
           exclude: [...shared, "**/*.property.test.ts", "**/*.integration.test.ts"],
         },
       },

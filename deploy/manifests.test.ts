@@ -72,7 +72,10 @@ interface Container {
 }
 interface PodSpec {
   containers: Container[];
-  volumes?: { name: string; secret?: { secretName: string } }[];
+  volumes?: {
+    name: string;
+    secret?: { secretName: string; items?: { key: string; path: string }[] };
+  }[];
 }
 interface DeploymentSpec {
   replicas: number;
@@ -278,6 +281,27 @@ describe.each(KUSTOMIZATIONS)("kustomization %s", (kustomization) => {
     return loadConfig({ env, cwd: emptyDir });
   }
 
+  /** Keys of each Secret that volumes may project, as the operator creates them. */
+  const SECRET_FILES: Record<string, string[]> = { "keyway-gateway-ca": ["tls.crt", "tls.key"] };
+
+  /** The files a Deployment's container can read from Secret volumes: path → `secret/key`. */
+  function secretFiles(name: string): Map<string, string> {
+    const pod = deployment(name).template.spec;
+    const files = new Map<string, string>();
+    for (const mount of pod.containers[0]?.volumeMounts ?? []) {
+      const secret = pod.volumes?.find((v) => v.name === mount.name)?.secret;
+      if (secret === undefined) continue;
+      const keys = SECRET_FILES[secret.secretName];
+      if (keys === undefined) throw new Error(`${name}: unknown Secret ${secret.secretName}`);
+      const items = secret.items ?? keys.map((key) => ({ key, path: key }));
+      for (const item of items) {
+        expect(keys, `${name}: ${secret.secretName}`).toContain(item.key);
+        files.set(`${mount.mountPath}/${item.path}`, `${secret.secretName}/${item.key}`);
+      }
+    }
+    return files;
+  }
+
   function port(name: string, portName: string): number | undefined {
     const container = deployment(name).template.spec.containers[0];
     return container?.ports?.find((p) => p.name === portName)?.containerPort;
@@ -299,12 +323,18 @@ describe.each(KUSTOMIZATIONS)("kustomization %s", (kustomization) => {
     expect(config.api.host).toBe("0.0.0.0");
     expect(config.api.port).toBe(port("control-plane-api", "http"));
     expectHealthProbes("control-plane-api", "http");
+    // It reads the gateway CA's certificate at start (to hand to sandboxes), never its key.
+    const files = secretFiles("control-plane-api");
+    expect(files.get(config.gateway.ca_cert_path)).toBe("keyway-gateway-ca/tls.crt");
+    expect([...files.values()]).toEqual(["keyway-gateway-ca/tls.crt"]);
   });
 
   it("configures the worker: external database and master keys", async () => {
     const config = await containerConfig("control-plane-worker");
     expect(config.database.url).toBe(secrets["keyway-secrets/database-url"]);
     requireSetting(config.keys.master, "keys.master");
+    // It reads no file a setting names.
+    expect(secretFiles("control-plane-worker").size).toBe(0);
     // It listens on no port today, so it has no HTTP probes (control-plane-worker.yaml).
     expect(deployment("control-plane-worker").template.spec.containers[0]?.ports).toBeUndefined();
   });
@@ -325,11 +355,9 @@ describe.each(KUSTOMIZATIONS)("kustomization %s", (kustomization) => {
       `http://control-plane-api:${port("control-plane-api", "http")}`,
     );
     // The CA files are the keys of the keyway-gateway-ca Secret, mounted where the config says.
-    const pod = deployment("data-plane-gateway").template.spec;
-    const volume = pod.volumes?.find((v) => v.secret?.secretName === "keyway-gateway-ca");
-    const mount = pod.containers[0]?.volumeMounts?.find((m) => m.name === volume?.name);
-    expect(config.gateway.ca_cert_path).toBe(`${mount?.mountPath}/tls.crt`);
-    expect(config.gateway.ca_key_path).toBe(`${mount?.mountPath}/tls.key`);
+    const files = secretFiles("data-plane-gateway");
+    expect(files.get(config.gateway.ca_cert_path)).toBe("keyway-gateway-ca/tls.crt");
+    expect(files.get(config.gateway.ca_key_path)).toBe("keyway-gateway-ca/tls.key");
     expectHealthProbes("data-plane-gateway", "admin");
   });
 

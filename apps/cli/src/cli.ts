@@ -1,202 +1,189 @@
-import {
-  ConfigError,
-  type Env,
-  type KeywayConfig,
-  loadConfig,
-  requireSetting,
-} from "@keyway/config";
-import { createAuditSealer } from "@keyway/control-plane-api/audit/sealer";
-import { type AuditProblem, verifyAuditChain } from "@keyway/control-plane-api/audit/service";
-import { type KeyRotationResult, rotateKeys } from "@keyway/control-plane-api/keys/rotate";
-import { createLogger } from "@keyway/control-plane-api/logger";
-import { type Clock, createKeyRing } from "@keyway/crypto";
-import { createDatabase, type DatabaseHandle, embeddedDatabaseUrl } from "@keyway/db";
-import { formatTable } from "./table";
+import { parseArgs } from "node:util";
+import { ConfigError } from "@keyway/config";
+import { CliError, oneLine } from "./api-client";
+import { type CliDeps, type Command, createContext, type OptionSpec } from "./context";
+import { EXIT } from "./exit-codes";
+import { COMMANDS } from "./registry";
+
+export type { CliDeps } from "./context";
+export { EXIT } from "./exit-codes";
 
 /**
  * The `keyway` command line. `runCli` does everything and returns the exit code; `main.ts` only
- * wires it to the process, so tests drive `runCli` directly with their own config and output.
+ * wires it to the process, so tests drive `runCli` directly with their own environment and output.
+ * Each command lives in `commands/<resource>.ts` and is listed in `registry.ts`.
  */
 
-export interface CliDeps {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  clock: Clock;
-  /** Environment for `KEYWAY_*` overrides; default the process environment (read by @keyway/config). */
-  env?: Env;
-  cwd?: string;
-}
+/** Options every command takes. */
+const GLOBAL_OPTIONS: OptionSpec = {
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+};
 
-/** Exit codes: 0 success, 1 the command ran and found a problem, 2 usage or configuration error. */
-export const EXIT = { ok: 0, problem: 1, usage: 2 } as const;
-
-const USAGE = `usage: keyway <command> [--config FILE] [--json]
-
-commands:
-  keys rotate    re-encrypt every stored secret under the current master key (keys.master.current)
-  audit verify   recompute the audit log's hash chain and report the first broken entry
-  help           show this text
-
-options:
-  --config FILE  keyway.toml to load (default: $KEYWAY_CONFIG, else ./keyway.toml)
-  --json         print the result as JSON
-`;
-
-interface ParsedArgs {
-  command: string[];
-  configPath?: string;
-  json: boolean;
-}
-
-class UsageError extends Error {}
-
-function parseArgs(argv: readonly string[]): ParsedArgs {
-  const parsed: ParsedArgs = { command: [], json: false };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? "";
-    if (arg === "--json") parsed.json = true;
-    else if (arg === "--config") {
-      const value = argv[++i];
-      if (value === undefined || value.startsWith("--"))
-        throw new UsageError("--config needs a file");
-      parsed.configPath = value;
-    } else if (arg.startsWith("--config=")) parsed.configPath = arg.slice("--config=".length);
-    else if (arg === "--help" || arg === "-h") parsed.command = ["help"];
-    else if (arg.startsWith("-")) throw new UsageError(`unknown option ${arg}`);
-    else parsed.command.push(arg);
-  }
-  return parsed;
-}
+const byName = new Map(COMMANDS.map((command) => [command.name, command]));
 
 export async function runCli(argv: readonly string[], deps: CliDeps): Promise<number> {
-  let args: ParsedArgs;
-  try {
-    args = parseArgs(argv);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    deps.stderr(`keyway: ${error.message}\n\n${USAGE}`);
-    return EXIT.usage;
+  const words = leadingWords(argv);
+  if (words.length === 0 || words[0] === "help") {
+    const topic = words.slice(1);
+    if (topic.length > 0) return help(topic, deps);
+    deps.stdout(overview());
+    return words.length === 0 && !argv.includes("--help") && !argv.includes("-h")
+      ? EXIT.usage
+      : EXIT.ok;
   }
-  const command = args.command.join(" ");
-  if (command === "" || command === "help") {
-    deps.stdout(USAGE);
-    return command === "" ? EXIT.usage : EXIT.ok;
-  }
-  const run = COMMANDS[command];
-  if (!run) {
-    deps.stderr(`keyway: unknown command "${command}"\n\n${USAGE}`);
-    return EXIT.usage;
-  }
-  try {
-    const config = await loadConfig({
-      ...(args.configPath !== undefined ? { path: args.configPath } : {}),
-      ...(deps.env !== undefined ? { env: deps.env } : {}),
-      ...(deps.cwd !== undefined ? { cwd: deps.cwd } : {}),
-    });
-    return await run(config, args, deps);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      deps.stderr(`keyway: ${error.message}\n`);
+  const match = findCommand(argv);
+  if (!match) {
+    const group = COMMANDS.filter((c) => c.name.split(" ")[0] === words[0]);
+    if (group.length > 0 && words.length === 1) {
+      // `keyway targets`: what can be done with targets.
+      deps.stderr(`${groupHelp(group)}\n`);
       return EXIT.usage;
     }
+    return fail(
+      deps,
+      new CliError("usage", `unknown command "${words.join(" ")}"`, EXIT.usage),
+      "run keyway help",
+    );
+  }
+  const { command, rest } = match;
+  let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: [...rest],
+      options: { ...GLOBAL_OPTIONS, ...command.options },
+      allowPositionals: true,
+      strict: true,
+    }));
+  } catch (error) {
+    return fail(
+      deps,
+      new CliError("usage", parseArgsMessage(error), EXIT.usage),
+      usageLine(command),
+    );
+  }
+  if (values.help === true) {
+    deps.stdout(commandHelp(command));
+    return EXIT.ok;
+  }
+  const specs = command.args ?? [];
+  const required = specs.filter((a) => !a.endsWith("?")).length;
+  if (positionals.length < required || positionals.length > specs.length) {
+    const message =
+      positionals.length < required
+        ? `missing ${specs
+            .slice(positionals.length, required)
+            .map((a) => `<${a}>`)
+            .join(" ")}`
+        : `unexpected argument "${positionals[specs.length]}"`;
+    return fail(deps, new CliError("usage", message, EXIT.usage), usageLine(command));
+  }
+  try {
+    const context = createContext(
+      deps,
+      positionals,
+      values as Record<string, string | boolean | string[] | undefined>,
+    );
+    return (await command.run(context)) ?? EXIT.ok;
+  } catch (error) {
+    if (error instanceof CliError)
+      return fail(deps, error, error.exitCode === EXIT.usage ? usageLine(command) : undefined);
+    if (error instanceof ConfigError)
+      return fail(deps, new CliError("config", oneLine(error.message), EXIT.usage));
     throw error;
   }
 }
 
-type Command = (config: KeywayConfig, args: ParsedArgs, deps: CliDeps) => Promise<number>;
-
-const COMMANDS: Record<string, Command> = {
-  "keys rotate": async (config, args, deps) => {
-    const keyRing = createKeyRing(requireSetting(config.keys.master, "keys.master"));
-    return withDatabase(config, deps, async ({ db }) => {
-      const result = await rotateKeys(db, keyRing, { clock: deps.clock, actor: "cli:keys-rotate" });
-      if (args.json) deps.stdout(`${JSON.stringify(result, null, 2)}\n`);
-      else deps.stdout(describeRotation(result));
-      return result.complete ? EXIT.ok : EXIT.problem;
-    });
-  },
-
-  "audit verify": async (config, args, deps) => {
-    const keyRing = createKeyRing(requireSetting(config.keys.master, "keys.master"));
-    return withDatabase(config, deps, async ({ db }) => {
-      // Entries recorded but not sealed yet (no API running, or just now) are sealed first, as an
-      // API replica would; then every chain and its checkpoints are checked.
-      const logger = createLogger({ level: "warn", write: (line) => deps.stderr(`${line}\n`) });
-      const sealer = createAuditSealer({ db, keyRing, clock: deps.clock, logger });
-      await sealer.sealNow({ checkpoint: true });
-      const result = await verifyAuditChain(db, keyRing);
-      if (args.json) deps.stdout(`${JSON.stringify(result, null, 2)}\n`);
-      else if (result.ok) {
-        deps.stdout(`audit chain ok: ${result.checkedEntries} entries checked\n`);
-      } else {
-        const bad = result.firstInvalid;
-        deps.stdout(
-          `audit chain BROKEN after ${result.checkedEntries} valid entries\n\n${formatTable(
-            ["seq", "chain seq", "id", "problem"],
-            bad ? [[bad.seq ?? "", bad.chainSeq, bad.id ?? "", AUDIT_PROBLEMS[bad.reason]]] : [],
-            [0, 1],
-          )}\n`,
-        );
-      }
-      return result.ok ? EXIT.ok : EXIT.problem;
-    });
-  },
-};
-
-const AUDIT_PROBLEMS: Record<AuditProblem, string> = {
-  hash_mismatch: "entry was altered",
-  broken_link: "previous entry missing or altered (broken link)",
-  checkpoint_head_missing: "newest entries removed (a signed checkpoint names a missing entry)",
-  checkpoint_invalid: "checkpoint altered or not signed by this deployment's key",
-};
-
-class CliUnreachableError extends Error {
-  constructor(readonly embedded: boolean) {
-    super("database unreachable");
-  }
+/** `error: <code>: <message>` — one line a script can match on the code. */
+function fail(deps: CliDeps, error: CliError, hint?: string): number {
+  deps.stderr(`error: ${error.code}: ${oneLine(error.message)}\n${hint ? `${hint}\n` : ""}`);
+  return error.exitCode;
 }
 
-async function withDatabase(
-  config: KeywayConfig,
-  deps: CliDeps,
-  body: (database: DatabaseHandle) => Promise<number>,
-): Promise<number> {
-  // Without database.url the platform runs the embedded PostgreSQL; the CLI never starts its own
-  // but connects to the running one (pnpm start) on its configured port.
-  const url = config.database.url ?? embeddedDatabaseUrl(config.database.embedded.port);
-  const database = createDatabase(url, { max: 2 });
-  try {
-    await database.sql`select 1`.catch(() => {
-      throw new CliUnreachableError(config.database.url === undefined);
-    });
-    return await body(database);
-  } catch (error) {
-    if (error instanceof CliUnreachableError) {
-      deps.stderr(
-        error.embedded
-          ? "keyway: cannot reach the embedded database; start the platform first (pnpm start).\n"
-          : "keyway: cannot reach the database at database.url.\n",
-      );
-      return EXIT.usage;
-    }
-    throw error;
-  } finally {
-    await database.close();
+/** The command words: everything before the first option. */
+function leadingWords(argv: readonly string[]): string[] {
+  const words: string[] = [];
+  for (const arg of argv) {
+    if (arg.startsWith("-")) break;
+    words.push(arg);
   }
+  return words;
 }
 
-function describeRotation(result: KeyRotationResult): string {
-  const table = formatTable(
-    ["column", "rows", "re-encrypted", "failed"],
-    result.columns.map((c) => [`${c.table}.${c.column}`, c.scanned, c.reencrypted, c.failed]),
-    [1, 2, 3],
-  );
-  if (result.complete) {
-    return `${table}\n\nEvery secret now uses key version ${result.keyVersion}; older keys can be removed from keys.master.\n`;
+/**
+ * The longest registered name the leading words of `argv` spell (`audit verify` before
+ * `audit`); `rest` is what follows it.
+ */
+function findCommand(
+  argv: readonly string[],
+): { command: Command; rest: readonly string[] } | undefined {
+  const words = leadingWords(argv);
+  for (let n = Math.min(words.length, 2); n >= 1; n--) {
+    const command = byName.get(words.slice(0, n).join(" "));
+    if (command) return { command, rest: argv.slice(n) };
   }
-  const failed = result.columns.flatMap((c) => c.failedIds.map((id) => `  ${c.table} ${id}`));
-  return (
-    `${table}\n\n${failed.length} row(s) did not decrypt with any key in the ring and were left as they are:\n` +
-    `${failed.join("\n")}\nKeep the older keys until these rows are fixed or removed.\n`
+  return undefined;
+}
+
+function parseArgsMessage(error: unknown): string {
+  const { code, message } = error as { code?: string; message?: string };
+  const token = /'(-[^']*)'/.exec(message ?? "")?.[1];
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && token) return `unknown option ${token}`;
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && token)
+    return `${token.replace(/ <value>$/, "")} needs a value`;
+  return (message ?? "invalid arguments").split(". ")[0] ?? "invalid arguments";
+}
+
+function usageLine(command: Command): string {
+  const args = (command.args ?? []).map((a) =>
+    a.endsWith("?") ? `[${a.slice(0, -1)}]` : `<${a}>`,
   );
+  return `usage: keyway ${[command.name, ...args].join(" ")}${command.options ? " [options]" : ""} [--json]`;
+}
+
+function commandHelp(command: Command): string {
+  const options = Object.entries(command.options ?? {}).map(([name, spec]) => {
+    const value = spec.type === "string" ? ` <${name}>` : "";
+    return `  --${name}${value}${spec.multiple ? " (repeatable)" : ""}`;
+  });
+  return [
+    usageLine(command),
+    "",
+    command.summary,
+    ...(command.help ? ["", command.help] : []),
+    ...(options.length ? ["", "options:", ...options] : []),
+    "  --json  print the result as JSON",
+    "",
+  ].join("\n");
+}
+
+function groupHelp(commands: readonly Command[]): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return commands.map((c) => `  keyway ${c.name.padEnd(width)}  ${c.summary}`).join("\n");
+}
+
+function overview(): string {
+  return `usage: keyway <command> [arguments] [options] [--json]
+
+${groupHelp(COMMANDS)}
+
+The API is KEYWAY_URL with the bearer token KEYWAY_TOKEN, else what \`keyway login\` stored.
+\`keyway <command> --help\` shows a command's arguments and options. Exit codes: 0 ok, 1 the API
+answered with an error (or the check failed), 2 usage or configuration, 3 API unreachable,
+4 gave up waiting.
+`;
+}
+
+function help(topic: readonly string[], deps: CliDeps): number {
+  const match = findCommand(topic);
+  if (match) {
+    deps.stdout(commandHelp(match.command));
+    return EXIT.ok;
+  }
+  const group = COMMANDS.filter((c) => c.name.split(" ")[0] === topic[0]);
+  if (group.length === 0)
+    return fail(deps, new CliError("usage", `unknown command "${topic.join(" ")}"`, EXIT.usage));
+  deps.stdout(`${groupHelp(group)}\n`);
+  return EXIT.ok;
 }

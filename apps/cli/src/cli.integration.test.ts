@@ -135,7 +135,7 @@ describe("keyway keys rotate", () => {
       keys: { master: ring12 },
       database: { embedded: { port: await getFreePort() } },
     });
-    expect(await runCli(["keys", "rotate", "--config", noUrlConfig], noUrl.deps)).toBe(2);
+    expect(await runCli(["keys", "rotate", "--config", noUrlConfig], noUrl.deps)).toBe(3);
     expect(noUrl.stderr()).toContain("cannot reach the embedded database");
     expect(noUrl.stderr()).toContain("pnpm start");
 
@@ -146,7 +146,10 @@ describe("keyway keys rotate", () => {
 
     const missingFile = output();
     expect(
-      await runCli(["audit", "verify", "--config", join(dir, "nope.toml")], missingFile.deps),
+      await runCli(
+        ["audit", "verify", "--from-database", "--config", join(dir, "nope.toml")],
+        missingFile.deps,
+      ),
     ).toBe(2);
     expect(missingFile.stderr()).toContain("file not found");
   });
@@ -160,17 +163,23 @@ describe("keyway audit verify", () => {
       keys: { master: ring12 },
     });
     const ok = output();
-    expect(await runCli(["audit", "verify", "--config", config], ok.deps)).toBe(0);
+    expect(await runCli(["audit", "verify", "--from-database", "--config", config], ok.deps)).toBe(
+      0,
+    );
     // Each rotation above appended a `keys.rotated` entry.
     expect(ok.stdout()).toBe("audit chain ok: 3 entries checked\n");
 
     await database.sql`update audit_log set actor = 'someone-else' where seq = (select min(seq) from audit_log)`;
     const broken = output();
-    expect(await runCli(["audit", "verify", "--config", config], broken.deps)).toBe(1);
+    expect(
+      await runCli(["audit", "verify", "--from-database", "--config", config], broken.deps),
+    ).toBe(1);
     expect(broken.stdout()).toContain("audit chain BROKEN after 0 valid entries");
     expect(broken.stdout()).toContain("entry was altered");
     const json = output();
-    expect(await runCli(["audit", "verify", "--json", "--config", config], json.deps)).toBe(1);
+    expect(
+      await runCli(["audit", "verify", "--from-database", "--json", "--config", config], json.deps),
+    ).toBe(1);
     expect(JSON.parse(json.stdout())).toMatchObject({
       ok: false,
       firstInvalid: { reason: "hash_mismatch" },

@@ -1,5 +1,5 @@
 import { usageError } from "../api-client";
-import { argAt, type Command, type CommandContext, stringOption } from "../context";
+import { argAt, type Command, type CommandContext, requiredOption, stringOption } from "../context";
 import { shortTime } from "../output";
 import { readSecrets } from "../secret-input";
 import { applySettings, readJsonFile } from "./json-file";
@@ -71,6 +71,50 @@ export const targetCommands: Command[] = [
             t.source,
           ]),
         ),
+      );
+      return undefined;
+    },
+  },
+  {
+    name: "targets create",
+    summary: "add a target of a variant (e.g. an http-api for an internal API) (operator)",
+    args: ["targetKey"],
+    options: {
+      variant: { type: "string" },
+      set: { type: "string", multiple: true },
+      "config-file": { type: "string" },
+      "display-name": { type: "string" },
+      description: { type: "string" },
+      disabled: { type: "boolean" },
+      secret: { type: "string", multiple: true },
+    },
+    help: `--variant ID (http-api, github-enterprise-server, …); config and secrets as for targets configure:
+  keyway targets create demo-api --variant http-api --set baseUrl=http://127.0.0.1:8090/v1`,
+    async run(context) {
+      const variantId = requiredOption(context.options, "variant");
+      const secretFields = (context.options.secret as string[] | undefined) ?? [];
+      const secrets = secretFields.length
+        ? await readSecrets(context.deps.stdin, secretFields)
+        : undefined;
+      const config = applySettings(
+        await configFromFile(context),
+        (context.options.set as string[] | undefined) ?? [],
+      );
+      const displayName = stringOption(context.options, "display-name");
+      const description = stringOption(context.options, "description");
+      showTarget(
+        context,
+        await (await context.api()).request<OperatorTarget>("POST", "/v1/operator/targets", {
+          body: {
+            targetKey: argAt(context, 0),
+            variantId,
+            config,
+            enabled: context.options.disabled !== true,
+            ...(displayName !== undefined ? { displayName } : {}),
+            ...(description !== undefined ? { description } : {}),
+            ...(secrets ? { secrets } : {}),
+          },
+        }),
       );
       return undefined;
     },
@@ -157,13 +201,7 @@ hidden prompts, or from standard input: the value itself for one field, a JSON o
       const secrets = wantsSecrets
         ? await readSecrets(context.deps.stdin, secretFields)
         : undefined;
-      let config: Record<string, unknown> | undefined;
-      if (configFile) {
-        const parsed = await readJsonFile(context, configFile);
-        if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
-          throw usageError(`${configFile} must hold a JSON object`);
-        config = parsed as Record<string, unknown>;
-      }
+      let config = configFile ? await configFromFile(context) : undefined;
       if (sets.length > 0) config = applySettings(config ?? target.config, sets);
       if (config !== undefined || displayName !== undefined || description !== undefined) {
         target = await api.request<OperatorTarget>("PATCH", path(key), {
@@ -214,3 +252,13 @@ hidden prompts, or from standard input: the value itself for one field, a JSON o
     },
   },
 ];
+
+/** The JSON object in `--config-file`, or an empty config without one. */
+async function configFromFile(context: CommandContext): Promise<Record<string, unknown>> {
+  const file = stringOption(context.options, "config-file");
+  if (file === undefined) return {};
+  const parsed = await readJsonFile(context, file);
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw usageError(`${file} must hold a JSON object`);
+  return parsed as Record<string, unknown>;
+}

@@ -22,6 +22,11 @@ export function usageError(message: string): CliError {
   return new CliError("usage", message, EXIT.usage);
 }
 
+/** A missing or broken setting (no URL or token, an unreadable login file): exit 2, no usage line. */
+export function configError(message: string): CliError {
+  return new CliError("config", message, EXIT.usage);
+}
+
 export type Query = Record<string, string | number | boolean | undefined>;
 
 export interface ApiClient {

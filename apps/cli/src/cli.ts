@@ -88,7 +88,7 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
     return (await command.run(context)) ?? EXIT.ok;
   } catch (error) {
     if (error instanceof CliError)
-      return fail(deps, error, error.exitCode === EXIT.usage ? usageLine(command) : undefined);
+      return fail(deps, error, error.code === "usage" ? usageLine(command) : undefined);
     if (error instanceof ConfigError)
       return fail(deps, new CliError("config", oneLine(error.message), EXIT.usage));
     throw error;

@@ -186,7 +186,7 @@ describe("keyway against the real API", () => {
       await expect(stat(path)).rejects.toThrow();
       const after = await keywayProcess(["organizations", "list"], { env: { HOME: home } });
       expect(after.code).toBe(2);
-      expect(after.stderr).toMatch(/^error: usage: no API configured: run `keyway login/);
+      expect(after.stderr).toMatch(/^error: config: no API configured: run `keyway login/);
 
       // A token the API refuses is not stored; the error is the API's code, on one line.
       const refused = await keywayProcess(["login", "--url", controlPlane.url], {

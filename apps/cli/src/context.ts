@@ -1,7 +1,7 @@
 import type { ParseArgsConfig } from "node:util";
 import type { Env } from "@keyway/config";
 import type { Clock } from "@keyway/crypto";
-import { type ApiClient, CliError, createApiClient, usageError } from "./api-client";
+import { type ApiClient, CliError, configError, createApiClient, usageError } from "./api-client";
 import { readStoredLogin } from "./login-store";
 import { createOutput, type Output } from "./output";
 import type { SecretInput } from "./secret-input";
@@ -77,14 +77,14 @@ async function apiClientFromSettings(deps: CliDeps): Promise<ApiClient> {
   const url = nonEmpty(env.KEYWAY_URL) ?? stored?.url;
   const token = nonEmpty(env.KEYWAY_TOKEN) ?? stored?.token;
   if (url === undefined || token === undefined) {
-    throw usageError(
+    throw configError(
       "no API configured: run `keyway login --url URL` or set KEYWAY_URL and KEYWAY_TOKEN",
     );
   }
   try {
     new URL(url);
   } catch {
-    throw usageError(`KEYWAY_URL is not a URL: ${url}`);
+    throw configError(`KEYWAY_URL is not a URL: ${url}`);
   }
   return createApiClient({ url, token, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
 }

@@ -1,7 +1,7 @@
 import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Env } from "@keyway/config";
-import { usageError } from "./api-client";
+import { configError } from "./api-client";
 
 /**
  * `keyway login` keeps the API URL and token in `$XDG_CONFIG_HOME/keyway/credentials.json`
@@ -22,7 +22,7 @@ export function loginFilePath(env: Env): string {
   const xdg = env.XDG_CONFIG_HOME;
   if (xdg?.startsWith("/")) return join(xdg, "keyway", "credentials.json");
   if (env.HOME === undefined || env.HOME === "")
-    throw usageError("neither XDG_CONFIG_HOME nor HOME is set: nowhere to keep the login");
+    throw configError("neither XDG_CONFIG_HOME nor HOME is set: nowhere to keep the login");
   return join(env.HOME, ".config", "keyway", "credentials.json");
 }
 
@@ -38,7 +38,7 @@ export async function readStoredLogin(env: Env): Promise<StoredLogin | undefined
     text = await readFile(path, "utf8");
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw usageError(`cannot read ${path}: ${(error as Error).message}`);
+    throw configError(`cannot read ${path}: ${(error as Error).message}`);
   }
   let parsed: unknown;
   try {
@@ -47,7 +47,7 @@ export async function readStoredLogin(env: Env): Promise<StoredLogin | undefined
     parsed = undefined;
   }
   if (!isStoredLogin(parsed))
-    throw usageError(`${path} is not a keyway login file; run keyway login again`);
+    throw configError(`${path} is not a keyway login file; run keyway login again`);
   return { url: parsed.url, token: parsed.token };
 }
 

@@ -73,8 +73,10 @@ export function processSecretInput(
     },
     promptHidden(question) {
       return new Promise((resolve, reject) => {
-        prompt.write(question);
+        // Echo goes off before the question appears: whatever is typed (or pasted) once it is
+        // visible must not reach the screen.
         stdin.setRawMode(true);
+        prompt.write(question);
         stdin.resume();
         stdin.setEncoding("utf8");
         let answer = "";

@@ -2,6 +2,7 @@ import type { ParseArgsConfig } from "node:util";
 import type { Env } from "@keyway/config";
 import type { Clock } from "@keyway/crypto";
 import { type ApiClient, CliError, configError, createApiClient, usageError } from "./api-client";
+import { EXIT } from "./exit-codes";
 import { readStoredLogin } from "./login-store";
 import { createOutput, type Output } from "./output";
 import type { SecretInput } from "./secret-input";
@@ -116,6 +117,6 @@ export function positiveInteger(value: string | undefined, what: string): number
 export function argAt(context: CommandContext, index: number): string {
   const value = context.args[index];
   // `runCli` checks the count against `Command.args` before `run`, so this is a programming error.
-  if (value === undefined) throw new CliError("internal", `missing argument ${index}`, 2);
+  if (value === undefined) throw new CliError("internal", `missing argument ${index}`, EXIT.usage);
   return value;
 }

@@ -22,10 +22,10 @@ else ~/.config/keyway/credentials.json. KEYWAY_URL and KEYWAY_TOKEN, when set, w
       } catch {
         throw usageError(`not a URL: ${url}`);
       }
-      const { token } = await readSecrets(context.deps.stdin, ["token"]);
+      const token = ((await readSecrets(context.deps.stdin, ["token"])).token ?? "").trim();
       const api = createApiClient({
         url,
-        token: (token ?? "").trim(),
+        token,
         ...(context.deps.fetch ? { fetch: context.deps.fetch } : {}),
       });
       // An organization token can read its organization; an operator token is refused there
@@ -43,7 +43,7 @@ else ~/.config/keyway/credentials.json. KEYWAY_URL and KEYWAY_TOKEN, when set, w
         await api.request("GET", "/v1/operator/organizations");
         identity = { kind: "operator" };
       }
-      const path = await storeLogin(env, { url: api.url, token: (token ?? "").trim() });
+      const path = await storeLogin(env, { url: api.url, token });
       context.out.result({ url: api.url, ...identity, path }, () =>
         context.out.line(
           `logged in to ${api.url} as ${

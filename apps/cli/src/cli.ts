@@ -1,5 +1,4 @@
 import { parseArgs } from "node:util";
-import { ConfigError } from "@keyway/config";
 import { CliError, oneLine } from "./api-client";
 import { type CliDeps, type Command, createContext, type OptionSpec } from "./context";
 import { EXIT } from "./exit-codes";
@@ -89,8 +88,6 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
   } catch (error) {
     if (error instanceof CliError)
       return fail(deps, error, error.code === "usage" ? usageLine(command) : undefined);
-    if (error instanceof ConfigError)
-      return fail(deps, new CliError("config", oneLine(error.message), EXIT.usage));
     throw error;
   }
 }

@@ -1,8 +1,4 @@
-import { requireSetting } from "@keyway/config";
-import { createAuditSealer } from "@keyway/control-plane-api/audit/sealer";
-import { type AuditProblem, verifyAuditChain } from "@keyway/control-plane-api/audit/service";
-import { createLogger } from "@keyway/control-plane-api/logger";
-import { createKeyRing } from "@keyway/crypto";
+import type { AuditProblem } from "@keyway/control-plane-api/audit/service";
 import { type Command, positiveInteger, stringOption } from "../context";
 import { CONFIG_OPTION, loadCliConfig, withDatabase } from "../database";
 import { EXIT } from "../exit-codes";
@@ -23,7 +19,12 @@ interface AuditVerification {
   ok: boolean;
   checkedEntries: number;
   unsealedEntries?: number;
-  firstInvalid?: { reason: AuditProblem; seq?: number | null; chainSeq?: number; id?: string | null };
+  firstInvalid?: {
+    reason: AuditProblem;
+    seq?: number | null;
+    chainSeq?: number;
+    id?: string | null;
+  };
 }
 
 const AUDIT_PROBLEMS: Record<AuditProblem, string> = {
@@ -76,6 +77,19 @@ export const auditCommands: Command[] = [
       let result: AuditVerification;
       if (context.options["from-database"] === true) {
         const config = await loadCliConfig(context);
+        const [
+          { requireSetting },
+          { createAuditSealer },
+          { verifyAuditChain },
+          { createLogger },
+          { createKeyRing },
+        ] = await Promise.all([
+          import("@keyway/config"),
+          import("@keyway/control-plane-api/audit/sealer"),
+          import("@keyway/control-plane-api/audit/service"),
+          import("@keyway/control-plane-api/logger"),
+          import("@keyway/crypto"),
+        ]);
         const keyRing = createKeyRing(requireSetting(config.keys.master, "keys.master"));
         result = await withDatabase(config, async ({ db }) => {
           // Entries recorded but not sealed yet (no API running, or just now) are sealed first, as
@@ -102,7 +116,9 @@ export const auditCommands: Command[] = [
         const bad = result.firstInvalid;
         context.out.table(
           ["seq", "chain seq", "id", "problem"],
-          bad ? [[bad.seq ?? "", bad.chainSeq ?? "", bad.id ?? "", AUDIT_PROBLEMS[bad.reason]]] : [],
+          bad
+            ? [[bad.seq ?? "", bad.chainSeq ?? "", bad.id ?? "", AUDIT_PROBLEMS[bad.reason]]]
+            : [],
           [0, 1],
         );
       });

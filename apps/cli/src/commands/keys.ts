@@ -1,8 +1,6 @@
-import { requireSetting } from "@keyway/config";
-import { type KeyRotationResult, rotateKeys } from "@keyway/control-plane-api/keys/rotate";
-import { createKeyRing } from "@keyway/crypto";
+import type { KeyRotationResult } from "@keyway/control-plane-api/keys/rotate";
 import type { Command } from "../context";
-import { CONFIG_OPTION, loadCliConfig, withDatabase } from "../database";
+import { CONFIG_OPTION, loadCliConfig, withConfigErrors, withDatabase } from "../database";
 import { EXIT } from "../exit-codes";
 import { formatTable } from "../table";
 
@@ -14,7 +12,15 @@ export const keyCommands: Command[] = [
     options: CONFIG_OPTION,
     async run(context) {
       const config = await loadCliConfig(context);
-      const keyRing = createKeyRing(requireSetting(config.keys.master, "keys.master"));
+      // Loaded on use: the API commands start without the database and key-rotation code.
+      const [{ rotateKeys }, { createKeyRing }, { requireSetting }] = await Promise.all([
+        import("@keyway/control-plane-api/keys/rotate"),
+        import("@keyway/crypto"),
+        import("@keyway/config"),
+      ]);
+      const keyRing = await withConfigErrors(() =>
+        createKeyRing(requireSetting(config.keys.master, "keys.master")),
+      );
       return withDatabase(config, async ({ db }) => {
         const result = await rotateKeys(db, keyRing, {
           clock: context.deps.clock,

@@ -16,3 +16,4 @@ export * from "./routes/index";
 export * from "./target-url";
 export * from "./text";
 export * from "./webhooks/index";
+export * from "./sandbox/no-proxy";

@@ -3,7 +3,7 @@ import { sandboxProxyEnv, sessionStatus } from "./service";
 
 describe("sandboxProxyEnv", () => {
   it("puts the percent-encoded token in the proxy URL's password, in both spellings", () => {
-    const env = sandboxProxyEnv("http://gateway.internal:3128/", "a/b:c@d");
+    const env = sandboxProxyEnv("http://gateway.internal:3128/", "a/b:c@d", []);
     const url = "http://session:a%2Fb%3Ac%40d@gateway.internal:3128";
     expect(env).toEqual({
       HTTP_PROXY: url,
@@ -14,6 +14,14 @@ describe("sandboxProxyEnv", () => {
       no_proxy: "localhost,127.0.0.1,::1",
     });
     expect(decodeURIComponent(new URL(url).password)).toBe("a/b:c@d");
+  });
+
+  it("leaves out of NO_PROXY a loopback name that a route of the plan names", () => {
+    const env = sandboxProxyEnv("http://gateway.internal:3128/", "t", [
+      { match: { hosts: ["127.0.0.1:4100"] } },
+    ]);
+    expect(env.NO_PROXY).toBe("localhost,::1");
+    expect(env.no_proxy).toBe("localhost,::1");
   });
 });
 

@@ -7,14 +7,19 @@ import {
   sandboxProfiles,
   sandboxSessions,
 } from "@keyway/db";
-import type { Clock, IntegrationRegistry } from "@keyway/integrations-core";
+import {
+  type Clock,
+  type EgressRoute,
+  type IntegrationRegistry,
+  sandboxNoProxy,
+} from "@keyway/integrations-core";
 import { and, desc, eq, inArray, lt } from "drizzle-orm";
 import { appendAudit } from "../audit/service";
 import type { OrganizationPrincipal } from "../auth/principal";
 import type { AppSettings } from "../deps";
 import { conflict, notFound, unprocessable } from "../errors";
 import { publishInvalidation } from "../events/invalidations";
-import { compileStoredVersion } from "../profiles/service";
+import { compileStoredVersion, loadPlan } from "../profiles/service";
 
 /**
  * Sandbox sessions (SPEC §2, §6.2, §9): one sandbox attached to one compiled plan, known to the
@@ -52,17 +57,21 @@ export const CA_BUNDLE_ENV_VARS = [
   "GIT_SSL_CAINFO",
 ] as const;
 
-/** Loopback stays direct: local dev servers inside the sandbox must not go through the gateway. */
-const NO_PROXY = "localhost,127.0.0.1,::1";
-
 /**
  * Proxy variables for a sandbox (SPEC §7, §9): the gateway URL with `session` as user name and
  * the token as password (percent-encoded, though a JWT's alphabet needs none), in both the upper-
- * and lower-case spellings because tools disagree on which they read.
+ * and lower-case spellings because tools disagree on which they read. NO_PROXY keeps loopback
+ * direct for local dev servers, except the loopback names a route of the plan needs
+ * (`sandboxNoProxy`).
  */
-export function sandboxProxyEnv(proxyUrl: string, token: string): Record<string, string> {
+export function sandboxProxyEnv(
+  proxyUrl: string,
+  token: string,
+  routes: readonly Pick<EgressRoute, "match">[],
+): Record<string, string> {
   const url = new URL(proxyUrl);
   const withToken = `${url.protocol}//session:${encodeURIComponent(token)}@${url.host}`;
+  const NO_PROXY = sandboxNoProxy(routes).join(",");
   return {
     HTTP_PROXY: withToken,
     HTTPS_PROXY: withToken,
@@ -200,7 +209,7 @@ export async function startSession(
       profileVersionId: version.id,
       profileVersion: version.version,
       proxyUrl: deps.settings.gatewayProxyUrl,
-      proxyEnv: sandboxProxyEnv(deps.settings.gatewayProxyUrl, token),
+      proxyEnv: sandboxProxyEnv(deps.settings.gatewayProxyUrl, token, compiled.plan.routes),
       caCertPem: deps.settings.gatewayCaPem,
       caEnvVars: [...CA_BUNDLE_ENV_VARS],
       files: plan.files,
@@ -251,6 +260,8 @@ export async function refreshSession(
       expiresAt: tokenExpiresAt,
     });
     await tx.update(sandboxSessions).set({ tokenExpiresAt }).where(eq(sandboxSessions.id, row.id));
+    // A session's plan is stored when the session starts and plans are never deleted.
+    const routes = (await loadPlan(tx, row.planDigest))?.routes ?? [];
     await appendAudit(tx, deps.clock, {
       organizationId: principal.organizationId,
       actor: principal.actor,
@@ -266,7 +277,7 @@ export async function refreshSession(
       expiresAt: row.expiresAt.toISOString(),
       planDigest: row.planDigest,
       proxyUrl: deps.settings.gatewayProxyUrl,
-      proxyEnv: sandboxProxyEnv(deps.settings.gatewayProxyUrl, token),
+      proxyEnv: sandboxProxyEnv(deps.settings.gatewayProxyUrl, token, routes),
     };
   });
 }

@@ -22,6 +22,18 @@ const GLOBAL_OPTIONS: OptionSpec = {
 const byName = new Map(COMMANDS.map((command) => [command.name, command]));
 
 export async function runCli(argv: readonly string[], deps: CliDeps): Promise<number> {
+  // Sandbox commands take their own options and a command after `--` (`sandbox run … -- cmd`),
+  // so they parse their arguments themselves; loaded only when used.
+  if (argv[0] === "sandbox") {
+    const { runSandboxCommand } = await import("./commands/sandbox");
+    return runSandboxCommand(argv.slice(1), {
+      stdout: deps.stdout,
+      stderr: deps.stderr,
+      env: deps.env ?? {},
+      signals: deps.signals ?? { on: () => {}, off: () => {} },
+      stdinIsTTY: deps.stdinIsTTY ?? false,
+    });
+  }
   const words = leadingWords(argv);
   if (words.length === 0 || words[0] === "help") {
     const topic = words.slice(1);
@@ -164,6 +176,8 @@ function overview(): string {
   return `usage: keyway <command> [arguments] [options] [--json]
 
 ${groupHelp(COMMANDS)}
+  sandbox run|env|mcp-tools   run a command in a sandbox session, print its environment, list
+                              its MCP tools (keyway sandbox --help)
 
 The API is KEYWAY_URL with the bearer token KEYWAY_TOKEN, else what \`keyway login\` stored.
 \`keyway <command> --help\` shows a command's arguments and options. Exit codes: 0 ok, 1 the API

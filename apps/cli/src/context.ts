@@ -5,6 +5,7 @@ import { type ApiClient, CliError, configError, createApiClient, usageError } fr
 import { EXIT } from "./exit-codes";
 import { readStoredLogin } from "./login-store";
 import { createOutput, type Output } from "./output";
+import type { SignalSource } from "./commands/sandbox";
 import type { SecretInput } from "./secret-input";
 
 /** What the CLI needs from its process; `main.ts` wires the real ones, tests their own. */
@@ -22,6 +23,9 @@ export interface CliDeps {
   openUrl?: (url: string) => Promise<boolean>;
   /** Waits between polls (`connect oauth`); tests pass a quicker one. */
   sleep?: (ms: number) => Promise<void>;
+  /** Signals to `keyway` (the process), passed on to `sandbox run`'s command. */
+  signals?: SignalSource;
+  stdinIsTTY?: boolean;
 }
 
 export type OptionSpec = NonNullable<ParseArgsConfig["options"]>;

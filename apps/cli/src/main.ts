@@ -8,4 +8,6 @@ process.exitCode = await runCli(process.argv.slice(2), {
   clock: { now: () => new Date() },
   env: process.env,
   stdin: processSecretInput(process.stdin, process.stderr),
+  signals: process,
+  stdinIsTTY: process.stdin.isTTY === true,
 });

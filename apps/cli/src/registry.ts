@@ -21,7 +21,8 @@ export const COMMANDS: readonly Command[] = [
   ...connectionCommands,
   ...profileCommands,
   ...sessionCommands,
-  // Sandbox commands (`sandbox run`, `sandbox env`) register here.
+  // Sandbox commands (`sandbox run|env|mcp-tools`) parse their own arguments (a command follows
+  // `--`): runCli hands them to commands/sandbox.ts before looking here.
   ...webhookCommands,
   ...auditCommands,
   ...keyCommands,

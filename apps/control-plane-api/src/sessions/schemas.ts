@@ -70,6 +70,8 @@ export const startedSessionSchema = sessionTokenSchema
   })
   .openapi("StartedSandboxSession");
 
+export type StartedSandboxSession = z.infer<typeof startedSessionSchema>;
+
 export const refreshedSessionSchema = sessionTokenSchema.openapi("RefreshedSandboxSession");
 
 export const sessionParams = z.object({

@@ -140,6 +140,43 @@ describe("git through the gateway", () => {
     expect((await serverHead()).stdout).toBe(before);
   });
 
+  it("refuses a read-only binding's push discovery (info/refs?service=git-receive-pack) before any credential", async () => {
+    const seen = git.seenCredentials.length;
+    for (const query of ["service=git-receive-pack", "service=git%2Dreceive%2Dpack"]) {
+      const refs = await curl([
+        "--proxy",
+        session.proxyUrl,
+        "--cacert",
+        stack.gatewayCaPath,
+        `${server.url}/octo-org/widgets.git/info/refs?${query}`,
+      ]);
+      expect(refs.status, query).toBe(403);
+      expect(errorCode(refs.body)).toBe("policy_denied");
+    }
+    // The server records the credentials of every request it receives: it saw none of these.
+    expect(git.seenCredentials.length).toBe(seen);
+  });
+
+  it("limits the API to the bound repositories: another repository or a tool's update check is refused", async () => {
+    const seen = git.seenCredentials.length;
+    for (const path of [
+      "/api/v3/repos/openai/codex/releases/latest",
+      "/api/v3/repos/octo-org/secret-plans/contents/PLANS.md",
+      "/api/v3/user",
+    ]) {
+      const response = await curl([
+        "--proxy",
+        session.proxyUrl,
+        "--cacert",
+        stack.gatewayCaPath,
+        `${server.url}${path}`,
+      ]);
+      expect(response.status, path).toBe(403);
+      expect(errorCode(response.body)).toBe("policy_denied");
+    }
+    expect(git.seenCredentials.length).toBe(seen);
+  });
+
   it("keeps the PAT out of the gateway's output", () => {
     expect(stack.gatewayOutput()).toContain('"outcome":"forwarded"');
     expect(stack.gatewayOutput()).not.toContain(PAT);

@@ -13,7 +13,7 @@ export * from "./plan/schema";
 export * from "./plan-diff";
 export * from "./registry";
 export * from "./routes/index";
+export * from "./sandbox/no-proxy";
 export * from "./target-url";
 export * from "./text";
 export * from "./webhooks/index";
-export * from "./sandbox/no-proxy";

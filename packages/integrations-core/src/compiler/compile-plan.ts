@@ -383,6 +383,13 @@ function normalizeRoute(route: EgressRoute): EgressRoute {
     ...(route.match.pathPrefixes
       ? { pathPrefixes: [...new Set(route.match.pathPrefixes)].sort(compareCodePoints) }
       : {}),
+    ...(route.match.excludeQuery
+      ? {
+          excludeQuery: route.match.excludeQuery
+            .map((e) => ({ name: e.name, values: [...new Set(e.values)].sort(compareCodePoints) }))
+            .sort((a, b) => compareCodePoints(a.name, b.name)),
+        }
+      : {}),
   };
   const mcp = route.mcp?.toolAllowlist
     ? { toolAllowlist: [...new Set(route.mcp.toolAllowlist)].sort(compareCodePoints) }

@@ -30,10 +30,27 @@ export const pathPrefixSchema = z
     "path prefix must not contain dot segments",
   );
 
+/**
+ * A query parameter value that takes a request out of a route: a read-only git route excludes
+ * `service=git-receive-pack` (the push's ref discovery on the otherwise routed `info/refs`).
+ * Names compare exactly; values case-insensitively after percent- and `+`-decoding, and a
+ * parameter that does not decode counts as excluded.
+ */
+export const queryExclusionSchema = z.strictObject({
+  name: nonEmpty,
+  values: z.array(nonEmpty).min(1),
+});
+
 export const routeMatchSchema = z.strictObject({
   hosts: z.array(routeHostSchema).min(1),
   methods: z.array(httpMethodSchema).min(1).optional(),
   pathPrefixes: z.array(pathPrefixSchema).min(1).optional(),
+  /**
+   * Requests this route refuses by query. It narrows a route, never widens one, so two routes
+   * overlap exactly when their hosts, methods and paths do (a request without a query matches
+   * both).
+   */
+  excludeQuery: z.array(queryExclusionSchema).min(1).optional(),
 });
 
 export const routeAuthSchema = z.discriminatedUnion("type", [

@@ -15,6 +15,7 @@ export {
   normalizeRequestPath,
   type PathRefusalReason,
   pathHasPrefix,
+  queryIsExcluded,
   type RouteRequest,
   routeHosts,
   routeMatchesRequest,

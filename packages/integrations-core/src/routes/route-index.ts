@@ -4,6 +4,7 @@ import {
   normalizeMethod,
   normalizeRequestPath,
   type PathRefusalReason,
+  queryIsExcluded,
   type RouteRequest,
   routeHosts,
   routeMethods,
@@ -211,5 +212,9 @@ export function matchRequest<R extends Routable>(
   const path = normalizeRequestPath(req.rawPath);
   if (!path.ok) return DENIED[path.reason];
   const route = index.lookup({ host, method: req.method, path: path.path });
-  return route === undefined ? DENIED.no_route : { kind: "matched", route };
+  if (route === undefined) return DENIED.no_route;
+  const excluded = route.match.excludeQuery;
+  // Routes do not overlap, so the one a query excludes leaves no other to match.
+  if (excluded !== undefined && queryIsExcluded(excluded, req.rawPath)) return DENIED.no_route;
+  return { kind: "matched", route };
 }

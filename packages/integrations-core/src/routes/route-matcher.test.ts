@@ -7,6 +7,7 @@ import {
   normalizePathPrefix,
   normalizeRequestPath,
   pathHasPrefix,
+  queryIsExcluded,
   routeMatchesRequest,
   routesOverlap,
 } from "./route-matcher";
@@ -390,5 +391,33 @@ describe("matchRequest", () => {
       kind: "denied",
       reason: "malformed_host",
     });
+  });
+});
+
+describe("queryIsExcluded", () => {
+  const receivePack = [{ name: "service", values: ["git-receive-pack"] }];
+
+  it("finds an excluded parameter value, however it is spelled", () => {
+    for (const path of [
+      "/o/r.git/info/refs?service=git-receive-pack",
+      "/o/r.git/info/refs?a=1&service=git-receive-pack",
+      "/o/r.git/info/refs?service=GIT-RECEIVE-PACK",
+      "/o/r.git/info/refs?service=git%2Dreceive%2Dpack",
+      "/o/r.git/info/refs?service=git-upload-pack&service=git-receive-pack",
+      "/o/r.git/info/refs?service=%E0%A4%A",
+    ]) {
+      expect(queryIsExcluded(receivePack, path), path).toBe(true);
+    }
+  });
+
+  it("lets other values, other names and no query through", () => {
+    for (const path of [
+      "/o/r.git/info/refs",
+      "/o/r.git/info/refs?service=git-upload-pack",
+      "/o/r.git/info/refs?services=git-receive-pack",
+      "/o/r.git/info/refs?",
+    ]) {
+      expect(queryIsExcluded(receivePack, path), path).toBe(false);
+    }
   });
 });

@@ -375,3 +375,40 @@ export function routesOverlap(a: RouteMatch, b: RouteMatch): boolean {
     prefixesA.some((p) => pathHasPrefix(p, q) || pathHasPrefix(q, p)),
   );
 }
+
+/**
+ * Whether a request-target's query carries a parameter a route excludes (`excludeQuery` in the
+ * plan schema). Decoding follows what servers do with a query (`+` is a space, percent-escapes
+ * decoded) so a spelling like `git%2Dreceive%2Dpack` cannot slip past; a parameter whose name
+ * or value does not decode is treated as excluded rather than guessed at.
+ */
+export function queryIsExcluded(
+  exclusions: readonly { readonly name: string; readonly values: readonly string[] }[],
+  rawPath: string,
+): boolean {
+  const start = rawPath.indexOf("?");
+  if (start < 0) return false;
+  for (const pair of rawPath.slice(start + 1).split("&")) {
+    const eq = pair.indexOf("=");
+    const name = decodeQueryPart(eq < 0 ? pair : pair.slice(0, eq));
+    const value = decodeQueryPart(eq < 0 ? "" : pair.slice(eq + 1));
+    for (const exclusion of exclusions) {
+      if (name === undefined || value === undefined) {
+        if (pair.length > 0) return true;
+        continue;
+      }
+      if (name !== exclusion.name) continue;
+      const lower = value.toLowerCase();
+      if (exclusion.values.some((v) => v.toLowerCase() === lower)) return true;
+    }
+  }
+  return false;
+}
+
+function decodeQueryPart(part: string): string | undefined {
+  try {
+    return decodeURIComponent(part.replaceAll("+", " "));
+  } catch {
+    return undefined;
+  }
+}

@@ -55,6 +55,11 @@ export function compileAnthropicBinding(
       data: {
         hasCompletedOnboarding: true,
         customApiKeyResponses: { approved: [CLAUDE_CODE_APPROVED_KEY_SUFFIX], rejected: [] },
+        // Claude Code asks "do you trust this folder?" for a directory unless it or a parent is
+        // recorded with `hasTrustDialogAccepted` (checked with Claude Code 2.1.332). The plan
+        // cannot know where the sandbox puts its workspace, so the root is trusted: this file
+        // lives in the sandbox's own home, and Keyway wrote the workspace's agent config itself.
+        projects: { "/": { hasTrustDialogAccepted: true } },
       },
     },
     {

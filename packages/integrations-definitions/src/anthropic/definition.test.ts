@@ -110,6 +110,7 @@ describe("anthropic compile output", () => {
     expect(JSON.parse(fileContent(plan, ".claude.json"))).toEqual({
       customApiKeyResponses: { approved: ["er-anthropic-api-key"], rejected: [] },
       hasCompletedOnboarding: true,
+      projects: { "/": { hasTrustDialogAccepted: true } },
     });
     expect(JSON.parse(fileContent(plan, ".mcp.json"))).toEqual({ mcpServers: {} });
     expect(fileContent(plan, ".claude/CLAUDE.md")).toBe("Run the tests before committing.\n");

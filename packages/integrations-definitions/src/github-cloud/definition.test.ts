@@ -136,6 +136,7 @@ describe("github-cloud compile", () => {
             "/octo-org/widgets/git-upload-pack",
             "/octo-org/widgets/info/refs",
           ],
+          excludeQuery: [{ name: "service", values: ["git-receive-pack"] }],
         },
         upstream: { baseUrl: "https://github.com" },
         auth: gitAuth,
@@ -144,7 +145,7 @@ describe("github-cloud compile", () => {
       {
         id: "bind_fixture.route.1",
         bindingId: FIXTURE_IDS.binding,
-        match: { hosts: ["api.github.com"] },
+        match: { hosts: ["api.github.com"], pathPrefixes: ["/graphql", "/repos/octo-org/widgets"] },
         upstream: { baseUrl: "https://api.github.com" },
         auth: bearer,
         credential,
@@ -152,7 +153,7 @@ describe("github-cloud compile", () => {
       {
         id: "bind_fixture.route.2",
         bindingId: FIXTURE_IDS.binding,
-        match: { hosts: ["uploads.github.com"] },
+        match: { hosts: ["uploads.github.com"], pathPrefixes: ["/repos/octo-org/widgets"] },
         upstream: { baseUrl: "https://uploads.github.com" },
         auth: bearer,
         credential,

@@ -127,6 +127,7 @@ describe("github-enterprise-server compile", () => {
             "/platform/deploy/git-upload-pack",
             "/platform/deploy/info/refs",
           ],
+          excludeQuery: [{ name: "service", values: ["git-receive-pack"] }],
         },
         upstream: { baseUrl: "https://ghe.example.com" },
         auth: { type: "basic", name: "authorization", username: "x-access-token" },
@@ -137,7 +138,13 @@ describe("github-enterprise-server compile", () => {
         bindingId: FIXTURE_IDS.binding,
         match: {
           hosts: ["ghe.example.com"],
-          pathPrefixes: ["/api/graphql", "/api/uploads", "/api/v3"],
+          pathPrefixes: [
+            "/api/graphql",
+            "/api/uploads/repos/platform/api-gateway",
+            "/api/uploads/repos/platform/deploy",
+            "/api/v3/repos/platform/api-gateway",
+            "/api/v3/repos/platform/deploy",
+          ],
         },
         upstream: { baseUrl: "https://ghe.example.com" },
         auth: { type: "bearer", name: "authorization", scheme: "Bearer" },
@@ -177,11 +184,21 @@ describe("github-enterprise-server compile", () => {
     expect(result.plan.routes.map((r) => ({ match: r.match, upstream: r.upstream }))).toEqual([
       expect.objectContaining({ upstream: { baseUrl: "https://ghe.example.com" } }),
       {
-        match: { hosts: ["ghe-api.example.com:8443"], pathPrefixes: ["/api/v3"] },
+        match: {
+          hosts: ["ghe-api.example.com:8443"],
+          pathPrefixes: ["/api/v3/repos/platform/api-gateway", "/api/v3/repos/platform/deploy"],
+        },
         upstream: { baseUrl: "https://ghe-api.example.com:8443" },
       },
       {
-        match: { hosts: ["ghe.example.com"], pathPrefixes: ["/api/graphql", "/api/uploads"] },
+        match: {
+          hosts: ["ghe.example.com"],
+          pathPrefixes: [
+            "/api/graphql",
+            "/api/uploads/repos/platform/api-gateway",
+            "/api/uploads/repos/platform/deploy",
+          ],
+        },
         upstream: { baseUrl: "https://ghe.example.com" },
       },
     ]);

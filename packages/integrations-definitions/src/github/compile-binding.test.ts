@@ -76,7 +76,7 @@ describe("compileGitHubBinding", () => {
     ]);
   });
 
-  it("reports a second binding to the same target as a route conflict (the API routes overlap)", () => {
+  it("reports a second binding to the same target as a route conflict (both route GraphQL)", () => {
     const result = compilePlan({
       profileVersionId: "pver_1",
       bindings: [
@@ -90,7 +90,6 @@ describe("compileGitHubBinding", () => {
     expect(result.ok).toBe(false);
     if (!result.ok) {
       expect(result.errors.map((e) => [e.code, e.bindingIds])).toEqual([
-        ["route_conflict", ["bind_a", "bind_b"]],
         ["route_conflict", ["bind_a", "bind_b"]],
       ]);
     }

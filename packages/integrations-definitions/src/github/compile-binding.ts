@@ -22,17 +22,19 @@ export const GIT_TOKEN_USERNAME = "x-access-token";
  * Compiles a GitHub binding (SPEC §5):
  * - one Basic-auth route on the web host for the git smart-HTTP endpoints of the bound
  *   repositories only (see `gitPathPrefixes` for why not `/owner/repo` as a whole);
- * - one bearer route per API origin: on GitHub.com all of `api.github.com` (REST and GraphQL)
- *   and all of `uploads.github.com`; on GHES `/api/v3`, `/api/graphql` and `/api/uploads` on
- *   the server's host. API routes are not narrowed per repository — REST paths are too varied
- *   and GraphQL names repositories in the body — so an installation token narrowed to the
- *   binding's repositories and permissions is what confines API access; a PAT reaches whatever
- *   its own scopes allow;
+ * - one bearer route per API origin, limited to what the bound repositories need
+ *   (`apiPathPrefixes`): REST under `{api}/repos/{owner}/{repo}`, uploads under
+ *   `{uploads}/repos/{owner}/{repo}`, and the GraphQL endpoint. Anything else on the API host
+ *   (another repository, `/user`, a tool's own update check such as Codex's
+ *   `/repos/openai/codex/releases/latest`) is refused by the gateway, credential-free.
+ *   GraphQL names repositories in its body, so there the installation token, narrowed to the
+ *   binding's repositories and permissions, is what confines access; a PAT reaches whatever its
+ *   own scopes allow;
  * - one git workspace source per repository, checked out at the repository's name (or
  *   `owner/name` when two bound repositories share a name).
  *
- * Since API routes cover the whole API, a profile can bind one GitHub connection per target;
- * a second binding to the same target is a route conflict.
+ * Since every binding of a target routes the GraphQL endpoint, a profile can bind one GitHub
+ * connection per target; a second binding to the same target is a route conflict.
  */
 export function compileGitHubBinding(
   ctx: BindingContext<GitHubTargetConfig, unknown, GitHubBindingConfig>,
@@ -54,6 +56,9 @@ export function compileGitHubBinding(
         hosts: [web.host],
         methods: ["GET", "POST"],
         pathPrefixes: repositories.flatMap((r) => gitPathPrefixes(web.pathPrefix, r, { push })),
+        // Read-only: the push's ref discovery (`info/refs?service=git-receive-pack`) shares its
+        // path with a fetch's, so it is refused by query — before any credential is attached.
+        ...(push ? {} : { excludeQuery: [{ name: "service", values: ["git-receive-pack"] }] }),
       },
       upstream: { baseUrl: web.origin },
       auth: { type: "basic", name: "authorization", username: GIT_TOKEN_USERNAME },
@@ -62,22 +67,20 @@ export function compileGitHubBinding(
   ];
 
   const apiPrefixesByOrigin = new Map<string, { host: string; prefixes: Set<string> }>();
-  for (const [, url] of apiEndpointEntries(config)) {
+  for (const [field, url] of apiEndpointEntries(config)) {
     const parts = splitBaseUrl(url);
     const entry = apiPrefixesByOrigin.get(parts.origin) ?? {
       host: parts.host,
       prefixes: new Set(),
     };
-    entry.prefixes.add(parts.pathPrefix);
+    for (const prefix of apiPathPrefixes(field, parts.pathPrefix, repositories)) {
+      entry.prefixes.add(prefix);
+    }
     apiPrefixesByOrigin.set(parts.origin, entry);
   }
   for (const [origin, { host, prefixes }] of apiPrefixesByOrigin) {
     routes.push({
-      match: {
-        hosts: [host],
-        // A root prefix covers every path; the route then matches the host as a whole.
-        ...(prefixes.has("/") ? {} : { pathPrefixes: [...prefixes] }),
-      },
+      match: { hosts: [host], pathPrefixes: [...prefixes] },
       upstream: { baseUrl: origin },
       auth: { type: "bearer", name: "authorization", scheme: "Bearer" },
       credential,
@@ -96,4 +99,19 @@ export function compileGitHubBinding(
   }));
 
   return { routes, workspaceSources };
+}
+
+/**
+ * The API paths one binding routes on an endpoint (`apiEndpointEntries` field): REST and uploads
+ * under each bound repository (`/repos/{owner}/{repo}` covers issues, pulls, contents, releases
+ * and the rest of a repository's API), GraphQL as its one endpoint path.
+ */
+function apiPathPrefixes(
+  field: string,
+  endpointPath: string,
+  repositories: readonly RepositoryRef[],
+): string[] {
+  if (field === "graphqlUrl") return [endpointPath];
+  const base = endpointPath === "/" ? "" : endpointPath;
+  return repositories.map((r) => `${base}/repos/${r.owner}/${r.name}`);
 }

@@ -34,6 +34,10 @@ export function compileOpenaiBinding(
   const codexConfig: JsonObject = {
     model,
     model_provider: CODEX_MODEL_PROVIDER_ID,
+    // Codex's startup update check asks api.github.com for its latest release: traffic the
+    // sandbox has no use for, which a GitHub binding's API route would otherwise meet.
+    // (`check_for_update_on_startup`, a top-level key of Codex's config, 0.171.0.)
+    check_for_update_on_startup: false,
     ...(reasoningEffort !== undefined ? { model_reasoning_effort: reasoningEffort } : {}),
     // `developer_instructions`: "Developer instructions inserted as a `developer` role message"
     // (openai/codex `codex-rs/core/config.schema.json`).

@@ -79,6 +79,7 @@ describe("openai compile output", () => {
     ]);
     const content = plan.files[0]?.content ?? "";
     expect(parseToml(content)).toEqual({
+      check_for_update_on_startup: false,
       model: "gpt-5.2-codex",
       model_provider: "keyway-openai",
       model_reasoning_effort: "high",
@@ -94,6 +95,7 @@ describe("openai compile output", () => {
     });
     expect(content).toBe(
       [
+        "check_for_update_on_startup = false",
         'developer_instructions = "Prefer small commits."',
         'model = "gpt-5.2-codex"',
         'model_provider = "keyway-openai"',
@@ -134,6 +136,7 @@ describe("openai compile output", () => {
       compileSingle(openaiDefinition, fixture, { bindingConfig: { model: "gpt-5.1-codex-mini" } }),
     );
     expect(parseToml(plan.files[0]?.content ?? "")).toEqual({
+      check_for_update_on_startup: false,
       model: "gpt-5.1-codex-mini",
       model_provider: "keyway-openai",
       model_providers: {

@@ -1,6 +1,5 @@
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,13 +8,11 @@ import {
   createGitHttpBackend,
   type GitHttpBackend,
   type RunningServer,
-  startHttpServer,
   startHttpsServer,
 } from "@keyway/test-harness";
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { keyway, startKeyway } from "./support/keyway-cli";
+import { type McpUpstream, startMcpUpstream } from "./support/mcp-upstream";
 import {
   createApiKeyConnection,
   createHttpApiTarget,
@@ -46,37 +43,12 @@ const PLACEHOLDER = "placeholder-from-the-sandbox";
 let stack: Stack;
 let plainApi: RecordingUpstream;
 let secureApi: RecordingUpstream;
-let mcp: RunningServer;
+let mcp: McpUpstream;
 let git: GitHttpBackend;
 let gitServer: RunningServer;
 let orgToken: string;
 let profileId: string;
 let clients: string;
-const mcpAuthorizations: (string | undefined)[] = [];
-const toolCalls: string[] = [];
-
-/** A stateless MCP server with three tools; it records each request's Authorization. */
-async function mcpHandler(req: IncomingMessage, res: ServerResponse): Promise<void> {
-  mcpAuthorizations.push(req.headers.authorization);
-  if (req.method !== "POST") {
-    res.writeHead(405).end();
-    return;
-  }
-  const server = new McpServer({ name: "issues", version: "1.0.0" });
-  for (const name of ["list_issues", "get_issue", "delete_issue"]) {
-    server.registerTool(name, { description: `${name} tool` }, async () => {
-      toolCalls.push(name);
-      return { content: [{ type: "text", text: `${name} ran` }] };
-    });
-  }
-  const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
-  res.on("close", () => {
-    void transport.close();
-    void server.close();
-  });
-  await server.connect(transport);
-  await transport.handleRequest(req, res);
-}
 
 const requireFromCli = createRequire(
   join(import.meta.dirname, "..", "..", "apps", "cli", "package.json"),
@@ -91,7 +63,7 @@ beforeAll(async () => {
   stack = await startStack("sandbox-run");
   plainApi = await startRecordingUpstream();
   secureApi = await startRecordingUpstream(stack.upstreamCa);
-  mcp = await startHttpServer(mcpHandler);
+  mcp = await startMcpUpstream();
   git = await createGitHttpBackend({ username: "x-access-token", password: PAT });
   git.createRepository("octo-org/widgets", { "README.md": "# widgets\n" });
   gitServer = await startHttpsServer(git.handler, { ca: stack.upstreamCa });
@@ -286,7 +258,7 @@ for url in sys.argv[1:]:
   });
 
   it("the MCP SDK's Streamable HTTP client: credential injected, allow-list held", async () => {
-    const before = mcpAuthorizations.length;
+    const before = mcp.authorizations.length;
     const result = await sandboxRun(["node", join(clients, "mcp.mjs"), `${mcp.url}/mcp`]);
     expect(result.stderr).toBe("");
     const output = JSON.parse(result.stdout) as {
@@ -297,10 +269,35 @@ for url in sys.argv[1:]:
     expect(output.tools.sort()).toEqual(["get_issue", "list_issues"]);
     expect(output.allowed.content[0]?.text).toBe("get_issue ran");
     expect(JSON.stringify(output.forbidden)).not.toContain("delete_issue ran");
-    expect(toolCalls).not.toContain("delete_issue");
-    const seen = mcpAuthorizations.slice(before);
+    expect(mcp.toolCalls).not.toContain("delete_issue");
+    const seen = mcp.authorizations.slice(before);
     expect(seen.length).toBeGreaterThan(0);
     expect(new Set(seen)).toEqual(new Set([`Bearer ${SECURE_KEY}`]));
+  });
+
+  it("keyway sandbox mcp-tools lists the tools the allow-list leaves visible, then revokes", async () => {
+    const before = mcp.authorizations.length;
+    const result = await keyway(
+      ["sandbox", "mcp-tools", "--profile", "agents", "--json"],
+      apiEnv(),
+    );
+    expect(result.exitCode, result.stderr).toBe(0);
+    const { servers } = JSON.parse(result.stdout) as {
+      servers: { name: string; url: string; tools: { name: string }[]; error?: string }[];
+    };
+    expect(servers).toEqual([
+      {
+        name: "issues",
+        url: `${mcp.url}/mcp`,
+        tools: [
+          { name: "list_issues", description: "list_issues tool" },
+          { name: "get_issue", description: "get_issue tool" },
+        ],
+      },
+    ]);
+    expect(new Set(mcp.authorizations.slice(before))).toEqual(new Set([`Bearer ${SECURE_KEY}`]));
+    const sessions = await sessionsOfProfile();
+    expect(sessions.filter((s) => s.status !== "revoked")).toEqual([]);
   });
 
   it("gives the command no API token and no credential", async () => {

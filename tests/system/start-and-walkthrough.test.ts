@@ -143,7 +143,10 @@ describe("pnpm start and the README, on a machine without pnpm", () => {
     // `keyway targets catalog`: the enabled targets with their methods and secret fields.
     expect(out).toMatch(/^openai\s.*api-key: apiKey/m);
     // The request through the gateway: the demo API got the stored key, the sandbox did not.
-    expect(out).toContain('{"message":"hello from the demo API","authorized":true}');
+    // Twice: curl with the session's proxy, then curl under `keyway sandbox run`.
+    expect(
+      out.split('{"message":"hello from the demo API","authorized":true}').length - 1,
+    ).toBeGreaterThanOrEqual(2);
     expect(out).toContain(
       "demo API received GET /v1/hello with authorization: Bearer demo-key-123",
     );

@@ -200,11 +200,15 @@ describe("keyway audit verify", () => {
     }
     const ok = output();
     // Unsealed entries are sealed (and the head checkpointed) before they are checked.
-    expect(await runCli(["audit", "verify", "--from-database", "--config", config], ok.deps)).toBe(0);
+    expect(await runCli(["audit", "verify", "--from-database", "--config", config], ok.deps)).toBe(
+      0,
+    );
     expect(ok.stdout()).toBe("audit chain ok: 3 entries checked\n");
     await database.sql`delete from audit_log where chain_seq = 3`;
     const truncated = output();
-    expect(await runCli(["audit", "verify", "--from-database", "--config", config], truncated.deps)).toBe(1);
+    expect(
+      await runCli(["audit", "verify", "--from-database", "--config", config], truncated.deps),
+    ).toBe(1);
     expect(truncated.stdout()).toContain("audit chain BROKEN after 2 valid entries");
     expect(truncated.stdout()).toContain("newest entries removed");
   });

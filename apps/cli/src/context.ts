@@ -2,10 +2,10 @@ import type { ParseArgsConfig } from "node:util";
 import type { Env } from "@keyway/config";
 import type { Clock } from "@keyway/crypto";
 import { type ApiClient, CliError, configError, createApiClient, usageError } from "./api-client";
+import type { SignalSource } from "./commands/sandbox";
 import { EXIT } from "./exit-codes";
 import { readStoredLogin } from "./login-store";
 import { createOutput, type Output } from "./output";
-import type { SignalSource } from "./commands/sandbox";
 import type { SecretInput } from "./secret-input";
 
 /** What the CLI needs from its process; `main.ts` wires the real ones, tests their own. */

@@ -16,6 +16,7 @@ import { createRemoteJWKSet } from "jose";
 import { createApp } from "./app";
 import { createAuditSealer, DEFAULT_SEAL_INTERVAL_MS } from "./audit/sealer";
 import { createOidcVerifier } from "./auth/oidc";
+import { createPostgresSpentAssertions } from "./auth/spent-assertions";
 import { type AppDeps, appSettingsFromConfig } from "./deps";
 import { startInvalidationFeed } from "./events/invalidations";
 import { createLogger, type Logger } from "./logger";
@@ -103,6 +104,12 @@ export async function startControlPlane(
       trusted: config.internal.gateways.map((g) => ({ gatewayId: g.id, publicJwk: g.public_jwk })),
       audience: config.internal.audience,
       clock: systemClock,
+      // In PostgreSQL, so a replay is refused by every replica, not only the one first used.
+      spentAssertions: createPostgresSpentAssertions({
+        db: database.db,
+        clock: systemClock,
+        logger,
+      }),
     }),
     invalidations,
     jobs,

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { Clock } from "./clock";
 import {
   createGatewayAssertionVerifier,
+  createMemorySpentAssertions,
   GatewayAssertionError,
   type GatewayAssertionVerifierOptions,
   signGatewayAssertion,
@@ -32,6 +33,7 @@ async function setup(overrides: Partial<GatewayAssertionVerifierOptions> = {}) {
     ],
     audience,
     clock,
+    spentAssertions: createMemorySpentAssertions(clock),
     ...overrides,
   });
   const sign = (
@@ -47,7 +49,15 @@ async function setup(overrides: Partial<GatewayAssertionVerifierOptions> = {}) {
       clock,
       ...(extra.ttlSeconds !== undefined ? { ttlSeconds: extra.ttlSeconds } : {}),
     });
-  return { clock, gatewayA, gatewayB, verifier, sign };
+  /** Another verifier (another control-plane replica) with the same trust and `spentAssertions`. */
+  const replica = (spentAssertions: GatewayAssertionVerifierOptions["spentAssertions"]) =>
+    createGatewayAssertionVerifier({
+      trusted: [{ gatewayId: "gw-a", publicJwk: gatewayA.publicJwk }],
+      audience,
+      clock,
+      spentAssertions,
+    });
+  return { clock, gatewayA, gatewayB, verifier, sign, replica };
 }
 
 async function assertionError(promise: Promise<unknown>): Promise<GatewayAssertionError> {
@@ -165,5 +175,43 @@ describe("gateway assertions", () => {
     // Triggers a sweep that drops the spent id; the replayed token is still refused, as expired.
     await verifier.verify(await sign("gw-a", gatewayA));
     expect((await assertionError(verifier.verify(token))).code).toBe("ASSERTION_EXPIRED");
+  });
+
+  it("refuses a replay at another verifier that shares its spent store", async () => {
+    const { clock, sign, gatewayA, replica } = await setup();
+    const shared = createMemorySpentAssertions(clock);
+    const token = await sign("gw-a", gatewayA);
+    await replica(shared).verify(token);
+    expect((await assertionError(replica(shared).verify(token))).code).toBe("ASSERTION_REPLAYED");
+  });
+
+  it("spends an id only for an assertion that verifies", async () => {
+    const { clock, sign, gatewayA, replica } = await setup();
+    const verifier = replica(createMemorySpentAssertions(clock));
+    const genuine = await sign("gw-a", gatewayA);
+    // The same claims (same jti) under a signature that does not verify.
+    const forged = `${genuine.slice(0, genuine.lastIndexOf(".") + 1)}${"A".repeat(86)}`;
+    expect((await assertionError(verifier.verify(forged))).code).toBe("ASSERTION_INVALID");
+    await expect(verifier.verify(genuine)).resolves.toMatchObject({ gatewayId: "gw-a" });
+  });
+
+  it("keeps a spent id until its assertion is past expiry and clock tolerance", async () => {
+    const { clock, sign, gatewayA } = await setup();
+    const claims: Date[] = [];
+    const recording = createMemorySpentAssertions(clock);
+    const verifier = createGatewayAssertionVerifier({
+      trusted: [{ gatewayId: "gw-a", publicJwk: gatewayA.publicJwk }],
+      audience,
+      clock,
+      clockToleranceSeconds: 7,
+      spentAssertions: {
+        claim(gatewayId, jti, forgetAfter) {
+          claims.push(forgetAfter);
+          return recording.claim(gatewayId, jti, forgetAfter);
+        },
+      },
+    });
+    await verifier.verify(await sign("gw-a", gatewayA));
+    expect(claims).toEqual([new Date("2030-01-01T00:01:07Z")]);
   });
 });

@@ -69,6 +69,22 @@ export interface GatewayAssertionVerifierOptions {
   maxTtlSeconds?: number;
   /** Accepted clock skew between gateway and control plane. Default 5 seconds. */
   clockToleranceSeconds?: number;
+  /**
+   * Where accepted assertion ids are remembered. With several control-plane replicas it must be
+   * shared by all of them (the API keeps it in PostgreSQL), or an assertion replayed to another
+   * replica is accepted there; `createMemorySpentAssertions` serves a single process.
+   */
+  spentAssertions: SpentAssertionStore;
+}
+
+/**
+ * Assertion ids already accepted. `claim` records one and answers whether it was new (`false`: the
+ * assertion is a replay). `forgetAfter` is the instant from which the assertion can no longer
+ * verify (its `exp` plus the accepted clock skew): the id must be kept until then, and may be
+ * dropped after, which bounds the store by the assertion rate times their lifetime.
+ */
+export interface SpentAssertionStore {
+  claim(gatewayId: string, jti: string, forgetAfter: Date): Promise<boolean>;
 }
 
 export interface VerifiedGatewayAssertion {
@@ -88,16 +104,10 @@ const assertionPayloadSchema = z.object({
   jti: z.string().min(1).max(128),
 });
 
-/** How often spent jtis past their expiry are swept from the replay cache. */
-const SWEEP_INTERVAL_MS = 30_000;
-
 /**
- * Verifies gateway client assertions against the configured trusted keys.
- *
- * Replay protection keeps each accepted `jti` in memory until its assertion expires. The cache is
- * per control-plane process: with several API replicas, an assertion replayed to a different
- * replica within its lifetime (at most `maxTtlSeconds`, 60 s as gateways sign them) is not caught.
- * Short lifetimes and TLS between gateway and control plane bound that window.
+ * Verifies gateway client assertions against the configured trusted keys. Replay protection:
+ * each accepted `jti` is claimed in `spentAssertions` after the signature and claims check out
+ * (so only trusted gateways can add entries), and a second claim is refused.
  */
 export function createGatewayAssertionVerifier(
   options: GatewayAssertionVerifierOptions,
@@ -107,17 +117,6 @@ export function createGatewayAssertionVerifier(
   const keys = new Map(
     options.trusted.map(({ gatewayId, publicJwk }) => [gatewayId, publicKeyObject(publicJwk)]),
   );
-  /** `gatewayId␟jti` → expiry in epoch milliseconds. */
-  const spent = new Map<string, number>();
-  let nextSweep = 0;
-
-  function sweep(nowMs: number): void {
-    if (nowMs < nextSweep) return;
-    nextSweep = nowMs + SWEEP_INTERVAL_MS;
-    for (const [key, expiresMs] of spent) {
-      if (expiresMs + clockTolerance * 1000 < nowMs) spent.delete(key);
-    }
-  }
 
   return {
     async verify(token) {
@@ -169,14 +168,11 @@ export function createGatewayAssertionVerifier(
         );
       }
 
-      const nowMs = now.getTime();
-      sweep(nowMs);
-      const spentKey = `${issuer}\u001f${jti}`;
-      // Entries leave the cache only once jwtVerify would refuse the assertion as expired anyway.
-      if (spent.has(spentKey)) {
+      // Kept until jwtVerify would refuse the assertion as expired anyway.
+      const forgetAfter = new Date((exp + clockTolerance) * 1000);
+      if (!(await options.spentAssertions.claim(issuer, jti, forgetAfter))) {
         throw new GatewayAssertionError("ASSERTION_REPLAYED", "gateway assertion was already used");
       }
-      spent.set(spentKey, exp * 1000);
       return { gatewayId: issuer, jti, expiresAt: new Date(exp * 1000) };
     },
   };
@@ -195,4 +191,30 @@ function unverifiedIssuer(token: string): string {
     if (error instanceof GatewayAssertionError) throw error;
   }
   throw new GatewayAssertionError("ASSERTION_INVALID", "gateway assertion is malformed");
+}
+
+/** How often ids past `forgetAfter` are swept from the in-memory store. */
+const SWEEP_INTERVAL_MS = 30_000;
+
+/**
+ * Spent assertion ids in this process's memory: for a single control-plane process and tests.
+ * Replicas must share one store instead (the API's is in PostgreSQL).
+ */
+export function createMemorySpentAssertions(clock: Clock): SpentAssertionStore {
+  /** `gatewayId␟jti` → `forgetAfter` in epoch milliseconds. */
+  const spent = new Map<string, number>();
+  let nextSweep = 0;
+  return {
+    async claim(gatewayId, jti, forgetAfter) {
+      const nowMs = clock.now().getTime();
+      if (nowMs >= nextSweep) {
+        nextSweep = nowMs + SWEEP_INTERVAL_MS;
+        for (const [key, untilMs] of spent) if (untilMs < nowMs) spent.delete(key);
+      }
+      const key = `${gatewayId}\u001f${jti}`;
+      if (spent.has(key)) return false;
+      spent.set(key, forgetAfter.getTime());
+      return true;
+    },
+  };
 }

@@ -8,6 +8,7 @@ import {
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -280,6 +281,26 @@ export const sandboxSessions = pgTable(
     createdAt: createdAt(),
   },
   (t) => [index("sandbox_sessions_org_idx").on(t.organizationId)],
+);
+
+/**
+ * Gateway client assertions the control plane has accepted (SPEC §6.3, §6.8), shared by every API
+ * replica so an assertion is accepted once in the whole fleet: one row per `jti`, claimed with
+ * `INSERT … ON CONFLICT DO NOTHING` (no row inserted: a replay). A row is needed only until its
+ * assertion can no longer verify (`forget_after` = its `exp` plus the accepted clock skew); the
+ * API deletes rows past that, so the table holds about (assertions per second × their lifetime).
+ */
+export const spentGatewayAssertions = pgTable(
+  "spent_gateway_assertions",
+  {
+    gatewayId: text("gateway_id").notNull(),
+    jti: text("jti").notNull(),
+    forgetAfter: ts("forget_after").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.gatewayId, t.jti] }),
+    index("spent_gateway_assertions_forget_after_idx").on(t.forgetAfter),
+  ],
 );
 
 /**

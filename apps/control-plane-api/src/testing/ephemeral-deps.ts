@@ -6,12 +6,15 @@ import {
   generateSigningKeyPair,
   generateToken,
   hashToken,
+  type KeyRing,
+  type SigningKeyPair,
 } from "@keyway/crypto";
 import type { DatabaseHandle } from "@keyway/db";
 import type { Clock } from "@keyway/integrations-core";
 import { createCatalogueRegistry } from "@keyway/integrations-definitions";
 import { createJobQueue } from "@keyway/jobs";
 import { createAuditSealer } from "../audit/sealer";
+import { createPostgresSpentAssertions } from "../auth/spent-assertions";
 import type { AppDeps, AppSettings } from "../deps";
 import { startInvalidationFeed } from "../events/invalidations";
 import type { Logger } from "../logger";
@@ -35,11 +38,19 @@ export async function createEphemeralDeps(options: {
   settings?: Partial<AppSettings>;
   /** The audit sealer's timer (benchmarks); tests seal on demand (`deps.auditSealer.sealNow`). */
   auditSealIntervalMs?: number;
+  /**
+   * The keys of an existing control plane when these deps are another replica of it (same
+   * database, same keys: master key ring, trusted gateway key, session-signing key). Fresh keys
+   * otherwise.
+   */
+  keys?: { gatewayKey: SigningKeyPair; signingKey: SigningKeyPair; keyRing?: KeyRing };
 }) {
   const { clock } = options;
-  const keyRing = createKeyRing({ current: 1, keys: [{ version: 1, key: generateMasterKey() }] });
-  const signingKey = await generateSigningKeyPair();
-  const gatewayKey = await generateSigningKeyPair();
+  const keyRing =
+    options.keys?.keyRing ??
+    createKeyRing({ current: 1, keys: [{ version: 1, key: generateMasterKey() }] });
+  const signingKey = options.keys?.signingKey ?? (await generateSigningKeyPair());
+  const gatewayKey = options.keys?.gatewayKey ?? (await generateSigningKeyPair());
   const operatorToken = generateToken("operator");
   const deps: AppDeps = {
     database: options.database,
@@ -56,6 +67,11 @@ export async function createEphemeralDeps(options: {
       trusted: [{ gatewayId: TEST_GATEWAY_ID, publicJwk: gatewayKey.publicJwk }],
       audience: INTERNAL_AUDIENCE,
       clock,
+      spentAssertions: createPostgresSpentAssertions({
+        db: options.database.db,
+        clock,
+        logger: options.logger,
+      }),
     }),
     invalidations: await startInvalidationFeed(options.database.sql),
     jobs: createJobQueue(options.database, { role: "producer" }),
@@ -90,5 +106,5 @@ export async function createEphemeralDeps(options: {
       ...options.settings,
     },
   };
-  return { deps, signingKey, gatewayKey, operatorToken };
+  return { deps, signingKey, gatewayKey, keyRing, operatorToken };
 }

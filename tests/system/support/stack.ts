@@ -66,8 +66,11 @@ export interface Stack {
    * whose feed is down stays ready within the liveness outage grace).
    */
   waitUntilGatewayReady(): Promise<void>;
-  /** Another gateway process on the same config and control plane, on ports of its own. */
-  startGateway(): Promise<GatewayProcess>;
+  /**
+   * Another gateway process on the same config, on ports of its own, talking to the first control
+   * plane or to `controlPlaneUrl` (another replica).
+   */
+  startGateway(options?: { controlPlaneUrl?: string }): Promise<GatewayProcess>;
   /** A control-plane worker process (its bundle) on the same config and database. */
   startWorker(): Promise<WorkerProcess>;
   /**
@@ -75,6 +78,12 @@ export interface Stack {
    * talking to the first). Closed with the stack.
    */
   startReplica(): Promise<{ url: string; close(): Promise<void> }>;
+  /**
+   * Another control-plane replica as its own process (the API bundle, as deployed) on the same
+   * config and database, on a port of its own; it runs migrations and the target sync at start,
+   * as every replica does. Stopped with the stack.
+   */
+  startReplicaProcess(): Promise<{ url: string; logs: string[]; stop(): Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -162,16 +171,19 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
 
   const controlPlaneLogs: string[] = [];
   const logger = memoryLogger(controlPlaneLogs);
+  const controlPlaneEnv = (port: number) => ({
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: dir,
+    KEYWAY_CONFIG: files.configPath,
+    KEYWAY_DATABASE__URL: database.url,
+    // As `config` above: the gateway's ports make the proxy URL handed to sandboxes.
+    ...overrides,
+    KEYWAY_API__PORT: String(port),
+    KEYWAY_API__PUBLIC_URL: `http://127.0.0.1:${port}`,
+  });
   const controlPlane = options.controlPlaneProcess
     ? controlPlaneChild({
-        env: {
-          PATH: process.env.PATH ?? "/usr/bin:/bin",
-          HOME: dir,
-          KEYWAY_CONFIG: files.configPath,
-          KEYWAY_DATABASE__URL: database.url,
-          // As `config` above: the gateway's ports make the proxy URL handed to sandboxes.
-          ...overrides,
-        },
+        env: controlPlaneEnv(apiPort),
         healthUrl: `${apiUrl}/healthz`,
         lines: controlPlaneLogs,
       })
@@ -184,9 +196,14 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
       );
   await controlPlane.start();
   const replicas: RunningControlPlane[] = [];
+  const replicaProcesses: ControlPlaneRunner[] = [];
   const gateways: GatewayProcess[] = [];
 
-  function spawnGateway(ports: { proxy: number; admin: number }): GatewayProcess {
+  function spawnGateway(ports: {
+    proxy: number;
+    admin: number;
+    controlPlaneUrl?: string;
+  }): GatewayProcess {
     let output = "";
     const launch = (): ChildProcess => {
       const started = spawn(process.execPath, [gatewayBundle], {
@@ -198,6 +215,9 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
           ...shared,
           KEYWAY_GATEWAY__PORT: String(ports.proxy),
           KEYWAY_GATEWAY__ADMIN_PORT: String(ports.admin),
+          ...(ports.controlPlaneUrl !== undefined
+            ? { KEYWAY_GATEWAY__CONTROL_PLANE_URL: ports.controlPlaneUrl }
+            : {}),
         },
         stdio: ["ignore", "pipe", "pipe"],
       });
@@ -299,28 +319,13 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
   const adminUrl = gateway.adminUrl;
   const waitUntilGatewayReady = () => gateway.waitUntilReady();
 
-  async function api(
-    token: string,
-    method: string,
-    path: string,
-    body?: unknown,
-  ): Promise<ApiResponse> {
-    const response = await fetch(`${apiUrl}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body !== undefined ? { "content-type": "application/json" } : {}),
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await response.text();
-    return { status: response.status, body: text === "" ? undefined : JSON.parse(text) };
-  }
+  const { api, apiOk } = apiClient(apiUrl);
 
   async function cleanUp(): Promise<void> {
     await Promise.all(workers.map((w) => w.stop()));
     await Promise.all(gateways.map((g) => g.stop()));
     await Promise.all(replicas.map((replica) => replica.close()));
+    await Promise.all(replicaProcesses.map((replica) => replica.stop()));
     await controlPlane.stop();
     await database.drop();
     await rm(dir, { recursive: true, force: true });
@@ -345,13 +350,7 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
     gatewayOutput: () => gateway.output(),
     controlPlaneLogs,
     api,
-    async apiOk(token: string, method: string, path: string, body?: unknown) {
-      const response = await api(token, method, path, body);
-      if (response.status < 200 || response.status > 299) {
-        throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(response.body)}`);
-      }
-      return response.body;
-    },
+    apiOk,
     stopControlPlane: () => controlPlane.stop(),
     killControlPlane: () => controlPlane.kill(),
     async restartControlPlane(restart = {}) {
@@ -360,9 +359,9 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
     },
     gateway,
     waitUntilGatewayReady,
-    async startGateway() {
+    async startGateway(gatewayOptions = {}) {
       const [proxy, admin] = await Promise.all([getFreePort(), getFreePort()]);
-      const started = spawnGateway({ proxy, admin });
+      const started = spawnGateway({ proxy, admin, ...gatewayOptions });
       await started.waitUntilReady();
       return started;
     },
@@ -376,7 +375,51 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
       replicas.push(replica);
       return { url: replica.url, close: () => replica.close() };
     },
+    async startReplicaProcess() {
+      const port = await getFreePort();
+      const url = `http://127.0.0.1:${port}`;
+      const logs: string[] = [];
+      const replica = controlPlaneChild({
+        env: controlPlaneEnv(port),
+        healthUrl: `${url}/healthz`,
+        lines: logs,
+      });
+      replicaProcesses.push(replica);
+      await replica.start();
+      return { url, logs, stop: () => replica.stop() };
+    },
     close: cleanUp,
+  };
+}
+
+/** `api` and `apiOk` of a `Stack`, against the control plane (or replica) at `baseUrl`. */
+export function apiClient(baseUrl: string): Pick<Stack, "api" | "apiOk"> {
+  async function api(
+    token: string,
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<ApiResponse> {
+    const response = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body !== undefined ? { "content-type": "application/json" } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text === "" ? undefined : JSON.parse(text) };
+  }
+  return {
+    api,
+    async apiOk(token, method, path, body) {
+      const response = await api(token, method, path, body);
+      if (response.status < 200 || response.status > 299) {
+        throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(response.body)}`);
+      }
+      return response.body;
+    },
   };
 }
 

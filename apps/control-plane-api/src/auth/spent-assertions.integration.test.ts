@@ -6,7 +6,7 @@ import { createApp } from "../app";
 import { createMemoryLogger } from "../logger";
 import { apiModules } from "../modules";
 import { createEphemeralDeps } from "../testing/ephemeral-deps";
-import { createTestApp, type TestApp } from "../testing/test-app";
+import { createTestApp, createTestClock, type TestApp } from "../testing/test-app";
 import { SPENT_ASSERTION_PRUNE_INTERVAL_MS } from "./spent-assertions";
 
 /**
@@ -14,17 +14,18 @@ import { SPENT_ASSERTION_PRUNE_INTERVAL_MS } from "./spent-assertions";
  * with their own dependencies and database pools, one database — share the spent ids, which are
  * pruned once their assertions can no longer verify.
  */
+const clock = createTestClock();
 let a: TestApp;
 let replicaDatabase: DatabaseHandle;
 let replica: Awaited<ReturnType<typeof createEphemeralDeps>>;
 let b: ReturnType<typeof createApp>;
 
 beforeAll(async () => {
-  a = await createTestApp();
+  a = await createTestApp({ clock });
   replicaDatabase = createDatabase(a.databaseUrl, { max: 5 });
   replica = await createEphemeralDeps({
     database: replicaDatabase,
-    clock: a.clock,
+    clock,
     logger: createMemoryLogger(),
     keys: { gatewayKey: a.gatewayKey, signingKey: a.signingKey },
   });
@@ -80,7 +81,7 @@ describe("gateway assertions across control-plane replicas", () => {
 
     // Past those assertions' lifetime (60 s) and clock tolerance, and past the prune interval of
     // both replicas: the next claim on either starts a prune that removes the three.
-    a.clock.advance(Math.max(70_000, SPENT_ASSERTION_PRUNE_INTERVAL_MS + 1_000));
+    clock.advance(Math.max(70_000, SPENT_ASSERTION_PRUNE_INTERVAL_MS + 1_000));
     const fresh = await a.gatewayAssertion();
     expect(await liveness(b, fresh)).toBe(200);
     const deadline = performance.now() + 10_000;

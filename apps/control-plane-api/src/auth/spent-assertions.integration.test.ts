@@ -1,11 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { createDatabase, type DatabaseHandle, spentGatewayAssertions } from "@keyway/db";
+import { spentGatewayAssertions } from "@keyway/db";
 import { count } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApp } from "../app";
-import { createMemoryLogger } from "../logger";
-import { apiModules } from "../modules";
-import { createEphemeralDeps } from "../testing/ephemeral-deps";
 import { createTestApp, createTestClock, type TestApp } from "../testing/test-app";
 import { SPENT_ASSERTION_PRUNE_INTERVAL_MS } from "./spent-assertions";
 
@@ -16,28 +12,14 @@ import { SPENT_ASSERTION_PRUNE_INTERVAL_MS } from "./spent-assertions";
  */
 const clock = createTestClock();
 let a: TestApp;
-let replicaDatabase: DatabaseHandle;
-let replica: Awaited<ReturnType<typeof createEphemeralDeps>>;
-let b: ReturnType<typeof createApp>;
+let b: TestApp["app"];
 
 beforeAll(async () => {
   a = await createTestApp({ clock });
-  replicaDatabase = createDatabase(a.databaseUrl, { max: 5 });
-  replica = await createEphemeralDeps({
-    database: replicaDatabase,
-    clock,
-    logger: createMemoryLogger(),
-    keys: { gatewayKey: a.gatewayKey, signingKey: a.signingKey },
-  });
-  b = createApp(replica.deps, apiModules);
+  b = (await a.createReplica()).app;
 });
 
-afterAll(async () => {
-  await replica?.deps.jobs.stop();
-  await replica?.deps.invalidations.close();
-  await replicaDatabase?.close();
-  await a?.close();
-});
+afterAll(() => a?.close());
 
 /** `POST /internal/v1/sessions/liveness` on `app` with `assertion`; the status. */
 async function liveness(app: { request: TestApp["app"]["request"] }, assertion: string) {

@@ -194,6 +194,43 @@ describe("OAuth2 access tokens", () => {
     expect(b.body.value).toBe("lin-race-new-1");
   });
 
+  it("refreshes once when resolutions on two control-plane replicas race", async () => {
+    const replica = await t.createReplica();
+    const { session, routeId } = await linearOAuthSession({
+      accessToken: "lin-replicas-old",
+      refreshToken: "lin-replicas-refresh",
+      expiresAt: new Date(t.clock.now().getTime() + 10_000),
+    });
+    let calls = 0;
+    server.use(
+      http.post(LINEAR_TOKEN_URL, async () => {
+        calls++;
+        await new Promise((r) => setTimeout(r, 100));
+        return HttpResponse.json({
+          access_token: `lin-replicas-new-${calls}`,
+          refresh_token: "lin-replicas-refresh-2",
+          expires_in: 3600,
+        });
+      }),
+    );
+    const atReplica = async () => {
+      const response = await replica.app.request("/internal/v1/credentials/resolve", {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${await t.gatewayAssertion()}`,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({ sessionId: session.sessionId, routeId }),
+      });
+      return { status: response.status, body: (await response.json()) as { value?: string } };
+    };
+    const [a, b] = await Promise.all([resolve(session.sessionId, routeId), atReplica()]);
+    expect(calls).toBe(1);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect(a.body.value).toBe("lin-replicas-new-1");
+    expect(b.body.value).toBe("lin-replicas-new-1");
+  });
+
   it("marks the connection error when the refresh fails permanently", async () => {
     const { connection, session, routeId } = await linearOAuthSession({
       accessToken: "lin-access-dead",

@@ -125,7 +125,40 @@ export async function createTestApp(options: TestAppOptions = {}) {
     });
   }
 
+  const replicas: Array<() => Promise<void>> = [];
+
+  /**
+   * Another control-plane replica: the same database, keys and settings, with everything a
+   * process holds of its own — database pool, invalidation feed (its own LISTEN connection),
+   * spent-assertion claims through its own pool, and the app's in-memory caches. Closed with
+   * the test app.
+   */
+  async function createReplica() {
+    const replicaDatabase = createDatabase(appDatabaseUrl, { max: 5 });
+    const replica = await createEphemeralDeps({
+      database: replicaDatabase,
+      clock,
+      logger,
+      ...(options.fetch ? { fetch: options.fetch } : {}),
+      keys: { gatewayKey, signingKey, keyRing: deps.keyRing },
+    });
+    const replicaDeps: AppDeps = {
+      ...replica.deps,
+      registry: deps.registry,
+      keyRing: deps.keyRing,
+      settings: deps.settings,
+    };
+    replicas.push(async () => {
+      await replica.deps.auditSealer.close();
+      await replica.deps.jobs.stop();
+      await replica.deps.invalidations.close();
+      await replicaDatabase.close();
+    });
+    return { app: createApp(replicaDeps, apiModules), deps: replicaDeps };
+  }
+
   async function close() {
+    for (const closeReplica of replicas.splice(0)) await closeReplica();
     await deps.auditSealer.close();
     await deps.jobs.stop();
     await invalidations.close();
@@ -146,6 +179,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
     call,
     createOrganization,
     gatewayAssertion,
+    createReplica,
     close,
   };
 }

@@ -569,13 +569,17 @@ let tableNames: string[] = [];
 
 /**
  * A content hash per table. `api_tokens.last_used_at` is left out: authentication records token
- * use in the background (at most once a minute per token), which is not the request's write.
+ * use in the background (at most once a minute per token), which is not the request's write. So
+ * is `spent_gateway_assertions`: authenticating a gateway spends its assertion, whatever the
+ * request then does (replay protection, `auth/spent-assertions.ts`).
  */
 async function snapshot(): Promise<Map<string, string>> {
   const sql = t.deps.database.sql;
   if (tableNames.length === 0) {
     const rows = await sql<{ name: string }[]>`
-      select tablename as name from pg_tables where schemaname = 'public' order by tablename`;
+      select tablename as name from pg_tables
+      where schemaname = 'public' and tablename <> 'spent_gateway_assertions'
+      order by tablename`;
     tableNames = rows.map((row) => row.name);
   }
   const query = tableNames

@@ -1,5 +1,5 @@
 import { createServer, type Server, type ServerResponse } from "node:http";
-import { type MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from "./metrics";
+import { type MetricsRegistry, sendMetrics } from "@keyway/observability";
 
 /**
  * The admin port (SPEC §7 "Observability"): `/healthz` (the process answers), `/readyz` (it can
@@ -27,15 +27,9 @@ export function createAdminServer(options: AdminServerOptions): Server {
         json(res, ready ? 200 : 503, { ready, checks });
         return;
       }
-      case "/metrics": {
-        const body = options.metrics.render();
-        res.writeHead(200, {
-          "content-type": PROMETHEUS_CONTENT_TYPE,
-          "content-length": Buffer.byteLength(body),
-        });
-        res.end(body);
+      case "/metrics":
+        void sendMetrics(res, options.metrics);
         return;
-      }
       default:
         json(res, 404, { error: { code: "not_found", message: "no such admin endpoint" } });
     }

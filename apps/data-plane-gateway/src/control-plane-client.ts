@@ -5,10 +5,10 @@ import {
   compiledPlanSchema,
   planDigest,
 } from "@keyway/integrations-core";
+import type { Logger } from "@keyway/observability";
 import { Pool } from "undici";
 import { z } from "zod";
 import { type InvalidationHub, invalidationEventSchema } from "./invalidations";
-import type { Logger } from "./logger";
 import { Circuit } from "./resilience/circuit-breaker";
 import type { SessionLivenessAnswer } from "./session-liveness";
 import { createSseDecoder, type ServerSentEvent } from "./sse-decoder";

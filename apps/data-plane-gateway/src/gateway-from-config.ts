@@ -5,12 +5,12 @@ import {
   requireSetting,
 } from "@keyway/config";
 import { createSessionTokenVerifier, parsePrivateKey } from "@keyway/crypto";
+import { createLogger } from "@keyway/observability";
 import { createLeafIssuer } from "@keyway/x509";
 import { createRemoteJWKSet } from "jose";
 import { createBatchedLineWriter } from "./batched-line-writer";
 import { type ControlPlaneClient, createControlPlaneClient } from "./control-plane-client";
 import type { GatewayDeps } from "./gateway";
-import { createLogger } from "./logger";
 
 /**
  * Everything `createGateway` needs, built from the loaded configuration: the gateway identity
@@ -31,12 +31,12 @@ export async function gatewayDepsFromConfig(
     ));
   const key = await parsePrivateKey(keyText);
   const clock = { now: () => new Date() };
-  const level = config.log.level;
   const logLines = createBatchedLineWriter((chunk) => process.stdout.write(chunk));
   // The lines of the last loop turn are still written when the process exits.
   process.once("exit", logLines.flush);
   const logger = createLogger({
-    level: level === "trace" ? "debug" : level === "fatal" ? "error" : level,
+    service: "data-plane-gateway",
+    level: config.log.level,
     write: logLines.write,
   });
 

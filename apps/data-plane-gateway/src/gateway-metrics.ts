@@ -1,4 +1,4 @@
-import type { Counter, Histogram, MetricsRegistry } from "./metrics";
+import type { Counter, Histogram, MetricsRegistry } from "@keyway/observability";
 
 /**
  * The gateway's Prometheus metrics (SPEC §7 "Observability"), registered once per gateway.

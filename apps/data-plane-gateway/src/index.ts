@@ -3,5 +3,3 @@ export * from "./errors";
 export * from "./gateway";
 export * from "./gateway-from-config";
 export * from "./invalidations";
-export * from "./logger";
-export * from "./metrics";

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { createLogger } from "@keyway/observability";
 import { afterEach, describe, expect, it } from "vitest";
 import { GatewayError } from "./errors";
 import { createInvalidationHub, type InvalidationEvent } from "./invalidations";
-import { createLogger } from "./logger";
 import { createSessionLiveness, type SessionLiveness } from "./session-liveness";
 
 /**

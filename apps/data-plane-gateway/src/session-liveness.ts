@@ -1,7 +1,7 @@
 import type { Clock } from "@keyway/crypto";
+import type { Logger } from "@keyway/observability";
 import { GatewayError } from "./errors";
 import type { InvalidationHub } from "./invalidations";
-import type { Logger } from "./logger";
 
 /**
  * What this gateway knows of each session's liveness (SPEC §7 "Session"). A valid token is not

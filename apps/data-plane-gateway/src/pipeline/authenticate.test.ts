@@ -5,11 +5,11 @@ import {
   type SessionTokenSigner,
   type SessionTokenVerifier,
 } from "@keyway/crypto";
+import { createLogger } from "@keyway/observability";
 import { createLocalJWKSet, createRemoteJWKSet } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import { GatewayError } from "../errors";
 import { createInvalidationHub, type InvalidationHub } from "../invalidations";
-import { createLogger } from "../logger";
 import { createSessionLiveness } from "../session-liveness";
 import { createAuthenticate, parseProxyAuthorization } from "./authenticate";
 

@@ -1,7 +1,6 @@
+import { createMemoryLogger, createMetricsRegistry } from "@keyway/observability";
 import { describe, expect, it } from "vitest";
 import { createGatewayMetrics } from "../gateway-metrics";
-import { createMemoryLogger } from "../logger";
-import { createMetricsRegistry } from "../metrics";
 import { createRecord, type ExchangeRecord } from "./record";
 
 function exchange(overrides: Partial<ExchangeRecord>): ExchangeRecord {

@@ -1,5 +1,5 @@
+import type { Logger } from "@keyway/observability";
 import type { GatewayMetrics } from "../gateway-metrics";
-import type { Logger } from "../logger";
 
 /**
  * Stage 7 — record: one JSON log line and the metrics for each request or tunnel (SPEC §7
@@ -62,16 +62,7 @@ function upstreamLabel(record: ExchangeRecord): string {
 
 export function createRecord(options: { logger: Logger; metrics: GatewayMetrics }): RecordExchange {
   const { logger, metrics } = options;
-  // Under load many requests end within the same millisecond: their timestamp is formatted once.
-  let timestampMs = 0;
-  let timestamp = "";
-
   return function recordExchange(record) {
-    const nowMs = Date.now();
-    if (nowMs !== timestampMs) {
-      timestampMs = nowMs;
-      timestamp = new Date(nowMs).toISOString();
-    }
     const durationMs = performance.now() - record.startedAt;
     const upstream = upstreamLabel(record);
     if (record.kind === "tunnel") {
@@ -104,10 +95,7 @@ export function createRecord(options: { logger: Logger; metrics: GatewayMetrics 
       });
     }
 
-    logger.record({
-      time: timestamp,
-      level: "info",
-      msg: "request",
+    logger.info("request", {
       kind: record.kind,
       sessionId: record.sessionId,
       routeId: record.routeId,
@@ -120,7 +108,7 @@ export function createRecord(options: { logger: Logger; metrics: GatewayMetrics 
       durationMs: Math.round(durationMs * 100) / 100,
       traceId: record.traceId,
       outcome: record.outcome,
-      // Absent (left out by JSON.stringify) unless an upstream's TLS was refused.
+      // Absent (left out of the line) unless an upstream's TLS was refused.
       reason: record.reason,
     });
   };

@@ -1,5 +1,6 @@
 import type { Server } from "node:http";
 import { createSessionTokenVerifier } from "@keyway/crypto";
+import { createMemoryLogger, type Logger } from "@keyway/observability";
 import type { TestCa } from "@keyway/test-harness";
 import { createLeafIssuer } from "@keyway/x509";
 import { createRemoteJWKSet } from "jose";
@@ -9,7 +10,6 @@ import {
   createControlPlaneClient,
 } from "../control-plane-client";
 import { createGateway, type Gateway, type GatewaySettings } from "../gateway";
-import { createMemoryLogger, type Logger } from "../logger";
 import type { ResolveHost } from "../pipeline/authorize";
 import {
   TEST_GATEWAY_ID,

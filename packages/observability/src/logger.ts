@@ -1,0 +1,146 @@
+import pino from "pino";
+
+/**
+ * The one logger of every Keyway service: pino, one JSON object per line
+ * (`{"level":"info","time":"…","service":"…","msg":"…",…fields}`).
+ *
+ * Callers pass only non-secret fields: ids, codes, counts, durations. As a second line of defence
+ * the values at `REDACTED_PATHS` (fields that name secrets, at the top level, one level down, and
+ * in header maps) are replaced by `[redacted]` before a line is written; the secret-scan tests
+ * drive real requests through the services and check no secret reaches a line.
+ */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+export interface Logger {
+  debug(message: string, fields?: Readonly<Record<string, unknown>>): void;
+  info(message: string, fields?: Readonly<Record<string, unknown>>): void;
+  warn(message: string, fields?: Readonly<Record<string, unknown>>): void;
+  error(message: string, fields?: Readonly<Record<string, unknown>>): void;
+}
+
+export interface LoggerOptions {
+  /** `service` field of every line (`control-plane-api`, `data-plane-gateway`, …). */
+  service?: string;
+  /** `log.level` of the config file; `trace` logs as `debug`, `fatal` as `error`. */
+  level?: LogLevel | "trace" | "fatal" | "silent";
+  /** Where each line goes (without its newline); stdout by default. */
+  write?: (line: string) => void;
+  /** Fields on every line. */
+  base?: Readonly<Record<string, unknown>>;
+}
+
+/** Field names whose values are secrets whatever the caller meant. */
+const SECRET_FIELDS = [
+  "authorization",
+  "proxyAuthorization",
+  "cookie",
+  "setCookie",
+  "token",
+  "accessToken",
+  "refreshToken",
+  "idToken",
+  "sessionToken",
+  "apiKey",
+  "api_key",
+  "secret",
+  "clientSecret",
+  "client_secret",
+  "password",
+  "privateKey",
+  "private_key",
+  "credential",
+  "credentials",
+  "value",
+];
+/** Header names as they appear in a header map (`req.headers`, a fetch `Headers` object dump). */
+const SECRET_HEADERS = [
+  "authorization",
+  "proxy-authorization",
+  "cookie",
+  "set-cookie",
+  "x-api-key",
+  "x-hub-signature-256",
+  "x-slack-signature",
+  "linear-signature",
+  "webhook-signature",
+];
+
+/**
+ * Exported for the secret-scan tests and the README: top-level and one-level-down secret fields
+ * (`value` only one level down: a top-level `value` is a metric or a count in our lines), and
+ * secret headers in `headers` maps at the top level and one level down (`request.headers`).
+ */
+export const REDACTED_PATHS: readonly string[] = [
+  ...SECRET_FIELDS.filter((field) => field !== "value"),
+  ...SECRET_FIELDS.map((field) => `*.${field}`),
+  ...SECRET_HEADERS.map((header) => `headers["${header}"]`),
+  ...SECRET_HEADERS.map((header) => `*.headers["${header}"]`),
+];
+
+const LEVELS: Readonly<Record<NonNullable<LoggerOptions["level"]>, pino.LevelWithSilent>> = {
+  trace: "debug",
+  debug: "debug",
+  info: "info",
+  warn: "warn",
+  error: "error",
+  fatal: "error",
+  silent: "silent",
+};
+
+/**
+ * ISO timestamps, formatted once per millisecond: under load a gateway logs many requests within
+ * the same millisecond (the access log is one line per request).
+ */
+function isoTimestamp(): () => string {
+  let lastMs = 0;
+  let text = "";
+  return () => {
+    const nowMs = Date.now();
+    if (nowMs !== lastMs) {
+      lastMs = nowMs;
+      text = `,"time":"${new Date(nowMs).toISOString()}"`;
+    }
+    return text;
+  };
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const write = options.write;
+  const destination =
+    write === undefined
+      ? pino.destination({ dest: 1, sync: true })
+      : { write: (chunk: string) => write(chunk.endsWith("\n") ? chunk.slice(0, -1) : chunk) };
+  const log = pino(
+    {
+      level: LEVELS[options.level ?? "info"],
+      base: {
+        ...(options.service === undefined ? {} : { service: options.service }),
+        ...options.base,
+      },
+      messageKey: "msg",
+      timestamp: isoTimestamp(),
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: [...REDACTED_PATHS], censor: "[redacted]" },
+    },
+    destination,
+  );
+  return {
+    debug: (message, fields) =>
+      fields === undefined ? log.debug(message) : log.debug(fields, message),
+    info: (message, fields) =>
+      fields === undefined ? log.info(message) : log.info(fields, message),
+    warn: (message, fields) =>
+      fields === undefined ? log.warn(message) : log.warn(fields, message),
+    error: (message, fields) =>
+      fields === undefined ? log.error(message) : log.error(fields, message),
+  };
+}
+
+/** A logger that keeps its lines in memory, for tests that scan them for secrets. */
+export function createMemoryLogger(
+  options: Omit<LoggerOptions, "write"> = {},
+): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const logger = createLogger({ level: "debug", ...options, write: (line) => lines.push(line) });
+  return Object.assign(logger, { lines });
+}

@@ -1,0 +1,97 @@
+import { describe, expect, it } from "vitest";
+import { createMetricsRegistry } from "./metrics";
+
+const bare = (options: { maxSeriesPerMetric?: number } = {}) =>
+  createMetricsRegistry({ ...options, defaultMetrics: false });
+
+describe("createMetricsRegistry", () => {
+  it("renders counters and cumulative histograms in the text exposition format", async () => {
+    const registry = bare();
+    const requests = registry.counter("t_requests_total", "Requests.", ["route", "status"]);
+    const latency = registry.histogram("t_seconds", "Latency.", [0.1, 1], ["route"]);
+    requests.inc("r1", "200");
+    requests.inc("r1", "200");
+    requests.add(3, 'we"ird\\', "502");
+    latency.observe(0.05, "r1");
+    latency.observe(0.5, "r1");
+    latency.observe(5, "r1");
+    expect(await registry.render()).toBe(
+      [
+        "# HELP t_requests_total Requests.",
+        "# TYPE t_requests_total counter",
+        't_requests_total{route="r1",status="200"} 2',
+        't_requests_total{route="we\\"ird\\\\",status="502"} 3',
+        "",
+        "# HELP t_seconds Latency.",
+        "# TYPE t_seconds histogram",
+        't_seconds_bucket{le="0.1",route="r1"} 1',
+        't_seconds_bucket{le="1",route="r1"} 2',
+        't_seconds_bucket{le="+Inf",route="r1"} 3',
+        't_seconds_sum{route="r1"} 5.55',
+        't_seconds_count{route="r1"} 3',
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("supports unlabelled metrics and refuses duplicates", async () => {
+    const registry = bare();
+    registry.counter("t_plain_total", "Plain.").inc();
+    expect(await registry.render()).toContain("t_plain_total 1\n");
+    expect(() => registry.counter("t_plain_total", "again")).toThrow();
+  });
+
+  it("includes the process and Node.js metrics by default", async () => {
+    const text = await createMetricsRegistry().render();
+    expect(text).toContain("# TYPE process_cpu_user_seconds_total counter");
+    expect(text).toContain("# TYPE nodejs_eventloop_lag_seconds gauge");
+  });
+});
+
+describe("bounded exposition", () => {
+  it("keeps at most maxSeriesPerMetric label sets, counting later ones as _overflow", async () => {
+    const registry = bare({ maxSeriesPerMetric: 2 });
+    const requests = registry.counter("t_requests_total", "Requests.", ["upstream", "status"]);
+    requests.inc("a", "200");
+    requests.inc("b", "200");
+    requests.inc("c", "200");
+    requests.inc("d", "503");
+    requests.inc("a", "200");
+    expect(await registry.render()).toBe(
+      [
+        "# HELP t_requests_total Requests.",
+        "# TYPE t_requests_total counter",
+        't_requests_total{upstream="a",status="200"} 2',
+        't_requests_total{upstream="b",status="200"} 1',
+        't_requests_total{upstream="_overflow",status="_overflow"} 2',
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("renders gauges read at scrape time, labelled ones by their samples", async () => {
+    const registry = bare();
+    let bytes = 10;
+    registry.gauge("t_cache_bytes", "Bytes.", () => bytes);
+    registry.gaugeSamples("t_connections", "Connections.", ["state"], async () => [
+      { labels: { state: "idle" }, value: 2 },
+      { labels: { state: "active" }, value: 1 },
+    ]);
+    bytes = 42;
+    const text = await registry.render();
+    expect(text).toContain("t_cache_bytes 42\n");
+    expect(text).toContain('t_connections{state="idle"} 2\n');
+    expect(text).toContain('t_connections{state="active"} 1\n');
+  });
+
+  it("reports no samples for a labelled gauge whose read fails, and still renders the rest", async () => {
+    const registry = bare();
+    registry.counter("t_plain_total", "Plain.").inc();
+    registry.gaugeSamples("t_connections", "Connections.", ["state"], async () => {
+      throw new Error("database down");
+    });
+    const text = await registry.render();
+    expect(text).toContain("t_plain_total 1\n");
+    expect(text).not.toContain("t_connections{");
+  });
+});

@@ -1,0 +1,190 @@
+import {
+  collectDefaultMetrics,
+  Counter as PromCounter,
+  Gauge as PromGauge,
+  Histogram as PromHistogram,
+  Registry,
+} from "prom-client";
+
+/**
+ * The one metrics registry of every Keyway service: prom-client, with its default process and
+ * Node.js metrics (`process_*`, `nodejs_*`: CPU, memory, event-loop lag, GC).
+ *
+ * Counters and histograms are used with positional label values (`inc("api.example", "200")`) on
+ * hot paths: each label set's prom-client child is looked up through nested maps, so counting a
+ * request with label values seen before allocates nothing. Label values must come from bounded
+ * sets; as a safety net each metric keeps at most `maxSeriesPerMetric` label sets and counts later
+ * new ones together under the label value `_overflow`.
+ */
+export const OVERFLOW_LABEL_VALUE = "_overflow";
+
+export interface Counter {
+  inc(a?: string, b?: string, c?: string): void;
+  add(amount: number, a?: string, b?: string, c?: string): void;
+}
+
+export interface Histogram {
+  observe(value: number, a?: string, b?: string, c?: string): void;
+}
+
+/** A labelled value read at every scrape. */
+export interface GaugeSample {
+  labels: Readonly<Record<string, string>>;
+  value: number;
+}
+
+export interface MetricsRegistry {
+  /** The prom-client registry (tests read single metrics from it). */
+  readonly registry: Registry;
+  counter(name: string, help: string, labelNames?: readonly string[]): Counter;
+  histogram(
+    name: string,
+    help: string,
+    buckets: readonly number[],
+    labelNames?: readonly string[],
+  ): Histogram;
+  /** A value read from `read` at every scrape, without labels. */
+  gauge(name: string, help: string, read: () => number | Promise<number>): void;
+  /** Labelled values read from `read` at every scrape (a failed read reports no samples). */
+  gaugeSamples(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    read: () => readonly GaugeSample[] | Promise<readonly GaugeSample[]>,
+  ): void;
+  /** The Prometheus text exposition of every metric. */
+  render(): Promise<string>;
+  readonly contentType: string;
+}
+
+export interface MetricsRegistryOptions {
+  /** Label sets kept per metric before new ones are counted as `_overflow`. Default 1,000. */
+  maxSeriesPerMetric?: number;
+  /** Process and Node.js metrics (default on). */
+  defaultMetrics?: boolean;
+}
+
+/** Latency buckets in seconds, from 0.5 ms (a cached gateway hop) to 60 s. */
+export const LATENCY_BUCKETS_SECONDS: readonly number[] = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+];
+
+interface LabelNode<T> {
+  readonly next: Map<string, LabelNode<T>>;
+  child: T | undefined;
+}
+
+/** Children of one metric by label values: one map level per label. */
+function childCache<T>(
+  depth: number,
+  make: (values: string[]) => T,
+  maxSeries: number,
+): (a?: string, b?: string, c?: string) => T {
+  const root: LabelNode<T> = { next: new Map(), child: undefined };
+  let series = 0;
+  const step = (node: LabelNode<T>, value: string): LabelNode<T> => {
+    let next = node.next.get(value);
+    if (next === undefined) {
+      next = { next: new Map(), child: undefined };
+      node.next.set(value, next);
+    }
+    return next;
+  };
+  const find = (values: string[]): T => {
+    let node = root;
+    for (const value of values) node = step(node, value);
+    if (node.child === undefined) {
+      node.child = make(values);
+      series++;
+    }
+    return node.child;
+  };
+  return (a, b, c) => {
+    let node: LabelNode<T> | undefined = root;
+    if (depth > 0) node = node.next.get(a ?? "");
+    if (depth > 1) node = node?.next.get(b ?? "");
+    if (depth > 2) node = node?.next.get(c ?? "");
+    if (node?.child !== undefined) return node.child;
+    const values = [a ?? "", b ?? "", c ?? ""].slice(0, depth);
+    if (series >= maxSeries) return find(values.map(() => OVERFLOW_LABEL_VALUE));
+    return find(values);
+  };
+}
+
+export function createMetricsRegistry(options: MetricsRegistryOptions = {}): MetricsRegistry {
+  const registry = new Registry();
+  const maxSeries = options.maxSeriesPerMetric ?? 1000;
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const checkLabels = (labelNames: readonly string[]) => {
+    if (labelNames.length > 3) throw new TypeError("at most three labels per metric");
+  };
+
+  return {
+    registry,
+    contentType: registry.contentType,
+
+    counter(name, help, labelNames = []) {
+      checkLabels(labelNames);
+      const metric = new PromCounter({
+        name,
+        help,
+        labelNames: [...labelNames],
+        registers: [registry],
+      });
+      if (labelNames.length === 0) {
+        return { inc: () => metric.inc(), add: (amount) => metric.inc(amount) };
+      }
+      const child = childCache(labelNames.length, (values) => metric.labels(...values), maxSeries);
+      return {
+        inc: (a, b, c) => child(a, b, c).inc(),
+        add: (amount, a, b, c) => child(a, b, c).inc(amount),
+      };
+    },
+
+    histogram(name, help, buckets, labelNames = []) {
+      checkLabels(labelNames);
+      const metric = new PromHistogram({
+        name,
+        help,
+        buckets: [...buckets],
+        labelNames: [...labelNames],
+        registers: [registry],
+      });
+      if (labelNames.length === 0) return { observe: (value) => metric.observe(value) };
+      const child = childCache(labelNames.length, (values) => metric.labels(...values), maxSeries);
+      return { observe: (value, a, b, c) => child(a, b, c).observe(value) };
+    },
+
+    gauge(name, help, read) {
+      new PromGauge({
+        name,
+        help,
+        registers: [registry],
+        async collect() {
+          this.set(await read());
+        },
+      });
+    },
+
+    gaugeSamples(name, help, labelNames, read) {
+      new PromGauge({
+        name,
+        help,
+        labelNames: [...labelNames],
+        registers: [registry],
+        async collect() {
+          this.reset();
+          let samples: readonly GaugeSample[];
+          try {
+            samples = await read();
+          } catch {
+            return;
+          }
+          for (const sample of samples) this.set({ ...sample.labels }, sample.value);
+        },
+      });
+    },
+
+    render: () => registry.metrics(),
+  };
+}

@@ -1,7 +1,15 @@
 import { randomUUID } from "node:crypto";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { databaseFailureCause, isDatabaseUnavailable } from "@keyway/db";
+import {
+  contextOf,
+  parseTraceparent,
+  remoteContext,
+  SpanKind,
+  SpanStatusCode,
+} from "@keyway/observability";
 import { bodyLimit } from "hono/body-limit";
+import { routePath } from "hono/route";
 import { authenticate } from "./auth/authenticate";
 import { authenticateGateway } from "./auth/authenticate-gateway";
 import type { AppDeps } from "./deps";
@@ -44,16 +52,42 @@ export function createApp(deps: AppDeps, modules: AppModules): OpenAPIHono<AppEn
     c.set("requestId", requestId);
     c.header("x-request-id", requestId);
     const started = performance.now();
-    await next();
-    const principal = c.get("principal");
-    deps.logger.info("request", {
-      requestId,
-      method: c.req.method,
-      path: c.req.path,
-      status: c.res.status,
-      durationMs: Math.round((performance.now() - started) * 100) / 100,
-      ...(principal ? { principalKind: principal.kind, actor: principal.actor } : {}),
-    });
+    // W3C trace context: a gateway's resolution carries the sandbox request's trace.
+    const parent = parseTraceparent(c.req.header("traceparent"));
+    const span = deps.tracer?.startSpan(
+      `${c.req.method} ${c.req.path.startsWith("/internal/") ? "internal" : "request"}`,
+      { kind: SpanKind.SERVER, attributes: { "http.request.method": c.req.method } },
+      parent === null ? undefined : remoteContext(parent),
+    );
+    c.set("traceId", span?.spanContext().traceId ?? parent?.traceId);
+    c.set("traceContext", span === undefined ? undefined : contextOf(span));
+    try {
+      await next();
+    } finally {
+      const route = routePath(c, -1);
+      const status = c.res.status;
+      const seconds = (performance.now() - started) / 1000;
+      deps.metrics.requests.inc(c.req.method, route, String(status));
+      deps.metrics.duration.observe(seconds, c.req.method, route);
+      if (span !== undefined) {
+        span.updateName(`${c.req.method} ${route}`);
+        span.setAttribute("http.route", route);
+        span.setAttribute("http.response.status_code", status);
+        if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+        span.end();
+      }
+      const principal = c.get("principal");
+      const traceId = c.get("traceId");
+      deps.logger.info("request", {
+        requestId,
+        method: c.req.method,
+        path: c.req.path,
+        status,
+        durationMs: Math.round(seconds * 100_000) / 100,
+        ...(traceId === undefined ? {} : { traceId }),
+        ...(principal ? { principalKind: principal.kind, actor: principal.actor } : {}),
+      });
+    }
   });
 
   app.use(
@@ -100,6 +134,15 @@ export function createApp(deps: AppDeps, modules: AppModules): OpenAPIHono<AppEn
     c.req.method === "GET" && unauthenticated.has(c.req.path) ? next() : bearer(c, next),
   );
   app.use("/internal/v1/*", authenticateGateway(deps));
+
+  // Prometheus text: the operator's scraper reaches it on the API port (keep it off the public
+  // ingress, like `/readyz`; docs/operations.md).
+  app.get("/metrics", async (c) => {
+    c.header("cache-control", "no-store");
+    return c.body(await deps.metrics.registry.render(), 200, {
+      "content-type": deps.metrics.registry.contentType,
+    });
+  });
 
   // Alive: the process answers. Ready: it can serve, which needs its database.
   app.get("/healthz", (c) => c.json({ ok: true }));

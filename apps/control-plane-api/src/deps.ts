@@ -4,9 +4,11 @@ import type { DatabaseHandle } from "@keyway/db";
 import type { Clock, FetchLike, IntegrationRegistry } from "@keyway/integrations-core";
 import type { JobQueue } from "@keyway/jobs";
 import type { AuditSealer } from "./audit/sealer";
+import type { Tracer } from "@keyway/observability";
 import type { OidcVerifier } from "./auth/oidc";
 import type { InvalidationFeed } from "./events/invalidations";
 import type { Logger } from "./logger";
+import type { ApiMetrics } from "./metrics";
 
 /**
  * Everything the API needs, passed in explicitly (no module singletons, no process.env):
@@ -26,6 +28,10 @@ export interface AppDeps {
   oidc?: OidcVerifier;
   clock: Clock;
   logger: Logger;
+  /** The Prometheus metrics of this app (`GET /metrics`). */
+  metrics: ApiMetrics;
+  /** Spans of requests and credential resolutions; absent when traces are off (`[telemetry]`). */
+  tracer?: Tracer;
   /** Outbound HTTP to providers (credential tests, OAuth, resolvers). */
   fetch: FetchLike;
   settings: AppSettings;

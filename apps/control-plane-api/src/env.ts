@@ -1,3 +1,4 @@
+import type { Context as TraceContext } from "@keyway/observability";
 import type { Principal } from "./auth/principal";
 
 /** Hono context variables set by middleware. */
@@ -6,5 +7,12 @@ export interface AppEnv {
     requestId: string;
     principal: Principal;
     gatewayId: string;
+    /**
+     * The W3C trace id of the request (from its `traceparent`, or of its span when traces are
+     * exported); undefined when the caller sent none and nothing is exported.
+     */
+    traceId: string | undefined;
+    /** The request's span as a parent for child spans; undefined when traces are off. */
+    traceContext: TraceContext | undefined;
   };
 }

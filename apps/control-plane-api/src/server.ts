@@ -12,6 +12,7 @@ import { createDatabase, runMigrations } from "@keyway/db";
 import type { Clock } from "@keyway/integrations-core";
 import { createCatalogueRegistry } from "@keyway/integrations-definitions";
 import { configuredQueueSettings, createJobQueue } from "@keyway/jobs";
+import { createTracing, type SpanExporter } from "@keyway/observability";
 import { createRemoteJWKSet } from "jose";
 import { createApp } from "./app";
 import { createAuditSealer, DEFAULT_SEAL_INTERVAL_MS } from "./audit/sealer";
@@ -20,6 +21,7 @@ import { createPostgresSpentAssertions } from "./auth/spent-assertions";
 import { type AppDeps, appSettingsFromConfig } from "./deps";
 import { startInvalidationFeed } from "./events/invalidations";
 import { createLogger, type Logger } from "./logger";
+import { createApiMetrics, observeDatabaseAndJobs } from "./metrics";
 import { apiModules } from "./modules";
 import { syncTargets } from "./targets/sync";
 
@@ -46,19 +48,24 @@ export async function startControlPlane(
      * times); tests move it. Token signatures and assertion checks keep the system clock.
      */
     clock?: Clock;
+    /** Spans go here instead of the configured export (tests: an in-memory exporter). */
+    spanExporter?: SpanExporter;
   },
 ): Promise<RunningControlPlane> {
   const clock = options.clock ?? systemClock;
   const logger =
-    options.logger ??
-    createLogger({
-      level: config.log.level === "debug" ? "debug" : "info",
-      base: { service: "control-plane-api" },
-    });
+    options.logger ?? createLogger({ service: "control-plane-api", level: config.log.level });
+  const tracing = createTracing({
+    service: "control-plane-api",
+    traces: config.telemetry.traces,
+    otlpEndpoint: config.telemetry.otlp_endpoint,
+    ...(options.spanExporter ? { exporter: options.spanExporter } : {}),
+  });
   // Files the config names are read first: a wrong path fails before the database is touched.
   const caPem = await readSettingFile(config.gateway.ca_cert_path, "gateway.ca_cert_path");
   await runMigrations(options.databaseUrl);
   const database = createDatabase(options.databaseUrl, {
+    applicationName: "keyway-api",
     max: config.database.pool_size,
     timeouts: {
       connectMs: config.database.connect_timeout_ms,
@@ -88,6 +95,12 @@ export async function startControlPlane(
     }),
   });
   await jobs.prepare();
+  const metrics = createApiMetrics();
+  observeDatabaseAndJobs(metrics.registry, {
+    database,
+    poolSize: config.database.pool_size,
+    jobs,
+  });
 
   const deps: AppDeps = {
     database,
@@ -123,6 +136,8 @@ export async function startControlPlane(
     ...(config.oidc ? { oidc: await oidcVerifier(config.oidc) } : {}),
     clock,
     logger,
+    metrics,
+    ...(tracing.tracer ? { tracer: tracing.tracer } : {}),
     fetch: globalThis.fetch,
     settings: appSettingsFromConfig(config, caPem),
   };
@@ -173,6 +188,7 @@ export async function startControlPlane(
       await jobs.stop();
       await invalidations.close();
       await database.close();
+      await tracing.shutdown();
     },
   };
 }

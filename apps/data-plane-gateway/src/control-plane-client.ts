@@ -95,7 +95,12 @@ export interface EventStream {
 export interface ControlPlaneClient {
   /** The plan with this digest, fetched and checked against it (`plan-cache.ts` keeps it). */
   fetchPlan(digest: string): Promise<CompiledRuntimePlan>;
-  resolveCredential(request: { sessionId: string; routeId: string }): Promise<ResolvedCredential>;
+  /** `traceparent` is sent along, so the control plane's audit entry carries the trace id. */
+  resolveCredential(request: {
+    sessionId: string;
+    routeId: string;
+    traceparent?: string;
+  }): Promise<ResolvedCredential>;
   /** Whether sessions are live (at most 1,000 ids per call). */
   checkSessions(sessionIds: readonly string[]): Promise<readonly SessionLivenessAnswer[]>;
   /** Consumes the invalidation feed into `hub`, reconnecting with backoff until closed. */
@@ -159,9 +164,11 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
     method: "GET" | "POST",
     path: string,
     body?: unknown,
+    traceparent?: string,
   ): Promise<unknown> {
     const headers = ["authorization", await authorization(), "accept", "application/json"];
     if (body !== undefined) headers.push("content-type", "application/json");
+    if (traceparent !== undefined) headers.push("traceparent", traceparent);
     // Admitted last: from here every path gives the circuit a verdict (a probe never hangs).
     try {
       circuit.admit();
@@ -227,11 +234,13 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
   return {
     fetchPlan,
 
-    async resolveCredential({ sessionId, routeId }) {
-      const body = await requestJson("POST", "/internal/v1/credentials/resolve", {
-        sessionId,
-        routeId,
-      });
+    async resolveCredential({ sessionId, routeId, traceparent }) {
+      const body = await requestJson(
+        "POST",
+        "/internal/v1/credentials/resolve",
+        { sessionId, routeId },
+        traceparent,
+      );
       const parsed = credentialResponseSchema.safeParse(body);
       if (!parsed.success) {
         throw new ControlPlaneError(200, "bad_response", "invalid credential response");

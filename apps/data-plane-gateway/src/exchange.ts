@@ -1,8 +1,7 @@
-import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { normalizeHost } from "@keyway/integrations-core";
-import type { Logger } from "@keyway/observability";
+import { type Logger, newTraceId, parseTraceparent } from "@keyway/observability";
 import { hasFragment, parseAuthority, splitAbsoluteForm } from "./authority";
 import { asGatewayError, GatewayError } from "./errors";
 import type { McpAnswer, ScreenMcpRequest } from "./mcp/mcp-guard";
@@ -85,20 +84,14 @@ const MISDIRECTED = new GatewayError(
 const BAD_AUTHORITY = new GatewayError("bad_request", "the request host is malformed");
 const FRAGMENT = new GatewayError("bad_request", "a request target cannot hold a fragment (#)");
 
-const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
-
-/** The W3C trace id the client sent, else a fresh one. */
-function traceIdOf(req: IncomingMessage): string {
-  const header = req.headers.traceparent;
-  const match = typeof header === "string" ? TRACEPARENT.exec(header) : null;
-  return match?.[1] ?? randomUUID().replaceAll("-", "");
-}
-
 function newRecord(kind: ExchangeRecord["kind"], req: IncomingMessage): ExchangeRecord {
+  // The W3C trace the client sent, else a fresh trace id.
+  const traceParent = parseTraceparent(req.headers.traceparent);
   return {
     kind,
     startedAt: performance.now(),
-    traceId: traceIdOf(req),
+    traceId: traceParent?.traceId ?? newTraceId(),
+    traceParent,
     sessionId: undefined,
     routeId: undefined,
     bindingId: undefined,
@@ -144,7 +137,7 @@ export function createExchange(stages: ExchangeStages): Exchange {
             ? null
             : await stages.screenMcpRequest(req, res, route);
         if (mcp?.kind === "answered") return mcp.answer;
-        const pending = resolveCredential.resolveRouteCredential(session, route);
+        const pending = resolveCredential.resolveRouteCredential(session, route, rec);
         const credential =
           typeof pending === "object" && pending !== null ? await pending : pending;
         const upstream = stages.injectCredential(req.rawHeaders, rawPath, route, credential);

@@ -5,7 +5,7 @@ import {
   requireSetting,
 } from "@keyway/config";
 import { createSessionTokenVerifier, parsePrivateKey } from "@keyway/crypto";
-import { createLogger } from "@keyway/observability";
+import { createLogger, createTracing, type Tracing } from "@keyway/observability";
 import { createLeafIssuer } from "@keyway/x509";
 import { createRemoteJWKSet } from "jose";
 import { createBatchedLineWriter } from "./batched-line-writer";
@@ -20,7 +20,7 @@ import type { GatewayDeps } from "./gateway";
  */
 export async function gatewayDepsFromConfig(
   config: KeywayConfig,
-): Promise<GatewayDeps & { controlPlane: ControlPlaneClient }> {
+): Promise<GatewayDeps & { controlPlane: ControlPlaneClient; tracing: Tracing }> {
   const { gateway } = config;
   const identity = requireSetting(gateway.identity, "gateway.identity");
   const keyText =
@@ -38,6 +38,12 @@ export async function gatewayDepsFromConfig(
     service: "data-plane-gateway",
     level: config.log.level,
     write: logLines.write,
+  });
+
+  const tracing = createTracing({
+    service: "data-plane-gateway",
+    traces: config.telemetry.traces,
+    otlpEndpoint: config.telemetry.otlp_endpoint,
   });
 
   const controlPlane = createControlPlaneClient({
@@ -74,6 +80,8 @@ export async function gatewayDepsFromConfig(
     issueLeaf,
     clock,
     logger,
+    tracing,
+    ...(tracing.tracer ? { tracer: tracing.tracer } : {}),
     settings: {
       caches: {
         planBytes: gateway.caches.plans_mb * 1024 * 1024,

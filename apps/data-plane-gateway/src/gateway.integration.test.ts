@@ -328,7 +328,7 @@ describe("admin port", () => {
     );
     expect(text).toMatch(/keyway_gateway_credential_cache_total\{result="hit"\} [1-9]/);
     expect(text).toContain(
-      `keyway_gateway_request_duration_seconds_bucket{upstream="${origin}",le="+Inf"}`,
+      `keyway_gateway_request_duration_seconds_bucket{le="+Inf",upstream="${origin}"}`,
     );
     expect(text).toMatch(/keyway_gateway_plan_fetches_total\{result="ok"\} [1-9]/);
     expect(text).not.toContain("r_api");

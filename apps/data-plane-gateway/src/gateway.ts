@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Clock, SessionTokenVerifier } from "@keyway/crypto";
-import type { Logger } from "@keyway/observability";
+import type { Logger, Tracer } from "@keyway/observability";
 import { createMetricsRegistry, type MetricsRegistry } from "@keyway/observability";
 import type { IssueLeafCertificate } from "@keyway/x509";
 import { createAdminServer } from "./admin-server";
@@ -72,6 +72,8 @@ export interface GatewayDeps {
   issueLeaf: IssueLeafCertificate;
   clock: Clock;
   logger: Logger;
+  /** Spans of credential resolutions; absent when traces are off (`[telemetry]`). */
+  tracer?: Tracer | undefined;
   /** DNS for unmanaged egress; the system resolver by default. */
   resolveHost?: ResolveHost;
   settings: GatewaySettings;
@@ -142,6 +144,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     source: deps.controlPlane,
     clock,
     invalidations,
+    tracer: deps.tracer,
     observer: {
       hit: () => gatewayMetrics.credentialCache.inc("hit"),
       miss: () => gatewayMetrics.credentialCache.inc("miss"),

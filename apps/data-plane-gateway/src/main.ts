@@ -23,6 +23,7 @@ async function start(): Promise<StoppableService> {
   const close = async () => {
     await gateway.close();
     await deps.controlPlane.close();
+    await deps.tracing.shutdown();
   };
   try {
     await listenOn(gateway.proxyServer, config.gateway.host, config.gateway.port, "gateway.port");

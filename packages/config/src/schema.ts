@@ -371,6 +371,9 @@ export const workerSchema = z.strictObject({
   shutdown_timeout_ms: positiveInt.max(600_000).default(30_000),
   /** Longest wait for one answer of the target health probe (every 5 minutes). */
   target_health_timeout_ms: positiveInt.max(60_000).default(5_000),
+  /** Where the worker serves `GET /metrics` and `GET /healthz` (it has no other HTTP port). */
+  metrics_host: nonEmpty.default("127.0.0.1"),
+  metrics_port: port.default(8083),
 });
 
 /** OAuth2 tokens of connections (`[oauth2]`): refresh ahead of expiry, token endpoint bounds. */
@@ -396,6 +399,14 @@ export const targetSchema = z.strictObject({
   secrets: z.record(z.string(), nonEmpty).default({}),
 });
 
+/** Trace export (OpenTelemetry). Trace ids travel and reach the audit log whether or not. */
+export const telemetrySchema = z.strictObject({
+  /** `off` (default): no spans are made; `otlp`: spans are exported over OTLP/HTTP. */
+  traces: z.enum(["off", "otlp"]).default("off"),
+  /** The collector's OTLP/HTTP traces endpoint. */
+  otlp_endpoint: httpUrl.default("http://127.0.0.1:4318/v1/traces"),
+});
+
 export const logSchema = z.strictObject({
   level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
 });
@@ -416,6 +427,7 @@ export const keywayConfigSchema = z
     /** Operator-provisioned targets by target key. */
     targets: z.record(targetKey, targetSchema).default({}),
     log: logSchema.prefault({}),
+    telemetry: telemetrySchema.prefault({}),
   })
   .transform((config) => ({
     ...config,

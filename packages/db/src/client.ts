@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import { randomBytes } from "node:crypto";
 import { sql as sqlText } from "drizzle-orm";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
@@ -38,6 +39,12 @@ export interface DatabaseHandle {
   withDeadline<T>(deadline: number, work: () => Promise<T>): Promise<T>;
   /** Whether the server answers a trivial query within `timeoutMs`. Never throws. */
   ping(timeoutMs: number): Promise<boolean>;
+  /**
+   * This handle's server connections by state (`active`, `idle`, `idle in transaction`, …), from
+   * `pg_stat_activity`: every handle tags its connections with an `application_name` of its own.
+   * The query takes a connection itself (it counts as one `active`). For the metrics scrape.
+   */
+  connectionStates(): Promise<{ state: string; count: number }[]>;
   close(): Promise<void>;
 }
 
@@ -54,9 +61,13 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 export function createDatabase(
   url: string,
-  options: { max?: number; timeouts?: DatabaseTimeouts } = {},
+  options: { max?: number; timeouts?: DatabaseTimeouts; applicationName?: string } = {},
 ): DatabaseHandle {
   const timeouts = options.timeouts ?? {};
+  // Unique per handle (replicas share the database, and a process may hold several handles), so
+  // `connectionStates` counts this handle's connections only. PostgreSQL keeps 63 bytes.
+  const applicationName =
+    `${options.applicationName ?? "keyway"}-${randomBytes(4).toString("hex")}`.slice(-63);
   const sql = postgres(url, {
     max: options.max ?? 10,
     onnotice: () => {},
@@ -67,7 +78,7 @@ export function createDatabase(
     // Covers the TCP connect and the startup exchange: a frozen server accepts the connection
     // (the kernel completes the handshake) but never answers.
     connect_timeout: (timeouts.connectMs ?? DEFAULT_CONNECT_TIMEOUT_MS) / 1000,
-    connection: serverSettings(timeouts),
+    connection: { ...serverSettings(timeouts), application_name: applicationName },
     // Keep timestamps as Date objects; bigint sequence numbers stay numbers (mode: "number").
   });
   const db = drizzle(sql, { schema });
@@ -78,6 +89,12 @@ export function createDatabase(
     sql,
     withDeadline: (deadline, work) => deadlines.run(deadline, work),
     ping: (timeoutMs) => answersWithin(sql, timeoutMs),
+    async connectionStates() {
+      const rows = await sql<{ state: string; count: number }[]>`
+        select coalesce(state, 'unknown') as state, count(*)::int as count
+        from pg_stat_activity where application_name = ${applicationName} group by 1`;
+      return rows.map((row) => ({ state: row.state, count: row.count }));
+    },
     close: () => sql.end({ timeout: 5 }),
   };
 }

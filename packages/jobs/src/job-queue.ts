@@ -50,6 +50,8 @@ export interface JobQueue {
     payload: QueuePayload<Q>,
     options?: EnqueueOptions,
   ): Promise<string | null>;
+  /** Jobs waiting to run (created or retrying, not yet active) per queue: the queue depth. */
+  queueDepths(): Promise<{ queue: string; jobs: number }[]>;
   /** Stops pg-boss (a worker lets running jobs finish, up to `timeoutMs`). */
   stop(timeoutMs?: number): Promise<void>;
 }
@@ -116,6 +118,14 @@ export function createJobQueue(database: DatabaseHandle, options: JobQueueOption
         ...(enqueueOptions.singletonKey ? { singletonKey: enqueueOptions.singletonKey } : {}),
       });
     },
+
+    queueDepths: () =>
+      Promise.all(
+        QUEUES.map(async (queue) => ({
+          queue: queue.name,
+          jobs: await boss.getQueueSize(queue.name, { before: "active" }),
+        })),
+      ),
 
     async stop(timeoutMs = 30_000) {
       await boss.stop({ graceful: true, timeout: timeoutMs, wait: true, close: false });

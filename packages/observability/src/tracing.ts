@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import {
   type Attributes,
   type Context,
@@ -18,7 +18,12 @@ import {
   TracerProvider,
 } from "@opentelemetry/sdk-trace";
 
-export { type Context, type Span, SpanKind, type Tracer };
+export {
+  InMemorySpanExporter,
+  type ReadableSpan,
+  type SpanExporter,
+} from "@opentelemetry/sdk-trace";
+export { type Context, type Span, SpanKind, SpanStatusCode, type Tracer };
 
 /**
  * W3C trace context (https://www.w3.org/TR/trace-context/) and OpenTelemetry spans.
@@ -72,12 +77,13 @@ export function formatTraceparent(parent: TraceParent): string {
   return `00-${parent.traceId}-${parent.spanId}-${(parent.flags & 0xff).toString(16).padStart(2, "0")}`;
 }
 
+/** A fresh trace id (`randomUUID` draws from Node's cached entropy pool: cheap per request). */
 export function newTraceId(): string {
-  return randomBytes(16).toString("hex");
+  return randomUUID().replaceAll("-", "");
 }
 
 export function newSpanId(): string {
-  return randomBytes(8).toString("hex");
+  return randomUUID().replaceAll("-", "").slice(16);
 }
 
 /** An OpenTelemetry context whose parent is the remote span `parent` names. */
@@ -88,6 +94,11 @@ export function remoteContext(parent: TraceParent): Context {
     traceFlags: parent.flags & 0x01,
     isRemote: true,
   });
+}
+
+/** A context whose active span is `span`: the parent for its children. */
+export function contextOf(span: Span): Context {
+  return trace.setSpan(ROOT_CONTEXT, span);
 }
 
 /** The `traceparent` naming `span` as the parent of the next hop. */

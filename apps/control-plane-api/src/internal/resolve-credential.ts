@@ -10,6 +10,8 @@ import {
   type IntegrationRegistry,
   OAuth2Error,
 } from "@keyway/integrations-core";
+import { inSpan, type Context as TraceContext, type Tracer } from "@keyway/observability";
+import { and, eq } from "drizzle-orm";
 import { appendAudit } from "../audit/service";
 import { credentialValueOf } from "../connections/service";
 import type { CredentialCache } from "../credentials/credential-cache";
@@ -20,12 +22,16 @@ import {
   readCurrentCredential,
 } from "../credentials/secret-store";
 import type { Logger } from "../logger";
+import type { ApiMetrics } from "../metrics";
 import type { PlanCache } from "./plan-cache";
 import { type RouteConnectionRow, selectRouteConnection, selectSession } from "./queries";
 import { ResolutionRefusal, refuse } from "./refusals";
 
 export interface ResolutionDeps {
   db: Database;
+  metrics?: Pick<ApiMetrics, "resolutions" | "resolutionDuration" | "auditAppend">;
+  /** Spans around the resolution's database work; absent when traces are off. */
+  tracer?: Tracer | undefined;
   keyRing: KeyRing;
   registry: IntegrationRegistry;
   clock: Clock;
@@ -43,6 +49,13 @@ export interface ResolutionRequest {
   routeId: string;
   gatewayId: string;
   requestId?: string;
+  /**
+   * The W3C trace id the gateway sent (`traceparent`: the sandbox request's trace), recorded in
+   * the audit entry; without one the entry carries the request id.
+   */
+  traceId?: string | undefined;
+  /** The request's span, parent of the resolution's spans. */
+  traceContext?: TraceContext | undefined;
 }
 
 export interface ResolvedRouteCredential {
@@ -77,23 +90,32 @@ export async function resolveRouteCredential(
   deps: ResolutionDeps,
   request: ResolutionRequest,
 ): Promise<ResolvedRouteCredential> {
+  const started = performance.now();
   const facts: AuditFacts = { organizationId: null, connectionId: null };
   const audit = (action: string, details: Record<string, unknown>) =>
-    appendAudit(deps.db, deps.clock, {
-      organizationId: facts.organizationId,
-      actor: `gateway:${request.gatewayId}`,
-      action,
-      subjectType: "sandbox_session",
-      subjectId: request.sessionId,
-      traceId: request.requestId ?? null,
-      details: {
-        sessionId: request.sessionId,
-        routeId: request.routeId,
-        connectionId: facts.connectionId,
-        gatewayId: request.gatewayId,
-        ...details,
-      },
+    inDatabaseSpan(deps, request, "audit append", async () => {
+      const appendStarted = performance.now();
+      await appendAudit(deps.db, deps.clock, {
+        organizationId: facts.organizationId,
+        actor: `gateway:${request.gatewayId}`,
+        action,
+        subjectType: "sandbox_session",
+        subjectId: request.sessionId,
+        traceId: auditTraceId(request),
+        details: {
+          sessionId: request.sessionId,
+          routeId: request.routeId,
+          connectionId: facts.connectionId,
+          gatewayId: request.gatewayId,
+          ...details,
+        },
+      });
+      deps.metrics?.auditAppend.observe((performance.now() - appendStarted) / 1000, action);
     });
+  const count = (outcome: "resolved" | "refused", reason: string) => {
+    deps.metrics?.resolutions.inc(outcome, reason);
+    deps.metrics?.resolutionDuration.observe((performance.now() - started) / 1000, outcome);
+  };
 
   let resolved: ResolvedRouteCredential & { source: Source };
   try {
@@ -102,17 +124,40 @@ export async function resolveRouteCredential(
     const refusal = asRefusal(error, deps.logger, request);
     if (!refusal) throw error;
     await audit("credential.refused", { code: refusal.code, reason: refusal.reason });
+    count("refused", refusal.code);
     throw refusal;
   }
   await audit("credential.resolved", {
     reason: resolved.source,
     credentialVersion: resolved.credentialVersion,
   });
+  count("resolved", resolved.source);
   return {
     value: resolved.value,
     expiresAt: resolved.expiresAt,
     credentialVersion: resolved.credentialVersion,
   };
+}
+
+/** The audit entry's trace id: the W3C trace the gateway sent, else this request's id. */
+function auditTraceId(request: ResolutionRequest): string | null {
+  return request.traceId ?? request.requestId ?? null;
+}
+
+/** A span around a step of the resolution that talks to PostgreSQL (when traces are on). */
+function inDatabaseSpan<T>(
+  deps: ResolutionDeps,
+  request: ResolutionRequest,
+  operation: string,
+  work: () => Promise<T>,
+): Promise<T> {
+  return inSpan(
+    deps.tracer,
+    `db ${operation}`,
+    request.traceContext,
+    { "db.system.name": "postgresql", "db.operation.name": operation },
+    work,
+  );
 }
 
 /** Refusals pass through; a stored secret that no longer decrypts is an unavailable credential. */
@@ -140,7 +185,9 @@ async function resolveChecked(
   facts: AuditFacts,
 ): Promise<ResolvedRouteCredential & { source: Source }> {
   const now = deps.clock.now();
-  const session = await selectSession(deps.db, request.sessionId);
+  const session = await inDatabaseSpan(deps, request, "select session", () =>
+    selectSession(deps.db, request.sessionId),
+  );
   if (!session) throw refuse("session_not_live", "session_not_found");
   facts.organizationId = session.organizationId;
   if (session.revokedAt !== null) throw refuse("session_not_live", "session_revoked");
@@ -157,11 +204,14 @@ async function resolveChecked(
   if (!route.credential) throw refuse("route_has_no_credential", "route_has_no_credential");
   facts.connectionId = route.credential.connectionId;
 
-  const row = await selectRouteConnection(deps.db, {
-    connectionId: route.credential.connectionId,
-    bindingId: route.bindingId,
-    profileVersionId: session.profileVersionId,
-  });
+  const { connectionId } = route.credential;
+  const row = await inDatabaseSpan(deps, request, "select route connection", () =>
+    selectRouteConnection(deps.db, {
+      connectionId,
+      bindingId: route.bindingId,
+      profileVersionId: session.profileVersionId,
+    }),
+  );
   // A plan naming another organization's connection would be a compiler bug; never follow it.
   if (!row || row.connection.organizationId !== session.organizationId) {
     throw refuse("connection_not_active", "connection_not_found");
@@ -180,7 +230,9 @@ async function resolveChecked(
   if (route.credential.resolver !== undefined) {
     return context.fromResolver(route.credential.resolver);
   }
-  const current = await readCurrentCredential(deps.db, deps.keyRing, row.connection.id);
+  const current = await inDatabaseSpan(deps, request, "select credential", () =>
+    readCurrentCredential(deps.db, deps.keyRing, row.connection.id),
+  );
   if (!current) throw refuse("credential_unavailable", "no_stored_credential");
   if (current.credential.kind === "oauth2-token-set") return context.oauth2AccessToken();
   if (method.kind === "oauth2-client-credentials") {
@@ -266,7 +318,7 @@ class ResolutionContext {
   private requester(): TokenRequester {
     return {
       actor: `gateway:${this.request.gatewayId}`,
-      traceId: this.request.requestId ?? null,
+      traceId: auditTraceId(this.request),
       details: { sessionId: this.request.sessionId },
     };
   }

@@ -160,6 +160,8 @@ export function internalRoutes(deps: AppDeps) {
           clock: deps.clock,
           fetch: deps.fetch,
           logger: deps.logger,
+          metrics: deps.metrics,
+          tracer: deps.tracer,
           plans,
           tokens,
           credentials,
@@ -169,6 +171,8 @@ export function internalRoutes(deps: AppDeps) {
           routeId: body.routeId,
           gatewayId: c.get("gatewayId"),
           requestId: c.get("requestId"),
+          traceId: c.get("traceId"),
+          traceContext: c.get("traceContext"),
         },
       );
       return c.json(

@@ -18,6 +18,7 @@ import { createPostgresSpentAssertions } from "../auth/spent-assertions";
 import type { AppDeps, AppSettings } from "../deps";
 import { startInvalidationFeed } from "../events/invalidations";
 import type { Logger } from "../logger";
+import { createApiMetrics } from "../metrics";
 
 export const INTERNAL_AUDIENCE = "keyway-internal";
 export const TEST_GATEWAY_ID = "gateway-test";
@@ -44,6 +45,7 @@ export async function createEphemeralDeps(options: {
    * otherwise.
    */
   keys?: { gatewayKey: SigningKeyPair; signingKey: SigningKeyPair; keyRing?: KeyRing };
+  tracer?: AppDeps["tracer"];
 }) {
   const { clock } = options;
   const keyRing =
@@ -87,6 +89,8 @@ export async function createEphemeralDeps(options: {
     ...(options.oidc ? { oidc: options.oidc } : {}),
     clock,
     logger: options.logger,
+    metrics: createApiMetrics(),
+    ...(options.tracer ? { tracer: options.tracer } : {}),
     fetch: options.fetch ?? globalThis.fetch,
     settings: {
       operatorTokenHashes: [hashToken(operatorToken)],

@@ -1,4 +1,4 @@
-import type { Logger } from "@keyway/observability";
+import type { Logger, TraceParent } from "@keyway/observability";
 import type { GatewayMetrics } from "../gateway-metrics";
 
 /**
@@ -15,6 +15,8 @@ export interface ExchangeRecord {
   /** `performance.now()` when the request arrived. */
   startedAt: number;
   traceId: string;
+  /** The `traceparent` the client sent, when valid (its span is the parent of ours). */
+  traceParent?: TraceParent | null;
   sessionId: string | undefined;
   routeId: string | undefined;
   bindingId: string | undefined;

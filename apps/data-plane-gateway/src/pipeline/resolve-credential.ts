@@ -1,5 +1,15 @@
 import type { Clock } from "@keyway/crypto";
 import type { EgressRoute } from "@keyway/integrations-core";
+import {
+  formatTraceparent,
+  newSpanId,
+  remoteContext,
+  SpanKind,
+  SpanStatusCode,
+  type TraceParent,
+  type Tracer,
+  traceparentOf,
+} from "@keyway/observability";
 import { GatewayError } from "../errors";
 import type { InvalidationEvent, InvalidationHub } from "../invalidations";
 
@@ -22,7 +32,21 @@ export interface CredentialSource {
   resolveCredential(request: {
     sessionId: string;
     routeId: string;
+    /** W3C `traceparent` sent with the call: the control plane audits under its trace id. */
+    traceparent?: string;
   }): Promise<{ value: string; expiresAt: Date | null }>;
+}
+
+/**
+ * The trace of the request that needs a credential (its exchange record). A resolution started
+ * for it carries its trace to the control plane; requests joining that resolution (single flight)
+ * wait on it under their own traces. When traces are exported and the sandbox sent no
+ * `traceparent`, the resolution's span starts the trace and `traceId` is set to its id, so the
+ * access log line names the exported trace.
+ */
+export interface CredentialTrace {
+  traceId: string;
+  traceParent?: TraceParent | null | undefined;
 }
 
 export interface CredentialCacheObserver {
@@ -35,6 +59,8 @@ export interface ResolveCredentialOptions {
   clock: Clock;
   invalidations: InvalidationHub;
   observer?: CredentialCacheObserver;
+  /** Spans of resolutions (control-plane calls); absent when traces are off. */
+  tracer?: Tracer | undefined;
   /** Subtracted from the control plane's expiry. Default 30 s. */
   expiryMarginMs?: number;
   /** Longest a credential is cached, whatever its expiry. Default 5 minutes. */
@@ -69,6 +95,7 @@ export interface ResolveCredential {
   resolveRouteCredential(
     session: ResolveCredentialSession,
     route: EgressRoute,
+    trace?: CredentialTrace,
   ): string | null | Promise<string | null>;
   close(): void;
 }
@@ -90,7 +117,7 @@ function isSessionNotLive(error: unknown): boolean {
 }
 
 export function createResolveCredential(options: ResolveCredentialOptions): ResolveCredential {
-  const { source, clock } = options;
+  const { source, clock, tracer } = options;
   const observer = options.observer ?? NOOP_OBSERVER;
   const marginMs = options.expiryMarginMs ?? 30_000;
   const maxTtlMs = options.maxTtlMs ?? 5 * 60_000;
@@ -149,11 +176,59 @@ export function createResolveCredential(options: ResolveCredentialOptions): Reso
     }
   }
 
-  async function load(sessionId: string, route: EgressRoute): Promise<CachedCredential> {
+  /** A resolution under the requester's trace, in a span of its own when traces are on. */
+  async function tracedLoad(
+    sessionId: string,
+    route: EgressRoute,
+    trace: CredentialTrace | undefined,
+  ): Promise<CachedCredential> {
+    const parent = trace?.traceParent ?? null;
+    if (tracer === undefined) {
+      const traceparent =
+        trace === undefined
+          ? undefined
+          : formatTraceparent({
+              traceId: trace.traceId,
+              spanId: parent?.spanId ?? newSpanId(),
+              flags: parent?.flags ?? 0,
+            });
+      return load(sessionId, route, traceparent);
+    }
+    const span = tracer.startSpan(
+      "gateway resolve credential",
+      {
+        kind: SpanKind.CLIENT,
+        attributes: { "keyway.session_id": sessionId, "keyway.route_id": route.id },
+      },
+      parent === null ? undefined : remoteContext(parent),
+    );
+    if (trace !== undefined && parent === null) trace.traceId = span.spanContext().traceId;
+    try {
+      return await load(sessionId, route, traceparentOf(span));
+    } catch (error) {
+      span.setStatus({
+        code: SpanStatusCode.ERROR,
+        message: error instanceof GatewayError ? error.code : "error",
+      });
+      throw error;
+    } finally {
+      span.end();
+    }
+  }
+
+  async function load(
+    sessionId: string,
+    route: EgressRoute,
+    traceparent: string | undefined,
+  ): Promise<CachedCredential> {
     const startedGeneration = generation;
     let resolved: { value: string; expiresAt: Date | null };
     try {
-      resolved = await source.resolveCredential({ sessionId, routeId: route.id });
+      resolved = await source.resolveCredential({
+        sessionId,
+        routeId: route.id,
+        ...(traceparent === undefined ? {} : { traceparent }),
+      });
     } catch (error) {
       if (isSessionNotLive(error)) {
         // Revoked (perhaps while the event feed was down) or unknown to the control plane: told
@@ -188,7 +263,7 @@ export function createResolveCredential(options: ResolveCredentialOptions): Reso
   const unsubscribe = options.invalidations.subscribe({ onEvent: invalidate, onResync: dropAll });
 
   return {
-    resolveRouteCredential(session, route) {
+    resolveRouteCredential(session, route, trace) {
       if (route.auth.type === "none") return null;
       const entry = cached.get(route);
       if (entry !== undefined) {
@@ -201,7 +276,7 @@ export function createResolveCredential(options: ResolveCredentialOptions): Reso
       observer.miss();
       let pending = loading.get(route);
       if (pending === undefined) {
-        pending = load(session.sessionId, route).finally(() => loading.delete(route));
+        pending = tracedLoad(session.sessionId, route, trace).finally(() => loading.delete(route));
         loading.set(route, pending);
       }
       return pending.then((resolved) => resolved.value);

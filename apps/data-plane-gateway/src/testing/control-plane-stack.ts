@@ -29,8 +29,9 @@ import {
   sandboxSessions,
 } from "@keyway/db";
 import { type CompiledRuntimePlan, type EgressRoute, planDigest } from "@keyway/integrations-core";
+import { createTracing, type SpanExporter } from "@keyway/observability";
 import { createTestDatabase } from "@keyway/test-harness";
-import { and, count, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, count, eq, inArray, sql } from "drizzle-orm";
 
 /**
  * The real control plane for this package's integration tests: the API app (`createApp` with
@@ -97,6 +98,8 @@ export interface TestControlPlane {
   dropEventStreams(): void;
   /** Credential resolutions answered for a route id, granted or refused (from the audit log). */
   resolutions(routeId: string): Promise<number>;
+  /** The trace ids of the route's resolution audit entries, oldest first. */
+  resolutionTraceIds(routeId: string): Promise<(string | null)[]>;
   /** Internal API requests refused for a missing, invalid or replayed assertion (401). */
   readonly refusedAssertions: number;
   /** Plans served (`GET /internal/v1/plans/:digest` answered 200), by digest. */
@@ -106,7 +109,12 @@ export interface TestControlPlane {
   close(): Promise<void>;
 }
 
-export async function startTestControlPlane(): Promise<TestControlPlane> {
+export async function startTestControlPlane(
+  options: {
+    /** The control plane's spans go here (traces are off without one). */
+    spanExporter?: SpanExporter;
+  } = {},
+): Promise<TestControlPlane> {
   const testDatabase = await createTestDatabase("gateway");
   await runMigrations(testDatabase.url);
   const database = createDatabase(testDatabase.url, { max: 5 });
@@ -115,9 +123,15 @@ export async function startTestControlPlane(): Promise<TestControlPlane> {
   const keep = (level: string) => (message: string, fields?: Record<string, unknown>) => {
     logs.push(JSON.stringify({ level, msg: message, ...fields }));
   };
+  const tracing = createTracing({
+    service: "control-plane-api",
+    traces: "off",
+    ...(options.spanExporter ? { exporter: options.spanExporter } : {}),
+  });
   const { deps, signingKey, gatewayKey } = await createEphemeralDeps({
     database,
     clock,
+    ...(tracing.tracer ? { tracer: tracing.tracer } : {}),
     logger: { debug: () => {}, info: () => {}, warn: keep("warn"), error: keep("error") },
   });
   // The control plane never signs an already-expired token; tests need one for the gateway's
@@ -280,6 +294,7 @@ export async function startTestControlPlane(): Promise<TestControlPlane> {
     await deps.invalidations.close();
     await database.close();
     await testDatabase.drop();
+    await tracing.shutdown();
   }
 
   return {
@@ -381,6 +396,20 @@ export async function startTestControlPlane(): Promise<TestControlPlane> {
           ),
         );
       return row?.resolutions ?? 0;
+    },
+
+    async resolutionTraceIds(routeId) {
+      const rows = await db
+        .select({ traceId: auditLog.traceId })
+        .from(auditLog)
+        .where(
+          and(
+            inArray(auditLog.action, ["credential.resolved", "credential.refused"]),
+            sql`${auditLog.details}->>'routeId' = ${routeId}`,
+          ),
+        )
+        .orderBy(asc(auditLog.seq));
+      return rows.map((row) => row.traceId);
     },
 
     get refusedAssertions() {

@@ -1,6 +1,11 @@
 import type { Server } from "node:http";
 import { createSessionTokenVerifier } from "@keyway/crypto";
-import { createMemoryLogger, type Logger } from "@keyway/observability";
+import {
+  createMemoryLogger,
+  createTracing,
+  type Logger,
+  type SpanExporter,
+} from "@keyway/observability";
 import type { TestCa } from "@keyway/test-harness";
 import { createLeafIssuer } from "@keyway/x509";
 import { createRemoteJWKSet } from "jose";
@@ -45,6 +50,8 @@ export interface TestGatewayOptions {
   rateLimit?: GatewaySettings["rateLimit"];
   circuitBreaker?: GatewaySettings["circuitBreaker"];
   liveness?: GatewaySettings["liveness"];
+  /** The gateway's spans go here (traces are off without one). */
+  spanExporter?: SpanExporter;
   /** Where the gateway reaches the control plane, when not at its own URL (e.g. a proxy). */
   controlPlaneUrl?: string;
   /**
@@ -74,6 +81,11 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     ...options.client,
   });
   const jwks = createRemoteJWKSet(new URL(`${controlPlaneUrl}/.well-known/jwks.json`));
+  const tracing = createTracing({
+    service: "data-plane-gateway",
+    traces: "off",
+    ...(options.spanExporter ? { exporter: options.spanExporter } : {}),
+  });
   const gateway = createGateway({
     controlPlane,
     verifier: createSessionTokenVerifier({
@@ -86,6 +98,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     issueLeaf: await createLeafIssuer(options.gatewayCa, { clock }),
     clock,
     logger,
+    ...(tracing.tracer ? { tracer: tracing.tracer } : {}),
     ...(options.resolveHost ? { resolveHost: options.resolveHost } : {}),
     settings: {
       egress: {
@@ -124,6 +137,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     async close() {
       await gateway.close();
       await controlPlane.close();
+      await tracing.shutdown();
     },
   };
 }

@@ -69,6 +69,11 @@ function portSettings(config: KeywayConfig): PortSetting[] {
       host: config.gateway.admin_host,
       port: config.gateway.admin_port,
     },
+    {
+      key: "worker.metrics_port",
+      host: config.worker.metrics_host,
+      port: config.worker.metrics_port,
+    },
   ];
   if (config.database.url === undefined) {
     const { port } = config.database.embedded;

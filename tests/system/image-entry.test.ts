@@ -48,6 +48,7 @@ beforeAll(async () => {
     KEYWAY_CONFIG: files.configPath,
     KEYWAY_DATABASE__URL: database.url,
     KEYWAY_API__PORT: String(await getFreePort()),
+    KEYWAY_WORKER__METRICS_PORT: String(await getFreePort()),
   };
 });
 

@@ -202,7 +202,25 @@ describe("secret scan over a full scenario", () => {
       if (name !== "openaiRotated") expect(resolved.text).not.toContain(secret);
     }
 
-    const haystacks = [...bodies, ...t.logger.lines];
+    // The logger's redaction (REDACTED_PATHS, a second line of defence): a careless call naming
+    // secrets by the fields, nested objects and header maps they travel in writes none of them.
+    for (const secret of Object.values(SECRETS)) {
+      t.deps.logger.error("careless caller", {
+        authorization: `Bearer ${secret}`,
+        token: secret,
+        clientSecret: secret,
+        privateKey: secret,
+        credentials: { apiKey: secret },
+        connection: { secret, credential: secret, password: secret },
+        headers: { authorization: secret, cookie: secret, "x-api-key": secret },
+        request: { headers: { "proxy-authorization": secret, "set-cookie": secret } },
+        oauth: { accessToken: secret, refreshToken: secret, value: secret },
+      });
+    }
+    // The Prometheus exposition is read by whoever scrapes it: no secret there either.
+    const metrics = await t.app.request("/metrics");
+    expect(metrics.status).toBe(200);
+    const haystacks = [...bodies, ...t.logger.lines, await metrics.text()];
     expect(haystacks.length).toBeGreaterThan(30);
     for (const [name, secret] of Object.entries(SECRETS)) {
       // PEM bodies are long; any 40-character slice of the key body would be a leak.

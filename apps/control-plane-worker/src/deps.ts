@@ -8,6 +8,7 @@ import type { GitHubRedeliverySettings } from "./jobs/github-redelivery/handler"
 import type { OAuth2RefreshSettings } from "./jobs/oauth2-refresh/handler";
 import type { TargetHealthSettings } from "./jobs/target-health/handler";
 import type { WebhookRetentionSettings } from "./jobs/webhook-retention/handler";
+import type { WorkerMetrics } from "./metrics";
 
 /**
  * Everything the worker's jobs need, passed in explicitly (as the API's `AppDeps`): tests build
@@ -20,6 +21,8 @@ export interface WorkerDeps {
   registry: IntegrationRegistry;
   clock: Clock;
   logger: Logger;
+  /** Job counts and durations (`/metrics`); absent in tests that do not read them. */
+  metrics?: WorkerMetrics;
   /** Outbound HTTP to providers (GitHub redelivery, OAuth refresh). */
   fetch: FetchLike;
   /** A number in [0, 1): the jitter of the delivery retry schedule (`Math.random` in production). */

@@ -1,15 +1,18 @@
 import {
+  listenOn,
   loadConfig,
   requireSetting,
   runServiceProcess,
   type StoppableService,
 } from "@keyway/config";
-import { createLogger } from "@keyway/control-plane-api/logger";
+import { observeDatabaseAndJobs } from "@keyway/control-plane-api/metrics";
 import { createKeyRing } from "@keyway/crypto";
 import { createDatabase, embeddedDatabaseUrl, runMigrations } from "@keyway/db";
 import { createCatalogueRegistry } from "@keyway/integrations-definitions";
 import { configuredQueueSettings, createJobQueue } from "@keyway/jobs";
+import { createLogger, createMetricsServer } from "@keyway/observability";
 import { workerSettings } from "./deps";
+import { createWorkerMetrics } from "./metrics";
 import { createWorker } from "./worker";
 
 /**
@@ -19,15 +22,13 @@ import { createWorker } from "./worker";
  */
 async function start(): Promise<StoppableService> {
   const config = await loadConfig();
-  const logger = createLogger({
-    level: config.log.level === "debug" ? "debug" : "info",
-    base: { service: "control-plane-worker" },
-  });
+  const logger = createLogger({ service: "control-plane-worker", level: config.log.level });
   const keyRing = createKeyRing(requireSetting(config.keys.master, "keys.master"));
   const url = config.database.url ?? embeddedDatabaseUrl(config.database.embedded.port);
   await runMigrations(url);
   const settings = workerSettings(config);
   const database = createDatabase(url, {
+    applicationName: "keyway-worker",
     max: config.database.pool_size,
     // The API's bounds, except an idle transaction's: a delivery attempt holds its delivery row
     // locked across the subscriber's answer (up to `webhooks.delivery.*` timeouts), and must not
@@ -38,31 +39,57 @@ async function start(): Promise<StoppableService> {
       lockMs: config.database.lock_timeout_ms,
     },
   });
+  const jobs = createJobQueue(database, {
+    role: "worker",
+    maintenanceIntervalSeconds: config.worker.maintenance_interval_seconds,
+    queueSettings: configuredQueueSettings(settings),
+  });
+  const metrics = createWorkerMetrics();
+  observeDatabaseAndJobs(metrics.registry, {
+    database,
+    poolSize: config.database.pool_size,
+    jobs,
+  });
+  const metricsServer = createMetricsServer(metrics.registry);
   const worker = createWorker({
     database,
-    jobs: createJobQueue(database, {
-      role: "worker",
-      maintenanceIntervalSeconds: config.worker.maintenance_interval_seconds,
-      queueSettings: configuredQueueSettings(settings),
-    }),
+    jobs,
     keyRing,
     registry: createCatalogueRegistry(),
     clock: { now: () => new Date() },
     logger,
+    metrics,
     fetch: globalThis.fetch,
     random: Math.random,
     settings,
   });
+  const closeMetrics = () =>
+    new Promise<void>((resolve) => {
+      if (!metricsServer.listening) return resolve();
+      metricsServer.close(() => resolve());
+      metricsServer.closeAllConnections();
+    });
   try {
+    await listenOn(
+      metricsServer,
+      config.worker.metrics_host,
+      config.worker.metrics_port,
+      "worker.metrics_port",
+    );
     await worker.start();
   } catch (error) {
+    await closeMetrics();
     await database.close();
     throw error;
   }
-  logger.info("worker started", { concurrency: config.worker.concurrency });
+  logger.info("worker started", {
+    concurrency: config.worker.concurrency,
+    metrics: metricsServer.address(),
+  });
   return {
     async close() {
       await worker.stop();
+      await closeMetrics();
       await database.close();
     },
   };

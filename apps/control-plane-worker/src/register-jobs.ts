@@ -19,6 +19,7 @@ import { probeTargetHealth } from "./jobs/target-health/handler";
 import { deliverWebhook, recordDeliveryFailure } from "./jobs/webhook-deliver/handler";
 import { processWebhookEvent, recordProcessingFailure } from "./jobs/webhook-process/handler";
 import { runWebhookRetention } from "./jobs/webhook-retention/handler";
+import type { WorkerMetrics } from "./metrics";
 
 /**
  * The one place jobs are registered with pg-boss (CONVENTIONS "Layout of the worker"): each
@@ -86,6 +87,7 @@ export async function registerJobs(
   registrations: readonly JobRegistration[],
   settings: Pick<WorkerDeps["settings"], "concurrency" | "pollingIntervalSeconds">,
   logger: Logger,
+  metrics?: WorkerMetrics,
 ): Promise<void> {
   for (const registration of registrations) {
     const { queue } = registration;
@@ -93,16 +95,24 @@ export async function registerJobs(
       if (job === undefined) return;
       const payload = queue.payload.safeParse(job.data);
       if (!payload.success) {
+        metrics?.jobs.inc(queue.name, "dropped");
         logger.error("job payload does not match its queue; dropped", {
           queue: queue.name,
           jobId: job.id,
         });
         return;
       }
+      const started = performance.now();
+      const observe = (outcome: string) => {
+        metrics?.jobs.inc(queue.name, outcome);
+        metrics?.duration.observe((performance.now() - started) / 1000, queue.name);
+      };
       try {
         await registration.run(payload.data);
+        observe("completed");
       } catch (error) {
         const final = job.retryCount >= job.retryLimit;
+        observe(final ? "failed" : "retried");
         logger.warn("job failed", {
           queue: queue.name,
           jobId: job.id,

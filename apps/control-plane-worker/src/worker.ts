@@ -19,7 +19,13 @@ export function createWorker(deps: WorkerDeps): Worker {
   return {
     async start() {
       await deps.jobs.prepare();
-      await registerJobs(deps.jobs.boss, workerJobs(deps), deps.settings, deps.logger);
+      await registerJobs(
+        deps.jobs.boss,
+        workerJobs(deps),
+        deps.settings,
+        deps.logger,
+        deps.metrics,
+      );
     },
     async stop() {
       await deps.jobs.stop(deps.settings.shutdownTimeoutMs);

@@ -103,6 +103,14 @@ describe("trace context", () => {
 
     // The resolution's audit entry carries the sandbox's trace id.
     expect(await cp!.resolutionTraceIds("r_a")).toEqual([SANDBOX_TRACE]);
+    // And the control plane counted it.
+    const metrics = await (await fetch(`${cp!.url}/metrics`)).text();
+    expect(metrics).toContain(
+      'keyway_credential_resolutions_total{outcome="resolved",reason="stored-secret"} 1',
+    );
+    expect(metrics).toContain(
+      'keyway_audit_append_duration_seconds_count{action="credential.resolved"} 1',
+    );
   });
 
   it("carries the sandbox's trace id into the audit entry with traces off", async () => {

@@ -270,6 +270,7 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
   /** Resolves once the worker logs that it works its queues; throws if it exits first. */
   async function spawnWorker(): Promise<WorkerProcess> {
     let output = "";
+    const metricsPort = await getFreePort();
     const child: ChildProcess = spawn(process.execPath, [workerBundle], {
       cwd: repo,
       env: {
@@ -278,6 +279,7 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
         KEYWAY_CONFIG: files.configPath,
         ...shared,
         KEYWAY_DATABASE__URL: database.url,
+        KEYWAY_WORKER__METRICS_PORT: String(metricsPort),
       },
       stdio: ["ignore", "pipe", "pipe"],
     });

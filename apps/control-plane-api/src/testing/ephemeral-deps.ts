@@ -18,7 +18,7 @@ import { createPostgresSpentAssertions } from "../auth/spent-assertions";
 import type { AppDeps, AppSettings } from "../deps";
 import { startInvalidationFeed } from "../events/invalidations";
 import type { Logger } from "../logger";
-import { createApiMetrics } from "../metrics";
+import { createApiMetrics, observeDatabaseAndJobs } from "../metrics";
 
 export const INTERNAL_AUDIENCE = "keyway-internal";
 export const TEST_GATEWAY_ID = "gateway-test";
@@ -54,6 +54,9 @@ export async function createEphemeralDeps(options: {
   const signingKey = options.keys?.signingKey ?? (await generateSigningKeyPair());
   const gatewayKey = options.keys?.gatewayKey ?? (await generateSigningKeyPair());
   const operatorToken = generateToken("operator");
+  const jobs = createJobQueue(options.database, { role: "producer" });
+  const metrics = createApiMetrics();
+  observeDatabaseAndJobs(metrics.registry, { database: options.database, poolSize: 5, jobs });
   const deps: AppDeps = {
     database: options.database,
     registry: createCatalogueRegistry(),
@@ -76,7 +79,7 @@ export async function createEphemeralDeps(options: {
       }),
     }),
     invalidations: await startInvalidationFeed(options.database.sql),
-    jobs: createJobQueue(options.database, { role: "producer" }),
+    jobs,
     auditSealer: createAuditSealer({
       db: options.database.db,
       keyRing,
@@ -89,7 +92,7 @@ export async function createEphemeralDeps(options: {
     ...(options.oidc ? { oidc: options.oidc } : {}),
     clock,
     logger: options.logger,
-    metrics: createApiMetrics(),
+    metrics,
     ...(options.tracer ? { tracer: options.tracer } : {}),
     fetch: options.fetch ?? globalThis.fetch,
     settings: {

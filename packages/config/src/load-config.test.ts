@@ -104,10 +104,16 @@ secrets = { webhookSecret = "s3cret" }
       maintenance_interval_seconds: 30,
       shutdown_timeout_ms: 30_000,
       target_health_timeout_ms: 5_000,
+      metrics_host: "127.0.0.1",
+      metrics_port: 8083,
     });
     expect(config.oauth2).toEqual({
       proactive_refresh_window_seconds: 600,
       token_request_timeout_ms: 10_000,
+    });
+    expect(config.telemetry).toEqual({
+      traces: "off",
+      otlp_endpoint: "http://127.0.0.1:4318/v1/traces",
     });
     expect(config.targets).toEqual({
       "github-cloud": {

@@ -23,7 +23,7 @@ function exchange(overrides: Partial<ExchangeRecord>): ExchangeRecord {
 }
 
 describe("recordExchange", () => {
-  it("writes one JSON line with the request's facts and counts it", () => {
+  it("writes one JSON line with the request's facts and counts it", async () => {
     const logger = createMemoryLogger();
     const registry = createMetricsRegistry();
     const record = createRecord({ logger, metrics: createGatewayMetrics(registry) });
@@ -79,7 +79,7 @@ describe("recordExchange", () => {
       bytesOut: 20,
     });
 
-    const text = registry.render();
+    const text = await registry.render();
     expect(text).toContain(
       'keyway_gateway_requests_total{upstream="https://api.example.test",status="200"} 1',
     );

@@ -66,16 +66,44 @@ const SECRET_HEADERS = [
 ];
 
 /**
- * Exported for the secret-scan tests and the README: top-level and one-level-down secret fields
- * (`value` only one level down: a top-level `value` is a metric or a count in our lines), and
- * secret headers in `headers` maps at the top level and one level down (`request.headers`).
+ * pino redaction paths: secret fields at the top level (`value` excepted: a top-level `value` is a
+ * count or a metric in our lines) and secret headers in `headers` maps at the top level and under
+ * `request`/`response`/`req`/`res`. No wildcard paths: pino's wildcard redaction cost ~150 µs per
+ * line here (measured with the gateway's access-log line, 2026-12-05), against ~0 for these.
+ * Secret fields one level down are handled by `redactNested` instead.
  */
 export const REDACTED_PATHS: readonly string[] = [
   ...SECRET_FIELDS.filter((field) => field !== "value"),
-  ...SECRET_FIELDS.map((field) => `*.${field}`),
-  ...SECRET_HEADERS.map((header) => `headers["${header}"]`),
-  ...SECRET_HEADERS.map((header) => `*.headers["${header}"]`),
+  ...["", "request.", "response.", "req.", "res."].flatMap((prefix) =>
+    SECRET_HEADERS.map((header) => `${prefix}headers["${header}"]`),
+  ),
 ];
+
+const NESTED_SECRET_FIELDS: ReadonlySet<string> = new Set(SECRET_FIELDS);
+const CENSOR = "[redacted]";
+
+/**
+ * Secret fields one level down (`{ oauth: { accessToken } }`): objects holding one are copied with
+ * it censored. Lines of scalars only (the gateway's access log) pass through after a type check
+ * per field.
+ */
+function redactNested(fields: Record<string, unknown>): Record<string, unknown> {
+  let result = fields;
+  for (const key in fields) {
+    const value = fields[key];
+    if (typeof value !== "object" || value === null || Array.isArray(value)) continue;
+    let copy: Record<string, unknown> | undefined;
+    for (const inner in value) {
+      if (!NESTED_SECRET_FIELDS.has(inner)) continue;
+      copy ??= { ...(value as Record<string, unknown>) };
+      copy[inner] = CENSOR;
+    }
+    if (copy === undefined) continue;
+    if (result === fields) result = { ...fields };
+    result[key] = copy;
+  }
+  return result;
+}
 
 const LEVELS: Readonly<Record<NonNullable<LoggerOptions["level"]>, pino.LevelWithSilent>> = {
   trace: "debug",
@@ -119,8 +147,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       },
       messageKey: "msg",
       timestamp: isoTimestamp(),
-      formatters: { level: (label) => ({ level: label }) },
-      redact: { paths: [...REDACTED_PATHS], censor: "[redacted]" },
+      formatters: { level: (label) => ({ level: label }), log: redactNested },
+      redact: { paths: [...REDACTED_PATHS], censor: CENSOR },
     },
     destination,
   );

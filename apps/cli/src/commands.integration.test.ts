@@ -131,7 +131,7 @@ beforeAll(async () => {
   database = await createTestDatabase("cli_api");
   controlPlane = await startControlPlane(config, {
     databaseUrl: database.url,
-    logger: createMemoryLogger("warn"),
+    logger: createMemoryLogger({ level: "warn" }),
   });
   operatorToken = files.operatorToken;
   // The http-api target's upstream (and a webhook subscriber's URL).

@@ -3,8 +3,8 @@ import type { GatewayAssertionVerifier, KeyRing, SessionTokenSigner } from "@key
 import type { DatabaseHandle } from "@keyway/db";
 import type { Clock, FetchLike, IntegrationRegistry } from "@keyway/integrations-core";
 import type { JobQueue } from "@keyway/jobs";
-import type { AuditSealer } from "./audit/sealer";
 import type { Tracer } from "@keyway/observability";
+import type { AuditSealer } from "./audit/sealer";
 import type { OidcVerifier } from "./auth/oidc";
 import type { InvalidationFeed } from "./events/invalidations";
 import type { Logger } from "./logger";

@@ -11,7 +11,6 @@ import {
   OAuth2Error,
 } from "@keyway/integrations-core";
 import { inSpan, type Context as TraceContext, type Tracer } from "@keyway/observability";
-import { and, eq } from "drizzle-orm";
 import { appendAudit } from "../audit/service";
 import { credentialValueOf } from "../connections/service";
 import type { CredentialCache } from "../credentials/credential-cache";

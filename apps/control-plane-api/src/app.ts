@@ -12,6 +12,7 @@ import { bodyLimit } from "hono/body-limit";
 import { routePath } from "hono/route";
 import { authenticate } from "./auth/authenticate";
 import { authenticateGateway } from "./auth/authenticate-gateway";
+import { consoleRoutes } from "./console/routes";
 import type { AppDeps } from "./deps";
 import type { AppEnv } from "./env";
 import { DomainError, errorResponse } from "./errors";
@@ -158,6 +159,8 @@ export function createApp(deps: AppDeps, modules: AppModules): OpenAPIHono<AppEn
 
   for (const routes of [...modules.public, ...modules.internal, ...modules.open])
     app.route("/", routes(deps));
+  // The console calls the API through the API's own request handler, as any client would.
+  app.route("/console", consoleRoutes(deps, { fetchApi: (request) => app.fetch(request) }));
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

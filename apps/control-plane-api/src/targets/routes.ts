@@ -4,6 +4,7 @@ import type { AppDeps } from "../deps";
 import { createRouter, errorResponses } from "../router";
 import {
   createTargetBody,
+  operatorTargetDetailSchema,
   operatorTargetSchema,
   publicTargetSchema,
   replaceTargetSecretsBody,
@@ -14,6 +15,7 @@ import {
 import {
   createDefinitionForms,
   createTarget,
+  createTargetForms,
   getOperatorTarget,
   getPublicTarget,
   listOperatorTargets,
@@ -40,6 +42,7 @@ export function targetRoutes(deps: AppDeps) {
   const router = createRouter();
   const { db } = deps.database;
   const formsOf = createDefinitionForms();
+  const targetFormsOf = createTargetForms();
 
   router.openapi(
     createRoute({
@@ -87,13 +90,18 @@ export function targetRoutes(deps: AppDeps) {
       security,
       request: { params: targetKeyParams },
       responses: {
-        200: { description: "The target", ...json(operatorTargetSchema) },
+        200: {
+          description: "The target, with the forms of its config and secrets",
+          ...json(operatorTargetDetailSchema),
+        },
         ...errorResponses,
       },
     }),
     async (c) => {
       requireOperator(c.get("principal"));
-      return c.json(await getOperatorTarget(db, deps, c.req.valid("param").targetKey), 200);
+      const target = await getOperatorTarget(db, deps, c.req.valid("param").targetKey);
+      const definition = deps.registry.get(target.variantId);
+      return c.json({ ...target, forms: definition ? targetFormsOf(definition) : null }, 200);
     },
   );
 

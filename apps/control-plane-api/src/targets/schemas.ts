@@ -52,6 +52,19 @@ export const operatorTargetSchema = z
   })
   .openapi("OperatorTarget");
 
+/** The detail view adds the forms the console renders (`GET /v1/operator/targets/{targetKey}`). */
+export const operatorTargetDetailSchema = operatorTargetSchema
+  .extend({
+    forms: z
+      .object({
+        config: z.record(z.string(), z.unknown()),
+        secrets: z.record(z.string(), z.unknown()),
+      })
+      .nullable()
+      .describe("JSON Schema forms (with x-keyway-ui) of the target's config and secrets"),
+  })
+  .openapi("OperatorTargetDetail");
+
 export const createTargetBody = z
   .strictObject({
     targetKey: targetKeySchema,

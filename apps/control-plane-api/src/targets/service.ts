@@ -5,6 +5,7 @@ import {
   type Clock,
   canonicalJson,
   type IntegrationRegistry,
+  type JsonSchemaForm,
   type TargetView,
   toJsonSchemaForm,
 } from "@keyway/integrations-core";
@@ -401,6 +402,36 @@ export async function replaceTargetSecrets(
     await publishInvalidation(tx, { type: "target.updated", targetId: current.id });
   });
   return { targetKey, secretFields: secretFieldNames(secrets) };
+}
+
+/** The operator's forms for a target: its config and its (write-only) secrets. */
+export interface TargetForms {
+  config: JsonSchemaForm;
+  secrets: JsonSchemaForm;
+}
+
+/**
+ * Builds each definition's target forms once, like `createDefinitionForms`: the console renders
+ * the operator's config and secret forms from them.
+ */
+export function createTargetForms(): (definition: AnyIntegrationDefinition) => TargetForms {
+  const cache = new Map<AnyIntegrationDefinition, TargetForms>();
+  return (definition) => {
+    let forms = cache.get(definition);
+    if (!forms) {
+      forms = {
+        config: toJsonSchemaForm(definition.targetConfigSchema, {
+          ...(definition.targetConfigForm ? { hints: definition.targetConfigForm } : {}),
+        }),
+        secrets: toJsonSchemaForm(definition.targetSecretSchema, {
+          secret: true,
+          ...(definition.targetSecretForm ? { hints: definition.targetSecretForm } : {}),
+        }),
+      };
+      cache.set(definition, forms);
+    }
+    return forms;
+  };
 }
 
 // ----- public (organization) view --------------------------------------------------------------

@@ -1,5 +1,6 @@
 import { tokenKind } from "@keyway/crypto";
 import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { AppDeps } from "../deps";
 import { type ApiFetch, apiCallerFor, apiError } from "./api-client";
@@ -38,6 +39,9 @@ const CONTENT_SECURITY_POLICY = [
   "frame-ancestors 'none'",
 ].join("; ");
 
+/** The largest form the console reads (a version with many bindings stays far below). */
+const MAX_FORM_BYTES = 512 * 1024;
+
 export interface ConsoleOptions {
   /** The API app's request handler: every console page calls the public API through it. */
   fetchApi: ApiFetch;
@@ -63,6 +67,15 @@ export function consoleRoutes(deps: AppDeps, options: ConsoleOptions): Hono<Cons
     c.header("referrer-policy", "same-origin");
     c.header("cross-origin-opener-policy", "same-origin");
   });
+
+  // Forms are small; the API's own body limit covers only `/v1`.
+  router.use(
+    "*",
+    bodyLimit({
+      maxSize: MAX_FORM_BYTES,
+      onError: (c) => c.text("form too large", 413),
+    }),
+  );
 
   router.get("/assets/console.css", (c) => {
     c.header("content-type", "text/css; charset=utf-8");

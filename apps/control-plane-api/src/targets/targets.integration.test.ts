@@ -426,3 +426,22 @@ describe("loadTargetForUse", () => {
     );
   });
 });
+
+describe("operator target detail", () => {
+  it("gives the forms of a target's config and secrets on its detail (for the console)", async () => {
+    const created = await op("POST", "/v1/operator/targets", {
+      targetKey: "forms-api",
+      variantId: "http-api",
+      enabled: false,
+      config: { baseUrl: "https://api.example.com/v1" },
+    });
+    expect(created.status).toBe(201);
+    const detail = await op("GET", "/v1/operator/targets/forms-api");
+    expect(detail.status).toBe(200);
+    expect(Object.keys(detail.body.forms.config.properties)).toContain("baseUrl");
+    expect(Object.keys(detail.body.forms.secrets.properties)).toContain("webhookSecret");
+    expect(detail.body.forms.secrets.properties.webhookSecret["x-keyway-ui"]).toMatchObject({
+      widget: "password",
+    });
+  });
+});

@@ -5,7 +5,7 @@ import type { Clock, FetchLike, IntegrationRegistry } from "@keyway/integrations
 import type { JobQueue } from "@keyway/jobs";
 import type { Tracer } from "@keyway/observability";
 import type { AuditSealer } from "./audit/sealer";
-import type { OidcVerifier } from "./auth/oidc";
+import type { ConsoleOidcClient, OidcVerifier } from "./auth/oidc";
 import type { InvalidationFeed } from "./events/invalidations";
 import type { Logger } from "./logger";
 import type { ApiMetrics } from "./metrics";
@@ -26,6 +26,8 @@ export interface AppDeps {
   /** Links recorded audit entries into their chains; `sealNow` before verifying. */
   auditSealer: AuditSealer;
   oidc?: OidcVerifier;
+  /** The console's OIDC sign-in (authorization code + PKCE), when `oidc.console_client_id` is set. */
+  consoleOidc?: ConsoleOidcClient;
   clock: Clock;
   logger: Logger;
   /** The Prometheus metrics of this app (`GET /metrics`). */

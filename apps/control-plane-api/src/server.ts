@@ -133,7 +133,7 @@ export async function startControlPlane(
       logger,
       intervalMs: DEFAULT_SEAL_INTERVAL_MS,
     }),
-    ...(config.oidc ? { oidc: await oidcVerifier(config.oidc) } : {}),
+    ...(config.oidc ? await oidcDeps(config.oidc) : {}),
     clock,
     logger,
     metrics,
@@ -193,22 +193,29 @@ export async function startControlPlane(
   };
 }
 
-/** Without an explicit `jwks_url`, the issuer's OpenID discovery document names the JWKS. */
-async function oidcVerifier(oidc: NonNullable<KeywayConfig["oidc"]>) {
-  let jwksUrl = oidc.jwks_url;
-  if (jwksUrl === undefined) {
-    const response = await fetch(`${oidc.issuer}/.well-known/openid-configuration`);
-    const discovery: unknown = response.ok ? await response.json() : undefined;
-    const uri =
-      typeof discovery === "object" && discovery !== null && "jwks_uri" in discovery
-        ? discovery.jwks_uri
-        : undefined;
-    if (typeof uri !== "string") {
+/**
+ * The OIDC verifier, and the console's sign-in client when `console_client_id` is set. Without an
+ * explicit `jwks_url`, or with a console client, the issuer's discovery document is read once here.
+ */
+async function oidcDeps(
+  oidc: NonNullable<KeywayConfig["oidc"]>,
+): Promise<Pick<AppDeps, "oidc" | "consoleOidc">> {
+  let discovery: Record<string, unknown> = {};
+  if (oidc.jwks_url === undefined || oidc.console_client_id !== undefined) {
+    const response = await fetch(
+      `${oidc.issuer.replace(/\/$/, "")}/.well-known/openid-configuration`,
+    );
+    const body: unknown = response.ok ? await response.json() : undefined;
+    if (typeof body !== "object" || body === null) {
       throw new Error(`oidc: ${oidc.issuer} has no usable discovery document; set oidc.jwks_url`);
     }
-    jwksUrl = uri;
+    discovery = body as Record<string, unknown>;
   }
-  return createOidcVerifier({
+  const jwksUrl = oidc.jwks_url ?? discovery.jwks_uri;
+  if (typeof jwksUrl !== "string") {
+    throw new Error(`oidc: ${oidc.issuer} has no usable discovery document; set oidc.jwks_url`);
+  }
+  const verifier = createOidcVerifier({
     issuer: oidc.issuer,
     audience: oidc.audience,
     getKey: createRemoteJWKSet(new URL(jwksUrl)),
@@ -217,4 +224,21 @@ async function oidcVerifier(oidc: NonNullable<KeywayConfig["oidc"]>) {
     roleMap: oidc.role_map,
     clock: systemClock,
   });
+  if (oidc.console_client_id === undefined) return { oidc: verifier };
+  const { authorization_endpoint: authorizationEndpoint, token_endpoint: tokenEndpoint } =
+    discovery;
+  if (typeof authorizationEndpoint !== "string" || typeof tokenEndpoint !== "string") {
+    throw new Error(
+      `oidc: ${oidc.issuer}'s discovery document names no authorization or token endpoint (needed by oidc.console_client_id)`,
+    );
+  }
+  return {
+    oidc: verifier,
+    consoleOidc: {
+      clientId: oidc.console_client_id,
+      scopes: oidc.console_scopes,
+      authorizationEndpoint,
+      tokenEndpoint,
+    },
+  };
 }

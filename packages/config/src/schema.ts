@@ -183,6 +183,14 @@ export const oidcSchema = z.strictObject({
   role_claim: nonEmpty.default("role"),
   /** Claim value → Keyway role; a value that is already a role name maps to itself. */
   role_map: z.record(nonEmpty, organizationRoleSchema).default({}),
+  /**
+   * The web console's OAuth client at the issuer (public client, authorization code + PKCE; its
+   * redirect URI is `<api.public_url>/console/sign-in/oidc/callback`). Absent → console sign-in
+   * with API tokens only.
+   */
+  console_client_id: nonEmpty.optional(),
+  /** Scopes the console asks for; the access token must carry `audience` and the org/role claims. */
+  console_scopes: nonEmpty.default("openid"),
 });
 
 export const gatewaySchema = z

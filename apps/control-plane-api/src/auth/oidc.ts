@@ -24,6 +24,14 @@ export interface OidcVerifier {
   verify(token: string): Promise<OidcIdentity | undefined>;
 }
 
+/** Where the console sends users to sign in, and where it exchanges their code (from discovery). */
+export interface ConsoleOidcClient {
+  clientId: string;
+  scopes: string;
+  authorizationEndpoint: string;
+  tokenEndpoint: string;
+}
+
 const ROLES = new Set<string>(["admin", "member", "viewer"]);
 
 /** Bearer JWTs from the configured OIDC issuer, checked for issuer, audience and expiry. */

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { tokenKind } from "@keyway/crypto";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -18,8 +19,11 @@ import { postedForm } from "./schema-form";
 import {
   csrfMatches,
   newCsrfToken,
+  openOidcRequest,
   openSession,
+  pkceChallenge,
   SESSION_LIFETIME_MS,
+  sealOidcRequest,
   sealSession,
 } from "./session";
 
@@ -58,6 +62,7 @@ export function consoleRoutes(deps: AppDeps, options: ConsoleOptions): Hono<Cons
   const sessionCookie = secure ? "__Host-keyway_console" : "keyway_console";
   const signInCookie = secure ? "__Host-keyway_console_signin" : "keyway_console_signin";
   const cookieOptions = { httpOnly: true, sameSite: "Lax", secure, path: "/" } as const;
+  const oidc = deps.consoleOidc;
 
   router.use("*", async (c, next) => {
     await next();
@@ -93,7 +98,9 @@ export function consoleRoutes(deps: AppDeps, options: ConsoleOptions): Hono<Cons
     const csrf = newCsrfToken();
     setCookie(c, signInCookie, csrf, { ...cookieOptions, maxAge: 600 });
     c.header("cache-control", "no-store");
-    return c.html(<SignInPage csrf={csrf} expired={c.req.query("expired") === "1"} />);
+    return c.html(
+      <SignInPage csrf={csrf} expired={c.req.query("expired") === "1"} oidc={oidc !== undefined} />,
+    );
   });
 
   router.post("/sign-in", async (c) => {
@@ -106,7 +113,7 @@ export function consoleRoutes(deps: AppDeps, options: ConsoleOptions): Hono<Cons
     const refuse = (message: string) => {
       const csrf = newCsrfToken();
       setCookie(c, signInCookie, csrf, { ...cookieOptions, maxAge: 600 });
-      return c.html(<SignInPage csrf={csrf} error={message} />, 401);
+      return c.html(<SignInPage csrf={csrf} error={message} oidc={oidc !== undefined} />, 401);
     };
     if (kind !== "operator" && kind !== "organization")
       return refuse("That is not a Keyway operator or organization API token.");
@@ -133,6 +140,92 @@ export function consoleRoutes(deps: AppDeps, options: ConsoleOptions): Hono<Cons
     });
     return c.redirect("/console", 303);
   });
+
+  // ----- OIDC: authorization code + PKCE; the access token becomes the session's credential ------
+  const oidcCookie = secure ? "__Host-keyway_console_oidc" : "keyway_console_oidc";
+  const callbackUrl = `${deps.settings.publicUrl.replace(/\/$/, "")}/console/sign-in/oidc/callback`;
+  if (oidc) {
+    router.get("/sign-in/oidc", (c) => {
+      const pending = { state: newCsrfToken(), verifier: randomBytes(32).toString("base64url") };
+      setCookie(c, oidcCookie, sealOidcRequest(deps.keyRing, pending), {
+        ...cookieOptions,
+        maxAge: 600,
+      });
+      const url = new URL(oidc.authorizationEndpoint);
+      url.searchParams.set("response_type", "code");
+      url.searchParams.set("client_id", oidc.clientId);
+      url.searchParams.set("redirect_uri", callbackUrl);
+      url.searchParams.set("scope", oidc.scopes);
+      url.searchParams.set("state", pending.state);
+      url.searchParams.set("code_challenge", pkceChallenge(pending.verifier));
+      url.searchParams.set("code_challenge_method", "S256");
+      return c.redirect(url.toString(), 303);
+    });
+
+    router.get("/sign-in/oidc/callback", async (c) => {
+      const pending = openOidcRequest(deps.keyRing, getCookie(c, oidcCookie));
+      deleteCookie(c, oidcCookie, cookieOptions);
+      const refuse = (message: string) => {
+        const csrf = newCsrfToken();
+        setCookie(c, signInCookie, csrf, { ...cookieOptions, maxAge: 600 });
+        return c.html(<SignInPage csrf={csrf} error={message} oidc />, 401);
+      };
+      const state = c.req.query("state");
+      const code = c.req.query("code");
+      if (!pending || !state || !csrfMatches(pending.state, state)) {
+        return refuse("That sign-in link expired or was not started here. Try again.");
+      }
+      if (!code) return refuse("The identity provider did not sign you in.");
+      const response = await deps.fetch(oidc.tokenEndpoint, {
+        method: "POST",
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          accept: "application/json",
+        },
+        body: new URLSearchParams({
+          grant_type: "authorization_code",
+          code,
+          redirect_uri: callbackUrl,
+          client_id: oidc.clientId,
+          code_verifier: pending.verifier,
+        }).toString(),
+      });
+      const tokens: unknown = response.ok
+        ? await response.json().catch(() => undefined)
+        : undefined;
+      const accessToken =
+        typeof tokens === "object" && tokens !== null && "access_token" in tokens
+          ? tokens.access_token
+          : undefined;
+      if (typeof accessToken !== "string") {
+        return refuse("The identity provider did not issue a token.");
+      }
+      const probe = await apiCallerFor(
+        options.fetchApi,
+        accessToken,
+        c.get("requestId"),
+      )("GET", "/v1/organization");
+      if (probe.status !== 200)
+        return refuse("Keyway did not accept your identity provider's token.");
+      const name =
+        typeof probe.body === "object" && probe.body !== null && "name" in probe.body
+          ? String(probe.body.name)
+          : "";
+      setCookie(
+        c,
+        sessionCookie,
+        sealSession(deps.keyRing, {
+          token: accessToken,
+          csrf: newCsrfToken(),
+          principal: "organization",
+          label: name,
+          expiresAt: deps.clock.now().getTime() + SESSION_LIFETIME_MS,
+        }),
+        { ...cookieOptions, maxAge: SESSION_LIFETIME_MS / 1000 },
+      );
+      return c.redirect("/console", 303);
+    });
+  }
 
   // ----- everything else needs a session; every POST its CSRF token -------------------------
   router.use("*", async (c, next) => {
@@ -205,7 +298,7 @@ function csrfRefusal(c: Context) {
   );
 }
 
-function SignInPage(props: { csrf: string; error?: string; expired?: boolean }) {
+function SignInPage(props: { csrf: string; error?: string; expired?: boolean; oidc?: boolean }) {
   return (
     <Page title="Sign in" path="/console/sign-in">
       {props.expired ? (
@@ -216,6 +309,13 @@ function SignInPage(props: { csrf: string; error?: string; expired?: boolean }) 
       {props.error ? (
         <p class="notice error" role="alert">
           {props.error}
+        </p>
+      ) : null}
+      {props.oidc ? (
+        <p>
+          <a class="button" href="/console/sign-in/oidc">
+            Sign in with your organization's identity provider
+          </a>
         </p>
       ) : null}
       <form method="post" action="/console/sign-in" class="stack">

@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { DecryptError, decryptField, encryptField, type KeyRing } from "@keyway/crypto";
 import { z } from "zod";
 
@@ -67,4 +67,31 @@ export function csrfMatches(expected: string, posted: unknown): boolean {
   const a = Buffer.from(expected);
   const b = Buffer.from(posted);
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** An OIDC sign-in in progress: its state and PKCE verifier, sealed in a 10-minute cookie. */
+const oidcRequestSchema = z.object({ state: z.string().min(16), verifier: z.string().min(43) });
+const OIDC_FIELD = { table: "console", column: "oidc-request", id: "v1" };
+
+export function sealOidcRequest(ring: KeyRing, request: z.infer<typeof oidcRequestSchema>): string {
+  return encryptField(ring, OIDC_FIELD, JSON.stringify(request));
+}
+
+export function openOidcRequest(
+  ring: KeyRing,
+  cookie: string | undefined,
+): z.infer<typeof oidcRequestSchema> | undefined {
+  if (!cookie) return undefined;
+  try {
+    const parsed = oidcRequestSchema.safeParse(JSON.parse(decryptField(ring, OIDC_FIELD, cookie)));
+    return parsed.success ? parsed.data : undefined;
+  } catch (error) {
+    if (error instanceof DecryptError || error instanceof SyntaxError) return undefined;
+    throw error;
+  }
+}
+
+/** RFC 7636 S256: base64url(SHA-256(verifier)). */
+export function pkceChallenge(verifier: string): string {
+  return createHash("sha256").update(verifier).digest("base64url");
 }

@@ -36,6 +36,7 @@ export async function createEphemeralDeps(options: {
   logger: Logger;
   fetch?: AppDeps["fetch"];
   oidc?: AppDeps["oidc"];
+  consoleOidc?: AppDeps["consoleOidc"];
   settings?: Partial<AppSettings>;
   /** The audit sealer's timer (benchmarks); tests seal on demand (`deps.auditSealer.sealNow`). */
   auditSealIntervalMs?: number;
@@ -90,6 +91,7 @@ export async function createEphemeralDeps(options: {
         : {}),
     }),
     ...(options.oidc ? { oidc: options.oidc } : {}),
+    ...(options.consoleOidc ? { consoleOidc: options.consoleOidc } : {}),
     clock,
     logger: options.logger,
     metrics,

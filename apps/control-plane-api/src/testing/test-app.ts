@@ -31,6 +31,7 @@ export interface TestAppOptions {
   settings?: Partial<AppSettings>;
   fetch?: AppDeps["fetch"];
   oidc?: AppDeps["oidc"];
+  consoleOidc?: AppDeps["consoleOidc"];
   /** Bounds on the app's database connections (none by default). */
   databaseTimeouts?: DatabaseTimeouts;
   /**
@@ -62,6 +63,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
     logger,
     ...(options.fetch ? { fetch: options.fetch } : {}),
     ...(options.oidc ? { oidc: options.oidc } : {}),
+    ...(options.consoleOidc ? { consoleOidc: options.consoleOidc } : {}),
     ...(options.settings ? { settings: options.settings } : {}),
   });
   const invalidations = deps.invalidations;

@@ -236,7 +236,7 @@ async function oidcDeps(
     oidc: verifier,
     consoleOidc: {
       clientId: oidc.console_client_id,
-      scopes: oidc.console_scopes,
+      scopes: oidc.console_scopes ?? "openid",
       authorizationEndpoint,
       tokenEndpoint,
     },

@@ -189,8 +189,11 @@ export const oidcSchema = z.strictObject({
    * with API tokens only.
    */
   console_client_id: nonEmpty.optional(),
-  /** Scopes the console asks for; the access token must carry `audience` and the org/role claims. */
-  console_scopes: nonEmpty.default("openid"),
+  /**
+   * Scopes the console asks for (absent → `openid`); the access token must carry `audience` and
+   * the org/role claims.
+   */
+  console_scopes: nonEmpty.optional(),
 });
 
 export const gatewaySchema = z

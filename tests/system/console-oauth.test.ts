@@ -1,59 +1,80 @@
-import { type Browser, chromium } from "playwright-core";
+import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type StartedAuthorizationServer,
+  startAuthorizationServer,
+} from "../../scripts/demo-authorization-server.mjs";
 import { type Stack, startStack } from "./support/stack";
 
 /**
  * The console's "Connect" button through a real OAuth2 authorization-code flow (issue 11's
  * `POST /v1/integration/connections/oauth2/start` → `{authorizationUrl, expiresAt}`, the provider's
- * consent, the API's callback redirecting to `redirectAfter`). The route is built on another
- * branch: until it is on main the API answers 404 `no such route` and this test is skipped (the
- * probe below says so). Once it is, `oauthTarget` must start issue 11's local authorization
- * server and bind it as a target; it fails loudly until then rather than pass without a flow.
+ * consent, the API's callback redirecting to `redirectAfter`), against the local authorization
+ * server of the README walkthrough (oidc-provider) with its interactive login and consent pages,
+ * filled in by the browser.
  */
 let stack: Stack;
 let browser: Browser | undefined;
-let routeExists = false;
+let as: StartedAuthorizationServer | undefined;
 
 beforeAll(async () => {
   stack = await startStack("console-oauth");
-  const probe = await stack.api(
-    stack.operatorToken,
-    "POST",
-    "/v1/integration/connections/oauth2/start",
-    {},
-  );
-  const code = (probe.body as { error?: { code?: string; message?: string } } | undefined)?.error;
-  routeExists = !(probe.status === 404 && code?.message === "no such route");
-  if (routeExists) {
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: ["--no-sandbox"],
-    });
-  }
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
 }, 180_000);
 
 afterAll(async () => {
   await browser?.close();
   await stack?.close();
+  await as?.close();
 });
 
-/** The target key of an OAuth2 (authorization code) target bound to a local authorization server. */
+/**
+ * An OAuth2 (authorization code) http-api target bound to a local authorization server whose
+ * login and consent pages are real HTML forms (oidc-provider's development interactions).
+ */
 async function oauthTarget(
-  _stack: Stack,
-): Promise<{ targetKey: string; consent(page: import("playwright-core").Page): Promise<void> }> {
-  throw new Error(
-    "wire issue 11's local authorization server here: start it, create the http-api target with its oauth2 settings, and complete its consent page",
-  );
+  stack: Stack,
+): Promise<{ targetKey: string; consent(page: Page): Promise<void> }> {
+  as = await startAuthorizationServer({
+    quiet: true,
+    clients: [
+      {
+        clientId: "keyway-console",
+        clientSecret: "console-client-secret",
+        redirectUris: [`${stack.apiUrl}/v1/integration/connections/oauth2/callback`],
+      },
+    ],
+  });
+  const targetKey = "console-oauth";
+  await stack.apiOk(stack.operatorToken, "POST", "/v1/operator/targets", {
+    targetKey,
+    variantId: "http-api",
+    config: {
+      baseUrl: `${as.issuer}/api`,
+      oauth2: {
+        authorizationUrl: as.authorizationUrl,
+        tokenUrl: as.tokenUrl,
+        clientId: "keyway-console",
+        scopes: ["api:read"],
+      },
+    },
+    secrets: { clientSecret: "console-client-secret" },
+  });
+  return {
+    targetKey,
+    async consent(page) {
+      // The authorization server's own pages: sign in as any user, then approve.
+      await page.locator('input[name="login"]').fill("alice");
+      await page.locator('input[name="password"]').fill("any");
+      await page.locator('button[type="submit"]').click();
+      await page.locator('input[name="prompt"][value="consent"]').waitFor({ state: "attached" });
+      await page.locator('button[type="submit"]').click();
+    },
+  };
 }
 
 describe("connecting through OAuth2 in the browser", () => {
-  it("comes back to the console with an active connection", async (context) => {
-    if (!routeExists) {
-      context.skip(
-        "POST /v1/integration/connections/oauth2/start is not on this branch yet (issue 11)",
-      );
-      return;
-    }
+  it("comes back to the console with an active connection", async () => {
     const { targetKey, consent } = await oauthTarget(stack);
     const org = (await stack.apiOk(stack.operatorToken, "POST", "/v1/operator/organizations", {
       name: "OAuth org",

@@ -335,8 +335,11 @@ describe.each(KUSTOMIZATIONS)("kustomization %s", (kustomization) => {
     requireSetting(config.keys.master, "keys.master");
     // It reads no file a setting names.
     expect(secretFiles("control-plane-worker").size).toBe(0);
-    // It listens on no port today, so it has no HTTP probes (control-plane-worker.yaml).
-    expect(deployment("control-plane-worker").template.spec.containers[0]?.ports).toBeUndefined();
+    // Its one listener, /metrics and /healthz, where the liveness probe and Prometheus reach it.
+    expect(config.worker.metrics_host).toBe("0.0.0.0");
+    expect(config.worker.metrics_port).toBe(port("control-plane-worker", "metrics"));
+    const container = deployment("control-plane-worker").template.spec.containers[0];
+    expect(container?.livenessProbe?.httpGet).toEqual({ path: "/healthz", port: "metrics" });
   });
 
   it("configures the gateway: its identity trusted by the API, the CA mounted, no master keys", async () => {

@@ -151,7 +151,7 @@ describe("image entry (scripts/entry.mjs)", () => {
   });
 
   it("runs the CLI from its bundle against the database the API migrated", async () => {
-    const result = await run(["keyway", "audit", "verify"]);
+    const result = await run(["keyway", "audit", "verify", "--from-database"]);
     expect(result.stderr).toBe("");
     expect(result.stdout).toMatch(/^audit chain ok: \d+ entries checked\n$/);
     expect(result.code).toBe(0);

@@ -311,6 +311,10 @@ describe("the web console in a browser", () => {
     await signIn(page, stack.operatorToken);
     await page.goto(`${stack.apiUrl}/console/audit`);
     expect(await page.getByRole("status").first().textContent()).toMatch(/^Chain verified/);
+    // The operator reads the deployment's entries: organizations' and deployment-wide ones.
+    expect(await page.getByRole("cell", { name: "organization.created" }).count()).toBeGreaterThan(
+      0,
+    );
     await shoot(page, "audit");
     expect(await seriousViolations(page)).toEqual([]);
     await context.close();

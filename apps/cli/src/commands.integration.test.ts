@@ -630,6 +630,16 @@ describe("keyway against the real API", () => {
     expect(page.nextBefore).toEqual(expect.any(Number));
     const more = await keyway(admin, ["audit", "list", "--limit", "3"]);
     expect(more.stdout).toContain(`more: keyway audit list --before ${page.nextBefore}`);
+    // An operator lists one organization's entries, the same its admin sees.
+    const operatorView = await keywayJson(operatorToken, [
+      "audit",
+      "list",
+      "--organization",
+      organizationId,
+      "--limit",
+      "3",
+    ]);
+    expect(operatorView.items).toEqual(page.items);
     const verified = await keyway(operatorToken, ["audit", "verify"]);
     expect(verified.code).toBe(0);
     expect(verified.stdout).toMatch(/^audit chain ok: \d+ entries checked\n$/);

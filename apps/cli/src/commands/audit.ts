@@ -38,8 +38,12 @@ export const auditCommands: Command[] = [
   {
     name: "audit list",
     summary:
-      "list audit entries, newest first (the organization's, or the deployment's for an operator)",
-    options: { limit: { type: "string" }, before: { type: "string" } },
+      "list audit entries, newest first (the organization's; an operator's: the deployment's, or one organization's with --organization ID)",
+    options: {
+      limit: { type: "string" },
+      before: { type: "string" },
+      organization: { type: "string" },
+    },
     async run(context) {
       const page = await (await context.api()).request<{
         items: AuditEntry[];
@@ -48,6 +52,7 @@ export const auditCommands: Command[] = [
         query: {
           limit: positiveInteger(stringOption(context.options, "limit"), "--limit"),
           before: positiveInteger(stringOption(context.options, "before"), "--before"),
+          organizationId: stringOption(context.options, "organization"),
         },
       });
       context.out.result(page, () => {

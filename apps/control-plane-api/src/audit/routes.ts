@@ -1,6 +1,7 @@
 import { createRoute, type z } from "@hono/zod-openapi";
 import { requireRole } from "../auth/principal";
 import type { AppDeps } from "../deps";
+import { notFound } from "../errors";
 import { createRouter, errorResponses } from "../router";
 import { auditListQuery, auditPageSchema, auditVerificationSchema } from "./schemas";
 import { listAudit, verifyAuditChain } from "./service";
@@ -8,7 +9,7 @@ import { listAudit, verifyAuditChain } from "./service";
 const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 const security = [{ bearer: [] }];
 
-/** `/v1/audit`: an organization's entries, and verification of the hash chain (SPEC §6.6). */
+/** `/v1/audit`: entries (an organization's, or the deployment's for operators), and verification of the hash chains (SPEC §6.6). */
 export function auditRoutes(deps: AppDeps) {
   const router = createRouter();
   const { db } = deps.database;
@@ -20,9 +21,10 @@ export function auditRoutes(deps: AppDeps) {
       tags: ["audit"],
       security,
       description:
-        "The caller's organization's audit entries, newest first (in the order they were " +
-        "recorded). An entry recorded in the last fraction of a second may not be sealed into " +
-        "the chain yet: its `chainSeq` and `hash` are null until it is.",
+        "Audit entries, newest first (in the order they were recorded): an organization token " +
+        "sees its organization's; an operator sees every entry of the deployment, or one " +
+        "organization's with `organizationId`. An entry recorded in the last fraction of a " +
+        "second may not be sealed into the chain yet: its `chainSeq` and `hash` are null until it is.",
       request: { query: auditListQuery },
       responses: {
         200: { description: "A page of entries", ...json(auditPageSchema) },
@@ -30,9 +32,18 @@ export function auditRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      const principal = requireRole(c.get("principal"), "viewer");
-      const { limit, before } = c.req.valid("query");
-      const rows = await listAudit(db, principal.organizationId, {
+      const principal = c.get("principal");
+      const { limit, before, organizationId } = c.req.valid("query");
+      let scope = organizationId;
+      if (principal.kind !== "operator") {
+        const member = requireRole(principal, "viewer");
+        // Another organization's id reads as one that does not exist (tenancy, SPEC §10).
+        if (organizationId !== undefined && organizationId !== member.organizationId) {
+          throw notFound("organization");
+        }
+        scope = member.organizationId;
+      }
+      const rows = await listAudit(db, scope, {
         limit,
         ...(before !== undefined ? { beforeSeq: before } : {}),
       });
@@ -41,6 +52,7 @@ export function auditRoutes(deps: AppDeps) {
           items: rows.map((row) => ({
             seq: row.seq,
             id: row.id,
+            organizationId: row.organizationId,
             actor: row.actor,
             action: row.action,
             subjectType: row.subjectType,

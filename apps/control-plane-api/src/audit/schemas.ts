@@ -17,12 +17,27 @@ export const auditListQuery = z.object({
       param: { name: "before", in: "query" },
       description: "only entries with a smaller `seq` (pass the previous page's `nextBefore`)",
     }),
+  organizationId: z
+    .string()
+    .min(1)
+    .max(64)
+    .optional()
+    .openapi({
+      param: { name: "organizationId", in: "query" },
+      description:
+        "operators: only this organization's entries (default: every entry of the deployment); " +
+        "an organization token may name only its own",
+    }),
 });
 
 export const auditEntrySchema = z
   .object({
     seq: z.number().int(),
     id: z.string(),
+    organizationId: z
+      .string()
+      .nullable()
+      .describe("the organization the entry belongs to; null for deployment-wide entries"),
     actor: z.string(),
     action: z.string(),
     subjectType: z.string(),

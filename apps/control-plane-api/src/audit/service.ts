@@ -183,20 +183,23 @@ async function verifyChain(
   return { checked };
 }
 
+/**
+ * Entries newest first: one organization's, or (organizationId undefined: operators) every entry
+ * of the deployment, organizations' and deployment-wide ones alike.
+ */
 export async function listAudit(
   db: Database,
-  organizationId: string,
+  organizationId: string | undefined,
   options: { limit: number; beforeSeq?: number },
 ): Promise<AuditRow[]> {
-  const scope = eq(auditLog.organizationId, organizationId);
+  const scope =
+    organizationId !== undefined ? eq(auditLog.organizationId, organizationId) : undefined;
+  const older =
+    options.beforeSeq !== undefined ? sql`${auditLog.seq} < ${options.beforeSeq}` : undefined;
   return db
     .select()
     .from(auditLog)
-    .where(
-      options.beforeSeq !== undefined
-        ? and(scope, sql`${auditLog.seq} < ${options.beforeSeq}`)
-        : scope,
-    )
+    .where(and(scope, older))
     .orderBy(desc(auditLog.seq))
     .limit(options.limit);
 }

@@ -15,8 +15,8 @@ export function registerAuditPages(router: Hono<ConsoleEnv>): void {
   router.get("/audit", async (c) => {
     const before = c.req.query("before");
     const query = `limit=50${before && /^\d+$/.test(before) ? `&before=${seg(before)}` : ""}`;
-    // The API decides what each principal may see: operators verify the deployment's chain but
-    // list no organization's entries; organization admins verify their own, viewers only list.
+    // The API decides what each principal may see: operators list and verify the deployment's
+    // entries (every organization's); organization admins verify their own, viewers only list.
     const api = c.get("api");
     const [page, verification] = await Promise.all([
       api("GET", `/v1/audit?${query}`),
@@ -40,12 +40,14 @@ export function registerAuditPages(router: Hono<ConsoleEnv>): void {
           <p class="notice">{apiError(verification).message}</p>
         )}
         {entries ? (
-          <div class="table-wrap">
+          // Wide (organization ids) on a narrow screen it scrolls: focusable so a keyboard can.
+          <div class="table-wrap" tabindex={0} role="region" aria-label="Audit entries">
             <table>
               <thead>
                 <tr>
                   <th scope="col">#</th>
                   <th scope="col">When</th>
+                  <th scope="col">Organization</th>
                   <th scope="col">Actor</th>
                   <th scope="col">Action</th>
                   <th scope="col">Subject</th>
@@ -56,6 +58,13 @@ export function registerAuditPages(router: Hono<ConsoleEnv>): void {
                   <tr>
                     <td>{str(entry.seq)}</td>
                     <td>{formatInstant(entry.createdAt)}</td>
+                    <td>
+                      {entry.organizationId === null ? (
+                        "deployment"
+                      ) : (
+                        <code>{str(entry.organizationId)}</code>
+                      )}
+                    </td>
                     <td>
                       <code>{str(entry.actor)}</code>
                     </td>

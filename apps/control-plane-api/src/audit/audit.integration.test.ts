@@ -79,7 +79,9 @@ describe("GET /v1/audit", () => {
     ).toBe(true);
     // The same entries an organization token of Globex lists.
     const theirs = await t.call("GET", "/v1/audit?limit=500", globex.viewer);
-    expect(one.body.items).toEqual(theirs.body.items);
+    // (Ids: an entry may be sealed between the two reads, filling its chainSeq and hash.)
+    const ids = (page: { body: { items: { id: string }[] } }) => page.body.items.map((e) => e.id);
+    expect(ids(one)).toEqual(ids(theirs));
   });
 
   it("lets an organization name only itself: another organization's id reads as not found", async () => {

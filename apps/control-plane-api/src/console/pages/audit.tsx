@@ -41,7 +41,7 @@ export function registerAuditPages(router: Hono<ConsoleEnv>): void {
         )}
         {entries ? (
           // Wide (organization ids) on a narrow screen it scrolls: focusable so a keyboard can.
-          <div class="table-wrap" tabindex={0} role="region" aria-label="Audit entries">
+          <section class="table-wrap" tabindex={0} aria-label="Audit entries">
             <table>
               <thead>
                 <tr>
@@ -76,7 +76,7 @@ export function registerAuditPages(router: Hono<ConsoleEnv>): void {
                 ))}
               </tbody>
             </table>
-          </div>
+          </section>
         ) : (
           <p>{apiError(page).message}</p>
         )}

@@ -82,6 +82,12 @@ export async function load(
 }
 
 /** `items` of a list response, as objects. */
+/** An API answer's JSON object (anything else reads as empty). */
+export type Json = Record<string, unknown>;
+export const asJson = (value: unknown): Json =>
+  typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Json) : {};
+export const asList = (value: unknown): Json[] => (Array.isArray(value) ? value.map(asJson) : []);
+
 export function itemsOf(body: Record<string, unknown>): Record<string, unknown>[] {
   return Array.isArray(body.items)
     ? body.items.filter(

@@ -1,11 +1,7 @@
 import type { Hono } from "hono";
 import { apiError } from "../api-client";
-import { apiFailurePage, type ConsoleEnv, itemsOf, renderPage, seg, str } from "../context";
+import { apiFailurePage, asJson, type ConsoleEnv, itemsOf, renderPage, seg, str } from "../context";
 import { formatInstant } from "../layout";
-
-type Json = Record<string, unknown>;
-const asJson = (value: unknown): Json =>
-  typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Json) : {};
 
 /**
  * The audit log: operators see the deployment's whole chain, organizations their own entries

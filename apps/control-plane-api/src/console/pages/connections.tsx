@@ -2,9 +2,11 @@ import type { Hono } from "hono";
 import { type ApiErrorView, type ApiResult, apiError } from "../api-client";
 import {
   apiFailurePage,
+  asJson,
   type ConsoleContext,
   type ConsoleEnv,
   itemsOf,
+  type Json,
   load,
   renderPage,
   seg,
@@ -12,10 +14,6 @@ import {
 } from "../context";
 import { ActionButton, Csrf, DoneNotice, ErrorNotice, formatInstant, Status } from "../layout";
 import { type FormIssue, type PostedForm, readSchemaValues, SchemaFields } from "../schema-form";
-
-type Json = Record<string, unknown>;
-const asJson = (value: unknown): Json =>
-  typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Json) : {};
 
 /** Methods whose credential is typed into a form; the others start in the provider's browser flow. */
 const FORM_METHODS = new Set(["api-key", "oauth2-client-credentials"]);

@@ -2,9 +2,11 @@ import type { Hono } from "hono";
 import { apiError } from "../api-client";
 import {
   apiFailurePage,
+  asJson,
   type ConsoleContext,
   type ConsoleEnv,
   itemsOf,
+  type Json,
   load,
   renderPage,
   seg,
@@ -20,10 +22,6 @@ import {
   Status,
 } from "../layout";
 import { type FormIssue, readSchemaValues, SchemaFields } from "../schema-form";
-
-type Json = Record<string, unknown>;
-const asJson = (value: unknown): Json =>
-  typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Json) : {};
 
 /** Operator pages: targets, organizations and their first tokens, unassigned webhook events. */
 export function registerOperatorPages(router: Hono<ConsoleEnv>): void {

@@ -1,9 +1,12 @@
 import type { Hono } from "hono";
 import { type ApiErrorView, apiError } from "../api-client";
 import {
+  asJson,
+  asList,
   type ConsoleContext,
   type ConsoleEnv,
   itemsOf,
+  type Json,
   load,
   renderPage,
   seg,
@@ -11,11 +14,6 @@ import {
 } from "../context";
 import { Csrf, DoneNotice, ErrorNotice, formatInstant } from "../layout";
 import { type FormIssue, type PostedForm, readSchemaValues, SchemaFields } from "../schema-form";
-
-type Json = Record<string, unknown>;
-const asJson = (value: unknown): Json =>
-  typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Json) : {};
-const asList = (value: unknown): Json[] => (Array.isArray(value) ? value.map(asJson) : []);
 
 interface DraftBinding {
   connectionId: string;

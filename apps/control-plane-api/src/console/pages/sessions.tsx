@@ -2,9 +2,11 @@ import type { Hono } from "hono";
 import { type ApiErrorView, apiError } from "../api-client";
 import {
   apiFailurePage,
+  asJson,
   type ConsoleContext,
   type ConsoleEnv,
   itemsOf,
+  type Json,
   load,
   renderPage,
   seg,
@@ -19,10 +21,6 @@ import {
   formatInstant,
   Status,
 } from "../layout";
-
-type Json = Record<string, unknown>;
-const asJson = (value: unknown): Json =>
-  typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Json) : {};
 
 /** Sandbox sessions: start one (with the command and environment to copy), list, revoke. */
 export function registerSessionPages(router: Hono<ConsoleEnv>): void {

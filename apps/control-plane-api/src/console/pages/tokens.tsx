@@ -5,14 +5,13 @@ import {
   type ConsoleContext,
   type ConsoleEnv,
   itemsOf,
+  type Json,
   load,
   renderPage,
   seg,
   str,
 } from "../context";
 import { ActionButton, Copyable, Csrf, DoneNotice, ErrorNotice, formatInstant } from "../layout";
-
-type Json = Record<string, unknown>;
 
 /** The organization's API tokens (admins): create (shown once), revoke. */
 export function registerTokenPages(router: Hono<ConsoleEnv>): void {

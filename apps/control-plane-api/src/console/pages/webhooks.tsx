@@ -2,9 +2,12 @@ import type { Hono } from "hono";
 import { type ApiErrorView, apiError } from "../api-client";
 import {
   apiFailurePage,
+  asJson,
+  asList,
   type ConsoleContext,
   type ConsoleEnv,
   itemsOf,
+  type Json,
   load,
   renderPage,
   seg,
@@ -19,11 +22,6 @@ import {
   formatInstant,
   Status,
 } from "../layout";
-
-type Json = Record<string, unknown>;
-const asJson = (value: unknown): Json =>
-  typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Json) : {};
-const asList = (value: unknown): Json[] => (Array.isArray(value) ? value.map(asJson) : []);
 
 /** Webhook subscriptions, received events, their deliveries and attempts, replay. */
 export function registerWebhookPages(router: Hono<ConsoleEnv>): void {

@@ -1,9 +1,9 @@
 import { auditCheckpoints, auditLog, createDatabase, getFreePort } from "@keyway/db";
-import { asc, eq } from "drizzle-orm";
+import { asc, desc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../logger";
 import { createTestApp, type TestApp } from "../testing/test-app";
-import { createAuditSealer } from "./sealer";
+import { CHECKPOINTS_KEPT, createAuditSealer } from "./sealer";
 import { appendAudit, verifyAuditChain } from "./service";
 
 let t: TestApp;
@@ -340,6 +340,43 @@ describe("appending and sealing", () => {
       expect(checkpoint).toBeDefined();
     }
     expect(await verifyAuditChain(db, t.deps.keyRing)).toMatchObject({ ok: true });
+  });
+
+  it("keeps each chain's newest checkpoints only, and the chain still verifies", async () => {
+    const [busy, quiet] = [
+      await t.createOrganization("Cyberdyne"),
+      await t.createOrganization("Oscorp"),
+    ];
+    const db = t.deps.database.db;
+    await appendAudit(db, t.clock, entry(quiet.id, "q-0"));
+    await t.deps.auditSealer.sealNow({ checkpoint: true });
+    const passes = CHECKPOINTS_KEPT + 5;
+    for (let i = 0; i < passes; i++) {
+      await appendAudit(db, t.clock, entry(busy.id, `b-${i}`));
+      await t.deps.auditSealer.sealNow({ checkpoint: true });
+    }
+    const kept = await db
+      .select()
+      .from(auditCheckpoints)
+      .where(eq(auditCheckpoints.chain, busy.id))
+      .orderBy(asc(auditCheckpoints.chainSeq));
+    const [head] = await db
+      .select({ chainSeq: auditLog.chainSeq })
+      .from(auditLog)
+      .where(eq(auditLog.organizationId, busy.id))
+      .orderBy(desc(auditLog.chainSeq))
+      .limit(1);
+    expect(kept).toHaveLength(CHECKPOINTS_KEPT);
+    expect(kept.at(-1)!.chainSeq).toBe(head!.chainSeq);
+    // Another chain's checkpoint is not pruned by this chain's.
+    const quietKept = await db
+      .select()
+      .from(auditCheckpoints)
+      .where(eq(auditCheckpoints.chain, quiet.id));
+    expect(quietKept.length).toBeGreaterThan(0);
+    expect(await verifyAuditChain(db, t.deps.keyRing, { organizationId: busy.id })).toMatchObject({
+      ok: true,
+    });
   });
 
   it("lists recorded entries before they are sealed, in the same order after", async () => {

@@ -22,6 +22,9 @@ import { auditEntryHash, chainOf, GENESIS_HASH, signCheckpoint } from "./chain";
  * (`audit_checkpoints`). The head is the one it computed, not one read back, so entries removed
  * after sealing cannot be signed over. Entries newer than the newest checkpoint are protected by
  * their links only: removing them all is detectable once the next checkpoint is written.
+ * Each chain keeps its newest `CHECKPOINTS_KEPT` checkpoints: a checkpoint's hash commits to every
+ * entry before it, so the newest one that holds proves the whole prefix, and older ones only add
+ * rows for `verify` to read (one every 5 s per active organization would be ~17,000 a day).
  */
 export interface AuditSealer {
   /**
@@ -49,6 +52,8 @@ const SEALER_LOCK_KEY = 0x61756473;
 export const DEFAULT_SEAL_INTERVAL_MS = 200;
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 5_000;
 const DEFAULT_BATCH_SIZE = 2_000;
+/** Checkpoints kept per chain (about a minute of a busy chain's at the default interval). */
+export const CHECKPOINTS_KEPT = 12;
 
 interface Head {
   chainSeq: number;
@@ -138,7 +143,17 @@ export function createAuditSealer(options: AuditSealerOptions): AuditSealer {
       const content = { chain, chainSeq: head.chainSeq, hash: head.hash, createdAt };
       return { ...content, ...signCheckpoint(keyRing, content) };
     });
-    await db.insert(auditCheckpoints).values(rows);
+    await db.transaction(async (tx) => {
+      await tx.insert(auditCheckpoints).values(rows);
+      await tx.execute(sql`
+        delete from audit_checkpoints where id in (
+          select id from (
+            select id, row_number() over (partition by chain order by id desc) as newer
+            from audit_checkpoints
+            where chain in (select jsonb_array_elements_text(${JSON.stringify(rows.map((row) => row.chain))}::jsonb))
+          ) ranked
+          where ranked.newer > ${CHECKPOINTS_KEPT})`);
+    });
     for (const row of rows) {
       if (unsigned.get(row.chain)?.chainSeq === row.chainSeq) unsigned.delete(row.chain);
     }

@@ -8,6 +8,7 @@ import {
   type KeyRing,
 } from "@keyway/crypto";
 import {
+  auditCheckpoints,
   auditLog,
   cachedCredentials,
   connectionCredentials,
@@ -18,8 +19,10 @@ import {
   webhookSubscriptions,
 } from "@keyway/db";
 import { createCatalogueRegistry } from "@keyway/integrations-definitions";
-import { eq } from "drizzle-orm";
+import { asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createAuditSealer } from "../audit/sealer";
+import { appendAudit, verifyAuditChain } from "../audit/service";
 import { createCredentialCache } from "../credentials/credential-cache";
 import {
   decryptSubscriptionSecret,
@@ -29,6 +32,7 @@ import {
   writeCredentialVersion,
 } from "../credentials/secret-store";
 import { seedConnection, seedOrganization, seedTarget } from "../internal/fixtures";
+import { createMemoryLogger } from "../logger";
 import { createTestApp, type TestApp } from "../testing/test-app";
 import { rotateKeys } from "./rotate";
 
@@ -213,6 +217,25 @@ beforeAll(async () => {
     previousSecretExpiresAt: new Date(t.clock.now().getTime() + 3_600_000),
     createdBy: "tok_fixture",
   });
+
+  // Two signed checkpoints of the organization's audit chain, made under key 1.
+  const sealer = createAuditSealer({
+    db,
+    keyRing: ring1,
+    clock: t.clock,
+    logger: createMemoryLogger(),
+  });
+  for (const subjectId of ["first", "second"]) {
+    await appendAudit(db, t.clock, {
+      organizationId,
+      actor: "test",
+      action: "test.appended",
+      subjectType: "test",
+      subjectId,
+    });
+    await sealer.sealNow({ checkpoint: true });
+  }
+  await sealer.close();
 });
 afterAll(async () => {
   await t.close();
@@ -222,6 +245,10 @@ describe("rotateKeys", () => {
   it("re-encrypts every ciphertext under the newest key, after which the old key can be removed", async () => {
     const before = await decryptEverything(ring1);
     expect(await keyVersions()).toEqual([1]);
+    expect(await verifyAuditChain(db, ring2)).toMatchObject({
+      ok: false,
+      firstInvalid: { reason: "checkpoint_invalid" },
+    });
 
     const result = await rotateKeys(db, ring12, { clock: t.clock, actor: "test", batchSize: 2 });
     expect(result.complete).toBe(true);
@@ -240,6 +267,7 @@ describe("rotateKeys", () => {
       ["oauth_sessions.pkce_verifier_ciphertext", 1, 1, 0],
       ["webhook_subscriptions.secret_ciphertext", 1, 1, 0],
       ["webhook_subscriptions.previous_secret_ciphertext", 1, 1, 0],
+      ["audit_checkpoints.signature", 2, 2, 0],
     ]);
     expect(await keyVersions()).toEqual([2]);
     expect(await decryptEverything(ring12)).toEqual(before);
@@ -253,6 +281,8 @@ describe("rotateKeys", () => {
     expect(after.pkce).toBe("pkce-verifier-value");
     expect(after.cachedToken).toBe("ghs_cached_installation_token");
     expect(after.previousWebhook).toBe("whsec_previous");
+    // The audit checkpoints were re-signed: the chain verifies without key 1.
+    expect(await verifyAuditChain(db, ring2)).toMatchObject({ ok: true });
     // ...and the ring without key 2 no longer can.
     await expect(decryptEverything(ring1)).rejects.toMatchObject({ code: "UNKNOWN_KEY_VERSION" });
 
@@ -262,7 +292,7 @@ describe("rotateKeys", () => {
 
   it("rewrites nothing when run again", async () => {
     const result = await rotateKeys(db, ring2, { clock: t.clock, actor: "test" });
-    expect(result.columns.map((c) => c.reencrypted)).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(result.columns.map((c) => c.reencrypted)).toEqual([0, 0, 0, 0, 0, 0, 0]);
     expect(result.complete).toBe(true);
   });
 
@@ -292,6 +322,16 @@ describe("rotateKeys", () => {
       code: "DECRYPT_FAILED",
     });
 
+    // A checkpoint changed after it was signed is not laundered by re-signing it.
+    const [forged, kept] = await db
+      .select()
+      .from(auditCheckpoints)
+      .orderBy(asc(auditCheckpoints.id));
+    await db
+      .update(auditCheckpoints)
+      .set({ chainSeq: forged!.chainSeq + 1 })
+      .where(eq(auditCheckpoints.id, forged!.id));
+
     const result = await rotateKeys(db, ring23, { clock: t.clock, actor: "test" });
     expect(result.complete).toBe(false);
     const byColumn = Object.fromEntries(result.columns.map((c) => [c.table, c]));
@@ -305,6 +345,16 @@ describe("rotateKeys", () => {
       failed: 1,
       failedIds: [credVictim!.id],
     });
+    expect(byColumn.audit_checkpoints).toMatchObject({
+      reencrypted: 1,
+      failed: 1,
+      failedIds: [String(forged!.id)],
+    });
+    const checkpoints = await db.select().from(auditCheckpoints).orderBy(asc(auditCheckpoints.id));
+    expect(checkpoints.map((c) => [c.id, c.keyVersion])).toEqual([
+      [forged!.id, 2],
+      [kept!.id, 3],
+    ]);
     // The untouched rows still decrypt under the new ring.
     expect(
       decryptTargetSecrets(

@@ -6,6 +6,7 @@ import {
   reencryptField,
 } from "@keyway/crypto";
 import {
+  auditCheckpoints,
   cachedCredentials,
   connectionCredentials,
   type Database,
@@ -16,6 +17,7 @@ import {
 import type { Clock } from "@keyway/integrations-core";
 import { and, asc, eq, gt, isNotNull, sql } from "drizzle-orm";
 import type { PgColumn, PgTable } from "drizzle-orm/pg-core";
+import { checkpointSignatureHolds, signCheckpoint } from "../audit/chain";
 import { appendAudit } from "../audit/service";
 
 /**
@@ -79,11 +81,14 @@ interface EncryptedColumn {
 export interface ColumnRotation {
   table: string;
   column: string;
-  /** Rows holding a ciphertext. */
+  /** Rows holding a ciphertext (or, for `audit_checkpoints.signature`, a signature). */
   scanned: number;
-  /** Rows re-encrypted under the current key by this run. */
+  /** Rows re-encrypted (checkpoints: re-signed) under the current key by this run. */
   reencrypted: number;
-  /** Rows that did not decrypt (unknown key version, tampered or moved value): left as they are. */
+  /**
+   * Rows that did not decrypt (unknown key version, tampered or moved value), or checkpoints whose
+   * signature does not hold under the key that made it: left as they are.
+   */
   failed: number;
   /** Ids of the failed rows (ids are not secret), for the operator to look into. */
   failedIds: string[];
@@ -111,6 +116,9 @@ export interface RotateKeysOptions {
  * concurrent writer (a secret being replaced) is neither lost nor overwritten with stale data.
  * Safe to run again: rows already under the current key are not touched. The ring must hold
  * every version still in use, which is why old keys are removed only after a complete run.
+ * The audit chain's signed checkpoints are keyed by the master key too, so they are re-signed
+ * (after their old signature is checked): otherwise removing the old key would make `audit
+ * verify` report every older checkpoint as `checkpoint_invalid`.
  */
 export async function rotateKeys(
   db: Database,
@@ -122,6 +130,7 @@ export async function rotateKeys(
   for (const column of ENCRYPTED_COLUMNS) {
     columns.push(await rotateColumn(db, keyRing, column, batchSize));
   }
+  columns.push(await resignCheckpoints(db, keyRing, batchSize));
   const result: KeyRotationResult = {
     keyVersion: keyRing.current,
     columns,
@@ -212,4 +221,59 @@ async function rotateRow(
     );
     return true;
   });
+}
+
+/**
+ * Re-signs every audit checkpoint made with an older master key. A checkpoint whose signature does
+ * not hold under the key that made it (forged, changed, or its key already removed) is left as it
+ * is and counted as failed: re-signing it would launder a tampered anchor.
+ */
+async function resignCheckpoints(
+  db: Database,
+  keyRing: KeyRing,
+  batchSize: number,
+): Promise<ColumnRotation> {
+  const stats: ColumnRotation = {
+    table: "audit_checkpoints",
+    column: "signature",
+    scanned: 0,
+    reencrypted: 0,
+    failed: 0,
+    failedIds: [],
+  };
+  let afterId = 0;
+  for (;;) {
+    const page = await db
+      .select({ id: auditCheckpoints.id, keyVersion: auditCheckpoints.keyVersion })
+      .from(auditCheckpoints)
+      .where(gt(auditCheckpoints.id, afterId))
+      .orderBy(asc(auditCheckpoints.id))
+      .limit(batchSize);
+    for (const row of page) {
+      afterId = row.id;
+      stats.scanned++;
+      if (row.keyVersion === keyRing.current) continue;
+      const outcome = await db.transaction(async (tx) => {
+        const [locked] = await tx
+          .select()
+          .from(auditCheckpoints)
+          .where(eq(auditCheckpoints.id, row.id))
+          .for("update");
+        // Pruned by the sealer, or re-signed by a concurrent run, since the page was read.
+        if (locked === undefined || locked.keyVersion === keyRing.current) return "skipped";
+        if (!checkpointSignatureHolds(keyRing, locked)) return "failed";
+        await tx
+          .update(auditCheckpoints)
+          .set(signCheckpoint(keyRing, locked))
+          .where(eq(auditCheckpoints.id, row.id));
+        return "resigned";
+      });
+      if (outcome === "resigned") stats.reencrypted++;
+      if (outcome === "failed") {
+        stats.failed++;
+        stats.failedIds.push(String(row.id));
+      }
+    }
+    if (page.length < batchSize) return stats;
+  }
 }

@@ -175,7 +175,10 @@ async function killNamespace(holderPid: number): Promise<void> {
 
 /** Links every command on this PATH into `bin`, except pnpm's. */
 async function linkPathWithoutPnpm(bin: string): Promise<void> {
-  const seen = new Set<string>();
+  // The node running the tests is the newcomer's node, wherever it was installed (e.g. Node 24
+  // from npm's `node` package, whose folder the loop below skips as a node_modules one).
+  const seen = new Set<string>(["node"]);
+  await symlink(process.execPath, join(bin, "node"));
   for (const folder of (process.env.PATH ?? "").split(delimiter)) {
     // The test runner's own node_modules/.bin folders are not a newcomer's.
     if (folder === "" || folder.includes("node_modules")) continue;

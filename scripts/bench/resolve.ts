@@ -141,7 +141,7 @@ async function run(databaseUrl: string, jsonFile: string | undefined) {
     });
     const session = await seedSession(db, deps, {
       organizationId,
-      bindings: [{ connection, config: { model: "gpt-5.2-codex" } }],
+      bindings: [{ connection, config: { model: "gpt-6.2-sol" } }],
       tokenTtlSeconds: 3600,
     });
     work.push({ sessionId: session.sessionId, routeId: session.plan.routes[0]!.id });
@@ -299,7 +299,7 @@ async function runCurve(
           });
           const session = await seedSession(db, deps, {
             organizationId,
-            bindings: [{ connection, config: { model: "gpt-5.2-codex" } }],
+            bindings: [{ connection, config: { model: "gpt-6.2-sol" } }],
             tokenTtlSeconds: 3600,
           });
           return { sessionId: session.sessionId, routeId: session.plan.routes[0]!.id };

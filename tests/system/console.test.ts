@@ -228,7 +228,7 @@ describe("the web console in a browser", () => {
     await page
       .getByRole("group", { name: /Binding 2/ })
       .getByLabel(/model/i)
-      .fill("gpt-5.2-codex");
+      .fill("gpt-6.2-sol");
     await page.getByRole("button", { name: "Create version" }).click();
     await page.waitForURL(/versions\/2\/plan/);
     await shoot(page, "plan");

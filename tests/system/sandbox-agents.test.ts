@@ -59,12 +59,12 @@ beforeAll(async () => {
       {
         connectionId: await connect("openai", OPENAI_KEY),
         kind: "agent",
-        config: { model: "gpt-5.2-codex" },
+        config: { model: "gpt-6.2-sol" },
       },
       {
         connectionId: await connect("anthropic", ANTHROPIC_KEY),
         kind: "agent",
-        config: { model: "claude-sonnet-4-6" },
+        config: { model: "claude-sonnet-5-5" },
       },
       { connectionId: await connect("issues-api", MCP_KEY), kind: "connector", config: {} },
     ],
@@ -109,7 +109,7 @@ describe("Codex", () => {
       expect(request.method).toBe("POST");
       expect(request.headers.authorization).toBe(`Bearer ${OPENAI_KEY}`);
       expect(JSON.stringify(request.rawHeaders)).not.toContain("keyway-placeholder");
-      expect(JSON.parse(request.body).model).toBe("gpt-5.2-codex");
+      expect(JSON.parse(request.body).model).toBe("gpt-6.2-sol");
     }
     expect(result.stdout + result.stderr).not.toContain(OPENAI_KEY);
   });

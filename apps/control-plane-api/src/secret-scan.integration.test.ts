@@ -125,13 +125,13 @@ describe("secret scan over a full scenario", () => {
     const profile = await call("POST", "/v1/sandbox-profiles", org.member, { name: "scan" });
     await call("POST", `/v1/sandbox-profiles/${profile.body.id}/versions`, org.member, {
       bindings: [
-        { connectionId: openai.body.id, kind: "agent", config: { model: "gpt-5.2-codex" } },
+        { connectionId: openai.body.id, kind: "agent", config: { model: "gpt-6.2-sol" } },
         { connectionId: acme.body.id, kind: "connector", config: {} },
       ],
     });
     await call("POST", `/v1/sandbox-profiles/${profile.body.id}/versions`, org.member, {
       bindings: [
-        { connectionId: openai.body.id, kind: "agent", config: { model: "gpt-5.2-codex" } },
+        { connectionId: openai.body.id, kind: "agent", config: { model: "gpt-6.2-sol" } },
       ],
     });
     const plan = await call(

@@ -403,7 +403,7 @@ describe("connections", () => {
     server.use(
       http.get("https://api.openai.com/v1/models", ({ request }) => {
         seen.push(request.headers.get("authorization"));
-        return HttpResponse.json({ object: "list", data: [{ id: "gpt-5.2-codex" }] });
+        return HttpResponse.json({ object: "list", data: [{ id: "gpt-6.2-sol" }] });
       }),
     );
     const tested = await call("POST", `${BASE}/${openaiId}/test`, org.member);

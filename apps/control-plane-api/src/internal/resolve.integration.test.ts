@@ -39,7 +39,7 @@ afterAll(async () => {
 async function openaiSession(connection = openai): Promise<SeededSession> {
   return seedSession(t.deps.database.db, t.deps, {
     organizationId: connection.organizationId,
-    bindings: [{ connection, config: { model: "gpt-5.2-codex" } }],
+    bindings: [{ connection, config: { model: "gpt-6.2-sol" } }],
   });
 }
 

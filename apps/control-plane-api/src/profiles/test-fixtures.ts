@@ -80,7 +80,7 @@ export async function countAll(t: TestApp) {
 export const openaiBinding = (connectionId: string, config: Record<string, unknown> = {}) => ({
   connectionId,
   kind: "agent",
-  config: { model: "gpt-5.2-codex", reasoningEffort: "high", ...config },
+  config: { model: "gpt-6.2-sol", reasoningEffort: "high", ...config },
 });
 
 export const httpApiBinding = (connectionId: string, config: Record<string, unknown> = {}) => ({

@@ -38,7 +38,7 @@ describe("anthropic credential test", () => {
           authorization: request.headers.get("authorization"),
         });
         return HttpResponse.json({
-          data: [{ id: "claude-sonnet-4-5", type: "model" }],
+          data: [{ id: "claude-sonnet-5-5", type: "model" }],
           has_more: false,
         });
       }),

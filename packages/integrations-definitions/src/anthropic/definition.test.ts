@@ -22,7 +22,7 @@ const fixture: DefinitionFixture = {
   target: { config: {}, secrets: {} },
   connection: { methodId: "api-key", secretValues: [API_KEY] },
   binding: {
-    config: { model: "claude-sonnet-4-5", instructions: "Run the tests before committing." },
+    config: { model: "claude-sonnet-5-5", instructions: "Run the tests before committing." },
   },
   invalidBinding: {
     config: { model: "claude-2.1" },
@@ -100,7 +100,7 @@ describe("anthropic compile output", () => {
         {
           enableAllProjectMcpServers: true,
           env: { CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1" },
-          model: "claude-sonnet-4-5",
+          model: "claude-sonnet-5-5",
         },
         null,
         2,
@@ -145,7 +145,7 @@ describe("anthropic compile output", () => {
 
   it("writes no CLAUDE.md without instructions", () => {
     const plan = planOf(
-      compileSingle(anthropicDefinition, fixture, { bindingConfig: { model: "claude-haiku-4-5" } }),
+      compileSingle(anthropicDefinition, fixture, { bindingConfig: { model: "claude-haiku-5-5" } }),
     );
     expect(plan.files.map((f) => f.path)).toEqual([
       ".mcp.json",
@@ -158,12 +158,12 @@ describe("anthropic compile output", () => {
     const custom: DefinitionFixture = {
       ...fixture,
       target: {
-        config: { apiBaseUrl: "https://LLM.corp.example/anthropic/", models: ["claude-opus-4-6"] },
+        config: { apiBaseUrl: "https://LLM.corp.example/anthropic/", models: ["claude-opus-5-5"] },
         secrets: {},
       },
     };
     const plan = planOf(
-      compileSingle(anthropicDefinition, custom, { bindingConfig: { model: "claude-opus-4-6" } }),
+      compileSingle(anthropicDefinition, custom, { bindingConfig: { model: "claude-opus-5-5" } }),
     );
     expect(plan.routes.map((r) => ({ match: r.match, upstream: r.upstream }))).toEqual([
       {

@@ -11,9 +11,25 @@ export const anthropicModelIdSchema = z
     "model id holds letters, digits and . _ : @ / [ ] - only",
   );
 
-/** Current Claude models as listed by Anthropic's models overview when this was written. */
+/** Claude Code's `sonnet` alias for the Anthropic API; the model the docs and examples bind. */
+export const ANTHROPIC_DEFAULT_MODEL = "claude-sonnet-5-5";
+
+/**
+ * The newest model of each family in Claude Code 2.1.332's model catalog (`latest_per_family`;
+ * its `opus`, `sonnet`, `haiku` and `fable` aliases resolve to these for the Anthropic API), then
+ * the previous Opus and Sonnet, which are not retired. Claude Code accepts any id here; an id it
+ * knows gets its context window and effort settings right. `claude-model-catalog.test.ts` fails
+ * when the installed Claude Code no longer carries one of them.
+ */
 export function defaultAnthropicModels(): string[] {
-  return ["claude-opus-4-6", "claude-sonnet-4-6", "claude-sonnet-4-5", "claude-haiku-4-5"];
+  return [
+    ANTHROPIC_DEFAULT_MODEL,
+    "claude-opus-5-5",
+    "claude-haiku-5-5",
+    "claude-fable-5-2",
+    "claude-sonnet-5",
+    "claude-opus-5",
+  ];
 }
 
 export const anthropicTargetConfigSchema = z.strictObject({

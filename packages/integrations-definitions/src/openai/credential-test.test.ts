@@ -34,7 +34,7 @@ describe("openai credential test", () => {
         seen.push({ url: request.url, authorization: request.headers.get("authorization") });
         return HttpResponse.json({
           object: "list",
-          data: [{ id: "gpt-5.2-codex", object: "model" }],
+          data: [{ id: "gpt-6.2-sol", object: "model" }],
         });
       }),
     );

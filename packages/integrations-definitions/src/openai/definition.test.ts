@@ -24,7 +24,7 @@ const fixture: DefinitionFixture = {
   connection: { methodId: "api-key", secretValues: [API_KEY] },
   binding: {
     config: {
-      model: "gpt-5.2-codex",
+      model: "gpt-6.2-sol",
       reasoningEffort: "high",
       instructions: "Prefer small commits.",
     },
@@ -80,7 +80,7 @@ describe("openai compile output", () => {
     const content = plan.files[0]?.content ?? "";
     expect(parseToml(content)).toEqual({
       check_for_update_on_startup: false,
-      model: "gpt-5.2-codex",
+      model: "gpt-6.2-sol",
       model_provider: "keyway-openai",
       model_reasoning_effort: "high",
       developer_instructions: "Prefer small commits.",
@@ -97,7 +97,7 @@ describe("openai compile output", () => {
       [
         "check_for_update_on_startup = false",
         'developer_instructions = "Prefer small commits."',
-        'model = "gpt-5.2-codex"',
+        'model = "gpt-6.2-sol"',
         'model_provider = "keyway-openai"',
         'model_reasoning_effort = "high"',
         "",
@@ -133,11 +133,11 @@ describe("openai compile output", () => {
 
   it("leaves effort and instructions out of the Codex config when the binding has none", () => {
     const plan = planOf(
-      compileSingle(openaiDefinition, fixture, { bindingConfig: { model: "gpt-5.1-codex-mini" } }),
+      compileSingle(openaiDefinition, fixture, { bindingConfig: { model: "gpt-5.5" } }),
     );
     expect(parseToml(plan.files[0]?.content ?? "")).toEqual({
       check_for_update_on_startup: false,
-      model: "gpt-5.1-codex-mini",
+      model: "gpt-5.5",
       model_provider: "keyway-openai",
       model_providers: {
         "keyway-openai": {
@@ -205,7 +205,7 @@ describe("openai binding validation", () => {
 
   it("refuses a reasoning effort the model does not support", () => {
     const result = compileSingle(openaiDefinition, fixture, {
-      bindingConfig: { model: "gpt-5.1-codex-mini", reasoningEffort: "low" },
+      bindingConfig: { model: "gpt-5.5", reasoningEffort: "max" },
     });
     expect(issuesOf(result)).toEqual([
       {
@@ -217,9 +217,9 @@ describe("openai binding validation", () => {
   });
 
   it("accepts every effort the default table lists for a model", () => {
-    for (const reasoningEffort of ["low", "medium", "high", "xhigh"]) {
+    for (const reasoningEffort of ["low", "medium", "high", "xhigh", "max", "ultra"]) {
       const result = compileSingle(openaiDefinition, fixture, {
-        bindingConfig: { model: "gpt-5.1-codex-max", reasoningEffort },
+        bindingConfig: { model: "gpt-6.2-astra", reasoningEffort },
       });
       expect(result.ok).toBe(true);
     }
@@ -227,7 +227,7 @@ describe("openai binding validation", () => {
 
   it("reports an effort outside Codex's vocabulary as a shape error", () => {
     const result = compileSingle(openaiDefinition, fixture, {
-      bindingConfig: { model: "gpt-5.2-codex", reasoningEffort: "extreme" },
+      bindingConfig: { model: "gpt-6.2-sol", reasoningEffort: "extreme" },
     });
     expect(result.ok ? [] : result.errors.map((e) => e.code)).toEqual(["invalid_binding_config"]);
   });

@@ -80,13 +80,13 @@ export function catalogueProfile(): CatalogueProfile {
         id: "bind_codex",
         kind: "agent",
         connectionId: "conn_openai",
-        config: { model: "gpt-5.2-codex" },
+        config: { model: "gpt-6.2-sol" },
       },
       {
         id: "bind_claude",
         kind: "agent",
         connectionId: "conn_anthropic",
-        config: { model: "claude-sonnet-4-5" },
+        config: { model: "claude-sonnet-5-5" },
       },
       {
         id: "bind_github",

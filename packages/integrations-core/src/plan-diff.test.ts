@@ -76,6 +76,45 @@ describe("diffPlans", () => {
     ]);
   });
 
+  it("reports a change to the queries a route refuses, and none for a reordering", () => {
+    const a = plan({ connectionId: "conn_api", config: { pathPrefixes: ["/v1"] } });
+    const refusing = (exclusions: { name: string; values: string[] }[]) => ({
+      ...a,
+      routes: a.routes.map((r) =>
+        r.match.hosts.includes("api.example.com")
+          ? { ...r, match: { ...r.match, excludeQuery: exclusions } }
+          : r,
+      ),
+    });
+    const push = refusing([{ name: "service", values: ["git-receive-pack"] }]);
+    const capability = {
+      host: "api.example.com",
+      methods: "any",
+      pathPrefix: "/v1",
+      connectionId: "conn_api",
+      auth: "bearer",
+    };
+
+    const narrowed = diffPlans(a, push);
+    expect(narrowed.identical).toBe(false);
+    expect(narrowed.capabilities).toEqual({
+      added: [{ ...capability, excludeQuery: [{ name: "service", values: ["git-receive-pack"] }] }],
+      removed: [capability],
+    });
+    expect(diffPlans(push, a).capabilities.added).toEqual([capability]);
+
+    const wider = refusing([
+      { name: "service", values: ["git-receive-pack"] },
+      { name: "op", values: ["delete"] },
+    ]);
+    expect(diffPlans(push, wider).identical).toBe(false);
+    const reordered = refusing([
+      { name: "op", values: ["DELETE"] },
+      { name: "service", values: ["git-receive-pack"] },
+    ]);
+    expect(diffPlans(wider, reordered).identical).toBe(true);
+  });
+
   it("treats a change of connection as a capability change", () => {
     const a = plan({ connectionId: "conn_api", config: {} });
     const b = plan({ connectionId: "conn_api2", config: {} });

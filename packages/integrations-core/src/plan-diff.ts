@@ -1,11 +1,16 @@
 import { canonicalJson, compareCodePoints } from "./canonical-json";
-import type { CompiledRuntimePlan } from "./plan/schema";
+import type { CompiledRuntimePlan, RouteMatch } from "./plan/schema";
 
-/** One reachable slice of the network: a host, methods (or any) and a path prefix, with whose credential. */
+/**
+ * One reachable slice of the network: a host, methods (or any) and a path prefix, less the
+ * queries the route refuses, with whose credential.
+ */
 export interface Capability {
   host: string;
   methods: string[] | "any";
   pathPrefix: string;
+  /** Present only when the route refuses some queries (a read-only git route's push discovery). */
+  excludeQuery?: { name: string; values: string[] }[];
   connectionId: string | null;
   auth: string;
 }
@@ -66,12 +71,14 @@ function capabilityMap(plan: CompiledRuntimePlan): Map<string, Capability> {
   const out = new Map<string, Capability>();
   for (const route of plan.routes) {
     const methods = route.match.methods ? [...route.match.methods].sort(compareCodePoints) : "any";
+    const excludeQuery = sortedExclusions(route.match.excludeQuery);
     for (const host of route.match.hosts) {
       for (const pathPrefix of route.match.pathPrefixes ?? ["/"]) {
         const capability: Capability = {
           host,
           methods,
           pathPrefix,
+          ...(excludeQuery ? { excludeQuery } : {}),
           connectionId: route.credential?.connectionId ?? null,
           auth: route.auth.type,
         };
@@ -80,6 +87,26 @@ function capabilityMap(plan: CompiledRuntimePlan): Map<string, Capability> {
     }
   }
   return new Map([...out].sort(([a], [b]) => compareCodePoints(a, b)));
+}
+
+/**
+ * Exclusions in one order, so that only a change in what is refused is a change: names sorted,
+ * values lower-cased (the matcher compares them case-insensitively) and sorted.
+ */
+function sortedExclusions(
+  exclusions: RouteMatch["excludeQuery"],
+): Capability["excludeQuery"] | undefined {
+  if (!exclusions) return undefined;
+  return exclusions
+    .map(({ name, values }) => ({
+      name,
+      values: [...new Set(values.map((v) => v.toLowerCase()))].sort(compareCodePoints),
+    }))
+    .sort(
+      (a, b) =>
+        compareCodePoints(a.name, b.name) ||
+        compareCodePoints(a.values.join("\0"), b.values.join("\0")),
+    );
 }
 
 function keyedDiff(

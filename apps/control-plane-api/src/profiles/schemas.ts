@@ -130,6 +130,7 @@ const capabilitySchema = z.object({
   host: z.string(),
   methods: z.union([z.array(z.string()), z.literal("any")]),
   pathPrefix: z.string(),
+  excludeQuery: z.array(z.object({ name: z.string(), values: z.array(z.string()) })).optional(),
   connectionId: z.string().nullable(),
   auth: z.string(),
 });

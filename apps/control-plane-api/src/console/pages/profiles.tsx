@@ -587,8 +587,10 @@ function planLines(plan: Json): string[] {
   const lines: string[] = [];
   for (const route of asList(plan.routes)) {
     const match = asJson(route.match);
+    // A read-only git route differs from a read-write one only in the queries it refuses.
+    const refused = asList(match.excludeQuery).map((e) => `${str(e.name)}=${listText(e.values)}`);
     lines.push(
-      `route ${listText(match.methods) || "any"} ${listText(match.hosts)}${listText(match.pathPrefixes) || "/"} auth=${str(asJson(route.auth).type)}`,
+      `route ${listText(match.methods) || "any"} ${listText(match.hosts)}${listText(match.pathPrefixes) || "/"} auth=${str(asJson(route.auth).type)}${refused.length ? ` except ${refused.join(" ")}` : ""}`,
     );
   }
   for (const file of asList(plan.files)) lines.push(`file ${str(file.root)}:${str(file.path)}`);

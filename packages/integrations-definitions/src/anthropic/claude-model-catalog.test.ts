@@ -31,8 +31,9 @@ async function occurrences(file: string, needles: readonly string[]): Promise<Se
   for await (const chunk of createReadStream(file, { highWaterMark: 8 * 1024 * 1024 })) {
     // The previous chunk's tail is kept so a needle spanning two chunks is still found.
     const window = Buffer.concat([tail, chunk as Buffer]);
-    for (const needle of needles) if (!found.has(needle) && window.includes(needle)) found.add(needle);
-        tail = window.subarray(Math.max(0, window.length - longest));
+    for (const needle of needles)
+      if (!found.has(needle) && window.includes(needle)) found.add(needle);
+    tail = window.subarray(Math.max(0, window.length - longest));
   }
   return found;
 }

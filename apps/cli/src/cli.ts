@@ -22,18 +22,6 @@ const GLOBAL_OPTIONS: OptionSpec = {
 const byName = new Map(COMMANDS.map((command) => [command.name, command]));
 
 export async function runCli(argv: readonly string[], deps: CliDeps): Promise<number> {
-  // Sandbox commands take their own options and a command after `--` (`sandbox run … -- cmd`),
-  // so they parse their arguments themselves; loaded only when used.
-  if (argv[0] === "sandbox") {
-    const { runSandboxCommand } = await import("./commands/sandbox");
-    return runSandboxCommand(argv.slice(1), {
-      stdout: deps.stdout,
-      stderr: deps.stderr,
-      env: deps.env ?? {},
-      signals: deps.signals ?? { on: () => {}, off: () => {} },
-      stdinIsTTY: deps.stdinIsTTY ?? false,
-    });
-  }
   const words = leadingWords(argv);
   if (words.length === 0 || words[0] === "help") {
     const topic = words.slice(1);
@@ -80,7 +68,9 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
   }
   const specs = command.args ?? [];
   const required = specs.filter((a) => !a.endsWith("?")).length;
-  if (positionals.length < required || positionals.length > specs.length) {
+  // A last argument spelled `name...` takes the rest (`sandbox run … -- <command...>`).
+  const most = specs.at(-1)?.endsWith("...") ? Number.POSITIVE_INFINITY : specs.length;
+  if (positionals.length < required || positionals.length > most) {
     const message =
       positionals.length < required
         ? `missing ${specs
@@ -146,7 +136,7 @@ function parseArgsMessage(error: unknown): string {
 
 function usageLine(command: Command): string {
   const args = (command.args ?? []).map((a) =>
-    a.endsWith("?") ? `[${a.slice(0, -1)}]` : `<${a}>`,
+    a.endsWith("?") ? `[${a.slice(0, -1)}]` : a.endsWith("...") ? `-- <${a}>` : `<${a}>`,
   );
   return `usage: keyway ${[command.name, ...args].join(" ")}${command.options ? " [options]" : ""} [--json]`;
 }
@@ -176,8 +166,6 @@ function overview(): string {
   return `usage: keyway <command> [arguments] [options] [--json]
 
 ${groupHelp(COMMANDS)}
-  sandbox run|env|mcp-tools   run a command in a sandbox session, print its environment, list
-                              its MCP tools (keyway sandbox --help)
 
 The API is KEYWAY_URL with the bearer token KEYWAY_TOKEN, else what \`keyway login\` stored.
 \`keyway <command> --help\` shows a command's arguments and options. Exit codes: 0 ok, 1 the API

@@ -45,14 +45,27 @@ interface Result {
 }
 
 /** `keyway …` in this process, with `token` as KEYWAY_TOKEN and `stdin` as piped standard input. */
-async function keyway(token: string, argv: string[], stdin?: string): Promise<Result> {
+function keyway(token: string, argv: string[], stdin?: string): Promise<Result> {
+  return keywayWithEnv(
+    { KEYWAY_URL: controlPlane.url, KEYWAY_TOKEN: token, HOME: dir },
+    argv,
+    stdin,
+  );
+}
+
+/** `keyway …` in this process with exactly `env` as its environment. */
+async function keywayWithEnv(
+  env: Record<string, string>,
+  argv: string[],
+  stdin?: string,
+): Promise<Result> {
   const out: string[] = [];
   const err: string[] = [];
   const deps: CliDeps = {
     stdout: (text) => out.push(text),
     stderr: (text) => err.push(text),
     clock: { now: () => new Date() },
-    env: { KEYWAY_URL: controlPlane.url, KEYWAY_TOKEN: token, HOME: dir },
+    env,
     cwd: dir,
     stdin: {
       isTTY: false,
@@ -524,6 +537,66 @@ describe("keyway against the real API", () => {
     });
     const human = await keyway(admin, ["sessions", "create", "--profile", profileId]);
     expect(human.stdout).toMatch(/profile:\s+prof_\S+ v2/);
+  });
+
+  it("sandbox env and sandbox run use the stored login; errors carry the API's code", async () => {
+    const home = await mkdtemp(join(dir, "sandbox-login-"));
+    const login = await keywayWithEnv(
+      { HOME: home, KEYWAY_URL: controlPlane.url },
+      ["login"],
+      `${admin}\n`,
+    );
+    expect(login.code, login.stderr).toBe(0);
+    // From here on no KEYWAY_URL or KEYWAY_TOKEN: only the file `keyway login` wrote.
+    const env = { HOME: home };
+    const sandboxHome = join(home, "sandbox-home");
+    const workspace = join(home, "workspace");
+    const printed = await keywayWithEnv(env, [
+      "sandbox",
+      "env",
+      "--profile",
+      "agent",
+      "--format",
+      "json",
+      "--home",
+      sandboxHome,
+      "--workspace",
+      workspace,
+    ]);
+    expect(printed.code, printed.stderr).toBe(0);
+    const variables = JSON.parse(printed.stdout) as Record<string, string>;
+    expect(variables.HOME).toBe(sandboxHome);
+    expect(variables.HTTPS_PROXY).toMatch(/^http:\/\/[^@]+@/);
+    expect(variables.KEYWAY_TOKEN).toBeUndefined();
+    expect(printed.stdout).not.toContain(admin);
+    const sessionId = /session (sess_\S+) is live/.exec(printed.stderr)?.[1];
+    expect(await keywayJson(admin, ["sessions", "show", sessionId ?? "?"])).toMatchObject({
+      profileId,
+      status: "active",
+    });
+    expect((await keyway(admin, ["sessions", "revoke", sessionId ?? "?"])).code).toBe(0);
+
+    const ran = await keywayWithEnv(env, ["sandbox", "run", "--profile", "agent", "--", "true"]);
+    expect(ran).toMatchObject({ code: 0, stderr: "" });
+
+    const unknown = await keywayWithEnv(env, ["sandbox", "env", "--profile", "nobody"]);
+    expect(unknown).toMatchObject({
+      code: 1,
+      stderr: 'error: not_found: no sandbox profile named "nobody"\n',
+    });
+    const tooOld = await keywayWithEnv(env, [
+      "sandbox",
+      "mcp-tools",
+      "--profile",
+      "agent",
+      "--version",
+      "99",
+    ]);
+    expect(tooOld.code).toBe(1);
+    expect(tooOld.stderr).toMatch(/^error: [a-z_]+: [^\n]+\n$/);
+    const noCommand = await keywayWithEnv(env, ["sandbox", "run", "--profile", "agent"]);
+    expect(noCommand).toMatchObject({ code: 2 });
+    expect(noCommand.stderr).toMatch(/^error: usage: missing <command\.\.\.>\n/);
   });
 
   it("subscriptions create (secret once), list, show, rotate and delete", async () => {

@@ -4,6 +4,7 @@ import { keyCommands } from "./commands/keys";
 import { loginCommands } from "./commands/login";
 import { organizationCommands, tokenCommands } from "./commands/organizations";
 import { profileCommands } from "./commands/profiles";
+import { sandboxCommands } from "./commands/sandbox";
 import { sessionCommands } from "./commands/sessions";
 import { targetCommands } from "./commands/targets";
 import { webhookCommands } from "./commands/webhooks";
@@ -21,8 +22,7 @@ export const COMMANDS: readonly Command[] = [
   ...connectionCommands,
   ...profileCommands,
   ...sessionCommands,
-  // Sandbox commands (`sandbox run|env|mcp-tools`) parse their own arguments (a command follows
-  // `--`): runCli hands them to commands/sandbox.ts before looking here.
+  ...sandboxCommands,
   ...webhookCommands,
   ...auditCommands,
   ...keyCommands,

@@ -1,141 +1,191 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
-import { parseArgs } from "node:util";
+import {
+  type StartedSandboxSession,
+  startedSessionSchema,
+} from "@keyway/control-plane-api/sessions/schemas";
+import { compiledPlanSchema, type McpServer } from "@keyway/integrations-core";
+import { z } from "zod";
+import { type ApiClient, CliError, usageError } from "../api-client";
+import {
+  type CliDeps,
+  type Command,
+  type CommandContext,
+  positiveInteger,
+  requiredOption,
+  stringOption,
+} from "../context";
+import { EXIT } from "../exit-codes";
+import { profilePath, resolveProfileId } from "../profile-ref";
 import { formatEnvironment, isEnvFormat } from "../sandbox/env-format";
 import { sandboxEnvironment } from "../sandbox/environment";
 import { materialiseSandbox } from "../sandbox/materialise";
 import { listMcpTools } from "../sandbox/mcp-tools";
-import { ApiError, type SessionApi, sessionApi } from "../sandbox/session-api";
-import { formatTable } from "../table";
 
 /**
- * `keyway sandbox run | env | mcp-tools` (SPEC §9, docs/sandbox.md). These talk to the API as an
- * organization (`KEYWAY_URL`, `KEYWAY_TOKEN`), not to the database, so they need no config file.
+ * `keyway sandbox run | env | mcp-tools` (SPEC §9, docs/sandbox.md). They talk to the API as an
+ * organization through the same client and settings as every other command (`KEYWAY_URL` /
+ * `KEYWAY_TOKEN`, else the stored login), never to the database, and pass neither on to the
+ * sandbox.
  */
-
-export interface SandboxCommandDeps {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  /** The parent environment: `KEYWAY_URL`/`KEYWAY_TOKEN`, and the base of the child's. */
-  env: Readonly<Record<string, string | undefined>>;
-  /** Where signals to `keyway` arrive (the process); forwarded to the child. */
-  signals: SignalSource;
-  stdinIsTTY: boolean;
-  /** For tests: a session API other than the one `KEYWAY_URL` names. */
-  api?: SessionApi;
-}
 
 export interface SignalSource {
   on(signal: NodeJS.Signals, listener: (signal: NodeJS.Signals) => void): unknown;
   off(signal: NodeJS.Signals, listener: (signal: NodeJS.Signals) => void): unknown;
 }
 
-export const SANDBOX_USAGE = `usage:
-  keyway sandbox run --profile <id|name> [--version N] [--home DIR] [--workspace DIR] [--keep] -- <command> [args...]
-  keyway sandbox env --profile <id|name> [--version N] [--home DIR] [--workspace DIR] [--format shell|dotenv|json]
-  keyway sandbox mcp-tools --profile <id|name> [--version N] [--json]
-
-  run        start a session, write its files, run the command inside its environment, then
-             revoke the session and remove the files (unless --keep) when the command exits
-  env        start a session, write its files and print its environment (the session stays live)
-  mcp-tools  list, per MCP server of the profile, the tools its allow-list leaves visible,
-             asked through the gateway with a short-lived session
-
-environment: KEYWAY_URL (API base URL), KEYWAY_TOKEN (organization API token)
-`;
-
-const OPTIONS = {
+const SANDBOX_OPTIONS = {
   profile: { type: "string" },
   version: { type: "string" },
   home: { type: "string" },
   workspace: { type: "string" },
-  keep: { type: "boolean" },
-  format: { type: "string" },
-  json: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
 } as const;
 
-class UsageError extends Error {}
+const SANDBOX_HELP = `--profile ID|NAME [--version N (default: the latest)]. Without --home and --workspace, the
+sandbox's files go to a fresh private directory (keyway-sandbox-… under the temporary directory).`;
 
-export async function runSandboxCommand(
-  argv: readonly string[],
-  deps: SandboxCommandDeps,
-): Promise<number> {
-  try {
-    const { values, positionals } = parseArgs({
-      args: [...argv],
-      options: OPTIONS,
-      allowPositionals: true,
-    });
-    const [sub, ...rest] = positionals;
-    if (values.help || sub === undefined) {
-      deps.stdout(SANDBOX_USAGE);
-      return values.help ? 0 : 2;
-    }
-    if (values.profile === undefined) throw new UsageError("--profile is required");
-    const version = parseVersion(values.version);
-    const api = deps.api ?? sessionApi(apiTarget(deps.env));
-    const common = {
-      profile: values.profile,
-      version,
-      home: values.home,
-      workspace: values.workspace,
-    };
-    if (sub === "run") {
-      if (rest.length === 0) throw new UsageError("sandbox run needs a command after --");
-      return await sandboxRun(api, deps, { ...common, keep: values.keep === true, command: rest });
-    }
-    if (rest.length > 0) throw new UsageError(`unexpected argument ${rest[0]}`);
-    if (sub === "env") {
-      const format = values.format ?? "shell";
-      if (!isEnvFormat(format)) throw new UsageError("--format must be shell, dotenv or json");
-      return await sandboxEnv(api, deps, { ...common, format });
-    }
-    if (sub === "mcp-tools")
-      return await sandboxMcpTools(api, deps, { ...common, json: values.json === true });
-    throw new UsageError(`unknown sandbox command "${sub}"`);
-  } catch (error) {
-    if (error instanceof UsageError || isParseArgsError(error)) {
-      deps.stderr(`keyway: ${(error as Error).message}\n\n${SANDBOX_USAGE}`);
-      return 2;
-    }
-    if (error instanceof ApiError) {
-      deps.stderr(`keyway: ${error.message} (${error.code})\n`);
-      return 1;
-    }
-    throw error;
-  }
+export const sandboxCommands: Command[] = [
+  {
+    name: "sandbox run",
+    summary: "run a command in a sandbox session, then revoke it and remove its files",
+    args: ["command..."],
+    options: { ...SANDBOX_OPTIONS, keep: { type: "boolean" } },
+    help: `keyway sandbox run --profile P [options] -- <command> [args...]
+Starts a session, writes its files, CA bundle and Node preload, runs the command in the sandbox
+environment (working directory: the workspace), then revokes the session and removes the files
+(unless --keep) when the command exits, also when a signal ends it. SIGTERM, SIGHUP and SIGQUIT
+sent to keyway are passed on. Exit code: the command's, 128 + n after signal n, 127 when it
+cannot be started. ${SANDBOX_HELP}`,
+    async run(context) {
+      const api = await context.api();
+      const session = await startSession(api, context);
+      return sandboxRun(api, context, session, context.options.keep === true);
+    },
+  },
+  {
+    name: "sandbox env",
+    summary: "start a session, write its files and print its environment (the session stays live)",
+    options: { ...SANDBOX_OPTIONS, format: { type: "string" } },
+    help: `--format shell (default) | dotenv | json (--json is --format json). The session stays live
+until it expires; revoke it with keyway sessions revoke <id> when the sandbox is done. ${SANDBOX_HELP}`,
+    async run(context) {
+      const format = stringOption(context.options, "format") ?? (context.json ? "json" : "shell");
+      if (!isEnvFormat(format)) throw usageError("--format must be shell, dotenv or json");
+      const api = await context.api();
+      const session = await startSession(api, context);
+      try {
+        const sandbox = await materialiseSandbox(session, layoutOptions(context));
+        context.deps.stdout(formatEnvironment(sandboxEnvironment(session, sandbox.layout), format));
+        context.deps.stderr(
+          `keyway: session ${session.id} is live until ${session.expiresAt}; files in ${sandbox.layout.home} and ${sandbox.layout.workspace}. ` +
+            `Revoke it with keyway sessions revoke ${session.id} when the sandbox is done.\n`,
+        );
+        return EXIT.ok;
+      } catch (error) {
+        await revokeSession(api, session.id).catch(() => {});
+        throw error;
+      }
+    },
+  },
+  {
+    name: "sandbox mcp-tools",
+    summary: "per MCP server of a profile, the tools its allow-list leaves visible",
+    options: { profile: { type: "string" }, version: { type: "string" } },
+    help: `--profile ID|NAME [--version N]. Asks each server through the gateway (MCP SDK client) with
+a short-lived session, revoked afterwards. Exit code 1 when a server could not be listed.
+--json: { servers: [{ name, url, tools: [{ name, description? }], error? }] }.`,
+    async run(context) {
+      const api = await context.api();
+      const session = await startSession(api, context);
+      try {
+        const servers = await listMcpTools(session, await planMcpServers(api, session));
+        context.out.result({ servers }, () =>
+          context.out.table(
+            ["server", "tool", "description"],
+            servers.flatMap((s) =>
+              s.error !== undefined
+                ? [[s.name, "", `error: ${s.error}`]]
+                : s.tools.length === 0
+                  ? [[s.name, "", "(no tools visible)"]]
+                  : s.tools.map((t) => [s.name, t.name, t.description ?? ""]),
+            ),
+          ),
+        );
+        return servers.some((s) => s.error !== undefined) ? EXIT.api : EXIT.ok;
+      } finally {
+        await revokeSession(api, session.id);
+      }
+    },
+  },
+];
+
+const planResponseSchema = z.object({ digest: z.string(), plan: compiledPlanSchema });
+
+/** Starts a session of `--profile` (`--version`), checked against the API's own response schema. */
+async function startSession(
+  api: ApiClient,
+  context: CommandContext,
+): Promise<StartedSandboxSession> {
+  const profileId = await resolveProfileId(api, requiredOption(context.options, "profile"));
+  const version = positiveInteger(stringOption(context.options, "version"), "--version");
+  const body = await api.request("POST", "/v1/sandbox-sessions", {
+    body: { profileId, ...(version ? { version } : {}) },
+  });
+  const parsed = startedSessionSchema.safeParse(body);
+  if (!parsed.success)
+    throw new CliError(
+      "bad_response",
+      "POST /v1/sandbox-sessions answered with an unexpected shape",
+      EXIT.api,
+    );
+  return parsed.data;
 }
 
-interface CommonOptions {
-  profile: string;
-  version: number | undefined;
-  home: string | undefined;
-  workspace: string | undefined;
+async function planMcpServers(
+  api: ApiClient,
+  session: StartedSandboxSession,
+): Promise<McpServer[]> {
+  const path = `${profilePath(session.profileId)}/versions/${session.profileVersion}/plan`;
+  const parsed = planResponseSchema.safeParse(await api.request("GET", path));
+  if (!parsed.success)
+    throw new CliError("bad_response", `GET ${path} answered with an unexpected shape`, EXIT.api);
+  return parsed.data.plan.mcpServers;
+}
+
+async function revokeSession(api: ApiClient, id: string): Promise<void> {
+  await api.request("DELETE", `/v1/sandbox-sessions/${encodeURIComponent(id)}`);
+}
+
+function layoutOptions(context: CommandContext) {
+  return {
+    home: stringOption(context.options, "home"),
+    workspace: stringOption(context.options, "workspace"),
+  };
 }
 
 async function sandboxRun(
-  api: SessionApi,
-  deps: SandboxCommandDeps,
-  options: CommonOptions & { keep: boolean; command: string[] },
+  api: ApiClient,
+  context: CommandContext,
+  session: StartedSandboxSession,
+  keep: boolean,
 ): Promise<number> {
-  const session = await api.startSession(options.profile, options.version);
-  let exitCode = 1;
+  const { deps } = context;
+  let exitCode: number = EXIT.api;
   let sandbox: Awaited<ReturnType<typeof materialiseSandbox>> | undefined;
   try {
-    sandbox = await materialiseSandbox(session, options);
-    const env = sandboxEnvironment(session, sandbox.layout, deps.env);
-    exitCode = await runChild(options.command, { env, cwd: sandbox.layout.workspace }, deps);
+    sandbox = await materialiseSandbox(session, layoutOptions(context));
+    const env = sandboxEnvironment(session, sandbox.layout, deps.env ?? {});
+    exitCode = await runChild(context.args, { env, cwd: sandbox.layout.workspace }, deps);
   } finally {
     // Revoked first: once the command is gone nothing may use the session's proxy credential.
     try {
-      await api.revokeSession(session.id);
+      await revokeSession(api, session.id);
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      deps.stderr(`keyway: could not revoke session ${session.id}: ${message}\n`);
-      exitCode = exitCode === 0 ? 1 : exitCode;
+      const reason = error instanceof CliError ? `${error.code}: ${error.message}` : String(error);
+      deps.stderr(`keyway: could not revoke session ${session.id} (${reason})\n`);
+      exitCode = exitCode === 0 ? EXIT.api : exitCode;
     }
-    if (sandbox && !options.keep) await sandbox.remove();
+    if (sandbox && !keep) await sandbox.remove();
     else if (sandbox) deps.stderr(`keyway: kept the sandbox files in ${sandbox.layout.home}\n`);
   }
   return exitCode;
@@ -149,11 +199,12 @@ async function sandboxRun(
  * second copy would make agents that treat a double Ctrl+C as "quit" exit.
  */
 function runChild(
-  command: string[],
+  command: readonly string[],
   options: { env: Record<string, string>; cwd: string },
-  deps: SandboxCommandDeps,
+  deps: CliDeps,
 ): Promise<number> {
   const [file, ...args] = command as [string, ...string[]];
+  const signals = deps.signals ?? { on: () => {}, off: () => {} };
   return new Promise((resolve) => {
     const child = spawn(file, args, { stdio: "inherit", env: options.env, cwd: options.cwd });
     const forwarded: NodeJS.Signals[] = ["SIGTERM", "SIGHUP", "SIGQUIT"];
@@ -161,11 +212,11 @@ function runChild(
     const forward = (signal: NodeJS.Signals) => child.kill(signal);
     // At a terminal SIGINT still needs a listener, or it would end `keyway` before the cleanup.
     const ignore = () => {};
-    for (const signal of forwarded) deps.signals.on(signal, forward);
-    if (deps.stdinIsTTY) deps.signals.on("SIGINT", ignore);
+    for (const signal of forwarded) signals.on(signal, forward);
+    if (deps.stdinIsTTY) signals.on("SIGINT", ignore);
     const done = (code: number) => {
-      for (const signal of forwarded) deps.signals.off(signal, forward);
-      deps.signals.off("SIGINT", ignore);
+      for (const signal of forwarded) signals.off(signal, forward);
+      signals.off("SIGINT", ignore);
       resolve(code);
     };
     child.on("error", (error) => {
@@ -176,73 +227,4 @@ function runChild(
       done(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0));
     });
   });
-}
-
-async function sandboxEnv(
-  api: SessionApi,
-  deps: SandboxCommandDeps,
-  options: CommonOptions & { format: "shell" | "dotenv" | "json" },
-): Promise<number> {
-  const session = await api.startSession(options.profile, options.version);
-  try {
-    const sandbox = await materialiseSandbox(session, options);
-    deps.stdout(formatEnvironment(sandboxEnvironment(session, sandbox.layout), options.format));
-    deps.stderr(
-      `keyway: session ${session.id} is live until ${session.expiresAt}; files in ${sandbox.layout.home} and ${sandbox.layout.workspace}. ` +
-        `Revoke it with DELETE /v1/sandbox-sessions/${session.id} when the sandbox is done.\n`,
-    );
-    return 0;
-  } catch (error) {
-    await api.revokeSession(session.id).catch(() => {});
-    throw error;
-  }
-}
-
-async function sandboxMcpTools(
-  api: SessionApi,
-  deps: SandboxCommandDeps,
-  options: CommonOptions & { json: boolean },
-): Promise<number> {
-  const session = await api.startSession(options.profile, options.version);
-  try {
-    const servers = await listMcpTools(session, await api.mcpServers(session));
-    if (options.json) deps.stdout(`${JSON.stringify({ servers }, null, 2)}\n`);
-    else {
-      const rows = servers.flatMap((s) =>
-        s.error !== undefined
-          ? [[s.name, "", `error: ${s.error}`]]
-          : s.tools.length === 0
-            ? [[s.name, "", "(no tools visible)"]]
-            : s.tools.map((t) => [s.name, t.name, t.description ?? ""]),
-      );
-      deps.stdout(`${formatTable(["server", "tool", "description"], rows)}\n`);
-    }
-    return servers.some((s) => s.error !== undefined) ? 1 : 0;
-  } finally {
-    await api.revokeSession(session.id);
-  }
-}
-
-function apiTarget(env: SandboxCommandDeps["env"]) {
-  const url = env.KEYWAY_URL;
-  const token = env.KEYWAY_TOKEN;
-  if (!url) throw new UsageError("set KEYWAY_URL to the Keyway API's URL");
-  if (!token) throw new UsageError("set KEYWAY_TOKEN to an organization API token");
-  return { url, token };
-}
-
-function parseVersion(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^[1-9][0-9]{0,9}$/.test(value))
-    throw new UsageError("--version must be a positive integer");
-  return Number(value);
-}
-
-function isParseArgsError(error: unknown): boolean {
-  return (
-    error instanceof TypeError &&
-    "code" in error &&
-    typeof error.code === "string" &&
-    error.code.startsWith("ERR_PARSE_ARGS")
-  );
 }

@@ -1,21 +1,15 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadConfig, writeDevelopmentConfig } from "@keyway/config";
-import { createMemoryLogger } from "@keyway/control-plane-api/logger";
-import { type RunningControlPlane, startControlPlane } from "@keyway/control-plane-api/server";
-import {
-  createTestCa,
-  createTestDatabase,
-  getFreePort,
-  type RunningServer,
-  startHttpServer,
-  type TestDatabase,
-} from "@keyway/test-harness";
+import { getFreePort, type RunningServer, startHttpServer } from "@keyway/test-harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CliDeps, runCli } from "./cli";
+import {
+  type CliRun,
+  type CliTestControlPlane,
+  runKeyway,
+  startCliTestControlPlane,
+} from "./testing/control-plane";
 
 /**
  * Every API command against the real control plane (`startControlPlane`, as `pnpm start` runs
@@ -31,18 +25,13 @@ const repo = fileURLToPath(new URL("../../..", import.meta.url));
 const mainPath = join(repo, "apps/cli/src/main.ts");
 
 let dir: string;
-let database: TestDatabase;
-let controlPlane: RunningControlPlane;
+let controlPlane: CliTestControlPlane;
 let operatorToken: string;
 let upstream: RunningServer;
 /** Everything every command printed, checked for secrets at the end. */
 const allOutput: string[] = [];
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Result = CliRun;
 
 /** `keyway …` in this process, with `token` as KEYWAY_TOKEN and `stdin` as piped standard input. */
 function keyway(token: string, argv: string[], stdin?: string): Promise<Result> {
@@ -59,12 +48,7 @@ async function keywayWithEnv(
   argv: string[],
   stdin?: string,
 ): Promise<Result> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const deps: CliDeps = {
-    stdout: (text) => out.push(text),
-    stderr: (text) => err.push(text),
-    clock: { now: () => new Date() },
+  const result = await runKeyway(argv, {
     env,
     cwd: dir,
     stdin: {
@@ -72,9 +56,7 @@ async function keywayWithEnv(
       readAll: async () => stdin ?? "",
       promptHidden: () => Promise.reject(new Error("no terminal in tests")),
     },
-  };
-  const code = await runCli(argv, deps);
-  const result = { code, stdout: out.join(""), stderr: err.join("") };
+  });
   allOutput.push(result.stdout, result.stderr);
   return result;
 }
@@ -131,22 +113,9 @@ function keywayProcess(
 }
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "keyway-cli-api-"));
-  const files = await writeDevelopmentConfig({ dir: join(dir, ".keyway") });
-  const gatewayCa = await createTestCa({ commonName: "Keyway CLI test gateway CA" });
-  await writeFile(files.gatewayCaCertPath, gatewayCa.certPem, { mode: 0o644 });
-  await writeFile(files.gatewayCaKeyPath, gatewayCa.keyPem, { mode: 0o600 });
-  const port = await getFreePort();
-  const config = await loadConfig({
-    path: files.configPath,
-    env: { KEYWAY_API__PORT: String(port), KEYWAY_API__PUBLIC_URL: `http://127.0.0.1:${port}` },
-  });
-  database = await createTestDatabase("cli_api");
-  controlPlane = await startControlPlane(config, {
-    databaseUrl: database.url,
-    logger: createMemoryLogger({ level: "warn" }),
-  });
-  operatorToken = files.operatorToken;
+  controlPlane = await startCliTestControlPlane("cli-api");
+  dir = controlPlane.dir;
+  operatorToken = controlPlane.operatorToken;
   // The http-api target's upstream (and a webhook subscriber's URL).
   upstream = await startHttpServer(async (_request, response) => {
     response.writeHead(200, { "content-type": "application/json" });
@@ -155,10 +124,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await controlPlane?.close();
   await upstream?.close();
-  await database?.drop();
-  await rm(dir, { recursive: true, force: true });
+  await controlPlane?.close();
 });
 
 const API_KEY = "sk-cli-secret-0123456789abcdef";
@@ -722,31 +689,6 @@ describe("keyway against the real API", () => {
       scope: "organization",
       ok: true,
     });
-  });
-
-  it("connect oauth and connect github-app report the API's answer when its start route is missing", async () => {
-    // The start routes come with issue 11; until the control plane has them the CLI must say so
-    // in one line, with the API's code.
-    const document = (await (await fetch(`${controlPlane.url}/openapi.json`)).json()) as {
-      paths: Record<string, unknown>;
-    };
-    for (const [flow, route] of [
-      ["oauth", "/v1/integration/connections/oauth2/start"],
-      ["github-app", "/v1/integration/connections/github-app/start"],
-    ] as const) {
-      if (route in document.paths) continue;
-      const result = await keyway(admin, [
-        "connect",
-        flow,
-        "--target",
-        "demo-api",
-        "--method",
-        "oauth",
-        "--name",
-        "x",
-      ]);
-      expect(result).toMatchObject({ code: 1, stderr: "error: not_found: no such route\n" });
-    }
   });
 
   it(

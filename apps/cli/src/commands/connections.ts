@@ -217,6 +217,7 @@ until a connection of the target becomes active after the start (a new one, or a
       const scopes = context.options.scope as string[] | undefined;
       return startAndWait(context, {
         route: "/v1/integration/connections/oauth2/start",
+        urlField: "authorizationUrl",
         targetKey,
         body: {
           targetKey,
@@ -239,12 +240,15 @@ until a connection of the target becomes active after the start (a new one, or a
       timeout: { type: "string" },
     },
     help: `--target KEY --name NAME [--method ID] [--open] [--timeout SECONDS (default 600)].
-Calls POST /v1/integration/connections/github-app/start and waits as connect oauth does.`,
+Calls POST /v1/integration/connections/github-app/start and waits as connect oauth does. Installing
+(or configuring) an installation this organization already has connected confirms that connection
+without changing it, which this command cannot see: it then waits until --timeout.`,
     async run(context) {
       const targetKey = requiredOption(context.options, "target");
       const methodId = stringOption(context.options, "method");
       return startAndWait(context, {
         route: "/v1/integration/connections/github-app/start",
+        urlField: "installUrl",
         targetKey,
         body: {
           targetKey,
@@ -266,7 +270,13 @@ const POLL_INTERVAL_MS = 2_000;
  */
 async function startAndWait(
   context: CommandContext,
-  flow: { route: string; targetKey: string; body: Record<string, unknown> },
+  flow: {
+    route: string;
+    /** The field of the start route's answer that holds the URL for the browser. */
+    urlField: "authorizationUrl" | "installUrl";
+    targetKey: string;
+    body: Record<string, unknown>;
+  },
 ): Promise<number> {
   const timeoutSeconds =
     positiveInteger(stringOption(context.options, "timeout"), "--timeout") ?? 600;
@@ -281,12 +291,9 @@ async function startAndWait(
   const started = await api.request<Record<string, unknown>>("POST", flow.route, {
     body: flow.body,
   });
-  // issue 11 names `authorizationUrl` for OAuth2; the GitHub App start returns an install URL.
-  const url = [started.authorizationUrl, started.installUrl, started.url].find(
-    (v) => typeof v === "string",
-  );
+  const url = started[flow.urlField];
   if (typeof url !== "string")
-    throw new CliError("bad_response", `${flow.route} returned no URL`, EXIT.api);
+    throw new CliError("bad_response", `${flow.route} returned no ${flow.urlField}`, EXIT.api);
   const { deps } = context;
   // The URL goes to stderr so that stdout stays the result (the connection, or its JSON).
   deps.stderr(`Open this URL in a browser to continue:\n\n  ${url}\n\n`);

@@ -135,10 +135,12 @@ function parseArgsMessage(error: unknown): string {
 }
 
 function usageLine(command: Command): string {
-  const args = (command.args ?? []).map((a) =>
-    a.endsWith("?") ? `[${a.slice(0, -1)}]` : a.endsWith("...") ? `-- <${a}>` : `<${a}>`,
-  );
-  return `usage: keyway ${[command.name, ...args].join(" ")}${command.options ? " [options]" : ""} [--json]`;
+  const specs = command.args ?? [];
+  const rest = specs.find((a) => a.endsWith("..."));
+  const args = specs
+    .filter((a) => a !== rest)
+    .map((a) => (a.endsWith("?") ? `[${a.slice(0, -1)}]` : `<${a}>`));
+  return `usage: keyway ${[command.name, ...args].join(" ")}${command.options ? " [options]" : ""}${rest ? ` -- <${rest}>` : ""} [--json]`;
 }
 
 function commandHelp(command: Command): string {

@@ -50,8 +50,7 @@ export const sandboxCommands: Command[] = [
     summary: "run a command in a sandbox session, then revoke it and remove its files",
     args: ["command..."],
     options: { ...SANDBOX_OPTIONS, keep: { type: "boolean" } },
-    help: `keyway sandbox run --profile P [options] -- <command> [args...]
-Starts a session, writes its files, CA bundle and Node preload, runs the command in the sandbox
+    help: `Starts a session, writes its files, CA bundle and Node preload, runs the command in the sandbox
 environment (working directory: the workspace), then revokes the session and removes the files
 (unless --keep) when the command exits, also when a signal ends it. SIGTERM, SIGHUP and SIGQUIT
 sent to keyway are passed on. Exit code: the command's, 128 + n after signal n, 127 when it

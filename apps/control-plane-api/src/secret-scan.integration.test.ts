@@ -130,9 +130,7 @@ describe("secret scan over a full scenario", () => {
       ],
     });
     await call("POST", `/v1/sandbox-profiles/${profile.body.id}/versions`, org.member, {
-      bindings: [
-        { connectionId: openai.body.id, kind: "agent", config: { model: "gpt-6.2-sol" } },
-      ],
+      bindings: [{ connectionId: openai.body.id, kind: "agent", config: { model: "gpt-6.2-sol" } }],
     });
     const plan = await call(
       "GET",

@@ -12,7 +12,7 @@
  * Baseline in the same run: `GET /healthz` over the same connection (the HTTP floor).
  *
  *   pnpm bench:resolve [--json FILE] [--no-fsync]
- *   pnpm bench:resolve --concurrency 1,16,64 [--requests N] [--json FILE] [--no-fsync]
+ *   pnpm bench:resolve --concurrency 1,16,64 [--requests N] [--json FILE] [--no-fsync] [--profile FILE]
  *
  * `--no-fsync` runs PostgreSQL without fsync, to show how much of the time is the durable commit
  * of the audit entry.
@@ -25,7 +25,8 @@
  * connections) and the audit sealer runs on its timer as in a deployment; at the end every
  * audit chain must verify.
  */
-import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { Session } from "node:inspector/promises";
 import type { AddressInfo } from "node:net";
 import os, { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -74,6 +75,8 @@ const levels = flag("--concurrency")
     if (!Number.isInteger(value) || value < 1) throw new Error("--concurrency takes integers ≥ 1");
     return value;
   });
+/** `--profile FILE`: a CPU profile of this process over the measured levels only (not seeding). */
+const profileFile = flag("--profile");
 const requestsPerLevel = Number(flag("--requests") ?? 1000);
 if (!Number.isInteger(requestsPerLevel) || requestsPerLevel < 1) {
   throw new Error("--requests takes an integer ≥ 1");
@@ -375,9 +378,21 @@ async function runCurve(
 
   try {
     await level(16, warmup);
+    const profiler = profileFile === undefined ? undefined : new Session();
+    if (profiler) {
+      profiler.connect();
+      await profiler.post("Profiler.enable");
+      await profiler.post("Profiler.start");
+    }
     const results = [];
     for (const concurrency of levels) {
       results.push(await level(concurrency, requestsPerLevel));
+    }
+    if (profiler && profileFile) {
+      const { profile } = await profiler.post("Profiler.stop");
+      await writeFile(profileFile, JSON.stringify(profile));
+      profiler.disconnect();
+      console.log(`wrote ${profileFile}`);
     }
     await deps.auditSealer.sealNow({ checkpoint: true });
     const chain = await verifyAuditChain(db, deps.keyRing);

@@ -119,7 +119,7 @@ export async function startControlPlane(
       clock: systemClock,
       // In PostgreSQL, so a replay is refused by every replica, not only the one first used.
       spentAssertions: createPostgresSpentAssertions({
-        db: database.db,
+        database,
         clock: systemClock,
         logger,
       }),

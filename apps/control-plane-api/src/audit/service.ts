@@ -1,5 +1,12 @@
 import type { KeyRing } from "@keyway/crypto";
-import { auditCheckpoints, auditLog, type Database, type Executor, newId } from "@keyway/db";
+import {
+  auditCheckpoints,
+  auditLog,
+  type Database,
+  type DatabaseHandle,
+  type Executor,
+  newId,
+} from "@keyway/db";
 import type { Clock } from "@keyway/integrations-core";
 import { and, asc, count, desc, eq, gt, isNull, sql } from "drizzle-orm";
 import {
@@ -33,8 +40,11 @@ export async function appendAudit(
   clock: Clock,
   entry: AuditEntryInput,
 ): Promise<void> {
-  const createdAt = clock.now();
-  await executor.insert(auditLog).values({
+  await executor.insert(auditLog).values(auditRow(entry, clock.now()));
+}
+
+function auditRow(entry: AuditEntryInput, createdAt: Date) {
+  return {
     id: newId("audit", createdAt),
     organizationId: entry.organizationId,
     actor: entry.actor,
@@ -44,7 +54,50 @@ export async function appendAudit(
     traceId: entry.traceId ?? null,
     details: entry.details ?? {},
     createdAt,
+  };
+}
+
+/** An entry and the instant it was recorded (taken when the caller appended it, not at insert). */
+export interface TimedAuditEntry {
+  entry: AuditEntryInput;
+  createdAt: Date;
+}
+
+/**
+ * Records several entries in one statement, so one transaction and one commit (synchronous:
+ * durable when this resolves). Plain inserts like `appendAudit`'s, linked later by the sealer.
+ * Callers batch concurrent appends through it (`createStatementBatcher`).
+ */
+export async function insertAuditEntries(
+  sql: DatabaseHandle["sql"],
+  entries: readonly TimedAuditEntry[],
+): Promise<void> {
+  const rows = entries.map(({ entry, createdAt }, position) => {
+    const row = auditRow(entry, createdAt);
+    return {
+      position,
+      id: row.id,
+      organization_id: row.organizationId,
+      actor: row.actor,
+      action: row.action,
+      subject_type: row.subjectType,
+      subject_id: row.subjectId,
+      trace_id: row.traceId,
+      details: row.details,
+      created_at: row.createdAt.toISOString(),
+    };
   });
+  // The entries travel as one JSON parameter: one statement text (prepared once per
+  // connection) whatever their number.
+  await sql`
+    insert into audit_log
+      (id, organization_id, actor, action, subject_type, subject_id, trace_id, details, created_at)
+    select id, organization_id, actor, action, subject_type, subject_id, trace_id, details,
+      created_at
+    from json_to_recordset(${JSON.stringify(rows)}::json) as entry(position int, id text,
+      organization_id text, actor text, action text, subject_type text, subject_id text,
+      trace_id text, details jsonb, created_at timestamptz)
+    order by position`;
 }
 
 export type AuditProblem =

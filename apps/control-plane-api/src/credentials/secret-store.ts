@@ -140,6 +140,14 @@ export async function readCurrentCredential(
     )
     .limit(1);
   if (!row) return undefined;
+  return decryptCredentialVersion(ring, row);
+}
+
+/** A credential version row as read (by `readCurrentCredential` or a joined query), decrypted. */
+export function decryptCredentialVersion(
+  ring: KeyRing,
+  row: { id: string; version: number; expiresAt: Date | null; secretCiphertext: string },
+): CurrentCredential {
   const plaintext = decryptField(ring, { ...CREDENTIAL_SECRET, id: row.id }, row.secretCiphertext);
   return {
     id: row.id,

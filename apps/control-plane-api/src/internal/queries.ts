@@ -1,36 +1,17 @@
 import {
   compiledPlans,
+  type DatabaseHandle,
   type Executor,
   integrationConnections,
-  integrationTargets,
-  profileBindings,
-  sandboxSessions,
 } from "@keyway/db";
-import { and, eq } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 
 /**
- * The internal API's own reads. Resolution is on every gateway cache miss, so each query selects
- * only the columns it needs and the route's connection, target and binding come back in one
- * round trip.
+ * The internal API's own reads. Resolution runs on every gateway cache miss, so it is one
+ * prepared statement (`selectResolutionFacts`): `pnpm bench:resolve --concurrency` showed the
+ * earlier four drizzle queries (session, plan, route connection, credential) costing most of a
+ * cold resolution's CPU, each of them unprepared and so two round trips (describe, then execute).
  */
-
-export async function selectSession(db: Executor, sessionId: string) {
-  const [row] = await db
-    .select({
-      id: sandboxSessions.id,
-      organizationId: sandboxSessions.organizationId,
-      profileVersionId: sandboxSessions.profileVersionId,
-      planDigest: sandboxSessions.planDigest,
-      expiresAt: sandboxSessions.expiresAt,
-      revokedAt: sandboxSessions.revokedAt,
-    })
-    .from(sandboxSessions)
-    .where(eq(sandboxSessions.id, sessionId))
-    .limit(1);
-  return row;
-}
-
-export type SessionRow = NonNullable<Awaited<ReturnType<typeof selectSession>>>;
 
 export async function selectPlanJson(db: Executor, digest: string): Promise<unknown> {
   const [row] = await db
@@ -42,47 +23,171 @@ export async function selectPlanJson(db: Executor, digest: string): Promise<unkn
 }
 
 /**
- * The connection a route names, its target and the route's binding. The binding is joined on the
- * session's profile version as well, so a plan can only ever reach its own bindings' config.
+ * What one resolution needs, in one round trip: the session, the route (taken from the session's
+ * own plan, as stored JSON), the connection that route names with its target, the route's binding
+ * (joined on the session's profile version as well, so a plan only ever reaches its own bindings'
+ * config) and the connection's current credential version (still encrypted). Each part is null
+ * when absent, so the caller can refuse with the right reason. Instants are epoch milliseconds:
+ * the drizzle client leaves timestamps as text.
  */
-export async function selectRouteConnection(
-  db: Executor,
-  ids: { connectionId: string; bindingId: string; profileVersionId: string },
-) {
-  const [row] = await db
-    .select({
-      connection: {
-        id: integrationConnections.id,
-        organizationId: integrationConnections.organizationId,
-        methodId: integrationConnections.methodId,
-        methodKind: integrationConnections.methodKind,
-        status: integrationConnections.status,
-        config: integrationConnections.config,
-        externalSubjectId: integrationConnections.externalSubjectId,
-        credentialVersion: integrationConnections.credentialVersion,
-      },
-      target: {
-        id: integrationTargets.id,
-        targetKey: integrationTargets.targetKey,
-        variantId: integrationTargets.variantId,
-        enabled: integrationTargets.enabled,
-        config: integrationTargets.config,
-        secretsCiphertext: integrationTargets.secretsCiphertext,
-      },
-      bindingConfig: profileBindings.config,
-    })
-    .from(integrationConnections)
-    .innerJoin(integrationTargets, eq(integrationTargets.id, integrationConnections.targetId))
-    .leftJoin(
-      profileBindings,
-      and(
-        eq(profileBindings.id, ids.bindingId),
-        eq(profileBindings.profileVersionId, ids.profileVersionId),
-      ),
-    )
-    .where(eq(integrationConnections.id, ids.connectionId))
-    .limit(1);
-  return row;
+export interface ResolutionFacts {
+  sessionId: string;
+  organizationId: string;
+  profileVersionId: string;
+  planDigest: string;
+  planFound: boolean;
+  expiresAtMs: number;
+  revokedAtMs: number | null;
+  /** The plan's route with the requested id, unvalidated JSON; null when the plan has none. */
+  route: unknown;
+  connection: {
+    id: string;
+    organizationId: string;
+    methodId: string;
+    methodKind: ConnectionRow["methodKind"];
+    status: ConnectionRow["status"];
+    config: unknown;
+    externalSubjectId: string | null;
+    credentialVersion: number;
+  } | null;
+  target: {
+    id: string;
+    targetKey: string;
+    variantId: string;
+    enabled: boolean;
+    config: unknown;
+    secretsCiphertext: string | null;
+  } | null;
+  bindingConfig: unknown;
+  credential: {
+    id: string;
+    version: number;
+    secretCiphertext: string;
+    expiresAtMs: number | null;
+  } | null;
 }
 
-export type RouteConnectionRow = NonNullable<Awaited<ReturnType<typeof selectRouteConnection>>>;
+type ConnectionRow = typeof integrationConnections.$inferSelect;
+
+function isMethodKind(value: string): value is ConnectionRow["methodKind"] {
+  return (integrationConnections.methodKind.enumValues as readonly string[]).includes(value);
+}
+
+function isStatus(value: string): value is ConnectionRow["status"] {
+  return (integrationConnections.status.enumValues as readonly string[]).includes(value);
+}
+
+interface FactsRow {
+  session_id: string;
+  organization_id: string;
+  profile_version_id: string;
+  plan_digest: string;
+  plan_found: boolean;
+  expires_at_ms: number;
+  revoked_at_ms: number | null;
+  route: unknown;
+  connection_id: string | null;
+  connection_organization_id: string;
+  method_id: string;
+  method_kind: string;
+  status: string;
+  connection_config: unknown;
+  external_subject_id: string | null;
+  connection_credential_version: number;
+  target_id: string | null;
+  target_key: string;
+  variant_id: string;
+  enabled: boolean;
+  target_config: unknown;
+  secrets_ciphertext: string | null;
+  binding_config: unknown;
+  credential_id: string | null;
+  credential_version: number;
+  secret_ciphertext: string;
+  credential_expires_at_ms: number | null;
+}
+
+export async function selectResolutionFacts(
+  sql: DatabaseHandle["sql"],
+  ids: { sessionId: string; routeId: string },
+): Promise<ResolutionFacts | undefined> {
+  // A postgres.js tagged template: a named prepared statement per connection, one round trip.
+  const [row] = await sql<FactsRow[]>`
+    select s.id as session_id, s.organization_id, s.profile_version_id, s.plan_digest,
+      p.digest is not null as plan_found,
+      (extract(epoch from s.expires_at) * 1000)::float8 as expires_at_ms,
+      (extract(epoch from s.revoked_at) * 1000)::float8 as revoked_at_ms,
+      r.route,
+      c.id as connection_id, c.organization_id as connection_organization_id, c.method_id,
+      c.method_kind, c.status, c.config as connection_config, c.external_subject_id,
+      c.credential_version as connection_credential_version,
+      t.id as target_id, t.target_key, t.variant_id, t.enabled, t.config as target_config,
+      t.secrets_ciphertext,
+      b.config as binding_config,
+      cc.id as credential_id, cc.version as credential_version, cc.secret_ciphertext,
+      (extract(epoch from cc.expires_at) * 1000)::float8 as credential_expires_at_ms
+    from sandbox_sessions s
+    left join compiled_plans p on p.digest = s.plan_digest
+    left join lateral (
+      select e.route from jsonb_array_elements(p.plan -> 'routes') as e(route)
+      where e.route ->> 'id' = ${ids.routeId} limit 1
+    ) r on true
+    left join integration_connections c on c.id = r.route -> 'credential' ->> 'connectionId'
+    left join integration_targets t on t.id = c.target_id
+    left join profile_bindings b
+      on b.id = r.route ->> 'bindingId' and b.profile_version_id = s.profile_version_id
+    left join lateral (
+      select id, version, secret_ciphertext, expires_at from connection_credentials
+      where connection_id = c.id and superseded_at is null limit 1
+    ) cc on true
+    where s.id = ${ids.sessionId}`;
+  if (row === undefined) return undefined;
+  const { method_kind: methodKind, status } = row;
+  if (row.connection_id !== null && !(isMethodKind(methodKind) && isStatus(status))) {
+    throw new Error(`connection ${row.connection_id} has an unknown method kind or status`);
+  }
+  return {
+    sessionId: row.session_id,
+    organizationId: row.organization_id,
+    profileVersionId: row.profile_version_id,
+    planDigest: row.plan_digest,
+    planFound: row.plan_found,
+    expiresAtMs: row.expires_at_ms,
+    revokedAtMs: row.revoked_at_ms,
+    route: row.route,
+    connection:
+      row.connection_id === null
+        ? null
+        : {
+            id: row.connection_id,
+            organizationId: row.connection_organization_id,
+            methodId: row.method_id,
+            methodKind: methodKind as ConnectionRow["methodKind"],
+            status: status as ConnectionRow["status"],
+            config: row.connection_config,
+            externalSubjectId: row.external_subject_id,
+            credentialVersion: row.connection_credential_version,
+          },
+    target:
+      row.target_id === null
+        ? null
+        : {
+            id: row.target_id,
+            targetKey: row.target_key,
+            variantId: row.variant_id,
+            enabled: row.enabled,
+            config: row.target_config,
+            secretsCiphertext: row.secrets_ciphertext,
+          },
+    bindingConfig: row.binding_config,
+    credential:
+      row.credential_id === null
+        ? null
+        : {
+            id: row.credential_id,
+            version: row.credential_version,
+            secretCiphertext: row.secret_ciphertext,
+            expiresAtMs: row.credential_expires_at_ms,
+          },
+  };
+}

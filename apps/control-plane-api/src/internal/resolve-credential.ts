@@ -1,5 +1,5 @@
 import { DecryptError, type KeyRing } from "@keyway/crypto";
-import { type Database, isDatabaseUnavailable } from "@keyway/db";
+import { type Database, type DatabaseHandle, isDatabaseUnavailable } from "@keyway/db";
 import {
   type AnyIntegrationDefinition,
   type Clock,
@@ -9,25 +9,28 @@ import {
   type FetchLike,
   type IntegrationRegistry,
   OAuth2Error,
+  routeSchema,
 } from "@keyway/integrations-core";
 import { inSpan, type Context as TraceContext, type Tracer } from "@keyway/observability";
-import { appendAudit } from "../audit/service";
+import type { TimedAuditEntry } from "../audit/service";
 import { credentialValueOf } from "../connections/service";
 import type { CredentialCache } from "../credentials/credential-cache";
 import type { OAuth2Tokens, RefreshGrant, TokenRequester } from "../credentials/oauth2-tokens";
 import {
   type CurrentCredential,
+  decryptCredentialVersion,
   decryptTargetSecrets,
-  readCurrentCredential,
 } from "../credentials/secret-store";
 import type { Logger } from "../logger";
 import type { ApiMetrics } from "../metrics";
-import type { PlanCache } from "./plan-cache";
-import { type RouteConnectionRow, selectRouteConnection, selectSession } from "./queries";
+import type { StatementBatcher } from "../statement-batcher";
+import { type ResolutionFacts, selectResolutionFacts } from "./queries";
 import { ResolutionRefusal, refuse } from "./refusals";
 
 export interface ResolutionDeps {
   db: Database;
+  /** The same database's postgres.js client, for the resolution's prepared statement. */
+  sql: DatabaseHandle["sql"];
   metrics?: Pick<ApiMetrics, "resolutions" | "resolutionDuration" | "auditAppend">;
   /** Spans around the resolution's database work; absent when traces are off. */
   tracer?: Tracer | undefined;
@@ -36,11 +39,15 @@ export interface ResolutionDeps {
   clock: Clock;
   fetch: FetchLike;
   logger: Logger;
-  plans: PlanCache;
   /** OAuth2 tokens: refresh single-flight and the client-credentials cache (one per process). */
   tokens: OAuth2Tokens;
   /** Resolver-minted values shared until shortly before they expire (one per app). */
   credentials: CredentialCache;
+  /**
+   * Where each resolution's audit entry goes: concurrent resolutions' entries share one insert
+   * and commit (one per app); the answer waits until its entry is committed.
+   */
+  auditEntries: StatementBatcher<TimedAuditEntry, void>;
 }
 
 export interface ResolutionRequest {
@@ -94,19 +101,22 @@ export async function resolveRouteCredential(
   const audit = (action: string, details: Record<string, unknown>) =>
     inDatabaseSpan(deps, request, "audit append", async () => {
       const appendStarted = performance.now();
-      await appendAudit(deps.db, deps.clock, {
-        organizationId: facts.organizationId,
-        actor: `gateway:${request.gatewayId}`,
-        action,
-        subjectType: "sandbox_session",
-        subjectId: request.sessionId,
-        traceId: auditTraceId(request),
-        details: {
-          sessionId: request.sessionId,
-          routeId: request.routeId,
-          connectionId: facts.connectionId,
-          gatewayId: request.gatewayId,
-          ...details,
+      await deps.auditEntries.submit({
+        createdAt: deps.clock.now(),
+        entry: {
+          organizationId: facts.organizationId,
+          actor: `gateway:${request.gatewayId}`,
+          action,
+          subjectType: "sandbox_session",
+          subjectId: request.sessionId,
+          traceId: auditTraceId(request),
+          details: {
+            sessionId: request.sessionId,
+            routeId: request.routeId,
+            connectionId: facts.connectionId,
+            gatewayId: request.gatewayId,
+            ...details,
+          },
         },
       });
       deps.metrics?.auditAppend.observe((performance.now() - appendStarted) / 1000, action);
@@ -184,60 +194,63 @@ async function resolveChecked(
   facts: AuditFacts,
 ): Promise<ResolvedRouteCredential & { source: Source }> {
   const now = deps.clock.now();
-  const session = await inDatabaseSpan(deps, request, "select session", () =>
-    selectSession(deps.db, request.sessionId),
+  const found = await inDatabaseSpan(deps, request, "select resolution", () =>
+    selectResolutionFacts(deps.sql, request),
   );
-  if (!session) throw refuse("session_not_live", "session_not_found");
-  facts.organizationId = session.organizationId;
-  if (session.revokedAt !== null) throw refuse("session_not_live", "session_revoked");
+  if (!found) throw refuse("session_not_live", "session_not_found");
+  facts.organizationId = found.organizationId;
+  if (found.revokedAtMs !== null) throw refuse("session_not_live", "session_revoked");
   // Live means what the sessions module says (`sessionStatus`): not revoked, before the hard end.
   // Token expiry is the gateway's check on each sandbox request.
-  if (now.getTime() >= session.expiresAt.getTime()) {
-    throw refuse("session_not_live", "session_expired");
-  }
+  if (now.getTime() >= found.expiresAtMs) throw refuse("session_not_live", "session_expired");
 
-  const plan = await deps.plans.get(deps.db, session.planDigest);
-  if (!plan) throw new Error(`plan ${session.planDigest} of session ${session.id} is missing`);
-  const route = plan.routes.get(request.routeId);
-  if (!route) throw refuse("route_not_in_plan", "route_not_in_plan");
+  if (!found.planFound) {
+    throw new Error(`plan ${found.planDigest} of session ${found.sessionId} is missing`);
+  }
+  if (found.route === null) throw refuse("route_not_in_plan", "route_not_in_plan");
+  // Validated on the way out: the route is what a credential is released for.
+  const route = routeSchema.parse(found.route);
   if (!route.credential) throw refuse("route_has_no_credential", "route_has_no_credential");
   facts.connectionId = route.credential.connectionId;
 
-  const { connectionId } = route.credential;
-  const row = await inDatabaseSpan(deps, request, "select route connection", () =>
-    selectRouteConnection(deps.db, {
-      connectionId,
-      bindingId: route.bindingId,
-      profileVersionId: session.profileVersionId,
-    }),
-  );
+  const { connection, target } = found;
   // A plan naming another organization's connection would be a compiler bug; never follow it.
-  if (!row || row.connection.organizationId !== session.organizationId) {
+  if (!connection || !target || connection.organizationId !== found.organizationId) {
     throw refuse("connection_not_active", "connection_not_found");
   }
-  if (row.connection.status !== "active") {
-    throw refuse("connection_not_active", `connection_${row.connection.status}`);
+  if (connection.status !== "active") {
+    throw refuse("connection_not_active", `connection_${connection.status}`);
   }
-  if (!row.target.enabled) throw refuse("target_disabled", "target_disabled");
+  if (!target.enabled) throw refuse("target_disabled", "target_disabled");
 
-  const definition = deps.registry.get(row.target.variantId);
+  const definition = deps.registry.get(target.variantId);
   if (!definition) throw refuse("credential_unavailable", "unknown_definition");
-  const method = definition.connectionMethods.find((m) => m.id === row.connection.methodId);
+  const method = definition.connectionMethods.find((m) => m.id === connection.methodId);
   if (!method) throw refuse("credential_unavailable", "unknown_connection_method");
 
+  const row: RouteConnectionRow = { connection, target, bindingConfig: found.bindingConfig };
   const context = new ResolutionContext(deps, request, row, definition, method, route);
   if (route.credential.resolver !== undefined) {
     return context.fromResolver(route.credential.resolver);
   }
-  const current = await inDatabaseSpan(deps, request, "select credential", () =>
-    readCurrentCredential(deps.db, deps.keyRing, row.connection.id),
-  );
-  if (!current) throw refuse("credential_unavailable", "no_stored_credential");
+  if (!found.credential) throw refuse("credential_unavailable", "no_stored_credential");
+  const { expiresAtMs, ...stored } = found.credential;
+  const current = decryptCredentialVersion(deps.keyRing, {
+    ...stored,
+    expiresAt: expiresAtMs === null ? null : new Date(expiresAtMs),
+  });
   if (current.credential.kind === "oauth2-token-set") return context.oauth2AccessToken();
   if (method.kind === "oauth2-client-credentials") {
     return context.clientCredentialsToken(current, current.credential.fields);
   }
   return context.storedSecret(current);
+}
+
+/** The route's connection, its target and the route's binding config, as the query read them. */
+interface RouteConnectionRow {
+  connection: NonNullable<ResolutionFacts["connection"]>;
+  target: NonNullable<ResolutionFacts["target"]>;
+  bindingConfig: unknown;
 }
 
 /** The pieces of one resolution, parsed from the database only when a path needs them. */

@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { streamSSE } from "hono/streaming";
+import { insertAuditEntries, type TimedAuditEntry } from "../audit/service";
 import { createCredentialCache } from "../credentials/credential-cache";
 import { createOAuth2Tokens } from "../credentials/oauth2-tokens";
 import type { AppDeps } from "../deps";
@@ -8,6 +9,7 @@ import { DomainError, notFound } from "../errors";
 import type { FeedMessage } from "../events/invalidations";
 import { createRouter, errorResponses } from "../router";
 import { sessionLiveness } from "../sessions/service";
+import { createStatementBatcher } from "../statement-batcher";
 import { createPlanCache } from "./plan-cache";
 import { RESOLUTION_REFUSALS } from "./refusals";
 import { resolveRouteCredential } from "./resolve-credential";
@@ -55,6 +57,14 @@ export function internalRoutes(deps: AppDeps) {
     database: deps.database,
     keyRing: deps.keyRing,
     clock: deps.clock,
+  });
+
+  // One per app, so concurrent resolutions' audit entries share a statement and its commit.
+  const auditEntries = createStatementBatcher<TimedAuditEntry, void>({
+    async run(entries) {
+      await insertAuditEntries(deps.database.sql, entries);
+      return entries.map(() => undefined);
+    },
   });
 
   router.use(
@@ -155,6 +165,7 @@ export function internalRoutes(deps: AppDeps) {
       const resolved = await resolveRouteCredential(
         {
           db,
+          sql: deps.database.sql,
           keyRing: deps.keyRing,
           registry: deps.registry,
           clock: deps.clock,
@@ -162,9 +173,9 @@ export function internalRoutes(deps: AppDeps) {
           logger: deps.logger,
           metrics: deps.metrics,
           tracer: deps.tracer,
-          plans,
           tokens,
           credentials,
+          auditEntries,
         },
         {
           sessionId: body.sessionId,

@@ -74,7 +74,7 @@ export async function createEphemeralDeps(options: {
       audience: INTERNAL_AUDIENCE,
       clock,
       spentAssertions: createPostgresSpentAssertions({
-        db: options.database.db,
+        database: options.database,
         clock,
         logger: options.logger,
       }),

@@ -31,7 +31,7 @@ import type { AddressInfo } from "node:net";
 import os, { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
-import { signGatewayAssertion } from "@keyway/crypto";
+import { createGatewayAssertionSigner, signGatewayAssertion } from "@keyway/crypto";
 import { createDatabase, runMigrations } from "@keyway/db";
 import { startEmbeddedPostgres } from "@keyway/test-harness";
 import { Client, Pool } from "undici";
@@ -317,18 +317,20 @@ async function runCurve(
   await new Promise<void>((resolve) => server.once("listening", () => resolve()));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   let next = 0;
+  // As a gateway does: its key imported once, a fresh single-use assertion per request.
+  const assertions = createGatewayAssertionSigner({
+    gatewayId: TEST_GATEWAY_ID,
+    privateJwk: gatewayKey.privateJwk,
+    kid: gatewayKey.kid,
+    audience: INTERNAL_AUDIENCE,
+    clock,
+  });
 
   async function resolveWith(pool: Pool): Promise<number> {
     const item = work[next++];
     if (item === undefined) throw new Error("ran out of seeded sessions");
     const started = performance.now();
-    const assertion = await signGatewayAssertion({
-      gatewayId: TEST_GATEWAY_ID,
-      privateJwk: gatewayKey.privateJwk,
-      kid: gatewayKey.kid,
-      audience: INTERNAL_AUDIENCE,
-      clock,
-    });
+    const assertion = await assertions.sign();
     const response = await pool.request({
       method: "POST",
       path: "/internal/v1/credentials/resolve",

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Clock, type Ed25519PrivateJwk, signGatewayAssertion } from "@keyway/crypto";
+import { type Clock, createGatewayAssertionSigner, type Ed25519PrivateJwk } from "@keyway/crypto";
 import {
   type CompiledRuntimePlan,
   compiledPlanSchema,
@@ -152,12 +152,15 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
     },
   );
 
+  // The key is imported once: a fresh assertion per request (they are single use) stays cheap.
+  const assertions = createGatewayAssertionSigner({
+    ...options.identity,
+    audience: options.audience,
+    clock: options.clock,
+  });
+
   function authorization(): Promise<string> {
-    return signGatewayAssertion({
-      ...options.identity,
-      audience: options.audience,
-      clock: options.clock,
-    }).then((assertion) => `Bearer ${assertion}`);
+    return assertions.sign().then((assertion) => `Bearer ${assertion}`);
   }
 
   async function requestJson(

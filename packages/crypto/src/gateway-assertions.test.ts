@@ -2,6 +2,7 @@ import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import type { Clock } from "./clock";
 import {
+  createGatewayAssertionSigner,
   createGatewayAssertionVerifier,
   createMemorySpentAssertions,
   GatewayAssertionError,
@@ -83,6 +84,27 @@ describe("gateway assertions", () => {
     await expect(verifier.verify(await sign("gw-a", gatewayA))).resolves.toMatchObject({
       gatewayId: "gw-a",
     });
+  });
+
+  it("signs a fresh single-use assertion on every call of one signer", async () => {
+    const { clock, verifier, gatewayA } = await setup();
+    const signer = createGatewayAssertionSigner({
+      gatewayId: "gw-a",
+      privateJwk: gatewayA.privateJwk,
+      kid: gatewayA.kid,
+      audience,
+      clock,
+    });
+    const first = await signer.sign();
+    clock.set("2030-01-01T00:00:10Z");
+    const second = await signer.sign();
+    expect(second).not.toBe(first);
+    await expect(verifier.verify(first)).resolves.toMatchObject({ gatewayId: "gw-a" });
+    // Its lifetime starts when it is signed, not when the signer was made.
+    await expect(verifier.verify(second)).resolves.toMatchObject({
+      expiresAt: new Date("2030-01-01T00:01:10Z"),
+    });
+    expect((await assertionError(verifier.verify(second))).code).toBe("ASSERTION_REPLAYED");
   });
 
   it("refuses an unknown gateway and a gateway signing with another gateway's key", async () => {

@@ -25,23 +25,49 @@ export interface SignGatewayAssertionOptions {
 
 /**
  * A client assertion for one request to the control plane's internal API (iss = sub = gateway id).
- * Each assertion is accepted once: sign a fresh one per request, including retries.
+ * Each assertion is accepted once: sign a fresh one per request, including retries. Callers that
+ * sign repeatedly keep a `createGatewayAssertionSigner` instead.
  */
 export function signGatewayAssertion(options: SignGatewayAssertionOptions): Promise<string> {
+  return createGatewayAssertionSigner(options).sign();
+}
+
+export interface GatewayAssertionSigner {
+  /** A fresh assertion (new `jti`, `iat` from the clock now). */
+  sign(): Promise<string>;
+}
+
+/**
+ * Signs assertions with one key, imported once: jose caches the key it derives per key object, so
+ * reusing it saves the import on every request (≈ 0.2 ms of CPU per assertion on the development
+ * machine; `pnpm bench:resolve --concurrency`, where the gateways' side signs one per resolution).
+ */
+export function createGatewayAssertionSigner(
+  options: SignGatewayAssertionOptions,
+): GatewayAssertionSigner {
   const ttlSeconds = options.ttlSeconds ?? 60;
   if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) {
     throw new TypeError("gateway assertion ttlSeconds must be a positive integer");
   }
-  const now = epochSeconds(options.clock.now());
-  return new SignJWT({})
-    .setProtectedHeader({ alg: SIGNING_ALGORITHM, kid: options.kid, typ: GATEWAY_ASSERTION_TYPE })
-    .setIssuer(options.gatewayId)
-    .setSubject(options.gatewayId)
-    .setAudience(options.audience)
-    .setIssuedAt(now)
-    .setExpirationTime(now + ttlSeconds)
-    .setJti(randomBytes(16).toString("base64url"))
-    .sign(privateKeyObject(options.privateJwk));
+  const key = privateKeyObject(options.privateJwk);
+  return {
+    sign() {
+      const now = epochSeconds(options.clock.now());
+      return new SignJWT({})
+        .setProtectedHeader({
+          alg: SIGNING_ALGORITHM,
+          kid: options.kid,
+          typ: GATEWAY_ASSERTION_TYPE,
+        })
+        .setIssuer(options.gatewayId)
+        .setSubject(options.gatewayId)
+        .setAudience(options.audience)
+        .setIssuedAt(now)
+        .setExpirationTime(now + ttlSeconds)
+        .setJti(randomBytes(16).toString("base64url"))
+        .sign(key);
+    },
+  };
 }
 
 export type GatewayAssertionErrorCode =

@@ -17,6 +17,7 @@ import { createDatabase, newId, runMigrations, sandboxSessions } from "@keyway/d
 import type { CompiledRuntimePlan } from "@keyway/integrations-core";
 import { startEmbeddedPostgres } from "@keyway/test-harness";
 import { createApp } from "../../apps/control-plane-api/src/app";
+import { verifyAuditChain } from "../../apps/control-plane-api/src/audit/service";
 import { publishInvalidation } from "../../apps/control-plane-api/src/events/invalidations";
 import {
   type SeededConnection,
@@ -67,6 +68,19 @@ export interface BenchControlPlane {
   groups: BenchSessionGroup[];
   /** Internal API requests answered so far: plan lookups and credential resolutions. */
   served(): { plans: number; credentials: number };
+  /** The embedded PostgreSQL's postmaster (its backends are its children), for CPU figures. */
+  postgresPid: number;
+  /**
+   * Seals the pending audit entries with a checkpoint and verifies every chain (what
+   * `keyway audit verify` runs), with the number of `credential.resolved` entries and of those
+   * that carry a trace id.
+   */
+  auditCheck(): Promise<{
+    chainOk: boolean;
+    checkedEntries: number;
+    resolved: number;
+    resolvedWithTraceId: number;
+  }>;
   /**
    * Publishes `connection.updated` for every connection, as an edit would: gateways drop the
    * credentials they cached and resolve them again on next use.
@@ -85,11 +99,21 @@ export async function startBenchControlPlane(options: {
    * session on one plan.
    */
   groups?: readonly SessionGroup[];
+  /**
+   * PostgreSQL with fsync on, as deployed, for benchmarks whose figures include the control
+   * plane's commits (`bench:storm`). Default off: `bench:gateway` measures the gateway.
+   */
+  durable?: boolean;
+  /** Run the audit sealer on this timer, as a deployment does (default: only `auditCheck`). */
+  auditSealIntervalMs?: number;
 }): Promise<BenchControlPlane> {
   const root = await mkdtemp(join(tmpdir(), "keyway-bench-cp-"));
   // Run as root, PostgreSQL runs as the `postgres` user, which must reach the data directory.
   await chmod(root, 0o755);
-  const postgres = await startEmbeddedPostgres({ dataDir: join(root, "pg"), durable: false });
+  const postgres = await startEmbeddedPostgres({
+    dataDir: join(root, "pg"),
+    durable: options.durable ?? false,
+  });
   await postgres.createDatabase("keyway");
   const url = postgres.url("keyway");
   await runMigrations(url);
@@ -101,6 +125,9 @@ export async function startBenchControlPlane(options: {
     clock,
     logger: createLogger({ level: "warn" }),
     settings: { sessionTokenTtlSeconds: options.tokenTtlSeconds },
+    ...(options.auditSealIntervalMs !== undefined
+      ? { auditSealIntervalMs: options.auditSealIntervalMs }
+      : {}),
   });
   const db = database.db;
   const organizationId = await seedOrganization(db, clock, "Gateway bench");
@@ -211,6 +238,20 @@ export async function startBenchControlPlane(options: {
     tokens,
     groups,
     served: () => ({ ...counts }),
+    postgresPid: postgres.pid ?? 0,
+    async auditCheck() {
+      await deps.auditSealer.sealNow({ checkpoint: true });
+      const chain = await verifyAuditChain(db, deps.keyRing);
+      const [row] = await database.sql<{ resolved: number; with_trace_id: number }[]>`
+        select count(*)::int as resolved, count(trace_id)::int as with_trace_id
+        from audit_log where action = 'credential.resolved'`;
+      return {
+        chainOk: chain.ok,
+        checkedEntries: chain.checkedEntries,
+        resolved: row?.resolved ?? 0,
+        resolvedWithTraceId: row?.with_trace_id ?? 0,
+      };
+    },
     async refreshCredentials() {
       for (const connection of connections) {
         await publishInvalidation(db, { type: "connection.updated", connectionId: connection.id });

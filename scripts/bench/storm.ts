@@ -1,0 +1,291 @@
+/**
+ * The first-request storm (issue 14, "Running as a fleet"): `--sandboxes` (200) sandboxes start at
+ * once, each a distinct session sending its first request through ONE real gateway process to a
+ * loopback upstream. Target: p99 < 500 ms.
+ *
+ *   pnpm bench:storm [--sandboxes 200] [--plans N] [--rounds 3] [--json FILE]
+ *
+ * Each sandbox has its own undici `ProxyAgent` (its own connection: CONNECT, TLS terminated by the
+ * gateway with a leaf from the deployment's CA) and sends `GET https://localhost:<port>/v1/__check`
+ * with its session token as proxy credential. For each, the gateway verifies the token, asks the
+ * control plane whether the session is live, loads the session's plan and resolves the route's
+ * credential — on a cold cache, since every session is new — then forwards with the credential
+ * injected (the upstream answers with the digest of the `Authorization` it got, checked here).
+ * `--plans` (default: one per sandbox, every credential cold) spreads the sessions over fewer
+ * plans, as sandboxes started from one profile version share their plan and cached credential.
+ * Each round is a new set of sessions; the gateway stays up across rounds, warmed once by a
+ * session of its own (JWKS, event feed, the host's leaf certificate).
+ *
+ * Processes: the upstream (`gateway-upstream.ts`), the gateway bundle, and this process: the real
+ * control plane app (`gateway-control-plane.ts`) on an embedded, durable PostgreSQL with the
+ * audit sealer on its deployment timer, and the sandboxes' clients. CPU per request is read from
+ * /proc for the gateway, this process (API + clients) and PostgreSQL. At the end every audit
+ * chain must verify and every resolution must be audited with the trace id the gateway sent.
+ */
+import { createHash } from "node:crypto";
+import { closeSync, openSync, writeFileSync } from "node:fs";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import os, { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { stringifyConfig } from "@keyway/config";
+import { createTestCa, getFreePort } from "@keyway/test-harness";
+import { ProxyAgent, request } from "undici";
+import { DEFAULT_SEAL_INTERVAL_MS } from "../../apps/control-plane-api/src/audit/sealer";
+import { buildService } from "../build";
+import { jsonOutputPath, machineFacts, percentile, writeJson } from "./bench-lib";
+import { type BenchControlPlane, startBenchControlPlane } from "./gateway-control-plane";
+import { childPids, cpuMs, repoRoot, type Spawned, spawnNode, stop, waitFor } from "./processes";
+
+const SECRET = "sk-bench-0123456789abcdef";
+const CHECK_PATH = "/v1/__check";
+const TARGET_P99_MS = 500;
+
+function intFlag(name: string, fallback: number): number {
+  const at = process.argv.indexOf(name);
+  if (at < 0) return fallback;
+  const value = Number(process.argv[at + 1]);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} takes an integer ≥ 1`);
+  return value;
+}
+
+const SANDBOXES = intFlag("--sandboxes", 200);
+const PLANS = intFlag("--plans", SANDBOXES);
+const ROUNDS = intFlag("--rounds", 3);
+if (PLANS > SANDBOXES) throw new Error("--plans cannot exceed --sandboxes");
+
+interface Round {
+  latencyMs: { p50: number; p99: number; max: number; min: number };
+  wallMs: number;
+  /** CPU time per sandbox request, µs, per process. */
+  cpuUsPerRequest: { gateway: number; apiAndClients: number; postgres: number };
+  served: { plans: number; credentials: number };
+  loadAverage: number;
+}
+
+async function main() {
+  const machine = machineFacts(["pnpm bench:storm", ...process.argv.slice(2)].join(" "));
+  const jsonFile = jsonOutputPath();
+  const dir = await mkdtemp(join(tmpdir(), "keyway-bench-storm-"));
+  await chmod(dir, 0o755);
+  const children: Spawned[] = [];
+  let cp: BenchControlPlane | undefined;
+  try {
+    const upstreamCa = await createTestCa({ commonName: "Bench upstream CA" });
+    const gatewayCa = await createTestCa({ commonName: "Bench gateway CA" });
+    const upstreamLeaf = await upstreamCa.issueLeaf({ hosts: ["localhost", "127.0.0.1"] });
+    const file = (name: string, text: string) => {
+      const path = join(dir, name);
+      writeFileSync(path, text);
+      return path;
+    };
+    const [upstreamHttp, upstreamHttps] = await Promise.all([getFreePort(), getFreePort()]);
+    const authority = `localhost:${upstreamHttps}`;
+    console.log(`seeding ${ROUNDS} × ${SANDBOXES} sessions on ${PLANS} plan(s) per round …`);
+    cp = await startBenchControlPlane({
+      baseUrls: [`https://${authority}/v1`],
+      secret: SECRET,
+      tokenTtlSeconds: 3 * 3600,
+      // The gateway's warm-up session, then each round's sandboxes (their own profile versions).
+      groups: [
+        { sessions: 1, plans: 1 },
+        ...Array.from({ length: ROUNDS }, () => ({ sessions: SANDBOXES, plans: PLANS })),
+      ],
+      durable: true,
+      auditSealIntervalMs: DEFAULT_SEAL_INTERVAL_MS,
+    });
+
+    const upstream = spawnNode(
+      [
+        "--import",
+        "tsx",
+        join(repoRoot, "scripts/bench/gateway-upstream.ts"),
+        String(upstreamHttp),
+        String(upstreamHttps),
+        file("upstream-cert.pem", upstreamLeaf.certPem),
+        file("upstream-key.pem", upstreamLeaf.keyPem),
+      ],
+      {},
+    );
+    children.push(upstream);
+    await waitFor("upstream", async () => upstream.output().includes("ready"), upstream);
+
+    // Chosen just before the gateway starts: the embedded PostgreSQL took a port meanwhile.
+    const [proxyPort, adminPort] = await Promise.all([getFreePort(), getFreePort()]);
+    const config = file(
+      "keyway.toml",
+      stringifyConfig({
+        sessions: { issuer: cp.sessionIssuer, audience: cp.sessionAudience },
+        internal: { audience: cp.internalAudience },
+        log: { level: "info" },
+        gateway: {
+          host: "127.0.0.1",
+          port: proxyPort,
+          admin_host: "127.0.0.1",
+          admin_port: adminPort,
+          control_plane_url: cp.url,
+          ca_cert_path: file("gateway-ca.pem", gatewayCa.certPem),
+          ca_key_path: file("gateway-ca-key.pem", gatewayCa.keyPem),
+          identity: {
+            gateway_id: cp.gatewayId,
+            private_key_path: file("gateway-key.json", JSON.stringify(cp.gatewayKey.privateJwk)),
+          },
+          rate_limit: { requests_per_second: 1_000_000, burst: 1_000_000 },
+        },
+      }),
+    );
+    const logFd = openSync(join(dir, "gateway.log"), "w");
+    const gateway = spawnNode([await buildService("data-plane-gateway")], {
+      env: {
+        KEYWAY_CONFIG: config,
+        NODE_EXTRA_CA_CERTS: file("upstream-ca.pem", upstreamCa.certPem),
+      },
+      stdoutFd: logFd,
+    });
+    closeSync(logFd);
+    children.push(gateway);
+    const gatewayPid = gateway.child.pid ?? 0;
+    await waitFor(
+      "gateway",
+      () =>
+        fetch(`http://127.0.0.1:${adminPort}/readyz`).then(
+          (r) => r.status === 200,
+          () => false,
+        ),
+      gateway,
+    );
+
+    const expected = createHash("sha256").update(`Bearer ${SECRET}`).digest("hex");
+    /** One sandbox's first request, on a connection of its own; milliseconds. */
+    const firstRequest = async (agent: ProxyAgent): Promise<number> => {
+      const started = performance.now();
+      const response = await request(`https://${authority}${CHECK_PATH}`, { dispatcher: agent });
+      const body = (await response.body.json()) as { authorizationSha256?: unknown };
+      const elapsed = performance.now() - started;
+      if (response.statusCode !== 200 || body.authorizationSha256 !== expected) {
+        throw new Error(`a sandbox got ${response.statusCode} without the injected credential`);
+      }
+      return elapsed;
+    };
+    const agentFor = (token: string) =>
+      new ProxyAgent({
+        uri: `http://127.0.0.1:${proxyPort}`,
+        token: `Basic ${Buffer.from(`session:${token}`).toString("base64")}`,
+        requestTls: { ca: gatewayCa.certPem },
+      });
+
+    const [warmup, ...roundGroups] = cp.groups;
+    const warmAgent = agentFor(warmup?.tokens[0] ?? "");
+    await firstRequest(warmAgent);
+    await warmAgent.close();
+
+    const postgresPids = () => [cp?.postgresPid ?? 0, ...childPids(cp?.postgresPid ?? 0)];
+    const rounds: Round[] = [];
+    const all: number[] = [];
+    for (const group of roundGroups) {
+      // Let the sealer and the previous round's connections settle first.
+      await sleep(1_000);
+      const agents = group.tokens.map(agentFor);
+      const servedBefore = cp.served();
+      const cpuBefore = {
+        gateway: cpuMs([gatewayPid]),
+        own: process.cpuUsage(),
+        postgres: cpuMs(postgresPids()),
+      };
+      const started = performance.now();
+      const samples = await Promise.all(agents.map(firstRequest));
+      const wallMs = performance.now() - started;
+      const own = process.cpuUsage(cpuBefore.own);
+      const cpu = {
+        gateway: cpuMs([gatewayPid]) - cpuBefore.gateway,
+        own: (own.user + own.system) / 1000,
+        postgres: cpuMs(postgresPids()) - cpuBefore.postgres,
+      };
+      const servedAfter = cp.served();
+      await Promise.all(agents.map((agent) => agent.close()));
+      all.push(...samples);
+      const n = samples.length;
+      rounds.push({
+        latencyMs: {
+          p50: percentile(samples, 50),
+          p99: percentile(samples, 99),
+          max: Math.max(...samples),
+          min: Math.min(...samples),
+        },
+        wallMs,
+        cpuUsPerRequest: {
+          gateway: (cpu.gateway * 1000) / n,
+          apiAndClients: (cpu.own * 1000) / n,
+          postgres: (cpu.postgres * 1000) / n,
+        },
+        served: {
+          plans: servedAfter.plans - servedBefore.plans,
+          credentials: servedAfter.credentials - servedBefore.credentials,
+        },
+        loadAverage: os.loadavg()[0] ?? 0,
+      });
+    }
+
+    const audit = await cp.auditCheck();
+    const served = cp.served();
+    const overall = {
+      p50: percentile(all, 50),
+      p99: percentile(all, 99),
+      max: Math.max(...all),
+    };
+    const auditOk =
+      audit.chainOk &&
+      audit.resolved === served.credentials &&
+      audit.resolvedWithTraceId === audit.resolved;
+    const figures = {
+      sandboxes: SANDBOXES,
+      plansPerRound: PLANS,
+      rounds,
+      overallMs: overall,
+      audit: { ...audit, resolutionsServed: served.credentials, ok: auditOk },
+      targetP99Ms: TARGET_P99_MS,
+      meetsTarget: overall.p99 < TARGET_P99_MS && auditOk,
+      postgres: "embedded, durable (fsync on)",
+      ...machine,
+    };
+
+    console.log(
+      `first-request storm — ${machine.cpu}, ${machine.cores} cores, node ${machine.node}: ` +
+        `${SANDBOXES} sandboxes at once on ${PLANS} plan(s), ${ROUNDS} round(s)`,
+    );
+    console.table(
+      Object.fromEntries(
+        rounds.map((r, i) => [
+          `round ${i + 1}`,
+          {
+            "p50 (ms)": r.latencyMs.p50.toFixed(0),
+            "p99 (ms)": r.latencyMs.p99.toFixed(0),
+            "max (ms)": r.latencyMs.max.toFixed(0),
+            "CPU µs gateway": r.cpuUsPerRequest.gateway.toFixed(0),
+            "CPU µs API+clients": r.cpuUsPerRequest.apiAndClients.toFixed(0),
+            "CPU µs PostgreSQL": r.cpuUsPerRequest.postgres.toFixed(0),
+            resolutions: r.served.credentials,
+            "plan loads": r.served.plans,
+            load: r.loadAverage.toFixed(1),
+          },
+        ]),
+      ),
+    );
+    console.log(
+      `all rounds: p50 ${overall.p50.toFixed(0)} ms, p99 ${overall.p99.toFixed(0)} ms, ` +
+        `max ${overall.max.toFixed(0)} ms; audit chains ${audit.chainOk ? "verify" : "BROKEN"} ` +
+        `(${audit.checkedEntries} entries), ${audit.resolvedWithTraceId} of ` +
+        `${served.credentials} resolutions audited with a trace id`,
+    );
+    console.log(
+      `target p99 < ${TARGET_P99_MS} ms with the audit intact: ${figures.meetsTarget ? "met" : "NOT met"}`,
+    );
+    writeJson(jsonFile, figures);
+  } finally {
+    for (const spawned of children.reverse()) await stop(spawned.child);
+    await cp?.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -3,10 +3,10 @@
  * once, each a distinct session sending its first request through ONE real gateway process to a
  * loopback upstream. Target: p99 < 500 ms.
  *
- *   pnpm bench:storm [--sandboxes 200] [--plans N] [--rounds 3] [--json FILE]
+ *   pnpm bench:storm [--sandboxes 200] [--plans N] [--rounds 3] [--json FILE] [--profile DIR]
  *
  * Each sandbox has its own undici `ProxyAgent` (its own connection: CONNECT, TLS terminated by the
- * gateway with a leaf from the deployment's CA) and sends `GET https://localhost:<port>/v1/__check`
+ * gateway with a leaf from the deployment's CA; `storm-sandboxes.ts`) and sends `GET https://localhost:<port>/v1/__check`
  * with its session token as proxy credential. For each, the gateway verifies the token, asks the
  * control plane whether the session is live, loads the session's plan and resolves the route's
  * credential — on a cold cache, since every session is new — then forwards with the credential
@@ -16,24 +16,29 @@
  * Each round is a new set of sessions; the gateway stays up across rounds, warmed once by a
  * session of its own (JWKS, event feed, the host's leaf certificate).
  *
- * Processes: the upstream (`gateway-upstream.ts`), the gateway bundle, and this process: the real
- * control plane app (`gateway-control-plane.ts`) on an embedded, durable PostgreSQL with the
- * audit sealer on its deployment timer, and the sandboxes' clients. CPU per request is read from
- * /proc for the gateway, this process (API + clients) and PostgreSQL. At the end every audit
+ * Processes: the upstream (`gateway-upstream.ts`), the gateway bundle, the sandboxes (one process
+ * per round, `storm-sandboxes.ts`), and this process: the real control plane app
+ * (`gateway-control-plane.ts`) on an embedded, durable PostgreSQL with the audit sealer on its
+ * deployment timer. CPU per request is read for the gateway, this process (the API),
+ * PostgreSQL and the sandboxes. At the end every audit
  * chain must verify and every resolution must be audited with the trace id the gateway sent.
+ * `--profile DIR` writes CPU profiles of the gateway (`node --cpu-prof`) and of this process over
+ * the rounds, and prints where each spent its time.
  */
 import { createHash } from "node:crypto";
-import { closeSync, openSync, writeFileSync } from "node:fs";
+import { once } from "node:events";
+import { closeSync, mkdirSync, openSync, readdirSync, writeFileSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { Session } from "node:inspector/promises";
 import os, { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { stringifyConfig } from "@keyway/config";
 import { createTestCa, getFreePort } from "@keyway/test-harness";
-import { ProxyAgent, request } from "undici";
 import { DEFAULT_SEAL_INTERVAL_MS } from "../../apps/control-plane-api/src/audit/sealer";
 import { buildService } from "../build";
 import { jsonOutputPath, machineFacts, percentile, writeJson } from "./bench-lib";
+import { printProfileSummary, summarizeCpuProfile } from "./cpuprofile-top";
 import { type BenchControlPlane, startBenchControlPlane } from "./gateway-control-plane";
 import { childPids, cpuMs, repoRoot, type Spawned, spawnNode, stop, waitFor } from "./processes";
 
@@ -49,6 +54,10 @@ function intFlag(name: string, fallback: number): number {
   return value;
 }
 
+const profileDir = (() => {
+  const at = process.argv.indexOf("--profile");
+  return at < 0 ? undefined : resolve(process.argv[at + 1] ?? "storm-profile");
+})();
 const SANDBOXES = intFlag("--sandboxes", 200);
 const PLANS = intFlag("--plans", SANDBOXES);
 const ROUNDS = intFlag("--rounds", 3);
@@ -58,7 +67,7 @@ interface Round {
   latencyMs: { p50: number; p99: number; max: number; min: number };
   wallMs: number;
   /** CPU time per sandbox request, µs, per process. */
-  cpuUsPerRequest: { gateway: number; apiAndClients: number; postgres: number };
+  cpuUsPerRequest: { gateway: number; api: number; postgres: number; sandboxes: number };
   served: { plans: number; credentials: number };
   loadAverage: number;
 }
@@ -135,7 +144,9 @@ async function main() {
       }),
     );
     const logFd = openSync(join(dir, "gateway.log"), "w");
-    const gateway = spawnNode([await buildService("data-plane-gateway")], {
+    if (profileDir) mkdirSync(profileDir, { recursive: true });
+    const profileFlags = profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [];
+    const gateway = spawnNode([...profileFlags, await buildService("data-plane-gateway")], {
       env: {
         KEYWAY_CONFIG: config,
         NODE_EXTRA_CA_CERTS: file("upstream-ca.pem", upstreamCa.certPem),
@@ -156,36 +167,45 @@ async function main() {
     );
 
     const expected = createHash("sha256").update(`Bearer ${SECRET}`).digest("hex");
-    /** One sandbox's first request, on a connection of its own; milliseconds. */
-    const firstRequest = async (agent: ProxyAgent): Promise<number> => {
-      const started = performance.now();
-      const response = await request(`https://${authority}${CHECK_PATH}`, { dispatcher: agent });
-      const body = (await response.body.json()) as { authorizationSha256?: unknown };
-      const elapsed = performance.now() - started;
-      if (response.statusCode !== 200 || body.authorizationSha256 !== expected) {
-        throw new Error(`a sandbox got ${response.statusCode} without the injected credential`);
+    /** Each token's first request at once, from the sandboxes' own process. */
+    const storm = async (tokens: readonly string[]) => {
+      const input = file(
+        "storm.json",
+        JSON.stringify({
+          proxyUrl: `http://127.0.0.1:${proxyPort}`,
+          url: `https://${authority}${CHECK_PATH}`,
+          gatewayCaPem: gatewayCa.certPem,
+          expectedAuthorizationSha256: expected,
+          tokens,
+        }),
+      );
+      const sandboxes = spawnNode(
+        ["--import", "tsx", join(repoRoot, "scripts/bench/storm-sandboxes.ts"), input],
+        {},
+      );
+      const [code] = await once(sandboxes.child, "exit");
+      const line = sandboxes.output().trim().split("\n").at(-1) ?? "";
+      if (code !== 0 || !line.startsWith("{")) {
+        throw new Error(`the sandboxes failed:\n${sandboxes.output()}`);
       }
-      return elapsed;
+      return JSON.parse(line) as { latenciesMs: number[]; cpuMs: number };
     };
-    const agentFor = (token: string) =>
-      new ProxyAgent({
-        uri: `http://127.0.0.1:${proxyPort}`,
-        token: `Basic ${Buffer.from(`session:${token}`).toString("base64")}`,
-        requestTls: { ca: gatewayCa.certPem },
-      });
 
     const [warmup, ...roundGroups] = cp.groups;
-    const warmAgent = agentFor(warmup?.tokens[0] ?? "");
-    await firstRequest(warmAgent);
-    await warmAgent.close();
+    await storm(warmup?.tokens ?? []);
 
     const postgresPids = () => [cp?.postgresPid ?? 0, ...childPids(cp?.postgresPid ?? 0)];
     const rounds: Round[] = [];
     const all: number[] = [];
+    const profiler = profileDir === undefined ? undefined : new Session();
+    if (profiler) {
+      profiler.connect();
+      await profiler.post("Profiler.enable");
+      await profiler.post("Profiler.start");
+    }
     for (const group of roundGroups) {
       // Let the sealer and the previous round's connections settle first.
       await sleep(1_000);
-      const agents = group.tokens.map(agentFor);
       const servedBefore = cp.served();
       const cpuBefore = {
         gateway: cpuMs([gatewayPid]),
@@ -193,7 +213,8 @@ async function main() {
         postgres: cpuMs(postgresPids()),
       };
       const started = performance.now();
-      const samples = await Promise.all(agents.map(firstRequest));
+      const sandboxes = await storm(group.tokens);
+      const samples = sandboxes.latenciesMs;
       const wallMs = performance.now() - started;
       const own = process.cpuUsage(cpuBefore.own);
       const cpu = {
@@ -202,7 +223,6 @@ async function main() {
         postgres: cpuMs(postgresPids()) - cpuBefore.postgres,
       };
       const servedAfter = cp.served();
-      await Promise.all(agents.map((agent) => agent.close()));
       all.push(...samples);
       const n = samples.length;
       rounds.push({
@@ -215,7 +235,8 @@ async function main() {
         wallMs,
         cpuUsPerRequest: {
           gateway: (cpu.gateway * 1000) / n,
-          apiAndClients: (cpu.own * 1000) / n,
+          api: (cpu.own * 1000) / n,
+          sandboxes: (sandboxes.cpuMs * 1000) / n,
           postgres: (cpu.postgres * 1000) / n,
         },
         served: {
@@ -226,6 +247,11 @@ async function main() {
       });
     }
 
+    if (profiler && profileDir) {
+      const { profile } = await profiler.post("Profiler.stop");
+      writeFileSync(join(profileDir, "api.cpuprofile"), JSON.stringify(profile));
+      profiler.disconnect();
+    }
     const audit = await cp.auditCheck();
     const served = cp.served();
     const overall = {
@@ -262,8 +288,9 @@ async function main() {
             "p99 (ms)": r.latencyMs.p99.toFixed(0),
             "max (ms)": r.latencyMs.max.toFixed(0),
             "CPU µs gateway": r.cpuUsPerRequest.gateway.toFixed(0),
-            "CPU µs API+clients": r.cpuUsPerRequest.apiAndClients.toFixed(0),
+            "CPU µs API": r.cpuUsPerRequest.api.toFixed(0),
             "CPU µs PostgreSQL": r.cpuUsPerRequest.postgres.toFixed(0),
+            "CPU µs sandboxes": r.cpuUsPerRequest.sandboxes.toFixed(0),
             resolutions: r.served.credentials,
             "plan loads": r.served.plans,
             load: r.loadAverage.toFixed(1),
@@ -281,6 +308,19 @@ async function main() {
       `target p99 < ${TARGET_P99_MS} ms with the audit intact: ${figures.meetsTarget ? "met" : "NOT met"}`,
     );
     writeJson(jsonFile, figures);
+    if (profileDir) {
+      // The gateway writes its profile when it exits.
+      await stop(gateway.child);
+      const gatewayProfile = readdirSync(profileDir).find((f) => f.includes(`.${gatewayPid}.0.`));
+      for (const [name, path] of [
+        ["this process (the API)", join(profileDir, "api.cpuprofile")],
+        ["gateway", gatewayProfile && join(profileDir, gatewayProfile)],
+      ] as const) {
+        if (path === undefined) continue;
+        console.log(`\n${name}`);
+        printProfileSummary(summarizeCpuProfile(path, 25));
+      }
+    }
   } finally {
     for (const spawned of children.reverse()) await stop(spawned.child);
     await cp?.close();

@@ -1,4 +1,4 @@
-import type { Executor } from "@keyway/db";
+import type { DatabaseHandle } from "@keyway/db";
 import {
   type CompiledRuntimePlan,
   compiledPlanSchema,
@@ -17,20 +17,20 @@ export interface CachedPlan {
  * hit re-inserts its entry at the end).
  */
 export interface PlanCache {
-  get(db: Executor, digest: string): Promise<CachedPlan | undefined>;
+  get(sql: DatabaseHandle["sql"], digest: string): Promise<CachedPlan | undefined>;
 }
 
 export function createPlanCache(maxEntries = 1000): PlanCache {
   const entries = new Map<string, CachedPlan>();
   return {
-    async get(db, digest) {
+    async get(sql, digest) {
       const hit = entries.get(digest);
       if (hit) {
         entries.delete(digest);
         entries.set(digest, hit);
         return hit;
       }
-      const stored = await selectPlanJson(db, digest);
+      const stored = await selectPlanJson(sql, digest);
       if (stored === undefined) return undefined;
       // Validated on the way in: the routes below are what credentials are released for.
       const plan = compiledPlanSchema.parse(stored);

@@ -1,24 +1,17 @@
-import {
-  compiledPlans,
-  type DatabaseHandle,
-  type Executor,
-  integrationConnections,
-} from "@keyway/db";
-import { eq } from "drizzle-orm";
+import { type DatabaseHandle, integrationConnections } from "@keyway/db";
 
 /**
- * The internal API's own reads. Resolution runs on every gateway cache miss, so it is one
- * prepared statement (`selectResolutionFacts`): `pnpm bench:resolve --concurrency` showed the
- * earlier four drizzle queries (session, plan, route connection, credential) costing most of a
- * cold resolution's CPU, each of them unprepared and so two round trips (describe, then execute).
+ * The internal API's own reads, as postgres.js prepared statements. Resolution runs on every
+ * gateway cache miss, so it is one statement (`selectResolutionFacts`): `pnpm bench:resolve
+ * --concurrency` showed the earlier four drizzle queries (session, plan, route connection,
+ * credential) costing most of a cold resolution's CPU, each of them unprepared and so two round
+ * trips (describe, then execute) and a parse and plan in PostgreSQL.
  */
 
-export async function selectPlanJson(db: Executor, digest: string): Promise<unknown> {
-  const [row] = await db
-    .select({ plan: compiledPlans.plan })
-    .from(compiledPlans)
-    .where(eq(compiledPlans.digest, digest))
-    .limit(1);
+/** A stored plan's JSON; a prepared statement (gateways load each new session's plan once). */
+export async function selectPlanJson(sql: DatabaseHandle["sql"], digest: string): Promise<unknown> {
+  const [row] = await sql<{ plan: unknown }[]>`
+    select plan from compiled_plans where digest = ${digest}`;
   return row?.plan;
 }
 

@@ -133,7 +133,7 @@ export function internalRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const { digest } = c.req.valid("param");
-      const cached = await plans.get(db, digest);
+      const cached = await plans.get(deps.database.sql, digest);
       if (!cached) throw notFound("plan");
       c.header("cache-control", "public, max-age=31536000, immutable");
       c.header("etag", `"${digest}"`);

@@ -8,7 +8,7 @@
  * the way a gateway does on a cache miss: a fresh signed client assertion and one
  * `POST /internal/v1/credentials/resolve` per request over a keep-alive undici connection, one
  * request at a time. Every resolution does its full work — session check, route from the plan,
- * connection and target checks, credential read and decrypt, audit append in its own transaction.
+ * connection and target checks, credential read and decrypt, the audit entry committed.
  * Baseline in the same run: `GET /healthz` over the same connection (the HTTP floor).
  *
  *   pnpm bench:resolve [--json FILE] [--no-fsync]
@@ -23,7 +23,8 @@
  * sent by that many concurrent clients over as many keep-alive connections: resolutions/s over
  * the level's wall time, and latency percentiles. The API's pool is the configured default (10
  * connections) and the audit sealer runs on its timer as in a deployment; at the end every
- * audit chain must verify.
+ * audit chain must verify. `--profile FILE` writes a CPU profile of this process over the measured
+ * levels (not the seeding): summarise it with `tsx scripts/bench/cpuprofile-top.ts FILE`.
  */
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { Session } from "node:inspector/promises";

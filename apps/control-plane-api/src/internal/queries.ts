@@ -108,8 +108,8 @@ export async function selectResolutionFacts(
   const [row] = await sql<FactsRow[]>`
     select s.id as session_id, s.organization_id, s.profile_version_id, s.plan_digest,
       p.digest is not null as plan_found,
-      (extract(epoch from s.expires_at) * 1000)::float8 as expires_at_ms,
-      (extract(epoch from s.revoked_at) * 1000)::float8 as revoked_at_ms,
+      floor(extract(epoch from s.expires_at) * 1000)::float8 as expires_at_ms,
+      floor(extract(epoch from s.revoked_at) * 1000)::float8 as revoked_at_ms,
       r.route,
       c.id as connection_id, c.organization_id as connection_organization_id, c.method_id,
       c.method_kind, c.status, c.config as connection_config, c.external_subject_id,
@@ -118,7 +118,7 @@ export async function selectResolutionFacts(
       t.secrets_ciphertext,
       b.config as binding_config,
       cc.id as credential_id, cc.version as credential_version, cc.secret_ciphertext,
-      (extract(epoch from cc.expires_at) * 1000)::float8 as credential_expires_at_ms
+      floor(extract(epoch from cc.expires_at) * 1000)::float8 as credential_expires_at_ms
     from sandbox_sessions s
     left join compiled_plans p on p.digest = s.plan_digest
     left join lateral (

@@ -124,6 +124,41 @@ describe("POST /internal/v1/credentials/resolve", () => {
     expect(t.logger.lines.join("\n")).not.toContain(OPENAI_KEY);
   });
 
+  it("audits each of many concurrent resolutions once, with its own trace and outcome", async () => {
+    // Concurrent resolutions share audit inserts (and assertion claims): every caller still gets
+    // its own answer only once its own entry is stored, refusals included.
+    const sessions = await Promise.all(Array.from({ length: 12 }, () => openaiSession()));
+    const revoked = sessions[11]!;
+    await t.deps.database.db
+      .update(sandboxSessions)
+      .set({ revokedAt: t.clock.now() })
+      .where(eq(sandboxSessions.id, revoked.sessionId));
+    const traceIds = sessions.map(
+      (_, i) => `${(i + 1).toString(16).padStart(2, "0")}${"a".repeat(30)}`,
+    );
+    const answers = await Promise.all(
+      sessions.map(async (session, i) =>
+        t.call(
+          "POST",
+          "/internal/v1/credentials/resolve",
+          await t.gatewayAssertion(),
+          { sessionId: session.sessionId, routeId: session.plan.routes[0]!.id },
+          { traceparent: `00-${traceIds[i]}-${"b".repeat(16)}-01` },
+        ),
+      ),
+    );
+    expect(answers.map((answer) => answer.status)).toEqual([...Array(11).fill(200), 403]);
+    for (const [i, session] of sessions.entries()) {
+      const entries = await auditFor(session.sessionId);
+      expect(entries).toHaveLength(1);
+      expect(entries[0]).toMatchObject({
+        action: i === 11 ? "credential.refused" : "credential.resolved",
+        traceId: traceIds[i],
+        details: { sessionId: session.sessionId },
+      });
+    }
+  });
+
   it("hands out the newest credential version after a rotation", async () => {
     const target = await seedTarget(t.deps.database.db, t.deps, { variantId: "openai" });
     const connection = await seedConnection(t.deps.database.db, t.deps, {

@@ -114,7 +114,10 @@ export function internalRoutes(deps: AppDeps) {
     async (c) => {
       c.header("cache-control", "no-store");
       const { sessionIds } = c.req.valid("json");
-      return c.json({ sessions: await sessionLiveness(db, deps.clock, sessionIds) }, 200);
+      return c.json(
+        { sessions: await sessionLiveness(deps.database.sql, deps.clock, sessionIds) },
+        200,
+      );
     },
   );
 

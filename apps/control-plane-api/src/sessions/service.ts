@@ -1,6 +1,7 @@
 import type { SessionTokenSigner } from "@keyway/crypto";
 import {
   type Database,
+  type DatabaseHandle,
   type Executor,
   newId,
   profileVersions,
@@ -13,7 +14,7 @@ import {
   type IntegrationRegistry,
   sandboxNoProxy,
 } from "@keyway/integrations-core";
-import { and, desc, eq, inArray, lt } from "drizzle-orm";
+import { and, desc, eq, lt } from "drizzle-orm";
 import { appendAudit } from "../audit/service";
 import type { OrganizationPrincipal } from "../auth/principal";
 import type { AppSettings } from "../deps";
@@ -362,27 +363,27 @@ export async function listSessions(
  * unknown id) tells a gateway how long to remember the answer.
  */
 export async function sessionLiveness(
-  executor: Executor,
+  sql: DatabaseHandle["sql"],
   clock: Clock,
   sessionIds: readonly string[],
 ): Promise<Array<{ sessionId: string; live: boolean; expiresAt: string | null }>> {
-  const rows = await executor
-    .select({
-      id: sandboxSessions.id,
-      revokedAt: sandboxSessions.revokedAt,
-      expiresAt: sandboxSessions.expiresAt,
-    })
-    .from(sandboxSessions)
-    .where(inArray(sandboxSessions.id, [...sessionIds]));
-  const byId = new Map(rows.map((row) => [row.id, row]));
+  // A prepared statement with the ids as one JSON parameter (one text whatever their number):
+  // gateways ask on every new session's first use, so a sandbox storm asks hundreds of times.
+  // Instants as epoch milliseconds: the drizzle client leaves timestamps as text.
+  const found = await sql<{ id: string; revoked: boolean; expires_at_ms: number }[]>`
+    select id, revoked_at is not null as revoked,
+      floor(extract(epoch from expires_at) * 1000)::float8 as expires_at_ms
+    from sandbox_sessions
+    where id in (select jsonb_array_elements_text(${JSON.stringify(sessionIds)}::jsonb))`;
+  const byId = new Map(found.map((row) => [row.id, row]));
   const nowMs = clock.now().getTime();
   return sessionIds.map((sessionId) => {
     const row = byId.get(sessionId);
     if (row === undefined) return { sessionId, live: false, expiresAt: null };
     return {
       sessionId,
-      live: row.revokedAt === null && row.expiresAt.getTime() > nowMs,
-      expiresAt: row.expiresAt.toISOString(),
+      live: !row.revoked && row.expires_at_ms > nowMs,
+      expiresAt: new Date(row.expires_at_ms).toISOString(),
     };
   });
 }

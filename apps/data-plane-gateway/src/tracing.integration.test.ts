@@ -88,9 +88,8 @@ describe("trace context", () => {
     );
     expect(database.map((span) => span.name).sort()).toEqual([
       "db audit append",
-      "db select credential",
-      "db select route connection",
-      "db select session",
+      // Session, route, connection, target, binding and credential: one statement.
+      "db select resolution",
     ]);
     for (const span of database) {
       expect(span.attributes["db.system.name"]).toBe("postgresql");

@@ -36,7 +36,12 @@ export interface DatabaseHandle {
    * when the server is frozen while the COMMIT waits in its socket, and resumes after the caller
    * was told the request failed.
    */
-  withDeadline<T>(deadline: number, work: () => Promise<T>): Promise<T>;
+  withDeadline<T>(deadline: number | undefined, work: () => Promise<T>): Promise<T>;
+  /**
+   * The deadline of the scope this is called in, if any: work handed to another scope (a batch
+   * of several requests' writes) carries it there (`withDeadline`).
+   */
+  currentDeadline(): number | undefined;
   /** Whether the server answers a trivial query within `timeoutMs`. Never throws. */
   ping(timeoutMs: number): Promise<boolean>;
   /**
@@ -87,7 +92,9 @@ export function createDatabase(
   return {
     db,
     sql,
-    withDeadline: (deadline, work) => deadlines.run(deadline, work),
+    // `undefined` runs `work` with no deadline, whatever the caller's scope holds.
+    withDeadline: (deadline, work) => deadlines.run(deadline as number, work),
+    currentDeadline: () => deadlines.getStore(),
     ping: (timeoutMs) => answersWithin(sql, timeoutMs),
     async connectionStates() {
       const rows = await sql<{ state: string; count: number }[]>`

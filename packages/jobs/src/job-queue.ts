@@ -50,6 +50,16 @@ export interface JobQueue {
     payload: QueuePayload<Q>,
     options?: EnqueueOptions,
   ): Promise<string | null>;
+  /**
+   * Inserts several jobs of one queue in one statement through `executor` (pg-boss's `insert`),
+   * as `enqueue` does one (`stately` duplicates are dropped): a batch of webhook ingests commits
+   * its jobs with its events.
+   */
+  enqueueMany<Q extends QueueDefinition>(
+    executor: Executor,
+    queue: Q,
+    jobs: readonly { payload: QueuePayload<Q>; options?: EnqueueOptions }[],
+  ): Promise<void>;
   /** Jobs waiting to run (created or retrying, not yet active) per queue: the queue depth. */
   queueDepths(): Promise<{ queue: string; jobs: number }[]>;
   /** Stops pg-boss (a worker lets running jobs finish, up to `timeoutMs`). */
@@ -117,6 +127,18 @@ export function createJobQueue(database: DatabaseHandle, options: JobQueueOption
         ...(enqueueOptions.startAfter ? { startAfter: enqueueOptions.startAfter } : {}),
         ...(enqueueOptions.singletonKey ? { singletonKey: enqueueOptions.singletonKey } : {}),
       });
+    },
+
+    async enqueueMany(executor, queue, jobs) {
+      if (jobs.length === 0) return;
+      const rows = jobs.map(({ payload, options = {} }) => ({
+        name: queue.name,
+        data: queue.payload.parse(payload) as object,
+        ...(options.startAfter ? { startAfter: options.startAfter.toISOString() } : {}),
+        ...(options.singletonKey ? { singletonKey: options.singletonKey } : {}),
+      }));
+      await prepare();
+      await boss.insert(rows, { db: sqlExecutor(executor) });
     },
 
     queueDepths: () =>

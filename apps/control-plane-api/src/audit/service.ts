@@ -40,7 +40,18 @@ export async function appendAudit(
   clock: Clock,
   entry: AuditEntryInput,
 ): Promise<void> {
-  await executor.insert(auditLog).values(auditRow(entry, clock.now()));
+  await appendAuditEntries(executor, clock, [entry]);
+}
+
+/** Several entries in one insert (a batch of webhook ingests), as `appendAudit` records one. */
+export async function appendAuditEntries(
+  executor: Executor,
+  clock: Clock,
+  entries: readonly AuditEntryInput[],
+): Promise<void> {
+  if (entries.length === 0) return;
+  const createdAt = clock.now();
+  await executor.insert(auditLog).values(entries.map((entry) => auditRow(entry, createdAt)));
 }
 
 function auditRow(entry: AuditEntryInput, createdAt: Date) {

@@ -2,13 +2,8 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import type { AppDeps } from "../deps";
 import { createRouter } from "../router";
-import {
-  auditRefusal,
-  createWebhookTargets,
-  ingestWebhook,
-  STORED_WEBHOOK_HEADERS,
-  WebhookRefusal,
-} from "./ingest";
+import { createEventWriter, STORED_WEBHOOK_HEADERS } from "./event-writer";
+import { auditRefusal, createWebhookTargets, ingestWebhook, WebhookRefusal } from "./ingest";
 
 const targetKeyParams = z.object({
   targetKey: z
@@ -41,12 +36,10 @@ export function webhookIngestRoutes(deps: AppDeps) {
   });
   const ingestDeps = {
     db: deps.database.db,
-    registry: deps.registry,
-    keyRing: deps.keyRing,
     clock: deps.clock,
-    jobs: deps.jobs,
     logger: deps.logger,
     targets,
+    events: createEventWriter({ database: deps.database, clock: deps.clock, jobs: deps.jobs }),
   };
   const limit = deps.settings.webhookBodyLimitBytes;
 

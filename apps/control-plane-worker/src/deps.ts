@@ -1,3 +1,4 @@
+import type { SubscriberClient } from "./jobs/webhook-deliver/subscriber-request";
 import type { KeywayConfig } from "@keyway/config";
 import type { Logger } from "@keyway/control-plane-api/logger";
 import type { KeyRing } from "@keyway/crypto";
@@ -27,6 +28,8 @@ export interface WorkerDeps {
   fetch: FetchLike;
   /** A number in [0, 1): the jitter of the delivery retry schedule (`Math.random` in production). */
   random: () => number;
+  /** Kept-alive connections to webhook subscribers (closed when the worker stops). */
+  subscribers: SubscriberClient;
   settings: WorkerSettings;
 }
 

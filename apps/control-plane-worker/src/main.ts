@@ -12,6 +12,7 @@ import { createCatalogueRegistry } from "@keyway/integrations-definitions";
 import { configuredQueueSettings, createJobQueue } from "@keyway/jobs";
 import { createLogger, createMetricsServer } from "@keyway/observability";
 import { workerSettings } from "./deps";
+import { createSubscriberClient } from "./jobs/webhook-deliver/subscriber-request";
 import { createWorkerMetrics } from "./metrics";
 import { createWorker } from "./worker";
 
@@ -61,6 +62,7 @@ async function start(): Promise<StoppableService> {
     metrics,
     fetch: globalThis.fetch,
     random: Math.random,
+    subscribers: createSubscriberClient(),
     settings,
   });
   const closeMetrics = () =>

@@ -29,6 +29,7 @@ export function createWorker(deps: WorkerDeps): Worker {
     },
     async stop() {
       await deps.jobs.stop(deps.settings.shutdownTimeoutMs);
+      await deps.subscribers.close();
     },
   };
 }

@@ -44,6 +44,12 @@ export async function applyInstallationLifecycle(
   event: LifecycleEvent,
 ): Promise<InstallationLifecycle | undefined> {
   if (event.connectionId === null) return undefined;
+  // Most events (pushes, issues, …) are no definition's lifecycle event: no need to read, let
+  // alone lock, their connection (every event of an installation would queue on its row).
+  const anyLifecycle = deps.registry
+    .list()
+    .some((definition) => definition.appInstallation?.lifecycleOf(event.eventType) !== undefined);
+  if (!anyLifecycle) return undefined;
   const [row] = await tx
     .select({ connection: integrationConnections, variantId: integrationTargets.variantId })
     .from(integrationConnections)

@@ -3,6 +3,7 @@ import { createMemoryLogger } from "@keyway/control-plane-api/logger";
 import type { TestApp } from "@keyway/control-plane-api/testing/test-app";
 import { configuredQueueSettings, createJobQueue } from "@keyway/jobs";
 import { type WorkerDeps, type WorkerSettings, workerSettings } from "../deps";
+import { createSubscriberClient } from "../jobs/webhook-deliver/subscriber-request";
 import { createWorker, type Worker } from "../worker";
 
 /**
@@ -46,6 +47,7 @@ export function createTestWorkerDeps(
     logger: createMemoryLogger(),
     fetch: options.fetch ?? globalThis.fetch,
     random: options.random ?? Math.random,
+    subscribers: createSubscriberClient(),
     settings,
   };
 }

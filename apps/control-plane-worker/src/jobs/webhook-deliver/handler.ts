@@ -13,15 +13,15 @@ import {
   webhookSubscriptions,
 } from "@keyway/db";
 import { signStandardWebhook } from "@keyway/integrations-core";
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import type { WorkerDeps } from "../../deps";
 import { describeJobError } from "../../job-errors";
 import { nextAttemptAt } from "./retry-schedule";
-import { postToSubscriber, type SubscriberAnswer } from "./subscriber-request";
+import type { SubscriberAnswer } from "./subscriber-request";
 
 export type DeliverWebhookDeps = Pick<
   WorkerDeps,
-  "database" | "jobs" | "keyRing" | "clock" | "random" | "logger" | "settings"
+  "database" | "jobs" | "keyRing" | "clock" | "random" | "logger" | "settings" | "subscribers"
 >;
 
 export type DeliverOutcome = "delivered" | "retrying" | "dead" | "disabled" | "failed" | "skipped";
@@ -64,21 +64,35 @@ export async function deliverWebhook(
   job: { deliveryId: string; attempt: number },
 ): Promise<DeliverOutcome> {
   return deps.database.db.transaction(async (tx) => {
-    const [reference] = await tx
-      .select({ subscriptionId: webhookDeliveries.subscriptionId })
-      .from(webhookDeliveries)
-      .where(eq(webhookDeliveries.id, job.deliveryId));
-    if (reference === undefined) return "skipped";
     const [subscription] = await tx
       .select()
       .from(webhookSubscriptions)
-      .where(eq(webhookSubscriptions.id, reference.subscriptionId))
+      .where(
+        inArray(
+          webhookSubscriptions.id,
+          tx
+            .select({ id: webhookDeliveries.subscriptionId })
+            .from(webhookDeliveries)
+            .where(eq(webhookDeliveries.id, job.deliveryId)),
+        ),
+      )
       .for("key share");
-    const [delivery] = await tx
-      .select()
+    // The delivery with its event in one statement (the event is not locked).
+    const [row] = await tx
+      .select({
+        delivery: webhookDeliveries,
+        event: {
+          id: webhookEvents.id,
+          eventType: webhookEvents.eventType,
+          receivedAt: webhookEvents.receivedAt,
+          payload: webhookEvents.payload,
+        },
+      })
       .from(webhookDeliveries)
+      .leftJoin(webhookEvents, eq(webhookEvents.id, webhookDeliveries.eventId))
       .where(eq(webhookDeliveries.id, job.deliveryId))
-      .for("update");
+      .for("update", { of: webhookDeliveries });
+    const delivery = row?.delivery;
     if (subscription === undefined || delivery === undefined) return "skipped";
     if (delivery.status !== "pending" || delivery.attempts + 1 !== job.attempt) return "skipped";
 
@@ -93,16 +107,8 @@ export async function deliverWebhook(
         .where(eq(webhookDeliveries.id, delivery.id));
       return "failed";
     }
-    const [event] = await tx
-      .select({
-        id: webhookEvents.id,
-        eventType: webhookEvents.eventType,
-        receivedAt: webhookEvents.receivedAt,
-        payload: webhookEvents.payload,
-      })
-      .from(webhookEvents)
-      .where(eq(webhookEvents.id, delivery.eventId));
-    if (event === undefined) return "skipped";
+    const event = row?.event;
+    if (event === undefined || event === null) return "skipped";
 
     const startedAt = deps.clock.now();
     const body = JSON.stringify({
@@ -251,7 +257,7 @@ async function send(
     if (!(error instanceof SubscriberAddressError)) throw error;
     return { error: `not sent: ${error.message}`, durationMs: 0 };
   }
-  return postToSubscriber({
+  return deps.subscribers.post({
     url: target,
     addresses,
     headers,

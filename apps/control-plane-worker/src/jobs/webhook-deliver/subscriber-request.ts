@@ -30,40 +30,87 @@ export interface SubscriberAnswer {
 }
 
 /**
- * One POST to a subscriber. The connection goes to the checked addresses whatever DNS answers
- * now (the lookup is pinned: DNS-rebinding safe; Node tries each in turn); TLS still verifies the certificate for the URL's host,
- * which undici sends as SNI. Redirects are not followed (a 3xx is the answer). The agent lives for
- * this one request, so no pooled connection to an address checked earlier is ever reused.
+ * POSTs to subscribers over kept-alive connections. The connection goes to the checked addresses
+ * whatever DNS answers now (the lookup is pinned: DNS-rebinding safe; Node tries each in turn);
+ * TLS still verifies the certificate for the URL's host, which undici sends as SNI. Redirects are
+ * not followed (a 3xx is the answer).
+ *
+ * Connections are pooled per origin AND per set of addresses checked for this attempt, so a
+ * pooled connection is only ever reused to an address that passed the private-address rules this
+ * time too; when DNS answers differently, a new pool is used. A fresh TCP (and TLS) connection per
+ * delivery cost more CPU than the rest of the request (`pnpm bench:webhooks`, docs/benchmarks.md).
+ * At most `MAX_POOLS` pools are kept, the least recently used closed first.
  */
-export async function postToSubscriber(input: SubscriberRequest): Promise<SubscriberAnswer> {
-  const [first] = input.addresses;
-  const lookup: LookupFunction = (_hostname, options, callback) => {
-    if (options.all) callback(null, [...input.addresses]);
-    else callback(null, first.address, first.family);
-  };
-  const agent = new Agent({
-    connect: { timeout: input.connectTimeoutMs, lookup },
-    headersTimeout: input.responseTimeoutMs,
-    bodyTimeout: input.responseTimeoutMs,
-  });
-  const started = performance.now();
-  const elapsed = () => Math.round(performance.now() - started);
-  try {
-    const response = await request(input.url, {
-      method: "POST",
-      headers: input.headers,
-      body: input.body,
-      dispatcher: agent,
-      // Belt and braces: no attempt outlives its two timeouts, whatever the peer trickles.
-      signal: AbortSignal.timeout(input.connectTimeoutMs + input.responseTimeoutMs),
+export interface SubscriberClient {
+  post(input: SubscriberRequest): Promise<SubscriberAnswer>;
+  /** Closes every pooled connection (the worker stopping); later posts open new ones. */
+  close(): Promise<void>;
+}
+
+const MAX_POOLS = 256;
+
+export function createSubscriberClient(): SubscriberClient {
+  const pools = new Map<string, Agent>();
+
+  function poolFor(input: SubscriberRequest): Agent {
+    const key = [
+      input.url.origin,
+      input.connectTimeoutMs,
+      input.responseTimeoutMs,
+      ...input.addresses.map(({ address }) => address),
+    ].join(" ");
+    const pooled = pools.get(key);
+    if (pooled !== undefined) {
+      // Most recently used last: the first entry is the one to close when the map is full.
+      pools.delete(key);
+      pools.set(key, pooled);
+      return pooled;
+    }
+    const [first] = input.addresses;
+    const addresses = [...input.addresses];
+    const lookup: LookupFunction = (_hostname, options, callback) => {
+      if (options.all) callback(null, addresses);
+      else callback(null, first.address, first.family);
+    };
+    const agent = new Agent({
+      connect: { timeout: input.connectTimeoutMs, lookup },
+      headersTimeout: input.responseTimeoutMs,
+      bodyTimeout: input.responseTimeoutMs,
     });
-    const body = await readPrefix(response.body, RESPONSE_BODY_LIMIT_BYTES);
-    return { status: response.statusCode, body, durationMs: elapsed() };
-  } catch (error) {
-    return { error: describeJobError(error), durationMs: elapsed() };
-  } finally {
-    await agent.destroy().catch(() => {});
+    pools.set(key, agent);
+    if (pools.size > MAX_POOLS) {
+      const [oldestKey, oldest] = pools.entries().next().value as [string, Agent];
+      pools.delete(oldestKey);
+      void oldest.close().catch(() => {});
+    }
+    return agent;
   }
+
+  return {
+    async post(input) {
+      const started = performance.now();
+      const elapsed = () => Math.round(performance.now() - started);
+      try {
+        const response = await request(input.url, {
+          method: "POST",
+          headers: input.headers,
+          body: input.body,
+          dispatcher: poolFor(input),
+          // Belt and braces: no attempt outlives its two timeouts, whatever the peer trickles.
+          signal: AbortSignal.timeout(input.connectTimeoutMs + input.responseTimeoutMs),
+        });
+        const body = await readPrefix(response.body, RESPONSE_BODY_LIMIT_BYTES);
+        return { status: response.statusCode, body, durationMs: elapsed() };
+      } catch (error) {
+        return { error: describeJobError(error), durationMs: elapsed() };
+      }
+    },
+    async close() {
+      const agents = [...pools.values()];
+      pools.clear();
+      await Promise.all(agents.map((agent) => agent.destroy().catch(() => {})));
+    },
+  };
 }
 
 /**

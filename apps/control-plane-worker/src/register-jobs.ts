@@ -17,7 +17,11 @@ import { reconcileGitHubDeliveries } from "./jobs/github-redelivery/handler";
 import { refreshExpiringTokens } from "./jobs/oauth2-refresh/handler";
 import { probeTargetHealth } from "./jobs/target-health/handler";
 import { deliverWebhook, recordDeliveryFailure } from "./jobs/webhook-deliver/handler";
-import { processWebhookEvent, recordProcessingFailure } from "./jobs/webhook-process/handler";
+import {
+  processWebhookEvent,
+  processWebhookEvents,
+  recordProcessingFailure,
+} from "./jobs/webhook-process/handler";
 import { runWebhookRetention } from "./jobs/webhook-retention/handler";
 import type { WorkerMetrics } from "./metrics";
 
@@ -28,6 +32,11 @@ import type { WorkerMetrics } from "./metrics";
 export interface JobRegistration<Q extends QueueDefinition = QueueDefinition> {
   queue: Q;
   run(payload: z.output<Q["payload"]>): Promise<unknown>;
+  /**
+   * Runs the jobs of a fetched batch together (one transaction instead of one each). When it
+   * throws, each job runs alone with `run`, so one job's fault is never its neighbours'.
+   */
+  runBatch?(payloads: z.output<Q["payload"]>[]): Promise<unknown>;
   /** After a failed run; `final` when pg-boss will not retry it again. */
   onFailure?(payload: z.output<Q["payload"]>, error: unknown, final: boolean): Promise<void>;
   /** Jobs of this queue run at once; default `worker.concurrency`. */
@@ -47,6 +56,11 @@ export function workerJobs(deps: WorkerDeps): JobRegistration[] {
     job({
       queue: webhookProcessQueue,
       run: ({ eventId }) => processWebhookEvent(deps, eventId),
+      runBatch: (payloads) =>
+        processWebhookEvents(
+          deps,
+          payloads.map(({ eventId }) => eventId),
+        ),
       onFailure: ({ eventId }, error, final) =>
         recordProcessingFailure(deps, eventId, error, final),
     }),
@@ -103,23 +117,40 @@ export async function registerJobs(
 ): Promise<void> {
   for (const registration of registrations) {
     const { queue } = registration;
-    const runJob = async (job: PgBoss.JobWithMetadata<unknown>) => {
+    type Parsed = { job: PgBoss.JobWithMetadata<unknown>; payload: unknown };
+    const parse = (job: PgBoss.JobWithMetadata<unknown>): Parsed | undefined => {
       const payload = queue.payload.safeParse(job.data);
-      if (!payload.success) {
-        metrics?.jobs.inc(queue.name, "dropped");
-        logger.error("job payload does not match its queue; dropped", {
-          queue: queue.name,
-          jobId: job.id,
-        });
-        return;
+      if (payload.success) return { job, payload: payload.data };
+      metrics?.jobs.inc(queue.name, "dropped");
+      logger.error("job payload does not match its queue; dropped", {
+        queue: queue.name,
+        jobId: job.id,
+      });
+      return undefined;
+    };
+    const runBatch = async (parsed: Parsed[]): Promise<boolean> => {
+      if (registration.runBatch === undefined || parsed.length < 2) return false;
+      const started = performance.now();
+      try {
+        await registration.runBatch(parsed.map(({ payload }) => payload));
+      } catch {
+        return false;
       }
+      const seconds = (performance.now() - started) / 1000;
+      for (let i = 0; i < parsed.length; i++) {
+        metrics?.jobs.inc(queue.name, "completed");
+        metrics?.duration.observe(seconds, queue.name);
+      }
+      return true;
+    };
+    const runJob = async ({ job, payload }: Parsed) => {
       const started = performance.now();
       const observe = (outcome: string) => {
         metrics?.jobs.inc(queue.name, outcome);
         metrics?.duration.observe((performance.now() - started) / 1000, queue.name);
       };
       try {
-        await registration.run(payload.data);
+        await registration.run(payload);
         observe("completed");
       } catch (error) {
         const final = job.retryCount >= job.retryLimit;
@@ -131,7 +162,7 @@ export async function registerJobs(
           final,
           error: describeJobError(error),
         });
-        await registration.onFailure?.(payload.data, error, final).catch((failure: unknown) => {
+        await registration.onFailure?.(payload, error, final).catch((failure: unknown) => {
           logger.error("recording a job failure failed", {
             queue: queue.name,
             jobId: job.id,
@@ -164,7 +195,8 @@ export async function registerJobs(
         },
         async (jobs: PgBoss.JobWithMetadata<unknown>[]) => {
           try {
-            await Promise.all(jobs.map(runJob));
+            const parsed = jobs.map(parse).filter((item) => item !== undefined);
+            if (!(await runBatch(parsed))) await Promise.all(parsed.map(runJob));
           } finally {
             // The fetch after this one starts at once (pg-boss calls a handler only with jobs).
             if (workerId !== undefined) boss.notifyWorker(workerId);

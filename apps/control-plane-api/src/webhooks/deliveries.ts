@@ -23,26 +23,53 @@ type AttemptRow = typeof webhookDeliveryAttempts.$inferSelect;
 export async function createDelivery(
   jobs: JobQueue,
   tx: Executor,
-  input: { eventId: string; subscriptionId: string; organizationId: string; now: Date },
+  input: DeliveryInput,
 ): Promise<string | undefined> {
-  const [delivery] = await tx
+  const [id] = await createDeliveries(jobs, tx, [input]);
+  return id;
+}
+
+export interface DeliveryInput {
+  eventId: string;
+  subscriptionId: string;
+  organizationId: string;
+  now: Date;
+}
+
+/**
+ * Several deliveries in one insert and their first attempts' jobs in one more (the worker fans
+ * out a batch of events at once). The ids of those created; an (event, subscription) pair that
+ * already has its delivery is left alone.
+ */
+export async function createDeliveries(
+  jobs: JobQueue,
+  tx: Executor,
+  inputs: readonly DeliveryInput[],
+): Promise<string[]> {
+  if (inputs.length === 0) return [];
+  const created = await tx
     .insert(webhookDeliveries)
-    .values({
-      id: newId("webhookDelivery", input.now),
-      subscriptionId: input.subscriptionId,
-      eventId: input.eventId,
-      organizationId: input.organizationId,
-      status: "pending",
-      nextAttemptAt: input.now,
-      createdAt: input.now,
-    })
+    .values(
+      inputs.map((input) => ({
+        id: newId("webhookDelivery", input.now),
+        subscriptionId: input.subscriptionId,
+        eventId: input.eventId,
+        organizationId: input.organizationId,
+        status: "pending" as const,
+        nextAttemptAt: input.now,
+        createdAt: input.now,
+      })),
+    )
     .onConflictDoNothing({
       target: [webhookDeliveries.eventId, webhookDeliveries.subscriptionId],
     })
     .returning({ id: webhookDeliveries.id });
-  if (delivery === undefined) return undefined;
-  await queueAttempt(jobs, tx, { deliveryId: delivery.id, attempt: 1 });
-  return delivery.id;
+  await jobs.enqueueMany(
+    tx,
+    webhookDeliverQueue,
+    created.map(({ id }) => ({ payload: { deliveryId: id, attempt: 1 } })),
+  );
+  return created.map(({ id }) => id);
 }
 
 /** The job making attempt `attempt` of a delivery, now or not before `startAfter`. */
@@ -136,12 +163,24 @@ function toDelivery(row: DeliveryRow, attempts: readonly AttemptRow[]): Delivery
 
 /** The enabled subscriptions of an organization (fan-out and event replay filter them by type). */
 export async function enabledSubscriptions(executor: Executor, organizationId: string) {
+  return enabledSubscriptionsOf(executor, [organizationId]);
+}
+
+/** The enabled subscriptions of several organizations, each with its organization. */
+export async function enabledSubscriptionsOf(
+  executor: Executor,
+  organizationIds: readonly string[],
+) {
   return executor
-    .select({ id: webhookSubscriptions.id, eventTypes: webhookSubscriptions.eventTypes })
+    .select({
+      id: webhookSubscriptions.id,
+      organizationId: webhookSubscriptions.organizationId,
+      eventTypes: webhookSubscriptions.eventTypes,
+    })
     .from(webhookSubscriptions)
     .where(
       and(
-        eq(webhookSubscriptions.organizationId, organizationId),
+        inArray(webhookSubscriptions.organizationId, [...organizationIds]),
         eq(webhookSubscriptions.enabled, true),
       ),
     );

@@ -1,11 +1,12 @@
 import { applyInstallationLifecycle } from "@keyway/control-plane-api/connections/installation-lifecycle";
 import {
-  createDelivery,
-  enabledSubscriptions,
+  createDeliveries,
+  type DeliveryInput,
+  enabledSubscriptionsOf,
 } from "@keyway/control-plane-api/webhooks/deliveries";
 import { webhookEvents } from "@keyway/db";
 import { subscribesTo } from "@keyway/integrations-core";
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import type { WorkerDeps } from "../../deps";
 import { describeJobError } from "../../job-errors";
 
@@ -29,8 +30,23 @@ export async function processWebhookEvent(
   deps: ProcessWebhookDeps,
   eventId: string,
 ): Promise<ProcessOutcome> {
+  const outcomes = await processWebhookEvents(deps, [eventId]);
+  return outcomes.get(eventId) ?? "skipped";
+}
+
+/**
+ * `processWebhookEvent` for the events of a fetched batch of jobs, in one transaction: one
+ * statement per step for all of them instead of one per event (`pnpm bench:webhooks`: the
+ * worker's CPU per delivery is mostly per statement). All or nothing: the worker runs the jobs
+ * one by one when it fails.
+ */
+export async function processWebhookEvents(
+  deps: ProcessWebhookDeps,
+  eventIds: readonly string[],
+): Promise<Map<string, ProcessOutcome>> {
   return deps.database.db.transaction(async (tx) => {
-    const [event] = await tx
+    const outcomes = new Map<string, ProcessOutcome>();
+    const events = await tx
       .select({
         id: webhookEvents.id,
         organizationId: webhookEvents.organizationId,
@@ -40,36 +56,53 @@ export async function processWebhookEvent(
         externalSubjectId: webhookEvents.externalSubjectId,
       })
       .from(webhookEvents)
-      .where(eq(webhookEvents.id, eventId))
+      .where(inArray(webhookEvents.id, [...eventIds]))
+      // One lock order for every batch: two batches holding the same events never deadlock.
+      .orderBy(webhookEvents.id)
       .for("update");
     // Gone (retention) or already settled: nothing to do.
-    if (event === undefined || event.organizationId === null) return "skipped";
-    if (event.status !== "received" && event.status !== "failed") return "skipped";
+    const due = events.filter(
+      (event): event is typeof event & { organizationId: string } =>
+        event.organizationId !== null && (event.status === "received" || event.status === "failed"),
+    );
+    if (due.length === 0) return outcomes;
 
-    await applyInstallationLifecycle(tx, deps, event);
+    for (const event of due) await applyInstallationLifecycle(tx, deps, event);
 
-    const subscriptions = await enabledSubscriptions(tx, event.organizationId);
-    const matching = subscriptions.filter((s) => subscribesTo(s.eventTypes, event.eventType));
+    const subscriptions = await enabledSubscriptionsOf(tx, [
+      ...new Set(due.map((event) => event.organizationId)),
+    ]);
     const now = deps.clock.now();
-    for (const subscription of matching) {
-      await createDelivery(deps.jobs, tx, {
-        eventId: event.id,
-        subscriptionId: subscription.id,
-        organizationId: event.organizationId,
-        now,
-      });
+    const deliveries: DeliveryInput[] = [];
+    for (const event of due) {
+      const matching = subscriptions.filter(
+        (s) => s.organizationId === event.organizationId && subscribesTo(s.eventTypes, event.eventType),
+      );
+      for (const subscription of matching) {
+        deliveries.push({
+          eventId: event.id,
+          subscriptionId: subscription.id,
+          organizationId: event.organizationId,
+          now,
+        });
+      }
+      outcomes.set(event.id, matching.length > 0 ? "processed" : "ignored");
     }
-    const outcome = matching.length > 0 ? "processed" : "ignored";
-    await tx
-      .update(webhookEvents)
-      .set({
-        status: outcome,
-        processedAt: now,
-        lastError: null,
-        attempts: sql`${webhookEvents.attempts} + 1`,
-      })
-      .where(eq(webhookEvents.id, event.id));
-    return outcome;
+    await createDeliveries(deps.jobs, tx, deliveries);
+    for (const outcome of ["processed", "ignored"] as const) {
+      const ids = due.filter((event) => outcomes.get(event.id) === outcome).map(({ id }) => id);
+      if (ids.length === 0) continue;
+      await tx
+        .update(webhookEvents)
+        .set({
+          status: outcome,
+          processedAt: now,
+          lastError: null,
+          attempts: sql`${webhookEvents.attempts} + 1`,
+        })
+        .where(inArray(webhookEvents.id, ids));
+    }
+    return outcomes;
   });
 }
 

@@ -1,4 +1,3 @@
-import type { SubscriberClient } from "./jobs/webhook-deliver/subscriber-request";
 import type { KeywayConfig } from "@keyway/config";
 import type { Logger } from "@keyway/control-plane-api/logger";
 import type { KeyRing } from "@keyway/crypto";
@@ -8,6 +7,7 @@ import type { JobQueue } from "@keyway/jobs";
 import type { GitHubRedeliverySettings } from "./jobs/github-redelivery/handler";
 import type { OAuth2RefreshSettings } from "./jobs/oauth2-refresh/handler";
 import type { TargetHealthSettings } from "./jobs/target-health/handler";
+import type { SubscriberClient } from "./jobs/webhook-deliver/subscriber-request";
 import type { WebhookRetentionSettings } from "./jobs/webhook-retention/handler";
 import type { WorkerMetrics } from "./metrics";
 

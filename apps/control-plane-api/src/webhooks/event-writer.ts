@@ -140,7 +140,10 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
     }
     try {
       const stored = await deps.database.withDeadline(earliest, () =>
-        writeEvents(deps, live.map((waiting) => waiting.item)),
+        writeEvents(
+          deps,
+          live.map((waiting) => waiting.item),
+        ),
       );
       live.forEach((waiting, index) => {
         const result = stored[index];
@@ -221,7 +224,9 @@ async function writeEvents(
         targetId: webhookEvents.targetId,
         deliveryId: webhookEvents.externalDeliveryId,
       });
-    const insertedIds = new Map(inserted.map((row) => [`${row.targetId}\n${row.deliveryId}`, row.id]));
+    const insertedIds = new Map(
+      inserted.map((row) => [`${row.targetId}\n${row.deliveryId}`, row.id]),
+    );
 
     const jobs: { payload: { eventId: string }; options: { singletonKey: string } }[] = [];
     const audit: AuditEntryInput[] = [];
@@ -271,8 +276,11 @@ async function writeEvents(
         .where(inArray(webhookEvents.id, failedIds));
     }
     jobs.sort((a, b) => compare(a.options.singletonKey, b.options.singletonKey));
-    await deps.jobs.enqueueMany(tx, webhookProcessQueue, jobs);
-    await appendAuditEntries(tx, deps.clock, audit);
+    // Independent inserts: sent together (pipelined on the transaction's connection).
+    await Promise.all([
+      deps.jobs.enqueueMany(tx, webhookProcessQueue, jobs),
+      appendAuditEntries(tx, deps.clock, audit),
+    ]);
 
     return items.map((item, index) => {
       const key = keyOf(item);
@@ -387,7 +395,8 @@ async function resolveConnections(
     if (subject === undefined) return [];
     return named.filter(
       (row) =>
-        row.targetId === item.target.id && (row.externalSubjectId === subject || row.id === subject),
+        row.targetId === item.target.id &&
+        (row.externalSubjectId === subject || row.id === subject),
     );
   };
   const fallbackTargets = new Set(
@@ -421,7 +430,9 @@ async function resolveConnections(
       })),
     );
     const chosen = candidates.find((row) => row.id === id);
-    return chosen === undefined ? undefined : { id: chosen.id, organizationId: chosen.organizationId };
+    return chosen === undefined
+      ? undefined
+      : { id: chosen.id, organizationId: chosen.organizationId };
   });
 }
 

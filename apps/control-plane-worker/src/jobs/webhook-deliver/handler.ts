@@ -64,34 +64,38 @@ export async function deliverWebhook(
   job: { deliveryId: string; attempt: number },
 ): Promise<DeliverOutcome> {
   return deps.database.db.transaction(async (tx) => {
-    const [subscription] = await tx
-      .select()
-      .from(webhookSubscriptions)
-      .where(
-        inArray(
-          webhookSubscriptions.id,
-          tx
-            .select({ id: webhookDeliveries.subscriptionId })
-            .from(webhookDeliveries)
-            .where(eq(webhookDeliveries.id, job.deliveryId)),
-        ),
-      )
-      .for("key share");
-    // The delivery with its event in one statement (the event is not locked).
-    const [row] = await tx
-      .select({
-        delivery: webhookDeliveries,
-        event: {
-          id: webhookEvents.id,
-          eventType: webhookEvents.eventType,
-          receivedAt: webhookEvents.receivedAt,
-          payload: webhookEvents.payload,
-        },
-      })
-      .from(webhookDeliveries)
-      .leftJoin(webhookEvents, eq(webhookEvents.id, webhookDeliveries.eventId))
-      .where(eq(webhookDeliveries.id, job.deliveryId))
-      .for("update", { of: webhookDeliveries });
+    // Both statements go out together (postgres.js pipelines them on the transaction's
+    // connection) and run in this order: the subscription is locked before the delivery.
+    const [[subscription], [row]] = await Promise.all([
+      tx
+        .select()
+        .from(webhookSubscriptions)
+        .where(
+          inArray(
+            webhookSubscriptions.id,
+            tx
+              .select({ id: webhookDeliveries.subscriptionId })
+              .from(webhookDeliveries)
+              .where(eq(webhookDeliveries.id, job.deliveryId)),
+          ),
+        )
+        .for("key share"),
+      // The delivery with its event in one statement (the event is not locked).
+      tx
+        .select({
+          delivery: webhookDeliveries,
+          event: {
+            id: webhookEvents.id,
+            eventType: webhookEvents.eventType,
+            receivedAt: webhookEvents.receivedAt,
+            payload: webhookEvents.payload,
+          },
+        })
+        .from(webhookDeliveries)
+        .leftJoin(webhookEvents, eq(webhookEvents.id, webhookDeliveries.eventId))
+        .where(eq(webhookDeliveries.id, job.deliveryId))
+        .for("update", { of: webhookDeliveries }),
+    ]);
     const delivery = row?.delivery;
     if (subscription === undefined || delivery === undefined) return "skipped";
     if (delivery.status !== "pending" || delivery.attempts + 1 !== job.attempt) return "skipped";
@@ -151,17 +155,21 @@ export async function deliverWebhook(
       "webhook-signature": signatures.join(" "),
     });
 
-    await tx.insert(webhookDeliveryAttempts).values({
-      id: newId("webhookAttempt", startedAt),
-      deliveryId: delivery.id,
-      organizationId: delivery.organizationId,
-      attempt: job.attempt,
-      startedAt,
-      durationMs: answer.durationMs,
-      responseStatus: answer.status ?? null,
-      responseBody: answer.body ?? null,
-      error: answer.error ?? null,
-    });
+    // Sent with the delivery's update below (pipelined), awaited with it.
+    const attemptRecorded = tx
+      .insert(webhookDeliveryAttempts)
+      .values({
+        id: newId("webhookAttempt", startedAt),
+        deliveryId: delivery.id,
+        organizationId: delivery.organizationId,
+        attempt: job.attempt,
+        startedAt,
+        durationMs: answer.durationMs,
+        responseStatus: answer.status ?? null,
+        responseBody: answer.body ?? null,
+        error: answer.error ?? null,
+      })
+      .execute();
     const finishedAt = deps.clock.now();
     const status = answer.status;
     const recorded = {
@@ -170,18 +178,22 @@ export async function deliverWebhook(
     };
     let outcome: DeliverOutcome;
     if (status !== undefined && status >= 200 && status <= 299) {
-      await tx
-        .update(webhookDeliveries)
-        .set({
-          ...recorded,
-          status: "delivered",
-          deliveredAt: finishedAt,
-          nextAttemptAt: null,
-          lastError: null,
-        })
-        .where(eq(webhookDeliveries.id, delivery.id));
+      await Promise.all([
+        attemptRecorded,
+        tx
+          .update(webhookDeliveries)
+          .set({
+            ...recorded,
+            status: "delivered",
+            deliveredAt: finishedAt,
+            nextAttemptAt: null,
+            lastError: null,
+          })
+          .where(eq(webhookDeliveries.id, delivery.id)),
+      ]);
       outcome = "delivered";
     } else if (status === 410) {
+      await attemptRecorded;
       await tx
         .update(webhookSubscriptions)
         .set({ enabled: false, disabledReason: DISABLED_GONE, updatedAt: finishedAt })
@@ -205,6 +217,7 @@ export async function deliverWebhook(
       });
       outcome = "disabled";
     } else {
+      await attemptRecorded;
       const lastError = answer.error ?? failureOf(status);
       const next = nextAttemptAt(job.attempt, finishedAt, deps.random);
       await tx

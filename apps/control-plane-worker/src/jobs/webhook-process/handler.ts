@@ -76,7 +76,8 @@ export async function processWebhookEvents(
     const deliveries: DeliveryInput[] = [];
     for (const event of due) {
       const matching = subscriptions.filter(
-        (s) => s.organizationId === event.organizationId && subscribesTo(s.eventTypes, event.eventType),
+        (s) =>
+          s.organizationId === event.organizationId && subscribesTo(s.eventTypes, event.eventType),
       );
       for (const subscription of matching) {
         deliveries.push({
@@ -88,11 +89,11 @@ export async function processWebhookEvents(
       }
       outcomes.set(event.id, matching.length > 0 ? "processed" : "ignored");
     }
-    await createDeliveries(deps.jobs, tx, deliveries);
-    for (const outcome of ["processed", "ignored"] as const) {
+    // Independent statements: sent together (pipelined on the transaction's connection).
+    const settled = (["processed", "ignored"] as const).map((outcome) => {
       const ids = due.filter((event) => outcomes.get(event.id) === outcome).map(({ id }) => id);
-      if (ids.length === 0) continue;
-      await tx
+      if (ids.length === 0) return undefined;
+      return tx
         .update(webhookEvents)
         .set({
           status: outcome,
@@ -100,8 +101,10 @@ export async function processWebhookEvents(
           lastError: null,
           attempts: sql`${webhookEvents.attempts} + 1`,
         })
-        .where(inArray(webhookEvents.id, ids));
-    }
+        .where(inArray(webhookEvents.id, ids))
+        .execute();
+    });
+    await Promise.all([createDeliveries(deps.jobs, tx, deliveries), ...settled]);
     return outcomes;
   });
 }

@@ -41,6 +41,8 @@ export interface JobRegistration<Q extends QueueDefinition = QueueDefinition> {
   onFailure?(payload: z.output<Q["payload"]>, error: unknown, final: boolean): Promise<void>;
   /** Jobs of this queue run at once; default `worker.concurrency`. */
   concurrency?: number;
+  /** Jobs fetched at once, up to `concurrency` (default `FETCH_BATCH`). */
+  fetchBatch?: number;
 }
 
 function job<Q extends QueueDefinition>(registration: JobRegistration<Q>): JobRegistration {
@@ -56,6 +58,10 @@ export function workerJobs(deps: WorkerDeps): JobRegistration[] {
     job({
       queue: webhookProcessQueue,
       run: ({ eventId }) => processWebhookEvent(deps, eventId),
+      // Fan-out makes no outside call: a whole batch of events in one fetch and one transaction.
+      // pg-boss's fetch sorts every waiting job of the queue, so fewer fetches matter when the
+      // queue is deep (`pnpm bench:webhooks` drains thousands).
+      fetchBatch: 32,
       runBatch: (payloads) =>
         processWebhookEvents(
           deps,
@@ -182,7 +188,7 @@ export async function registerJobs(
       }
     };
     const concurrency = registration.concurrency ?? settings.concurrency;
-    const workers = Math.ceil(concurrency / FETCH_BATCH);
+    const workers = Math.ceil(concurrency / (registration.fetchBatch ?? FETCH_BATCH));
     const batchSize = Math.ceil(concurrency / workers);
     for (let i = 0; i < workers; i++) {
       let workerId: string | undefined;

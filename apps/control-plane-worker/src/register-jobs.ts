@@ -16,7 +16,11 @@ import { describeJobError } from "./job-errors";
 import { reconcileGitHubDeliveries } from "./jobs/github-redelivery/handler";
 import { refreshExpiringTokens } from "./jobs/oauth2-refresh/handler";
 import { probeTargetHealth } from "./jobs/target-health/handler";
-import { deliverWebhook, recordDeliveryFailure } from "./jobs/webhook-deliver/handler";
+import {
+  deliverWebhook,
+  deliverWebhooks,
+  recordDeliveryFailure,
+} from "./jobs/webhook-deliver/handler";
 import {
   processWebhookEvent,
   processWebhookEvents,
@@ -73,6 +77,7 @@ export function workerJobs(deps: WorkerDeps): JobRegistration[] {
     job({
       queue: webhookDeliverQueue,
       run: (payload) => deliverWebhook(deps, payload),
+      runBatch: (payloads) => deliverWebhooks(deps, payloads),
       onFailure: (payload, error, final) => recordDeliveryFailure(deps, payload, error, final),
     }),
     job({ queue: webhookRetentionQueue, run: () => runWebhookRetention(deps), concurrency: 1 }),

@@ -512,7 +512,7 @@ describe("refusals store nothing but an audit entry (SPEC §10)", () => {
 });
 
 describe("atomicity", () => {
-  it("leaves neither the event nor its job when the job insert fails", async () => {
+  it("leaves neither the event nor its job when the job insert fails, and fails it alone", async () => {
     const db = t.deps.database.db;
     // A fault between the event insert and the job insert: the job table refuses this one job.
     await db.execute(sql`
@@ -537,8 +537,22 @@ describe("atomicity", () => {
         { action: "injected", installation: { id: 4242 } },
         { delivery },
       );
-      const answer = await post(github.targetKey, request.body, request.headers);
-      expect(answer.status).toBeGreaterThanOrEqual(500);
+      // Concurrent deliveries share a transaction (group commit): the faulty one must fail
+      // alone, its neighbours stored with their jobs.
+      const neighbours = Array.from({ length: 12 }, () =>
+        githubRequest("push", { ref: "refs/heads/n", installation: { id: 4242 } }),
+      );
+      // The first neighbour is written at once, alone; the others and the faulty one wait for
+      // it and go together.
+      const [first, answer, ...rest] = await Promise.all([
+        ...neighbours.slice(0, 1).map((n) => post(github.targetKey, n.body, n.headers)),
+        post(github.targetKey, request.body, request.headers),
+        ...neighbours.slice(1).map((n) => post(github.targetKey, n.body, n.headers)),
+      ]);
+      const others = [first, ...rest].filter((other) => other !== undefined);
+      expect(answer?.status).toBeGreaterThanOrEqual(500);
+      expect(others.map((other) => other.status)).toEqual(others.map(() => 202));
+      for (const other of others) expect(await jobsFor(other.body.id)).toHaveLength(1);
       const stored = await db
         .select()
         .from(webhookEvents)

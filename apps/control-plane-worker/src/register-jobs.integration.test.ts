@@ -118,3 +118,67 @@ describe("a worker with jobs waiting", () => {
     }
   });
 });
+
+describe("a worker fetching jobs in batches", () => {
+  it("fails a job of a batch alone: its neighbours complete, run together or one by one", async () => {
+    const deps = createTestWorkerDeps(t);
+    await deps.jobs.prepare();
+    const queue: QueueDefinition = {
+      name: "test-batch-isolation",
+      payload: z.strictObject({ n: z.number() }),
+      settings: {
+        policy: "standard",
+        retryLimit: 0,
+        retryDelay: 0,
+        retryBackoff: false,
+        expireInSeconds: 60,
+      },
+    };
+    const { boss } = deps.jobs;
+    await boss.createQueue(queue.name, { name: queue.name, ...queue.settings });
+    const ids = new Map<number, string>();
+    for (const n of [1, 2, 3, 4]) ids.set(n, (await boss.send(queue.name, { n })) ?? "");
+    const ran: number[] = [];
+    await registerJobs(
+      boss,
+      [
+        {
+          queue,
+          run: async ({ n }: { n: number }) => {
+            if (n === 3) throw new Error("job 3 fails");
+            ran.push(n);
+          },
+          // The batch fails as a whole (job 3 is in it): each job then runs alone.
+          runBatch: async (payloads: { n: number }[]) => {
+            if (payloads.some(({ n }) => n === 3)) throw new Error("job 3 fails");
+            for (const { n } of payloads) ran.push(n);
+          },
+        },
+      ],
+      { concurrency: 4, pollingIntervalSeconds: 60 },
+      deps.logger,
+    );
+    try {
+      const states = new Map<number, string>();
+      for (let i = 0; i < 150; i++) {
+        for (const [n, id] of ids) {
+          const job = await boss.getJobById(queue.name, id);
+          if (job !== null) states.set(n, job.state);
+        }
+        if ([...states.values()].every((state) => state === "completed" || state === "failed")) {
+          if (states.size === 4) break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(Object.fromEntries(states)).toEqual({
+        1: "completed",
+        2: "completed",
+        3: "failed",
+        4: "completed",
+      });
+      expect(ran.sort()).toEqual([1, 2, 4]);
+    } finally {
+      await deps.jobs.stop(1_000);
+    }
+  });
+});

@@ -574,8 +574,15 @@ async function main() {
       const last = arrivals.at(-1) ?? 0;
       const workerCpu = cpuMs([worker.pid]);
       const pgCpu = cpuMs(postgresPids(postgres.pid ?? 0)) - pgBefore;
-      const [delivered] = await database.sql<{ n: number }[]>`
-        select count(*)::int as n from webhook_deliveries where status = 'delivered'`;
+      // The last attempts' records commit just after their POSTs arrived (a batch of attempts
+      // commits together): give them a few seconds before counting.
+      let delivered: { n: number } | undefined;
+      for (let i = 0; i < 50; i++) {
+        [delivered] = await database.sql<{ n: number }[]>`
+          select count(*)::int as n from webhook_deliveries where status = 'delivered'`;
+        if ((delivered?.n ?? 0) >= queued) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
       delivery = {
         deliveries: arrivals.length,
         deliveriesPerSecond: ((arrivals.length - 1) * 1000) / Math.max(1, last - first),

@@ -5,7 +5,8 @@
  * has returned — committed, so durable when the statement commits synchronously — or rejects
  * with that statement's error.
  *
- * Used on the credential-resolution path (spent gateway assertions, resolution audit entries):
+ * Used on the credential-resolution path (spent gateway assertions, resolution audit entries)
+ * and by webhook ingest (`webhooks/event-writer.ts`: one transaction per batch of events):
  * `pnpm bench:resolve --concurrency 1,16,64` showed one statement per resolution for each of
  * them costing more CPU in PostgreSQL and the API than the reads. A lone item waits only for
  * the current event-loop turn to end, so one resolution at a time is not slowed.

@@ -17,6 +17,7 @@ import { pickHeaders } from "@keyway/integrations-core";
 import { type JobQueue, webhookProcessQueue } from "@keyway/jobs";
 import { and, eq, inArray, ne, or } from "drizzle-orm";
 import { type AuditEntryInput, appendAuditEntries } from "../audit/service";
+import { createStatementBatcher } from "../statement-batcher";
 
 /**
  * Writes verified webhook events (SPEC §8): each event with its dedupe key, its processing job
@@ -93,47 +94,38 @@ export const STORED_WEBHOOK_HEADERS = [
 /** Events per transaction at most (bounds a statement's parameters and a batch's latency). */
 const MAX_BATCH = 128;
 /**
- * Transactions in flight at once. One: everything that arrives while it commits goes into the
+ * Transactions in flight at once (`createStatementBatcher` does the queueing). One: everything that arrives while it commits goes into the
  * next. With two, the second slot took each request as it arrived (measured: batches of 30 and
  * of 1 alternating), paying a transaction per event again.
  */
 const MAX_IN_FLIGHT = 1;
 
-interface Waiting {
-  item: VerifiedEvent;
+/** A request waiting to be written, with the deadline of the request that submitted it. */
+interface Pending {
+  event: VerifiedEvent;
   deadline: number | undefined;
-  resolve(stored: StoredEvent): void;
-  reject(error: unknown): void;
 }
 
+/** A request's outcome inside a batch: its own failure is its own, never its neighbours'. */
+type Outcome = { stored: StoredEvent } | { error: unknown };
+
 export function createEventWriter(deps: EventWriterDeps): EventWriter {
-  const queue: Waiting[] = [];
-  let inFlight = 0;
-
-  function pump(): void {
-    while (inFlight < MAX_IN_FLIGHT && queue.length > 0) {
-      const batch = queue.splice(0, MAX_BATCH);
-      inFlight++;
-      void runBatch(batch).finally(() => {
-        inFlight--;
-        pump();
-      });
-    }
-  }
-
-  async function runBatch(batch: Waiting[]): Promise<void> {
+  /** Writes `pending` in one transaction, or each alone if that fails; never rejects. */
+  async function writeBatch(pending: readonly Pending[]): Promise<Outcome[]> {
     const now = performance.now();
-    const live: Waiting[] = [];
-    for (const waiting of batch) {
-      if (waiting.deadline !== undefined && waiting.deadline <= now) {
-        waiting.reject(new DeadlineExceededError());
+    const outcomes: Outcome[] = new Array(pending.length);
+    const live: number[] = [];
+    pending.forEach(({ deadline }, index) => {
+      if (deadline !== undefined && deadline <= now) {
+        outcomes[index] = { error: new DeadlineExceededError() };
       } else {
-        live.push(waiting);
+        live.push(index);
       }
-    }
-    if (live.length === 0) return;
+    });
+    if (live.length === 0) return outcomes;
     let earliest: number | undefined;
-    for (const { deadline } of live) {
+    for (const index of live) {
+      const deadline = pending[index]?.deadline;
       if (deadline !== undefined && (earliest === undefined || deadline < earliest)) {
         earliest = deadline;
       }
@@ -142,31 +134,42 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
       const stored = await deps.database.withDeadline(earliest, () =>
         writeEvents(
           deps,
-          live.map((waiting) => waiting.item),
+          live.map((index) => (pending[index] as Pending).event),
         ),
       );
-      live.forEach((waiting, index) => {
-        const result = stored[index];
-        if (result === undefined) waiting.reject(new Error("webhook event not written"));
-        else waiting.resolve(result);
+      live.forEach((index, position) => {
+        const result = stored[position];
+        outcomes[index] =
+          result === undefined
+            ? { error: new Error("webhook event not written") }
+            : { stored: result };
       });
     } catch (error) {
-      const [only] = live;
-      if (live.length === 1 && only !== undefined) {
-        only.reject(error);
-        return;
+      if (live.length === 1) {
+        outcomes[live[0] as number] = { error };
+        return outcomes;
       }
       // One event's fault must not fail its neighbours: each again alone, under its own deadline.
-      await Promise.all(live.map((waiting) => runBatch([waiting])));
+      await Promise.all(
+        live.map(async (index) => {
+          [outcomes[index]] = (await writeBatch([pending[index] as Pending])) as [Outcome];
+        }),
+      );
     }
+    return outcomes;
   }
 
+  const batcher = createStatementBatcher<Pending, Outcome>({
+    run: writeBatch,
+    maxBatch: MAX_BATCH,
+    maxInFlight: MAX_IN_FLIGHT,
+  });
+
   return {
-    write(item) {
-      return new Promise<StoredEvent>((resolve, reject) => {
-        queue.push({ item, deadline: deps.database.currentDeadline(), resolve, reject });
-        pump();
-      });
+    async write(event) {
+      const outcome = await batcher.submit({ event, deadline: deps.database.currentDeadline() });
+      if ("error" in outcome) throw outcome.error;
+      return outcome.stored;
     },
   };
 }

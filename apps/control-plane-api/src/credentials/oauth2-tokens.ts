@@ -8,6 +8,7 @@ import {
   type OAuth2TokenSet,
 } from "@keyway/integrations-core";
 import { and, eq } from "drizzle-orm";
+import { LRUCache } from "lru-cache";
 import { appendAudit } from "../audit/service";
 import { publishInvalidation } from "../events/invalidations";
 import type { Logger } from "../logger";
@@ -109,7 +110,9 @@ export interface OAuth2Tokens {
 export function createOAuth2Tokens(deps: OAuth2TokenDeps, maxCachedTokens = 10_000): OAuth2Tokens {
   const inFlight = new Map<string, Promise<IssuedAccessToken>>();
   const backoff = new Map<string, { until: number; delayMs: number }>();
-  const minted = new Map<string, { token: OAuth2TokenSet; version: number }>();
+  const minted = new LRUCache<string, { token: OAuth2TokenSet; version: number }>({
+    max: maxCachedTokens,
+  });
   const minting = new Map<string, Promise<OAuth2TokenSet>>();
   const fetchWithTimeout: FetchLike = (input, init) =>
     deps.fetch(input, { ...init, signal: AbortSignal.timeout(deps.tokenRequestTimeoutMs) });
@@ -328,12 +331,7 @@ export function createOAuth2Tokens(deps: OAuth2TokenDeps, maxCachedTokens = 10_0
       }
       // A token without a lifetime is not cached: nothing says when it stops working.
       if (token.expiresAt !== undefined) {
-        minted.delete(key);
         minted.set(key, { token, version: connection.credentialVersion });
-        if (minted.size > maxCachedTokens) {
-          const oldest = minted.keys().next();
-          if (!oldest.done) minted.delete(oldest.value);
-        }
       }
       return issuedClientToken(token, connection.credentialVersion);
     },

@@ -4,6 +4,7 @@ import {
   compiledPlanSchema,
   type EgressRoute,
 } from "@keyway/integrations-core";
+import { LRUCache } from "lru-cache";
 import { selectPlanJson } from "./queries";
 
 export interface CachedPlan {
@@ -13,33 +14,24 @@ export interface CachedPlan {
 
 /**
  * Plans are content-addressed and never change, so a plan read once can be kept for good; the
- * bound only limits memory. Eviction is least-recently-used (a Map keeps insertion order, and a
- * hit re-inserts its entry at the end).
+ * bound only limits memory (least recently used first out).
  */
 export interface PlanCache {
   get(sql: DatabaseHandle["sql"], digest: string): Promise<CachedPlan | undefined>;
 }
 
 export function createPlanCache(maxEntries = 1000): PlanCache {
-  const entries = new Map<string, CachedPlan>();
+  const entries = new LRUCache<string, CachedPlan>({ max: maxEntries });
   return {
     async get(sql, digest) {
       const hit = entries.get(digest);
-      if (hit) {
-        entries.delete(digest);
-        entries.set(digest, hit);
-        return hit;
-      }
+      if (hit) return hit;
       const stored = await selectPlanJson(sql, digest);
       if (stored === undefined) return undefined;
       // Validated on the way in: the routes below are what credentials are released for.
       const plan = compiledPlanSchema.parse(stored);
       const cached: CachedPlan = { plan, routes: new Map(plan.routes.map((r) => [r.id, r])) };
       entries.set(digest, cached);
-      if (entries.size > maxEntries) {
-        const oldest = entries.keys().next();
-        if (!oldest.done) entries.delete(oldest.value);
-      }
       return cached;
     },
   };

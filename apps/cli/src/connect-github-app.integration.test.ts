@@ -109,4 +109,40 @@ describe("keyway connect github-app against the real routes", () => {
     });
     expect((await connectionsOf(api, admin, "gh-app")).map((c) => c.id)).toEqual([connection.id]);
   });
+
+  it("connect github-app again for an installation already connected: ends with that connection", async () => {
+    const [connected] = await connectionsOf(api, admin, "gh-app");
+    // The installation the first test connected (its id is the connection's external subject).
+    const installationId = Number(connected?.externalSubjectId);
+    expect(github.installation(installationId)?.account).toBe("acme");
+    const stderr: string[] = [];
+    let callback: Response | undefined;
+    const result = await runKeyway(
+      [
+        "connect",
+        "github-app",
+        "--target",
+        "gh-app",
+        "--name",
+        "Acme again",
+        "--json",
+        "--timeout",
+        "30",
+      ],
+      {
+        env: env(),
+        sleep: async () => {
+          if (callback) return;
+          const redirect = github.install(printedUrl(stderr), { user: "octocat", installationId });
+          callback = await fetch(redirect, { headers: { accept: "text/html" } });
+        },
+      },
+      { stdout: [], stderr },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(callback?.status).toBe(200);
+    // The same connection, confirmed: no second one for the same installation.
+    expect(JSON.parse(result.stdout)).toMatchObject({ id: connected?.id, status: "active" });
+    expect((await connectionsOf(api, admin, "gh-app")).map((c) => c.id)).toEqual([connected?.id]);
+  });
 });

@@ -241,8 +241,7 @@ until a connection of the target becomes active after the start (a new one, or a
     },
     help: `--target KEY --name NAME [--method ID] [--open] [--timeout SECONDS (default 600)].
 Calls POST /v1/integration/connections/github-app/start and waits as connect oauth does. Installing
-(or configuring) an installation this organization already has connected confirms that connection
-without changing it, which this command cannot see: it then waits until --timeout.`,
+(or configuring) an installation this organization already has connected ends with that connection.`,
     async run(context) {
       const targetKey = requiredOption(context.options, "target");
       const methodId = stringOption(context.options, "method");

@@ -81,16 +81,23 @@ export async function startCliTestControlPlane(name: string): Promise<CliTestCon
 }
 
 /** The organization's connections of a target, as the API lists them. */
+interface ListedConnection {
+  id: string;
+  status: string;
+  displayName: string;
+  externalSubjectId: string | null;
+}
+
 export async function connectionsOf(
   api: CliTestControlPlane,
   token: string,
   targetKey: string,
-): Promise<{ id: string; status: string; displayName: string }[]> {
+): Promise<ListedConnection[]> {
   const listed = (await api.api(
     token,
     "GET",
     `/v1/integration/connections?targetKey=${encodeURIComponent(targetKey)}`,
-  )) as { items: { id: string; status: string; displayName: string }[] };
+  )) as { items: ListedConnection[] };
   return listed.items;
 }
 

@@ -445,6 +445,12 @@ async function connectInstallation(
     });
 
   if (existing?.status === "active") {
+    // Nothing about the connection changes, but its owner just confirmed it: `updatedAt` says so,
+    // which is how a client waiting for the flow (the CLI's `connect github-app`) sees it end.
+    await tx
+      .update(integrationConnections)
+      .set({ updatedAt: now })
+      .where(eq(integrationConnections.id, existing.id));
     await audit("connection.install_confirmed", existing.id, {});
     return { connectionId: existing.id, outcome: "existing" };
   }

@@ -12,6 +12,7 @@ import { Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
+import { stringifyConfig } from "@keyway/config";
 import type { SigningKeyPair } from "@keyway/crypto";
 import { createDatabase, newId, runMigrations, sandboxSessions } from "@keyway/db";
 import type { CompiledRuntimePlan } from "@keyway/integrations-core";
@@ -87,6 +88,39 @@ export interface BenchControlPlane {
    */
   refreshCredentials(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * The gateway's keyway.toml for a benchmark against this control plane: loopback ports, the
+ * deployment CA and the gateway's identity from files, and a rate limit on (as deployed) but far
+ * above any benchmark's load, so every request pays for the bucket check and none is refused.
+ */
+export function benchGatewayConfig(
+  cp: BenchControlPlane,
+  options: {
+    proxyPort: number;
+    adminPort: number;
+    caCertPath: string;
+    caKeyPath: string;
+    gatewayKeyPath: string;
+  },
+): string {
+  return stringifyConfig({
+    sessions: { issuer: cp.sessionIssuer, audience: cp.sessionAudience },
+    internal: { audience: cp.internalAudience },
+    log: { level: "info" },
+    gateway: {
+      host: "127.0.0.1",
+      port: options.proxyPort,
+      admin_host: "127.0.0.1",
+      admin_port: options.adminPort,
+      control_plane_url: cp.url,
+      ca_cert_path: options.caCertPath,
+      ca_key_path: options.caKeyPath,
+      identity: { gateway_id: cp.gatewayId, private_key_path: options.gatewayKeyPath },
+      rate_limit: { requests_per_second: 10_000_000, burst: 10_000_000 },
+    },
+  });
 }
 
 export async function startBenchControlPlane(options: {

@@ -39,7 +39,6 @@ import { Agent, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { stringifyConfig } from "@keyway/config";
 import { createTestCa, getFreePort } from "@keyway/test-harness";
 import { createLeafIssuer } from "@keyway/x509";
 import { ProxyAgent, request } from "undici";
@@ -47,7 +46,11 @@ import { createLeafContexts } from "../../apps/data-plane-gateway/src/leaf-certi
 import { buildService } from "../build";
 import { jsonOutputPath, machineFacts, percentile, writeJson } from "./bench-lib";
 import { type ProfileSummary, printProfileSummary, summarizeCpuProfile } from "./cpuprofile-top";
-import { type BenchControlPlane, startBenchControlPlane } from "./gateway-control-plane";
+import {
+  type BenchControlPlane,
+  benchGatewayConfig,
+  startBenchControlPlane,
+} from "./gateway-control-plane";
 import type { LoadResult, LoadSpec } from "./gateway-load";
 import {
   canConnect,
@@ -821,23 +824,12 @@ async function main() {
 
     writeFileSync(
       files.config,
-      stringifyConfig({
-        sessions: { issuer: cp.sessionIssuer, audience: cp.sessionAudience },
-        internal: { audience: cp.internalAudience },
-        log: { level: "info" },
-        gateway: {
-          host: "127.0.0.1",
-          port: proxyPort,
-          admin_host: "127.0.0.1",
-          admin_port: adminPort,
-          control_plane_url: cp.url,
-          ca_cert_path: files.gatewayCa,
-          ca_key_path: files.gatewayCaKey,
-          identity: { gateway_id: cp.gatewayId, private_key_path: files.gatewayKey },
-          // On, as deployed, but far above the offered load: every request pays for the bucket
-          // check and none is refused. The circuit breaker and retries keep their defaults.
-          rate_limit: { requests_per_second: 10_000_000, burst: 10_000_000 },
-        },
+      benchGatewayConfig(cp, {
+        proxyPort,
+        adminPort,
+        caCertPath: files.gatewayCa,
+        caKeyPath: files.gatewayCaKey,
+        gatewayKeyPath: files.gatewayKey,
       }),
     );
     if (profileDir) mkdirSync(profileDir, { recursive: true });

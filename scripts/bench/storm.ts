@@ -33,13 +33,16 @@ import { Session } from "node:inspector/promises";
 import os, { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { stringifyConfig } from "@keyway/config";
 import { createTestCa, getFreePort } from "@keyway/test-harness";
 import { DEFAULT_SEAL_INTERVAL_MS } from "../../apps/control-plane-api/src/audit/sealer";
 import { buildService } from "../build";
 import { jsonOutputPath, machineFacts, percentile, writeJson } from "./bench-lib";
 import { printProfileSummary, summarizeCpuProfile } from "./cpuprofile-top";
-import { type BenchControlPlane, startBenchControlPlane } from "./gateway-control-plane";
+import {
+  type BenchControlPlane,
+  benchGatewayConfig,
+  startBenchControlPlane,
+} from "./gateway-control-plane";
 import { childPids, cpuMs, repoRoot, type Spawned, spawnNode, stop, waitFor } from "./processes";
 
 const SECRET = "sk-bench-0123456789abcdef";
@@ -123,24 +126,12 @@ async function main() {
     const [proxyPort, adminPort] = await Promise.all([getFreePort(), getFreePort()]);
     const config = file(
       "keyway.toml",
-      stringifyConfig({
-        sessions: { issuer: cp.sessionIssuer, audience: cp.sessionAudience },
-        internal: { audience: cp.internalAudience },
-        log: { level: "info" },
-        gateway: {
-          host: "127.0.0.1",
-          port: proxyPort,
-          admin_host: "127.0.0.1",
-          admin_port: adminPort,
-          control_plane_url: cp.url,
-          ca_cert_path: file("gateway-ca.pem", gatewayCa.certPem),
-          ca_key_path: file("gateway-ca-key.pem", gatewayCa.keyPem),
-          identity: {
-            gateway_id: cp.gatewayId,
-            private_key_path: file("gateway-key.json", JSON.stringify(cp.gatewayKey.privateJwk)),
-          },
-          rate_limit: { requests_per_second: 1_000_000, burst: 1_000_000 },
-        },
+      benchGatewayConfig(cp, {
+        proxyPort,
+        adminPort,
+        caCertPath: file("gateway-ca.pem", gatewayCa.certPem),
+        caKeyPath: file("gateway-ca-key.pem", gatewayCa.keyPem),
+        gatewayKeyPath: file("gateway-key.json", JSON.stringify(cp.gatewayKey.privateJwk)),
       }),
     );
     const logFd = openSync(join(dir, "gateway.log"), "w");

@@ -27,11 +27,14 @@ import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
 import { fileURLToPath } from "node:url";
-import { stringifyConfig } from "@keyway/config";
 import { createTestCa, getFreePort } from "@keyway/test-harness";
 import { buildService } from "../build";
 import { jsonOutputPath, machineFacts, writeJson } from "./bench-lib";
-import { type BenchControlPlane, startBenchControlPlane } from "./gateway-control-plane";
+import {
+  type BenchControlPlane,
+  benchGatewayConfig,
+  startBenchControlPlane,
+} from "./gateway-control-plane";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(here, "../..");
@@ -228,25 +231,12 @@ async function main() {
     const [proxyPort, adminPort] = await Promise.all([getFreePort(), getFreePort()]);
     const config = file(
       "keyway.toml",
-      stringifyConfig({
-        sessions: { issuer: cp.sessionIssuer, audience: cp.sessionAudience },
-        internal: { audience: cp.internalAudience },
-        log: { level: "info" },
-        gateway: {
-          host: "127.0.0.1",
-          port: proxyPort,
-          admin_host: "127.0.0.1",
-          admin_port: adminPort,
-          control_plane_url: cp.url,
-          ca_cert_path: file("gateway-ca.pem", gatewayCa.certPem),
-          ca_key_path: file("gateway-ca-key.pem", gatewayCa.keyPem),
-          identity: {
-            gateway_id: cp.gatewayId,
-            private_key_path: file("gateway-key.json", JSON.stringify(cp.gatewayKey.privateJwk)),
-          },
-          // Far above what the refreshes send: nothing is refused.
-          rate_limit: { requests_per_second: 1_000_000, burst: 1_000_000 },
-        },
+      benchGatewayConfig(cp, {
+        proxyPort,
+        adminPort,
+        caCertPath: file("gateway-ca.pem", gatewayCa.certPem),
+        caKeyPath: file("gateway-ca-key.pem", gatewayCa.keyPem),
+        gatewayKeyPath: file("gateway-key.json", JSON.stringify(cp.gatewayKey.privateJwk)),
       }),
     );
     const logFd = openSync(join(dir, "gateway.log"), "w");

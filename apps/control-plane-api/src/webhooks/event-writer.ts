@@ -402,8 +402,9 @@ async function resolveConnections(
         (row.externalSubjectId === subject || row.id === subject),
     );
   };
+  const namedFor = items.map(namedBy);
   const fallbackTargets = new Set(
-    items.filter((item) => namedBy(item).length === 0).map((item) => item.target.id),
+    items.filter((_, index) => namedFor[index]?.length === 0).map((item) => item.target.id),
   );
   const firstTwo = new Map<string, Row[]>();
   for (const targetId of fallbackTargets) {
@@ -420,8 +421,8 @@ async function resolveConnections(
     firstTwo.set(targetId, rows.map(candidate));
   }
 
-  return items.map((item) => {
-    const byName = namedBy(item);
+  return items.map((item, index) => {
+    const byName = namedFor[index] ?? [];
     const candidates = byName.length > 0 ? byName : (firstTwo.get(item.target.id) ?? []);
     const webhook = item.target.definition.webhook;
     const id = webhook?.resolveConnection(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createMemoryLogger, REDACTED_PATHS } from "./logger";
+import { createLineWriter, createMemoryLogger, type Logger, REDACTED_PATHS } from "./logger";
 
 const SECRET = "sk-live-0123456789abcdef";
 
@@ -60,5 +60,71 @@ describe("createLogger", () => {
     expect(REDACTED_PATHS.length).toBeGreaterThan(20);
     // pino throws at construction on a malformed path: building a logger is the check.
     expect(() => createMemoryLogger()).not.toThrow();
+  });
+});
+
+describe("createLineWriter", () => {
+  const FIELDS = ["kind", "sessionId", "status", "durationMs", "host", "reason", "ratio"] as const;
+  const lines = [
+    {
+      kind: "http",
+      sessionId: "sess_1",
+      status: 200,
+      durationMs: 1.25,
+      host: 'we"ird\\host\n\u0001é',
+      reason: undefined,
+      ratio: Number.NaN,
+    },
+    {
+      kind: "tunnel",
+      sessionId: undefined,
+      status: 0,
+      durationMs: -0.5,
+      host: "",
+      reason: "ERR_TLS_CERT_ALTNAME_INVALID: Hostname/IP does not match",
+      ratio: Number.POSITIVE_INFINITY,
+    },
+  ];
+
+  it("writes the line logger[level] writes for the same fields, character for character", () => {
+    const prepared = createMemoryLogger({ service: "svc", base: { replica: "a" } });
+    const generic = createMemoryLogger({ service: "svc", base: { replica: "a" } });
+    const write = createLineWriter(prepared, "info", "request", FIELDS);
+    for (const fields of lines) {
+      write(fields);
+      generic.info("request", fields);
+    }
+    // The clock is the same only within a millisecond: compare without it.
+    const withoutTime = (line: string) => line.replace(/"time":"[^"]+"/, '"time":""');
+    expect(prepared.lines.map(withoutTime)).toEqual(generic.lines.map(withoutTime));
+    expect(prepared.lines).toHaveLength(2);
+    expect(JSON.parse(prepared.lines[0] ?? "")).toMatchObject({ level: "info", ratio: null });
+  });
+
+  it("follows the logger's level", () => {
+    const logger = createMemoryLogger({ level: "warn" });
+    createLineWriter(logger, "info", "request", FIELDS)(lines[0] ?? lines[1]!);
+    createLineWriter(logger, "warn", "slow", ["kind"])({ kind: "http" });
+    expect(logger.lines.map((line) => JSON.parse(line).msg)).toEqual(["slow"]);
+  });
+
+  it("refuses a field that redaction would censor, so no secret can bypass it", () => {
+    const logger = createMemoryLogger();
+    for (const name of ["authorization", "token", "credential", "apiKey", "password"]) {
+      expect(() => createLineWriter(logger, "info", "request", ["kind", name])).toThrow(TypeError);
+    }
+    expect(logger.lines).toEqual([]);
+  });
+
+  it("writes through any other Logger's own methods", () => {
+    const calls: [string, Readonly<Record<string, unknown>> | undefined][] = [];
+    const other: Logger = {
+      debug: () => {},
+      info: (message, fields) => calls.push([message, fields]),
+      warn: () => {},
+      error: () => {},
+    };
+    createLineWriter(other, "info", "request", ["kind"])({ kind: "http" });
+    expect(calls).toEqual([["request", { kind: "http" }]]);
   });
 });

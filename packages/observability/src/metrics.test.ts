@@ -34,6 +34,25 @@ describe("createMetricsRegistry", () => {
     );
   });
 
+  it("keeps counting across scrapes: each one shows every count so far", async () => {
+    const registry = bare();
+    const requests = registry.counter("t_requests_total", "Requests.", ["status"]);
+    const plain = registry.counter("t_plain_total", "Plain.");
+    requests.inc("200");
+    requests.add(0, "304");
+    expect(await registry.render()).toContain('t_requests_total{status="200"} 1\n');
+    requests.inc("200");
+    requests.add(2.5, "200");
+    plain.inc();
+    const text = await registry.render();
+    expect(text).toContain('t_requests_total{status="200"} 4.5\n');
+    expect(text).toContain('t_requests_total{status="304"} 0\n');
+    expect(text).toContain("t_plain_total 1\n");
+    expect(await registry.render()).toBe(text);
+    expect(() => requests.add(-1, "200")).toThrow(TypeError);
+    expect(() => requests.add(Number.NaN, "200")).toThrow(TypeError);
+  });
+
   it("supports unlabelled metrics and refuses duplicates", async () => {
     const registry = bare();
     registry.counter("t_plain_total", "Plain.").inc();

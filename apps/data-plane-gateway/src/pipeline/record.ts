@@ -1,4 +1,4 @@
-import type { Logger, TraceParent } from "@keyway/observability";
+import { createLineWriter, type Logger, type TraceParent } from "@keyway/observability";
 import type { GatewayMetrics } from "../gateway-metrics";
 
 /**
@@ -62,8 +62,28 @@ function upstreamLabel(record: ExchangeRecord): string {
   return sent ? "unmanaged" : "none";
 }
 
+/** The access log's fields, in the order they appear on the line. */
+const ACCESS_LOG_FIELDS = [
+  "kind",
+  "sessionId",
+  "routeId",
+  "bindingId",
+  "method",
+  "host",
+  "status",
+  "bytesIn",
+  "bytesOut",
+  "durationMs",
+  "traceId",
+  "outcome",
+  // Absent (left out of the line) unless an upstream's TLS was refused.
+  "reason",
+] as const;
+
 export function createRecord(options: { logger: Logger; metrics: GatewayMetrics }): RecordExchange {
   const { logger, metrics } = options;
+  // One line per request: written from a template, not through pino's generic serialiser.
+  const writeAccessLine = createLineWriter(logger, "info", "request", ACCESS_LOG_FIELDS);
   return function recordExchange(record) {
     const durationMs = performance.now() - record.startedAt;
     const upstream = upstreamLabel(record);
@@ -97,7 +117,7 @@ export function createRecord(options: { logger: Logger; metrics: GatewayMetrics 
       });
     }
 
-    logger.info("request", {
+    writeAccessLine({
       kind: record.kind,
       sessionId: record.sessionId,
       routeId: record.routeId,
@@ -110,7 +130,6 @@ export function createRecord(options: { logger: Logger; metrics: GatewayMetrics 
       durationMs: Math.round(durationMs * 100) / 100,
       traceId: record.traceId,
       outcome: record.outcome,
-      // Absent (left out of the line) unless an upstream's TLS was refused.
       reason: record.reason,
     });
   };

@@ -71,7 +71,7 @@ describe("createLineWriter", () => {
       sessionId: "sess_1",
       status: 200,
       durationMs: 1.25,
-      host: 'we"ird\\host\n\u0001é',
+      host: 'we"ird\\host\n\u0001é😀\ud800',
       reason: undefined,
       ratio: Number.NaN,
     },

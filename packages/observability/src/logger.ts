@@ -147,10 +147,14 @@ type PrepareLine = <F extends string>(
 /** The prepared-line factory of each logger `createLogger` made. */
 const preparedLines = new WeakMap<Logger, PrepareLine>();
 
+/** Characters a JSON string cannot hold as they are (controls, quote, backslash, surrogates). */
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
+
 /** JSON for a prepared line's value, as pino writes it (non-finite numbers are `null`). */
 function lineValueJson(value: string | number): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  return Number.isFinite(value) ? String(value) : "null";
+  if (typeof value === "number") return Number.isFinite(value) ? `${value}` : "null";
+  // Ids, codes and hosts need no escaping: quoting them is cheaper than `JSON.stringify`.
+  return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {

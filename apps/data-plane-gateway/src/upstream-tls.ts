@@ -22,14 +22,15 @@ export function upstreamCaCertificates(
 }
 
 /**
- * One TLS context for every upstream connection, or undefined for Node's defaults. Built once:
- * passing `ca` per connection would parse the ~150 root certificates again for each handshake.
+ * One TLS context for every upstream connection, built once. Without it, each new connection
+ * builds its own (`tls.connect` calls `createSecureContext` when given none): ≈ 0.2 ms of CPU
+ * per upstream handshake, measured in the first-request storm (docs/benchmarks.md), and with
+ * `ca` the ~150 root certificates would be parsed again each time. Without extra CAs the context
+ * holds Node's default store (including `NODE_EXTRA_CA_CERTS`), as a per-connection one would.
  */
-export function upstreamSecureContext(
-  extraCa: readonly string[] | undefined,
-): SecureContext | undefined {
+export function upstreamSecureContext(extraCa: readonly string[] | undefined): SecureContext {
   const ca = upstreamCaCertificates(extraCa);
-  return ca === undefined ? undefined : createSecureContext({ ca });
+  return createSecureContext(ca === undefined ? {} : { ca });
 }
 
 /** OpenSSL's certificate verification results, as Node names them in `error.code`. */

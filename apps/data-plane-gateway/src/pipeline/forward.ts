@@ -376,10 +376,7 @@ function hasBody(req: IncomingMessage): boolean {
 
 export function createForward(settings: ForwardSettings): Forward {
   const secureContext = upstreamSecureContext(settings.ca);
-  const connect = {
-    timeout: settings.connectTimeoutMs,
-    ...(secureContext ? { secureContext } : {}),
-  };
+  const connect = { timeout: settings.connectTimeoutMs, secureContext };
   const dispatcherOptions = {
     connect,
     headersTimeout: settings.headersTimeoutMs,

@@ -1,5 +1,9 @@
+import { once } from "node:events";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
+import type { Socket } from "node:net";
+import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import {
@@ -347,5 +351,54 @@ describe("admin port", () => {
     });
     const all = gw.logger.lines.join("\n");
     for (const secret of [...ALL_SECRETS, token]) expect(all).not.toContain(secret);
+  });
+});
+
+describe("TLS interception", () => {
+  /** A CONNECT tunnel to `api.example.test`, then TLS with the gateway's leaf over it. */
+  async function interceptedTls(
+    session?: Buffer,
+  ): Promise<{ tls: TLSSocket; ticket: Promise<[Buffer]> }> {
+    const connect = httpRequest({
+      host: "127.0.0.1",
+      port: gw.proxyPort,
+      method: "CONNECT",
+      path: "api.example.test:443",
+      headers: { "proxy-authorization": basicProxyToken(token) },
+    });
+    connect.end();
+    const [res, socket] = (await once(connect, "connect")) as [{ statusCode: number }, Socket];
+    expect(res.statusCode).toBe(200);
+    const tls = tlsConnect({
+      socket,
+      servername: "api.example.test",
+      ca: gatewayCa.certPem,
+      ...(session === undefined ? {} : { session }),
+    });
+    // TLS 1.3 tickets may arrive with the end of the handshake: listen from the start.
+    const ticket = once(tls, "session") as Promise<[Buffer]>;
+    await once(tls, "secureConnect");
+    return { tls, ticket };
+  }
+
+  /** One request on the tunnel; resolves with the response's status line. */
+  async function getOnce(tls: TLSSocket): Promise<string> {
+    tls.write("GET /v1/models HTTP/1.1\r\nhost: api.example.test\r\nconnection: close\r\n\r\n");
+    const chunks: Buffer[] = [];
+    for await (const chunk of tls) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString("latin1").split("\r\n")[0] ?? "";
+  }
+
+  it("resumes a sandbox's TLS session in its next tunnel to the same host (one context per host)", async () => {
+    const first = await interceptedTls();
+    expect(first.tls.isSessionReused()).toBe(false);
+    expect(await getOnce(first.tls)).toBe("HTTP/1.1 200 OK");
+    const [session] = await first.ticket;
+
+    const second = await interceptedTls(session);
+    // An abbreviated handshake: no certificate signed or verified again.
+    expect(second.tls.isSessionReused()).toBe(true);
+    expect(await getOnce(second.tls)).toBe("HTTP/1.1 200 OK");
+    expect(lastReceived().headers.authorization).toBe(`Bearer ${SECRET_BEARER}`);
   });
 });

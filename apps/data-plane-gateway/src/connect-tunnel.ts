@@ -1,8 +1,8 @@
-import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { connect, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { type SecureContext, TLSSocket } from "node:tls";
+import { newTraceId } from "@keyway/observability";
 import { parseAuthority } from "./authority";
 import { asGatewayError, GatewayError } from "./errors";
 import type { TunnelContext } from "./exchange";
@@ -164,7 +164,7 @@ export function createConnectHandler(stages: ConnectStages): HandleConnect {
     const rec: ExchangeRecord = {
       kind: "tunnel",
       startedAt: performance.now(),
-      traceId: randomUUID().replaceAll("-", ""),
+      traceId: newTraceId(),
       sessionId: undefined,
       routeId: undefined,
       upstream: undefined,

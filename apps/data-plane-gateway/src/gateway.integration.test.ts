@@ -1,10 +1,10 @@
 import { once } from "node:events";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { request as httpRequest } from "node:http";
-import { tmpdir } from "node:os";
 import type { Socket } from "node:net";
-import { connect as tlsConnect, type TLSSocket } from "node:tls";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type TLSSocket, connect as tlsConnect } from "node:tls";
 import { gunzipSync, gzipSync } from "node:zlib";
 import {
   createTestCa,

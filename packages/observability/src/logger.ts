@@ -147,14 +147,17 @@ type PrepareLine = <F extends string>(
 /** The prepared-line factory of each logger `createLogger` made. */
 const preparedLines = new WeakMap<Logger, PrepareLine>();
 
-/** Characters a JSON string cannot hold as they are (controls, quote, backslash, surrogates). */
-const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
+/**
+ * Strings a JSON string holds as they are: no control character, quote, backslash or surrogate
+ * (which `JSON.stringify` escapes).
+ */
+const JSON_SAFE = /^[\u0020\u0021\u0023-\u005b\u005d-\ud7ff\ue000-\uffff]*$/;
 
 /** JSON for a prepared line's value, as pino writes it (non-finite numbers are `null`). */
 function lineValueJson(value: string | number): string {
   if (typeof value === "number") return Number.isFinite(value) ? `${value}` : "null";
   // Ids, codes and hosts need no escaping: quoting them is cheaper than `JSON.stringify`.
-  return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
+  return JSON_SAFE.test(value) ? `"${value}"` : JSON.stringify(value);
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
@@ -181,7 +184,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 
   /**
    * The same line pino writes for `log[level](fields, message)`, from pino's own level prefix and
-   * base fields (read once through `pino.symbols`), the same clock, into pino's destination.
+   * base fields (read once through `pino.symbols`), the same clock, to the same destination.
    */
   const prepareLine: PrepareLine = (level, message, fieldNames) => {
     const levelPrefixes: unknown = Reflect.get(log, pino.symbols.lsCacheSym);
@@ -198,7 +201,10 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       };
     }
     const keys = fieldNames.map((name) => `,${JSON.stringify(name)}:`);
-    const end = `,"msg":${JSON.stringify(message)}}\n`;
+    const end = `,"msg":${JSON.stringify(message)}}`;
+    // A `write` sink takes lines without their newline: hand it the line as built.
+    const writeLine =
+      write === undefined ? (line: string) => destination.write(`${line}\n`) : write;
     return (fields) => {
       if (!log.isLevelEnabled(level)) return;
       let line = levelPrefix + timestamp() + bindings;
@@ -206,7 +212,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
         const value = fields[fieldNames[i] as (typeof fieldNames)[number]];
         if (value !== undefined) line += (keys[i] as string) + lineValueJson(value);
       }
-      destination.write(line + end);
+      writeLine(line + end);
     };
   };
 

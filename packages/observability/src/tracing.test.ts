@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatTraceparent, parseTraceparent } from "./tracing";
+import { formatTraceparent, newSpanId, newTraceId, parseTraceparent } from "./tracing";
 
 const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
 const SPAN = "00f067aa0ba902b7";
@@ -31,5 +31,23 @@ describe("parseTraceparent", () => {
     ["several values", [`00-${TRACE}-${SPAN}-01`, `00-${TRACE}-${SPAN}-01`]],
   ])("refuses %s", (_name, header) => {
     expect(parseTraceparent(header)).toBeNull();
+  });
+});
+
+describe("newTraceId and newSpanId", () => {
+  it("are lowercase hex of 16 and 8 random bytes, fresh each time, also across pool refills", () => {
+    const traces = Array.from({ length: 600 }, () => newTraceId());
+    const spans = Array.from({ length: 600 }, () => newSpanId());
+    for (const id of traces) expect(id).toMatch(/^[0-9a-f]{32}$/);
+    for (const id of spans) expect(id).toMatch(/^[0-9a-f]{16}$/);
+    expect(new Set(traces).size).toBe(traces.length);
+    expect(new Set(spans).size).toBe(spans.length);
+    // Each id is a valid parent in a traceparent header.
+    const header = formatTraceparent({
+      traceId: traces[0] ?? "",
+      spanId: spans[0] ?? "",
+      flags: 1,
+    });
+    expect(parseTraceparent(header)).toEqual({ traceId: traces[0], spanId: spans[0], flags: 1 });
   });
 });

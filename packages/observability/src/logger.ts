@@ -200,7 +200,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
         log[level](record, message);
       };
     }
-    const keys = fieldNames.map((name) => `,${JSON.stringify(name)}:`);
+    const fieldKeys = fieldNames.map((name) => ({ name, key: `,${JSON.stringify(name)}:` }));
     const end = `,"msg":${JSON.stringify(message)}}`;
     // A `write` sink takes lines without their newline: hand it the line as built.
     const writeLine =
@@ -208,9 +208,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     return (fields) => {
       if (!log.isLevelEnabled(level)) return;
       let line = levelPrefix + timestamp() + bindings;
-      for (let i = 0; i < fieldNames.length; i++) {
-        const value = fields[fieldNames[i] as (typeof fieldNames)[number]];
-        if (value !== undefined) line += (keys[i] as string) + lineValueJson(value);
+      for (const { name, key } of fieldKeys) {
+        const value = fields[name];
+        if (value !== undefined) line += key + lineValueJson(value);
       }
       writeLine(line + end);
     };

@@ -28,4 +28,15 @@ describe("relayedResponseHeaders", () => {
       "https://elsewhere.test/",
     ]);
   });
+
+  it("drops every header the Connection value nominates, in any case and spacing", () => {
+    expect(
+      relayedResponseHeaders({
+        connection: "Keep-Alive, X-One, x-two ,,close",
+        "x-one": "1",
+        "x-two": "2",
+        "x-three": "3",
+      }),
+    ).toEqual(["x-three", "3"]);
+  });
 });

@@ -106,11 +106,11 @@ const CLIENT_CLOSED = new Error("client closed the connection");
 
 /** Flat response headers for `writeHead`, without hop-by-hop ones. */
 export function relayedResponseHeaders(headers: IncomingHttpHeaders): string[] {
-  const nominated = headers.connection;
+  const nominated = nominatedNames(headers.connection);
   const out: string[] = [];
   for (const name in headers) {
     if (RESPONSE_HOP_BY_HOP.has(name)) continue;
-    if (nominated !== undefined && isNominated(nominated, name)) continue;
+    if (nominated?.includes(name)) continue;
     const value = headers[name];
     if (value === undefined) continue;
     if (typeof value === "string") out.push(name, value);
@@ -119,9 +119,22 @@ export function relayedResponseHeaders(headers: IncomingHttpHeaders): string[] {
   return out;
 }
 
-function isNominated(connection: string | string[], name: string): boolean {
-  const values = typeof connection === "string" ? [connection] : connection;
-  return values.some((value) => value.split(",").some((t) => t.trim().toLowerCase() === name));
+/**
+ * Header names a `Connection` value lists (lower-case) beyond the hop-by-hop ones dropped anyway,
+ * or null: read once per response, since nearly every one says just `keep-alive`.
+ */
+function nominatedNames(connection: string | string[] | undefined): string[] | null {
+  if (connection === undefined) return null;
+  let names: string[] | null = null;
+  for (const value of typeof connection === "string" ? [connection] : connection) {
+    for (const token of value.split(",")) {
+      const name = token.trim().toLowerCase();
+      if (name === "" || RESPONSE_HOP_BY_HOP.has(name)) continue;
+      names ??= [];
+      names.push(name);
+    }
+  }
+  return names;
 }
 
 function upstreamFailure(error: Error): GatewayError {

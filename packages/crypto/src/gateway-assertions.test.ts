@@ -1,4 +1,4 @@
-import { SignJWT } from "jose";
+import { jwtVerify, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import type { Clock } from "./clock";
 import {
@@ -9,7 +9,12 @@ import {
   type GatewayAssertionVerifierOptions,
   signGatewayAssertion,
 } from "./gateway-assertions";
-import { generateSigningKeyPair, privateKeyObject, type SigningKeyPair } from "./signing-keys";
+import {
+  generateSigningKeyPair,
+  privateKeyObject,
+  publicKeyObject,
+  type SigningKeyPair,
+} from "./signing-keys";
 
 class SetClock implements Clock {
   constructor(private instant: Date) {}
@@ -235,5 +240,50 @@ describe("gateway assertions", () => {
     });
     await verifier.verify(await sign("gw-a", gatewayA));
     expect(claims).toEqual([new Date("2030-01-01T00:01:07Z")]);
+  });
+  it("is standard JWS both ways: jose verifies what the signer signs, and the verifier accepts jose's", async () => {
+    const { clock, verifier, sign, gatewayA } = await setup();
+    const token = await sign("gw-a", gatewayA);
+    const { payload, protectedHeader } = await jwtVerify(
+      token,
+      publicKeyObject(gatewayA.publicJwk),
+      {
+        issuer: "gw-a",
+        subject: "gw-a",
+        audience,
+        typ: "kw-gateway-assertion+jwt",
+        algorithms: ["EdDSA"],
+        currentDate: clock.now(),
+      },
+    );
+    expect(protectedHeader.kid).toBe(gatewayA.kid);
+    expect(payload.exp).toBe(Date.parse("2030-01-01T00:01:00Z") / 1000);
+
+    const byJose = (claims: { aud?: string[]; nbf?: number; crit?: string[] } = {}) => {
+      const jwt = new SignJWT(claims.nbf === undefined ? {} : { nbf: claims.nbf })
+        .setProtectedHeader({
+          alg: "EdDSA",
+          kid: gatewayA.kid,
+          typ: "kw-gateway-assertion+jwt",
+          ...(claims.crit ? { crit: claims.crit, b64: true } : {}),
+        })
+        .setIssuer("gw-a")
+        .setSubject("gw-a")
+        .setAudience(claims.aud ?? audience)
+        .setIssuedAt(Date.parse("2030-01-01T00:00:00Z") / 1000)
+        .setExpirationTime(Date.parse("2030-01-01T00:01:00Z") / 1000)
+        .setJti(`jose-${Math.random()}`);
+      return jwt.sign(privateKeyObject(gatewayA.privateJwk));
+    };
+    await expect(verifier.verify(await byJose())).resolves.toMatchObject({ gatewayId: "gw-a" });
+    // An audience list naming this control plane is accepted, as RFC 7519 allows.
+    await expect(
+      verifier.verify(await byJose({ aud: ["https://other/internal/v1", audience] })),
+    ).resolves.toMatchObject({ gatewayId: "gw-a" });
+    const notYet = await byJose({ nbf: Date.parse("2030-01-01T00:00:30Z") / 1000 });
+    expect((await assertionError(verifier.verify(notYet))).code).toBe("ASSERTION_INVALID");
+    // A critical header extension this verifier does not implement is refused.
+    const critical = await byJose({ crit: ["b64"] });
+    expect((await assertionError(verifier.verify(critical))).code).toBe("ASSERTION_INVALID");
   });
 });

@@ -1,38 +1,35 @@
 import type { DatabaseHandle } from "@keyway/db";
-import {
-  type CompiledRuntimePlan,
-  compiledPlanSchema,
-  type EgressRoute,
-} from "@keyway/integrations-core";
 import { LRUCache } from "lru-cache";
-import { selectPlanJson } from "./queries";
-
-export interface CachedPlan {
-  plan: CompiledRuntimePlan;
-  routes: ReadonlyMap<string, EgressRoute>;
-}
+import { selectPlanTexts } from "./queries";
 
 /**
- * Plans are content-addressed and never change, so a plan read once can be kept for good; the
- * bound only limits memory (least recently used first out).
+ * The stored plans gateways ask for, kept as the JSON text PostgreSQL returns: a plan goes out as
+ * it was stored, neither parsed nor serialized again here (the gateway validates it and checks it
+ * against its digest). Plans are content-addressed and never change, so a plan read once can be
+ * kept for good; the bound only limits memory (least recently used first out).
  */
 export interface PlanCache {
-  get(sql: DatabaseHandle["sql"], digest: string): Promise<CachedPlan | undefined>;
+  /** Each known plan's JSON text by digest; unknown digests are absent. One statement at most. */
+  get(sql: DatabaseHandle["sql"], digests: readonly string[]): Promise<Map<string, string>>;
 }
 
 export function createPlanCache(maxEntries = 1000): PlanCache {
-  const entries = new LRUCache<string, CachedPlan>({ max: maxEntries });
+  const entries = new LRUCache<string, string>({ max: maxEntries });
   return {
-    async get(sql, digest) {
-      const hit = entries.get(digest);
-      if (hit) return hit;
-      const stored = await selectPlanJson(sql, digest);
-      if (stored === undefined) return undefined;
-      // Validated on the way in: the routes below are what credentials are released for.
-      const plan = compiledPlanSchema.parse(stored);
-      const cached: CachedPlan = { plan, routes: new Map(plan.routes.map((r) => [r.id, r])) };
-      entries.set(digest, cached);
-      return cached;
+    async get(sql, digests) {
+      const found = new Map<string, string>();
+      const missing: string[] = [];
+      for (const digest of new Set(digests)) {
+        const hit = entries.get(digest);
+        if (hit !== undefined) found.set(digest, hit);
+        else missing.push(digest);
+      }
+      if (missing.length === 0) return found;
+      for (const { digest, plan } of await selectPlanTexts(sql, missing)) {
+        entries.set(digest, plan);
+        found.set(digest, plan);
+      }
+      return found;
     },
   };
 }

@@ -8,11 +8,17 @@ import { type DatabaseHandle, integrationConnections } from "@keyway/db";
  * trips (describe, then execute) and a parse and plan in PostgreSQL.
  */
 
-/** A stored plan's JSON; a prepared statement (gateways load each new session's plan once). */
-export async function selectPlanJson(sql: DatabaseHandle["sql"], digest: string): Promise<unknown> {
-  const [row] = await sql<{ plan: unknown }[]>`
-    select plan from compiled_plans where digest = ${digest}`;
-  return row?.plan;
+/**
+ * Stored plans' JSON text by digest; a prepared statement with the digests as one JSON parameter
+ * (gateways load each new session's plan once, a sandbox storm's hundreds at a time).
+ */
+export function selectPlanTexts(
+  sql: DatabaseHandle["sql"],
+  digests: readonly string[],
+): Promise<{ digest: string; plan: string }[]> {
+  return sql<{ digest: string; plan: string }[]>`
+    select digest, plan::text as plan from compiled_plans
+    where digest in (select jsonb_array_elements_text(${JSON.stringify(digests)}::jsonb))`;
 }
 
 /**

@@ -418,4 +418,43 @@ describe("POST /internal/v1/sessions/liveness", () => {
     });
     expect(anonymous.status).toBe(401);
   });
+
+  it("carries the plans a gateway lacks, by digest, with the liveness answer", async () => {
+    const first = await openaiSession();
+    const second = await openaiSession();
+    const unknownDigest = "0".repeat(64);
+    const answer = await t.call(
+      "POST",
+      "/internal/v1/sessions/liveness",
+      await t.gatewayAssertion(),
+      {
+        sessionIds: [first.sessionId, second.sessionId],
+        plans: [first.planDigest, second.planDigest, unknownDigest, first.planDigest],
+      },
+    );
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(answer.body.sessions.map((s: { live: boolean }) => s.live)).toEqual([true, true]);
+    // The plans as `GET /internal/v1/plans/{digest}` serves them; an unknown digest is left out.
+    expect(answer.body.plans).toEqual({
+      [first.planDigest]: first.plan,
+      [second.planDigest]: second.plan,
+    });
+    // Without `plans`, the answer is liveness alone.
+    expect((await liveness([first.sessionId])).body.plans).toBeUndefined();
+  });
+
+  it("refuses malformed plan digests and more than 256 of them", async () => {
+    const session = await openaiSession();
+    const ask = async (plans: unknown) =>
+      (
+        await t.call("POST", "/internal/v1/sessions/liveness", await t.gatewayAssertion(), {
+          sessionIds: [session.sessionId],
+          plans,
+        })
+      ).status;
+    expect(await ask(["not-a-digest"])).toBe(400);
+    expect(await ask(Array.from({ length: 257 }, () => session.planDigest))).toBe(400);
+    expect(await ask(Array.from({ length: 256 }, () => session.planDigest))).toBe(200);
+  });
 });

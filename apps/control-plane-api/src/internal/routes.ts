@@ -27,8 +27,11 @@ export const EVENT_STREAM_HEARTBEAT_MS = 15_000;
 
 /** A resolve request is two ids; anything much larger is not a gateway talking. */
 const MAX_RESOLVE_BODY_BYTES = 16 * 1024;
-/** A liveness request holds at most 1,000 ids of at most 128 characters. */
-const MAX_LIVENESS_BODY_BYTES = 160 * 1024;
+/**
+ * A liveness request holds at most 1,000 ids of at most 128 characters and 256 plan digests of
+ * 64.
+ */
+const MAX_LIVENESS_BODY_BYTES = 192 * 1024;
 
 const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 const security = [{ bearer: [] }];
@@ -104,7 +107,9 @@ export function internalRoutes(deps: AppDeps) {
       description:
         "Whether sessions are live (neither revoked nor past their hard end). Gateways ask on a " +
         "session's first use, after every event-stream reconnect or `resync`, and periodically for " +
-        `every session in use, so a lost revocation notice cannot keep a session usable. ${gatewayAuth}`,
+        "every session in use, so a lost revocation notice cannot keep a session usable. On a " +
+        "session's first use they also name its plan when they lack it (`plans`): the answer " +
+        `carries it, so a new session's liveness and plan cost one request. ${gatewayAuth}`,
       request: { body: { ...json(sessionLivenessBody), required: true } },
       responses: {
         200: { description: "One answer per id, in order", ...json(sessionLivenessSchema) },
@@ -113,11 +118,18 @@ export function internalRoutes(deps: AppDeps) {
     }),
     async (c) => {
       c.header("cache-control", "no-store");
-      const { sessionIds } = c.req.valid("json");
-      return c.json(
-        { sessions: await sessionLiveness(deps.database.sql, deps.clock, sessionIds) },
-        200,
-      );
+      const { sessionIds, plans: digests } = c.req.valid("json");
+      const [sessions, found] = await Promise.all([
+        sessionLiveness(deps.database.sql, deps.clock, sessionIds),
+        digests === undefined || digests.length === 0
+          ? undefined
+          : plans.get(deps.database.sql, digests),
+      ]);
+      if (found === undefined) return c.json({ sessions }, 200);
+      // The plans go out as stored (JSON text), spliced in rather than parsed and serialized again.
+      const planMembers = [...found].map(([digest, text]) => `"${digest}":${text}`).join(",");
+      c.header("content-type", "application/json");
+      return c.body(`{"sessions":${JSON.stringify(sessions)},"plans":{${planMembers}}}`, 200);
     },
   );
 
@@ -136,11 +148,12 @@ export function internalRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const { digest } = c.req.valid("param");
-      const cached = await plans.get(deps.database.sql, digest);
-      if (!cached) throw notFound("plan");
+      const plan = (await plans.get(deps.database.sql, [digest])).get(digest);
+      if (plan === undefined) throw notFound("plan");
       c.header("cache-control", "public, max-age=31536000, immutable");
       c.header("etag", `"${digest}"`);
-      return c.json(cached.plan, 200);
+      c.header("content-type", "application/json");
+      return c.body(plan, 200);
     },
   );
 

@@ -21,9 +21,22 @@ export const resolvedCredentialSchema = z
 /** Most session ids one liveness request may carry: a gateway sends its sessions in chunks. */
 export const MAX_LIVENESS_IDS = 1000;
 
+/** Most plans one liveness request may ask for (the rest are fetched by digest). */
+export const MAX_LIVENESS_PLANS = 256;
+
+const planDigest = z.string().regex(/^[0-9a-f]{64}$/, "a plan digest is 64 lower-case hex digits");
+
 export const sessionLivenessBody = z
   .strictObject({
     sessionIds: z.array(z.string().min(1).max(128)).min(1).max(MAX_LIVENESS_IDS),
+    plans: z
+      .array(planDigest)
+      .max(MAX_LIVENESS_PLANS)
+      .optional()
+      .describe(
+        "digests of plans the gateway lacks (its new sessions' plans): answered in `plans`, so " +
+          "a new session costs one request for its liveness and plan together",
+      ),
   })
   .openapi("SessionLivenessRequest");
 
@@ -39,14 +52,18 @@ export const sessionLivenessSchema = z
           .describe("the session's hard end (how long to remember the answer); null when unknown"),
       }),
     ),
+    plans: z
+      .record(z.string(), z.record(z.string(), z.unknown()))
+      .optional()
+      .describe(
+        "the plans asked for, by digest, as `GET /internal/v1/plans/{digest}` serves them; an " +
+          "unknown digest is left out",
+      ),
   })
   .openapi("SessionLiveness");
 
 export const planDigestParams = z.object({
-  digest: z
-    .string()
-    .regex(/^[0-9a-f]{64}$/, "a plan digest is 64 lower-case hex digits")
-    .openapi({ param: { name: "digest", in: "path" } }),
+  digest: planDigest.openapi({ param: { name: "digest", in: "path" } }),
 });
 
 /** The compiled plan as stored (packages/integrations-core `compiledPlanSchema`). */

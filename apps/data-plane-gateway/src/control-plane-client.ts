@@ -101,8 +101,15 @@ export interface ControlPlaneClient {
     routeId: string;
     traceparent?: string;
   }): Promise<ResolvedCredential>;
-  /** Whether sessions are live (at most 1,000 ids per call). */
-  checkSessions(sessionIds: readonly string[]): Promise<readonly SessionLivenessAnswer[]>;
+  /**
+   * Whether sessions are live (at most 1,000 ids per call). `planDigests` names plans this
+   * gateway lacks (its new sessions' plans): they come back in the same answer and are kept for
+   * the `fetchPlan` that follows, so a new session's liveness and plan cost one request.
+   */
+  checkSessions(
+    sessionIds: readonly string[],
+    planDigests?: readonly string[],
+  ): Promise<readonly SessionLivenessAnswer[]>;
   /** Consumes the invalidation feed into `hub`, reconnecting with backoff until closed. */
   startEvents(hub: InvalidationHub): EventStream;
   close(): Promise<void>;
@@ -118,7 +125,16 @@ const livenessResponseSchema = z.object({
   sessions: z.array(
     z.object({ sessionId: z.string(), live: z.boolean(), expiresAt: z.string().nullable() }),
   ),
+  plans: z.record(z.string(), z.unknown()).optional(),
 });
+
+/** Most plan digests one liveness request names (the control plane accepts 256). */
+const MAX_PLANS_PER_LIVENESS = 256;
+/**
+ * Plans that came with a liveness answer, kept until their `fetchPlan`: at most this many, oldest
+ * out first (a session that turned out not live never fetches its plan).
+ */
+const MAX_PREFETCHED_PLANS = 1024;
 
 const errorResponseSchema = z.object({
   error: z.object({ code: z.string(), message: z.string().optional() }),
@@ -216,22 +232,22 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
     return parsed;
   }
 
+  /** Plans from liveness answers, checked against their digests, until fetched. */
+  const prefetched = new Map<string, CompiledRuntimePlan>();
+
   async function fetchPlan(digest: string): Promise<CompiledRuntimePlan> {
+    const early = prefetched.get(digest);
+    if (early !== undefined) {
+      prefetched.delete(digest);
+      return early;
+    }
     const body = await requestJson("GET", `/internal/v1/plans/${encodeURIComponent(digest)}`);
     // The contract answers with the plan itself; a `{ plan }` envelope is accepted too.
     const candidate =
       typeof body === "object" && body !== null && "plan" in body && !("schemaVersion" in body)
         ? body.plan
         : body;
-    const parsed = compiledPlanSchema.safeParse(candidate);
-    if (!parsed.success) {
-      throw new ControlPlaneError(200, "invalid_plan", "the control plane sent an invalid plan");
-    }
-    // Plans are content-addressed: a plan that does not hash to the digest asked for is refused.
-    if (planDigest(parsed.data) !== digest) {
-      throw new ControlPlaneError(200, "digest_mismatch", "plan does not match its digest");
-    }
-    return parsed.data;
+    return checkedPlan(digest, candidate);
   }
 
   return {
@@ -256,11 +272,37 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
       };
     },
 
-    async checkSessions(sessionIds) {
-      const body = await requestJson("POST", "/internal/v1/sessions/liveness", { sessionIds });
+    async checkSessions(sessionIds, planDigests = []) {
+      const plans = [...new Set(planDigests)]
+        .filter((digest) => !prefetched.has(digest))
+        .slice(0, MAX_PLANS_PER_LIVENESS);
+      const body = await requestJson(
+        "POST",
+        "/internal/v1/sessions/liveness",
+        plans.length === 0 ? { sessionIds } : { sessionIds, plans },
+      );
       const parsed = livenessResponseSchema.safeParse(body);
       if (!parsed.success) {
         throw new ControlPlaneError(200, "bad_response", "invalid liveness response");
+      }
+      for (const digest of plans) {
+        const candidate = parsed.data.plans?.[digest];
+        // Absent: `fetchPlan` asks by digest and gets the control plane's own answer (a 404).
+        // Invalid: refused like a fetched one, and asked for again by digest.
+        if (candidate === undefined) continue;
+        let plan: CompiledRuntimePlan;
+        try {
+          plan = checkedPlan(digest, candidate);
+        } catch (error) {
+          options.logger.warn("control plane sent an invalid plan with a liveness answer", {
+            error: error instanceof ControlPlaneError ? error.code : "invalid_plan",
+          });
+          continue;
+        }
+        prefetched.set(digest, plan);
+        if (prefetched.size > MAX_PREFETCHED_PLANS) {
+          prefetched.delete(prefetched.keys().next().value as string);
+        }
       }
       return parsed.data.sessions;
     },
@@ -288,6 +330,19 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
       await pool.close();
     },
   };
+}
+
+/** A plan from the control plane, validated and held to the digest it was asked for. */
+function checkedPlan(digest: string, candidate: unknown): CompiledRuntimePlan {
+  const parsed = compiledPlanSchema.safeParse(candidate);
+  if (!parsed.success) {
+    throw new ControlPlaneError(200, "invalid_plan", "the control plane sent an invalid plan");
+  }
+  // Plans are content-addressed: a plan that does not hash to the digest asked for is refused.
+  if (planDigest(parsed.data) !== digest) {
+    throw new ControlPlaneError(200, "digest_mismatch", "plan does not match its digest");
+  }
+  return parsed.data;
 }
 
 interface EventStreamOptions {

@@ -105,7 +105,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const invalidations = createInvalidationHub();
 
   const liveness: SessionLiveness = createSessionLiveness({
-    source: deps.controlPlane,
+    source: {
+      // Only the plans not in memory are asked for with the liveness answer (then not fetched
+      // again): a new session on a new plan costs one internal request before its credential.
+      checkSessions: (sessionIds, planDigests) =>
+        deps.controlPlane.checkSessions(
+          sessionIds,
+          planDigests?.filter((digest) => plans.cached(digest) === undefined),
+        ),
+    },
     clock,
     invalidations,
     logger,

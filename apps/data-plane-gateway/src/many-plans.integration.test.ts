@@ -99,8 +99,10 @@ it("fetches each session's plan once however requests cycle across more plans th
   for (let round = 0; round < 3; round++) {
     expect(new Set(await roundOverSessions())).toEqual(new Set([200]));
   }
+  // A plan comes with its first session's liveness answer (or, failing that, by digest): never
+  // twice, and every one of them once (the gateway's count).
   const fetches = sessions.map((s) => cp.planFetches(s.digest));
-  expect(fetches.filter((n) => n !== 1)).toEqual([]);
+  expect(fetches.filter((n) => n > 1)).toEqual([]);
   expect(await metricsText()).toContain(`keyway_gateway_plan_fetches_total{result="ok"} ${PLANS}`);
   expect(received.at(-1)?.headers.authorization).toBe(`Bearer ${SECRET}`);
 }, 120_000);

@@ -15,12 +15,15 @@ function controlPlane() {
     notLive: new Set<string>(),
     down: false,
     requests: [] as string[][],
+    /** Each call's plan digests. */
+    planDigests: [] as (readonly string[] | undefined)[],
     /** Held answers: a call waits until `release()` when set. */
     hold: null as Promise<void> | null,
   };
   const source = {
-    async checkSessions(ids: readonly string[]) {
+    async checkSessions(ids: readonly string[], planDigests?: readonly string[]) {
       state.requests.push([...ids]);
+      state.planDigests.push(planDigests);
       if (state.hold) await state.hold;
       if (state.down) throw new Error("connect ECONNREFUSED 127.0.0.1:1");
       return ids.map((sessionId) => ({
@@ -60,6 +63,17 @@ describe("createSessionLiveness", () => {
 
   afterEach(() => {
     for (const liveness of open.splice(0)) liveness.close();
+  });
+
+  it("passes the plans of the sessions confirmed together to the source in one call", async () => {
+    const { cp, liveness } = setup({ recheckMs: 1_000 });
+    await Promise.all([
+      liveness.confirm("sess_a", TOKEN_END, "digest-a"),
+      liveness.confirm("sess_b", TOKEN_END),
+      liveness.confirm("sess_c", TOKEN_END, "digest-c"),
+    ]);
+    expect(cp.state.requests).toEqual([["sess_a", "sess_b", "sess_c"]]);
+    expect(cp.state.planDigests).toEqual([["digest-a", "digest-c"]]);
   });
 
   async function failure(promise: Promise<unknown>): Promise<GatewayError> {

@@ -10,7 +10,8 @@ import type { InvalidationHub } from "./invalidations";
  *
  * - A session is served only once the control plane has confirmed it live. Its first use asks
  *   (`POST /internal/v1/sessions/liveness`; the sessions asked for in one event-loop turn travel in
- *   one request).
+ *   one request, with the digests of their plans, so the source can fetch the plans it lacks in
+ *   the same request).
  * - `session.revoked` from the event feed marks it revoked at once; so does a "not live" answer.
  *   Either is remembered until the session's hard end, and a newly learnt one is published on the
  *   hub, so open tunnels close and credentials resolved for it are dropped.
@@ -33,7 +34,11 @@ export interface SessionLivenessAnswer {
 }
 
 export interface SessionLivenessSource {
-  checkSessions(sessionIds: readonly string[]): Promise<readonly SessionLivenessAnswer[]>;
+  /** `planDigests`: the plans of the sessions confirmed for a request, to fetch along if lacking. */
+  checkSessions(
+    sessionIds: readonly string[],
+    planDigests?: readonly string[],
+  ): Promise<readonly SessionLivenessAnswer[]>;
 }
 
 export interface SessionLivenessOptions {
@@ -63,9 +68,10 @@ export interface SessionLiveness {
   /**
    * Resolves once the control plane confirms the session live (or, when it cannot be reached, a
    * confirmation within the grace still holds); rejects 407 when it is not live and 502
-   * `control_plane_unavailable` when liveness cannot be established.
+   * `control_plane_unavailable` when liveness cannot be established. `planDigest`, the session's
+   * plan, is passed to the source with the check.
    */
-  confirm(sessionId: string, tokenExpiresAtMs: number): Promise<void>;
+  confirm(sessionId: string, tokenExpiresAtMs: number, planDigest?: string): Promise<void>;
   /** Starts the periodic re-check. */
   start(): void;
   close(): void;
@@ -86,6 +92,7 @@ type CheckOutcome = "live" | "not_live" | "unavailable";
 
 interface PendingCheck {
   readonly sessionId: string;
+  readonly planDigest: string | undefined;
   readonly epoch: number;
   readonly promise: Promise<CheckOutcome>;
   resolve(outcome: CheckOutcome): void;
@@ -159,7 +166,12 @@ export function createSessionLiveness(options: SessionLivenessOptions): SessionL
   async function runBatch(checks: readonly PendingCheck[]): Promise<void> {
     let answers: readonly SessionLivenessAnswer[] | undefined;
     try {
-      answers = await source.checkSessions(checks.map((c) => c.sessionId));
+      const planDigests: string[] = [];
+      for (const c of checks) if (c.planDigest !== undefined) planDigests.push(c.planDigest);
+      answers = await source.checkSessions(
+        checks.map((c) => c.sessionId),
+        planDigests,
+      );
     } catch (error) {
       const nowMs = clock.now().getTime();
       if (nowMs - lastFailureLogMs > 10_000) {
@@ -189,7 +201,7 @@ export function createSessionLiveness(options: SessionLivenessOptions): SessionL
   }
 
   /** The check of `sessionId` under way for the current epoch, or a new one queued. */
-  function check(sessionId: string): Promise<CheckOutcome> {
+  function check(sessionId: string, planDigest?: string): Promise<CheckOutcome> {
     const existing = pending.get(sessionId);
     if (existing !== undefined && existing.epoch === epoch) return existing.promise;
     // A check of an older epoch still answers its own waiters when its batch returns.
@@ -197,7 +209,7 @@ export function createSessionLiveness(options: SessionLivenessOptions): SessionL
     const promise = new Promise<CheckOutcome>((r) => {
       resolve = r;
     });
-    const entry: PendingCheck = { sessionId, epoch, promise, resolve };
+    const entry: PendingCheck = { sessionId, planDigest, epoch, promise, resolve };
     pending.set(sessionId, entry);
     queued.push(entry);
     if (!flushScheduled) {
@@ -256,7 +268,7 @@ export function createSessionLiveness(options: SessionLivenessOptions): SessionL
       return states.get(sessionId)?.revoked === true;
     },
 
-    async confirm(sessionId, tokenExpiresAtMs) {
+    async confirm(sessionId, tokenExpiresAtMs, planDigest) {
       const nowMs = clock.now().getTime();
       const state = stateOf(sessionId, nowMs);
       state.lastUsedMs = nowMs;
@@ -264,7 +276,7 @@ export function createSessionLiveness(options: SessionLivenessOptions): SessionL
         state.forgetAtMs = Math.max(state.forgetAtMs, tokenExpiresAtMs);
       }
       if (state.revoked) throw new GatewayError("proxy_auth_required", NOT_LIVE);
-      const outcome = await check(sessionId);
+      const outcome = await check(sessionId, planDigest);
       if (state.revoked || outcome === "not_live") {
         throw new GatewayError("proxy_auth_required", NOT_LIVE);
       }

@@ -99,7 +99,8 @@ export function createAuthenticate(options: AuthenticateOptions): Authenticate {
     const nowMs = clock.now().getTime();
     refuseIfEnded(session, nowMs);
     if (liveness.isConfirmed(session.sessionId, nowMs)) return undefined;
-    return liveness.confirm(session.sessionId, session.expiresAtMs);
+    // The plan's digest goes along: a new session's plan can come back with its liveness answer.
+    return liveness.confirm(session.sessionId, session.expiresAtMs, session.planDigest);
   }
 
   async function verify(header: string): Promise<Session> {

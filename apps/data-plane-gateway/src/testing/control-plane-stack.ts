@@ -104,6 +104,11 @@ export interface TestControlPlane {
   readonly refusedAssertions: number;
   /** Plans served (`GET /internal/v1/plans/:digest` answered 200), by digest. */
   planFetches(digest: string): number;
+  /**
+   * Internal API requests answered so far, by `METHOD path` (a plan's digest shown as
+   * `{digest}`), the event stream left out.
+   */
+  internalRequests(): Record<string, number>;
   /** Warnings and errors the control plane logged (to explain a failing test). */
   logs: string[];
   close(): Promise<void>;
@@ -253,6 +258,7 @@ export async function startTestControlPlane(
   const eventStreams = new Set<Duplex>();
   let refusedAssertions = 0;
   const plansServed = new Map<string, number>();
+  const internalRequests: Record<string, number> = {};
   let closing: Promise<void> | undefined;
   server.on("request", (request: IncomingMessage, response: ServerResponse) => {
     const path = request.url ?? "";
@@ -268,6 +274,10 @@ export async function startTestControlPlane(
     if (path.startsWith("/internal/")) {
       response.once("finish", () => {
         if (response.statusCode === 401) refusedAssertions++;
+        if (!path.startsWith("/internal/v1/events")) {
+          const route = `${request.method} ${path.split("?")[0]?.replace(/\/plans\/[^/]+$/, "/plans/{digest}")}`;
+          internalRequests[route] = (internalRequests[route] ?? 0) + 1;
+        }
         const plan = /^\/internal\/v1\/plans\/([^/?]+)/.exec(path)?.[1];
         if (plan !== undefined && response.statusCode === 200) {
           const digest = decodeURIComponent(plan);
@@ -417,6 +427,8 @@ export async function startTestControlPlane(
     },
 
     planFetches: (digest) => plansServed.get(digest) ?? 0,
+
+    internalRequests: () => ({ ...internalRequests }),
 
     close() {
       closing ??= shutDown();

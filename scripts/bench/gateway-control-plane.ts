@@ -68,7 +68,11 @@ export interface BenchControlPlane {
   tokens: string[];
   groups: BenchSessionGroup[];
   /** Internal API requests answered so far: plan lookups and credential resolutions. */
-  served(): { plans: number; credentials: number };
+  /**
+   * Internal requests answered: plans fetched by digest, credential resolutions, and every
+   * internal request but the event stream (`internal`).
+   */
+  served(): { plans: number; credentials: number; internal: number };
   /** The embedded PostgreSQL's postmaster (its backends are its children), for CPU figures. */
   postgresPid: number;
   /**
@@ -240,11 +244,13 @@ export async function startBenchControlPlane(options: {
   const [token] = tokens;
   if (plan === undefined || token === undefined) throw new Error("sessions must be at least 1");
 
-  const counts = { plans: 0, credentials: 0 };
+  const counts = { plans: 0, credentials: 0, internal: 0 };
   const app = createApp(deps, apiModules);
   const served = serve({
     fetch(request) {
-      const path = new URL(request.url).pathname;
+      // The path without parsing the URL: this process's CPU is the API's figure.
+      const path = request.url.slice(request.url.indexOf("/", "http://".length));
+      if (path.startsWith("/internal/") && path !== "/internal/v1/events") counts.internal++;
       if (path.startsWith("/internal/v1/plans/")) counts.plans++;
       else if (path === "/internal/v1/credentials/resolve") counts.credentials++;
       return app.fetch(request);

@@ -71,7 +71,8 @@ interface Round {
   wallMs: number;
   /** CPU time per sandbox request, µs, per process. */
   cpuUsPerRequest: { gateway: number; api: number; postgres: number; sandboxes: number };
-  served: { plans: number; credentials: number };
+  /** Plans fetched by digest, resolutions, and internal requests in all (liveness included). */
+  served: { plans: number; credentials: number; internal: number };
   loadAverage: number;
 }
 
@@ -233,6 +234,7 @@ async function main() {
         served: {
           plans: servedAfter.plans - servedBefore.plans,
           credentials: servedAfter.credentials - servedBefore.credentials,
+          internal: servedAfter.internal - servedBefore.internal,
         },
         loadAverage: os.loadavg()[0] ?? 0,
       });
@@ -284,6 +286,7 @@ async function main() {
             "CPU µs sandboxes": r.cpuUsPerRequest.sandboxes.toFixed(0),
             resolutions: r.served.credentials,
             "plan loads": r.served.plans,
+            "internal requests": r.served.internal,
             load: r.loadAverage.toFixed(1),
           },
         ]),

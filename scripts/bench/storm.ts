@@ -23,7 +23,7 @@
  * PostgreSQL and the sandboxes. At the end every audit
  * chain must verify and every resolution must be audited with the trace id the gateway sent.
  * `--profile DIR` writes CPU profiles of the gateway (`node --cpu-prof`) and of this process over
- * the rounds, and prints where each spent its time.
+ * the rounds, and of the sandboxes' last round, and prints where each spent its time.
  */
 import { createHash } from "node:crypto";
 import { once } from "node:events";
@@ -171,8 +171,18 @@ async function main() {
           tokens,
         }),
       );
+      // Profiled too: the last round's profile is the one summarized.
+      const sandboxProfile = profileDir
+        ? ["--cpu-prof", "--cpu-prof-dir", profileDir, "--cpu-prof-name", "sandboxes.cpuprofile"]
+        : [];
       const sandboxes = spawnNode(
-        ["--import", "tsx", join(repoRoot, "scripts/bench/storm-sandboxes.ts"), input],
+        [
+          ...sandboxProfile,
+          "--import",
+          "tsx",
+          join(repoRoot, "scripts/bench/storm-sandboxes.ts"),
+          input,
+        ],
         {},
       );
       const [code] = await once(sandboxes.child, "exit");
@@ -309,6 +319,7 @@ async function main() {
       for (const [name, path] of [
         ["this process (the API)", join(profileDir, "api.cpuprofile")],
         ["gateway", gatewayProfile && join(profileDir, gatewayProfile)],
+        ["the sandboxes (last round, start-up included)", join(profileDir, "sandboxes.cpuprofile")],
       ] as const) {
         if (path === undefined) continue;
         console.log(`\n${name}`);

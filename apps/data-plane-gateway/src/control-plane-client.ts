@@ -131,10 +131,11 @@ const livenessResponseSchema = z.object({
 /** Most plan digests one liveness request names (the control plane accepts 256). */
 const MAX_PLANS_PER_LIVENESS = 256;
 /**
- * Plans that came with a liveness answer, kept until their `fetchPlan`: at most this many, oldest
- * out first (a session that turned out not live never fetches its plan).
+ * Plans that came with a liveness answer, kept until their `fetchPlan` (which follows within the
+ * same few milliseconds): at most one request's worth, oldest out first, since a session that
+ * turned out not live never fetches its plan. One pushed out early is fetched by digest instead.
  */
-const MAX_PREFETCHED_PLANS = 1024;
+const MAX_PREFETCHED_PLANS = MAX_PLANS_PER_LIVENESS;
 
 const errorResponseSchema = z.object({
   error: z.object({ code: z.string(), message: z.string().optional() }),

@@ -149,6 +149,34 @@ describe("session tokens", () => {
     expect((await tokenError(verifier.verify(untyped))).code).toBe("TOKEN_INVALID");
   });
 
+  it("reads claims as JWT has them: an audience list, nbf, and no unknown critical header", async () => {
+    const { clock, oldKey, signer } = await setup();
+    const getKey = createLocalJWKSet(signer(oldKey.kid).jwks());
+    const verifier = createSessionTokenVerifier({ issuer, audience, getKey, clock });
+    const byJose = (extra: { aud?: string[]; nbf?: number; crit?: string[] } = {}) =>
+      new SignJWT({ org: "org_01", pln: "d", pv: "p", ...(extra.nbf ? { nbf: extra.nbf } : {}) })
+        .setProtectedHeader({
+          alg: "EdDSA",
+          kid: oldKey.kid,
+          typ: "kw-session+jwt",
+          ...(extra.crit ? { crit: extra.crit, b64: true } : {}),
+        })
+        .setIssuer(issuer)
+        .setAudience(extra.aud ?? audience)
+        .setSubject("sess_01")
+        .setIssuedAt(epoch("2030-01-01T00:00:00Z"))
+        .setExpirationTime(epoch("2030-01-01T00:10:00Z"))
+        .setJti("j")
+        .sign(privateKeyObject(oldKey.privateJwk));
+    await expect(
+      verifier.verify(await byJose({ aud: ["other", audience] })),
+    ).resolves.toMatchObject({ sessionId: "sess_01", planDigest: "d" });
+    const notYet = await byJose({ nbf: epoch("2030-01-01T00:01:00Z") });
+    expect((await tokenError(verifier.verify(notYet))).code).toBe("TOKEN_INVALID");
+    const critical = await byJose({ crit: ["b64"] });
+    expect((await tokenError(verifier.verify(critical))).code).toBe("TOKEN_INVALID");
+  });
+
   it("refuses to sign an already expired token and a current kid that is not configured", async () => {
     const { clock, oldKey, signer } = await setup();
     clock.set("2030-01-01T00:20:00Z");

@@ -136,6 +136,11 @@ const MAX_PLANS_PER_LIVENESS = 256;
  * turned out not live never fetches its plan. One pushed out early is fetched by digest instead.
  */
 const MAX_PREFETCHED_PLANS = MAX_PLANS_PER_LIVENESS;
+/**
+ * How long liveness requests go without `plans` after a control plane refused the member (400: a
+ * version from before it, during a rolling upgrade); then it is tried again.
+ */
+const PLANS_REFUSED_BACKOFF_MS = 60_000;
 
 const errorResponseSchema = z.object({
   error: z.object({ code: z.string(), message: z.string().optional() }),
@@ -235,6 +240,7 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
 
   /** Plans from liveness answers, checked against their digests, until fetched. */
   const prefetched = new Map<string, CompiledRuntimePlan>();
+  let plansRefusedUntilMs = -Infinity;
 
   async function fetchPlan(digest: string): Promise<CompiledRuntimePlan> {
     const early = prefetched.get(digest);
@@ -274,14 +280,34 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
     },
 
     async checkSessions(sessionIds, planDigests = []) {
-      const plans = [...new Set(planDigests)]
-        .filter((digest) => !prefetched.has(digest))
-        .slice(0, MAX_PLANS_PER_LIVENESS);
-      const body = await requestJson(
-        "POST",
-        "/internal/v1/sessions/liveness",
-        plans.length === 0 ? { sessionIds } : { sessionIds, plans },
-      );
+      const nowMs = options.clock.now().getTime();
+      let plans =
+        nowMs < plansRefusedUntilMs
+          ? []
+          : [...new Set(planDigests)]
+              .filter((digest) => !prefetched.has(digest))
+              .slice(0, MAX_PLANS_PER_LIVENESS);
+      const path = "/internal/v1/sessions/liveness";
+      let body: unknown;
+      try {
+        body = await requestJson(
+          "POST",
+          path,
+          plans.length === 0 ? { sessionIds } : { sessionIds, plans },
+        );
+      } catch (error) {
+        // A control plane that does not know `plans` yet refuses it: ask as before for a while
+        // (the plans are then fetched by digest), so a rolling upgrade keeps serving sessions.
+        if (plans.length === 0 || !(error instanceof ControlPlaneError) || error.status !== 400) {
+          throw error;
+        }
+        plansRefusedUntilMs = nowMs + PLANS_REFUSED_BACKOFF_MS;
+        options.logger.warn(
+          "control plane refused plans in a liveness request; fetching by digest",
+        );
+        plans = [];
+        body = await requestJson("POST", path, { sessionIds });
+      }
       const parsed = livenessResponseSchema.safeParse(body);
       if (!parsed.success) {
         throw new ControlPlaneError(200, "bad_response", "invalid liveness response");

@@ -175,6 +175,19 @@ describe("session tokens", () => {
     expect((await tokenError(verifier.verify(notYet))).code).toBe("TOKEN_INVALID");
     const critical = await byJose({ crit: ["b64"] });
     expect((await tokenError(verifier.verify(critical))).code).toBe("TOKEN_INVALID");
+    // Expiry is judged before the session claims, as JWT verification does: an expired token is
+    // reported expired even when its session claims are empty too.
+    clock.set("2030-01-01T00:20:00Z");
+    const expiredAndEmpty = await new SignJWT({ org: "org_01", pln: "d", pv: "" })
+      .setProtectedHeader({ alg: "EdDSA", kid: oldKey.kid, typ: "kw-session+jwt" })
+      .setIssuer(issuer)
+      .setAudience(audience)
+      .setSubject("sess_01")
+      .setIssuedAt(epoch("2030-01-01T00:00:00Z"))
+      .setExpirationTime(epoch("2030-01-01T00:10:00Z"))
+      .setJti("j")
+      .sign(privateKeyObject(oldKey.privateJwk));
+    expect((await tokenError(verifier.verify(expiredAndEmpty))).code).toBe("TOKEN_EXPIRED");
   });
 
   it("refuses to sign an already expired token and a current kid that is not configured", async () => {

@@ -136,16 +136,23 @@ const sessionHeaderSchema = z.looseObject({
   // No extension this verifier would have to understand (RFC 7515 §4.1.11).
   crit: z.never().optional(),
 });
-const sessionPayloadSchema = z.looseObject({
-  iss: nonEmpty,
+/** The registered claims every JWT verification checks, expiry first of all. */
+const registeredClaimsSchema = z.looseObject({
+  iss: z.string(),
   aud: z.union([z.string(), z.array(z.string())]),
+  sub: z.string(),
+  iat: z.number(),
+  exp: z.number(),
+  nbf: z.number().optional(),
+  jti: z.string(),
+});
+/** What makes it a session token, checked once it is known to be current. */
+const sessionClaimsSchema = z.looseObject({
   sub: nonEmpty,
   org: nonEmpty,
   pln: nonEmpty,
   pv: nonEmpty,
-  iat: z.number(),
   exp: z.number(),
-  nbf: z.number().optional(),
   jti: nonEmpty,
 });
 
@@ -203,18 +210,20 @@ export function createSessionTokenVerifier(
         throw toTokenError(error);
       }
       if (!signedBy(jws, key)) throw invalid("signature does not verify");
-      const parsed = sessionPayloadSchema.safeParse(jws.payload);
-      if (!parsed.success) throw invalid("claims are invalid");
-      const claims = parsed.data;
-      if (claims.iss !== options.issuer) throw invalid("is from another issuer");
-      const audiences = typeof claims.aud === "string" ? [claims.aud] : claims.aud;
-      if (!audiences.includes(options.audience)) throw invalid("is for another audience");
-      if (claims.exp <= now - clockTolerance) {
+      const registered = registeredClaimsSchema.safeParse(jws.payload);
+      if (!registered.success) throw invalid("claims are invalid");
+      const { iss, aud, exp, nbf } = registered.data;
+      if (iss !== options.issuer) throw invalid("is from another issuer");
+      if (!(typeof aud === "string" ? [aud] : aud).includes(options.audience)) {
+        throw invalid("is for another audience");
+      }
+      if (exp <= now - clockTolerance) {
         throw new TokenError("TOKEN_EXPIRED", "session token has expired");
       }
-      if (claims.nbf !== undefined && claims.nbf > now + clockTolerance) {
-        throw invalid("is not valid yet");
-      }
+      if (nbf !== undefined && nbf > now + clockTolerance) throw invalid("is not valid yet");
+      const parsed = sessionClaimsSchema.safeParse(jws.payload);
+      if (!parsed.success) throw invalid("claims are invalid");
+      const claims = parsed.data;
       return {
         sessionId: claims.sub,
         organizationId: claims.org,

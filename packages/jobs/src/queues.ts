@@ -36,7 +36,10 @@ function defineQueue<P extends z.ZodType>(queue: QueueDefinition<P>): QueueDefin
   return queue;
 }
 
-/** One stored webhook event: verify nothing again, fan it out to the matching subscriptions. */
+/**
+ * One stored webhook event: verify nothing again, fan it out to the matching subscriptions and
+ * make each delivery's first attempt. It may run as long as an attempt (`webhookDeliverExpirySeconds`).
+ */
 export const webhookProcessQueue = defineQueue({
   name: "webhook-process",
   payload: z.strictObject({ eventId: z.string().min(1) }),
@@ -45,14 +48,18 @@ export const webhookProcessQueue = defineQueue({
     retryLimit: 8,
     retryDelay: 5,
     retryBackoff: true,
-    expireInSeconds: 60,
+    expireInSeconds: webhookDeliverExpirySeconds({
+      connectTimeoutMs: 10_000,
+      responseTimeoutMs: 30_000,
+    }),
   },
 });
 
 /**
- * One attempt to deliver an event to one subscription. Each attempt of the SPEC §8 schedule is its
- * own job (enqueued with `startAfter` by the attempt before it), so pg-boss's own retries only
- * cover a worker that died mid-attempt or a handler that failed unexpectedly. `attempt` is the
+ * One attempt to deliver an event to one subscription. Each attempt of the SPEC §8 schedule after
+ * the first is its own job (enqueued with `startAfter` by the attempt before it; the first is made
+ * by the `webhook-process` job, or queued here when it could not be), so pg-boss's own retries
+ * only cover a worker that died mid-attempt or a handler that failed unexpectedly. `attempt` is the
  * attempt number the job makes: a job whose attempt was made already (a duplicate, or one a
  * replay overtook) does nothing.
  */
@@ -75,8 +82,8 @@ export const webhookDeliverQueue = defineQueue({
 });
 
 /**
- * How long a delivery job may run before pg-boss hands it to another worker: the longest an
- * attempt can take (its connect and response timeouts, `webhooks.delivery.*`) plus 10 s for the
+ * How long a delivery job (or a fan-out job, which makes first attempts) may run before pg-boss
+ * hands it to another worker: the longest an attempt can take (its connect and response timeouts, `webhooks.delivery.*`) plus 10 s for the
  * database work around it. The job of a worker that died mid-attempt comes back this long after it
  * started (plus the maintenance interval), so it should be no longer than that. Shorter would be
  * safe too (the delivery row is locked during an attempt, so a second job waits), only wasteful.
@@ -155,10 +162,10 @@ export const targetHealthQueue = defineQueue({
 export function configuredQueueSettings(config: {
   webhookDelivery: { connectTimeoutMs: number; responseTimeoutMs: number };
 }): Record<string, Partial<QueueSettings>> {
+  const expireInSeconds = webhookDeliverExpirySeconds(config.webhookDelivery);
   return {
-    [webhookDeliverQueue.name]: {
-      expireInSeconds: webhookDeliverExpirySeconds(config.webhookDelivery),
-    },
+    [webhookProcessQueue.name]: { expireInSeconds },
+    [webhookDeliverQueue.name]: { expireInSeconds },
   };
 }
 

@@ -12,8 +12,10 @@ import type { DeliveryResponse } from "./schemas";
 /**
  * Deliveries of events to subscriptions (SPEC §8), the rows both the worker (fan-out, attempts)
  * and the API (replay) write. A delivery is one event for one subscription (unique); each attempt
- * is one `webhook-deliver` job carrying the attempt number it makes, enqueued in the transaction
- * that makes the attempt due, so a delivery is never pending without a job to move it on.
+ * after the first is one `webhook-deliver` job carrying the attempt number it makes, enqueued in
+ * the transaction that makes the attempt due; the first is made by the worker's fan-out job
+ * (or, for an API replay, by a job too), so a delivery is never pending without a job to move it
+ * on.
  */
 
 type DeliveryRow = typeof webhookDeliveries.$inferSelect;
@@ -25,7 +27,8 @@ export async function createDelivery(
   tx: Executor,
   input: DeliveryInput,
 ): Promise<string | undefined> {
-  const [id] = await createDeliveries(jobs, tx, [input]);
+  const [id] = await insertDeliveries(tx, [input]);
+  if (id !== undefined) await queueAttempt(jobs, tx, { deliveryId: id, attempt: 1 });
   return id;
 }
 
@@ -37,12 +40,11 @@ export interface DeliveryInput {
 }
 
 /**
- * Several deliveries in one insert and their first attempts' jobs in one more (the worker fans
- * out a batch of events at once). The ids of those created; an (event, subscription) pair that
- * already has its delivery is left alone.
+ * Deliveries without a job: the worker's fan-out, which makes their first attempts itself and
+ * queues a job only for those it could not make (SPEC §8 at-least-once: the fan-out's job is
+ * completed only once each first attempt is recorded or queued). The ids of those created.
  */
-export async function createDeliveries(
-  jobs: JobQueue,
+export async function insertDeliveries(
   tx: Executor,
   inputs: readonly DeliveryInput[],
 ): Promise<string[]> {
@@ -64,11 +66,6 @@ export async function createDeliveries(
       target: [webhookDeliveries.eventId, webhookDeliveries.subscriptionId],
     })
     .returning({ id: webhookDeliveries.id });
-  await jobs.enqueueMany(
-    tx,
-    webhookDeliverQueue,
-    created.map(({ id }) => ({ payload: { deliveryId: id, attempt: 1 } })),
-  );
   return created.map(({ id }) => id);
 }
 

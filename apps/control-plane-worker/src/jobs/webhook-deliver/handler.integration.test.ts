@@ -22,9 +22,9 @@ import {
   type TestSubscriber,
   verifyWithReferenceLibrary,
 } from "../../testing/webhook-subscriber";
-import { processWebhookEvent } from "../webhook-process/handler";
+import { fanOutWebhookEvents, processWebhookEvent } from "../webhook-process/handler";
 import { deliverWebhook, recordDeliveryFailure } from "./handler";
-import { DELIVERY_SCHEDULE_MS } from "./retry-schedule";
+import { DELIVERY_JITTER, DELIVERY_SCHEDULE_MS } from "./retry-schedule";
 
 /**
  * SPEC §8 delivery to subscribers, against a real PostgreSQL and a real HTTP subscriber on
@@ -97,8 +97,8 @@ async function disableOthers(keep: string) {
     .where(sql`${webhookSubscriptions.id} <> ${keep}`);
 }
 
-/** A signed delivery through the front door, processed (fanned out); returns event and deliveries. */
-async function receiveAndProcess(type: string, data: Record<string, unknown> = {}) {
+/** A signed delivery through the front door; returns the stored event's id. */
+async function receive(type: string, data: Record<string, unknown> = {}) {
   const body = JSON.stringify({ type, data });
   const headers = signStandardWebhook({
     secret: INBOUND_SECRET,
@@ -110,13 +110,24 @@ async function receiveAndProcess(type: string, data: Record<string, unknown> = {
     ...headers,
   });
   expect(response.status, response.text).toBe(202);
-  const eventId: string = response.body.id;
-  await processWebhookEvent(worker(), eventId);
-  const deliveries = await t.deps.database.db
+  return response.body.id as string;
+}
+
+async function deliveriesOf(eventId: string) {
+  return t.deps.database.db
     .select()
     .from(webhookDeliveries)
     .where(eq(webhookDeliveries.eventId, eventId));
-  return { eventId, deliveries };
+}
+
+/**
+ * A received event fanned out, its deliveries waiting for their first attempt (as a fan-out whose
+ * first attempts were handed to jobs leaves them); returns event and deliveries.
+ */
+async function receiveAndFanOut(type: string, data: Record<string, unknown> = {}) {
+  const eventId = await receive(type, data);
+  await fanOutWebhookEvents(worker(), [eventId]);
+  return { eventId, deliveries: await deliveriesOf(eventId) };
 }
 
 async function deliveryRow(id: string) {
@@ -149,7 +160,7 @@ describe("a delivery", () => {
     const { id, secret } = await subscribe();
     await disableOthers(id);
     subscriber.answer({ status: 200, body: "é".repeat(1000) });
-    const { eventId, deliveries } = await receiveAndProcess("invoice.paid", { amount: 42 });
+    const { eventId, deliveries } = await receiveAndFanOut("invoice.paid", { amount: 42 });
     expect(deliveries).toHaveLength(1);
     const delivery = deliveries[0]!;
 
@@ -204,7 +215,7 @@ describe("a delivery", () => {
     const { id } = await subscribe();
     await disableOthers(id);
     subscriber.fallback({ status: 500, body: "down" });
-    const { deliveries } = await receiveAndProcess("invoice.failed");
+    const { deliveries } = await receiveAndFanOut("invoice.failed");
     const delivery = deliveries[0]!;
     // Moved by the test from now on (pg-boss purges jobs whose start lies long in the past).
     const clock = createTestClock(new Date());
@@ -232,7 +243,7 @@ describe("a delivery", () => {
       }
     }
     expect((await queuedAttempts(delivery.id)).map((job) => job.attempt)).toEqual([
-      1, 2, 3, 4, 5, 6, 7, 8,
+      2, 3, 4, 5, 6, 7, 8,
     ]);
     expect((await attemptsOf(delivery.id)).map((a) => [a.attempt, a.responseStatus])).toEqual(
       [1, 2, 3, 4, 5, 6, 7, 8].map((n) => [n, 500]),
@@ -258,7 +269,7 @@ describe("a delivery", () => {
   it("counts a redirect, a timeout and a refused connection as failures, and follows no redirect", async () => {
     const { id } = await subscribe();
     await disableOthers(id);
-    const { deliveries } = await receiveAndProcess("invoice.moved");
+    const { deliveries } = await receiveAndFanOut("invoice.moved");
     const delivery = deliveries[0]!;
     const deps = worker({
       settings: {
@@ -296,8 +307,8 @@ describe("a delivery", () => {
   it("disables the subscription when the endpoint answers 410, and stops its other deliveries", async () => {
     const { id } = await subscribe();
     await disableOthers(id);
-    const first = (await receiveAndProcess("invoice.gone")).deliveries[0]!;
-    const second = (await receiveAndProcess("invoice.gone")).deliveries[0]!;
+    const first = (await receiveAndFanOut("invoice.gone")).deliveries[0]!;
+    const second = (await receiveAndFanOut("invoice.gone")).deliveries[0]!;
     subscriber.answer({ status: 410 });
     expect(await deliverWebhook(worker(), { deliveryId: first.id, attempt: 1 })).toBe("disabled");
     const [subscription] = await t.deps.database.db
@@ -306,7 +317,7 @@ describe("a delivery", () => {
       .where(eq(webhookSubscriptions.id, id));
     expect(subscription).toMatchObject({ enabled: false, disabledReason: "gone" });
     expect(await deliveryRow(first.id)).toMatchObject({ status: "failed", responseStatus: 410 });
-    expect(await queuedAttempts(first.id)).toHaveLength(1);
+    expect(await queuedAttempts(first.id)).toHaveLength(0);
     const [audit] = await t.deps.database.db
       .select()
       .from(auditLog)
@@ -343,7 +354,7 @@ describe("a delivery", () => {
     const newSecret: string = rotated.body.secret;
     expect(newSecret).not.toBe(oldSecret);
 
-    const during = (await receiveAndProcess("invoice.rotated")).deliveries[0]!;
+    const during = (await receiveAndFanOut("invoice.rotated")).deliveries[0]!;
     const deps = worker();
     expect(await deliverWebhook(deps, { deliveryId: during.id, attempt: 1 })).toBe("delivered");
     const twoSigned = subscriber.received.at(-1)!;
@@ -360,7 +371,7 @@ describe("a delivery", () => {
       .update(webhookSubscriptions)
       .set({ previousSecretExpiresAt: new Date(t.clock.now().getTime() - 1000) })
       .where(eq(webhookSubscriptions.id, id));
-    const after = (await receiveAndProcess("invoice.rotated")).deliveries[0]!;
+    const after = (await receiveAndFanOut("invoice.rotated")).deliveries[0]!;
     expect(await deliverWebhook(deps, { deliveryId: after.id, attempt: 1 })).toBe("delivered");
     const oneSigned = subscriber.received.at(-1)!;
     expect(String(oneSigned.headers["webhook-signature"]).split(" ")).toHaveLength(1);
@@ -383,7 +394,7 @@ describe("a delivery", () => {
       subscriber.url.replace("127.0.0.1", "localhost"),
     );
     await disableOthers(id);
-    const delivery = (await receiveAndProcess("invoice.private")).deliveries[0]!;
+    const delivery = (await receiveAndFanOut("invoice.private")).deliveries[0]!;
     const strict = worker({
       settings: {
         webhookDelivery: {
@@ -405,7 +416,7 @@ describe("a delivery", () => {
   it("makes an attempt once when two jobs for it run at the same time", async () => {
     const { id } = await subscribe();
     await disableOthers(id);
-    const delivery = (await receiveAndProcess("invoice.twice")).deliveries[0]!;
+    const delivery = (await receiveAndFanOut("invoice.twice")).deliveries[0]!;
     subscriber.answer("hold");
     const first = deliverWebhook(worker(), { deliveryId: delivery.id, attempt: 1 });
     await subscriber.waitForRequests(1);
@@ -435,12 +446,139 @@ describe("a delivery", () => {
   });
 });
 
+describe("a first attempt, made by the fan-out job itself", () => {
+  it("delivers without a job of its own", async () => {
+    const { id, secret } = await subscribe();
+    await disableOthers(id);
+    const eventId = await receive("invoice.inline", { amount: 7 });
+    expect(await processWebhookEvent(worker(), eventId)).toBe("processed");
+
+    expect(subscriber.received).toHaveLength(1);
+    expect(verifyWithReferenceLibrary(subscriber.received[0]!, secret)).toEqual({
+      type: "http-api.invoice.inline",
+      timestamp: expect.any(String),
+      data: { type: "invoice.inline", data: { amount: 7 } },
+    });
+    const [delivery] = await deliveriesOf(eventId);
+    expect(delivery).toMatchObject({ status: "delivered", attempts: 1, responseStatus: 204 });
+    expect(await attemptsOf(delivery!.id)).toEqual([
+      expect.objectContaining({ attempt: 1, responseStatus: 204, error: null }),
+    ]);
+    expect(await queuedAttempts(delivery!.id)).toEqual([]);
+  });
+
+  it("queues the second attempt on the schedule when the first fails", async () => {
+    const { id } = await subscribe();
+    await disableOthers(id);
+    subscriber.answer({ status: 503, body: "busy" });
+    const eventId = await receive("invoice.busy");
+    const clock = createTestClock(new Date());
+    expect(await processWebhookEvent(worker({ clock, random: () => 0 }), eventId)).toBe(
+      "processed",
+    );
+
+    const [delivery] = await deliveriesOf(eventId);
+    // random 0 → the shortest wait the jitter allows: 5 s × 0.9.
+    const retryAt = new Date(
+      clock.now().getTime() + Math.round(DELIVERY_SCHEDULE_MS[1]! * (1 - DELIVERY_JITTER)),
+    );
+    expect(delivery).toMatchObject({
+      status: "pending",
+      attempts: 1,
+      responseStatus: 503,
+      nextAttemptAt: retryAt,
+      lastError: "the endpoint answered 503",
+    });
+    expect(await attemptsOf(delivery!.id)).toEqual([
+      expect.objectContaining({ attempt: 1, responseStatus: 503, responseBody: "busy" }),
+    ]);
+    expect(await queuedAttempts(delivery!.id)).toEqual([{ attempt: 2, startAfter: retryAt }]);
+    expect(await deliverWebhook(worker(), { deliveryId: delivery!.id, attempt: 2 })).toBe(
+      "delivered",
+    );
+  });
+
+  it("is made when the fan-out job runs again after a crash between fan-out and attempt", async () => {
+    const { id } = await subscribe();
+    await disableOthers(id);
+    const eventId = await receive("invoice.crashed");
+    // The fan-out committed, then the worker died before its attempts were recorded: the job
+    // was never completed, and pg-boss hands it out again once it expires.
+    await fanOutWebhookEvents(worker(), [eventId]);
+    const [pending] = await deliveriesOf(eventId);
+    expect(pending).toMatchObject({ status: "pending", attempts: 0 });
+    expect(await queuedAttempts(pending!.id)).toEqual([]);
+
+    expect(await processWebhookEvent(worker(), eventId)).toBe("skipped");
+    expect(subscriber.received).toHaveLength(1);
+    expect(await deliveryRow(pending!.id)).toMatchObject({ status: "delivered", attempts: 1 });
+    // A third run finds nothing left to do.
+    expect(await processWebhookEvent(worker(), eventId)).toBe("skipped");
+    expect(subscriber.received).toHaveLength(1);
+  });
+
+  it("is made once when two workers run the fan-out job at the same time", async () => {
+    const { id } = await subscribe();
+    await disableOthers(id);
+    const eventId = await receive("invoice.raced");
+    subscriber.answer("hold");
+    const first = processWebhookEvent(worker(), eventId);
+    await subscriber.waitForRequests(1);
+    // pg-boss hands the job to a second worker while the first is still sending.
+    const second = processWebhookEvent(worker(), eventId);
+    subscriber.release(200);
+    expect(await first).toBe("processed");
+    expect(await second).toBe("skipped");
+    expect(subscriber.received).toHaveLength(1);
+    const [delivery] = await deliveriesOf(eventId);
+    expect(await attemptsOf(delivery!.id)).toHaveLength(1);
+  });
+
+  it("is handed to a job per delivery when it cannot be made, before anything is sent", async () => {
+    const broken = await subscribe();
+    const working = await subscribe();
+    await disableOthers(broken.id);
+    await t.deps.database.db
+      .update(webhookSubscriptions)
+      .set({ enabled: true, disabledReason: null })
+      .where(eq(webhookSubscriptions.id, working.id));
+    // A ciphertext moved from another row does not decrypt (associated data binds it to its row).
+    const [donor] = await t.deps.database.db
+      .select({ ciphertext: webhookSubscriptions.secretCiphertext })
+      .from(webhookSubscriptions)
+      .where(eq(webhookSubscriptions.id, working.id));
+    await t.deps.database.db
+      .update(webhookSubscriptions)
+      .set({ secretCiphertext: donor!.ciphertext })
+      .where(eq(webhookSubscriptions.id, broken.id));
+
+    const eventId = await receive("invoice.split");
+    const deps = worker();
+    expect(await processWebhookEvent(deps, eventId)).toBe("processed");
+    expect(subscriber.received).toHaveLength(0);
+    const deliveries = await deliveriesOf(eventId);
+    expect(deliveries).toHaveLength(2);
+    for (const delivery of deliveries) {
+      expect(delivery).toMatchObject({ status: "pending", attempts: 0 });
+      expect(await queuedAttempts(delivery.id)).toEqual([
+        { attempt: 1, startAfter: expect.any(Date) },
+      ]);
+    }
+    expect(deps.logger.lines.join("\n")).toContain("first delivery attempts failed");
+    // Each job on its own: the working subscription's delivery is not held back by the other.
+    const good = deliveries.find((d) => d.subscriptionId === working.id)!;
+    expect(await deliverWebhook(deps, { deliveryId: good.id, attempt: 1 })).toBe("delivered");
+    expect(subscriber.received).toHaveLength(1);
+    for (const line of deps.logger.lines) expect(line).not.toContain(working.secret);
+  });
+});
+
 describe("a delivery that cannot be attempted", () => {
   it("is failed once pg-boss gives up on its job, with the cause and nothing secret", async () => {
     const other = await subscribe();
     const { id } = await subscribe();
     await disableOthers(id);
-    const delivery = (await receiveAndProcess("invoice.broken")).deliveries[0]!;
+    const delivery = (await receiveAndFanOut("invoice.broken")).deliveries[0]!;
     // A ciphertext moved from another row does not decrypt (associated data binds it to its row).
     const [donor] = await t.deps.database.db
       .select({ ciphertext: webhookSubscriptions.secretCiphertext })

@@ -1,6 +1,5 @@
 import { appendAudit } from "@keyway/control-plane-api/audit/service";
 import { decryptSubscriptionSecret } from "@keyway/control-plane-api/credentials/secret-store";
-import { queueAttempt } from "@keyway/control-plane-api/webhooks/deliveries";
 import {
   resolveSubscriberAddresses,
   SubscriberAddressError,
@@ -14,7 +13,8 @@ import {
   webhookSubscriptions,
 } from "@keyway/db";
 import { signStandardWebhook } from "@keyway/integrations-core";
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { webhookDeliverQueue } from "@keyway/jobs";
+import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
 import type { WorkerDeps } from "../../deps";
 import { describeJobError } from "../../job-errors";
 import { nextAttemptAt } from "./retry-schedule";
@@ -34,7 +34,8 @@ const USER_AGENT = "Keyway-Webhooks/1";
 
 /**
  * One attempt of one delivery (SPEC §8 "Delivery to subscribers"), the handler of
- * `webhook-deliver` jobs.
+ * `webhook-deliver` jobs: the attempts after the first (retries on the schedule), replays, and
+ * first attempts the fan-out could not make itself (`makeFirstAttempts`).
  *
  * The attempt runs inside one transaction that holds the delivery row locked (`for update`) from
  * the check to the record: a second job for the same delivery (pg-boss handing out the job of a
@@ -74,18 +75,18 @@ export interface DeliveryJob {
 }
 
 type SubscriptionRow = typeof webhookSubscriptions.$inferSelect;
+type DeliveryRow = typeof webhookDeliveries.$inferSelect;
 interface DeliveryWithEvent {
-  delivery: typeof webhookDeliveries.$inferSelect;
+  delivery: DeliveryRow;
   event: { id: string; eventType: string; receivedAt: Date; payload: unknown } | null;
 }
 
 /**
  * `deliverWebhook` for the jobs of a fetched batch, in one transaction: the rows of all of them
- * locked in two statements, the attempts made side by side, each recorded as `deliverWebhook`
- * records one (`pnpm bench:webhooks`: per-statement round trips were most of a delivery's CPU).
- * All or nothing: when it throws, the worker runs the jobs one by one (a subscriber may then see
- * a message twice, as at-least-once allows). Two jobs for one delivery are refused (the second
- * must see the first's record), and so run one by one.
+ * locked in two statements, the attempts made side by side, all recorded together
+ * (`recordAttempts`). All or nothing: when it throws, the worker runs the jobs one by one (a
+ * subscriber may then see a message twice, as at-least-once allows). Two jobs for one delivery
+ * are refused (the second must see the first's record), and so run one by one.
  */
 export async function deliverWebhooks(
   deps: DeliverWebhookDeps,
@@ -96,80 +97,200 @@ export async function deliverWebhooks(
     throw new Error("a batch of delivery jobs holds two jobs for one delivery");
   }
   return deps.database.db.transaction(async (tx) => {
-    // Both statements go out together (postgres.js pipelines them on the transaction's
-    // connection) and run in this order: subscriptions are locked before their deliveries, and
-    // rows in id order, so two batches never wait for each other both ways.
-    const [subscriptions, rows] = await Promise.all([
-      tx
-        .select()
-        .from(webhookSubscriptions)
-        .where(
-          inArray(
-            webhookSubscriptions.id,
-            tx
-              .select({ id: webhookDeliveries.subscriptionId })
-              .from(webhookDeliveries)
-              .where(inArray(webhookDeliveries.id, ids)),
-          ),
-        )
-        .orderBy(webhookSubscriptions.id)
-        .for("key share"),
-      // The deliveries with their events (the events are not locked).
-      tx
-        .select({
-          delivery: webhookDeliveries,
-          event: {
-            id: webhookEvents.id,
-            eventType: webhookEvents.eventType,
-            receivedAt: webhookEvents.receivedAt,
-            payload: webhookEvents.payload,
-          },
-        })
-        .from(webhookDeliveries)
-        .leftJoin(webhookEvents, eq(webhookEvents.id, webhookDeliveries.eventId))
-        .where(inArray(webhookDeliveries.id, ids))
-        .orderBy(webhookDeliveries.id)
-        .for("update", { of: webhookDeliveries }),
-    ]);
-    const subscriptionsById = new Map(subscriptions.map((row) => [row.id, row]));
+    const { subscriptionsById, rows } = await lockDeliveries(
+      tx,
+      inArray(webhookDeliveries.id, ids),
+    );
     const rowsById = new Map(rows.map((row) => [row.delivery.id, row]));
-    return Promise.all(
-      jobs.map((job) => {
-        const row = rowsById.get(job.deliveryId);
-        const subscription =
-          row === undefined ? undefined : subscriptionsById.get(row.delivery.subscriptionId);
-        if (row === undefined || subscription === undefined) return "skipped" as const;
-        return attemptDelivery(deps, tx, job, subscription, row);
+    const due = jobs.map((job) => {
+      const row = rowsById.get(job.deliveryId);
+      const subscription =
+        row === undefined ? undefined : subscriptionsById.get(row.delivery.subscriptionId);
+      return row === undefined || subscription === undefined
+        ? undefined
+        : { attempt: job.attempt, subscription, ...row };
+    });
+    const outcomes = await attemptDeliveries(
+      deps,
+      tx,
+      due.filter((item) => item !== undefined),
+    );
+    let next = 0;
+    return due.map((item) => (item === undefined ? "skipped" : (outcomes[next++] ?? "skipped")));
+  });
+}
+
+/**
+ * The first attempt of every delivery of these events that has none yet (`pending`, 0 attempts),
+ * made by the fan-out job itself rather than by a job of its own: two pg-boss jobs per delivery
+ * (each inserted, fetched and completed) were most of PostgreSQL's work per delivery
+ * (`pnpm bench:webhooks`, docs/benchmarks.md "Webhooks"). Locked, attempted and recorded as
+ * `deliverWebhooks` does, in one transaction; only a failed attempt gets a job (its retry, on the
+ * schedule). Selected by event rather than by delivery id, so a fan-out job run again after a
+ * crash between its fan-out's commit and this one's finds the deliveries it left unattempted.
+ * A delivery replayed meanwhile (it has its own job for attempt 1) is attempted once: whichever
+ * comes second finds the attempt made.
+ */
+export async function makeFirstAttempts(
+  deps: DeliverWebhookDeps,
+  eventIds: readonly string[],
+): Promise<DeliverOutcome[]> {
+  if (eventIds.length === 0) return [];
+  return deps.database.db.transaction(async (tx) => {
+    const { subscriptionsById, rows } = await lockDeliveries(tx, unattemptedOf(eventIds));
+    return attemptDeliveries(
+      deps,
+      tx,
+      rows.flatMap((row) => {
+        const subscription = subscriptionsById.get(row.delivery.subscriptionId);
+        return subscription === undefined ? [] : [{ attempt: 1, subscription, ...row }];
       }),
     );
   });
 }
 
-/** One attempt, its delivery and subscription locked by the caller's transaction. */
-async function attemptDelivery(
+/**
+ * Hands the first attempts `makeFirstAttempts` could not make (it threw: a secret that no longer
+ * decrypts, a database fault) to one `webhook-deliver` job each, so each fails or succeeds alone
+ * with pg-boss's retries and `recordDeliveryFailure`, as any attempt's job does.
+ */
+export async function queueFirstAttempts(
+  deps: Pick<DeliverWebhookDeps, "database" | "jobs">,
+  eventIds: readonly string[],
+): Promise<number> {
+  if (eventIds.length === 0) return 0;
+  return deps.database.db.transaction(async (tx) => {
+    const rows = await tx
+      .select({ id: webhookDeliveries.id })
+      .from(webhookDeliveries)
+      .where(unattemptedOf(eventIds));
+    await deps.jobs.enqueueMany(
+      tx,
+      webhookDeliverQueue,
+      rows.map(({ id }) => ({ payload: { deliveryId: id, attempt: 1 } })),
+    );
+    return rows.length;
+  });
+}
+
+function unattemptedOf(eventIds: readonly string[]) {
+  return and(
+    inArray(webhookDeliveries.eventId, [...eventIds]),
+    eq(webhookDeliveries.status, "pending"),
+    eq(webhookDeliveries.attempts, 0),
+  );
+}
+
+/**
+ * The deliveries `where` selects, locked with their subscriptions. Both statements go out
+ * together (postgres.js pipelines them on the transaction's connection) and run in this order:
+ * subscriptions are locked before their deliveries, and rows in id order, so two batches never
+ * wait for each other both ways.
+ */
+async function lockDeliveries(tx: Executor, where: SQL | undefined) {
+  const [subscriptions, rows] = await Promise.all([
+    tx
+      .select()
+      .from(webhookSubscriptions)
+      .where(
+        inArray(
+          webhookSubscriptions.id,
+          tx.select({ id: webhookDeliveries.subscriptionId }).from(webhookDeliveries).where(where),
+        ),
+      )
+      .orderBy(webhookSubscriptions.id)
+      .for("key share"),
+    // The deliveries with their events (the events are not locked).
+    tx
+      .select({
+        delivery: webhookDeliveries,
+        event: {
+          id: webhookEvents.id,
+          eventType: webhookEvents.eventType,
+          receivedAt: webhookEvents.receivedAt,
+          payload: webhookEvents.payload,
+        },
+      })
+      .from(webhookDeliveries)
+      .leftJoin(webhookEvents, eq(webhookEvents.id, webhookDeliveries.eventId))
+      .where(where)
+      .orderBy(webhookDeliveries.id)
+      .for("update", { of: webhookDeliveries }),
+  ]);
+  return {
+    subscriptionsById: new Map(subscriptions.map((row) => [row.id, row])),
+    rows: rows satisfies DeliveryWithEvent[],
+  };
+}
+
+/** An attempt to make: the delivery and subscription locked by the caller's transaction. */
+interface DueAttempt extends DeliveryWithEvent {
+  attempt: number;
+  subscription: SubscriptionRow;
+}
+
+/** What one attempt changes, recorded with the others of its batch (`recordAttempts`). */
+interface AttemptResult {
+  outcome: DeliverOutcome;
+  due: DueAttempt;
+  /** The row to insert into `webhook_delivery_attempts`; none when nothing was sent. */
+  record?: typeof webhookDeliveryAttempts.$inferInsert;
+  /** The delivery's new state; none when it stays as it is. */
+  update?: Pick<
+    DeliveryRow,
+    "status" | "attempts" | "responseStatus" | "nextAttemptAt" | "lastError" | "deliveredAt"
+  >;
+  /** The next attempt's job, not before this instant. */
+  retryAt?: Date;
+}
+
+/**
+ * The attempts of a batch, side by side, recorded together: one insert of the attempt records,
+ * one update of the deliveries, one insert of the retry jobs (pipelined), and per 410 the
+ * subscription disabled with its audit entry. Every message is signed before any is sent, so a
+ * secret that does not decrypt fails the batch before a subscriber sees anything.
+ */
+async function attemptDeliveries(
   deps: DeliverWebhookDeps,
   tx: Executor,
-  job: DeliveryJob,
-  subscription: SubscriptionRow,
-  row: DeliveryWithEvent,
-): Promise<DeliverOutcome> {
-  const { delivery } = row;
-  if (delivery.status !== "pending" || delivery.attempts + 1 !== job.attempt) return "skipped";
-
-  if (!subscription.enabled) {
-    await tx
-      .update(webhookDeliveries)
-      .set({
-        status: "failed",
-        nextAttemptAt: null,
-        lastError: `the subscription is disabled (${subscription.disabledReason ?? "disabled"})`,
-      })
-      .where(eq(webhookDeliveries.id, delivery.id));
-    return "failed";
+  items: readonly DueAttempt[],
+): Promise<DeliverOutcome[]> {
+  // All signed first: a throw here leaves nothing sent.
+  const messages = items.map((due) => prepare(deps, due));
+  const results = await Promise.all(
+    items.map((due, i) => attempt(deps, due, messages[i] ?? "skipped")),
+  );
+  await recordAttempts(deps, tx, results);
+  for (const { due, outcome, record } of results) {
+    if (record === undefined) continue;
+    deps.logger.info("webhook delivery attempt", {
+      deliveryId: due.delivery.id,
+      subscriptionId: due.subscription.id,
+      eventId: due.delivery.eventId,
+      attempt: due.attempt,
+      status: record.responseStatus ?? null,
+      durationMs: record.durationMs,
+      outcome,
+    });
   }
-  const { event } = row;
-  if (event === null) return "skipped";
+  return results.map(({ outcome }) => outcome);
+}
 
+interface Message {
+  body: string;
+  headers: Record<string, string>;
+  startedAt: Date;
+}
+
+/**
+ * The signed message of an attempt; `skipped` when the attempt is not due (made already, or the
+ * delivery is settled or its event gone), `disabled` when its subscription is.
+ */
+function prepare(deps: DeliverWebhookDeps, due: DueAttempt): Message | "skipped" | "disabled" {
+  const { delivery, event, subscription } = due;
+  if (delivery.status !== "pending" || delivery.attempts + 1 !== due.attempt) return "skipped";
+  if (!subscription.enabled) return "disabled";
+  if (event === null) return "skipped";
   const startedAt = deps.clock.now();
   const body = JSON.stringify({
     type: event.eventType,
@@ -202,66 +323,167 @@ async function attemptDelivery(
   const signatures = secrets.map(
     (secret) => signStandardWebhook({ secret, id: event.id, timestamp, body })["webhook-signature"],
   );
-  const answer = await send(deps, subscription.url, body, {
-    "content-type": "application/json",
-    "user-agent": USER_AGENT,
-    "webhook-id": event.id,
-    "webhook-timestamp": String(timestamp),
-    "webhook-signature": signatures.join(" "),
-  });
+  return {
+    body,
+    startedAt,
+    headers: {
+      "content-type": "application/json",
+      "user-agent": USER_AGENT,
+      "webhook-id": event.id,
+      "webhook-timestamp": String(timestamp),
+      "webhook-signature": signatures.join(" "),
+    },
+  };
+}
 
-  // Sent with the delivery's update below (pipelined), awaited with it.
-  const attemptRecorded = tx
-    .insert(webhookDeliveryAttempts)
-    .values({
-      id: newId("webhookAttempt", startedAt),
-      deliveryId: delivery.id,
-      organizationId: delivery.organizationId,
-      attempt: job.attempt,
-      startedAt,
-      durationMs: answer.durationMs,
-      responseStatus: answer.status ?? null,
-      responseBody: answer.body ?? null,
-      error: answer.error ?? null,
-    })
-    .execute();
+/** Sends a prepared message and decides what follows from the answer. */
+async function attempt(
+  deps: DeliverWebhookDeps,
+  due: DueAttempt,
+  message: Message | "skipped" | "disabled",
+): Promise<AttemptResult> {
+  const { delivery, subscription } = due;
+  if (message === "skipped") return { outcome: "skipped", due };
+  if (message === "disabled") {
+    // No attempt: the delivery fails (a 410 of an earlier attempt, or the organization's choice).
+    return {
+      outcome: "failed",
+      due,
+      update: {
+        ...unchanged(delivery),
+        status: "failed",
+        nextAttemptAt: null,
+        lastError: `the subscription is disabled (${subscription.disabledReason ?? "disabled"})`,
+      },
+    };
+  }
+  const answer = await send(deps, subscription.url, message.body, message.headers);
   const finishedAt = deps.clock.now();
   const status = answer.status;
   const recorded = {
-    attempts: job.attempt,
-    responseStatus: status ?? null,
+    record: {
+      id: newId("webhookAttempt", message.startedAt),
+      deliveryId: delivery.id,
+      organizationId: delivery.organizationId,
+      attempt: due.attempt,
+      startedAt: message.startedAt,
+      durationMs: answer.durationMs,
+      responseStatus: status ?? null,
+      responseBody: answer.body ?? null,
+      error: answer.error ?? null,
+    },
   };
-  let outcome: DeliverOutcome;
+  const base = { ...unchanged(delivery), attempts: due.attempt, responseStatus: status ?? null };
   if (status !== undefined && status >= 200 && status <= 299) {
-    await Promise.all([
-      attemptRecorded,
-      tx
-        .update(webhookDeliveries)
-        .set({
-          ...recorded,
-          status: "delivered",
-          deliveredAt: finishedAt,
-          nextAttemptAt: null,
-          lastError: null,
-        })
-        .where(eq(webhookDeliveries.id, delivery.id)),
-    ]);
-    outcome = "delivered";
-  } else if (status === 410) {
-    await attemptRecorded;
-    await tx
-      .update(webhookSubscriptions)
-      .set({ enabled: false, disabledReason: DISABLED_GONE, updatedAt: finishedAt })
-      .where(eq(webhookSubscriptions.id, subscription.id));
-    await tx
-      .update(webhookDeliveries)
-      .set({
-        ...recorded,
+    return {
+      ...recorded,
+      outcome: "delivered",
+      due,
+      update: {
+        ...base,
+        status: "delivered",
+        deliveredAt: finishedAt,
+        nextAttemptAt: null,
+        lastError: null,
+      },
+    };
+  }
+  if (status === 410) {
+    return {
+      ...recorded,
+      outcome: "disabled",
+      due,
+      update: {
+        ...base,
         status: "failed",
         nextAttemptAt: null,
         lastError: "the endpoint answered 410 Gone; the subscription is disabled",
-      })
-      .where(eq(webhookDeliveries.id, delivery.id));
+      },
+    };
+  }
+  const next = nextAttemptAt(due.attempt, finishedAt, deps.random);
+  return {
+    ...recorded,
+    outcome: next === undefined ? "dead" : "retrying",
+    due,
+    update: {
+      ...base,
+      status: next === undefined ? "dead" : "pending",
+      nextAttemptAt: next ?? null,
+      lastError: answer.error ?? failureOf(status),
+    },
+    ...(next === undefined ? {} : { retryAt: next }),
+  };
+}
+
+function unchanged(delivery: DeliveryRow): NonNullable<AttemptResult["update"]> {
+  return {
+    status: delivery.status,
+    attempts: delivery.attempts,
+    responseStatus: delivery.responseStatus,
+    nextAttemptAt: delivery.nextAttemptAt,
+    lastError: delivery.lastError,
+    deliveredAt: delivery.deliveredAt,
+  };
+}
+
+/**
+ * Records a batch's attempts: independent statements, sent together (pipelined on the
+ * transaction's connection). Then, for each 410, the subscription is disabled and audited.
+ */
+async function recordAttempts(
+  deps: DeliverWebhookDeps,
+  tx: Executor,
+  results: readonly AttemptResult[],
+): Promise<void> {
+  const records = results.flatMap(({ record }) => (record === undefined ? [] : [record]));
+  const updates = results.flatMap(({ due, update }) =>
+    update === undefined
+      ? []
+      : [
+          {
+            id: due.delivery.id,
+            status: update.status,
+            attempts: update.attempts,
+            response_status: update.responseStatus,
+            next_attempt_at: update.nextAttemptAt?.toISOString() ?? null,
+            last_error: update.lastError,
+            delivered_at: update.deliveredAt?.toISOString() ?? null,
+          },
+        ],
+  );
+  const retries = results.flatMap(({ due, retryAt }) =>
+    retryAt === undefined
+      ? []
+      : [
+          {
+            payload: { deliveryId: due.delivery.id, attempt: due.attempt + 1 },
+            options: { startAfter: retryAt },
+          },
+        ],
+  );
+  await Promise.all([
+    records.length === 0 ? undefined : tx.insert(webhookDeliveryAttempts).values(records).execute(),
+    updates.length === 0
+      ? undefined
+      : tx.execute(sql`
+          update ${webhookDeliveries} as d
+          set status = v.status, attempts = v.attempts, response_status = v.response_status,
+            next_attempt_at = v.next_attempt_at, last_error = v.last_error,
+            delivered_at = v.delivered_at
+          from json_to_recordset(${JSON.stringify(updates)}::json) as v(id text, status text,
+            attempts int, response_status int, next_attempt_at timestamptz, last_error text,
+            delivered_at timestamptz)
+          where d.id = v.id`),
+    deps.jobs.enqueueMany(tx, webhookDeliverQueue, retries),
+  ]);
+  for (const { due, outcome } of results) {
+    if (outcome !== "disabled") continue;
+    const { subscription, delivery } = due;
+    await tx
+      .update(webhookSubscriptions)
+      .set({ enabled: false, disabledReason: DISABLED_GONE, updatedAt: deps.clock.now() })
+      .where(eq(webhookSubscriptions.id, subscription.id));
     await appendAudit(tx, deps.clock, {
       organizationId: subscription.organizationId,
       actor: "worker",
@@ -270,40 +492,7 @@ async function attemptDelivery(
       subjectId: subscription.id,
       details: { reason: DISABLED_GONE, deliveryId: delivery.id },
     });
-    outcome = "disabled";
-  } else {
-    await attemptRecorded;
-    const lastError = answer.error ?? failureOf(status);
-    const next = nextAttemptAt(job.attempt, finishedAt, deps.random);
-    await tx
-      .update(webhookDeliveries)
-      .set({
-        ...recorded,
-        ...(next === undefined ? { status: "dead" as const } : {}),
-        nextAttemptAt: next ?? null,
-        lastError,
-      })
-      .where(eq(webhookDeliveries.id, delivery.id));
-    if (next !== undefined) {
-      await queueAttempt(
-        deps.jobs,
-        tx,
-        { deliveryId: delivery.id, attempt: job.attempt + 1 },
-        next,
-      );
-    }
-    outcome = next === undefined ? "dead" : "retrying";
   }
-  deps.logger.info("webhook delivery attempt", {
-    deliveryId: delivery.id,
-    subscriptionId: subscription.id,
-    eventId: event.id,
-    attempt: job.attempt,
-    status: status ?? null,
-    durationMs: answer.durationMs,
-    outcome,
-  });
-  return outcome;
 }
 
 /** Checks the URL's address (again: DNS may answer differently now), then POSTs to it. */

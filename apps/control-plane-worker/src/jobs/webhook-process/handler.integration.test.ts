@@ -11,7 +11,7 @@ import { JOB_SCHEMA, webhookDeliverQueue } from "@keyway/jobs";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestWorkerDeps, startTestWorker } from "../../testing/test-worker";
-import { processWebhookEvent, recordProcessingFailure } from "./handler";
+import { fanOutWebhookEvents, processWebhookEvent, recordProcessingFailure } from "./handler";
 
 const SECRET = "gh-secret-process";
 
@@ -94,7 +94,7 @@ async function deliverJobs(deliveryIds: string[]) {
   return rows.map((r) => r.delivery).filter((id) => deliveryIds.includes(id));
 }
 
-describe("processWebhookEvent", () => {
+describe("fanOutWebhookEvents", () => {
   it("fans out to matching subscriptions of the event's organization only, once", async () => {
     const deps = createTestWorkerDeps(t);
     const wildcard = await subscribe(organizationId, ["github.pull_request.*"]);
@@ -104,24 +104,27 @@ describe("processWebhookEvent", () => {
     await subscribe(otherOrganizationId, ["*"]);
 
     const eventId = await receive("pull_request", "opened");
-    expect(await processWebhookEvent(deps, eventId)).toBe("processed");
+    const fannedOut = await fanOutWebhookEvents(deps, [eventId]);
+    expect(fannedOut).toEqual({ outcomes: new Map([[eventId, "processed"]]), created: 2 });
     const deliveries = await deliveriesOf(eventId);
     expect(deliveries.map((d) => d.subscriptionId).sort()).toEqual([wildcard, exact].sort());
     expect(
-      deliveries.every((d) => d.status === "pending" && d.organizationId === organizationId),
+      deliveries.every(
+        (d) => d.status === "pending" && d.attempts === 0 && d.organizationId === organizationId,
+      ),
     ).toBe(true);
-    expect((await deliverJobs(deliveries.map((d) => d.id))).sort()).toEqual(
-      deliveries.map((d) => d.id).sort(),
-    );
+    // No job: the fan-out job makes the first attempts itself.
+    expect(await deliverJobs(deliveries.map((d) => d.id))).toEqual([]);
     expect(await eventRow(eventId)).toMatchObject({ status: "processed", attempts: 1 });
 
     // A second run (a crash after commit, another replica) adds nothing.
-    expect(await processWebhookEvent(deps, eventId)).toBe("skipped");
+    expect(await fanOutWebhookEvents(deps, [eventId])).toEqual({ outcomes: new Map(), created: 0 });
     expect(await deliveriesOf(eventId)).toHaveLength(2);
-    expect(await deliverJobs(deliveries.map((d) => d.id))).toHaveLength(2);
     await deps.jobs.stop();
   });
+});
 
+describe("processWebhookEvent", () => {
   it("marks an event no subscription wants as ignored", async () => {
     const deps = createTestWorkerDeps(t);
     const eventId = await receive("workflow_run", "completed");

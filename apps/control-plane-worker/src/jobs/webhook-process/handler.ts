@@ -88,20 +88,32 @@ export async function fanOutWebhookEvents(
 ): Promise<{ outcomes: Map<string, ProcessOutcome>; created: number }> {
   return deps.database.db.transaction(async (tx) => {
     const outcomes = new Map<string, ProcessOutcome>();
-    const events = await tx
-      .select({
-        id: webhookEvents.id,
-        organizationId: webhookEvents.organizationId,
-        eventType: webhookEvents.eventType,
-        status: webhookEvents.status,
-        connectionId: webhookEvents.connectionId,
-        externalSubjectId: webhookEvents.externalSubjectId,
-      })
-      .from(webhookEvents)
-      .where(inArray(webhookEvents.id, [...eventIds]))
-      // One lock order for every batch: two batches holding the same events never deadlock.
-      .orderBy(webhookEvents.id)
-      .for("update");
+    // Sent together (pipelined on the transaction's connection): the subscriptions of the events'
+    // organizations need not wait for the lock (an installation lifecycle change below touches
+    // connections, not subscriptions).
+    const [events, subscriptions] = await Promise.all([
+      tx
+        .select({
+          id: webhookEvents.id,
+          organizationId: webhookEvents.organizationId,
+          eventType: webhookEvents.eventType,
+          status: webhookEvents.status,
+          connectionId: webhookEvents.connectionId,
+          externalSubjectId: webhookEvents.externalSubjectId,
+        })
+        .from(webhookEvents)
+        .where(inArray(webhookEvents.id, [...eventIds]))
+        // One lock order for every batch: two batches holding the same events never deadlock.
+        .orderBy(webhookEvents.id)
+        .for("update"),
+      enabledSubscriptionsOf(
+        tx,
+        tx
+          .select({ organizationId: webhookEvents.organizationId })
+          .from(webhookEvents)
+          .where(inArray(webhookEvents.id, [...eventIds])),
+      ),
+    ]);
     // Gone (retention) or already settled: nothing to do.
     const due = events.filter(
       (event): event is typeof event & { organizationId: string } =>
@@ -111,9 +123,6 @@ export async function fanOutWebhookEvents(
 
     for (const event of due) await applyInstallationLifecycle(tx, deps, event);
 
-    const subscriptions = await enabledSubscriptionsOf(tx, [
-      ...new Set(due.map((event) => event.organizationId)),
-    ]);
     const now = deps.clock.now();
     const deliveries: DeliveryInput[] = [];
     for (const event of due) {

@@ -534,6 +534,38 @@ describe("a first attempt, made by the fan-out job itself", () => {
     expect(await attemptsOf(delivery!.id)).toHaveLength(1);
   });
 
+  it("is handed to a job when its subscriber answered slowly lately, not made inline", async () => {
+    const { id } = await subscribe();
+    await disableOthers(id);
+    const deps = worker({
+      settings: {
+        webhookDelivery: {
+          connectTimeoutMs: 1_000,
+          responseTimeoutMs: 300,
+          allowPrivateSubscribers: true,
+        },
+      },
+    });
+    subscriber.answer("hold");
+    const first = await receive("invoice.slow");
+    expect(await processWebhookEvent(deps, first)).toBe("processed");
+    expect(subscriber.received).toHaveLength(1);
+    const [timedOut] = await deliveriesOf(first);
+    expect(timedOut).toMatchObject({ status: "pending", attempts: 1 });
+
+    // The next event's first attempt to that subscriber goes to the delivery workers.
+    const second = await receive("invoice.slow");
+    expect(await processWebhookEvent(deps, second)).toBe("processed");
+    expect(subscriber.received).toHaveLength(1);
+    const [queued] = await deliveriesOf(second);
+    expect(queued).toMatchObject({ status: "pending", attempts: 0 });
+    expect(await queuedAttempts(queued!.id)).toEqual([
+      { attempt: 1, startAfter: expect.any(Date) },
+    ]);
+    subscriber.release(503);
+    expect(await deliverWebhook(deps, { deliveryId: queued!.id, attempt: 1 })).toBe("delivered");
+  });
+
   it("is handed to a job per delivery when it cannot be made, before anything is sent", async () => {
     const broken = await subscribe();
     const working = await subscribe();

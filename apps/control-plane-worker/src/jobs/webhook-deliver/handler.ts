@@ -25,7 +25,15 @@ export type DeliverWebhookDeps = Pick<
   "database" | "jobs" | "keyRing" | "clock" | "random" | "logger" | "settings" | "subscribers"
 >;
 
-export type DeliverOutcome = "delivered" | "retrying" | "dead" | "disabled" | "failed" | "skipped";
+export type DeliverOutcome =
+  | "delivered"
+  | "retrying"
+  | "dead"
+  | "disabled"
+  | "failed"
+  | "skipped"
+  /** A first attempt handed to a job of its own (its subscriber answers slowly). */
+  | "queued";
 
 /** `disabled_reason` of a subscription whose endpoint answered 410 Gone. */
 export const DISABLED_GONE = "gone";
@@ -131,6 +139,10 @@ export async function deliverWebhooks(
  * crash between its fan-out's commit and this one's finds the deliveries it left unattempted.
  * A delivery replayed meanwhile (it has its own job for attempt 1) is attempted once: whichever
  * comes second finds the attempt made.
+ *
+ * A subscriber that answered slowly or not at all lately (`SubscriberClient.isSlow`) gets its
+ * first attempts as jobs instead, made by the `webhook-deliver` workers: inline, it would hold
+ * the first attempts of the batch's other events for up to its timeouts.
  */
 export async function makeFirstAttempts(
   deps: DeliverWebhookDeps,
@@ -139,14 +151,26 @@ export async function makeFirstAttempts(
   if (eventIds.length === 0) return [];
   return deps.database.db.transaction(async (tx) => {
     const { subscriptionsById, rows } = await lockDeliveries(tx, unattemptedOf(eventIds));
-    return attemptDeliveries(
-      deps,
-      tx,
-      rows.flatMap((row) => {
-        const subscription = subscriptionsById.get(row.delivery.subscriptionId);
-        return subscription === undefined ? [] : [{ attempt: 1, subscription, ...row }];
-      }),
-    );
+    const inline: DueAttempt[] = [];
+    const queued: string[] = [];
+    for (const row of rows) {
+      const subscription = subscriptionsById.get(row.delivery.subscriptionId);
+      if (subscription === undefined) continue;
+      if (subscription.enabled && deps.subscribers.isSlow(new URL(subscription.url))) {
+        queued.push(row.delivery.id);
+      } else {
+        inline.push({ attempt: 1, subscription, ...row });
+      }
+    }
+    const [outcomes] = await Promise.all([
+      attemptDeliveries(deps, tx, inline),
+      deps.jobs.enqueueMany(
+        tx,
+        webhookDeliverQueue,
+        queued.map((deliveryId) => ({ payload: { deliveryId, attempt: 1 } })),
+      ),
+    ]);
+    return [...outcomes, ...queued.map(() => "queued" as const)];
   });
 }
 

@@ -43,14 +43,35 @@ export interface SubscriberAnswer {
  */
 export interface SubscriberClient {
   post(input: SubscriberRequest): Promise<SubscriberAnswer>;
+  /**
+   * True while the origin's last answer (within `SLOW_MEMORY_MS`) came slowly (over
+   * `SLOW_ANSWER_MS`) or not at all: the fan-out then queues first attempts to it as jobs rather
+   * than make them inline, where a subscriber at its timeout would hold the first attempts of
+   * every other event of the batch.
+   */
+  isSlow(url: URL): boolean;
   /** Closes every pooled connection (the worker stopping); later posts open new ones. */
   close(): Promise<void>;
 }
 
 const MAX_POOLS = 256;
 
+/** An answer slower than this marks its origin slow. */
+export const SLOW_ANSWER_MS = 1_000;
+/** How long an origin stays marked slow after its last slow answer (a good answer clears it). */
+export const SLOW_MEMORY_MS = 5 * 60_000;
+
 export function createSubscriberClient(): SubscriberClient {
   const pools = new Map<string, Agent>();
+  /** Origin → until when it counts as slow (`performance.now()`); at most `MAX_POOLS` kept. */
+  const slowUntil = new Map<string, number>();
+
+  function remember(origin: string, answer: SubscriberAnswer): void {
+    slowUntil.delete(origin);
+    if (answer.status !== undefined && answer.durationMs <= SLOW_ANSWER_MS) return;
+    slowUntil.set(origin, performance.now() + SLOW_MEMORY_MS);
+    if (slowUntil.size > MAX_POOLS) slowUntil.delete(slowUntil.keys().next().value as string);
+  }
 
   function poolFor(input: SubscriberRequest): Agent {
     const key = [
@@ -86,24 +107,34 @@ export function createSubscriberClient(): SubscriberClient {
     return agent;
   }
 
+  async function post(input: SubscriberRequest): Promise<SubscriberAnswer> {
+    const started = performance.now();
+    const elapsed = () => Math.round(performance.now() - started);
+    try {
+      const response = await request(input.url, {
+        method: "POST",
+        headers: input.headers,
+        body: input.body,
+        dispatcher: poolFor(input),
+        // Belt and braces: no attempt outlives its two timeouts, whatever the peer trickles.
+        signal: AbortSignal.timeout(input.connectTimeoutMs + input.responseTimeoutMs),
+      });
+      const body = await readPrefix(response.body, RESPONSE_BODY_LIMIT_BYTES);
+      return { status: response.statusCode, body, durationMs: elapsed() };
+    } catch (error) {
+      return { error: describeJobError(error), durationMs: elapsed() };
+    }
+  }
+
   return {
     async post(input) {
-      const started = performance.now();
-      const elapsed = () => Math.round(performance.now() - started);
-      try {
-        const response = await request(input.url, {
-          method: "POST",
-          headers: input.headers,
-          body: input.body,
-          dispatcher: poolFor(input),
-          // Belt and braces: no attempt outlives its two timeouts, whatever the peer trickles.
-          signal: AbortSignal.timeout(input.connectTimeoutMs + input.responseTimeoutMs),
-        });
-        const body = await readPrefix(response.body, RESPONSE_BODY_LIMIT_BYTES);
-        return { status: response.statusCode, body, durationMs: elapsed() };
-      } catch (error) {
-        return { error: describeJobError(error), durationMs: elapsed() };
-      }
+      const answer = await post(input);
+      remember(input.url.origin, answer);
+      return answer;
+    },
+    isSlow(url) {
+      const until = slowUntil.get(url.origin);
+      return until !== undefined && until > performance.now();
     },
     async close() {
       const agents = [...pools.values()];

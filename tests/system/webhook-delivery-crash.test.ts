@@ -11,13 +11,15 @@ import { createOrganization, type Stack, startStack, stringAt } from "./support/
 
 /**
  * SPEC §8, at-least-once delivery across a worker crash: the worker process (its bundle, as
- * deployed) is SIGKILLed while a subscriber holds an attempt's request open. Nothing is lost:
+ * deployed) is SIGKILLed while a subscriber holds an attempt's request open — the first attempt,
+ * which the fan-out job makes itself after committing the delivery, so the fan-out job is the one
+ * left uncompleted and handed out again. Nothing is lost:
  * after a restart the delivery completes, and the attempt records stay consistent (the killed
  * attempt left none — its transaction died with the process — and the one that succeeded is
  * attempt 1). The subscriber verifies every request with the reference Standard Webhooks library.
  *
- * Short timeouts make the killed worker's job expire soon (`webhooks.delivery.*` → the deliver
- * queue's expiry), and maintenance runs every second.
+ * Short timeouts make the killed worker's job expire soon (`webhooks.delivery.*` → the fan-out
+ * and deliver queues' expiry), and maintenance runs every second.
  */
 let stack: Stack;
 let subscriber: TestSubscriber;

@@ -62,9 +62,12 @@ export function workerJobs(deps: WorkerDeps): JobRegistration[] {
     job({
       queue: webhookProcessQueue,
       run: ({ eventId }) => processWebhookEvent(deps, eventId),
-      // Fan-out makes no outside call: a whole batch of events in one fetch and one transaction.
-      // pg-boss's fetch sorts every waiting job of the queue, so fewer fetches matter when the
-      // queue is deep (`pnpm bench:webhooks` drains thousands).
+      // A whole batch of events (up to `concurrency`) in one fetch, one fan-out transaction and
+      // one transaction of first attempts. pg-boss's fetch sorts every waiting job of the queue,
+      // so fewer fetches matter when the queue is deep: `pnpm bench:webhooks` (draining
+      // thousands at concurrency 16) spent about 3× the CPU per delivery with four workers of
+      // four. A slow subscriber cannot hold a batch for long: its first attempts go to
+      // `webhook-deliver` jobs once it has been slow (`makeFirstAttempts`).
       fetchBatch: 32,
       runBatch: (payloads) =>
         processWebhookEvents(

@@ -65,7 +65,7 @@ export function internalRoutes(deps: AppDeps) {
   // One per app, so concurrent resolutions' audit entries share a statement and its commit.
   const auditEntries = createStatementBatcher<TimedAuditEntry, void>({
     async run(entries) {
-      await insertAuditEntries(deps.database.sql, entries);
+      await insertAuditEntries(deps.database.db, entries);
       return entries.map(() => undefined);
     },
   });

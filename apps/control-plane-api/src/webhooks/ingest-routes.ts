@@ -1,9 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { bodyLimit } from "hono/body-limit";
 import type { AppDeps } from "../deps";
 import { createRouter } from "../router";
 import { createEventWriter, STORED_WEBHOOK_HEADERS } from "./event-writer";
 import { auditRefusal, createWebhookTargets, ingestWebhook, WebhookRefusal } from "./ingest";
+import { BodyTooLarge, rawWebhookRequest } from "./raw-request";
 
 const targetKeyParams = z.object({
   targetKey: z
@@ -43,26 +43,6 @@ export function webhookIngestRoutes(deps: AppDeps) {
   };
   const limit = deps.settings.webhookBodyLimitBytes;
 
-  router.use("/p/integration/webhooks/:targetKey", async (c, next) =>
-    bodyLimit({
-      maxSize: limit,
-      onError: async () => {
-        const refusal = new WebhookRefusal(
-          "payload_too_large",
-          "payload_too_large",
-          `webhook bodies are limited to ${limit} bytes`,
-          "body_too_large",
-        );
-        await auditRefusal(
-          ingestDeps,
-          { targetKey: c.req.param("targetKey") ?? "", requestId: c.get("requestId") },
-          refusal,
-        );
-        throw refusal;
-      },
-    })(c, next),
-  );
-
   router.openapi(
     createRoute({
       method: "post",
@@ -90,12 +70,24 @@ export function webhookIngestRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const { targetKey } = c.req.valid("param");
-      const rawBody = new Uint8Array(await c.req.arrayBuffer());
+      const requestId = c.get("requestId");
+      const raw = rawWebhookRequest(c);
+      const rawBody = await raw.body(limit).catch(async (error: unknown) => {
+        if (!(error instanceof BodyTooLarge)) throw error;
+        const refusal = new WebhookRefusal(
+          "payload_too_large",
+          "payload_too_large",
+          `webhook bodies are limited to ${limit} bytes`,
+          "body_too_large",
+        );
+        await auditRefusal(ingestDeps, { targetKey, requestId }, refusal);
+        throw refusal;
+      });
       const result = await ingestWebhook(ingestDeps, {
         targetKey,
-        headers: c.req.raw.headers,
+        headers: raw.headers,
         rawBody,
-        requestId: c.get("requestId"),
+        requestId,
       });
       if (result.kind === "response") {
         const { status, headers, body } = result.response;

@@ -3,11 +3,11 @@ import type { Database } from "@keyway/db";
 import type {
   Clock,
   IntegrationRegistry,
+  NormalizedHeaders,
   WebhookImmediateResponse,
   WebhookRequest,
   WebhookVerifyFailure,
 } from "@keyway/integrations-core";
-import { normalizeHeaders } from "@keyway/integrations-core";
 import { appendAudit } from "../audit/service";
 import { type ApiErrorCode, DomainError } from "../errors";
 import type { FeedMessage, InvalidationFeed } from "../events/invalidations";
@@ -41,7 +41,8 @@ export interface IngestDeps {
 
 export interface IngestRequest {
   targetKey: string;
-  headers: Headers;
+  /** Normalized (`normalizeHeaders`): lower-case names, one value each. */
+  headers: NormalizedHeaders;
   rawBody: Uint8Array;
   requestId: string;
 }
@@ -171,7 +172,7 @@ async function ingest(deps: IngestDeps, input: IngestRequest): Promise<IngestRes
     throw new WebhookRefusal("not_found", "not_found", "webhook target not found", "no_webhooks");
   }
   const request: WebhookRequest = {
-    headers: normalizeHeaders(input.headers),
+    headers: input.headers,
     rawBody: input.rawBody,
   };
 

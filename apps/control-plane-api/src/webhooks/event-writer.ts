@@ -94,9 +94,11 @@ export const STORED_WEBHOOK_HEADERS = [
 /** Events per transaction at most (bounds a statement's parameters and a batch's latency). */
 const MAX_BATCH = 128;
 /**
- * Transactions in flight at once (`createStatementBatcher` does the queueing). One: everything that arrives while it commits goes into the
- * next. With two, the second slot took each request as it arrived (measured: batches of 30 and
- * of 1 alternating), paying a transaction per event again.
+ * Transactions in flight at once (`createStatementBatcher` does the queueing). One: everything
+ * that arrives while it commits goes into the next. With two, the second slot took each request
+ * as it arrived (measured: batches of 30 and of 1 alternating), paying a transaction per event
+ * again; holding the second slot until 8 events wait cost ≈ 20 % more CPU per event in the API
+ * and PostgreSQL for no gain in throughput (docs/benchmarks.md, "## Webhooks").
  */
 const MAX_IN_FLIGHT = 1;
 

@@ -1,4 +1,7 @@
 import { createHmac, randomUUID } from "node:crypto";
+import { request as httpRequest, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createAdaptorServer } from "@hono/node-server";
 import { auditLog, webhookEvents } from "@keyway/db";
 import { generateStandardWebhookSecret, signStandardWebhook } from "@keyway/integrations-core";
 import { JOB_SCHEMA, webhookProcessQueue } from "@keyway/jobs";
@@ -508,6 +511,108 @@ describe("refusals store nothing but an audit entry (SPEC §10)", () => {
       m: p.body.error.message,
     });
     expect(strip(a)).toEqual(strip(b));
+  });
+});
+
+/**
+ * Through Node's HTTP server, as deployed (`server.ts`): the route then reads the body and the
+ * headers from Node's request itself (`raw-request.ts`), not through the web `Request` that
+ * `app.request` builds.
+ */
+describe("through the HTTP server", () => {
+  let server: Server;
+  let url: string;
+  beforeAll(async () => {
+    server = createAdaptorServer({ fetch: t.app.fetch }) as Server;
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it("stores the body byte for byte and the allow-listed headers, repeated ones joined", async () => {
+    const delivery = randomUUID();
+    // Not ASCII, so a decoding or re-encoding step would show.
+    const request = githubRequest(
+      "issues",
+      { action: "opened", installation: { id: 4242 }, title: "café ☕ — naïve" },
+      { delivery },
+    );
+    const response = await fetch(`${url}/p/integration/webhooks/${github.targetKey}`, {
+      method: "POST",
+      headers: [...Object.entries(request.headers), ["user-agent", "second-agent"]],
+      body: request.body,
+    });
+    expect(response.status).toBe(202);
+    const accepted = (await response.json()) as { id: string; duplicate: boolean };
+    expect(accepted.duplicate).toBe(false);
+    const [event] = (await eventsOf(github)).filter((e) => e.externalDeliveryId === delivery);
+    expect(event?.rawBody?.equals(Buffer.from(request.body, "utf8"))).toBe(true);
+    expect(event?.headers).toMatchObject({
+      "x-github-delivery": delivery,
+      "user-agent": "GitHub-Hookshot/abc, second-agent",
+    });
+    expect(await jobsFor(accepted.id)).toHaveLength(1);
+  });
+
+  it("413 on a declared length over the limit, reading nothing, with an audit entry", async () => {
+    const before = await countRows();
+    const { status, body } = await new Promise<{ status: number; body: string }>(
+      (resolve, reject) => {
+        const outgoing = httpRequest(
+          `${url}/p/integration/webhooks/${github.targetKey}`,
+          {
+            method: "POST",
+            headers: {
+              ...githubRequest("push", {}).headers,
+              "content-length": String(BODY_LIMIT + 1),
+            },
+          },
+          (incoming) => {
+            const chunks: Buffer[] = [];
+            incoming.on("data", (chunk: Buffer) => chunks.push(chunk));
+            incoming.on("end", () => {
+              resolve({ status: incoming.statusCode ?? 0, body: Buffer.concat(chunks).toString() });
+              outgoing.destroy();
+            });
+          },
+        );
+        outgoing.on("error", reject);
+        // Headers only: the answer comes without a byte of the declared body.
+        outgoing.flushHeaders();
+      },
+    );
+    expect(status).toBe(413);
+    expect(JSON.parse(body).error.code).toBe("payload_too_large");
+    const after = await countRows();
+    expect(after.events).toBe(before.events);
+    expect(after.audit).toBe(before.audit + 1);
+    expect((await lastRejection())?.details).toMatchObject({ reason: "body_too_large" });
+  });
+
+  it("413 on a chunked body as soon as it passes the limit, before the rest is sent", async () => {
+    const before = await countRows();
+    const status = await new Promise<number>((resolve, reject) => {
+      const headers: Record<string, string> = { ...githubRequest("push", {}).headers };
+      const outgoing = httpRequest(`${url}/p/integration/webhooks/${github.targetKey}`, {
+        method: "POST",
+        headers: { ...headers, "transfer-encoding": "chunked" },
+      });
+      outgoing.on("response", (incoming) => {
+        incoming.resume();
+        resolve(incoming.statusCode ?? 0);
+        outgoing.destroy();
+      });
+      outgoing.on("error", reject);
+      // Over the limit, and the request never ends: only an answer before the end can come.
+      outgoing.write("x".repeat(BODY_LIMIT + 1));
+    });
+    expect(status).toBe(413);
+    const after = await countRows();
+    expect(after.events).toBe(before.events);
+    expect(after.audit).toBe(before.audit + 1);
   });
 });
 

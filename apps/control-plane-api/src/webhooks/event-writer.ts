@@ -318,7 +318,7 @@ interface EventRecord {
 /**
  * Inserts a batch's events, skipping delivery ids already stored; answers the inserted ones.
  *
- * The rows travel as ONE JSON parameter (`json_to_recordset`): one statement text, prepared
+ * The rows travel as ONE JSON parameter (`jsonb_to_recordset`): one statement text, prepared
  * once per connection whatever the batch's size, with no per-value query building or binding.
  * Through drizzle's multi-row insert (13 bound values per event, a new statement text per batch
  * size, the body hex-encoded) building and binding the statement cost the API more CPU than

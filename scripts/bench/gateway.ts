@@ -56,6 +56,7 @@ import {
   canConnect,
   childPids,
   cpuMs,
+  isReady,
   repoRoot,
   rssMb,
   runProcess,
@@ -857,15 +858,7 @@ async function main() {
     closeSync(logFd);
     children.push(gateway.child);
     const gatewayPid = gateway.child.pid ?? 0;
-    await waitFor(
-      "gateway",
-      () =>
-        fetch(`http://127.0.0.1:${adminPort}/readyz`).then(
-          (r) => r.status === 200,
-          () => false,
-        ),
-      gateway,
-    );
+    await waitFor("gateway", () => isReady(`http://127.0.0.1:${adminPort}`), gateway);
 
     let nginx: Spawned | undefined;
     /** nginx's worker processes, which do the proxying. */

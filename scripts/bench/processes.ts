@@ -48,6 +48,14 @@ export async function waitFor(what: string, check: () => Promise<boolean>, spawn
   throw new Error(`${what} did not become ready:\n${spawned?.output() ?? ""}`);
 }
 
+/** Whether a service's `/readyz` at `baseUrl` answers 200 (false while it cannot be reached). */
+export function isReady(baseUrl: string): Promise<boolean> {
+  return fetch(`${baseUrl}/readyz`).then(
+    (r) => r.status === 200,
+    () => false,
+  );
+}
+
 export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolveConnect) => {
     const socket = connect(port, "127.0.0.1");

@@ -43,7 +43,16 @@ import {
   benchGatewayConfig,
   startBenchControlPlane,
 } from "./gateway-control-plane";
-import { childPids, cpuMs, repoRoot, type Spawned, spawnNode, stop, waitFor } from "./processes";
+import {
+  childPids,
+  cpuMs,
+  isReady,
+  repoRoot,
+  type Spawned,
+  spawnNode,
+  stop,
+  waitFor,
+} from "./processes";
 
 const SECRET = "sk-bench-0123456789abcdef";
 const CHECK_PATH = "/v1/__check";
@@ -148,15 +157,7 @@ async function main() {
     closeSync(logFd);
     children.push(gateway);
     const gatewayPid = gateway.child.pid ?? 0;
-    await waitFor(
-      "gateway",
-      () =>
-        fetch(`http://127.0.0.1:${adminPort}/readyz`).then(
-          (r) => r.status === 200,
-          () => false,
-        ),
-      gateway,
-    );
+    await waitFor("gateway", () => isReady(`http://127.0.0.1:${adminPort}`), gateway);
 
     const expected = createHash("sha256").update(`Bearer ${SECRET}`).digest("hex");
     /** Each token's first request at once, from the sandboxes' own process. */

@@ -35,6 +35,7 @@ import {
   benchGatewayConfig,
   startBenchControlPlane,
 } from "./gateway-control-plane";
+import { isReady } from "./processes";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(here, "../..");
@@ -275,11 +276,7 @@ async function main() {
     const gatewayPid = gateway.pid ?? 0;
     for (let i = 0; ; i++) {
       if (gateway.exitCode !== null) throw new Error(`gateway exited:\n${stderr}`);
-      const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`).then(
-        (r) => r.status === 200,
-        () => false,
-      );
-      if (ready) break;
+      if (await isReady(`http://127.0.0.1:${adminPort}`)) break;
       if (i > 300) throw new Error(`gateway not ready:\n${stderr}`);
       await sleep(100);
     }

@@ -65,7 +65,16 @@ import { JOB_SCHEMA, webhookProcessQueue } from "../../packages/jobs/src/index";
 import { buildService } from "../build";
 import { jsonOutputPath, machineFacts, percentile, writeJson } from "./bench-lib";
 import { type ProfileSummary, printProfileSummary, summarizeCpuProfile } from "./cpuprofile-top";
-import { childPids, cpuMs, repoRoot, type Spawned, spawnNode, stop, waitFor } from "./processes";
+import {
+  childPids,
+  cpuMs,
+  isReady,
+  repoRoot,
+  type Spawned,
+  spawnNode,
+  stop,
+  waitFor,
+} from "./processes";
 import { epochMs, type SenderResult, type SenderSpec } from "./webhooks-sender";
 
 const HELP = `pnpm bench:webhooks — webhook ingest and delivery (SPEC §11)
@@ -485,15 +494,7 @@ async function main() {
     };
     const api = spawnService(apiEntry ?? [], "api", serviceEnv);
     cleanups.push(() => stop(api.spawned.child));
-    await waitFor(
-      "control-plane API",
-      () =>
-        fetch(`${apiUrl}/readyz`).then(
-          (r) => r.status === 200,
-          () => false,
-        ),
-      api.spawned,
-    );
+    await waitFor("control-plane API", () => isReady(apiUrl), api.spawned);
     const ingestUrl = `${apiUrl}/p/integration/webhooks/${TARGET_KEY}`;
     const senderSpec = (url: string): SenderSpec => ({
       url,

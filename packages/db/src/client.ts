@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomBytes } from "node:crypto";
-import { sql as sqlText } from "drizzle-orm";
+import { type SQL, sql as sqlText } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import * as schema from "./schema";
@@ -8,6 +9,44 @@ import * as schema from "./schema";
 export type Database = PostgresJsDatabase<typeof schema>;
 /** A database handle or an open transaction: services accept either. */
 export type Executor = Parameters<Parameters<Database["transaction"]>[0]>[0] | Database;
+
+const dialect = new PgDialect();
+
+/**
+ * Runs `query` on `executor` (a handle or an open transaction) as a statement prepared once per
+ * pooled connection, and answers its rows (JSON columns parsed).
+ *
+ * Why: drizzle runs every query unnamed (postgres.js `prepare: false`), and postgres.js sends an
+ * unnamed statement that has parameters in two round trips (Parse/Describe, wait, then
+ * Bind/Execute), which PostgreSQL parses and plans again each time. For a hot statement that is
+ * two round trips instead of one and the planning of a large statement on every call
+ * (webhook ingest's batch inserts: `pnpm bench:webhooks`, docs/benchmarks.md). Only for
+ * statements whose text never changes (values as one JSON parameter, never a list of bound
+ * values): each distinct text stays prepared on each connection for the connection's life.
+ */
+export async function executePrepared<Row = Record<string, unknown>>(
+  executor: Executor,
+  query: SQL,
+): Promise<Row[]> {
+  const { sql, params } = dialect.sqlToQuery(query);
+  const rows = await clientOf(executor).unsafe(sql, params as postgres.ParameterOrJSON<never>[], {
+    prepare: true,
+  });
+  return [...rows] as Row[];
+}
+
+/**
+ * The postgres.js client under a drizzle handle or transaction (the transaction's own, so the
+ * statement joins it). drizzle keeps it on its session, which is not public API: checked, so a
+ * drizzle upgrade that moves it fails every caller's tests at once rather than misbehaving.
+ */
+function clientOf(executor: Executor): postgres.Sql {
+  const client = (executor as unknown as { session?: { client?: unknown } }).session?.client;
+  if (typeof client !== "function" || !("unsafe" in client)) {
+    throw new Error("executePrepared: no postgres.js client under this drizzle executor");
+  }
+  return client as postgres.Sql;
+}
 
 /**
  * Bounds on every connection of a handle. A value of 0 turns a server-side bound off; absent
@@ -148,7 +187,9 @@ function boundedTransaction(
       remainingMs(deadline);
       const result = await run(tx);
       const setting = `${remainingMs(deadline)}`;
-      await tx.execute(
+      // Prepared: one round trip instead of two, on every transaction with a deadline.
+      await executePrepared(
+        tx,
         sqlText`select set_config('idle_in_transaction_session_timeout', ${setting}, true)`,
       );
       remainingMs(deadline);

@@ -1,4 +1,4 @@
-import type { Executor } from "@keyway/db";
+import { type Executor, executePrepared } from "@keyway/db";
 import { type SQL, sql } from "drizzle-orm";
 import type postgres from "postgres";
 
@@ -16,8 +16,8 @@ export interface PgBossSqlExecutor {
 export function sqlExecutor(executor: Executor): PgBossSqlExecutor {
   return {
     async executeSql(text, values = []) {
-      const rows = await executor.execute(withParameters(text, values));
-      return { rows: [...rows] };
+      // Prepared once per connection (pg-boss's statement texts are fixed): one round trip.
+      return { rows: await executePrepared(executor, withParameters(text, values)) };
     },
   };
 }

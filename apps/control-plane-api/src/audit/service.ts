@@ -1,5 +1,12 @@
 import type { KeyRing } from "@keyway/crypto";
-import { auditCheckpoints, auditLog, type Database, type Executor, newId } from "@keyway/db";
+import {
+  auditCheckpoints,
+  auditLog,
+  type Database,
+  type Executor,
+  executePrepared,
+  newId,
+} from "@keyway/db";
 import type { Clock } from "@keyway/integrations-core";
 import { and, asc, count, desc, eq, gt, isNull, sql } from "drizzle-orm";
 import {
@@ -98,7 +105,9 @@ export async function insertAuditEntries(
   // The entries travel as one JSON parameter: one statement text (prepared once per
   // connection) whatever their number, and no per-value query building or binding (a batch of
   // webhook events' entries was ≈ 400 bound values through drizzle's multi-row insert).
-  await executor.execute(sql`
+  await executePrepared(
+    executor,
+    sql`
     insert into audit_log
       (id, organization_id, actor, action, subject_type, subject_id, trace_id, details, created_at)
     select id, organization_id, actor, action, subject_type, subject_id, trace_id, details,
@@ -106,7 +115,8 @@ export async function insertAuditEntries(
     from json_to_recordset(${JSON.stringify(rows)}::json) as entry(position int, id text,
       organization_id text, actor text, action text, subject_type text, subject_id text,
       trace_id text, details jsonb, created_at timestamptz)
-    order by position`);
+    order by position`,
+  );
 }
 
 export type AuditProblem =

@@ -2,6 +2,7 @@ import {
   type DatabaseHandle,
   DeadlineExceededError,
   type Executor,
+  executePrepared,
   integrationConnections,
   newId,
   webhookEvents,
@@ -195,6 +196,8 @@ async function writeEvents(
     firstOf.set(key, index);
     const connection = connections[index];
     const { rawBody } = item;
+    const body = Buffer.from(rawBody.buffer, rawBody.byteOffset, rawBody.byteLength);
+    const payloadIsBody = isBodyJson(item.event.payload, body);
     rows.push({
       position: 0,
       id: newId("webhookEvent", receivedAt),
@@ -205,10 +208,9 @@ async function writeEvents(
       event_type: item.event.eventType,
       external_subject_id: item.event.externalSubjectId ?? null,
       headers: pickHeaders(item.headers, STORED_WEBHOOK_HEADERS),
-      raw_body: Buffer.from(rawBody.buffer, rawBody.byteOffset, rawBody.byteLength).toString(
-        "base64",
-      ),
-      payload: item.event.payload ?? null,
+      raw_body: body.toString("base64"),
+      payload: payloadIsBody ? null : (item.event.payload ?? null),
+      payload_is_body: payloadIsBody,
       status: connection !== undefined ? "received" : "unassigned",
       provider_retry: item.event.retryAttempt ?? null,
     });
@@ -310,7 +312,9 @@ interface EventRecord {
   external_subject_id: string | null;
   headers: Record<string, string>;
   raw_body: string;
+  /** Null when `payload_is_body`: PostgreSQL parses it from the raw body instead. */
   payload: unknown;
+  payload_is_body: boolean;
   status: "received" | "unassigned";
   provider_retry: number | null;
 }
@@ -329,27 +333,47 @@ async function insertEvents(
   rows: readonly EventRecord[],
   receivedAt: Date,
 ): Promise<{ id: string; target_id: string; external_delivery_id: string }[]> {
-  const inserted = await tx.execute<{
+  const inserted = await executePrepared<{
     id: string;
     target_id: string;
     external_delivery_id: string;
   }>(
+    tx,
     sql`
     insert into webhook_events (id, target_id, organization_id, connection_id,
       external_delivery_id, event_type, external_subject_id, headers, raw_body, payload, status,
       provider_retry, received_at)
     select id, target_id, organization_id, connection_id, external_delivery_id, event_type,
-      external_subject_id, headers, decode(raw_body, 'base64'), payload, status, provider_retry,
-      ${receivedAt.toISOString()}::timestamptz
+      external_subject_id, headers, body.bytes,
+      case when payload_is_body then convert_from(body.bytes, 'UTF8')::jsonb else payload end,
+      status, provider_retry, ${receivedAt.toISOString()}::timestamptz
     from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as event(position int, id text,
       target_id text, organization_id text, connection_id text, external_delivery_id text,
       event_type text, external_subject_id text, headers jsonb, raw_body text, payload jsonb,
-      status text, provider_retry int)
+      payload_is_body boolean, status text, provider_retry int)
+      cross join lateral (select decode(raw_body, 'base64') as bytes) as body
     order by position
     on conflict (target_id, external_delivery_id) do nothing
     returning id, target_id, external_delivery_id`,
   );
   return [...inserted];
+}
+
+/**
+ * Whether an event's payload is exactly its raw body's JSON (byte for byte what
+ * `JSON.stringify` writes, as GitHub's compact bodies are): then the payload is not sent a second
+ * time, PostgreSQL parses it from the stored body. Sending both, and PostgreSQL building the
+ * payload's `jsonb` out of the batch's parameter, cost it ≈ 100 µs more per event (measured with
+ * 3 KiB GitHub bodies; docs/benchmarks.md). Only objects and arrays: a body `null` would become
+ * a JSON null where the column held SQL NULL. Byte equality also means the body is valid UTF-8,
+ * so `convert_from` cannot fail on it.
+ */
+function isBodyJson(payload: unknown, body: Buffer): boolean {
+  if (typeof payload !== "object" || payload === null) return false;
+  const text = JSON.stringify(payload);
+  // Cheap refusal first: a string's UTF-8 bytes number between 1 and 3 per UTF-16 unit.
+  if (body.length < text.length || body.length > text.length * 3) return false;
+  return body.equals(Buffer.from(text));
 }
 
 /**
@@ -429,24 +453,37 @@ async function resolveConnections(
       items.map((item) => item.event.externalSubjectId).filter((subject) => subject !== undefined),
     ),
   ];
+  // Prepared (`executePrepared`), so one statement text whatever the batch holds: the ids travel
+  // as JSON arrays, not as a list of bound values whose count would change the text.
   const named =
     subjects.length === 0
       ? []
       : (
-          await db
-            .select(columns)
-            .from(integrationConnections)
-            .where(
-              and(
-                inArray(integrationConnections.targetId, targetIds),
-                ne(integrationConnections.status, "revoked"),
-                or(
-                  inArray(integrationConnections.externalSubjectId, subjects),
-                  inArray(integrationConnections.id, subjects),
-                ),
-              ),
-            )
-        ).map(candidate);
+          await executePrepared<{
+            id: string;
+            target_id: string;
+            organization_id: string;
+            external_subject_id: string | null;
+            config: unknown;
+          }>(
+            db,
+            sql`
+          select id, target_id, organization_id, external_subject_id, config
+          from integration_connections
+          where status <> 'revoked'
+            and target_id = any(array(select jsonb_array_elements_text(${JSON.stringify(targetIds)}::jsonb)))
+            and (external_subject_id = any(array(select jsonb_array_elements_text(${JSON.stringify(subjects)}::jsonb)))
+              or id = any(array(select jsonb_array_elements_text(${JSON.stringify(subjects)}::jsonb))))`,
+          )
+        ).map((row) =>
+          candidate({
+            id: row.id,
+            targetId: row.target_id,
+            organizationId: row.organization_id,
+            externalSubjectId: row.external_subject_id,
+            config: row.config,
+          }),
+        );
 
   const namedBy = (item: VerifiedEvent) => {
     const subject = item.event.externalSubjectId;

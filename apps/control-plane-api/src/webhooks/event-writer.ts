@@ -33,6 +33,10 @@ import { createStatementBatcher } from "../statement-batcher";
  * `pnpm bench:webhooks` (docs/benchmarks.md): the per-event path cost ≈ 3.9 ms of API CPU and
  * 3.4 ms of PostgreSQL CPU per event, mostly per-statement; batching is what brings it down.
  *
+ * Round trips: a batch is first written as if every delivery id were new, its events, jobs and
+ * audit entries sent together, and its statements prepared (`executePrepared`); a batch that
+ * meets a stored delivery id rolls back and is written again the careful way below.
+ *
  * What stays per request: a delivery id already stored (by an earlier batch or a concurrent
  * one) answers `duplicate: true` with the first event's id, and is queued again only while it
  * was never processed; copies of one delivery id inside a batch become one event. A batch whose
@@ -227,12 +231,8 @@ async function writeEvents(
     row.position = position;
   });
 
-  return db.transaction(async (tx) => {
-    const inserted = await insertEvents(tx, rows, receivedAt);
-    const insertedIds = new Map(
-      inserted.map((row) => [`${row.target_id}\n${row.external_delivery_id}`, row.id]),
-    );
-
+  /** The jobs and `webhook.received` entries of the events inserted (by `keyOf`: their ids). */
+  function receivedWork(insertedIds: ReadonlyMap<string, string>) {
     const jobs: { payload: { eventId: string }; options: { singletonKey: string } }[] = [];
     const audit: AuditEntryInput[] = [];
     for (const [key, index] of firstOf) {
@@ -257,6 +257,52 @@ async function writeEvents(
         },
       });
     }
+    return { jobs, audit };
+  }
+
+  function answers(
+    insertedIds: ReadonlyMap<string, string>,
+    earlier: ReadonlyMap<string, { id: string }>,
+  ): StoredEvent[] {
+    return items.map((item, index) => {
+      const key = keyOf(item);
+      const id = insertedIds.get(key);
+      if (id !== undefined) return { id, duplicate: firstOf.get(key) !== index };
+      const existing = earlier.get(key);
+      // Deleted by retention between the insert and the select: nothing left to deduplicate.
+      if (existing === undefined) throw new Error("webhook event vanished while deduplicating");
+      return { id: existing.id, duplicate: true };
+    });
+  }
+
+  // First as if every delivery id were new (the common case): the events, their jobs and audit
+  // entries go out together, one round trip instead of two. If any was stored before (or by a
+  // concurrent batch), that transaction rolls back and the batch is written the careful way.
+  const allIds = new Map(
+    rows.map((row) => [`${row.target_id}\n${row.external_delivery_id}`, row.id]),
+  );
+  try {
+    return await db.transaction(async (tx) => {
+      const { jobs, audit } = receivedWork(allIds);
+      jobs.sort((a, b) => compare(a.options.singletonKey, b.options.singletonKey));
+      const [inserted] = await Promise.all([
+        insertEvents(tx, rows, receivedAt),
+        deps.jobs.enqueueMany(tx, webhookProcessQueue, jobs),
+        appendAuditEntries(tx, deps.clock, audit),
+      ]);
+      if (inserted.length !== rows.length) throw new SeenBefore();
+      return answers(allIds, new Map());
+    });
+  } catch (error) {
+    if (!(error instanceof SeenBefore)) throw error;
+  }
+
+  return db.transaction(async (tx) => {
+    const inserted = await insertEvents(tx, rows, receivedAt);
+    const insertedIds = new Map(
+      inserted.map((row) => [`${row.target_id}\n${row.external_delivery_id}`, row.id]),
+    );
+    const { jobs, audit } = receivedWork(insertedIds);
 
     // Delivery ids stored before this batch: answered as duplicates of the stored event.
     const earlier = await storedBefore(
@@ -286,17 +332,13 @@ async function writeEvents(
       deps.jobs.enqueueMany(tx, webhookProcessQueue, jobs),
       appendAuditEntries(tx, deps.clock, audit),
     ]);
-
-    return items.map((item, index) => {
-      const key = keyOf(item);
-      const id = insertedIds.get(key);
-      if (id !== undefined) return { id, duplicate: firstOf.get(key) !== index };
-      const existing = earlier.get(key);
-      // Deleted by retention between the insert and the select: nothing left to deduplicate.
-      if (existing === undefined) throw new Error("webhook event vanished while deduplicating");
-      return { id: existing.id, duplicate: true };
-    });
+    return answers(insertedIds, earlier);
   });
+}
+
+/** A batch's first attempt met a delivery id stored before: it is written again with care. */
+class SeenBefore extends Error {
+  override readonly name = "SeenBefore";
 }
 
 /** A `webhook_events` row as `insertEvents` sends it (columns by name; the body in base64). */

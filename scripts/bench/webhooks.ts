@@ -36,7 +36,8 @@
  *    sender's POST to the subscriber receiving the delivery.
  *
  * CPU per event of the API, the worker and PostgreSQL (all its processes) comes from /proc: a
- * figure less sensitive to the machine's other load than throughput. `--profile DIR` runs the API
+ * figure less sensitive to the machine's other load than throughput. The sender measures its own,
+ * from its first send to its last answer (not its start-up). `--profile DIR` runs the API
  * and the worker under `node --cpu-prof` and prints where their CPU time went.
  */
 import { randomBytes } from "node:crypto";
@@ -305,28 +306,19 @@ async function runSender(spec: SenderSpec): Promise<{ result: SenderResult; cpuM
     ["--import", "tsx", join(repoRoot, "scripts/bench/webhooks-sender.ts"), JSON.stringify(spec)],
     {},
   );
-  const pid = sender.child.pid ?? 0;
-  // The sender's CPU, read just before it exits (it prints its result, then ends).
-  let lastCpuMs = 0;
-  const sampler = setInterval(() => {
-    const now = cpuMs([pid]);
-    if (now > 0) lastCpuMs = now;
-  }, 200);
   const code = await new Promise<number | null>((resolveExit) =>
     sender.child.once("exit", (exitCode) => resolveExit(exitCode)),
   );
-  clearInterval(sampler);
   if (code !== 0) throw new Error(`the sender exited with ${code}:\n${sender.output()}`);
   const line = sender
     .output()
     .split("\n")
     .find((l) => l.startsWith("SENDER_JSON "));
   if (line === undefined) throw new Error(`no SENDER_JSON line in:\n${sender.output()}`);
-  // Written by webhooks-sender.ts from a SenderResult.
-  return {
-    result: JSON.parse(line.slice("SENDER_JSON ".length)) as SenderResult,
-    cpuMs: lastCpuMs,
-  };
+  // Written by webhooks-sender.ts from a SenderResult; its CPU is measured by itself, from its
+  // first send to its last answer (its start is not the benchmark's load).
+  const result = JSON.parse(line.slice("SENDER_JSON ".length)) as SenderResult;
+  return { result, cpuMs: result.cpuMs };
 }
 
 function postgresPids(postmaster: number): number[] {

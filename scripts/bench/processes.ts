@@ -17,16 +17,19 @@ export interface Spawned {
   output: () => string;
 }
 
-/** A `node` process in the repository's root; stdout goes to `stdoutFd` when given, else kept. */
+/**
+ * A `node` process in the repository's root; stdout goes to `stdoutFd` when given, else kept.
+ * Its stdin is a pipe (`child.stdin`) with `stdin: "pipe"`, else closed.
+ */
 export function spawnNode(
   args: string[],
-  options: { env?: NodeJS.ProcessEnv; stdoutFd?: number },
+  options: { env?: NodeJS.ProcessEnv; stdoutFd?: number; stdin?: "pipe" },
 ): Spawned {
   let output = "";
   const child = spawn(process.execPath, args, {
     cwd: repoRoot,
     env: { ...process.env, ...options.env },
-    stdio: ["ignore", options.stdoutFd ?? "pipe", "pipe"],
+    stdio: [options.stdin ?? "ignore", options.stdoutFd ?? "pipe", "pipe"],
   });
   child.stdout?.on("data", (chunk: Buffer) => {
     output += chunk.toString("utf8");

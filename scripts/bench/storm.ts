@@ -3,27 +3,33 @@
  * once, each a distinct session sending its first request through ONE real gateway process to a
  * loopback upstream. Target: p99 < 500 ms.
  *
- *   pnpm bench:storm [--sandboxes 200] [--plans N] [--rounds 3] [--json FILE] [--profile DIR]
+ *   pnpm bench:storm [--sandboxes 200] [--plans N] [--rounds 3] [--warmup 1]
+ *                    [--client node|undici] [--json FILE] [--profile DIR]
  *
- * Each sandbox has its own undici `ProxyAgent` (its own connection: CONNECT, TLS terminated by the
- * gateway with a leaf from the deployment's CA; `storm-sandboxes.ts`) and sends `GET https://localhost:<port>/v1/__check`
- * with its session token as proxy credential. For each, the gateway verifies the token, asks the
+ * Each sandbox has its own connection (CONNECT with its session token as proxy credential, TLS
+ * terminated by the gateway with a leaf from the deployment's CA; `storm-sandboxes.ts`, with
+ * `node:net`/`tls`/`http` by default or an undici `ProxyAgent` per sandbox with `--client
+ * undici`) and sends `GET https://localhost:<port>/v1/__check`. For each, the gateway verifies the token, asks the
  * control plane whether the session is live, loads the session's plan and resolves the route's
  * credential — on a cold cache, since every session is new — then forwards with the credential
  * injected (the upstream answers with the digest of the `Authorization` it got, checked here).
  * `--plans` (default: one per sandbox, every credential cold) spreads the sessions over fewer
  * plans, as sandboxes started from one profile version share their plan and cached credential.
  * Each round is a new set of sessions; the gateway stays up across rounds, warmed once by a
- * session of its own (JWKS, event feed, the host's leaf certificate).
+ * session of its own (JWKS, event feed, the host's leaf certificate). Then `--warmup` rounds (1)
+ * of the same shape as the measured ones — fresh sessions, every process's first storm — are
+ * run and reported apart from the measured rounds: a deployed gateway and API are long-running
+ * processes whose code the JIT has long compiled, and a storm meets them that way; the figures
+ * of the warm-up round say what the first storm after a start costs.
  *
  * Processes: the upstream (`gateway-upstream.ts`), the gateway bundle, the sandboxes (one process
- * per round, `storm-sandboxes.ts`), and this process: the real control plane app
+ * for all rounds, `storm-sandboxes.ts`), and this process: the real control plane app
  * (`gateway-control-plane.ts`) on an embedded, durable PostgreSQL with the audit sealer on its
  * deployment timer. CPU per request is read for the gateway, this process (the API),
  * PostgreSQL and the sandboxes. At the end every audit
  * chain must verify and every resolution must be audited with the trace id the gateway sent.
  * `--profile DIR` writes CPU profiles of the gateway (`node --cpu-prof`) and of this process over
- * the rounds, and of the sandboxes' last round, and prints where each spent its time.
+ * the rounds (warm-up included), and of the sandboxes, and prints where each spent its time.
  */
 import { createHash } from "node:crypto";
 import { once } from "node:events";
@@ -32,6 +38,7 @@ import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { Session } from "node:inspector/promises";
 import os, { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createTestCa, getFreePort } from "@keyway/test-harness";
 import { DEFAULT_SEAL_INTERVAL_MS } from "../../apps/control-plane-api/src/audit/sealer";
@@ -58,11 +65,11 @@ const SECRET = "sk-bench-0123456789abcdef";
 const CHECK_PATH = "/v1/__check";
 const TARGET_P99_MS = 500;
 
-function intFlag(name: string, fallback: number): number {
+function intFlag(name: string, fallback: number, min = 1): number {
   const at = process.argv.indexOf(name);
   if (at < 0) return fallback;
   const value = Number(process.argv[at + 1]);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} takes an integer ≥ 1`);
+  if (!Number.isInteger(value) || value < min) throw new Error(`${name} takes an integer ≥ ${min}`);
   return value;
 }
 
@@ -73,6 +80,13 @@ const profileDir = (() => {
 const SANDBOXES = intFlag("--sandboxes", 200);
 const PLANS = intFlag("--plans", SANDBOXES);
 const ROUNDS = intFlag("--rounds", 3);
+const WARMUP_ROUNDS = intFlag("--warmup", 1, 0);
+const CLIENT = (() => {
+  const at = process.argv.indexOf("--client");
+  const client = at < 0 ? "node" : process.argv[at + 1];
+  if (client !== "node" && client !== "undici") throw new Error("--client is node or undici");
+  return client;
+})();
 if (PLANS > SANDBOXES) throw new Error("--plans cannot exceed --sandboxes");
 
 interface Round {
@@ -103,15 +117,17 @@ async function main() {
     };
     const [upstreamHttp, upstreamHttps] = await Promise.all([getFreePort(), getFreePort()]);
     const authority = `localhost:${upstreamHttps}`;
-    console.log(`seeding ${ROUNDS} × ${SANDBOXES} sessions on ${PLANS} plan(s) per round …`);
+    const allRounds = WARMUP_ROUNDS + ROUNDS;
+    console.log(`seeding ${allRounds} × ${SANDBOXES} sessions on ${PLANS} plan(s) per round …`);
     cp = await startBenchControlPlane({
       baseUrls: [`https://${authority}/v1`],
       secret: SECRET,
       tokenTtlSeconds: 3 * 3600,
-      // The gateway's warm-up session, then each round's sandboxes (their own profile versions).
+      // The gateway's warm-up session, then each round's sandboxes (their own profile versions),
+      // the warm-up rounds' first.
       groups: [
         { sessions: 1, plans: 1 },
-        ...Array.from({ length: ROUNDS }, () => ({ sessions: SANDBOXES, plans: PLANS })),
+        ...Array.from({ length: allRounds }, () => ({ sessions: SANDBOXES, plans: PLANS })),
       ],
       durable: true,
       auditSealIntervalMs: DEFAULT_SEAL_INTERVAL_MS,
@@ -160,37 +176,40 @@ async function main() {
     await waitFor("gateway", () => isReady(`http://127.0.0.1:${adminPort}`), gateway);
 
     const expected = createHash("sha256").update(`Bearer ${SECRET}`).digest("hex");
+    const input = file(
+      "storm.json",
+      JSON.stringify({
+        proxyUrl: `http://127.0.0.1:${proxyPort}`,
+        url: `https://${authority}${CHECK_PATH}`,
+        gatewayCaPem: gatewayCa.certPem,
+        expectedAuthorizationSha256: expected,
+        client: CLIENT,
+      }),
+    );
+    const sandboxProfile = profileDir
+      ? ["--cpu-prof", "--cpu-prof-dir", profileDir, "--cpu-prof-name", "sandboxes.cpuprofile"]
+      : [];
+    const sandboxes = spawnNode(
+      [
+        ...sandboxProfile,
+        "--import",
+        "tsx",
+        join(repoRoot, "scripts/bench/storm-sandboxes.ts"),
+        input,
+      ],
+      { stdin: "pipe" },
+    );
+    children.push(sandboxes);
+    const sandboxesExited = once(sandboxes.child, "exit");
+    const answers = createInterface({ input: sandboxes.child.stdout ?? process.stdin })[
+      Symbol.asyncIterator
+    ]();
     /** Each token's first request at once, from the sandboxes' own process. */
     const storm = async (tokens: readonly string[]) => {
-      const input = file(
-        "storm.json",
-        JSON.stringify({
-          proxyUrl: `http://127.0.0.1:${proxyPort}`,
-          url: `https://${authority}${CHECK_PATH}`,
-          gatewayCaPem: gatewayCa.certPem,
-          expectedAuthorizationSha256: expected,
-          tokens,
-        }),
-      );
-      // Profiled too: the last round's profile is the one summarized.
-      const sandboxProfile = profileDir
-        ? ["--cpu-prof", "--cpu-prof-dir", profileDir, "--cpu-prof-name", "sandboxes.cpuprofile"]
-        : [];
-      const sandboxes = spawnNode(
-        [
-          ...sandboxProfile,
-          "--import",
-          "tsx",
-          join(repoRoot, "scripts/bench/storm-sandboxes.ts"),
-          input,
-        ],
-        {},
-      );
-      const [code] = await once(sandboxes.child, "exit");
-      const line = sandboxes.output().trim().split("\n").at(-1) ?? "";
-      if (code !== 0 || !line.startsWith("{")) {
-        throw new Error(`the sandboxes failed:\n${sandboxes.output()}`);
-      }
+      sandboxes.child.stdin?.write(`${JSON.stringify(tokens)}\n`);
+      const answer = await Promise.race([answers.next(), sandboxesExited.then(() => undefined)]);
+      const line = answer?.done === false ? String(answer.value) : "";
+      if (!line.startsWith("{")) throw new Error(`the sandboxes failed:\n${sandboxes.output()}`);
       return JSON.parse(line) as { latenciesMs: number[]; cpuMs: number };
     };
 
@@ -198,6 +217,7 @@ async function main() {
     await storm(warmup?.tokens ?? []);
 
     const postgresPids = () => [cp?.postgresPid ?? 0, ...childPids(cp?.postgresPid ?? 0)];
+    const warmupRounds: Round[] = [];
     const rounds: Round[] = [];
     const all: number[] = [];
     const profiler = profileDir === undefined ? undefined : new Session();
@@ -206,7 +226,7 @@ async function main() {
       await profiler.post("Profiler.enable");
       await profiler.post("Profiler.start");
     }
-    for (const group of roundGroups) {
+    for (const [index, group] of roundGroups.entries()) {
       // Let the sealer and the previous round's connections settle first.
       await sleep(1_000);
       const servedBefore = cp.served();
@@ -216,8 +236,8 @@ async function main() {
         postgres: cpuMs(postgresPids()),
       };
       const started = performance.now();
-      const sandboxes = await storm(group.tokens);
-      const samples = sandboxes.latenciesMs;
+      const answer = await storm(group.tokens);
+      const samples = answer.latenciesMs;
       const wallMs = performance.now() - started;
       const own = process.cpuUsage(cpuBefore.own);
       const cpu = {
@@ -226,9 +246,10 @@ async function main() {
         postgres: cpuMs(postgresPids()) - cpuBefore.postgres,
       };
       const servedAfter = cp.served();
-      all.push(...samples);
+      const measured = index >= WARMUP_ROUNDS;
+      if (measured) all.push(...samples);
       const n = samples.length;
-      rounds.push({
+      (measured ? rounds : warmupRounds).push({
         latencyMs: {
           p50: percentile(samples, 50),
           p99: percentile(samples, 99),
@@ -239,7 +260,7 @@ async function main() {
         cpuUsPerRequest: {
           gateway: (cpu.gateway * 1000) / n,
           api: (cpu.own * 1000) / n,
-          sandboxes: (sandboxes.cpuMs * 1000) / n,
+          sandboxes: (answer.cpuMs * 1000) / n,
           postgres: (cpu.postgres * 1000) / n,
         },
         served: {
@@ -250,6 +271,9 @@ async function main() {
         loadAverage: os.loadavg()[0] ?? 0,
       });
     }
+    // The sandboxes write their profile as they exit, when their stdin ends.
+    sandboxes.child.stdin?.end();
+    await sandboxesExited;
 
     if (profiler && profileDir) {
       const { profile } = await profiler.post("Profiler.stop");
@@ -270,6 +294,8 @@ async function main() {
     const figures = {
       sandboxes: SANDBOXES,
       plansPerRound: PLANS,
+      client: CLIENT,
+      warmupRounds,
       rounds,
       overallMs: overall,
       audit: { ...audit, resolutionsServed: served.credentials, ok: auditOk },
@@ -281,12 +307,16 @@ async function main() {
 
     console.log(
       `first-request storm — ${machine.cpu}, ${machine.cores} cores, node ${machine.node}: ` +
-        `${SANDBOXES} sandboxes at once on ${PLANS} plan(s), ${ROUNDS} round(s)`,
+        `${SANDBOXES} sandboxes at once on ${PLANS} plan(s), ${ROUNDS} round(s) after ` +
+        `${WARMUP_ROUNDS} warm-up round(s), client ${CLIENT}`,
     );
     console.table(
       Object.fromEntries(
-        rounds.map((r, i) => [
-          `round ${i + 1}`,
+        [
+          ...warmupRounds.map((r, i) => [`warm-up ${i + 1}`, r] as const),
+          ...rounds.map((r, i) => [`round ${i + 1}`, r] as const),
+        ].map(([label, r]) => [
+          label,
           {
             "p50 (ms)": r.latencyMs.p50.toFixed(0),
             "p99 (ms)": r.latencyMs.p99.toFixed(0),
@@ -304,7 +334,7 @@ async function main() {
       ),
     );
     console.log(
-      `all rounds: p50 ${overall.p50.toFixed(0)} ms, p99 ${overall.p99.toFixed(0)} ms, ` +
+      `all measured rounds: p50 ${overall.p50.toFixed(0)} ms, p99 ${overall.p99.toFixed(0)} ms, ` +
         `max ${overall.max.toFixed(0)} ms; audit chains ${audit.chainOk ? "verify" : "BROKEN"} ` +
         `(${audit.checkedEntries} entries), ${audit.resolvedWithTraceId} of ` +
         `${served.credentials} resolutions audited with a trace id`,
@@ -320,7 +350,7 @@ async function main() {
       for (const [name, path] of [
         ["this process (the API)", join(profileDir, "api.cpuprofile")],
         ["gateway", gatewayProfile && join(profileDir, gatewayProfile)],
-        ["the sandboxes (last round, start-up included)", join(profileDir, "sandboxes.cpuprofile")],
+        ["the sandboxes (start-up and warm-up included)", join(profileDir, "sandboxes.cpuprofile")],
       ] as const) {
         if (path === undefined) continue;
         console.log(`\n${name}`);

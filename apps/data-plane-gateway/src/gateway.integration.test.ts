@@ -358,6 +358,7 @@ describe("TLS interception", () => {
   /** A CONNECT tunnel to `api.example.test`, then TLS with the gateway's leaf over it. */
   async function interceptedTls(
     session?: Buffer,
+    ALPNProtocols?: string[],
   ): Promise<{ tls: TLSSocket; ticket: Promise<[Buffer]> }> {
     const connect = httpRequest({
       host: "127.0.0.1",
@@ -374,9 +375,12 @@ describe("TLS interception", () => {
       servername: "api.example.test",
       ca: gatewayCa.certPem,
       ...(session === undefined ? {} : { session }),
+      ...(ALPNProtocols === undefined ? {} : { ALPNProtocols }),
     });
     // TLS 1.3 tickets may arrive with the end of the handshake: listen from the start.
     const ticket = once(tls, "session") as Promise<[Buffer]>;
+    // A refused handshake rejects it too; whoever awaits the ticket still sees that.
+    ticket.catch(() => undefined);
     await once(tls, "secureConnect");
     return { tls, ticket };
   }
@@ -400,5 +404,15 @@ describe("TLS interception", () => {
     expect(second.tls.isSessionReused()).toBe(true);
     expect(await getOnce(second.tls)).toBe("HTTP/1.1 200 OK");
     expect(lastReceived().headers.authorization).toBe(`Bearer ${SECRET_BEARER}`);
+  });
+
+  it("negotiates HTTP/1.1 by ALPN with a client that offers h2 first", async () => {
+    const { tls } = await interceptedTls(undefined, ["h2", "http/1.1"]);
+    expect(tls.alpnProtocol).toBe("http/1.1");
+    expect(await getOnce(tls)).toBe("HTTP/1.1 200 OK");
+  });
+
+  it("refuses the handshake of a client that speaks only h2 (no ALPN protocol in common)", async () => {
+    await expect(interceptedTls(undefined, ["h2"])).rejects.toThrow();
   });
 });

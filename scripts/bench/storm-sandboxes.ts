@@ -24,11 +24,12 @@
  * a real sandbox on its own machine does once, not once per neighbour. Every sandbox checks that
  * the upstream answered 200 with the digest of the credential the gateway injected.
  */
-import { createInterface } from "node:readline";
+
 import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { connect as netConnect } from "node:net";
-import { connect as tlsConnect, createSecureContext } from "node:tls";
+import { createInterface } from "node:readline";
+import { createSecureContext, connect as tlsConnect } from "node:tls";
 import { ProxyAgent, request } from "undici";
 
 interface StormInput {

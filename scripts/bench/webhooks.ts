@@ -6,7 +6,7 @@
  *   pnpm bench:webhooks [--json FILE] [--duration S] [--warmup S] [--concurrency N]
  *                       [--worker-concurrency N] [--installations N] [--latency-rate N]
  *                       [--latency-duration S] [--phases ceiling,ingest,delivery,latency]
- *                       [--no-fsync] [--profile DIR] [--log DIR]
+ *                       [--no-fsync] [--profile DIR] [--log DIR] [--pg-statements]
  *
  * Processes (each its own event loop):
  * - PostgreSQL: embedded, in a temporary directory, durable (fsync and synchronous commit on, as
@@ -90,6 +90,8 @@ const HELP = `pnpm bench:webhooks — webhook ingest and delivery (SPEC §11)
   --latency-duration S      measured seconds of the latency phase (10)
   --phases a,b              ceiling, ingest, delivery, latency (all; delivery needs ingest)
   --no-fsync                PostgreSQL without fsync and synchronous commit
+  --pg-statements           print PostgreSQL's costliest statements of the delivery phase
+                            (pg_stat_statements: calls, rows, execution and planning ms)
   --profile DIR             run the API and the worker under node --cpu-prof, summarise
   --build bundle|tsx        run the services from their bundles (default, as deployed) or from
                             their sources through tsx (profiles then name source files)
@@ -407,7 +409,19 @@ async function main() {
             join(repoRoot, "apps", service, "src/main.ts"),
           ]);
 
-    const postgres = await startEmbeddedPostgres({ dataDir: join(root, "pg"), durable });
+    const pgss = process.argv.includes("--pg-statements");
+    const postgres = await startEmbeddedPostgres({
+      dataDir: join(root, "pg"),
+      durable,
+      ...(pgss
+        ? {
+            settings: {
+              shared_preload_libraries: "pg_stat_statements",
+              "pg_stat_statements.track_planning": "on",
+            },
+          }
+        : {}),
+    });
     cleanups.push(() => postgres.stop());
     await postgres.createDatabase("keyway");
     const databaseUrl = postgres.url("keyway");
@@ -558,6 +572,10 @@ async function main() {
       const queued = ingest.stored.events;
       console.log(`phase 3: the worker delivers ${queued} queued events …`);
       const loadStart = load();
+      if (pgss) {
+        await database.sql`create extension if not exists pg_stat_statements`;
+        await database.sql`select pg_stat_statements_reset()`;
+      }
       const pgBefore = cpuMs(postgresPids(postgres.pid ?? 0));
       const spawnedAt = epochMs();
       worker = startWorker();
@@ -575,6 +593,16 @@ async function main() {
           select count(*)::int as n from webhook_deliveries where status = 'delivered'`;
         if ((delivered?.n ?? 0) >= queued) break;
         await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      if (pgss) {
+        // Where PostgreSQL's time per delivery went, statement by statement (execution and
+        // planning only: parsing, commits and the socket are not in these figures).
+        const top = await database.sql`
+          select calls, rows, round(total_exec_time::numeric, 1) as exec_ms,
+            round(total_plan_time::numeric, 1) as plan_ms,
+            left(regexp_replace(query, '\\s+', ' ', 'g'), 100) as query
+          from pg_stat_statements order by total_exec_time + total_plan_time desc limit 12`;
+        console.table(top);
       }
       delivery = {
         deliveries: arrivals.length,

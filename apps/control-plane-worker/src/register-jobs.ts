@@ -45,8 +45,16 @@ export interface JobRegistration<Q extends QueueDefinition = QueueDefinition> {
   onFailure?(payload: z.output<Q["payload"]>, error: unknown, final: boolean): Promise<void>;
   /** Jobs of this queue run at once; default `worker.concurrency`. */
   concurrency?: number;
-  /** Jobs fetched at once, up to `concurrency` (default `FETCH_BATCH`). */
+  /**
+   * Jobs fetched at once, up to `concurrency` (default `FETCH_BATCH`) — or more when `runBatch`
+   * keeps its own in-flight work within `concurrency` (`boundsConcurrency`).
+   */
   fetchBatch?: number;
+  /**
+   * `runBatch` keeps its in-flight work within `concurrency` itself (the fan-out sends a batch's
+   * attempts `concurrency` at a time): one pg-boss worker, fetching `fetchBatch` jobs at a time.
+   */
+  boundsConcurrency?: true;
 }
 
 function job<Q extends QueueDefinition>(registration: JobRegistration<Q>): JobRegistration {
@@ -62,13 +70,18 @@ export function workerJobs(deps: WorkerDeps): JobRegistration[] {
     job({
       queue: webhookProcessQueue,
       run: ({ eventId }) => processWebhookEvent(deps, eventId),
-      // A whole batch of events (up to `concurrency`) in one fetch, one fan-out transaction and
-      // one transaction of first attempts. pg-boss's fetch sorts every waiting job of the queue,
-      // so fewer fetches matter when the queue is deep: `pnpm bench:webhooks` (draining
-      // thousands at concurrency 16) spent about 3× the CPU per delivery with four workers of
-      // four. A slow subscriber cannot hold a batch for long: its first attempts go to
-      // `webhook-deliver` jobs once it has been slow (`makeFirstAttempts`).
-      fetchBatch: 32,
+      // A whole batch of events in one fetch, one fan-out transaction and one transaction of
+      // first attempts, sent `concurrency` at a time (`makeFirstAttempts`). pg-boss's fetch
+      // sorts every waiting job of the queue (a deep queue makes each fetch cost milliseconds of
+      // PostgreSQL's time whatever its size), and every statement of a batch costs about the same
+      // for 16 rows as for 64: `pnpm bench:webhooks` (draining thousands at concurrency 16) spent
+      // ≈ 2.4 ms of worker and PostgreSQL CPU per delivery with batches of 16 and ≈ 1.5 ms with
+      // 64 (docs/benchmarks.md "Webhooks"; two workers of 64 cost more, and did not deliver
+      // faster). A slow subscriber cannot hold a batch for long: its first attempts go to
+      // `webhook-deliver` jobs once it has been slow, and a batch's attempts not sent within
+      // one attempt's timeouts too.
+      fetchBatch: 64,
+      boundsConcurrency: true,
       runBatch: (payloads) =>
         processWebhookEvents(
           deps,
@@ -108,8 +121,9 @@ const FETCH_BATCH = 4;
 
 /**
  * Runs up to `concurrency` jobs per queue at once — `ceil(concurrency / 4)` pg-boss workers, each
- * fetching up to four jobs and running them side by side — and the cron schedules of scheduled
- * queues. A payload that does not parse is logged and completed: it would never succeed.
+ * fetching up to four jobs and running them side by side, or for a queue whose batch handler
+ * bounds its own concurrency one worker fetching `fetchBatch` — and the cron schedules of
+ * scheduled queues. A payload that does not parse is logged and completed: it would never succeed.
  *
  * Each job succeeds or fails alone: pg-boss 10 completes or fails a fetched batch as a whole, so
  * a job that throws is failed here, by its id (retried or dead per its queue's settings), and
@@ -196,8 +210,21 @@ export async function registerJobs(
       }
     };
     const concurrency = registration.concurrency ?? settings.concurrency;
-    const workers = Math.ceil(concurrency / (registration.fetchBatch ?? FETCH_BATCH));
-    const batchSize = Math.ceil(concurrency / workers);
+    const fetchBatch = registration.fetchBatch ?? FETCH_BATCH;
+    const workers = registration.boundsConcurrency ? 1 : Math.ceil(concurrency / fetchBatch);
+    const batchSize = registration.boundsConcurrency
+      ? fetchBatch
+      : Math.ceil(concurrency / workers);
+    // One job at a time per slot (a batch that failed as a whole): never more than `concurrency`.
+    const runJobs = async (parsed: Parsed[]) => {
+      let next = 0;
+      const slot = async () => {
+        for (let item = parsed[next++]; item !== undefined; item = parsed[next++]) {
+          await runJob(item);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(concurrency, parsed.length) }, slot));
+    };
     for (let i = 0; i < workers; i++) {
       let workerId: string | undefined;
       workerId = await boss.work(
@@ -210,7 +237,7 @@ export async function registerJobs(
         async (jobs: PgBoss.JobWithMetadata<unknown>[]) => {
           try {
             const parsed = jobs.map(parse).filter((item) => item !== undefined);
-            if (!(await runBatch(parsed))) await Promise.all(parsed.map(runJob));
+            if (!(await runBatch(parsed))) await runJobs(parsed);
           } finally {
             // The fetch after this one starts at once (pg-boss calls a handler only with jobs).
             if (workerId !== undefined) boss.notifyWorker(workerId);

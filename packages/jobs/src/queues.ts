@@ -38,7 +38,8 @@ function defineQueue<P extends z.ZodType>(queue: QueueDefinition<P>): QueueDefin
 
 /**
  * One stored webhook event: verify nothing again, fan it out to the matching subscriptions and
- * make each delivery's first attempt. It may run as long as an attempt (`webhookDeliverExpirySeconds`).
+ * make each delivery's first attempt. It may run as long as two attempts
+ * (`webhookProcessExpirySeconds`).
  */
 export const webhookProcessQueue = defineQueue({
   name: "webhook-process",
@@ -48,12 +49,24 @@ export const webhookProcessQueue = defineQueue({
     retryLimit: 8,
     retryDelay: 5,
     retryBackoff: true,
-    expireInSeconds: webhookDeliverExpirySeconds({
+    expireInSeconds: webhookProcessExpirySeconds({
       connectTimeoutMs: 10_000,
       responseTimeoutMs: 30_000,
     }),
   },
 });
+
+/**
+ * How long a fan-out job may run: the worker's fan-out loops take turns to send their batches'
+ * first attempts, so a batch may wait for another's attempts before making its own — two
+ * attempts' timeouts, plus 10 s for the database work around them.
+ */
+export function webhookProcessExpirySeconds(timeouts: {
+  connectTimeoutMs: number;
+  responseTimeoutMs: number;
+}): number {
+  return Math.ceil((2 * (timeouts.connectTimeoutMs + timeouts.responseTimeoutMs)) / 1000) + 10;
+}
 
 /**
  * One attempt to deliver an event to one subscription. Each attempt of the SPEC §8 schedule after
@@ -82,7 +95,7 @@ export const webhookDeliverQueue = defineQueue({
 });
 
 /**
- * How long a delivery job (or a fan-out job, which makes first attempts) may run before pg-boss
+ * How long a delivery job may run before pg-boss
  * hands it to another worker: the longest an attempt can take (its connect and response timeouts, `webhooks.delivery.*`) plus 10 s for the
  * database work around it. The job of a worker that died mid-attempt comes back this long after it
  * started (plus the maintenance interval), so it should be no longer than that. Shorter would be
@@ -162,10 +175,13 @@ export const targetHealthQueue = defineQueue({
 export function configuredQueueSettings(config: {
   webhookDelivery: { connectTimeoutMs: number; responseTimeoutMs: number };
 }): Record<string, Partial<QueueSettings>> {
-  const expireInSeconds = webhookDeliverExpirySeconds(config.webhookDelivery);
   return {
-    [webhookProcessQueue.name]: { expireInSeconds },
-    [webhookDeliverQueue.name]: { expireInSeconds },
+    [webhookProcessQueue.name]: {
+      expireInSeconds: webhookProcessExpirySeconds(config.webhookDelivery),
+    },
+    [webhookDeliverQueue.name]: {
+      expireInSeconds: webhookDeliverExpirySeconds(config.webhookDelivery),
+    },
   };
 }
 

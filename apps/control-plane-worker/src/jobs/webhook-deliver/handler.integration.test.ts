@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   createTestApp,
   createTestClock,
@@ -22,7 +23,11 @@ import {
   type TestSubscriber,
   verifyWithReferenceLibrary,
 } from "../../testing/webhook-subscriber";
-import { fanOutWebhookEvents, processWebhookEvent } from "../webhook-process/handler";
+import {
+  fanOutWebhookEvents,
+  processWebhookEvent,
+  processWebhookEvents,
+} from "../webhook-process/handler";
 import { deliverWebhook, recordDeliveryFailure } from "./handler";
 import { DELIVERY_JITTER, DELIVERY_SCHEDULE_MS } from "./retry-schedule";
 
@@ -564,6 +569,105 @@ describe("a first attempt, made by the fan-out job itself", () => {
     ]);
     subscriber.release(503);
     expect(await deliverWebhook(deps, { deliveryId: queued!.id, attempt: 1 })).toBe("delivered");
+  });
+
+  it("goes out worker.concurrency at a time however many events the batch holds", async () => {
+    const { id } = await subscribe();
+    await disableOthers(id);
+    const events: string[] = [];
+    for (let i = 0; i < 5; i++) events.push(await receive("invoice.grouped", { i }));
+    subscriber.fallback("hold");
+    // concurrency 2 (the test worker's): groups of 2, 2 and 1, each sent once the one before
+    // was answered.
+    const run = processWebhookEvents(worker(), events);
+    for (const arrived of [2, 4, 5]) {
+      await subscriber.waitForRequests(arrived);
+      await sleep(300); // time for any request beyond the group to arrive: none may
+      expect(subscriber.received).toHaveLength(arrived);
+      subscriber.release(204);
+    }
+    await run;
+    for (const eventId of events) {
+      const [delivery] = await deliveriesOf(eventId);
+      expect(delivery).toMatchObject({ status: "delivered", attempts: 1 });
+    }
+  });
+
+  it("is handed to a job when an earlier group of the batch found its subscriber slow", async () => {
+    const { id } = await subscribe();
+    await disableOthers(id);
+    const deps = worker({
+      settings: {
+        concurrency: 1,
+        webhookDelivery: {
+          connectTimeoutMs: 1_000,
+          responseTimeoutMs: 300,
+          allowPrivateSubscribers: true,
+        },
+      },
+    });
+    const events: string[] = [];
+    for (let i = 0; i < 3; i++) events.push(await receive("invoice.slow-group", { i }));
+    subscriber.fallback("hold");
+    await processWebhookEvents(deps, events);
+    // The first group's attempt timed out; the other two went to jobs without being sent.
+    expect(subscriber.received).toHaveLength(1);
+    const deliveries = (await Promise.all(events.map(deliveriesOf))).flat();
+    expect(deliveries.map(({ attempts }) => attempts).sort()).toEqual([0, 0, 1]);
+    for (const delivery of deliveries.filter(({ attempts }) => attempts === 0)) {
+      expect(await queuedAttempts(delivery.id)).toEqual([
+        { attempt: 1, startAfter: expect.any(Date) },
+      ]);
+    }
+  });
+
+  it("is handed to a job when the batch's earlier groups took longer than one attempt may", async () => {
+    const { id } = await subscribe();
+    await disableOthers(id);
+    // A group may start up to connect + response timeouts (1.1 s) after the first: answers of
+    // 700 ms (neither a timeout nor slow) leave the third group too late whatever the machine.
+    const deps = worker({
+      settings: {
+        concurrency: 1,
+        webhookDelivery: {
+          connectTimeoutMs: 100,
+          responseTimeoutMs: 1_000,
+          allowPrivateSubscribers: true,
+        },
+      },
+    });
+    const events: string[] = [];
+    for (let i = 0; i < 3; i++) events.push(await receive("invoice.late-group", { i }));
+    subscriber.fallback("hold");
+    let finished = false;
+    const answering = (async () => {
+      // Each request answered 700 ms after it arrived.
+      for (let answered = 0; !finished; ) {
+        if (subscriber.received.length > answered) {
+          await sleep(700);
+          subscriber.release(204);
+          answered++;
+        } else {
+          await sleep(20);
+        }
+      }
+    })();
+    await processWebhookEvents(deps, events);
+    finished = true;
+    await answering;
+    // The first group delivered, the last handed over (the second either, on a slow machine).
+    const deliveries = (await Promise.all(events.map(deliveriesOf))).flat();
+    const delivered = deliveries.filter(({ status }) => status === "delivered");
+    const handedOver = deliveries.filter(({ attempts }) => attempts === 0);
+    expect(delivered.length).toBeGreaterThanOrEqual(1);
+    expect(handedOver.length).toBeGreaterThanOrEqual(1);
+    expect(delivered.length + handedOver.length).toBe(3);
+    for (const delivery of handedOver) {
+      expect(delivery.status).toBe("pending");
+      expect(await queuedAttempts(delivery.id)).toEqual([
+        { attempt: 1, startAfter: expect.any(Date) },
+      ]);
+    }
   });
 
   it("is handed to a job per delivery when it cannot be made, before anything is sent", async () => {

@@ -143,6 +143,12 @@ export async function deliverWebhooks(
  * A subscriber that answered slowly or not at all lately (`SubscriberClient.isSlow`) gets its
  * first attempts as jobs instead, made by the `webhook-deliver` workers: inline, it would hold
  * the first attempts of the batch's other events for up to its timeouts.
+ *
+ * The fan-out fetches large batches (pg-boss's fetch costs about the same for 1 job or 64), so the
+ * attempts go out `worker.concurrency` at a time, one group after the other: no more are in
+ * flight, however large the batch. A group whose turn comes later than one attempt's timeouts
+ * after the first began is not sent: its attempts and the rest are handed to jobs, so the fan-out
+ * job ends within its expiry (two attempts' timeouts, `webhookProcessExpirySeconds`).
  */
 export async function makeFirstAttempts(
   deps: DeliverWebhookDeps,
@@ -163,7 +169,7 @@ export async function makeFirstAttempts(
       }
     }
     const [outcomes] = await Promise.all([
-      attemptDeliveries(deps, tx, inline),
+      attemptDeliveries(deps, tx, inline, { inGroups: true }),
       deps.jobs.enqueueMany(
         tx,
         webhookDeliverQueue,
@@ -259,6 +265,8 @@ interface DueAttempt extends DeliveryWithEvent {
 interface AttemptResult {
   outcome: DeliverOutcome;
   due: DueAttempt;
+  /** Not sent (its group's turn came too late): the attempt is handed to a job of its own. */
+  handedOver?: true;
   /** The row to insert into `webhook_delivery_attempts` (its columns); none when nothing was sent. */
   record?: {
     id: string;
@@ -284,18 +292,48 @@ interface AttemptResult {
  * The attempts of a batch, side by side, recorded together: one insert of the attempt records,
  * one update of the deliveries, one insert of the retry jobs (pipelined), and per 410 the
  * subscription disabled with its audit entry. Every message is signed before any is sent, so a
- * secret that does not decrypt fails the batch before a subscriber sees anything.
+ * secret that does not decrypt fails the batch before a subscriber sees anything. `inGroups` (the
+ * fan-out's first attempts): the POSTs go out `worker.concurrency` at a time
+ * (`makeFirstAttempts`); otherwise all at once (a batch of `webhook-deliver` jobs is no larger).
  */
 async function attemptDeliveries(
   deps: DeliverWebhookDeps,
   tx: Executor,
   items: readonly DueAttempt[],
+  options: { inGroups: boolean } = { inGroups: false },
 ): Promise<DeliverOutcome[]> {
   // All signed first: a throw here leaves nothing sent.
-  const messages = items.map((due) => prepare(deps, due));
-  const results = await Promise.all(
-    items.map((due, i) => attempt(deps, due, messages[i] ?? "skipped")),
-  );
+  const secrets = batchSecrets(deps);
+  const messages = items.map((due) => prepare(deps, due, secrets));
+  let results: AttemptResult[] = [];
+  if (!options.inGroups) {
+    results = await Promise.all(
+      items.map((due, i) => attempt(deps, due, messages[i] ?? "skipped")),
+    );
+  } else {
+    const { connectTimeoutMs, responseTimeoutMs } = deps.settings.webhookDelivery;
+    const sendBy = performance.now() + connectTimeoutMs + responseTimeoutMs;
+    const perGroup = Math.max(1, deps.settings.concurrency);
+    let from = 0;
+    while (from < items.length) {
+      const late = performance.now() > sendBy;
+      const group: Promise<AttemptResult>[] = [];
+      for (let sent = 0; from < items.length && sent < perGroup; from++) {
+        const due = items[from] as DueAttempt;
+        const message = messages[from] ?? "skipped";
+        if (typeof message === "string") {
+          group.push(attempt(deps, due, message)); // nothing to send
+        } else if (late || deps.subscribers.isSlow(new URL(due.subscription.url))) {
+          // Too late for this job, or to a subscriber an earlier group found slow: to a job.
+          results.push(handOver(due));
+        } else {
+          group.push(attempt(deps, due, message));
+          sent++;
+        }
+      }
+      results.push(...(await Promise.all(group)));
+    }
+  }
   await recordAttempts(deps, tx, results);
   for (const { due, outcome, record } of results) {
     if (record === undefined) continue;
@@ -319,10 +357,46 @@ interface Message {
 }
 
 /**
+ * The signing secrets of a batch's subscriptions, each decrypted once for the batch (most of a
+ * batch's deliveries share a few subscriptions). Held only while the batch is being signed: no
+ * secret stays in memory between batches.
+ */
+function batchSecrets(
+  deps: DeliverWebhookDeps,
+): (subscription: SubscriptionRow, at: Date) => string[] {
+  const decrypted = new Map<string, string>();
+  const secret = (id: string, slot: "current" | "previous", ciphertext: string) => {
+    const key = `${slot} ${id}`;
+    let value = decrypted.get(key);
+    if (value === undefined) {
+      value = decryptSubscriptionSecret(deps.keyRing, id, slot, ciphertext);
+      decrypted.set(key, value);
+    }
+    return value;
+  };
+  return (subscription, at) => {
+    const secrets = [secret(subscription.id, "current", subscription.secretCiphertext)];
+    // The previous secret signs too while the rotation's overlap lasts.
+    if (
+      subscription.previousSecretCiphertext !== null &&
+      subscription.previousSecretExpiresAt !== null &&
+      subscription.previousSecretExpiresAt.getTime() > at.getTime()
+    ) {
+      secrets.push(secret(subscription.id, "previous", subscription.previousSecretCiphertext));
+    }
+    return secrets;
+  };
+}
+
+/**
  * The signed message of an attempt; `skipped` when the attempt is not due (made already, or the
  * delivery is settled or its event gone), `disabled` when its subscription is.
  */
-function prepare(deps: DeliverWebhookDeps, due: DueAttempt): Message | "skipped" | "disabled" {
+function prepare(
+  deps: DeliverWebhookDeps,
+  due: DueAttempt,
+  secretsOf: ReturnType<typeof batchSecrets>,
+): Message | "skipped" | "disabled" {
   const { delivery, event, subscription } = due;
   if (delivery.status !== "pending" || delivery.attempts + 1 !== due.attempt) return "skipped";
   if (!subscription.enabled) return "disabled";
@@ -330,28 +404,7 @@ function prepare(deps: DeliverWebhookDeps, due: DueAttempt): Message | "skipped"
   const startedAt = deps.clock.now();
   // `{ type, timestamp, data }`, with the payload's JSON text as `data`.
   const body = `{"type":${JSON.stringify(event.eventType)},"timestamp":"${event.receivedAt.toISOString()}","data":${event.payload ?? "null"}}`;
-  const secrets = [
-    decryptSubscriptionSecret(
-      deps.keyRing,
-      subscription.id,
-      "current",
-      subscription.secretCiphertext,
-    ),
-  ];
-  if (
-    subscription.previousSecretCiphertext !== null &&
-    subscription.previousSecretExpiresAt !== null &&
-    subscription.previousSecretExpiresAt.getTime() > startedAt.getTime()
-  ) {
-    secrets.push(
-      decryptSubscriptionSecret(
-        deps.keyRing,
-        subscription.id,
-        "previous",
-        subscription.previousSecretCiphertext,
-      ),
-    );
-  }
+  const secrets = secretsOf(subscription, startedAt);
   const timestamp = Math.floor(startedAt.getTime() / 1000);
   const signatures = secrets.map(
     (secret) => signStandardWebhook({ secret, id: event.id, timestamp, body })["webhook-signature"],
@@ -367,6 +420,11 @@ function prepare(deps: DeliverWebhookDeps, due: DueAttempt): Message | "skipped"
       "webhook-signature": signatures.join(" "),
     },
   };
+}
+
+/** An attempt not made here, for a `webhook-deliver` job to make (when it is still due). */
+function handOver(due: DueAttempt): AttemptResult {
+  return { outcome: "queued", due, handedOver: true };
 }
 
 /** Sends a prepared message and decides what follows from the answer. */
@@ -485,16 +543,16 @@ async function recordAttempts(
           },
         ],
   );
-  const retries = results.flatMap(({ due, retryAt }) =>
-    retryAt === undefined
-      ? []
-      : [
-          {
-            payload: { deliveryId: due.delivery.id, attempt: due.attempt + 1 },
-            options: { startAfter: retryAt },
-          },
-        ],
-  );
+  const jobs = results.flatMap(({ due, retryAt, handedOver }) => {
+    if (handedOver) return [{ payload: { deliveryId: due.delivery.id, attempt: due.attempt } }];
+    if (retryAt === undefined) return [];
+    return [
+      {
+        payload: { deliveryId: due.delivery.id, attempt: due.attempt + 1 },
+        options: { startAfter: retryAt },
+      },
+    ];
+  });
   await Promise.all([
     // Rows as one JSON parameter each (a value per parameter cost more CPU to build than the rest
     // of the statement: `pnpm bench:webhooks`).
@@ -517,7 +575,7 @@ async function recordAttempts(
             attempts int, response_status int, next_attempt_at timestamptz, last_error text,
             delivered_at timestamptz)
           where d.id = v.id`),
-    deps.jobs.enqueueMany(tx, webhookDeliverQueue, retries),
+    deps.jobs.enqueueMany(tx, webhookDeliverQueue, jobs),
   ]);
   for (const { due, outcome } of results) {
     if (outcome !== "disabled") continue;

@@ -16,6 +16,7 @@ export {
   targetHealthQueue,
   webhookDeliverExpirySeconds,
   webhookDeliverQueue,
+  webhookProcessExpirySeconds,
   webhookProcessQueue,
   webhookRetentionQueue,
 } from "./queues";

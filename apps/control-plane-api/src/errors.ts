@@ -179,30 +179,41 @@ export interface ErrorBody {
   error: { code: ApiErrorCode; message: string; details?: unknown; requestId: string };
 }
 
-/** Maps anything thrown by a handler to the SPEC §6.2 error body; 5xx only for our own faults. */
-export function errorResponse(error: unknown, c: Context): Response {
-  const requestId = String(c.get("requestId") ?? "");
+/** The status and SPEC §6.2 error body of anything a handler throws; 5xx only for our own faults. */
+export function errorOf(
+  error: unknown,
+  requestId: string,
+): { status: ErrorStatus; body: ErrorBody } {
   if (error instanceof DomainError) {
     const body: ErrorBody = { error: { code: error.code, message: error.message, requestId } };
     if (error.details !== undefined) body.error.details = error.details;
-    if (error.status === 503) c.header("retry-after", RETRY_AFTER_SECONDS);
-    return c.json(body, error.status);
+    return { status: error.status, body };
   }
-  if (isDatabaseUnavailable(error)) return errorResponse(serviceUnavailable(), c);
+  if (isDatabaseUnavailable(error)) return errorOf(serviceUnavailable(), requestId);
   if (error instanceof HTTPException) {
     // Hono raises these for malformed JSON, body limits and the like: all caller mistakes.
     const status = error.status;
     const code =
       status === 413 ? "payload_too_large" : status === 401 ? "unauthorized" : "invalid_request";
-    return c.json(
-      {
-        error: { code, message: error.message || "invalid request", requestId },
-      } satisfies ErrorBody,
+    return {
       status,
-    );
+      body: { error: { code, message: error.message || "invalid request", requestId } },
+    };
   }
-  return c.json(
-    { error: { code: "internal_error", message: "internal error", requestId } } satisfies ErrorBody,
-    500,
-  );
+  return {
+    status: 500,
+    body: { error: { code: "internal_error", message: "internal error", requestId } },
+  };
+}
+
+type ErrorStatus = (typeof STATUS)[ErrorKind] | HTTPException["status"] | 500;
+
+/**
+ * The one error-to-HTTP mapping (`errorOf`) as a response. The batch resolution route answers
+ * each item's failure with `errorOf` too.
+ */
+export function errorResponse(error: unknown, c: Context): Response {
+  const { status, body } = errorOf(error, String(c.get("requestId") ?? ""));
+  if (status === 503) c.header("retry-after", RETRY_AFTER_SECONDS);
+  return c.json(body, status);
 }

@@ -95,12 +95,12 @@ export interface EventStream {
 export interface ControlPlaneClient {
   /** The plan with this digest, fetched and checked against it (`plan-cache.ts` keeps it). */
   fetchPlan(digest: string): Promise<CompiledRuntimePlan>;
-  /** `traceparent` is sent along, so the control plane's audit entry carries the trace id. */
-  resolveCredential(request: {
-    sessionId: string;
-    routeId: string;
-    traceparent?: string;
-  }): Promise<ResolvedCredential>;
+  /**
+   * `traceparent` is sent along, so the control plane's audit entry carries the trace id. The
+   * resolutions asked for in one event-loop turn travel in one request (`resolve-batch`), each
+   * answered or refused on its own; a control plane without that route gets one request each.
+   */
+  resolveCredential(request: CredentialRequest): Promise<ResolvedCredential>;
   /**
    * Whether sessions are live (at most 1,000 ids per call). `planDigests` names plans this
    * gateway lacks (its new sessions' plans): they come back in the same answer and are kept for
@@ -141,6 +141,40 @@ const MAX_PREFETCHED_PLANS = MAX_PLANS_PER_LIVENESS;
  * version from before it, during a rolling upgrade); then it is tried again.
  */
 const PLANS_REFUSED_BACKOFF_MS = 60_000;
+
+/** Most resolutions in one batch request (the control plane accepts 256). */
+const MAX_RESOLUTIONS_PER_BATCH = 256;
+/**
+ * How long resolutions go one request each after a control plane refused the batch route (a
+ * version from before it, during a rolling upgrade: 404, or 413 from its smaller body limit);
+ * then the batch is tried again.
+ */
+const BATCH_REFUSED_BACKOFF_MS = 60_000;
+const BATCH_REFUSED_STATUSES: ReadonlySet<number> = new Set([404, 405, 413]);
+
+const batchResponseSchema = z.object({
+  results: z.array(
+    z.union([
+      credentialResponseSchema.extend({ status: z.literal(200) }),
+      z.object({
+        status: z.number().int(),
+        error: z.object({ code: z.string(), message: z.string().optional() }),
+      }),
+    ]),
+  ),
+});
+
+interface CredentialRequest {
+  sessionId: string;
+  routeId: string;
+  traceparent?: string;
+}
+
+interface QueuedResolution {
+  readonly request: CredentialRequest;
+  resolve(credential: ResolvedCredential): void;
+  reject(error: unknown): void;
+}
 
 const errorResponseSchema = z.object({
   error: z.object({ code: z.string(), message: z.string().optional() }),
@@ -257,26 +291,103 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
     return checkedPlan(digest, candidate);
   }
 
+  async function resolveOne({
+    sessionId,
+    routeId,
+    traceparent,
+  }: CredentialRequest): Promise<ResolvedCredential> {
+    const body = await requestJson(
+      "POST",
+      "/internal/v1/credentials/resolve",
+      { sessionId, routeId },
+      traceparent,
+    );
+    const parsed = credentialResponseSchema.safeParse(body);
+    if (!parsed.success) {
+      throw new ControlPlaneError(200, "bad_response", "invalid credential response");
+    }
+    return credentialOf(parsed.data);
+  }
+
+  /** Resolutions asked for in this event-loop turn, sent together when it ends. */
+  let queuedResolutions: QueuedResolution[] = [];
+  let batchRefusedUntilMs = -Infinity;
+
+  function resolveQueued(queued: QueuedResolution): void {
+    resolveOne(queued.request).then(queued.resolve, queued.reject);
+  }
+
+  async function resolveBatch(batch: readonly QueuedResolution[]): Promise<void> {
+    let body: unknown;
+    try {
+      body = await requestJson("POST", "/internal/v1/credentials/resolve-batch", {
+        items: batch.map(({ request }) => request),
+      });
+    } catch (error) {
+      // A control plane from before the batch route (a rolling upgrade) does not know it: one
+      // request per resolution for a while, and this batch's now. A 400 (an item it would not
+      // take) is answered item by item, each with its own refusal.
+      if (error instanceof ControlPlaneError && BATCH_REFUSED_STATUSES.has(error.status)) {
+        batchRefusedUntilMs = options.clock.now().getTime() + BATCH_REFUSED_BACKOFF_MS;
+        options.logger.warn(
+          "control plane refused a batch of credential resolutions; resolving one at a time",
+        );
+      }
+      if (
+        error instanceof ControlPlaneError &&
+        (error.status === 400 || BATCH_REFUSED_STATUSES.has(error.status))
+      ) {
+        for (const queued of batch) resolveQueued(queued);
+        return;
+      }
+      for (const queued of batch) queued.reject(error);
+      return;
+    }
+    const parsed = batchResponseSchema.safeParse(body);
+    if (!parsed.success || parsed.data.results.length !== batch.length) {
+      const error = new ControlPlaneError(200, "bad_response", "invalid credential response");
+      for (const queued of batch) queued.reject(error);
+      return;
+    }
+    parsed.data.results.forEach((result, i) => {
+      const queued = batch[i] as QueuedResolution;
+      if ("error" in result) {
+        const { code } = result.error;
+        queued.reject(
+          new ControlPlaneError(
+            result.status,
+            code,
+            `control plane answered ${result.status} (${code})`,
+          ),
+        );
+      } else {
+        queued.resolve(credentialOf(result));
+      }
+    });
+  }
+
+  function flushResolutions(): void {
+    const queued = queuedResolutions;
+    queuedResolutions = [];
+    // One alone costs the same either way: it keeps the single route (and its trace header).
+    if (queued.length === 1) {
+      resolveQueued(queued[0] as QueuedResolution);
+      return;
+    }
+    for (let i = 0; i < queued.length; i += MAX_RESOLUTIONS_PER_BATCH) {
+      void resolveBatch(queued.slice(i, i + MAX_RESOLUTIONS_PER_BATCH));
+    }
+  }
+
   return {
     fetchPlan,
 
-    async resolveCredential({ sessionId, routeId, traceparent }) {
-      const body = await requestJson(
-        "POST",
-        "/internal/v1/credentials/resolve",
-        { sessionId, routeId },
-        traceparent,
-      );
-      const parsed = credentialResponseSchema.safeParse(body);
-      if (!parsed.success) {
-        throw new ControlPlaneError(200, "bad_response", "invalid credential response");
-      }
-      const { value, expiresAt, credentialVersion } = parsed.data;
-      return {
-        value,
-        expiresAt: expiresAt === null ? null : new Date(expiresAt),
-        credentialVersion,
-      };
+    resolveCredential(request) {
+      if (options.clock.now().getTime() < batchRefusedUntilMs) return resolveOne(request);
+      return new Promise<ResolvedCredential>((resolve, reject) => {
+        if (queuedResolutions.length === 0) setImmediate(flushResolutions);
+        queuedResolutions.push({ request, resolve, reject });
+      });
     },
 
     async checkSessions(sessionIds, planDigests = []) {
@@ -356,6 +467,14 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
       await Promise.all([...streams].map((stream) => stream.close()));
       await pool.close();
     },
+  };
+}
+
+function credentialOf(answer: z.infer<typeof credentialResponseSchema>): ResolvedCredential {
+  return {
+    value: answer.value,
+    expiresAt: answer.expiresAt === null ? null : new Date(answer.expiresAt),
+    credentialVersion: answer.credentialVersion,
   };
 }
 

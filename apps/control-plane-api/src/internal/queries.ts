@@ -106,13 +106,25 @@ interface FactsRow {
   credential_expires_at_ms: number | null;
 }
 
+/** One resolution's keys: the session asking and the route of its plan it wants. */
+export interface ResolutionKey {
+  sessionId: string;
+  routeId: string;
+}
+
+/**
+ * The facts of each key, in order (undefined where the session does not exist), in one round
+ * trip however many keys: the keys travel as one JSON parameter, so a gateway's batch of cold
+ * resolutions (`POST /internal/v1/credentials/resolve-batch`) costs one statement, not one each.
+ */
 export async function selectResolutionFacts(
   sql: DatabaseHandle["sql"],
-  ids: { sessionId: string; routeId: string },
-): Promise<ResolutionFacts | undefined> {
+  keys: readonly ResolutionKey[],
+): Promise<(ResolutionFacts | undefined)[]> {
+  const parameter = JSON.stringify(keys.map((key, i) => ({ i, s: key.sessionId, r: key.routeId })));
   // A postgres.js tagged template: a named prepared statement per connection, one round trip.
-  const [row] = await sql<FactsRow[]>`
-    select s.id as session_id, s.organization_id, s.profile_version_id, s.plan_digest,
+  const rows = await sql<(FactsRow & { i: number })[]>`
+    select k.i, s.id as session_id, s.organization_id, s.profile_version_id, s.plan_digest,
       p.digest is not null as plan_found,
       floor(extract(epoch from s.expires_at) * 1000)::float8 as expires_at_ms,
       floor(extract(epoch from s.revoked_at) * 1000)::float8 as revoked_at_ms,
@@ -125,11 +137,12 @@ export async function selectResolutionFacts(
       b.config as binding_config,
       cc.id as credential_id, cc.version as credential_version, cc.secret_ciphertext,
       floor(extract(epoch from cc.expires_at) * 1000)::float8 as credential_expires_at_ms
-    from sandbox_sessions s
+    from jsonb_to_recordset(${parameter}::jsonb) as k(i int, s text, r text)
+    join sandbox_sessions s on s.id = k.s
     left join compiled_plans p on p.digest = s.plan_digest
     left join lateral (
       select e.route from jsonb_array_elements(p.plan -> 'routes') as e(route)
-      where e.route ->> 'id' = ${ids.routeId} limit 1
+      where e.route ->> 'id' = k.r limit 1
     ) r on true
     left join integration_connections c on c.id = r.route -> 'credential' ->> 'connectionId'
     left join integration_targets t on t.id = c.target_id
@@ -138,9 +151,13 @@ export async function selectResolutionFacts(
     left join lateral (
       select id, version, secret_ciphertext, expires_at from connection_credentials
       where connection_id = c.id and superseded_at is null limit 1
-    ) cc on true
-    where s.id = ${ids.sessionId}`;
-  if (row === undefined) return undefined;
+    ) cc on true`;
+  const facts: (ResolutionFacts | undefined)[] = keys.map(() => undefined);
+  for (const row of rows) facts[row.i] = factsOf(row);
+  return facts;
+}
+
+function factsOf(row: FactsRow): ResolutionFacts {
   const { method_kind: methodKind, status } = row;
   if (row.connection_id !== null && !(isMethodKind(methodKind) && isStatus(status))) {
     throw new Error(`connection ${row.connection_id} has an unknown method kind or status`);

@@ -24,7 +24,7 @@ import {
 import type { Logger } from "../logger";
 import type { ApiMetrics } from "../metrics";
 import type { StatementBatcher } from "../statement-batcher";
-import { type ResolutionFacts, selectResolutionFacts } from "./queries";
+import type { ResolutionFacts, ResolutionKey } from "./queries";
 import { ResolutionRefusal, refuse } from "./refusals";
 
 export interface ResolutionDeps {
@@ -48,6 +48,12 @@ export interface ResolutionDeps {
    * and commit (one per app); the answer waits until its entry is committed.
    */
   auditEntries: StatementBatcher<TimedAuditEntry, void>;
+  /**
+   * Where each resolution's read goes (`selectResolutionFacts` over many keys, one per app):
+   * concurrent resolutions — a gateway's batch, or many gateways' requests in one turn — share
+   * one statement and round trip.
+   */
+  facts: StatementBatcher<ResolutionKey, ResolutionFacts | undefined>;
 }
 
 export interface ResolutionRequest {
@@ -90,13 +96,18 @@ interface AuditFacts {
  * `POST /internal/v1/credentials/resolve` (SPEC §6.3): checks the session is live, takes the
  * route from the session's own plan (the gateway never names a connection), checks the route's
  * connection and target, and produces the credential. Every outcome — value or refusal — is
- * written to the audit log, never with the value itself.
+ * written to the audit log, never with the value itself. Each item of
+ * `POST /internal/v1/credentials/resolve-batch` is one call, so it is refused, audited and traced
+ * exactly as alone; the reads of calls in one event-loop turn share one statement (`facts`).
  */
 export async function resolveRouteCredential(
   deps: ResolutionDeps,
   request: ResolutionRequest,
 ): Promise<ResolvedRouteCredential> {
   const started = performance.now();
+  const found = await inDatabaseSpan(deps, request, "select resolution", () =>
+    deps.facts.submit(request),
+  );
   const facts: AuditFacts = { organizationId: null, connectionId: null };
   const audit = (action: string, details: Record<string, unknown>) =>
     inDatabaseSpan(deps, request, "audit append", async () => {
@@ -128,7 +139,7 @@ export async function resolveRouteCredential(
 
   let resolved: ResolvedRouteCredential & { source: Source };
   try {
-    resolved = await resolveChecked(deps, request, facts);
+    resolved = await resolveChecked(deps, request, found, facts);
   } catch (error) {
     const refusal = asRefusal(error, deps.logger, request);
     if (!refusal) throw error;
@@ -191,12 +202,10 @@ function asRefusal(
 async function resolveChecked(
   deps: ResolutionDeps,
   request: ResolutionRequest,
+  found: ResolutionFacts | undefined,
   facts: AuditFacts,
 ): Promise<ResolvedRouteCredential & { source: Source }> {
   const now = deps.clock.now();
-  const found = await inDatabaseSpan(deps, request, "select resolution", () =>
-    selectResolutionFacts(deps.sql, request),
-  );
   if (!found) throw refuse("session_not_live", "session_not_found");
   facts.organizationId = found.organizationId;
   if (found.revokedAtMs !== null) throw refuse("session_not_live", "session_revoked");

@@ -1,22 +1,34 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { isDatabaseUnavailable } from "@keyway/db";
+import {
+  contextOf,
+  parseTraceparent,
+  remoteContext,
+  SpanKind,
+  SpanStatusCode,
+} from "@keyway/observability";
 import { bodyLimit } from "hono/body-limit";
 import { streamSSE } from "hono/streaming";
 import { insertAuditEntries, type TimedAuditEntry } from "../audit/service";
 import { createCredentialCache } from "../credentials/credential-cache";
 import { createOAuth2Tokens } from "../credentials/oauth2-tokens";
 import type { AppDeps } from "../deps";
-import { DomainError, notFound } from "../errors";
+import { DomainError, errorOf, notFound } from "../errors";
 import type { FeedMessage } from "../events/invalidations";
+import { errorLogFields } from "../logger";
 import { createRouter, errorResponses } from "../router";
 import { sessionLiveness } from "../sessions/service";
 import { createStatementBatcher } from "../statement-batcher";
 import { createPlanCache } from "./plan-cache";
+import { type ResolutionFacts, type ResolutionKey, selectResolutionFacts } from "./queries";
 import { RESOLUTION_REFUSALS } from "./refusals";
-import { resolveRouteCredential } from "./resolve-credential";
+import { type ResolutionDeps, resolveRouteCredential } from "./resolve-credential";
 import {
   compiledPlanDocument,
   planDigestParams,
+  resolveCredentialBatchBody,
   resolveCredentialBody,
+  resolvedCredentialBatchSchema,
   resolvedCredentialSchema,
   sessionLivenessBody,
   sessionLivenessSchema,
@@ -27,6 +39,8 @@ export const EVENT_STREAM_HEARTBEAT_MS = 15_000;
 
 /** A resolve request is two ids; anything much larger is not a gateway talking. */
 const MAX_RESOLVE_BODY_BYTES = 16 * 1024;
+/** A batch holds at most 256 items of two ids and a `traceparent` (at most 128 + 512 + 256). */
+const MAX_RESOLVE_BATCH_BODY_BYTES = 256 * 1024;
 /**
  * A liveness request holds at most 1,000 ids of at most 128 characters and 256 plan digests of
  * 64.
@@ -70,19 +84,47 @@ export function internalRoutes(deps: AppDeps) {
     },
   });
 
-  router.use(
-    "/internal/v1/credentials/*",
-    bodyLimit({
-      maxSize: MAX_RESOLVE_BODY_BYTES,
-      onError: () => {
-        throw new DomainError(
-          "payload_too_large",
-          "payload_too_large",
-          `request body exceeds ${MAX_RESOLVE_BODY_BYTES} bytes`,
-        );
-      },
-    }),
-  );
+  for (const [path, maxSize] of [
+    ["/internal/v1/credentials/resolve", MAX_RESOLVE_BODY_BYTES],
+    ["/internal/v1/credentials/resolve-batch", MAX_RESOLVE_BATCH_BODY_BYTES],
+  ] as const) {
+    router.use(
+      path,
+      bodyLimit({
+        maxSize,
+        onError: () => {
+          throw new DomainError(
+            "payload_too_large",
+            "payload_too_large",
+            `request body exceeds ${maxSize} bytes`,
+          );
+        },
+      }),
+    );
+  }
+
+  // One per app, so the reads of concurrent resolutions share a statement and its round trip.
+  const facts = createStatementBatcher<ResolutionKey, ResolutionFacts | undefined>({
+    run: (keys) => selectResolutionFacts(deps.database.sql, keys),
+    // Reads hold no lock: more may run at once than the audit inserts (the pool has 10).
+    maxInFlight: 4,
+  });
+
+  const resolution: ResolutionDeps = {
+    db,
+    sql: deps.database.sql,
+    keyRing: deps.keyRing,
+    registry: deps.registry,
+    clock: deps.clock,
+    fetch: deps.fetch,
+    logger: deps.logger,
+    metrics: deps.metrics,
+    tracer: deps.tracer,
+    tokens,
+    credentials,
+    auditEntries,
+    facts,
+  };
 
   router.use(
     "/internal/v1/sessions/*",
@@ -178,30 +220,14 @@ export function internalRoutes(deps: AppDeps) {
       // Set before anything can throw, so refusals are not cached either.
       c.header("cache-control", "no-store");
       const body = c.req.valid("json");
-      const resolved = await resolveRouteCredential(
-        {
-          db,
-          sql: deps.database.sql,
-          keyRing: deps.keyRing,
-          registry: deps.registry,
-          clock: deps.clock,
-          fetch: deps.fetch,
-          logger: deps.logger,
-          metrics: deps.metrics,
-          tracer: deps.tracer,
-          tokens,
-          credentials,
-          auditEntries,
-        },
-        {
-          sessionId: body.sessionId,
-          routeId: body.routeId,
-          gatewayId: c.get("gatewayId"),
-          requestId: c.get("requestId"),
-          traceId: c.get("traceId"),
-          traceContext: c.get("traceContext"),
-        },
-      );
+      const resolved = await resolveRouteCredential(resolution, {
+        sessionId: body.sessionId,
+        routeId: body.routeId,
+        gatewayId: c.get("gatewayId"),
+        requestId: c.get("requestId"),
+        traceId: c.get("traceId"),
+        traceContext: c.get("traceContext"),
+      });
       return c.json(
         {
           value: resolved.value,
@@ -210,6 +236,84 @@ export function internalRoutes(deps: AppDeps) {
         },
         200,
       );
+    },
+  );
+
+  router.openapi(
+    createRoute({
+      method: "post",
+      path: "/internal/v1/credentials/resolve-batch",
+      tags: ["internal"],
+      security,
+      description:
+        "Several resolutions in one request (a gateway sends those its sandboxes need in one " +
+        "event-loop turn): each item is resolved, refused and audited exactly as " +
+        "`POST /internal/v1/credentials/resolve` would, under its own `traceparent`, and answered " +
+        "in its own result, so one item's refusal leaves the others alone. The whole request " +
+        `fails only when the control plane cannot serve at all (503). ${gatewayAuth}`,
+      request: { body: { ...json(resolveCredentialBatchBody), required: true } },
+      responses: {
+        200: {
+          description: "One result per item, in order",
+          ...json(resolvedCredentialBatchSchema),
+        },
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      c.header("cache-control", "no-store");
+      const { items } = c.req.valid("json");
+      const gatewayId = c.get("gatewayId");
+      const requestId = c.get("requestId");
+      const settled = await Promise.allSettled(
+        items.map(async (item) => {
+          const parent = parseTraceparent(item.traceparent);
+          // Each item is its own sandbox request's resolution: a span of its own in that trace.
+          const span = deps.tracer?.startSpan(
+            "resolve credential",
+            { kind: SpanKind.SERVER, attributes: { "keyway.batch_size": items.length } },
+            parent === null ? undefined : remoteContext(parent),
+          );
+          try {
+            return await resolveRouteCredential(resolution, {
+              sessionId: item.sessionId,
+              routeId: item.routeId,
+              gatewayId,
+              requestId,
+              traceId: span?.spanContext().traceId ?? parent?.traceId,
+              traceContext: span === undefined ? undefined : contextOf(span),
+            });
+          } catch (error) {
+            span?.setStatus({
+              code: SpanStatusCode.ERROR,
+              message: error instanceof DomainError ? error.code : "error",
+            });
+            throw error;
+          } finally {
+            span?.end();
+          }
+        }),
+      );
+      const results = settled.map((outcome) => {
+        if (outcome.status === "fulfilled") {
+          const { value, expiresAt, credentialVersion } = outcome.value;
+          return {
+            status: 200 as const,
+            value,
+            expiresAt: expiresAt?.toISOString() ?? null,
+            credentialVersion,
+          };
+        }
+        const error: unknown = outcome.reason;
+        // The database is down for every item alike: the whole request answers 503.
+        if (isDatabaseUnavailable(error)) throw error;
+        if (!(error instanceof DomainError)) {
+          deps.logger.error("unhandled error", { requestId, ...errorLogFields(error) });
+        }
+        const { status, body } = errorOf(error, requestId);
+        return { status, error: body.error };
+      });
+      return c.json({ results }, 200);
     },
   );
 

@@ -18,6 +18,47 @@ export const resolvedCredentialSchema = z
   })
   .openapi("ResolvedCredential");
 
+/** Most resolutions one batch may carry: a gateway sends more in several requests. */
+export const MAX_RESOLVE_BATCH_ITEMS = 256;
+
+export const resolveCredentialBatchBody = z
+  .strictObject({
+    items: z
+      .array(
+        z.strictObject({
+          sessionId: z.string().min(1).max(128),
+          routeId: z.string().min(1).max(512),
+          traceparent: z
+            .string()
+            .max(256)
+            .optional()
+            .describe(
+              "W3C `traceparent` of the sandbox request that needs this credential: its audit " +
+                "entry carries that trace id (an unreadable one is ignored, as in the header)",
+            ),
+        }),
+      )
+      .min(1)
+      .max(MAX_RESOLVE_BATCH_ITEMS),
+  })
+  .openapi("ResolveCredentialBatch");
+
+export const resolvedCredentialBatchSchema = z
+  .object({
+    results: z
+      .array(
+        z.union([
+          resolvedCredentialSchema.extend({ status: z.literal(200) }),
+          z.object({
+            status: z.number().int().describe("what `POST .../resolve` would have answered"),
+            error: z.object({ code: z.string(), message: z.string() }),
+          }),
+        ]),
+      )
+      .describe("one result per item, in order"),
+  })
+  .openapi("ResolvedCredentialBatch");
+
 /** Most session ids one liveness request may carry: a gateway sends its sessions in chunks. */
 export const MAX_LIVENESS_IDS = 1000;
 

@@ -10,7 +10,7 @@ import { testPlan, testRoute } from "./testing/fixtures";
 /**
  * The control-plane client against control planes that answer the liveness-and-plan request
  * badly: one from before `plans` (a rolling upgrade) and one whose plan does not hash to its
- * digest. The real control plane's answers are covered by `new-session.integration.test.ts`.
+ * digest; and one from before the batch resolution route. The real control plane's answers are covered by `new-session.integration.test.ts`.
  */
 
 const quiet = createLogger({ level: "error", write: () => {} });
@@ -32,12 +32,21 @@ afterEach(async () => {
 
 interface Seen {
   path: string;
-  body: { sessionIds?: string[]; plans?: string[] } | undefined;
+  body:
+    | {
+        sessionIds?: string[];
+        plans?: string[];
+        sessionId?: string;
+        routeId?: string;
+        items?: { sessionId: string; routeId: string; traceparent?: string }[];
+      }
+    | undefined;
+  traceparent: string | undefined;
 }
 
 /** A control plane answering liveness with `answer(body)` and plans by digest with `planById`. */
 async function start(
-  answer: (body: Seen["body"]) => { status: number; json: unknown },
+  answer: (body: Seen["body"], path: string) => { status: number; json: unknown },
   planById: unknown,
 ): Promise<Seen[]> {
   const seen: Seen[] = [];
@@ -46,10 +55,11 @@ async function start(
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const text = Buffer.concat(chunks).toString();
     const body = text === "" ? undefined : (JSON.parse(text) as Seen["body"]);
-    seen.push({ path: req.url ?? "", body });
+    const traceparent = req.headers.traceparent;
+    seen.push({ path: req.url ?? "", body, traceparent });
     const reply = req.url?.startsWith("/internal/v1/plans/")
       ? { status: 200, json: planById }
-      : answer(body);
+      : answer(body, req.url ?? "");
     res.writeHead(reply.status, { "content-type": "application/json" });
     res.end(JSON.stringify(reply.json));
   });
@@ -103,4 +113,43 @@ it("refuses a plan sent with a liveness answer that does not match its digest", 
     "/internal/v1/sessions/liveness",
     `/internal/v1/plans/${digest}`,
   ]);
+});
+
+it("resolves one request each, for a while, when the control plane refuses the batch route", async () => {
+  // A control plane from before `resolve-batch` (a rolling upgrade): its router answers 404.
+  const seen = await start((body, path) => {
+    if (path === "/internal/v1/credentials/resolve-batch") {
+      return { status: 404, json: { error: { code: "not_found", message: "no such route" } } };
+    }
+    return body?.routeId === "r_refused"
+      ? { status: 403, json: { error: { code: "route_not_in_plan" } } }
+      : {
+          status: 200,
+          json: { value: `sk-${body?.routeId}`, expiresAt: null, credentialVersion: 1 },
+        };
+  }, plan);
+  const traceparent = `00-${"1".repeat(32)}-${"2".repeat(16)}-01`;
+  const outcomes = await Promise.allSettled([
+    client!.resolveCredential({ sessionId: "sess_1", routeId: "r_a", traceparent }),
+    client!.resolveCredential({ sessionId: "sess_1", routeId: "r_refused" }),
+  ]);
+  expect(outcomes[0]).toMatchObject({ status: "fulfilled", value: { value: "sk-r_a" } });
+  expect(outcomes[1]).toMatchObject({
+    status: "rejected",
+    reason: { status: 403, code: "route_not_in_plan" },
+  });
+  // Later turns do not offer the batch again at once.
+  await Promise.all([
+    client!.resolveCredential({ sessionId: "sess_2", routeId: "r_a" }),
+    client!.resolveCredential({ sessionId: "sess_2", routeId: "r_b" }),
+  ]);
+  expect(seen.map((s) => [s.path, s.body?.items?.length ?? s.body?.routeId])).toEqual([
+    ["/internal/v1/credentials/resolve-batch", 2],
+    ["/internal/v1/credentials/resolve", "r_a"],
+    ["/internal/v1/credentials/resolve", "r_refused"],
+    ["/internal/v1/credentials/resolve", "r_a"],
+    ["/internal/v1/credentials/resolve", "r_b"],
+  ]);
+  // The single route carries the trace in its header, as before batches.
+  expect(seen[1]?.traceparent).toBe(traceparent);
 });

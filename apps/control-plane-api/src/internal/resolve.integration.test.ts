@@ -356,6 +356,95 @@ describe("POST /internal/v1/credentials/resolve", () => {
   });
 });
 
+describe("POST /internal/v1/credentials/resolve-batch", () => {
+  async function resolveBatch(items: unknown) {
+    return t.call("POST", "/internal/v1/credentials/resolve-batch", await t.gatewayAssertion(), {
+      items,
+    });
+  }
+
+  it("answers each item as the single route would, audited under its own trace id", async () => {
+    const [granted, revoked, wrongRoute, inError] = await Promise.all(
+      Array.from({ length: 4 }, () => openaiSession()),
+    );
+    await t.deps.database.db
+      .update(sandboxSessions)
+      .set({ revokedAt: t.clock.now() })
+      .where(eq(sandboxSessions.id, revoked!.sessionId));
+    const broken = await seedConnection(t.deps.database.db, t.deps, {
+      organizationId,
+      target: openaiTarget,
+      methodId: "api-key",
+      credential: { kind: "secret-fields", fields: { apiKey: "sk-broken" } },
+    });
+    const brokenSession = await openaiSession(broken);
+    await t.deps.database.db
+      .update(integrationConnections)
+      .set({ status: "error" })
+      .where(eq(integrationConnections.id, broken.id));
+    const unknown = "sess_01BATCHUNKNOWNSESSION00000";
+    const items = [
+      [granted!.sessionId, granted!.plan.routes[0]!.id],
+      [revoked!.sessionId, revoked!.plan.routes[0]!.id],
+      [wrongRoute!.sessionId, inError!.plan.routes[0]!.id],
+      [brokenSession.sessionId, brokenSession.plan.routes[0]!.id],
+      [unknown, "x.route.0"],
+    ].map(([sessionId, routeId], i) => ({
+      sessionId,
+      routeId,
+      traceparent: `00-${String(i + 1).padStart(32, "c")}-${"d".repeat(16)}-01`,
+    }));
+    const answer = await resolveBatch(items);
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get("cache-control")).toBe("no-store");
+    expect(answer.body.results).toEqual([
+      { status: 200, value: OPENAI_KEY, expiresAt: null, credentialVersion: 1 },
+      { status: 403, error: expect.objectContaining({ code: "session_not_live" }) },
+      { status: 403, error: expect.objectContaining({ code: "route_not_in_plan" }) },
+      { status: 409, error: expect.objectContaining({ code: "connection_not_active" }) },
+      { status: 403, error: expect.objectContaining({ code: "session_not_live" }) },
+    ]);
+    // Each item answers exactly what `POST .../resolve` answers for it (same code and message).
+    for (const [i, item] of items.entries()) {
+      if (i === 0) continue;
+      const alone = await resolve(item.sessionId, item.routeId);
+      expect({
+        status: alone.status,
+        code: alone.body.error.code,
+        message: alone.body.error.message,
+      }).toEqual({
+        status: answer.body.results[i].status,
+        code: answer.body.results[i].error.code,
+        message: answer.body.results[i].error.message,
+      });
+    }
+    const sessionIds = [granted, revoked, wrongRoute].map((s) => s!.sessionId);
+    for (const [i, sessionId] of [...sessionIds, brokenSession.sessionId, unknown].entries()) {
+      const [entry] = await auditFor(sessionId);
+      expect(entry).toMatchObject({
+        action: i === 0 ? "credential.resolved" : "credential.refused",
+        traceId: items[i]!.traceparent.slice(3, 35),
+        details: { sessionId, routeId: items[i]!.routeId },
+      });
+    }
+  });
+
+  it("refuses an empty or oversized batch and bad items with 400, a missing assertion with 401", async () => {
+    const session = await openaiSession();
+    const item = { sessionId: session.sessionId, routeId: session.plan.routes[0]!.id };
+    expect((await resolveBatch([])).status).toBe(400);
+    expect((await resolveBatch(Array.from({ length: 257 }, () => item))).status).toBe(400);
+    expect((await resolveBatch([{ ...item, connectionId: "conn_x" }])).status).toBe(400);
+    expect((await resolveBatch([{ sessionId: "", routeId: "r" }])).status).toBe(400);
+    const anonymous = await t.call("POST", "/internal/v1/credentials/resolve-batch", undefined, {
+      items: [item],
+    });
+    expect(anonymous.status).toBe(401);
+    // Nothing was resolved or audited for any of them.
+    expect(await auditFor(session.sessionId)).toEqual([]);
+  });
+});
+
 describe("OpenAPI document", () => {
   it("describes the internal and audit routes", async () => {
     const doc = await t.call("GET", "/openapi.json", undefined);

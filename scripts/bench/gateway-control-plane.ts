@@ -245,6 +245,14 @@ export async function startBenchControlPlane(options: {
   if (plan === undefined || token === undefined) throw new Error("sessions must be at least 1");
 
   const counts = { plans: 0, credentials: 0, internal: 0 };
+  // Resolutions answered, granted or refused, whether one per request or several in a batch
+  // (`resolve-batch`): counted where the API counts them, not by request path.
+  const { resolutions } = deps.metrics;
+  const countResolution = resolutions.inc.bind(resolutions);
+  resolutions.inc = (...labels) => {
+    counts.credentials++;
+    countResolution(...labels);
+  };
   const app = createApp(deps, apiModules);
   const served = serve({
     fetch(request) {
@@ -252,7 +260,6 @@ export async function startBenchControlPlane(options: {
       const path = request.url.slice(request.url.indexOf("/", "http://".length));
       if (path.startsWith("/internal/") && path !== "/internal/v1/events") counts.internal++;
       if (path.startsWith("/internal/v1/plans/")) counts.plans++;
-      else if (path === "/internal/v1/credentials/resolve") counts.credentials++;
       return app.fetch(request);
     },
     hostname: "127.0.0.1",

@@ -55,7 +55,7 @@ async function start(
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const text = Buffer.concat(chunks).toString();
     const body = text === "" ? undefined : (JSON.parse(text) as Seen["body"]);
-    const traceparent = req.headers.traceparent;
+    const traceparent = req.headers.traceparent?.toString();
     seen.push({ path: req.url ?? "", body, traceparent });
     const reply = req.url?.startsWith("/internal/v1/plans/")
       ? { status: 200, json: planById }

@@ -383,13 +383,15 @@ describe("POST /internal/v1/credentials/resolve-batch", () => {
       .set({ status: "error" })
       .where(eq(integrationConnections.id, broken.id));
     const unknown = "sess_01BATCHUNKNOWNSESSION00000";
-    const items = [
-      [granted!.sessionId, granted!.plan.routes[0]!.id],
-      [revoked!.sessionId, revoked!.plan.routes[0]!.id],
-      [wrongRoute!.sessionId, inError!.plan.routes[0]!.id],
-      [brokenSession.sessionId, brokenSession.plan.routes[0]!.id],
-      [unknown, "x.route.0"],
-    ].map(([sessionId, routeId], i) => ({
+    const items = (
+      [
+        [granted!.sessionId, granted!.plan.routes[0]!.id],
+        [revoked!.sessionId, revoked!.plan.routes[0]!.id],
+        [wrongRoute!.sessionId, inError!.plan.routes[0]!.id],
+        [brokenSession.sessionId, brokenSession.plan.routes[0]!.id],
+        [unknown, "x.route.0"],
+      ] as const
+    ).map(([sessionId, routeId], i) => ({
       sessionId,
       routeId,
       traceparent: `00-${String(i + 1).padStart(32, "c")}-${"d".repeat(16)}-01`,

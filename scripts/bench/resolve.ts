@@ -21,7 +21,8 @@
  * resolutions/s at 64 concurrent, p99 < 100 ms"): for each level, `--requests` (1,000)
  * resolutions, each of a distinct session never resolved before (a gateway's cold credential),
  * sent by that many concurrent clients over as many keep-alive connections: resolutions/s over
- * the level's wall time, and latency percentiles. The API's pool is the configured default (10
+ * the level's wall time, and latency percentiles. Each level's connections are opened before it
+ * is measured. The API's pool is the configured default (10
  * connections) and the audit sealer runs on its timer as in a deployment; at the end every
  * audit chain must verify. `--profile FILE` writes a CPU profile of this process over the measured
  * levels (not the seeding): summarise it with `tsx scripts/bench/cpuprofile-top.ts FILE`.
@@ -347,6 +348,16 @@ async function runCurve(
 
   async function level(concurrency: number, requests: number) {
     const pool = new Pool(origin, { connections: concurrency, keepAliveTimeout: 60_000 });
+    // The level's connections are opened before it is measured (one `GET /healthz` on each, all
+    // at once, so the pool opens one per request): otherwise the first wave of resolutions
+    // queues behind the pool's own connection setup — a start-of-level transient that measured
+    // the benchmark's client, not resolution.
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        const response = await pool.request({ method: "GET", path: "/healthz" });
+        await response.body.dump();
+      }),
+    );
     const samples: number[] = [];
     let left = requests;
     // CPU time per resolution: less sensitive to a shared machine's load than throughput.

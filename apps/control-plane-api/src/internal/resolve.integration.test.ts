@@ -1,3 +1,6 @@
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createAdaptorServer } from "@hono/node-server";
 import { auditLog, integrationConnections, integrationTargets, sandboxSessions } from "@keyway/db";
 import { asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -444,6 +447,69 @@ describe("POST /internal/v1/credentials/resolve-batch", () => {
     expect(anonymous.status).toBe(401);
     // Nothing was resolved or audited for any of them.
     expect(await auditFor(session.sessionId)).toEqual([]);
+  });
+});
+
+/**
+ * Through Node's HTTP server, as deployed (`server.ts`): internal routes then read their JSON
+ * bodies from Node's request (`request-body.ts`), not through the web `Request` that
+ * `app.request` builds.
+ */
+describe("internal bodies through the HTTP server", () => {
+  let server: Server;
+  let url: string;
+  beforeAll(async () => {
+    server = createAdaptorServer({ fetch: t.app.fetch }) as Server;
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  async function post(path: string, body: string, headers: Record<string, string> = {}) {
+    const response = await fetch(`${url}${path}`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${await t.gatewayAssertion()}`,
+        "content-type": "application/json",
+        ...headers,
+      },
+      body,
+    });
+    // biome-ignore lint/suspicious/noExplicitAny: tests read response JSON freely and assert on it.
+    return { status: response.status, body: (await response.json()) as any };
+  }
+
+  it("resolves one and a batch, and answers liveness, from bodies read off the socket", async () => {
+    const session = await openaiSession();
+    const item = { sessionId: session.sessionId, routeId: session.plan.routes[0]!.id };
+    const one = await post("/internal/v1/credentials/resolve", JSON.stringify(item));
+    expect(one).toMatchObject({ status: 200, body: { value: OPENAI_KEY } });
+    const batch = await post(
+      "/internal/v1/credentials/resolve-batch",
+      JSON.stringify({ items: [item, { ...item, routeId: "x.route.0" }] }),
+    );
+    expect(batch.status).toBe(200);
+    expect(batch.body.results.map((r: { status: number }) => r.status)).toEqual([200, 403]);
+    const liveness = await post(
+      "/internal/v1/sessions/liveness",
+      JSON.stringify({ sessionIds: [session.sessionId] }),
+    );
+    expect(liveness.body.sessions[0]).toMatchObject({ live: true });
+  });
+
+  it("answers 400 to malformed JSON and 413 to a body over the route's limit", async () => {
+    const malformed = await post("/internal/v1/credentials/resolve", "{not json");
+    expect(malformed).toMatchObject({ status: 400, body: { error: { code: "invalid_request" } } });
+    const big = JSON.stringify({ sessionId: "s".repeat(20_000), routeId: "r" });
+    const declared = await post("/internal/v1/credentials/resolve", big);
+    expect(declared).toMatchObject({ status: 413, body: { error: { code: "payload_too_large" } } });
+    // The batch route takes more than the single one (256 items), not without bound.
+    const huge = JSON.stringify({ items: [{ sessionId: "s".repeat(300_000), routeId: "r" }] });
+    const over = await post("/internal/v1/credentials/resolve-batch", huge);
+    expect(over).toMatchObject({ status: 413, body: { error: { code: "payload_too_large" } } });
   });
 });
 

@@ -7,7 +7,6 @@ import {
   SpanKind,
   SpanStatusCode,
 } from "@keyway/observability";
-import { bodyLimit } from "hono/body-limit";
 import { streamSSE } from "hono/streaming";
 import { insertAuditEntries, type TimedAuditEntry } from "../audit/service";
 import { createCredentialCache } from "../credentials/credential-cache";
@@ -16,6 +15,7 @@ import type { AppDeps } from "../deps";
 import { DomainError, errorOf, notFound } from "../errors";
 import type { FeedMessage } from "../events/invalidations";
 import { errorLogFields } from "../logger";
+import { jsonBodyFromNode } from "../request-body";
 import { createRouter, errorResponses } from "../router";
 import { sessionLiveness } from "../sessions/service";
 import { createStatementBatcher } from "../statement-batcher";
@@ -84,25 +84,6 @@ export function internalRoutes(deps: AppDeps) {
     },
   });
 
-  for (const [path, maxSize] of [
-    ["/internal/v1/credentials/resolve", MAX_RESOLVE_BODY_BYTES],
-    ["/internal/v1/credentials/resolve-batch", MAX_RESOLVE_BATCH_BODY_BYTES],
-  ] as const) {
-    router.use(
-      path,
-      bodyLimit({
-        maxSize,
-        onError: () => {
-          throw new DomainError(
-            "payload_too_large",
-            "payload_too_large",
-            `request body exceeds ${maxSize} bytes`,
-          );
-        },
-      }),
-    );
-  }
-
   // One per app, so the reads of concurrent resolutions share a statement and its round trip.
   const facts = createStatementBatcher<ResolutionKey, ResolutionFacts | undefined>({
     run: (keys) => selectResolutionFacts(deps.database.sql, keys),
@@ -126,19 +107,13 @@ export function internalRoutes(deps: AppDeps) {
     facts,
   };
 
+  // Bodies are read from Node's request, not through a web `Request` (`request-body.ts`).
+  router.use("/internal/v1/credentials/resolve", jsonBodyFromNode(MAX_RESOLVE_BODY_BYTES));
   router.use(
-    "/internal/v1/sessions/*",
-    bodyLimit({
-      maxSize: MAX_LIVENESS_BODY_BYTES,
-      onError: () => {
-        throw new DomainError(
-          "payload_too_large",
-          "payload_too_large",
-          `request body exceeds ${MAX_LIVENESS_BODY_BYTES} bytes`,
-        );
-      },
-    }),
+    "/internal/v1/credentials/resolve-batch",
+    jsonBodyFromNode(MAX_RESOLVE_BATCH_BODY_BYTES),
   );
+  router.use("/internal/v1/sessions/*", jsonBodyFromNode(MAX_LIVENESS_BODY_BYTES));
 
   router.openapi(
     createRoute({

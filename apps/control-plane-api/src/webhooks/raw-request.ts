@@ -1,5 +1,3 @@
-import type { IncomingMessage } from "node:http";
-import type { HttpBindings } from "@hono/node-server";
 import {
   type HeaderPairs,
   type NormalizedHeaders,
@@ -7,23 +5,21 @@ import {
 } from "@keyway/integrations-core";
 import type { Context } from "hono";
 import { badRequest } from "../errors";
+import {
+  BodyIncomplete,
+  BodyTooLarge,
+  readIncomingBody,
+  readWebBody,
+  unreadIncoming,
+} from "../request-body";
 
 /**
  * The raw body and headers of a provider's webhook request, read straight from Node's
- * `IncomingMessage` when the request came through the HTTP server (`server.ts`).
- *
- * Why not `c.req.arrayBuffer()`: `@hono/node-server` then builds a WHATWG `Request` whose body
- * is a web stream wrapping another web stream over the socket, and `c.req.raw.headers` an
- * undici `Headers`; at a thousand events a second that was ≈ 15 % of the API's CPU per event
- * (`pnpm bench:webhooks --profile`, docs/benchmarks.md). Requests that did not come through the
- * Node server (`app.request` in tests) are read through the web `Request` as before, with the
- * same limit.
+ * `IncomingMessage` when the request came through the HTTP server (`request-body.ts` says why).
  */
 
 /** Thrown when the body is over the limit; the caller answers 413 (and audits it). */
-export class BodyTooLarge extends Error {
-  override readonly name = "BodyTooLarge";
-}
+export { BodyTooLarge };
 
 export interface RawWebhookRequest {
   headers: NormalizedHeaders;
@@ -35,8 +31,8 @@ export interface RawWebhookRequest {
 }
 
 export function rawWebhookRequest(c: Context): RawWebhookRequest {
-  const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming;
-  if (incoming === undefined || !(incoming.readable && !incoming.readableDidRead)) {
+  const incoming = unreadIncoming(c);
+  if (incoming === undefined) {
     return {
       headers: normalizeHeaders(c.req.raw.headers),
       body: (limit) => readWebBody(c.req.raw, limit),
@@ -44,7 +40,11 @@ export function rawWebhookRequest(c: Context): RawWebhookRequest {
   }
   return {
     headers: normalizeHeaders(headerPairs(incoming.rawHeaders)),
-    body: (limit) => readIncomingBody(incoming, limit),
+    body: (limit) =>
+      readIncomingBody(incoming, limit).catch((error: unknown) => {
+        if (!(error instanceof BodyIncomplete)) throw error;
+        throw badRequest("invalid_webhook", "the request body was not received completely");
+      }),
   };
 }
 
@@ -53,68 +53,4 @@ function headerPairs(raw: readonly string[]): HeaderPairs {
   const pairs: [string, string][] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i] as string, raw[i + 1] as string]);
   return pairs;
-}
-
-function declaredOverLimit(contentLength: string | null | undefined, limit: number): boolean {
-  if (contentLength === undefined || contentLength === null) return false;
-  const declared = Number(contentLength);
-  return Number.isFinite(declared) && declared > limit;
-}
-
-function readIncomingBody(incoming: IncomingMessage, limit: number): Promise<Uint8Array> {
-  if (declaredOverLimit(incoming.headers["content-length"], limit)) {
-    return Promise.reject(new BodyTooLarge());
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const cleanup = () => {
-      incoming.off("data", onData);
-      incoming.off("end", onEnd);
-      incoming.off("error", onFailure);
-      incoming.off("close", onFailure);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        // The rest is not read: the server drains or closes the connection after the answer.
-        cleanup();
-        incoming.pause();
-        reject(new BodyTooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
-    };
-    const onFailure = () => {
-      cleanup();
-      reject(badRequest("invalid_webhook", "the request body was not received completely"));
-    };
-    incoming.on("data", onData);
-    incoming.once("end", onEnd);
-    incoming.once("error", onFailure);
-    incoming.once("close", onFailure);
-  });
-}
-
-async function readWebBody(request: Request, limit: number): Promise<Uint8Array> {
-  if (declaredOverLimit(request.headers.get("content-length"), limit)) throw new BodyTooLarge();
-  if (request.body === null) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = request.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      throw new BodyTooLarge();
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks, size);
 }

@@ -153,3 +153,96 @@ it("resolves one request each, for a while, when the control plane refuses the b
   // The single route carries the trace in its header, as before batches.
   expect(seen[1]?.traceparent).toBe(traceparent);
 });
+
+it("sends the resolutions asked while two requests are under way together in the next", async () => {
+  // The control plane holds its answers until released, as one busy with a storm would.
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const arrived: string[] = [];
+  server = await startHttpServer(async (req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = JSON.parse(Buffer.concat(chunks).toString()) as {
+      routeId?: string;
+      items?: { routeId: string }[];
+    };
+    const routes = body.items?.map((item) => item.routeId) ?? [body.routeId ?? ""];
+    arrived.push(routes.join(","));
+    await held;
+    const credential = (routeId: string) => ({
+      value: `sk-${routeId}`,
+      expiresAt: null,
+      credentialVersion: 1,
+    });
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(
+      JSON.stringify(
+        body.items === undefined
+          ? credential(routes[0] ?? "")
+          : { results: routes.map((routeId) => ({ status: 200, ...credential(routeId) })) },
+      ),
+    );
+  });
+  const key = await generateSigningKeyPair();
+  client = createControlPlaneClient({
+    baseUrl: server.url,
+    identity: { gatewayId: "gw-test", privateJwk: key.privateJwk, kid: key.kid },
+    audience: "test",
+    clock,
+    logger: quiet,
+    // Held until answered, however slow this machine is.
+    resolutionSlotMs: 60_000,
+  });
+  const ask = (routeId: string) => client!.resolveCredential({ sessionId: "sess_1", routeId });
+  const turn = () => new Promise((resolve) => setImmediate(resolve));
+  const answers = [ask("r_1")];
+  await turn();
+  answers.push(ask("r_2"));
+  await turn();
+  // Both slots are taken: these two turns' resolutions wait, and then travel together.
+  answers.push(ask("r_3"));
+  await turn();
+  answers.push(ask("r_4"));
+  while (arrived.length < 2) await turn();
+  release();
+  const values = await Promise.all(answers);
+  expect(values.map((v) => v.value)).toEqual(["sk-r_1", "sk-r_2", "sk-r_3", "sk-r_4"]);
+  expect(arrived).toEqual(["r_1", "r_2", "r_3,r_4"]);
+});
+
+it("does not hold resolutions back behind requests that wait on a slow provider", async () => {
+  // r_slow_* never get an answer until the end (a provider timing out); r_fast does at once.
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  server = await startHttpServer(async (req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const { routeId } = JSON.parse(Buffer.concat(chunks).toString()) as { routeId: string };
+    if (routeId.startsWith("r_slow")) await held;
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ value: `sk-${routeId}`, expiresAt: null, credentialVersion: 1 }));
+  });
+  const key = await generateSigningKeyPair();
+  client = createControlPlaneClient({
+    baseUrl: server.url,
+    identity: { gatewayId: "gw-test", privateJwk: key.privateJwk, kid: key.kid },
+    audience: "test",
+    clock,
+    logger: quiet,
+    resolutionSlotMs: 1,
+  });
+  const ask = (routeId: string) => client!.resolveCredential({ sessionId: "sess_1", routeId });
+  const turn = () => new Promise((resolve) => setImmediate(resolve));
+  const slow = [ask("r_slow_1")];
+  await turn();
+  slow.push(ask("r_slow_2"));
+  await turn();
+  // Both slots are held by unanswered requests: their time up, this one is sent anyway.
+  expect((await ask("r_fast")).value).toBe("sk-r_fast");
+  release();
+  expect((await Promise.all(slow)).map((v) => v.value)).toEqual(["sk-r_slow_1", "sk-r_slow_2"]);
+});

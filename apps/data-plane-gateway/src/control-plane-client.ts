@@ -61,6 +61,11 @@ export interface ControlPlaneClientOptions {
    * and at most a few connection attempts per second reach a control plane that is down.
    */
   eventsBackoffMs?: { min: number; max: number };
+  /**
+   * Longest a credential-resolution request holds one of the two slots that resolutions asked
+   * for meanwhile wait for (`MAX_RESOLUTION_REQUESTS_IN_FLIGHT`). Default 50 ms.
+   */
+  resolutionSlotMs?: number;
 }
 
 export interface ResolvedCredential {
@@ -151,6 +156,19 @@ const MAX_RESOLUTIONS_PER_BATCH = 256;
  */
 const BATCH_REFUSED_BACKOFF_MS = 60_000;
 const BATCH_REFUSED_STATUSES: ReadonlySet<number> = new Set([404, 405, 413]);
+/**
+ * Resolution requests under way at once. Resolutions asked for while every slot is taken wait
+ * and go together when one frees (group commit, as the control plane's statement batcher does):
+ * in a storm of first requests, arrivals spread over many event-loop turns share a few requests
+ * instead of one or two each. A lone resolution never waits.
+ */
+const MAX_RESOLUTION_REQUESTS_IN_FLIGHT = 2;
+/**
+ * How long a request holds its slot at most (`resolutionSlotMs`): one whose items wait on a slow
+ * provider (an OAuth2 refresh, a GitHub App token) stops holding back the resolutions queued
+ * behind it.
+ */
+const DEFAULT_RESOLUTION_SLOT_MS = 50;
 
 const batchResponseSchema = z.object({
   results: z.array(
@@ -310,11 +328,39 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
   }
 
   /** Resolutions asked for in this event-loop turn, sent together when it ends. */
-  let queuedResolutions: QueuedResolution[] = [];
+  const queuedResolutions: QueuedResolution[] = [];
   let batchRefusedUntilMs = -Infinity;
 
-  function resolveQueued(queued: QueuedResolution): void {
-    resolveOne(queued.request).then(queued.resolve, queued.reject);
+  const slotMs = options.resolutionSlotMs ?? DEFAULT_RESOLUTION_SLOT_MS;
+  let resolutionRequestsInFlight = 0;
+  let resolutionFlushScheduled = false;
+
+  function resolveQueued(queued: QueuedResolution): Promise<void> {
+    return resolveOne(queued.request).then(queued.resolve, queued.reject);
+  }
+
+  /** Sends the queue after this turn, unless every slot is taken (then a slot's end sends it). */
+  function scheduleResolutions(): void {
+    if (resolutionFlushScheduled || queuedResolutions.length === 0) return;
+    if (resolutionRequestsInFlight >= MAX_RESOLUTION_REQUESTS_IN_FLIGHT) return;
+    resolutionFlushScheduled = true;
+    setImmediate(flushResolutions);
+  }
+
+  /** A slot, held until `release` or for `slotMs` at most. */
+  function takeResolutionSlot(): () => void {
+    resolutionRequestsInFlight++;
+    let held = true;
+    const release = () => {
+      if (!held) return;
+      held = false;
+      clearTimeout(timer);
+      resolutionRequestsInFlight--;
+      scheduleResolutions();
+    };
+    const timer = setTimeout(release, slotMs);
+    timer.unref();
+    return release;
   }
 
   async function resolveBatch(batch: readonly QueuedResolution[]): Promise<void> {
@@ -337,7 +383,7 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
         error instanceof ControlPlaneError &&
         (error.status === 400 || BATCH_REFUSED_STATUSES.has(error.status))
       ) {
-        for (const queued of batch) resolveQueued(queued);
+        for (const queued of batch) void resolveQueued(queued);
         return;
       }
       for (const queued of batch) queued.reject(error);
@@ -367,15 +413,17 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
   }
 
   function flushResolutions(): void {
-    const queued = queuedResolutions;
-    queuedResolutions = [];
-    // One alone costs the same either way: it keeps the single route (and its trace header).
-    if (queued.length === 1) {
-      resolveQueued(queued[0] as QueuedResolution);
-      return;
-    }
-    for (let i = 0; i < queued.length; i += MAX_RESOLUTIONS_PER_BATCH) {
-      void resolveBatch(queued.slice(i, i + MAX_RESOLUTIONS_PER_BATCH));
+    resolutionFlushScheduled = false;
+    while (
+      queuedResolutions.length > 0 &&
+      resolutionRequestsInFlight < MAX_RESOLUTION_REQUESTS_IN_FLIGHT
+    ) {
+      const batch = queuedResolutions.splice(0, MAX_RESOLUTIONS_PER_BATCH);
+      const release = takeResolutionSlot();
+      // One alone costs the same either way: it keeps the single route (and its trace header).
+      const sent =
+        batch.length === 1 ? resolveQueued(batch[0] as QueuedResolution) : resolveBatch(batch);
+      void sent.finally(release);
     }
   }
 
@@ -385,8 +433,8 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
     resolveCredential(request) {
       if (options.clock.now().getTime() < batchRefusedUntilMs) return resolveOne(request);
       return new Promise<ResolvedCredential>((resolve, reject) => {
-        if (queuedResolutions.length === 0) setImmediate(flushResolutions);
         queuedResolutions.push({ request, resolve, reject });
+        scheduleResolutions();
       });
     },
 

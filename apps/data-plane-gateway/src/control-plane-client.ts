@@ -9,6 +9,7 @@ import type { Logger } from "@keyway/observability";
 import { Pool } from "undici";
 import { z } from "zod";
 import { type InvalidationHub, invalidationEventSchema } from "./invalidations";
+import { createRequestSlots } from "./request-slots";
 import { Circuit } from "./resilience/circuit-breaker";
 import type { SessionLivenessAnswer } from "./session-liveness";
 import { createSseDecoder, type ServerSentEvent } from "./sse-decoder";
@@ -157,17 +158,11 @@ const MAX_RESOLUTIONS_PER_BATCH = 256;
 const BATCH_REFUSED_BACKOFF_MS = 60_000;
 const BATCH_REFUSED_STATUSES: ReadonlySet<number> = new Set([404, 405, 413]);
 /**
- * Resolution requests under way at once. Resolutions asked for while every slot is taken wait
- * and go together when one frees (group commit, as the control plane's statement batcher does):
- * in a storm of first requests, arrivals spread over many event-loop turns share a few requests
- * instead of one or two each. A lone resolution never waits.
+ * Resolution requests under way at once; resolutions asked for meanwhile wait and travel together
+ * (`request-slots.ts`). A slot is held 50 ms at most, so items waiting on a slow provider (an
+ * OAuth2 refresh, a GitHub App token) do not hold back the others for long.
  */
 const MAX_RESOLUTION_REQUESTS_IN_FLIGHT = 2;
-/**
- * How long a request holds its slot at most (`resolutionSlotMs`): one whose items wait on a slow
- * provider (an OAuth2 refresh, a GitHub App token) stops holding back the resolutions queued
- * behind it.
- */
 const DEFAULT_RESOLUTION_SLOT_MS = 50;
 
 const batchResponseSchema = z.object({
@@ -327,40 +322,27 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
     return credentialOf(parsed.data);
   }
 
-  /** Resolutions asked for in this event-loop turn, sent together when it ends. */
+  /** Resolutions to send: at the end of this event-loop turn, or when a slot frees. */
   const queuedResolutions: QueuedResolution[] = [];
   let batchRefusedUntilMs = -Infinity;
-
-  const slotMs = options.resolutionSlotMs ?? DEFAULT_RESOLUTION_SLOT_MS;
-  let resolutionRequestsInFlight = 0;
   let resolutionFlushScheduled = false;
+  const resolutionSlots = createRequestSlots({
+    max: MAX_RESOLUTION_REQUESTS_IN_FLIGHT,
+    holdMs: options.resolutionSlotMs ?? DEFAULT_RESOLUTION_SLOT_MS,
+    onFree: () => scheduleResolutions(),
+  });
 
   function resolveQueued(queued: QueuedResolution): Promise<void> {
     return resolveOne(queued.request).then(queued.resolve, queued.reject);
   }
 
-  /** Sends the queue after this turn, unless every slot is taken (then a slot's end sends it). */
+  /** Sends the queue after this turn, unless every slot is taken (then a freed slot sends it). */
   function scheduleResolutions(): void {
-    if (resolutionFlushScheduled || queuedResolutions.length === 0) return;
-    if (resolutionRequestsInFlight >= MAX_RESOLUTION_REQUESTS_IN_FLIGHT) return;
+    if (resolutionFlushScheduled || queuedResolutions.length === 0 || !resolutionSlots.free) {
+      return;
+    }
     resolutionFlushScheduled = true;
     setImmediate(flushResolutions);
-  }
-
-  /** A slot, held until `release` or for `slotMs` at most. */
-  function takeResolutionSlot(): () => void {
-    resolutionRequestsInFlight++;
-    let held = true;
-    const release = () => {
-      if (!held) return;
-      held = false;
-      clearTimeout(timer);
-      resolutionRequestsInFlight--;
-      scheduleResolutions();
-    };
-    const timer = setTimeout(release, slotMs);
-    timer.unref();
-    return release;
   }
 
   async function resolveBatch(batch: readonly QueuedResolution[]): Promise<void> {
@@ -414,12 +396,9 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
 
   function flushResolutions(): void {
     resolutionFlushScheduled = false;
-    while (
-      queuedResolutions.length > 0 &&
-      resolutionRequestsInFlight < MAX_RESOLUTION_REQUESTS_IN_FLIGHT
-    ) {
+    while (queuedResolutions.length > 0 && resolutionSlots.free) {
       const batch = queuedResolutions.splice(0, MAX_RESOLUTIONS_PER_BATCH);
-      const release = takeResolutionSlot();
+      const release = resolutionSlots.take();
       // One alone costs the same either way: it keeps the single route (and its trace header).
       const sent =
         batch.length === 1 ? resolveQueued(batch[0] as QueuedResolution) : resolveBatch(batch);

@@ -44,7 +44,7 @@ describe("createSessionLiveness", () => {
   const clock = { now: () => new Date(now) };
   const open: SessionLiveness[] = [];
 
-  function setup(options: { recheckMs?: number; outageGraceMs?: number } = {}) {
+  function setup(options: { recheckMs?: number; outageGraceMs?: number; slotMs?: number } = {}) {
     now = Date.parse("2026-11-22T10:00:00Z");
     const cp = controlPlane();
     const hub = createInvalidationHub();
@@ -63,6 +63,27 @@ describe("createSessionLiveness", () => {
 
   afterEach(() => {
     for (const liveness of open.splice(0)) liveness.close();
+  });
+
+  it("sends the checks asked while two requests are under way together in the next", async () => {
+    const { cp, liveness } = setup({ slotMs: 60_000 });
+    let release: () => void = () => {};
+    cp.state.hold = new Promise((resolve) => {
+      release = resolve;
+    });
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    const confirmed = [liveness.confirm("sess_1", TOKEN_END)];
+    await turn();
+    confirmed.push(liveness.confirm("sess_2", TOKEN_END));
+    await turn();
+    confirmed.push(liveness.confirm("sess_3", TOKEN_END));
+    await turn();
+    confirmed.push(liveness.confirm("sess_4", TOKEN_END));
+    await turn();
+    expect(cp.state.requests).toEqual([["sess_1"], ["sess_2"]]);
+    release();
+    await Promise.all(confirmed);
+    expect(cp.state.requests).toEqual([["sess_1"], ["sess_2"], ["sess_3", "sess_4"]]);
   });
 
   it("passes the plans of the sessions confirmed together to the source in one call", async () => {

@@ -2,6 +2,7 @@ import type { Clock } from "@keyway/crypto";
 import type { Logger } from "@keyway/observability";
 import { GatewayError } from "./errors";
 import type { InvalidationHub } from "./invalidations";
+import { createRequestSlots } from "./request-slots";
 
 /**
  * What this gateway knows of each session's liveness (SPEC §7 "Session"). A valid token is not
@@ -11,7 +12,7 @@ import type { InvalidationHub } from "./invalidations";
  * - A session is served only once the control plane has confirmed it live. Its first use asks
  *   (`POST /internal/v1/sessions/liveness`; the sessions asked for in one event-loop turn travel in
  *   one request, with the digests of their plans, so the source can fetch the plans it lacks in
- *   the same request).
+ *   the same request; while two requests are under way, new checks wait and go together).
  * - `session.revoked` from the event feed marks it revoked at once; so does a "not live" answer.
  *   Either is remembered until the session's hard end, and a newly learnt one is published on the
  *   hub, so open tunnels close and credentials resolved for it are dropped.
@@ -54,6 +55,11 @@ export interface SessionLivenessOptions {
   revocationRetentionMs?: number;
   /** Most ids in one liveness request (the control plane accepts 1,000). */
   batchSize?: number;
+  /**
+   * Longest a liveness request holds one of the two slots that checks asked for meanwhile wait
+   * for (`request-slots.ts`). Default 50 ms.
+   */
+  slotMs?: number;
 }
 
 export interface SessionLiveness {
@@ -98,6 +104,8 @@ interface PendingCheck {
   resolve(outcome: CheckOutcome): void;
 }
 
+/** Liveness requests under way at once (`request-slots.ts`). */
+const MAX_REQUESTS_IN_FLIGHT = 2;
 const NOT_LIVE = "session is no longer live";
 const UNAVAILABLE = new GatewayError(
   "control_plane_unavailable",
@@ -113,9 +121,15 @@ export function createSessionLiveness(options: SessionLivenessOptions): SessionL
   const states = new Map<string, SessionState>();
   /** Checks asked for and not yet answered, by session id. */
   const pending = new Map<string, PendingCheck>();
-  /** Checks waiting for the next flush (the end of this event-loop turn). */
-  let queued: PendingCheck[] = [];
+  /** Checks waiting to be sent: at the end of this event-loop turn, or when a slot frees. */
+  const queued: PendingCheck[] = [];
   let flushScheduled = false;
+  // Checks asked for while two requests are under way go together in the next one.
+  const slots = createRequestSlots({
+    max: MAX_REQUESTS_IN_FLIGHT,
+    holdMs: options.slotMs ?? 50,
+    onFree: () => schedule(),
+  });
   let epoch = 0;
   let timer: NodeJS.Timeout | undefined;
   let lastFailureLogMs = -Infinity;
@@ -191,12 +205,17 @@ export function createSessionLiveness(options: SessionLivenessOptions): SessionL
     }
   }
 
+  function schedule(): void {
+    if (flushScheduled || queued.length === 0 || !slots.free) return;
+    flushScheduled = true;
+    setImmediate(flush);
+  }
+
   function flush(): void {
     flushScheduled = false;
-    const checks = queued;
-    queued = [];
-    for (let i = 0; i < checks.length; i += batchSize) {
-      void runBatch(checks.slice(i, i + batchSize));
+    while (queued.length > 0 && slots.free) {
+      const release = slots.take();
+      void runBatch(queued.splice(0, batchSize)).finally(release);
     }
   }
 
@@ -212,10 +231,7 @@ export function createSessionLiveness(options: SessionLivenessOptions): SessionL
     const entry: PendingCheck = { sessionId, planDigest, epoch, promise, resolve };
     pending.set(sessionId, entry);
     queued.push(entry);
-    if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(flush);
-    }
+    schedule();
     return promise;
   }
 

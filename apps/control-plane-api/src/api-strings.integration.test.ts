@@ -329,6 +329,18 @@ const FIXTURES: Record<string, () => RequestParts> = {
     as: "gateway",
     body: { sessionId: fx.sessionId, routeId: fx.routeId },
   }),
+  "POST /internal/v1/credentials/resolve-batch": () => ({
+    as: "gateway",
+    body: {
+      items: [
+        {
+          sessionId: fx.sessionId,
+          routeId: fx.routeId,
+          traceparent: `00-${"a".repeat(32)}-${"b".repeat(16)}-01`,
+        },
+      ],
+    },
+  }),
   "POST /internal/v1/sessions/liveness": () => ({
     as: "gateway",
     body: { sessionIds: [fx.sessionId, "sess_unknown"] },
@@ -413,6 +425,7 @@ const FIXTURES: Record<string, () => RequestParts> = {
  */
 const WRITES_ON_REFUSAL: Record<string, readonly string[]> = {
   "POST /internal/v1/credentials/resolve": ["audit_log"],
+  "POST /internal/v1/credentials/resolve-batch": ["audit_log"],
   // The webhook front door audits every refused delivery (SPEC §10).
   "POST /p/integration/webhooks/{targetKey}": ["audit_log"],
   // OAuth2: an open redirect in `redirectAfter` and every refused callback are audited.

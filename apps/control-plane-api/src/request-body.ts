@@ -104,9 +104,9 @@ export async function readWebBody(request: Request, limit: number): Promise<Uint
 }
 
 /**
- * Reads a POST's JSON body from Node (`readRequestBody`) into hono's body cache, where the
- * route's validator finds it: 413 over `maxSize`. Malformed JSON is cached as text, so the
- * validator refuses it (400) as it refuses any.
+ * Reads a POST's body from Node (`readRequestBody`) into hono's body cache as text, where
+ * `c.req.json()` — the route's validator, and the router's text check on the raw body — finds it:
+ * 413 over `maxSize`.
  */
 export function jsonBodyFromNode(maxSize: number): MiddlewareHandler<AppEnv> {
   return async function jsonBodyFromNode(c, next) {
@@ -126,12 +126,8 @@ export function jsonBodyFromNode(maxSize: number): MiddlewareHandler<AppEnv> {
       throw error;
     }
     const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
-    try {
-      c.req.bodyCache.json = Promise.resolve(JSON.parse(text));
-    } catch {
-      // Hono's cache holds promises, though its type says otherwise.
-      (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
-    }
+    // Hono's cache holds promises, though its type says otherwise.
+    (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
     await next();
   };
 }

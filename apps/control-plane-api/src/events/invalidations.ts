@@ -96,10 +96,17 @@ export async function startInvalidationFeed(
   };
 }
 
-/** postgres.js's codes for a connection that is closed, ended or destroyed. */
+/**
+ * A connection that is closed, ended or destroyed (postgres.js's codes), or that the server
+ * reset under a query (its fast shutdown on Ctrl+C: the socket's own codes).
+ */
 function isConnectionGone(error: unknown): boolean {
   const code = typeof error === "object" && error !== null && "code" in error ? error.code : "";
   return (
-    code === "CONNECTION_CLOSED" || code === "CONNECTION_ENDED" || code === "CONNECTION_DESTROYED"
+    code === "CONNECTION_CLOSED" ||
+    code === "CONNECTION_ENDED" ||
+    code === "CONNECTION_DESTROYED" ||
+    code === "ECONNRESET" ||
+    code === "EPIPE"
   );
 }

@@ -355,18 +355,18 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
       // A control plane from before the batch route (a rolling upgrade) does not know it: one
       // request per resolution for a while, and this batch's now. A 400 (an item it would not
       // take) is answered item by item, each with its own refusal.
-      if (error instanceof ControlPlaneError && BATCH_REFUSED_STATUSES.has(error.status)) {
-        batchRefusedUntilMs = options.clock.now().getTime() + BATCH_REFUSED_BACKOFF_MS;
-        options.logger.warn(
-          "control plane refused a batch of credential resolutions; resolving one at a time",
-        );
-      }
-      if (
-        error instanceof ControlPlaneError &&
-        (error.status === 400 || BATCH_REFUSED_STATUSES.has(error.status))
-      ) {
-        for (const queued of batch) void resolveQueued(queued);
-        return;
+      if (error instanceof ControlPlaneError) {
+        const routeRefused = BATCH_REFUSED_STATUSES.has(error.status);
+        if (routeRefused) {
+          batchRefusedUntilMs = options.clock.now().getTime() + BATCH_REFUSED_BACKOFF_MS;
+          options.logger.warn(
+            "control plane refused a batch of credential resolutions; resolving one at a time",
+          );
+        }
+        if (routeRefused || error.status === 400) {
+          for (const queued of batch) void resolveQueued(queued);
+          return;
+        }
       }
       for (const queued of batch) queued.reject(error);
       return;

@@ -22,7 +22,11 @@ import { createStatementBatcher } from "../statement-batcher";
 import { createPlanCache } from "./plan-cache";
 import { type ResolutionFacts, type ResolutionKey, selectResolutionFacts } from "./queries";
 import { RESOLUTION_REFUSALS } from "./refusals";
-import { type ResolutionDeps, resolveRouteCredential } from "./resolve-credential";
+import {
+  type ResolutionDeps,
+  type ResolvedRouteCredential,
+  resolveRouteCredential,
+} from "./resolve-credential";
 import {
   compiledPlanDocument,
   planDigestParams,
@@ -203,14 +207,7 @@ export function internalRoutes(deps: AppDeps) {
         traceId: c.get("traceId"),
         traceContext: c.get("traceContext"),
       });
-      return c.json(
-        {
-          value: resolved.value,
-          expiresAt: resolved.expiresAt?.toISOString() ?? null,
-          credentialVersion: resolved.credentialVersion,
-        },
-        200,
-      );
+      return c.json(resolvedBody(resolved), 200);
     },
   );
 
@@ -271,13 +268,7 @@ export function internalRoutes(deps: AppDeps) {
       );
       const results = settled.map((outcome) => {
         if (outcome.status === "fulfilled") {
-          const { value, expiresAt, credentialVersion } = outcome.value;
-          return {
-            status: 200 as const,
-            value,
-            expiresAt: expiresAt?.toISOString() ?? null,
-            credentialVersion,
-          };
+          return { status: 200 as const, ...resolvedBody(outcome.value) };
         }
         const error: unknown = outcome.reason;
         // The database is down for every item alike: the whole request answers 503.
@@ -342,4 +333,13 @@ export function internalRoutes(deps: AppDeps) {
   );
 
   return router;
+}
+
+/** A resolved credential as both resolution routes answer it. */
+function resolvedBody(resolved: ResolvedRouteCredential) {
+  return {
+    value: resolved.value,
+    expiresAt: resolved.expiresAt?.toISOString() ?? null,
+    credentialVersion: resolved.credentialVersion,
+  };
 }

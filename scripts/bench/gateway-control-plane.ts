@@ -67,12 +67,11 @@ export interface BenchControlPlane {
   /** The tokens of the first group. */
   tokens: string[];
   groups: BenchSessionGroup[];
-  /** Internal API requests answered so far: plan lookups and credential resolutions. */
   /**
-   * Internal requests answered: plans fetched by digest, credential resolutions, and every
-   * internal request but the event stream (`internal`).
+   * Internal requests answered: plans fetched by digest, credential resolutions, every internal
+   * request but the event stream (`internal`), and of those the liveness requests.
    */
-  served(): { plans: number; credentials: number; internal: number };
+  served(): { plans: number; credentials: number; internal: number; liveness: number };
   /** The embedded PostgreSQL's postmaster (its backends are its children), for CPU figures. */
   postgresPid: number;
   /**
@@ -244,7 +243,7 @@ export async function startBenchControlPlane(options: {
   const [token] = tokens;
   if (plan === undefined || token === undefined) throw new Error("sessions must be at least 1");
 
-  const counts = { plans: 0, credentials: 0, internal: 0 };
+  const counts = { plans: 0, credentials: 0, internal: 0, liveness: 0 };
   // Resolutions answered, granted or refused, whether one per request or several in a batch
   // (`resolve-batch`): counted where the API counts them, not by request path.
   const { resolutions } = deps.metrics;
@@ -255,12 +254,16 @@ export async function startBenchControlPlane(options: {
   };
   const app = createApp(deps, apiModules);
   const served = serve({
-    fetch(request) {
+    fetch(request, env) {
       // The path without parsing the URL: this process's CPU is the API's figure.
       const path = request.url.slice(request.url.indexOf("/", "http://".length));
       if (path.startsWith("/internal/") && path !== "/internal/v1/events") counts.internal++;
       if (path.startsWith("/internal/v1/plans/")) counts.plans++;
-      return app.fetch(request);
+      if (path === "/internal/v1/sessions/liveness") counts.liveness++;
+      // With Node's request and response (`env`), as `server.ts` serves the app: without them
+      // the API reads bodies through a web `Request` built for the purpose (`request-body.ts`),
+      // a slower path than a deployment's.
+      return app.fetch(request, env);
     },
     hostname: "127.0.0.1",
     port: 0,

@@ -94,8 +94,8 @@ interface Round {
   wallMs: number;
   /** CPU time per sandbox request, µs, per process. */
   cpuUsPerRequest: { gateway: number; api: number; postgres: number; sandboxes: number };
-  /** Plans fetched by digest, resolutions, and internal requests in all (liveness included). */
-  served: { plans: number; credentials: number; internal: number };
+  /** Plans fetched by digest, resolutions, internal requests in all, and the liveness ones. */
+  served: { plans: number; credentials: number; internal: number; liveness: number };
   loadAverage: number;
 }
 
@@ -267,6 +267,7 @@ async function main() {
           plans: servedAfter.plans - servedBefore.plans,
           credentials: servedAfter.credentials - servedBefore.credentials,
           internal: servedAfter.internal - servedBefore.internal,
+          liveness: servedAfter.liveness - servedBefore.liveness,
         },
         loadAverage: os.loadavg()[0] ?? 0,
       });
@@ -328,6 +329,7 @@ async function main() {
             resolutions: r.served.credentials,
             "plan loads": r.served.plans,
             "internal requests": r.served.internal,
+            "of which liveness": r.served.liveness,
             load: r.loadAverage.toFixed(1),
           },
         ]),

@@ -63,8 +63,8 @@ export interface ControlPlaneClientOptions {
    */
   eventsBackoffMs?: { min: number; max: number };
   /**
-   * Longest a credential-resolution request holds one of the two slots that resolutions asked
-   * for meanwhile wait for (`MAX_RESOLUTION_REQUESTS_IN_FLIGHT`). Default 50 ms.
+   * Longest a credential-resolution request holds the slot that resolutions asked for meanwhile
+   * wait for (`MAX_RESOLUTION_REQUESTS_IN_FLIGHT`). Default 50 ms.
    */
   resolutionSlotMs?: number;
 }
@@ -159,10 +159,13 @@ const BATCH_REFUSED_BACKOFF_MS = 60_000;
 const BATCH_REFUSED_STATUSES: ReadonlySet<number> = new Set([404, 405, 413]);
 /**
  * Resolution requests under way at once; resolutions asked for meanwhile wait and travel together
- * (`request-slots.ts`). A slot is held 50 ms at most, so items waiting on a slow provider (an
- * OAuth2 refresh, a GitHub App token) do not hold back the others for long.
+ * (`request-slots.ts`). One: each internal request costs the control plane far more than an item
+ * in it (≈ 3 ms of API and PostgreSQL CPU against ≈ 0.1 ms, docs/benchmarks.md), and with a
+ * second one under way a storm's arrivals were spread over twice as many requests. The slot is
+ * held 50 ms at most, so items waiting on a slow provider (an OAuth2 refresh, a GitHub App token)
+ * do not hold back the others for long.
  */
-const MAX_RESOLUTION_REQUESTS_IN_FLIGHT = 2;
+const MAX_RESOLUTION_REQUESTS_IN_FLIGHT = 1;
 const DEFAULT_RESOLUTION_SLOT_MS = 50;
 
 const batchResponseSchema = z.object({

@@ -12,7 +12,7 @@ import { createRequestSlots } from "./request-slots";
  * - A session is served only once the control plane has confirmed it live. Its first use asks
  *   (`POST /internal/v1/sessions/liveness`; the sessions asked for in one event-loop turn travel in
  *   one request, with the digests of their plans, so the source can fetch the plans it lacks in
- *   the same request; while two requests are under way, new checks wait and go together).
+ *   the same request; while a request is under way, new checks wait and go together).
  * - `session.revoked` from the event feed marks it revoked at once; so does a "not live" answer.
  *   Either is remembered until the session's hard end, and a newly learnt one is published on the
  *   hub, so open tunnels close and credentials resolved for it are dropped.
@@ -56,8 +56,8 @@ export interface SessionLivenessOptions {
   /** Most ids in one liveness request (the control plane accepts 1,000). */
   batchSize?: number;
   /**
-   * Longest a liveness request holds one of the two slots that checks asked for meanwhile wait
-   * for (`request-slots.ts`). Default 50 ms.
+   * Longest a liveness request holds the slot that checks asked for meanwhile wait for
+   * (`request-slots.ts`). Default 50 ms.
    */
   slotMs?: number;
 }
@@ -104,8 +104,11 @@ interface PendingCheck {
   resolve(outcome: CheckOutcome): void;
 }
 
-/** Liveness requests under way at once (`request-slots.ts`). */
-const MAX_REQUESTS_IN_FLIGHT = 2;
+/**
+ * Liveness requests under way at once (`request-slots.ts`). One, as for resolutions
+ * (`control-plane-client.ts`): a request costs the control plane far more than a session in it.
+ */
+const MAX_REQUESTS_IN_FLIGHT = 1;
 const NOT_LIVE = "session is no longer live";
 const UNAVAILABLE = new GatewayError(
   "control_plane_unavailable",
@@ -124,7 +127,7 @@ export function createSessionLiveness(options: SessionLivenessOptions): SessionL
   /** Checks waiting to be sent: at the end of this event-loop turn, or when a slot frees. */
   const queued: PendingCheck[] = [];
   let flushScheduled = false;
-  // Checks asked for while two requests are under way go together in the next one.
+  // Checks asked for while a request is under way go together in the next one.
   const slots = createRequestSlots({
     max: MAX_REQUESTS_IN_FLIGHT,
     holdMs: options.slotMs ?? 50,

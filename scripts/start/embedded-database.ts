@@ -3,15 +3,16 @@ import type { SupervisedProcess } from "./supervisor";
 
 /**
  * The embedded PostgreSQL as a supervised process: started (and restarted after a crash) on the
- * same data directory and port, so the services' database URL stays valid and their connection
- * pools reconnect on their own.
+ * same data directory and port, so the services' database URL (through the server's Unix-domain
+ * socket, whose directory follows the port) stays valid and their connection pools reconnect on
+ * their own.
  */
 export function embeddedDatabase(options: { dataDir: string; port: number }): {
   process: SupervisedProcess;
   url: string;
 } {
   return {
-    url: embeddedDatabaseUrl(options.port),
+    url: embeddedDatabaseUrl(options.port, "socket"),
     process: {
       name: "PostgreSQL",
       async start() {

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { isDatabaseUnavailable } from "@keyway/db";
+import { isDatabaseUnavailable, postgresClient } from "@keyway/db";
 import { startTcpProxy, type TcpProxy } from "@keyway/test-harness";
 import { sql } from "drizzle-orm";
-import postgres from "postgres";
+import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestApp, type TestApp } from "./testing/test-app";
 
@@ -36,7 +36,7 @@ beforeAll(async () => {
       return parsed.toString();
     },
   });
-  direct = postgres(t.databaseUrl, { max: 1, onnotice: () => {} });
+  direct = postgresClient(t.databaseUrl, { max: 1, onnotice: () => {} });
   ({ admin } = await t.createOrganization("Outage"));
 });
 

@@ -3,7 +3,8 @@ import { randomBytes } from "node:crypto";
 import { type SQL, sql as sqlText } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
-import postgres from "postgres";
+import type postgres from "postgres";
+import { postgresClient } from "./connection-url";
 import * as schema from "./schema";
 
 export type Database = PostgresJsDatabase<typeof schema>;
@@ -112,7 +113,7 @@ export function createDatabase(
   // `connectionStates` counts this handle's connections only. PostgreSQL keeps 63 bytes.
   const applicationName =
     `${options.applicationName ?? "keyway"}-${randomBytes(4).toString("hex")}`.slice(-63);
-  const sql = postgres(url, {
+  const sql = postgresClient(url, {
     max: options.max ?? 10,
     onnotice: () => {},
     // Seconds before reconnecting after a failure: postgres.js's default grows to 20 s, and its

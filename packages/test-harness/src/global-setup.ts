@@ -22,6 +22,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     port: postgres.port,
     user: postgres.user,
     password: postgres.password,
+    ...(postgres.socketDir !== undefined ? { socketDir: postgres.socketDir } : {}),
   });
 
   return async function teardown() {

@@ -6,6 +6,8 @@ export {
   type EmbeddedPostgresOptions,
   getFreePort,
   type PostgresServerAddress,
+  postgresClient,
+  postgresTcpUrl,
   postgresUrl,
   type RunningPostgres,
   startEmbeddedPostgres,

@@ -1,4 +1,5 @@
-import postgres from "postgres";
+import { postgresClient } from "@keyway/db";
+import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "./test-database";
 
@@ -11,8 +12,8 @@ describe("createTestDatabase", () => {
   beforeAll(async () => {
     first = await createTestDatabase("harness first");
     second = await createTestDatabase("harness second");
-    sqlFirst = postgres(first.url, { onnotice: () => {} });
-    sqlSecond = postgres(second.url, { onnotice: () => {} });
+    sqlFirst = postgresClient(first.url, { onnotice: () => {} });
+    sqlSecond = postgresClient(second.url, { onnotice: () => {} });
   });
 
   afterAll(async () => {
@@ -23,7 +24,11 @@ describe("createTestDatabase", () => {
   it("gives each call its own uniquely named database", () => {
     expect(first.name).toMatch(/^harness_first_[0-9a-f]{12}$/);
     expect(second.name).not.toBe(first.name);
-    expect(first.url).toMatch(/^postgres:\/\/.+@127\.0\.0\.1:\d+\/harness_first_[0-9a-f]{12}$/);
+    // Through the server's Unix-domain socket; over TCP on request (a proxy in between).
+    expect(first.url).toMatch(
+      /^postgres:\/\/.+@127\.0\.0\.1:\d+\/harness_first_[0-9a-f]{12}\?host=%2F/,
+    );
+    expect(first.tcpUrl).toMatch(/^postgres:\/\/.+@127\.0\.0\.1:\d+\/harness_first_[0-9a-f]{12}$/);
   });
 
   it("stores and reads rows", async () => {
@@ -45,7 +50,7 @@ describe("createTestDatabase", () => {
 
   it("drops a database even while clients are connected", async () => {
     const scratch = await createTestDatabase("scratch");
-    const sql = postgres(scratch.url, { onnotice: () => {} });
+    const sql = postgresClient(scratch.url, { onnotice: () => {} });
     await sql`SELECT 1`;
 
     await scratch.drop();

@@ -3,6 +3,7 @@ import {
   createPostgresDatabase,
   dropPostgresDatabase,
   type PostgresServerAddress,
+  postgresTcpUrl,
   postgresUrl,
 } from "@keyway/db";
 import { inject } from "vitest";
@@ -16,7 +17,10 @@ declare module "vitest" {
 
 export interface TestDatabase {
   name: string;
+  /** Through the server's Unix-domain socket, as Keyway's processes reach the embedded server. */
   url: string;
+  /** Over TCP: for a test that puts a proxy (`startTcpProxy`) between a client and the server. */
+  tcpUrl: string;
   /** Drops the database, disconnecting any clients still connected. */
   drop(): Promise<void>;
 }
@@ -35,7 +39,12 @@ export async function createTestDatabase(label = "test"): Promise<TestDatabase> 
   }
   const name = uniqueDatabaseName(label);
   await createPostgresDatabase(server, name);
-  return { name, url: postgresUrl(server, name), drop: () => dropPostgresDatabase(server, name) };
+  return {
+    name,
+    url: postgresUrl(server, name),
+    tcpUrl: postgresTcpUrl(server, name),
+    drop: () => dropPostgresDatabase(server, name),
+  };
 }
 
 function uniqueDatabaseName(label: string): string {

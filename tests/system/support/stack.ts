@@ -164,10 +164,10 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
     KEYWAY_GATEWAY__ADMIN_PORT: String(adminPort),
   };
   const config = await loadConfig({ path: files.configPath, env: overrides });
-  const database: TestDatabase =
+  const database: Pick<TestDatabase, "url" | "drop"> =
     options.databaseUrl === undefined
       ? await createTestDatabase(`system_${label}`)
-      : { name: "", url: options.databaseUrl, drop: async () => {} };
+      : { url: options.databaseUrl, drop: async () => {} };
 
   const controlPlaneLogs: string[] = [];
   const logger = memoryLogger(controlPlaneLogs);

@@ -14,7 +14,7 @@ let client: postgres.Sql;
 
 beforeAll(async () => {
   database = await createTestDatabase("invalidations");
-  const url = new URL(database.url);
+  const url = new URL(database.tcpUrl);
   proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port) });
   url.port = String(proxy.port);
   client = postgres(url.toString(), { max: 1, onnotice: () => {} });

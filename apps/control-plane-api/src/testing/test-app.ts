@@ -35,8 +35,8 @@ export interface TestAppOptions {
   /** Bounds on the app's database connections (none by default). */
   databaseTimeouts?: DatabaseTimeouts;
   /**
-   * The URL the app's database handle connects to, given the test database's own (e.g. through
-   * a `startTcpProxy`); migrations always run directly.
+   * The URL the app's database handle connects to, given the test database's TCP URL (e.g.
+   * through a `startTcpProxy`); migrations always run directly.
    */
   routeDatabase?: (url: string) => Promise<string>;
 }
@@ -49,7 +49,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
   const testDatabase = await createTestDatabase("api");
   await runMigrations(testDatabase.url);
   const appDatabaseUrl = options.routeDatabase
-    ? await options.routeDatabase(testDatabase.url)
+    ? await options.routeDatabase(testDatabase.tcpUrl)
     : testDatabase.url;
   const database = createDatabase(appDatabaseUrl, {
     max: 5,

@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { DrizzleQueryError } from "drizzle-orm/errors";
 import { describe, expect, it } from "vitest";
@@ -28,6 +31,29 @@ describe("database failures", () => {
     } finally {
       await database.close();
     }
+  });
+
+  it("classifies a server missing from its Unix-domain socket directory as unavailable", async () => {
+    // A stopped server removes its socket file: connecting then fails with ENOENT, not ECONNREFUSED.
+    const dir = await mkdtemp(join(tmpdir(), "keyway-no-pg-"));
+    const database = createDatabase(`postgres://u:p@127.0.0.1:5432/none?host=${dir}`, { max: 1 });
+    try {
+      const error = await database.db.execute(sql`select ${PARAMETER}`).then(
+        () => undefined,
+        (failure: unknown) => failure,
+      );
+      expect(databaseFailureCause(error).code).toBe("ENOENT");
+      expect(isDatabaseUnavailable(error)).toBe(true);
+    } finally {
+      await database.close();
+      await rm(dir, { recursive: true });
+    }
+    // Other missing files are not the database's absence.
+    const missingFile = Object.assign(new Error("no such file"), {
+      code: "ENOENT",
+      syscall: "open",
+    });
+    expect(isDatabaseUnavailable(missingFile)).toBe(false);
   });
 
   it("classifies server timeouts and shutdowns as unavailable, and other errors not", () => {

@@ -67,6 +67,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (code === undefined) return false;
   return (
     UNAVAILABLE_CLIENT_CODES.has(code) ||
+    // A server reached through a Unix-domain socket removes the socket file when it stops.
+    (code === "ENOENT" && (root as { syscall?: unknown }).syscall === "connect") ||
     UNAVAILABLE_SQLSTATES.has(code) ||
     // Class 08, connection_exception.
     (code.length === 5 && code.startsWith("08"))

@@ -124,7 +124,7 @@ describe("startEmbeddedPostgres", () => {
     await chmod(squatted, 0o777);
     try {
       await expect(startEmbeddedPostgres({ dataDir, port, durable: false })).rejects.toThrow(
-        `PostgreSQL's socket directory ${squatted} exists but is not a directory private to the server's user`,
+        `PostgreSQL did not start: its socket directory ${squatted} exists but is not a directory private to the server's user`,
       );
     } finally {
       await rm(squatted, { recursive: true, force: true });

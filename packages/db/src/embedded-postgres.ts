@@ -235,8 +235,8 @@ async function prepareSocketDir(
       existing.isDirectory() && existing.uid === owner.uid && (existing.mode & 0o077) === 0;
     if (!isPrivate) {
       throw new Error(
-        `PostgreSQL's socket directory ${dir} exists but is not a directory private to the ` +
-          "server's user (mode 0700); remove it",
+        `PostgreSQL did not start: its socket directory ${dir} exists but is not a directory ` +
+          "private to the server's user (mode 0700); remove it",
       );
     }
     return { dir, created: false };

@@ -25,6 +25,7 @@ import {
   upgradeDevelopmentConfig,
   writeDevelopmentConfig,
 } from "@keyway/config";
+import { embeddedSocketDir } from "@keyway/db";
 import { createCertificateAuthority } from "@keyway/x509";
 import { buildService } from "./build";
 import { embeddedDatabase } from "./start/embedded-database";
@@ -164,6 +165,14 @@ async function startKeyway(supervisor: Supervisor): Promise<Started> {
   return { config, firstRun, pids };
 }
 
+/** Where the embedded server is, for `psql`: its TCP port and the socket the services use. */
+function embeddedDatabaseLine(config: KeywayConfig): string {
+  const { data_dir, port } = config.database.embedded;
+  const socketDir = embeddedSocketDir(port);
+  const socket = socketDir === undefined ? "" : `, socket in ${socketDir}`;
+  return `embedded PostgreSQL in ${data_dir} (127.0.0.1:${port}${socket})`;
+}
+
 function adminUrl(config: KeywayConfig): string {
   return dialableUrl(config.gateway.admin_host, config.gateway.admin_port);
 }
@@ -184,7 +193,7 @@ async function banner({ config, firstRun, pids }: Started): Promise<string> {
     `  control plane API   ${config.api.public_url}   (OpenAPI: ${config.api.public_url}/openapi.json)`,
     `  egress gateway      ${config.gateway.public_proxy_url}   (HTTP(S) proxy; sandboxes trust ${config.gateway.ca_cert_path})`,
     `  gateway admin       ${adminUrl(config)}   (/healthz, /readyz, /metrics)`,
-    `  database            ${config.database.url ? "configured database.url" : `embedded PostgreSQL in ${config.database.embedded.data_dir}`}`,
+    `  database            ${config.database.url ? "configured database.url" : embeddedDatabaseLine(config)}`,
     `  config              ${configPath}`,
     `  operator token      ${operatorToken ? operatorTokenPath : "see operator.token_hashes in the config"}`,
     `  processes           ${processes} (restarted if they crash)`,

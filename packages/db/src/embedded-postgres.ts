@@ -146,7 +146,8 @@ export async function startEmbeddedPostgres(
       await server.start();
     } catch (cause) {
       // No server.stop() here: the process has already exited, and stop() would wait for it forever.
-      if (socket?.created) await rm(socket.dir, { recursive: true, force: true });
+      // Made for this start; kept if another server on the port (started meanwhile) holds it.
+      if (socket?.created) await removeSocketDir(socket.dir, port, undefined);
       const portTaken = output.includes("Address already in use");
       if (portTaken && options.port === undefined && attempt < PORT_ATTEMPTS) continue;
       const message = `PostgreSQL did not start on ${HOST}:${port} from ${databaseDir}`;
@@ -248,9 +249,9 @@ async function prepareSocketDir(
 }
 
 /**
- * Removes the socket directory after its server stopped, unless another server holds the port's
- * socket lock by now (one started on the same port after this one was killed): its lock file's
- * first line is the postmaster's pid.
+ * Removes the socket directory after its server (`pid`) stopped or failed to start, unless
+ * another server holds the port's socket lock by now (one started on the same port after this
+ * one was killed): the lock file's first line is its postmaster's pid.
  */
 async function removeSocketDir(dir: string, port: number, pid: number | undefined): Promise<void> {
   const lock = await readFile(join(dir, `.s.PGSQL.${port}.lock`), "utf8").catch(() => undefined);

@@ -4,7 +4,7 @@
  * loopback upstream. Target: p99 < 500 ms.
  *
  *   pnpm bench:storm [--sandboxes 200] [--plans N] [--rounds 3] [--warmup 1]
- *                    [--client node|undici] [--json FILE] [--profile DIR]
+ *                    [--client node|undici] [--cold-upstream] [--json FILE] [--profile DIR]
  *
  * Each sandbox has its own connection (CONNECT with its session token as proxy credential, TLS
  * terminated by the gateway with a leaf from the deployment's CA; `storm-sandboxes.ts`, with
@@ -28,6 +28,11 @@
  * deployment timer. CPU per request is read for the gateway, this process (the API),
  * PostgreSQL and the sandboxes. At the end every audit
  * chain must verify and every resolution must be audited with the trace id the gateway sent.
+ * The upstream's CPU and the TLS connections the gateway opens to it (full or resumed handshakes)
+ * are reported per round too. By default the upstream keeps idle connections 120 s, so after the
+ * warm-up round the gateway's pool is warm; `--cold-upstream` has the upstream close them after 3 s
+ * (the gateway's pool, told so by its `Keep-Alive` header, after 1 s) and waits 4 s between rounds,
+ * so every round opens its upstream connections anew, as after a provider's idle timeout.
  * `--profile DIR` writes CPU profiles of the gateway (`node --cpu-prof`) and of this process over
  * the rounds (warm-up included), and of the sandboxes, and prints where each spent its time.
  */
@@ -50,6 +55,7 @@ import {
   benchGatewayConfig,
   startBenchControlPlane,
 } from "./gateway-control-plane";
+import type { UpstreamStats } from "./gateway-upstream";
 import {
   childPids,
   cpuMs,
@@ -87,13 +93,25 @@ const CLIENT = (() => {
   if (client !== "node" && client !== "undici") throw new Error("--client is node or undici");
   return client;
 })();
+const COLD_UPSTREAM = process.argv.includes("--cold-upstream");
+/** The upstream's keep-alive with `--cold-upstream`, and the pause between rounds. */
+const COLD_KEEP_ALIVE_MS = 3_000;
+const ROUND_PAUSE_MS = COLD_UPSTREAM ? COLD_KEEP_ALIVE_MS + 1_000 : 1_000;
 if (PLANS > SANDBOXES) throw new Error("--plans cannot exceed --sandboxes");
 
 interface Round {
   latencyMs: { p50: number; p99: number; max: number; min: number };
   wallMs: number;
   /** CPU time per sandbox request, µs, per process. */
-  cpuUsPerRequest: { gateway: number; api: number; postgres: number; sandboxes: number };
+  cpuUsPerRequest: {
+    gateway: number;
+    api: number;
+    postgres: number;
+    sandboxes: number;
+    upstream: number;
+  };
+  /** New TLS connections the gateway opened to the upstream, by handshake kind. */
+  upstreamConnections: { full: number; resumed: number; openAfter: number };
   /** Plans fetched by digest, resolutions, internal requests in all, and the liveness ones. */
   served: { plans: number; credentials: number; internal: number; liveness: number };
   loadAverage: number;
@@ -142,11 +160,17 @@ async function main() {
         String(upstreamHttps),
         file("upstream-cert.pem", upstreamLeaf.certPem),
         file("upstream-key.pem", upstreamLeaf.keyPem),
+        ...(COLD_UPSTREAM ? [String(COLD_KEEP_ALIVE_MS)] : []),
       ],
       {},
     );
     children.push(upstream);
     await waitFor("upstream", async () => upstream.output().includes("ready"), upstream);
+    /** The upstream's counters: it runs on the same cores, so its CPU sets the wall time too. */
+    const upstreamStats = async (): Promise<UpstreamStats> => {
+      const response = await fetch(`http://127.0.0.1:${upstreamHttp}/__stats`);
+      return (await response.json()) as UpstreamStats;
+    };
 
     // Chosen just before the gateway starts: the embedded PostgreSQL took a port meanwhile.
     const [proxyPort, adminPort] = await Promise.all([getFreePort(), getFreePort()]);
@@ -227,9 +251,11 @@ async function main() {
       await profiler.post("Profiler.start");
     }
     for (const [index, group] of roundGroups.entries()) {
-      // Let the sealer and the previous round's connections settle first.
-      await sleep(1_000);
+      // Let the sealer and the previous round's connections settle first (or close, with
+      // `--cold-upstream`).
+      await sleep(ROUND_PAUSE_MS);
       const servedBefore = cp.served();
+      const upstreamBefore = await upstreamStats();
       const cpuBefore = {
         gateway: cpuMs([gatewayPid]),
         own: process.cpuUsage(),
@@ -246,6 +272,7 @@ async function main() {
         postgres: cpuMs(postgresPids()) - cpuBefore.postgres,
       };
       const servedAfter = cp.served();
+      const upstreamAfter = await upstreamStats();
       const measured = index >= WARMUP_ROUNDS;
       if (measured) all.push(...samples);
       const n = samples.length;
@@ -262,6 +289,12 @@ async function main() {
           api: (cpu.own * 1000) / n,
           sandboxes: (answer.cpuMs * 1000) / n,
           postgres: (cpu.postgres * 1000) / n,
+          upstream: (upstreamAfter.cpuUs - upstreamBefore.cpuUs) / n,
+        },
+        upstreamConnections: {
+          full: upstreamAfter.fullHandshakes - upstreamBefore.fullHandshakes,
+          resumed: upstreamAfter.resumedHandshakes - upstreamBefore.resumedHandshakes,
+          openAfter: upstreamAfter.tlsOpen,
         },
         served: {
           plans: servedAfter.plans - servedBefore.plans,
@@ -296,6 +329,7 @@ async function main() {
       sandboxes: SANDBOXES,
       plansPerRound: PLANS,
       client: CLIENT,
+      coldUpstream: COLD_UPSTREAM,
       warmupRounds,
       rounds,
       overallMs: overall,
@@ -309,7 +343,8 @@ async function main() {
     console.log(
       `first-request storm — ${machine.cpu}, ${machine.cores} cores, node ${machine.node}: ` +
         `${SANDBOXES} sandboxes at once on ${PLANS} plan(s), ${ROUNDS} round(s) after ` +
-        `${WARMUP_ROUNDS} warm-up round(s), client ${CLIENT}`,
+        `${WARMUP_ROUNDS} warm-up round(s), client ${CLIENT}` +
+        (COLD_UPSTREAM ? ", upstream connections closed between rounds" : ""),
     );
     console.table(
       Object.fromEntries(
@@ -326,6 +361,9 @@ async function main() {
             "CPU µs API": r.cpuUsPerRequest.api.toFixed(0),
             "CPU µs PostgreSQL": r.cpuUsPerRequest.postgres.toFixed(0),
             "CPU µs sandboxes": r.cpuUsPerRequest.sandboxes.toFixed(0),
+            "CPU µs upstream": r.cpuUsPerRequest.upstream.toFixed(0),
+            "upstream TLS new (full/resumed)": `${r.upstreamConnections.full}/${r.upstreamConnections.resumed}`,
+            "upstream open": r.upstreamConnections.openAfter,
             resolutions: r.served.credentials,
             "plan loads": r.served.plans,
             "internal requests": r.served.internal,

@@ -84,6 +84,25 @@ describe("createLineWriter", () => {
       reason: "ERR_TLS_CERT_ALTNAME_INVALID: Hostname/IP does not match",
       ratio: Number.POSITIVE_INFINITY,
     },
+    // Repeated values (the writer reuses their JSON), then a repeated field next to a new one.
+    {
+      kind: "http",
+      sessionId: "sess_1",
+      status: 200,
+      durationMs: 1.25,
+      host: 'we"ird\\host\n\u0001é😀\ud800',
+      reason: undefined,
+      ratio: 0,
+    },
+    {
+      kind: "http",
+      sessionId: "sess_2",
+      status: 201,
+      durationMs: 3,
+      host: "api.example:8443",
+      reason: 'quote " here',
+      ratio: 1,
+    },
   ];
 
   it("writes the line logger[level] writes for the same fields, character for character", () => {
@@ -97,7 +116,7 @@ describe("createLineWriter", () => {
     // The clock is the same only within a millisecond: compare without it.
     const withoutTime = (line: string) => line.replace(/"time":"[^"]+"/, '"time":""');
     expect(prepared.lines.map(withoutTime)).toEqual(generic.lines.map(withoutTime));
-    expect(prepared.lines).toHaveLength(2);
+    expect(prepared.lines).toHaveLength(lines.length);
     expect(JSON.parse(prepared.lines[0] ?? "")).toMatchObject({ level: "info", ratio: null });
   });
 

@@ -205,12 +205,29 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     // A `write` sink takes lines without their newline: hand it the line as built.
     const writeLine =
       write === undefined ? (line: string) => destination.write(`${line}\n`) : write;
+    // Each field's last string value and its JSON: consecutive lines mostly repeat the session,
+    // route, method and host, which then cost a comparison instead of a scan of the string.
+    const lastValues: (string | undefined)[] = fieldNames.map(() => undefined);
+    const lastJson: string[] = fieldNames.map(() => "");
     return (fields) => {
       if (!log.isLevelEnabled(level)) return;
       let line = levelPrefix + timestamp() + bindings;
-      for (const { name, key } of fieldKeys) {
-        const value = fields[name];
-        if (value !== undefined) line += key + lineValueJson(value);
+      for (let at = 0; at < fieldKeys.length; at++) {
+        const field = fieldKeys[at];
+        if (field === undefined) continue;
+        const { key } = field;
+        const value = fields[field.name];
+        if (value === undefined) continue;
+        if (typeof value === "number") {
+          line += key + lineValueJson(value);
+        } else if (value === lastValues[at]) {
+          line += key + lastJson[at];
+        } else {
+          const json = lineValueJson(value);
+          lastValues[at] = value;
+          lastJson[at] = json;
+          line += key + json;
+        }
       }
       writeLine(line + end);
     };

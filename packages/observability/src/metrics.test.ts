@@ -1,3 +1,4 @@
+import { Histogram as PromHistogram, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { createMetricsRegistry } from "./metrics";
 
@@ -32,6 +33,49 @@ describe("createMetricsRegistry", () => {
         "",
       ].join("\n"),
     );
+  });
+
+  it("renders histograms exactly as prom-client's Histogram does", async () => {
+    const registry = bare();
+    const reference = new Registry();
+    const buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 60];
+    const ours = registry.histogram("t_seconds", "Latency.", buckets, ["upstream", "code"]);
+    const theirs = new PromHistogram({
+      name: "t_seconds",
+      help: "Latency.",
+      buckets,
+      labelNames: ["upstream", "code"],
+      registers: [reference],
+    });
+    const plainOurs = registry.histogram("t_plain_seconds", "Plain.", [1, 2]);
+    const plainTheirs = new PromHistogram({
+      name: "t_plain_seconds",
+      help: "Plain.",
+      buckets: [1, 2],
+      registers: [reference],
+    });
+    const upstreams = ["http://a.example", 'we"ird\\', "c\nd"];
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed / 2_147_483_648;
+    };
+    for (let i = 0; i < 2_000; i++) {
+      // Values on and around the bounds, tiny ones and ones above the last bound.
+      const value =
+        i % 7 === 0 ? (buckets[i % buckets.length] as number) : random() ** 4 * 100 * random();
+      const upstream = upstreams[i % upstreams.length] as string;
+      const code = i % 5 === 0 ? "500" : "200";
+      ours.observe(value, upstream, code);
+      theirs.labels(upstream, code).observe(value);
+      plainOurs.observe(value);
+      plainTheirs.observe(value);
+    }
+    expect(await registry.render()).toBe(await reference.metrics());
+    expect(await registry.render()).toBe(await reference.metrics());
+    expect(() => ours.observe(Number.NaN, "a", "200")).toThrow(TypeError);
+    expect(() => registry.histogram("t_le", "Le.", [1], ["le"])).toThrow();
+    expect(() => registry.histogram("t_seconds", "Again.", [1])).toThrow();
   });
 
   it("keeps counting across scrapes: each one shows every count so far", async () => {

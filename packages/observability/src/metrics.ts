@@ -3,6 +3,7 @@ import {
   Counter as PromCounter,
   Gauge as PromGauge,
   Histogram as PromHistogram,
+  type Metric as PromMetric,
   Registry,
 } from "prom-client";
 
@@ -119,6 +120,119 @@ function childCache<T>(
   };
 }
 
+/** One label set of a histogram: per-bucket (not cumulative) counts, sum and count. */
+class HistogramSeries {
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+
+  constructor(
+    readonly labels: Readonly<Record<string, string>>,
+    private readonly bounds: readonly number[],
+  ) {
+    this.counts = new Float64Array(bounds.length);
+  }
+
+  observe(value: number): void {
+    if (!Number.isFinite(value)) throw new TypeError(`Value is not a valid number: ${value}`);
+    const { bounds } = this;
+    // The first bound ≥ value; above the last one only `+Inf` (the count) holds it.
+    for (let at = 0; at < bounds.length; at++) {
+      if (value <= (bounds[at] as number)) {
+        this.counts[at] = (this.counts[at] as number) + 1;
+        break;
+      }
+    }
+    this.sum += value;
+    this.count += 1;
+  }
+}
+
+/** A sample as prom-client's registry renders it (`metricName{labels} value`). */
+interface HistogramSample {
+  labels: Record<string, string | number>;
+  value: number;
+  metricName: string;
+}
+
+/**
+ * A Prometheus histogram kept in plain numbers and registered with prom-client's registry as a
+ * metric of its own: `get()` returns the samples prom-client's `Histogram` would (cumulative
+ * `_bucket` samples with `le` first, then `+Inf`, `_sum`, `_count`, series in first-observed order).
+ */
+class PlainHistogram {
+  readonly type = "histogram";
+  readonly aggregator = "sum";
+  readonly #labelNames: readonly string[];
+  readonly #bounds: readonly number[];
+  readonly #series: HistogramSeries[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    buckets: readonly number[],
+    labelNames: readonly string[],
+  ) {
+    // prom-client's own checks of the name, the label names (`le` is reserved) and the help,
+    // on a histogram that is built for them only and never registered.
+    new PromHistogram({
+      name,
+      help,
+      buckets: [...buckets],
+      labelNames: [...labelNames],
+      registers: [],
+    });
+    this.#labelNames = labelNames;
+    this.#bounds = [...buckets];
+  }
+
+  series(values: readonly string[]): HistogramSeries {
+    const labels: Record<string, string> = {};
+    this.#labelNames.forEach((label, at) => {
+      labels[label] = values[at] ?? "";
+    });
+    const series = new HistogramSeries(labels, this.#bounds);
+    this.#series.push(series);
+    return series;
+  }
+
+  reset(): void {
+    for (const series of this.#series) {
+      series.counts.fill(0);
+      series.sum = 0;
+      series.count = 0;
+    }
+  }
+
+  async get() {
+    const bucket = `${this.name}_bucket`;
+    const values: HistogramSample[] = [];
+    for (const series of this.#series) {
+      let cumulative = 0;
+      this.#bounds.forEach((bound, at) => {
+        cumulative += series.counts[at] as number;
+        values.push({
+          labels: { le: bound, ...series.labels },
+          value: cumulative,
+          metricName: bucket,
+        });
+      });
+      values.push(
+        { labels: { le: "+Inf", ...series.labels }, value: series.count, metricName: bucket },
+        { labels: { ...series.labels }, value: series.sum, metricName: `${this.name}_sum` },
+        { labels: { ...series.labels }, value: series.count, metricName: `${this.name}_count` },
+      );
+    }
+    return {
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      values,
+      aggregator: this.aggregator,
+    };
+  }
+}
+
 export function createMetricsRegistry(options: MetricsRegistryOptions = {}): MetricsRegistry {
   const registry = new Registry();
   const maxSeries = options.maxSeriesPerMetric ?? 1000;
@@ -183,15 +297,16 @@ export function createMetricsRegistry(options: MetricsRegistryOptions = {}): Met
 
     histogram(name, help, buckets, labelNames = []) {
       checkLabels(labelNames);
-      const metric = new PromHistogram({
-        name,
-        help,
-        buckets: [...buckets],
-        labelNames: [...labelNames],
-        registers: [registry],
-      });
-      if (labelNames.length === 0) return { observe: (value) => metric.observe(value) };
-      const child = childCache(labelNames.length, (values) => metric.labels(...values), maxSeries);
+      // Observations add up in plain numbers, read at each scrape, instead of prom-client's
+      // `observe`, which hashes and validates the label set on every call (one per gateway
+      // request). The exposition is prom-client's own (tested against its `Histogram`).
+      const metric = new PlainHistogram(name, help, buckets, labelNames);
+      registry.registerMetric(metric as unknown as PromMetric);
+      if (labelNames.length === 0) {
+        const only = metric.series([]);
+        return { observe: (value) => only.observe(value) };
+      }
+      const child = childCache(labelNames.length, (values) => metric.series(values), maxSeries);
       return { observe: (value, a, b, c) => child(a, b, c).observe(value) };
     },
 

@@ -39,4 +39,15 @@ describe("relayedResponseHeaders", () => {
       }),
     ).toEqual(["x-three", "3"]);
   });
+
+  it("relays everything but the Connection header itself when it names no header", () => {
+    for (const connection of ["keep-alive", "close", ["keep-alive"]]) {
+      expect(relayedResponseHeaders({ connection, "content-length": "2", "x-one": "1" })).toEqual([
+        "content-length",
+        "2",
+        "x-one",
+        "1",
+      ]);
+    }
+  });
 });

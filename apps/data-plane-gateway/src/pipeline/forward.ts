@@ -124,7 +124,10 @@ export function relayedResponseHeaders(headers: IncomingHttpHeaders): string[] {
  * or null: read once per response, since nearly every one says just `keep-alive`.
  */
 function nominatedNames(connection: string | string[] | undefined): string[] | null {
-  if (connection === undefined) return null;
+  // The usual values name no header: answered without splitting the value.
+  if (connection === undefined || connection === "keep-alive" || connection === "close") {
+    return null;
+  }
   let names: string[] | null = null;
   for (const value of typeof connection === "string" ? [connection] : connection) {
     for (const token of value.split(",")) {

@@ -5,7 +5,7 @@
  *   pnpm bench:gateway [--json FILE] [--duration S] [--warmup S] [--cases a,b] [--profile DIR]
  *                      [--connections 1,16,64] [--loadgen undici] [--log FILE]
  *                      [--gateway-node-flags "--trace-gc …"] [--gateway-build bundle|tsx]
- *                      [--gateway-bundle FILE]
+ *                      [--gateway-bundle FILE] [--compare-bundle FILE [--rounds R]]
  *                      [--routes N] [--sessions N [--distinct-plans]] [--alloc]
  *                      [--plan-curve 1,100,1000,5000 [--sessions N] [--rounds R]]
  *
@@ -191,6 +191,16 @@ if (gatewayBuild !== "tsx" && gatewayBuild !== "bundle") {
  * its external packages).
  */
 const gatewayBundle = flag("--gateway-bundle");
+/**
+ * `--compare-bundle FILE`: a second gateway from FILE (same control plane, config and upstream,
+ * its own ports) next to the first, then only plain HTTP at the first `--connections` value
+ * (default 16), the two gateways in turn for `--rounds` rounds (default 2; which goes first
+ * alternates). On a machine shared with other work, CPU per request moves by ±10 % from one
+ * minute to the next; interleaving a few-second run of each puts both under the same load, and
+ * the per-round ratio compares them (before/after a change: `--gateway-bundle` a bundle of the
+ * older commit, `--compare-bundle` the newer one).
+ */
+const compareBundle = flag("--compare-bundle");
 
 type Via = "direct" | "gateway" | "nginx" | "naive";
 type Scheme = "http" | "https";
@@ -859,6 +869,37 @@ async function main() {
     children.push(gateway.child);
     const gatewayPid = gateway.child.pid ?? 0;
     await waitFor("gateway", () => isReady(`http://127.0.0.1:${adminPort}`), gateway);
+    let compared: { child: ChildProcess; proxyPort: number } | undefined;
+    if (compareBundle !== undefined) {
+      const [comparedProxyPort, comparedAdminPort] = await Promise.all([
+        getFreePort(),
+        getFreePort(),
+      ]);
+      const comparedConfig = join(dir, "keyway-compared.toml");
+      writeFileSync(
+        comparedConfig,
+        benchGatewayConfig(cp, {
+          proxyPort: comparedProxyPort,
+          adminPort: comparedAdminPort,
+          caCertPath: files.gatewayCa,
+          caKeyPath: files.gatewayCaKey,
+          gatewayKeyPath: files.gatewayKey,
+        }),
+      );
+      const nullFd = openSync("/dev/null", "w");
+      const second = spawnNode([...gatewayNodeFlags, resolve(compareBundle)], {
+        env: { KEYWAY_CONFIG: comparedConfig, NODE_EXTRA_CA_CERTS: files.upstreamCa },
+        stdoutFd: nullFd,
+      });
+      closeSync(nullFd);
+      children.push(second.child);
+      await waitFor(
+        "compared gateway",
+        () => isReady(`http://127.0.0.1:${comparedAdminPort}`),
+        second,
+      );
+      compared = { child: second.child, proxyPort: comparedProxyPort };
+    }
 
     let nginx: Spawned | undefined;
     /** nginx's worker processes, which do the proxying. */
@@ -958,6 +999,19 @@ async function main() {
       const points = await runPlanCurve(setup, cp, gatewayPid, adminPort);
       await stop(gateway.child);
       reportPlanCurve(machine, points);
+      return;
+    }
+
+    if (compared !== undefined) {
+      await compareGateways(setup, [
+        { label: "A", bundle: gatewayBundle ?? "built", pid: gatewayPid, proxyPort },
+        {
+          label: "B",
+          bundle: compareBundle ?? "",
+          pid: compared.child.pid ?? 0,
+          proxyPort: compared.proxyPort,
+        },
+      ]);
       return;
     }
 
@@ -1103,6 +1157,50 @@ async function main() {
     await cp?.close();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+interface ComparedGateway {
+  label: string;
+  bundle: string;
+  pid: number;
+  proxyPort: number;
+}
+
+/** `--compare-bundle`: plain HTTP through each gateway in turn, round by round. */
+async function compareGateways(setup: Setup, gateways: readonly ComparedGateway[]): Promise<void> {
+  const spec = ALL_CASES.find((c) => c.id === "gateway-http");
+  if (spec === undefined) throw new Error("no gateway-http case");
+  const connections = onlyConnections?.[0] ?? 16;
+  for (const gateway of gateways) {
+    console.log(`${gateway.label}: ${gateway.bundle}`);
+    await warmSessions({ ...setup, proxyPort: gateway.proxyPort }, setup.proxyAuthorizations);
+  }
+  const cpu = new Map<string, number[]>(gateways.map((g) => [g.label, []]));
+  for (let round = 1; round <= ROUNDS; round++) {
+    const order = round % 2 === 1 ? gateways : [...gateways].reverse();
+    for (const gateway of order) {
+      const { load, proxyCpuMs } = await runCase(
+        { ...setup, proxyPort: gateway.proxyPort },
+        spec,
+        connections,
+        [gateway.pid],
+      );
+      const us = (proxyCpuMs * 1000) / Math.max(1, load.requests);
+      cpu.get(gateway.label)?.push(us);
+      console.log(
+        `  round ${round} ${gateway.label}  ${fmt(load.requests / (load.durationUs / 1e6), 0).padStart(7)} req/s  ` +
+          `CPU ${fmt(us, 1)} µs/req  RSS ${fmt(rssMb(gateway.pid), 1)} MB` +
+          (load.errors > 0 ? `  ERRORS ${load.errors}` : ""),
+      );
+    }
+  }
+  const [a, b] = gateways.map((g) => cpu.get(g.label) ?? []);
+  if (a === undefined || b === undefined) return;
+  const ratios = b.map((value, i) => value / (a[i] ?? Number.NaN));
+  console.log(
+    `CPU µs/req median: A ${fmt(percentile(a, 50), 1)}, B ${fmt(percentile(b, 50), 1)}; ` +
+      `B/A per round ${ratios.map((r) => fmt(r, 3)).join(" ")}, median ${fmt(percentile(ratios, 50), 3)}`,
+  );
 }
 
 /**

@@ -1,13 +1,7 @@
-import { randomUUID } from "node:crypto";
+import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
+import { getRequestListener } from "@hono/node-server";
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import { databaseFailureCause, isDatabaseUnavailable } from "@keyway/db";
-import {
-  contextOf,
-  parseTraceparent,
-  remoteContext,
-  SpanKind,
-  SpanStatusCode,
-} from "@keyway/observability";
+import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { routePath } from "hono/route";
 import { authenticate } from "./auth/authenticate";
@@ -15,9 +9,10 @@ import { authenticateGateway } from "./auth/authenticate-gateway";
 import { consoleRoutes } from "./console/routes";
 import type { AppDeps } from "./deps";
 import type { AppEnv } from "./env";
-import { DomainError, errorResponse } from "./errors";
-import { errorLogFields } from "./logger";
+import { DomainError, errorResponse, logRequestFailure } from "./errors";
+import { nodeRequest } from "./request-body";
 import { requestDeadline } from "./request-deadline";
+import { createRequestObserver, type ObservedHeaders, observedHeadersOf } from "./request-observer";
 import { createRouter } from "./router";
 
 /** `/readyz` waits this long for the database's answer (probes should allow a little more). */
@@ -25,13 +20,27 @@ const READINESS_TIMEOUT_MS = 2_000;
 
 export type ResourceRoutes = (deps: AppDeps) => OpenAPIHono<AppEnv>;
 
+/**
+ * A plain Node handler in front of hono for one hot route: it answers the requests it takes (true)
+ * exactly as the route's hono handler would, and leaves every other request to hono (false).
+ */
+export type FrontDoor = (incoming: IncomingMessage, outgoing: ServerResponse) => boolean;
+
+/** A route served by hono and, through the HTTP server, by a front door over the same state. */
+export type FrontDoorRoutes = (deps: AppDeps) => {
+  routes: OpenAPIHono<AppEnv>;
+  frontDoor: FrontDoor;
+};
+
 export interface AppModules {
   /** Routers under `/v1` (authenticated by bearer tokens). */
   public: readonly ResourceRoutes[];
   /** Routers under `/internal/v1` (authenticated by gateway assertions). */
   internal: readonly ResourceRoutes[];
-  /** Routers that do their own authentication (OAuth callbacks, webhook ingest, JWKS). */
+  /** Routers that do their own authentication (OAuth callbacks). */
   open: readonly ResourceRoutes[];
+  /** Open routes with a front door (webhook ingest): `createApiListener` puts it before hono. */
+  frontDoors?: readonly FrontDoorRoutes[];
   /**
    * Exact paths under `/v1` that `open` routers serve to GET requests without a bearer token
    * (OAuth2 callbacks, which a provider's redirect reaches with no Keyway credential). Every
@@ -42,52 +51,48 @@ export interface AppModules {
 
 /**
  * Builds the control-plane API from explicit dependencies; never listens (`server.ts` does).
+ * Every route is hono's here, front-door routes included (tests drive it with `app.request`).
  */
 export function createApp(deps: AppDeps, modules: AppModules): OpenAPIHono<AppEnv> {
+  return buildApp(deps, modules).app;
+}
+
+/**
+ * The API as the HTTP server's request listener: the front doors first, then hono (through
+ * `@hono/node-server`, as `createAdaptorServer` would serve it).
+ */
+export function createApiListener(
+  deps: AppDeps,
+  modules: AppModules,
+): { app: OpenAPIHono<AppEnv>; listener: RequestListener } {
+  const { app, frontDoors } = buildApp(deps, modules);
+  const viaHono = getRequestListener(app.fetch);
+  return {
+    app,
+    listener(incoming, outgoing) {
+      for (const frontDoor of frontDoors) if (frontDoor(incoming, outgoing)) return;
+      void viaHono(incoming, outgoing);
+    },
+  };
+}
+
+function buildApp(
+  deps: AppDeps,
+  modules: AppModules,
+): { app: OpenAPIHono<AppEnv>; frontDoors: FrontDoor[] } {
   const app = createRouter();
 
+  const observeRequest = createRequestObserver(deps);
   app.use(async (c, next) => {
-    const incoming = c.req.header("x-request-id");
-    const requestId =
-      incoming && /^[A-Za-z0-9._-]{1,128}$/.test(incoming) ? incoming : randomUUID();
-    c.set("requestId", requestId);
-    c.header("x-request-id", requestId);
-    const started = performance.now();
-    // W3C trace context: a gateway's resolution carries the sandbox request's trace.
-    const parent = parseTraceparent(c.req.header("traceparent"));
-    const span = deps.tracer?.startSpan(
-      `${c.req.method} ${c.req.path.startsWith("/internal/") ? "internal" : "request"}`,
-      { kind: SpanKind.SERVER, attributes: { "http.request.method": c.req.method } },
-      parent === null ? undefined : remoteContext(parent),
-    );
-    c.set("traceId", span?.spanContext().traceId ?? parent?.traceId);
-    c.set("traceContext", span === undefined ? undefined : contextOf(span));
+    const observed = observeRequest(c.req.method, c.req.path, requestHeaders(c));
+    c.set("requestId", observed.requestId);
+    c.set("traceId", observed.traceId);
+    c.set("traceContext", observed.traceContext);
+    c.header("x-request-id", observed.requestId);
     try {
       await next();
     } finally {
-      const route = routePath(c, -1);
-      const status = c.res.status;
-      const seconds = (performance.now() - started) / 1000;
-      deps.metrics.requests.inc(c.req.method, route, String(status));
-      deps.metrics.duration.observe(seconds, c.req.method, route);
-      if (span !== undefined) {
-        span.updateName(`${c.req.method} ${route}`);
-        span.setAttribute("http.route", route);
-        span.setAttribute("http.response.status_code", status);
-        if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-        span.end();
-      }
-      const principal = c.get("principal");
-      const traceId = c.get("traceId");
-      deps.logger.info("request", {
-        requestId,
-        method: c.req.method,
-        path: c.req.path,
-        status,
-        durationMs: Math.round(seconds * 100_000) / 100,
-        ...(traceId === undefined ? {} : { traceId }),
-        ...(principal ? { principalKind: principal.kind, actor: principal.actor } : {}),
-      });
+      observed.end(routePath(c, -1), c.res.status, c.get("principal"));
     }
   });
 
@@ -159,6 +164,12 @@ export function createApp(deps: AppDeps, modules: AppModules): OpenAPIHono<AppEn
 
   for (const routes of [...modules.public, ...modules.internal, ...modules.open])
     app.route("/", routes(deps));
+  const frontDoors: FrontDoor[] = [];
+  for (const served of modules.frontDoors ?? []) {
+    const { routes, frontDoor } = served(deps);
+    app.route("/", routes);
+    frontDoors.push(frontDoor);
+  }
   // The console calls the API through the API's own request handler, as any client would.
   app.route("/console", consoleRoutes(deps, { fetchApi: (request) => app.fetch(request) }));
 
@@ -173,19 +184,15 @@ export function createApp(deps: AppDeps, modules: AppModules): OpenAPIHono<AppEn
 
   app.notFound((c) => errorResponse(new DomainError("not_found", "not_found", "no such route"), c));
   app.onError((error, c) => {
-    if (!(error instanceof DomainError)) {
-      // Never the failed query: drizzle's wrapper quotes the SQL and its parameters. An
-      // unreachable database is logged by its cause (ECONNREFUSED, 57P01, a timeout), which
-      // holds no values; anything else by SQLSTATE and constraint only.
-      const requestId = c.get("requestId");
-      if (isDatabaseUnavailable(error)) {
-        const { name, code, message } = databaseFailureCause(error);
-        deps.logger.warn("database unavailable", { requestId, error: name, code, message });
-      } else {
-        deps.logger.error("unhandled error", { requestId, ...errorLogFields(error) });
-      }
-    }
+    logRequestFailure(deps.logger, error, c.get("requestId"));
     return errorResponse(error, c);
   });
-  return app;
+  return { app, frontDoors };
+}
+
+/** The observed headers, from Node's request when there is one (`observedHeadersOf`). */
+function requestHeaders(c: Context<AppEnv>): ObservedHeaders {
+  const incoming = nodeRequest(c);
+  if (incoming !== undefined) return observedHeadersOf(incoming);
+  return { requestId: c.req.header("x-request-id"), traceparent: c.req.header("traceparent") };
 }

@@ -1,8 +1,9 @@
-import { isDatabaseUnavailable } from "@keyway/db";
+import { databaseFailureCause, isDatabaseUnavailable } from "@keyway/db";
 import type { CompileErrorCode } from "@keyway/integrations-core";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ZodError } from "zod";
+import { errorLogFields, type Logger } from "./logger";
 
 /**
  * Domain errors and the one place they become HTTP responses (CONVENTIONS: one error-to-HTTP
@@ -208,12 +209,36 @@ export function errorOf(
 
 type ErrorStatus = (typeof STATUS)[ErrorKind] | HTTPException["status"] | 500;
 
+/** The headers an error answer carries besides its JSON content type: `Retry-After` on a 503. */
+export function errorHeaders(status: number): Record<string, string> | undefined {
+  return status === 503 ? { "retry-after": RETRY_AFTER_SECONDS } : undefined;
+}
+
 /**
  * The one error-to-HTTP mapping (`errorOf`) as a response. The batch resolution route answers
- * each item's failure with `errorOf` too.
+ * each item's failure with `errorOf` too, and the webhook front door (`webhooks/ingest-front-door.ts`)
+ * writes `errorOf` and `errorHeaders` to Node's response itself.
  */
 export function errorResponse(error: unknown, c: Context): Response {
   const { status, body } = errorOf(error, String(c.get("requestId") ?? ""));
-  if (status === 503) c.header("retry-after", RETRY_AFTER_SECONDS);
+  const headers = errorHeaders(status);
+  if (headers !== undefined)
+    for (const [name, value] of Object.entries(headers)) c.header(name, value);
   return c.json(body, status);
+}
+
+/**
+ * What a request's failure leaves in the log: nothing for a `DomainError` (the caller's answer
+ * says it all). Never the failed query: drizzle's wrapper quotes the SQL and its parameters. An
+ * unreachable database is logged by its cause (ECONNREFUSED, 57P01, a timeout), which holds no
+ * values; anything else by SQLSTATE and constraint only.
+ */
+export function logRequestFailure(logger: Logger, error: unknown, requestId: string): void {
+  if (error instanceof DomainError) return;
+  if (isDatabaseUnavailable(error)) {
+    const { name, code, message } = databaseFailureCause(error);
+    logger.warn("database unavailable", { requestId, error: name, code, message });
+  } else {
+    logger.error("unhandled error", { requestId, ...errorLogFields(error) });
+  }
 }

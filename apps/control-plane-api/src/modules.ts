@@ -10,7 +10,7 @@ import { profileRoutes } from "./profiles/routes";
 import { sessionRoutes } from "./sessions/routes";
 import { targetRoutes } from "./targets/routes";
 import { webhookEventRoutes } from "./webhooks/events-routes";
-import { webhookIngestRoutes } from "./webhooks/ingest-routes";
+import { webhookIngest } from "./webhooks/ingest-routes";
 import { webhookSubscriptionRoutes } from "./webhooks/subscriptions-routes";
 
 /**
@@ -31,6 +31,7 @@ export const apiModules: AppModules = {
     webhookEventRoutes,
   ],
   internal: [internalRoutes],
-  open: [webhookIngestRoutes, oauth2CallbackRoutes, githubAppCallbackRoutes],
+  open: [oauth2CallbackRoutes, githubAppCallbackRoutes],
+  frontDoors: [webhookIngest],
   unauthenticatedPaths: [OAUTH2_CALLBACK_PATH],
 };

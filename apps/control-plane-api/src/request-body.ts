@@ -27,9 +27,14 @@ export class BodyIncomplete extends Error {
   override readonly name = "BodyIncomplete";
 }
 
+/** Node's request under `c` when it came through the Node server; undefined otherwise. */
+export function nodeRequest(c: Context): IncomingMessage | undefined {
+  return (c.env as Partial<HttpBindings> | undefined)?.incoming;
+}
+
 /** Node's request under `c`, while its body is still unread; undefined otherwise. */
 export function unreadIncoming(c: Context): IncomingMessage | undefined {
-  const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming;
+  const incoming = nodeRequest(c);
   return incoming?.readable && !incoming.readableDidRead ? incoming : undefined;
 }
 
@@ -82,6 +87,40 @@ export function readIncomingBody(incoming: IncomingMessage, limit: number): Prom
     incoming.once("error", onFailure);
     incoming.once("close", onFailure);
   });
+}
+
+/** How much of an unread body is dropped, and for how long, before the connection is closed. */
+const DRAIN_LIMIT_BYTES = 64 * 1024 * 1024;
+const DRAIN_TIMEOUT_MS = 500;
+
+/**
+ * After an answer given before the body was read through (413): the rest is read and dropped, so
+ * a keep-alive connection can carry its next request; past 64 MiB or 500 ms the connection is
+ * closed instead. The bounds are those of `@hono/node-server`, which does this for hono's routes.
+ */
+export function drainUnreadBody(incoming: IncomingMessage): void {
+  if (incoming.destroyed || incoming.readableEnded) return;
+  let size = 0;
+  const cleanup = () => {
+    clearTimeout(timer);
+    incoming.off("data", onData);
+    incoming.off("end", cleanup);
+    incoming.off("error", cleanup);
+  };
+  const close = () => {
+    cleanup();
+    incoming.socket.destroySoon();
+  };
+  const onData = (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > DRAIN_LIMIT_BYTES) close();
+  };
+  const timer = setTimeout(close, DRAIN_TIMEOUT_MS);
+  timer.unref();
+  incoming.on("data", onData);
+  incoming.once("end", cleanup);
+  incoming.once("error", cleanup);
+  incoming.resume();
 }
 
 export async function readWebBody(request: Request, limit: number): Promise<Uint8Array> {

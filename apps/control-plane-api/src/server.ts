@@ -1,6 +1,5 @@
-import { type IncomingMessage, Server } from "node:http";
+import { createServer, type IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { createAdaptorServer } from "@hono/node-server";
 import { type KeywayConfig, listenOn, readSettingFile, requireSetting } from "@keyway/config";
 import {
   createGatewayAssertionVerifier,
@@ -14,7 +13,7 @@ import { createCatalogueRegistry } from "@keyway/integrations-definitions";
 import { configuredQueueSettings, createJobQueue } from "@keyway/jobs";
 import { createTracing, type SpanExporter } from "@keyway/observability";
 import { createRemoteJWKSet } from "jose";
-import { createApp } from "./app";
+import { createApiListener } from "./app";
 import { createAuditSealer, DEFAULT_SEAL_INTERVAL_MS } from "./audit/sealer";
 import { createOidcVerifier } from "./auth/oidc";
 import { createPostgresSpentAssertions } from "./auth/spent-assertions";
@@ -149,8 +148,7 @@ export async function startControlPlane(
     configTargets: config.targets,
   });
 
-  const app = createApp(deps, apiModules);
-  const server = createAdaptorServer({ fetch: app.fetch });
+  const server = createServer(createApiListener(deps, apiModules).listener);
   await listenOn(server, config.api.host, config.api.port, "api.port").catch(
     async (error: unknown) => {
       await deps.auditSealer.close();
@@ -167,14 +165,12 @@ export async function startControlPlane(
   // would wait for them forever: close() cuts those streams (gateways reconnect with backoff and
   // resync) and lets every other request finish.
   const eventStreams = new Set<Duplex>();
-  if (server instanceof Server) {
-    server.on("request", (request: IncomingMessage) => {
-      if (!request.url?.startsWith("/internal/v1/events")) return;
-      const socket = request.socket;
-      eventStreams.add(socket);
-      socket.once("close", () => eventStreams.delete(socket));
-    });
-  }
+  server.on("request", (request: IncomingMessage) => {
+    if (!request.url?.startsWith("/internal/v1/events")) return;
+    const socket = request.socket;
+    eventStreams.add(socket);
+    socket.once("close", () => eventStreams.delete(socket));
+  });
   logger.info("control plane listening", { host: address.address, port: address.port });
   return {
     url: `http://${config.api.host}:${address.port}`,

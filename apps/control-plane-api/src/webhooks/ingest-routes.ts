@@ -1,9 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { AppDeps } from "../deps";
+import type { FrontDoorRoutes } from "../app";
 import { createRouter } from "../router";
-import { createEventWriter, STORED_WEBHOOK_HEADERS } from "./event-writer";
-import { auditRefusal, createWebhookTargets, ingestWebhook, WebhookRefusal } from "./ingest";
-import { BodyTooLarge, rawWebhookRequest } from "./raw-request";
+import { STORED_WEBHOOK_HEADERS } from "./event-writer";
+import { createIngestDeps, type IngestDeps, receiveWebhook } from "./ingest";
+import { WEBHOOK_INGEST_PATH, webhookFrontDoor } from "./ingest-front-door";
+import { rawWebhookRequest } from "./raw-request";
 
 const targetKeyParams = z.object({
   targetKey: z
@@ -24,29 +25,24 @@ const acceptedSchema = z
  * `POST /p/integration/webhooks/{targetKey}` (SPEC §8): public, authenticated by the provider's
  * signature. The raw body is read once, bounded by `webhooks.body_limit_bytes` (413 as soon as the
  * declared or streamed size passes it, before the rest is read).
+ *
+ * Served twice over one ingest (one target cache, one event writer): by a plain Node handler in
+ * front of hono for the requests that reach it through the HTTP server with a plain target key
+ * (`ingest-front-door.ts`), and by this hono route for everything else (`app.request`, keys with
+ * percent-encoding), with the same answers.
  */
-export function webhookIngestRoutes(deps: AppDeps) {
+export const webhookIngest: FrontDoorRoutes = (deps) => {
+  const ingest = createIngestDeps(deps);
+  return { routes: webhookIngestRoutes(ingest), frontDoor: webhookFrontDoor(deps, ingest) };
+};
+
+function webhookIngestRoutes(ingest: IngestDeps) {
   const router = createRouter();
-  const targets = createWebhookTargets({
-    db: deps.database.db,
-    registry: deps.registry,
-    keyRing: deps.keyRing,
-    clock: deps.clock,
-    invalidations: deps.invalidations,
-  });
-  const ingestDeps = {
-    db: deps.database.db,
-    clock: deps.clock,
-    logger: deps.logger,
-    targets,
-    events: createEventWriter({ database: deps.database, clock: deps.clock, jobs: deps.jobs }),
-  };
-  const limit = deps.settings.webhookBodyLimitBytes;
 
   router.openapi(
     createRoute({
       method: "post",
-      path: "/p/integration/webhooks/{targetKey}",
+      path: WEBHOOK_INGEST_PATH,
       tags: ["webhooks"],
       description:
         "Provider webhooks. Verified with the target's secret (GitHub `X-Hub-Signature-256`, " +
@@ -71,23 +67,10 @@ export function webhookIngestRoutes(deps: AppDeps) {
     async (c) => {
       const { targetKey } = c.req.valid("param");
       const requestId = c.get("requestId");
-      const raw = rawWebhookRequest(c);
-      const rawBody = await raw.body(limit).catch(async (error: unknown) => {
-        if (!(error instanceof BodyTooLarge)) throw error;
-        const refusal = new WebhookRefusal(
-          "payload_too_large",
-          "payload_too_large",
-          `webhook bodies are limited to ${limit} bytes`,
-          "body_too_large",
-        );
-        await auditRefusal(ingestDeps, { targetKey, requestId }, refusal);
-        throw refusal;
-      });
-      const result = await ingestWebhook(ingestDeps, {
+      const result = await receiveWebhook(ingest, {
         targetKey,
-        headers: raw.headers,
-        rawBody,
         requestId,
+        raw: rawWebhookRequest(c),
       });
       if (result.kind === "response") {
         const { status, headers, body } = result.response;

@@ -9,11 +9,13 @@ import type {
   WebhookVerifyFailure,
 } from "@keyway/integrations-core";
 import { appendAudit } from "../audit/service";
+import type { AppDeps } from "../deps";
 import { type ApiErrorCode, DomainError } from "../errors";
 import type { FeedMessage, InvalidationFeed } from "../events/invalidations";
 import type { Logger } from "../logger";
 import { loadTargetForUse } from "../targets/service";
-import type { EventWriter, IngestTarget } from "./event-writer";
+import { createEventWriter, type EventWriter, type IngestTarget } from "./event-writer";
+import { BodyTooLarge, type RawWebhookRequest } from "./raw-request";
 
 /**
  * The provider front door (SPEC §8): `POST /p/integration/webhooks/:targetKey`.
@@ -37,6 +39,29 @@ export interface IngestDeps {
   logger: Logger;
   targets: WebhookTargets;
   events: EventWriter;
+  /** `webhooks.body_limit_bytes`. */
+  bodyLimit: number;
+}
+
+/**
+ * An app's ingest: one target cache and one event writer (whose batches are its group commits),
+ * shared by the route's hono handler and its front door (`ingest-front-door.ts`).
+ */
+export function createIngestDeps(deps: AppDeps): IngestDeps {
+  return {
+    db: deps.database.db,
+    clock: deps.clock,
+    logger: deps.logger,
+    targets: createWebhookTargets({
+      db: deps.database.db,
+      registry: deps.registry,
+      keyRing: deps.keyRing,
+      clock: deps.clock,
+      invalidations: deps.invalidations,
+    }),
+    events: createEventWriter({ database: deps.database, clock: deps.clock, jobs: deps.jobs }),
+    bodyLimit: deps.settings.webhookBodyLimitBytes,
+  };
 }
 
 export interface IngestRequest {
@@ -121,6 +146,30 @@ export class WebhookRefusal extends DomainError {
   ) {
     super(kind, code, message);
   }
+}
+
+/**
+ * A delivery as it arrives: its body is read once, bounded by `webhooks.body_limit_bytes` (413 as
+ * soon as the declared or streamed size passes it, before the rest is read, with an audit entry),
+ * then ingested.
+ */
+export async function receiveWebhook(
+  deps: IngestDeps,
+  input: Pick<IngestRequest, "targetKey" | "requestId"> & { raw: RawWebhookRequest },
+): Promise<IngestResult> {
+  const { targetKey, requestId, raw } = input;
+  const rawBody = await raw.body(deps.bodyLimit).catch(async (error: unknown) => {
+    if (!(error instanceof BodyTooLarge)) throw error;
+    const refusal = new WebhookRefusal(
+      "payload_too_large",
+      "payload_too_large",
+      `webhook bodies are limited to ${deps.bodyLimit} bytes`,
+      "body_too_large",
+    );
+    await auditRefusal(deps, { targetKey, requestId }, refusal);
+    throw refusal;
+  });
+  return ingestWebhook(deps, { targetKey, headers: raw.headers, rawBody, requestId });
 }
 
 export async function ingestWebhook(deps: IngestDeps, input: IngestRequest): Promise<IngestResult> {

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from "node:http";
 import {
   type HeaderPairs,
   type NormalizedHeaders,
@@ -38,6 +39,11 @@ export function rawWebhookRequest(c: Context): RawWebhookRequest {
       body: (limit) => readWebBody(c.req.raw, limit),
     };
   }
+  return rawIncomingWebhookRequest(incoming);
+}
+
+/** The same from Node's request, its body still unread (the front door's and hono's route's). */
+export function rawIncomingWebhookRequest(incoming: IncomingMessage): RawWebhookRequest {
   return {
     headers: normalizeHeaders(headerPairs(incoming.rawHeaders)),
     body: (limit) =>

@@ -8,10 +8,15 @@ import { createHash } from "node:crypto";
  * can never share a canonical form.
  */
 export function canonicalJson(value: unknown): string {
-  return write(value, "$");
+  return write(value, []);
 }
 
-function write(value: unknown, at: string): string {
+/**
+ * Appends to one string, and names where a refused value sits (`$.a[0].b`) only when refusing
+ * it: building each member's path and a parts array per object was most of what this allocated
+ * (the audit chain hashes every entry; `pnpm bench:webhooks`, docs/benchmarks.md).
+ */
+function write(value: unknown, path: (string | number)[]): string {
   if (value === null) return "null";
   switch (typeof value) {
     case "string":
@@ -19,35 +24,45 @@ function write(value: unknown, at: string): string {
     case "boolean":
       return value ? "true" : "false";
     case "number":
-      if (!Number.isFinite(value)) throw new TypeError(`canonicalJson: non-finite number at ${at}`);
+      if (!Number.isFinite(value)) refuse("non-finite number at", path);
       return JSON.stringify(value);
     case "object": {
       if (Array.isArray(value)) {
-        const parts: string[] = [];
+        let out = "[";
         for (let i = 0; i < value.length; i++) {
           const item: unknown = value[i];
-          if (item === undefined) throw new TypeError(`canonicalJson: undefined at ${at}[${i}]`);
-          parts.push(write(item, `${at}[${i}]`));
+          path.push(i);
+          if (item === undefined) refuse("undefined at", path);
+          out += i === 0 ? write(item, path) : `,${write(item, path)}`;
+          path.pop();
         }
-        return `[${parts.join(",")}]`;
+        return `${out}]`;
       }
       const proto: unknown = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) {
-        throw new TypeError(`canonicalJson: only plain objects are allowed at ${at}`);
+        refuse("only plain objects are allowed at", path);
       }
       const record = value as Record<string, unknown>;
       const keys = Object.keys(record).sort(compareCodePoints);
-      const parts: string[] = [];
+      let out = "{";
       for (const key of keys) {
         const member = record[key];
         if (member === undefined) continue;
-        parts.push(`${JSON.stringify(key)}:${write(member, `${at}.${key}`)}`);
+        path.push(key);
+        out += `${out.length === 1 ? "" : ","}${JSON.stringify(key)}:${write(member, path)}`;
+        path.pop();
       }
-      return `{${parts.join(",")}}`;
+      return `${out}}`;
     }
     default:
-      throw new TypeError(`canonicalJson: unsupported ${typeof value} at ${at}`);
+      return refuse(`unsupported ${typeof value} at`, path);
   }
+}
+
+function refuse(what: string, path: readonly (string | number)[]): never {
+  let at = "$";
+  for (const step of path) at += typeof step === "number" ? `[${step}]` : `.${step}`;
+  throw new TypeError(`canonicalJson: ${what} ${at}`);
 }
 
 /**

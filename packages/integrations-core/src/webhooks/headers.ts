@@ -40,13 +40,22 @@ const SURROUNDING_OWS = /^[ \t]+|[ \t]+$/g;
  * The result is idempotent: normalizing a normalized record returns an equal record.
  */
 export function normalizeHeaders(input: HeadersInput): NormalizedHeaders {
-  const collected = new Map<string, string[]>();
+  // Each name's first value goes straight into the result; only repeated names collect a list.
+  // (A list per name, and an entry pair per name, were most of what ingest allocated per request
+  // here: `pnpm bench:webhooks`, docs/benchmarks.md.)
+  const normalized: Record<string, string> = {};
+  let repeated: Map<string, string[]> | undefined;
   const add = (rawName: string, rawValue: string): void => {
     const name = rawName.replace(SURROUNDING_OWS, "").toLowerCase();
     if (!TOKEN.test(name) || FORBIDDEN_IN_VALUE.test(rawValue)) return;
     const value = rawValue.replace(SURROUNDING_OWS, "");
-    const values = collected.get(name);
-    if (values === undefined) collected.set(name, [value]);
+    if (!Object.hasOwn(normalized, name)) {
+      setData(normalized, name, value);
+      return;
+    }
+    repeated ??= new Map();
+    const values = repeated.get(name);
+    if (values === undefined) repeated.set(name, [normalized[name] as string, value]);
     else values.push(value);
   };
 
@@ -68,10 +77,24 @@ export function normalizeHeaders(input: HeadersInput): NormalizedHeaders {
     }
   }
 
-  // `Object.fromEntries` defines own properties, so a header named `__proto__` stays data.
-  const entries: [string, string][] = [];
-  for (const [name, values] of collected) entries.push([name, joinValues(values)]);
-  return Object.freeze(Object.fromEntries(entries));
+  if (repeated !== undefined) {
+    for (const [name, values] of repeated) setData(normalized, name, joinValues(values));
+  }
+  return Object.freeze(normalized);
+}
+
+/** An own data property, even for `__proto__` (which plain assignment would take as the prototype). */
+function setData(record: Record<string, string>, name: string, value: string): void {
+  if (name === "__proto__") {
+    Object.defineProperty(record, name, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  } else {
+    record[name] = value;
+  }
 }
 
 /**

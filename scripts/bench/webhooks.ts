@@ -6,7 +6,8 @@
  *   pnpm bench:webhooks [--json FILE] [--duration S] [--warmup S] [--concurrency N]
  *                       [--worker-concurrency N] [--installations N] [--latency-rate N]
  *                       [--latency-duration S] [--phases ceiling,ingest,delivery,latency]
- *                       [--no-fsync] [--profile DIR] [--log DIR] [--pg-statements]
+ *                       [--no-fsync] [--through-hono] [--profile DIR] [--log DIR]
+ *                       [--pg-statements]
  *
  * Processes (each its own event loop):
  * - PostgreSQL: embedded, in a temporary directory, durable (fsync and synchronous commit on, as
@@ -90,6 +91,8 @@ const HELP = `pnpm bench:webhooks — webhook ingest and delivery (SPEC §11)
   --latency-duration S      measured seconds of the latency phase (10)
   --phases a,b              ceiling, ingest, delivery, latency (all; delivery needs ingest)
   --no-fsync                PostgreSQL without fsync and synchronous commit
+  --through-hono            ingest through hono instead of the route's front door (the target
+                            key percent-encoded in the path), for comparisons
   --pg-statements           print PostgreSQL's costliest statements of the delivery phase
                             (pg_stat_statements: calls, rows, execution and planning ms)
   --profile DIR             run the API and the worker under node --cpu-prof, summarise
@@ -136,6 +139,7 @@ const installations = Math.round(numberFlag("--installations", 20, 1));
 const latencyRate = numberFlag("--latency-rate", 200, 1);
 const latencyDurationS = numberFlag("--latency-duration", 10, 1);
 const durable = !process.argv.includes("--no-fsync");
+const throughHono = process.argv.includes("--through-hono");
 const profileDir = flag("--profile");
 const logDir = flag("--log");
 const build = flag("--build") ?? "bundle";
@@ -501,7 +505,12 @@ async function main() {
     const api = spawnService(apiEntry ?? [], "api", serviceEnv);
     cleanups.push(() => stop(api.spawned.child));
     await waitFor("control-plane API", () => isReady(apiUrl), api.spawned);
-    const ingestUrl = `${apiUrl}/p/integration/webhooks/${TARGET_KEY}`;
+    // `--through-hono`: the key's first character percent-encoded, which the route's front door
+    // leaves to hono (`webhooks/ingest-front-door.ts`): the route as served before it.
+    const targetKeyInPath = throughHono
+      ? `%${TARGET_KEY.charCodeAt(0).toString(16)}${TARGET_KEY.slice(1)}`
+      : TARGET_KEY;
+    const ingestUrl = `${apiUrl}/p/integration/webhooks/${targetKeyInPath}`;
     const senderSpec = (url: string): SenderSpec => ({
       url,
       secret: WEBHOOK_SECRET,

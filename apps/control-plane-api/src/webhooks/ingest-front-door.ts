@@ -12,9 +12,10 @@ import { rawIncomingWebhookRequest } from "./raw-request";
  * The webhook route's front door: a plain Node handler in front of hono for
  * `POST /p/integration/webhooks/{targetKey}`, the API's hottest route (a provider may send a
  * thousand events a second). Through `@hono/node-server`, hono and the app's middleware each
- * request cost ≈ 100 µs of CPU more (a `Request` and its `Headers`, the router, the middleware
- * chain, the validator, a `Response`) — ≈ 12 % of the API's CPU per ingested event (`pnpm
- * bench:webhooks --profile`, docs/benchmarks.md, "2026-12-06 (branch `ingest-front`)").
+ * request cost ≈ 50 µs of CPU more (a `Request` and its `Headers`, the router, the middleware
+ * chain, the param validator and text check, a `Response`): 198 against 150 µs per signed ping
+ * in one process, alternating; `pnpm bench:webhooks --through-hono` compares the whole ingest
+ * (docs/benchmarks.md, Webhooks, "2026-12-06 (branch `ingest-front`)").
  *
  * It answers exactly as the hono route does (`ingest-routes.ts`, over the same ingest), with what
  * the app's middleware gives every request: the request id (and its `x-request-id` header), the

@@ -20,6 +20,7 @@ import {
   seedOrganization,
   seedTarget,
 } from "../internal/fixtures";
+import { createApiMetrics } from "../metrics";
 import { apiModules } from "../modules";
 import { createTestApp, type TestApp } from "../testing/test-app";
 import { webhookIngest } from "./ingest-routes";
@@ -252,7 +253,7 @@ describe("the front door answers as the hono route does", () => {
 });
 
 describe("what every request gets from the app's middleware", () => {
-  it("keeps the caller's request id and trace, counts the request by route and writes its access-log line", async () => {
+  it("keeps the caller's request id and trace and writes its access-log line", async () => {
     const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
     const traceparent = `00-${traceId}-00f067aa0ba902b7-01`;
     const lines = t.logger.lines;
@@ -286,11 +287,20 @@ describe("what every request gets from the app's middleware", () => {
       traceId,
     });
     expect(accessLine("front-door-request-1")).toEqual(accessLine("hono-request-1"));
-    const metrics = await t.deps.metrics.registry.render();
-    expect(metrics).toMatch(
-      /keyway_api_requests_total\{method="POST",route="\/p\/integration\/webhooks\/:targetKey",status="202"\} \d+/,
-    );
-    expect(metrics).not.toContain(github.targetKey);
+  });
+
+  it("counts its requests by route pattern and status, with their latency", async () => {
+    // A registry of its own, so only the front door's requests are in it.
+    const metrics = createApiMetrics();
+    const alone = await serversOver({ ...t.deps, metrics });
+    expect((await send(alone.doorOnly, issueOpened())).status).toBe(202);
+    expect((await send(alone.doorOnly, signed("issues", "{}", "not-the-secret"))).status).toBe(401);
+    const text = await metrics.registry.render();
+    const route = 'route="/p/integration/webhooks/:targetKey"';
+    expect(text).toContain(`keyway_api_requests_total{method="POST",${route},status="202"} 1`);
+    expect(text).toContain(`keyway_api_requests_total{method="POST",${route},status="401"} 1`);
+    expect(text).toContain(`keyway_api_request_duration_seconds_count{method="POST",${route}} 2`);
+    expect(text).not.toContain(github.targetKey);
   });
 
   it("the real listener serves the route through the front door with the same answers", async () => {

@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exportPrivateKeyPem, generateSigningKeyPair } from "@keyway/crypto";
@@ -249,17 +249,19 @@ describe("config file writer", () => {
   it("writes configs that load back to the same values", async () => {
     const dir = await mkdtemp(join(tmpdir(), "keyway-config-property-"));
     const path = join(dir, "keyway.toml");
-    await fc.assert(
-      fc.asyncProperty(configInput, async (input) => {
-        const expected = keywayConfigSchema.parse(input);
-        await writeFile(
-          path,
-          stringifyConfig(input, { header: "generated\n\nby a property test" }),
-        );
-        expect(await loadConfig({ path, env: {} })).toEqual(expected);
-      }),
-      { numRuns: 200 },
-    );
+    await fc
+      .assert(
+        fc.asyncProperty(configInput, async (input) => {
+          const expected = keywayConfigSchema.parse(input);
+          await writeFile(
+            path,
+            stringifyConfig(input, { header: "generated\n\nby a property test" }),
+          );
+          expect(await loadConfig({ path, env: {} })).toEqual(expected);
+        }),
+        { numRuns: 200 },
+      )
+      .finally(() => rm(dir, { recursive: true, force: true }));
     // 200 file round trips: seconds on a loaded 2-core machine (a correctness check, not a timing).
   }, 60_000);
 });

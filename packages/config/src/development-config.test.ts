@@ -9,7 +9,7 @@ import {
   tokenKind,
   verifyTokenHash,
 } from "@keyway/crypto";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError } from "./config-error";
 import {
   DEVELOPMENT_GATEWAY_ID,
@@ -18,8 +18,14 @@ import {
 } from "./development-config";
 import { loadConfig } from "./load-config";
 
+/** Every temporary directory the tests make (they hold generated keys), removed at the end. */
+const made: string[] = [];
+afterAll(() => Promise.all(made.map((dir) => rm(dir, { recursive: true, force: true }))));
+
 async function freshDir(): Promise<string> {
-  return join(await mkdtemp(join(tmpdir(), "keyway-dev-")), ".keyway");
+  const parent = await mkdtemp(join(tmpdir(), "keyway-dev-"));
+  made.push(parent);
+  return join(parent, ".keyway");
 }
 
 describe("writeDevelopmentConfig", () => {

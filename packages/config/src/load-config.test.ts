@@ -1,13 +1,23 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateMasterKey, generateSigningKeyPair, hashToken } from "@keyway/crypto";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError, requireSetting } from "./config-error";
 import { type Env, loadConfig } from "./load-config";
 
-async function configFile(text: string): Promise<{ dir: string; path: string }> {
+/** Every temporary directory the tests make, removed at the end. */
+const made: string[] = [];
+afterAll(() => Promise.all(made.map((dir) => rm(dir, { recursive: true, force: true }))));
+
+async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "keyway-config-"));
+  made.push(dir);
+  return dir;
+}
+
+async function configFile(text: string): Promise<{ dir: string; path: string }> {
+  const dir = await tempDir();
   const path = join(dir, "keyway.toml");
   await writeFile(path, text);
   return { dir, path };
@@ -127,7 +137,7 @@ secrets = { webhookSecret = "s3cret" }
   });
 
   it("treats a missing default file as empty and reads KEYWAY_CONFIG", async () => {
-    const cwd = await mkdtemp(join(tmpdir(), "keyway-config-"));
+    const cwd = await tempDir();
     const config = await loadConfig({ env: {}, cwd });
     expect(config.api.port).toBe(8080);
     expect(config.database.embedded.data_dir).toBe(join(cwd, ".keyway/postgres"));

@@ -272,8 +272,15 @@ async function expectRevocationHolds(session: StartedSession): Promise<void> {
     if (revoked !== 204) await sleep(100);
   }
   expect(revoked).toBe(204);
-  // Within the liveness bounds: the event, a resync, or the 2 s re-check.
-  const refused = await untilRefused(session.proxyUrl, `${upstream.url}/v1/revoked`, 15_000);
+  // Within the liveness bounds: the event, a resync, or the 2 s re-check. Right after a
+  // PostgreSQL restart a credential resolution can still meet an API pool connection the restart
+  // broke and answer 502 `credential_unavailable` (fail closed, never 200): poll past those.
+  const started = performance.now();
+  let refused = await untilRefused(session.proxyUrl, `${upstream.url}/v1/revoked`, 15_000);
+  while (refused.answer.startsWith("502 ") && performance.now() - started < 15_000) {
+    await sleep(100);
+    refused = await untilRefused(session.proxyUrl, `${upstream.url}/v1/revoked`, 15_000);
+  }
   expect(refused.answer).toContain("407");
 }
 

@@ -93,7 +93,7 @@ const HELP = `pnpm bench:webhooks — webhook ingest and delivery (SPEC §11)
   --no-fsync                PostgreSQL without fsync and synchronous commit
   --through-hono            ingest through hono instead of the route's front door (the target
                             key percent-encoded in the path), for comparisons
-  --pg-statements           print PostgreSQL's costliest statements of the delivery phase
+  --pg-statements           print PostgreSQL's costliest statements of the ingest and delivery phases
                             (pg_stat_statements: calls, rows, execution and planning ms)
   --profile DIR             run the API and the worker under node --cpu-prof, summarise
   --build bundle|tsx        run the services from their bundles (default, as deployed) or from
@@ -331,6 +331,38 @@ function postgresPids(postmaster: number): number[] {
   return [postmaster, ...childPids(postmaster)];
 }
 
+/**
+ * PostgreSQL's CPU so far by kind of process (client backends, WAL writer, checkpointer, …), from
+ * their titles; `exited` is the time of children that have exited (autovacuum workers), which
+ * the per-event figure (live processes only) leaves out.
+ */
+function postgresCpuByKind(postmaster: number): Map<string, number> {
+  const kinds = new Map<string, number>();
+  const add = (kind: string, ms: number) => kinds.set(kind, (kinds.get(kind) ?? 0) + ms);
+  for (const pid of postgresPids(postmaster)) {
+    try {
+      const title = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+      const kind =
+        pid === postmaster
+          ? "postmaster"
+          : (/^postgres: (autovacuum \w+|\w+ writer|checkpointer|walwriter|logical replication \w+|io \w+)/.exec(
+              title,
+            )?.[1] ?? "backends");
+      add(kind, cpuMs([pid]));
+    } catch {
+      // Gone: its time is counted by the postmaster's `exited` once reaped.
+    }
+  }
+  try {
+    const stat = readFileSync(`/proc/${postmaster}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    add("exited", (Number(fields[13]) + Number(fields[14])) * 10);
+  } catch {
+    // The server has gone.
+  }
+  return kinds;
+}
+
 async function countRows(database: DatabaseHandle) {
   const [row] = await database.sql<{ events: number; jobs: number; audit: number }[]>`
     select
@@ -535,12 +567,16 @@ async function main() {
     let ingest: IngestFigures | undefined;
     if (phases.has("ingest")) {
       console.log("phase 2: ingest …");
+      if (pgss) await resetStatements(database);
       const loadStart = load();
       const pgPids = postgresPids(postgres.pid ?? 0);
+      const pgKindsBefore = postgresCpuByKind(postgres.pid ?? 0);
       const before = { api: cpuMs([api.pid]), postgres: cpuMs(pgPids) };
       const { result, cpuMs: senderCpuMs } = await runSender(senderSpec(ingestUrl));
       const after = { api: cpuMs([api.pid]), postgres: cpuMs(postgresPids(postgres.pid ?? 0)) };
+      const pgKindsAfter = postgresCpuByKind(postgres.pid ?? 0);
       const loadEnd = load();
+      if (pgss) await printStatements(database, "ingest");
       const counts = await countRows(database);
       // The API's sealer links entries within a fraction of a second; this seals what it has not
       // reached yet (waiting on its lock), then checks every chain and checkpoint.
@@ -552,6 +588,10 @@ async function main() {
       }).sealNow({ checkpoint: true });
       const chain = await verifyAuditChain(database.db, keyRing);
       const per = (ms: number) => (ms * 1000) / Math.max(1, result.acceptedIncludingWarmup);
+      const byKind = [...pgKindsAfter]
+        .map(([kind, ms]) => `${kind} ${per(ms - (pgKindsBefore.get(kind) ?? 0)).toFixed(0)}`)
+        .join(", ");
+      console.log(`PostgreSQL CPU µs per event by process: ${byKind}`);
       ingest = {
         sender: result,
         cpuUsPerEvent: {
@@ -581,10 +621,7 @@ async function main() {
       const queued = ingest.stored.events;
       console.log(`phase 3: the worker delivers ${queued} queued events …`);
       const loadStart = load();
-      if (pgss) {
-        await database.sql`create extension if not exists pg_stat_statements`;
-        await database.sql`select pg_stat_statements_reset()`;
-      }
+      if (pgss) await resetStatements(database);
       const pgBefore = cpuMs(postgresPids(postgres.pid ?? 0));
       const spawnedAt = epochMs();
       worker = startWorker();
@@ -603,16 +640,7 @@ async function main() {
         if ((delivered?.n ?? 0) >= queued) break;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
-      if (pgss) {
-        // Where PostgreSQL's time per delivery went, statement by statement (execution and
-        // planning only: parsing, commits and the socket are not in these figures).
-        const top = await database.sql`
-          select calls, rows, round(total_exec_time::numeric, 1) as exec_ms,
-            round(total_plan_time::numeric, 1) as plan_ms,
-            left(regexp_replace(query, '\\s+', ' ', 'g'), 100) as query
-          from pg_stat_statements order by total_exec_time + total_plan_time desc limit 12`;
-        console.table(top);
-      }
+      if (pgss) await printStatements(database, "delivery");
       delivery = {
         deliveries: arrivals.length,
         deliveriesPerSecond: ((arrivals.length - 1) * 1000) / Math.max(1, last - first),
@@ -801,3 +829,22 @@ function report(figures: {
 await main();
 // Pools and timers of the seeding helpers may linger; the run is over.
 process.exit(0);
+
+async function resetStatements(database: DatabaseHandle): Promise<void> {
+  await database.sql`create extension if not exists pg_stat_statements`;
+  await database.sql`select pg_stat_statements_reset()`;
+}
+
+/**
+ * Where PostgreSQL's time in a phase went, statement by statement (execution and planning only:
+ * parsing, commits and the socket are not in these figures).
+ */
+async function printStatements(database: DatabaseHandle, phase: string): Promise<void> {
+  const top = await database.sql`
+    select calls, rows, round(total_exec_time::numeric, 1) as exec_ms,
+      round(total_plan_time::numeric, 1) as plan_ms,
+      left(regexp_replace(query, '\\s+', ' ', 'g'), 100) as query
+    from pg_stat_statements order by total_exec_time + total_plan_time desc limit 12`;
+  console.log(`PostgreSQL's costliest statements of the ${phase} phase:`);
+  console.table(top);
+}

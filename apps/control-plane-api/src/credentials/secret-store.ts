@@ -2,6 +2,7 @@ import { decryptField, encryptField, type KeyRing } from "@keyway/crypto";
 import { connectionCredentials, type Executor, integrationConnections, newId } from "@keyway/db";
 import type { OAuth2TokenSet } from "@keyway/integrations-core";
 import { and, eq, isNull } from "drizzle-orm";
+import { LRUCache } from "lru-cache";
 import { z } from "zod";
 
 /**
@@ -146,7 +147,7 @@ export async function readCurrentCredential(
 /** A credential version row as read (by `readCurrentCredential` or a joined query), decrypted. */
 export function decryptCredentialVersion(
   ring: KeyRing,
-  row: { id: string; version: number; expiresAt: Date | null; secretCiphertext: string },
+  row: CredentialVersionRow,
 ): CurrentCredential {
   const plaintext = decryptField(ring, { ...CREDENTIAL_SECRET, id: row.id }, row.secretCiphertext);
   return {
@@ -155,6 +156,60 @@ export function decryptCredentialVersion(
     expiresAt: row.expiresAt,
     credential: storedCredentialSchema.parse(JSON.parse(plaintext)),
   };
+}
+
+/** A stored credential version row, still encrypted: what `decryptCredentialVersion` takes. */
+export interface CredentialVersionRow {
+  id: string;
+  version: number;
+  expiresAt: Date | null;
+  secretCiphertext: string;
+}
+
+/**
+ * Credential versions decrypted once and kept, for the credential-resolution path: a sandbox
+ * storm resolves the same few connections' current versions for hundreds of new sessions, and
+ * each decryption (AES-GCM set-up, base64, JSON and schema parsing) was ≈ 35 µs of the API's
+ * CPU per cold resolution (`pnpm bench:storm`, docs/benchmarks.md). A version row's ciphertext
+ * is written once with the row (a new version is a new row); an entry is used only while the row
+ * still holds the very ciphertext it was decrypted from, so a row re-encrypted in place
+ * (`keyway keys rotate`) is decrypted again. What is kept is what every resolution of the
+ * version answers anyway, in this process's memory only, never logged; the bound limits memory.
+ */
+export interface DecryptedCredentials {
+  /** `decryptCredentialVersion`, from memory when this row's ciphertext was decrypted before. */
+  decrypt(row: CredentialVersionRow): CurrentCredential;
+}
+
+export function createDecryptedCredentials(ring: KeyRing, maxEntries = 1000): DecryptedCredentials {
+  const entries = new LRUCache<string, { ciphertext: string; credential: StoredCredential }>({
+    max: maxEntries,
+  });
+  return {
+    decrypt(row) {
+      const kept = entries.get(row.id);
+      if (kept !== undefined && kept.ciphertext === row.secretCiphertext) {
+        return {
+          id: row.id,
+          version: row.version,
+          expiresAt: row.expiresAt,
+          credential: kept.credential,
+        };
+      }
+      const current = decryptCredentialVersion(ring, row);
+      // Shared by every resolution of the version from now on: nobody may change it.
+      deepFreeze(current.credential);
+      entries.set(row.id, { ciphertext: row.secretCiphertext, credential: current.credential });
+      return current;
+    },
+  };
+}
+
+function deepFreeze(value: object): void {
+  for (const member of Object.values(value)) {
+    if (typeof member === "object" && member !== null) deepFreeze(member);
+  }
+  Object.freeze(value);
 }
 
 // ----- OAuth2 flows ------------------------------------------------------------------------------

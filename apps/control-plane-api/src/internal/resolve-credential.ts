@@ -18,7 +18,7 @@ import type { CredentialCache } from "../credentials/credential-cache";
 import type { OAuth2Tokens, RefreshGrant, TokenRequester } from "../credentials/oauth2-tokens";
 import {
   type CurrentCredential,
-  decryptCredentialVersion,
+  type DecryptedCredentials,
   decryptTargetSecrets,
 } from "../credentials/secret-store";
 import type { Logger } from "../logger";
@@ -43,6 +43,8 @@ export interface ResolutionDeps {
   tokens: OAuth2Tokens;
   /** Resolver-minted values shared until shortly before they expire (one per app). */
   credentials: CredentialCache;
+  /** Stored credential versions, each decrypted once (one per app). */
+  decryptedCredentials: DecryptedCredentials;
   /**
    * Where each resolution's audit entry goes: concurrent resolutions' entries share one insert
    * and commit (one per app); the answer waits until its entry is committed.
@@ -244,7 +246,7 @@ async function resolveChecked(
   }
   if (!found.credential) throw refuse("credential_unavailable", "no_stored_credential");
   const { expiresAtMs, ...stored } = found.credential;
-  const current = decryptCredentialVersion(deps.keyRing, {
+  const current = deps.decryptedCredentials.decrypt({
     ...stored,
     expiresAt: expiresAtMs === null ? null : new Date(expiresAtMs),
   });

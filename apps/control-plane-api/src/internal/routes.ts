@@ -11,6 +11,7 @@ import { streamSSE } from "hono/streaming";
 import { insertAuditEntries, type TimedAuditEntry } from "../audit/service";
 import { createCredentialCache } from "../credentials/credential-cache";
 import { createOAuth2Tokens } from "../credentials/oauth2-tokens";
+import { createDecryptedCredentials } from "../credentials/secret-store";
 import type { AppDeps } from "../deps";
 import { DomainError, errorOf, notFound } from "../errors";
 import type { FeedMessage } from "../events/invalidations";
@@ -107,6 +108,8 @@ export function internalRoutes(deps: AppDeps) {
     tracer: deps.tracer,
     tokens,
     credentials,
+    // One per app: a version row's ciphertext never changes, so its plaintext is decrypted once.
+    decryptedCredentials: createDecryptedCredentials(deps.keyRing),
     auditEntries,
     facts,
   };

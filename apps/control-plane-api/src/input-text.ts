@@ -47,20 +47,35 @@ export function inputTextIssues(location: InputLocation, value: unknown): FieldI
   return issues;
 }
 
+/**
+ * `path` is the raw keys down to `value`, one array shared by the whole walk: the printable field
+ * name is built only for a string that breaks its rule. Every internal request's body passes here
+ * (a gateway's batch of hundreds of resolutions), and joining a path for every string was ≈ 20 µs
+ * of the API's CPU per batch item (`pnpm bench:storm --profile`).
+ */
 function walk(value: unknown, path: string[], issues: FieldIssue[], kind: TextKind): void {
   if (typeof value === "string") {
-    checkString(value, path.join("."), kind, issues);
+    const violation = textViolation(value, kind);
+    if (violation !== undefined) pushIssue(issues, fieldPath(path), violation);
   } else if (Array.isArray(value)) {
-    value.forEach((item, index) => {
-      walk(item, [...path, String(index)], issues, kind);
-    });
+    for (let index = 0; index < value.length; index++) {
+      path.push(String(index));
+      walk(value[index], path, issues, kind);
+      path.pop();
+    }
   } else if (value !== null && typeof value === "object") {
     for (const [key, item] of Object.entries(value)) {
-      const keyPath = [...path, printable(key)];
-      checkString(key, keyPath.join("."), "single-line", issues, "field name");
-      walk(item, keyPath, issues, kind);
+      path.push(key);
+      const violation = textViolation(key, "single-line");
+      if (violation !== undefined) pushIssue(issues, fieldPath(path), violation, "field name");
+      walk(item, path, issues, kind);
+      path.pop();
     }
   }
+}
+
+function fieldPath(path: readonly string[]): string {
+  return path.map(printable).join(".");
 }
 
 function checkString(
@@ -71,7 +86,10 @@ function checkString(
   what?: string,
 ): void {
   const violation = textViolation(value, kind);
-  if (violation === undefined) return;
+  if (violation !== undefined) pushIssue(issues, field, violation, what);
+}
+
+function pushIssue(issues: FieldIssue[], field: string, violation: string, what?: string): void {
   issues.push({
     field,
     code: TEXT_ISSUE_CODE,

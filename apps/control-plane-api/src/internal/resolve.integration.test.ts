@@ -171,6 +171,9 @@ describe("POST /internal/v1/credentials/resolve", () => {
       credential: { kind: "secret-fields", fields: { apiKey: "sk-first" } },
     });
     const session = await openaiSession(connection);
+    // Resolved once first: the API keeps the decrypted version, which must not outlive it.
+    const first = await resolve(session.sessionId, session.plan.routes[0]!.id);
+    expect(first.body).toEqual({ value: "sk-first", expiresAt: null, credentialVersion: 1 });
     const { writeCredentialVersion } = await import("../credentials/secret-store");
     await t.deps.database.db.transaction((tx) =>
       writeCredentialVersion(tx, t.deps.keyRing, {

@@ -52,6 +52,7 @@ import {
   startBenchControlPlane,
 } from "./gateway-control-plane";
 import type { LoadResult, LoadSpec } from "./gateway-load";
+import { startWindow, type WindowFacts } from "./gateway-window";
 import {
   canConnect,
   childPids,
@@ -231,6 +232,8 @@ interface CaseResult {
   gatewayRssMb: number;
   /** CPU time (user + system) of the proxy under test per request: gateway or nginx worker. */
   proxyCpuUsPerRequest: number | null;
+  /** The machine during the measured window: steal, other work, a Node proxy's threads. */
+  window: WindowFacts;
 }
 
 const httpTool: Tool = useWrk ? "wrk" : "undici";
@@ -496,27 +499,48 @@ function undiciSpec(setup: Setup, spec: CaseSpec, connections: number): LoadSpec
   return { url: `http://127.0.0.1:${port}${PATH}`, method: spec.method, ...body, ...timing };
 }
 
-/** The load result, and the CPU milliseconds `proxyPids` spent during the measured window. */
+/**
+ * The load result, the CPU milliseconds `proxyPids` spent during the measured window, and what
+ * else the machine did meanwhile (`gateway-window.ts`; `nodeProxyPid`: a Node proxy's threads
+ * are told apart).
+ */
 async function runCase(
   setup: Setup,
   spec: CaseSpec,
   connections: number,
   proxyPids: readonly number[],
-): Promise<{ load: LoadResult; proxyCpuMs: number }> {
+  nodeProxyPid?: number,
+): Promise<{ load: LoadResult; proxyCpuMs: number; window: WindowFacts }> {
   if (spec.tool === "wrk") {
     const req = requestFor(setup, spec);
     const name = `${spec.id}-c${connections}`;
     // Unmeasured warm-up at the same concurrency: connections opened, pools grown, code optimized.
     await runWrk(setup.dir, name, req, connections, warmupS);
+    const probe = startWindow(nodeProxyPid);
     const before = cpuMs(proxyPids);
     const load = await runWrk(setup.dir, name, req, connections, durationS);
-    return { load, proxyCpuMs: cpuMs(proxyPids) - before };
+    const proxyCpuMs = cpuMs(proxyPids) - before;
+    return { load, proxyCpuMs, window: probe.end(load.requests) };
   }
+  const probe = startWindow(nodeProxyPid);
   const before = cpuMs(proxyPids);
   const load = await runUndici(undiciSpec(setup, spec, connections));
   // The warm-up runs in the same process: its share of the proxy's CPU time is taken out.
   const proxyCpuMs = ((cpuMs(proxyPids) - before) * durationS) / (durationS + warmupS);
-  return { load, proxyCpuMs };
+  return {
+    load,
+    proxyCpuMs,
+    window: probe.end((load.requests * (durationS + warmupS)) / durationS),
+  };
+}
+
+/** The window's facts in one short column: steal, other work, a Node proxy's threads. */
+function windowNote(window: WindowFacts): string {
+  const threads =
+    window.mainThreadUsPerRequest === null || window.otherThreadsUsPerRequest === null
+      ? ""
+      : `  main/bg ${fmt(window.mainThreadUsPerRequest, 1)}/${fmt(window.otherThreadsUsPerRequest, 1)} µs, kernel ${fmt(window.systemUsPerRequest ?? 0, 1)} µs`;
+  return `  [steal ${fmt(window.stealPercent, 1)} %, other ${fmt(window.otherBusyPercent, 0)} %, idle ${fmt(window.machineIdlePercent, 0)} %${threads}]`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -886,12 +910,16 @@ async function main() {
           gatewayKeyPath: files.gatewayKey,
         }),
       );
-      const nullFd = openSync("/dev/null", "w");
+      // With `--log FILE`, the second gateway's lines (and diagnostics) go to `FILE.compared`.
+      const comparedFd = openSync(
+        gatewayLog === "/dev/null" ? gatewayLog : `${gatewayLog}.compared`,
+        "w",
+      );
       const second = spawnNode([...gatewayNodeFlags, resolve(compareBundle)], {
         env: { KEYWAY_CONFIG: comparedConfig, NODE_EXTRA_CA_CERTS: files.upstreamCa },
-        stdoutFd: nullFd,
+        stdoutFd: comparedFd,
       });
-      closeSync(nullFd);
+      closeSync(comparedFd);
       children.push(second.child);
       await waitFor(
         "compared gateway",
@@ -1053,7 +1081,15 @@ async function main() {
             : spec.via === "naive"
               ? [naive.child.pid ?? 0]
               : [];
-      const { load, proxyCpuMs } = await runCase(setup, spec, connections, proxyPids);
+      const nodeProxyPid =
+        spec.via === "gateway" ? gatewayPid : spec.via === "naive" ? naive.child.pid : undefined;
+      const { load, proxyCpuMs, window } = await runCase(
+        setup,
+        spec,
+        connections,
+        proxyPids,
+        nodeProxyPid,
+      );
       const result: CaseResult = {
         case: spec.id,
         connections,
@@ -1068,6 +1104,7 @@ async function main() {
         gatewayRssMb: caseRssMb,
         proxyCpuUsPerRequest:
           proxyPids.length === 0 ? null : (proxyCpuMs * 1000) / Math.max(1, load.requests),
+        window,
       };
       results.push(result);
       console.log(
@@ -1076,7 +1113,8 @@ async function main() {
           (result.proxyCpuUsPerRequest === null
             ? ""
             : `  proxy CPU ${fmt(result.proxyCpuUsPerRequest, 1)} µs/req`) +
-          (result.errors > 0 ? `  ERRORS ${result.errors}` : ""),
+          (result.errors > 0 ? `  ERRORS ${result.errors}` : "") +
+          windowNote(window),
       );
     }
     clearInterval(sampler);
@@ -1179,18 +1217,20 @@ async function compareGateways(setup: Setup, gateways: readonly ComparedGateway[
   for (let round = 1; round <= ROUNDS; round++) {
     const order = round % 2 === 1 ? gateways : [...gateways].reverse();
     for (const gateway of order) {
-      const { load, proxyCpuMs } = await runCase(
+      const { load, proxyCpuMs, window } = await runCase(
         { ...setup, proxyPort: gateway.proxyPort },
         spec,
         connections,
         [gateway.pid],
+        gateway.pid,
       );
       const us = (proxyCpuMs * 1000) / Math.max(1, load.requests);
       cpu.get(gateway.label)?.push(us);
       console.log(
         `  round ${round} ${gateway.label}  ${fmt(load.requests / (load.durationUs / 1e6), 0).padStart(7)} req/s  ` +
           `CPU ${fmt(us, 1)} µs/req  RSS ${fmt(rssMb(gateway.pid), 1)} MB` +
-          (load.errors > 0 ? `  ERRORS ${load.errors}` : ""),
+          (load.errors > 0 ? `  ERRORS ${load.errors}` : "") +
+          windowNote(window),
       );
     }
   }

@@ -1,0 +1,161 @@
+/**
+ * What else happened on the machine while a `bench:gateway` case was measured, so that a run far
+ * off the others says why (SPEC §11's ratio is read from single runs on a shared 2-core VM):
+ *
+ * - the machine's CPU from `/proc/stat`: busy, idle and steal (time the hypervisor gave the
+ *   virtual CPUs to someone else) as shares of the window's CPU capacity;
+ * - `otherBusyPercent`: CPU that no process of the benchmark spent (other sessions' work), as a
+ *   share of one core;
+ * - for a Node proxy: its main thread's CPU against its other threads' (V8's compiler and GC
+ *   helpers, libuv's pool), per request — extra background work shows there, not on the main
+ *   thread — and the part of its CPU spent in the kernel.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+
+/** Clock ticks (10 ms) by kind, summed over all CPUs. */
+interface MachineTicks {
+  busy: number;
+  idle: number;
+  steal: number;
+}
+
+function machineTicks(): MachineTicks {
+  // cpu  user nice system idle iowait irq softirq steal guest guest_nice
+  const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  return {
+    busy: (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0),
+    idle: (idle ?? 0) + (iowait ?? 0),
+    steal: steal ?? 0,
+  };
+}
+
+/**
+ * Ticks of one thread, or of a whole process (`/proc/<pid>/stat`); with `reaped`, also those of
+ * its children that ended and were waited for (wrk, once a case is over).
+ */
+function ticksOf(statPath: string, reaped = false): number {
+  try {
+    const stat = readFileSync(statPath, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const own = Number(fields[11]) + Number(fields[12]);
+    return reaped ? own + Number(fields[13]) + Number(fields[14]) : own;
+  } catch {
+    return 0;
+  }
+}
+
+/** `pid` and every process below it. */
+function processTree(pid: number): number[] {
+  const all = [pid];
+  for (let at = 0; at < all.length; at++) {
+    const parent = all[at] ?? 0;
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${parent}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      try {
+        const children = readFileSync(`/proc/${parent}/task/${tid}/children`, "utf8").trim();
+        if (children !== "") all.push(...children.split(/\s+/).map(Number));
+      } catch {
+        // The thread has ended.
+      }
+    }
+  }
+  return all;
+}
+
+/** CPU ticks of this process and everything it started, including children already ended. */
+function benchTicks(): number {
+  let ticks = 0;
+  for (const pid of processTree(process.pid)) ticks += ticksOf(`/proc/${pid}/stat`, true);
+  return ticks;
+}
+
+/** The main thread's ticks and those of the process's other threads; its kernel-mode ticks. */
+function threadTicks(pid: number): { main: number; others: number; system: number } {
+  let others = 0;
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return { main: 0, others: 0, system: 0 };
+  }
+  for (const tid of tids) {
+    if (tid !== String(pid)) others += ticksOf(`/proc/${pid}/task/${tid}/stat`);
+  }
+  let system = 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    system = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[12]);
+  } catch {
+    // Gone.
+  }
+  return { main: ticksOf(`/proc/${pid}/task/${pid}/stat`), others, system };
+}
+
+export interface WindowFacts {
+  /** Machine busy CPU, % of the window's capacity (all cores). */
+  machineBusyPercent: number;
+  machineIdlePercent: number;
+  /** Time the hypervisor ran someone else on our virtual CPUs, % of capacity. */
+  stealPercent: number;
+  /** Busy CPU outside the benchmark's processes, % of one core. */
+  otherBusyPercent: number;
+  /** The Node proxy's main thread and other threads, CPU µs per request (null: not a Node proxy). */
+  mainThreadUsPerRequest: number | null;
+  otherThreadsUsPerRequest: number | null;
+  /** Of the Node proxy's CPU per request, the part spent in the kernel (socket calls, epoll). */
+  systemUsPerRequest: number | null;
+}
+
+export interface WindowProbe {
+  /** Call when the window ends, with the requests served in it. */
+  end(requests: number): WindowFacts;
+}
+
+/**
+ * Starts watching a measured window. The benchmark's processes are this one and every process
+ * below it (proxies, upstream, load generator, PostgreSQL); `nodeProxyPid`: the Node proxy under
+ * test, whose threads are told apart.
+ */
+export function startWindow(nodeProxyPid?: number): WindowProbe {
+  const machineBefore = machineTicks();
+  const benchBefore = benchTicks();
+  const threadsBefore = nodeProxyPid === undefined ? null : threadTicks(nodeProxyPid);
+  return {
+    end(requests) {
+      const machine = machineTicks();
+      const busy = machine.busy - machineBefore.busy;
+      const idle = machine.idle - machineBefore.idle;
+      const steal = machine.steal - machineBefore.steal;
+      const capacity = Math.max(1, busy + idle + steal);
+      const cores = Math.max(
+        1,
+        readFileSync("/proc/stat", "utf8").match(/^cpu\d+ /gm)?.length ?? 1,
+      );
+      const bench = benchTicks() - benchBefore;
+      const threads = nodeProxyPid === undefined ? null : threadTicks(nodeProxyPid);
+      const perRequest = (ticks: number) => (ticks * 10_000) / Math.max(1, requests);
+      return {
+        machineBusyPercent: (100 * busy) / capacity,
+        machineIdlePercent: (100 * idle) / capacity,
+        stealPercent: (100 * steal) / capacity,
+        otherBusyPercent: (100 * cores * Math.max(0, busy - bench)) / capacity,
+        mainThreadUsPerRequest:
+          threads && threadsBefore ? perRequest(threads.main - threadsBefore.main) : null,
+        otherThreadsUsPerRequest:
+          threads && threadsBefore ? perRequest(threads.others - threadsBefore.others) : null,
+        systemUsPerRequest:
+          threads && threadsBefore ? perRequest(threads.system - threadsBefore.system) : null,
+      };
+    },
+  };
+}

@@ -8,7 +8,7 @@
  *   share of one core;
  * - for a Node proxy: its main thread's CPU against its other threads' (V8's compiler and GC
  *   helpers, libuv's pool), per request — extra background work shows there, not on the main
- *   thread — and the part of its CPU spent in the kernel.
+ *   thread — the part of its CPU spent in the kernel, and its page faults per request.
  */
 import { readdirSync, readFileSync } from "node:fs";
 
@@ -79,26 +79,38 @@ function benchTicks(): number {
   return ticks;
 }
 
-/** The main thread's ticks and those of the process's other threads; its kernel-mode ticks. */
-function threadTicks(pid: number): { main: number; others: number; system: number } {
+interface ProxyTicks {
+  main: number;
+  others: number;
+  /** Kernel-mode ticks of the whole process. */
+  system: number;
+  /** Minor page faults of the whole process (memory the kernel had to map in). */
+  minorFaults: number;
+}
+
+/** The main thread's ticks and those of the process's other threads; kernel time, page faults. */
+function proxyTicks(pid: number): ProxyTicks {
   let others = 0;
   let tids: string[] = [];
   try {
     tids = readdirSync(`/proc/${pid}/task`);
   } catch {
-    return { main: 0, others: 0, system: 0 };
+    return { main: 0, others: 0, system: 0, minorFaults: 0 };
   }
   for (const tid of tids) {
     if (tid !== String(pid)) others += ticksOf(`/proc/${pid}/task/${tid}/stat`);
   }
   let system = 0;
+  let minorFaults = 0;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    system = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[12]);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    system = Number(fields[12]);
+    minorFaults = Number(fields[7]);
   } catch {
     // Gone.
   }
-  return { main: ticksOf(`/proc/${pid}/task/${pid}/stat`), others, system };
+  return { main: ticksOf(`/proc/${pid}/task/${pid}/stat`), others, system, minorFaults };
 }
 
 export interface WindowFacts {
@@ -114,6 +126,8 @@ export interface WindowFacts {
   otherThreadsUsPerRequest: number | null;
   /** Of the Node proxy's CPU per request, the part spent in the kernel (socket calls, epoll). */
   systemUsPerRequest: number | null;
+  /** Minor page faults of the Node proxy per request. */
+  minorFaultsPerRequest: number | null;
 }
 
 export interface WindowProbe {
@@ -129,7 +143,7 @@ export interface WindowProbe {
 export function startWindow(nodeProxyPid?: number): WindowProbe {
   const machineBefore = machineTicks();
   const benchBefore = benchTicks();
-  const threadsBefore = nodeProxyPid === undefined ? null : threadTicks(nodeProxyPid);
+  const threadsBefore = nodeProxyPid === undefined ? null : proxyTicks(nodeProxyPid);
   return {
     end(requests) {
       const machine = machineTicks();
@@ -142,7 +156,7 @@ export function startWindow(nodeProxyPid?: number): WindowProbe {
         readFileSync("/proc/stat", "utf8").match(/^cpu\d+ /gm)?.length ?? 1,
       );
       const bench = benchTicks() - benchBefore;
-      const threads = nodeProxyPid === undefined ? null : threadTicks(nodeProxyPid);
+      const threads = nodeProxyPid === undefined ? null : proxyTicks(nodeProxyPid);
       const perRequest = (ticks: number) => (ticks * 10_000) / Math.max(1, requests);
       return {
         machineBusyPercent: (100 * busy) / capacity,
@@ -155,6 +169,10 @@ export function startWindow(nodeProxyPid?: number): WindowProbe {
           threads && threadsBefore ? perRequest(threads.others - threadsBefore.others) : null,
         systemUsPerRequest:
           threads && threadsBefore ? perRequest(threads.system - threadsBefore.system) : null,
+        minorFaultsPerRequest:
+          threads && threadsBefore
+            ? (threads.minorFaults - threadsBefore.minorFaults) / Math.max(1, requests)
+            : null,
       };
     },
   };

@@ -539,7 +539,7 @@ function windowNote(window: WindowFacts): string {
   const threads =
     window.mainThreadUsPerRequest === null || window.otherThreadsUsPerRequest === null
       ? ""
-      : `  main/bg ${fmt(window.mainThreadUsPerRequest, 1)}/${fmt(window.otherThreadsUsPerRequest, 1)} µs, kernel ${fmt(window.systemUsPerRequest ?? 0, 1)} µs`;
+      : `  main/bg ${fmt(window.mainThreadUsPerRequest, 1)}/${fmt(window.otherThreadsUsPerRequest, 1)} µs, kernel ${fmt(window.systemUsPerRequest ?? 0, 1)} µs, ${fmt(window.minorFaultsPerRequest ?? 0, 2)} faults/req`;
   return `  [steal ${fmt(window.stealPercent, 1)} %, other ${fmt(window.otherBusyPercent, 0)} %, idle ${fmt(window.machineIdlePercent, 0)} %${threads}]`;
 }
 

@@ -8,7 +8,10 @@
  *   share of one core;
  * - for a Node proxy: its main thread's CPU against its other threads' (V8's compiler and GC
  *   helpers, libuv's pool), per request — extra background work shows there, not on the main
- *   thread — the part of its CPU spent in the kernel, and its page faults per request.
+ *   thread — the part of its CPU spent in the kernel, its page faults, and how often its main
+ *   thread slept (the event loop found nothing to do) or was preempted, per request;
+ * - inter-processor interrupts per request: on a VM, waking a process on a halted virtual CPU
+ *   exits to the hypervisor, and the proxy pays for the wake-ups its socket writes cause.
  */
 import { readdirSync, readFileSync } from "node:fs";
 
@@ -32,6 +35,36 @@ function machineTicks(): MachineTicks {
     idle: (idle ?? 0) + (iowait ?? 0),
     steal: steal ?? 0,
   };
+}
+
+/**
+ * Inter-processor interrupts so far, all CPUs: rescheduling (waking a task on another CPU) and
+ * function calls. On a VM each one that reaches a halted virtual CPU goes through the hypervisor,
+ * so their number per request is what makes a cross-CPU wake-up cheap or dear.
+ */
+function interProcessorInterrupts(): number {
+  let total = 0;
+  for (const line of readFileSync("/proc/interrupts", "utf8").split("\n")) {
+    const match = /^\s*(RES|CAL):((?:\s+\d+)+)/.exec(line);
+    if (match === null) continue;
+    for (const count of (match[2] ?? "").trim().split(/\s+/)) total += Number(count);
+  }
+  return total;
+}
+
+/** Times the process's main thread went to sleep (`voluntary`) or was preempted. */
+function contextSwitches(pid: number): { voluntary: number; involuntary: number } {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const field = (name: string) =>
+      Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0);
+    return {
+      voluntary: field("voluntary_ctxt_switches"),
+      involuntary: field("nonvoluntary_ctxt_switches"),
+    };
+  } catch {
+    return { voluntary: 0, involuntary: 0 };
+  }
 }
 
 /**
@@ -128,6 +161,11 @@ export interface WindowFacts {
   systemUsPerRequest: number | null;
   /** Minor page faults of the Node proxy per request. */
   minorFaultsPerRequest: number | null;
+  /** Inter-processor interrupts (rescheduling, function call) on the machine per request. */
+  ipisPerRequest: number;
+  /** The Node proxy's main thread: sleeps (event loop waiting) and preemptions per request. */
+  sleepsPerRequest: number | null;
+  preemptionsPerRequest: number | null;
 }
 
 export interface WindowProbe {
@@ -144,6 +182,8 @@ export function startWindow(nodeProxyPid?: number): WindowProbe {
   const machineBefore = machineTicks();
   const benchBefore = benchTicks();
   const threadsBefore = nodeProxyPid === undefined ? null : proxyTicks(nodeProxyPid);
+  const ipisBefore = interProcessorInterrupts();
+  const switchesBefore = nodeProxyPid === undefined ? null : contextSwitches(nodeProxyPid);
   return {
     end(requests) {
       const machine = machineTicks();
@@ -157,6 +197,8 @@ export function startWindow(nodeProxyPid?: number): WindowProbe {
       );
       const bench = benchTicks() - benchBefore;
       const threads = nodeProxyPid === undefined ? null : proxyTicks(nodeProxyPid);
+      const ipis = interProcessorInterrupts() - ipisBefore;
+      const switches = nodeProxyPid === undefined ? null : contextSwitches(nodeProxyPid);
       const perRequest = (ticks: number) => (ticks * 10_000) / Math.max(1, requests);
       return {
         machineBusyPercent: (100 * busy) / capacity,
@@ -172,6 +214,15 @@ export function startWindow(nodeProxyPid?: number): WindowProbe {
         minorFaultsPerRequest:
           threads && threadsBefore
             ? (threads.minorFaults - threadsBefore.minorFaults) / Math.max(1, requests)
+            : null,
+        ipisPerRequest: ipis / Math.max(1, requests),
+        sleepsPerRequest:
+          switches && switchesBefore
+            ? (switches.voluntary - switchesBefore.voluntary) / Math.max(1, requests)
+            : null,
+        preemptionsPerRequest:
+          switches && switchesBefore
+            ? (switches.involuntary - switchesBefore.involuntary) / Math.max(1, requests)
             : null,
       };
     },

@@ -539,8 +539,14 @@ function windowNote(window: WindowFacts): string {
   const threads =
     window.mainThreadUsPerRequest === null || window.otherThreadsUsPerRequest === null
       ? ""
-      : `  main/bg ${fmt(window.mainThreadUsPerRequest, 1)}/${fmt(window.otherThreadsUsPerRequest, 1)} µs, kernel ${fmt(window.systemUsPerRequest ?? 0, 1)} µs, ${fmt(window.minorFaultsPerRequest ?? 0, 2)} faults/req`;
-  return `  [steal ${fmt(window.stealPercent, 1)} %, other ${fmt(window.otherBusyPercent, 0)} %, idle ${fmt(window.machineIdlePercent, 0)} %${threads}]`;
+      : `, main/bg ${fmt(window.mainThreadUsPerRequest, 1)}/${fmt(window.otherThreadsUsPerRequest, 1)} µs` +
+        `, kernel ${fmt(window.systemUsPerRequest ?? 0, 1)} µs` +
+        `, per req: ${fmt(window.minorFaultsPerRequest ?? 0, 2)} faults` +
+        ` ${fmt(window.sleepsPerRequest ?? 0, 2)} sleeps ${fmt(window.preemptionsPerRequest ?? 0, 2)} preempted`;
+  return (
+    `  [steal ${fmt(window.stealPercent, 1)} %, other ${fmt(window.otherBusyPercent, 0)} %` +
+    `, idle ${fmt(window.machineIdlePercent, 0)} %, ${fmt(window.ipisPerRequest, 2)} IPIs/req${threads}]`
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

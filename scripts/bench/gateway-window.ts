@@ -5,7 +5,8 @@
  * - the machine's CPU from `/proc/stat`: busy, idle and steal (time the hypervisor gave the
  *   virtual CPUs to someone else) as shares of the window's CPU capacity;
  * - `otherBusyPercent`: CPU that no process of the benchmark spent (other sessions' work), as a
- *   share of one core;
+ *   share of one core, and `controlPlaneBusyPercent`: what the benchmark's own control plane
+ *   (this process, PostgreSQL) spent meanwhile;
  * - for a Node proxy: its main thread's CPU against its other threads' (V8's compiler and GC
  *   helpers, libuv's pool), per request — extra background work shows there, not on the main
  *   thread — the part of its CPU spent in the kernel, its page faults, and how often its main
@@ -105,6 +106,24 @@ function processTree(pid: number): number[] {
   return all;
 }
 
+/**
+ * CPU ticks of this process itself (the orchestration and the control plane it serves) and of
+ * the PostgreSQL processes below it: the benchmark's own background work during a window.
+ */
+function controlPlaneTicks(): number {
+  let ticks = ticksOf(`/proc/${process.pid}/stat`);
+  for (const pid of processTree(process.pid).slice(1)) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "postgres") {
+        ticks += ticksOf(`/proc/${pid}/stat`);
+      }
+    } catch {
+      // Ended.
+    }
+  }
+  return ticks;
+}
+
 /** CPU ticks of this process and everything it started, including children already ended. */
 function benchTicks(): number {
   let ticks = 0;
@@ -154,6 +173,8 @@ export interface WindowFacts {
   stealPercent: number;
   /** Busy CPU outside the benchmark's processes, % of one core. */
   otherBusyPercent: number;
+  /** The orchestrating process (control plane API, samplers) and PostgreSQL, % of one core. */
+  controlPlaneBusyPercent: number;
   /** The Node proxy's main thread and other threads, CPU µs per request (null: not a Node proxy). */
   mainThreadUsPerRequest: number | null;
   otherThreadsUsPerRequest: number | null;
@@ -181,6 +202,7 @@ export interface WindowProbe {
 export function startWindow(nodeProxyPid?: number): WindowProbe {
   const machineBefore = machineTicks();
   const benchBefore = benchTicks();
+  const controlPlaneBefore = controlPlaneTicks();
   const threadsBefore = nodeProxyPid === undefined ? null : proxyTicks(nodeProxyPid);
   const ipisBefore = interProcessorInterrupts();
   const switchesBefore = nodeProxyPid === undefined ? null : contextSwitches(nodeProxyPid);
@@ -196,6 +218,7 @@ export function startWindow(nodeProxyPid?: number): WindowProbe {
         readFileSync("/proc/stat", "utf8").match(/^cpu\d+ /gm)?.length ?? 1,
       );
       const bench = benchTicks() - benchBefore;
+      const controlPlane = controlPlaneTicks() - controlPlaneBefore;
       const threads = nodeProxyPid === undefined ? null : proxyTicks(nodeProxyPid);
       const ipis = interProcessorInterrupts() - ipisBefore;
       const switches = nodeProxyPid === undefined ? null : contextSwitches(nodeProxyPid);
@@ -205,6 +228,7 @@ export function startWindow(nodeProxyPid?: number): WindowProbe {
         machineIdlePercent: (100 * idle) / capacity,
         stealPercent: (100 * steal) / capacity,
         otherBusyPercent: (100 * cores * Math.max(0, busy - bench)) / capacity,
+        controlPlaneBusyPercent: (100 * cores * controlPlane) / capacity,
         mainThreadUsPerRequest:
           threads && threadsBefore ? perRequest(threads.main - threadsBefore.main) : null,
         otherThreadsUsPerRequest:

@@ -545,6 +545,7 @@ function windowNote(window: WindowFacts): string {
         ` ${fmt(window.sleepsPerRequest ?? 0, 2)} sleeps ${fmt(window.preemptionsPerRequest ?? 0, 2)} preempted`;
   return (
     `  [steal ${fmt(window.stealPercent, 1)} %, other ${fmt(window.otherBusyPercent, 0)} %` +
+    `, control plane ${fmt(window.controlPlaneBusyPercent, 0)} %` +
     `, idle ${fmt(window.machineIdlePercent, 0)} %, ${fmt(window.ipisPerRequest, 2)} IPIs/req${threads}]`
   );
 }

@@ -534,6 +534,25 @@ async function runCase(
   };
 }
 
+/**
+ * Why a measured window is not comparable with a quiet one, or null. On the shared 2-core VM
+ * another session's work or the hypervisor takes CPU from the proxy mid-window: it is then
+ * preempted, handles fewer requests per event-loop turn and costs more CPU per request (gateway
+ * 136 µs against 88 µs with a core's worth of other work, 2026-12-06), so the run's ratios say
+ * little. Thresholds: what quiet runs stay under.
+ */
+function disturbance(window: WindowFacts): string | null {
+  const reasons: string[] = [];
+  if (window.otherBusyPercent > 15) {
+    reasons.push(`other work used ${fmt(window.otherBusyPercent, 0)} % of a core`);
+  }
+  if (window.stealPercent > 2) reasons.push(`${fmt(window.stealPercent, 1)} % steal`);
+  if (window.controlPlaneBusyPercent > 15) {
+    reasons.push(`the bench's control plane used ${fmt(window.controlPlaneBusyPercent, 0)} %`);
+  }
+  return reasons.length === 0 ? null : reasons.join(", ");
+}
+
 /** The window's facts in one short column: steal, other work, a Node proxy's threads. */
 function windowNote(window: WindowFacts): string {
   const threads =
@@ -1467,6 +1486,16 @@ function report({
   console.log("\ntargets (SPEC §11)");
   for (const t of targets)
     console.log(`  ${t.met ? "met   " : "MISSED"}  ${t.target}: ${fmt(t.value, 3)}`);
+  const disturbed = results.flatMap((r) => {
+    const why = disturbance(r.window);
+    return why === null ? [] : [`  ${r.case} c=${r.connections}: ${why}`];
+  });
+  if (disturbed.length > 0) {
+    console.log(
+      "\nDISTURBED measurements (their CPU per request and the ratios built on them are not comparable with a quiet run):",
+    );
+    for (const line of disturbed) console.log(line);
+  }
   if (profile) printProfileSummary(profile);
 
   writeJson(jsonFile, {

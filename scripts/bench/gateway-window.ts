@@ -125,7 +125,7 @@ function controlPlaneTicks(): number {
 }
 
 /** CPU ticks of this process and everything it started, including children already ended. */
-function benchTicks(): number {
+export function benchTicks(): number {
   let ticks = 0;
   for (const pid of processTree(process.pid)) ticks += ticksOf(`/proc/${pid}/stat`, true);
   return ticks;
@@ -251,4 +251,23 @@ export function startWindow(nodeProxyPid?: number): WindowProbe {
       };
     },
   };
+}
+
+/**
+ * Why a measured window is not comparable with a quiet one, or null. On the shared 2-core VM
+ * another session's work or the hypervisor takes CPU from the proxy mid-window: it is then
+ * preempted, handles fewer requests per event-loop turn and costs more CPU per request (gateway
+ * 136 µs against 88 µs with a core's worth of other work, 2026-12-06), so the run's ratios say
+ * little. Thresholds: what quiet runs stay under.
+ */
+export function disturbance(window: WindowFacts): string | null {
+  const reasons: string[] = [];
+  if (window.otherBusyPercent > 15) {
+    reasons.push(`other work used ${window.otherBusyPercent.toFixed(0)} % of a core`);
+  }
+  if (window.stealPercent > 2) reasons.push(`${window.stealPercent.toFixed(1)} % steal`);
+  if (window.controlPlaneBusyPercent > 15) {
+    reasons.push(`the bench's control plane used ${window.controlPlaneBusyPercent.toFixed(0)} %`);
+  }
+  return reasons.length === 0 ? null : reasons.join(", ");
 }

@@ -53,7 +53,7 @@ import {
   startBenchControlPlane,
 } from "./gateway-control-plane";
 import type { LoadResult, LoadSpec } from "./gateway-load";
-import { startWindow, type WindowFacts } from "./gateway-window";
+import { disturbance, startWindow, type WindowFacts } from "./gateway-window";
 import {
   canConnect,
   childPids,
@@ -551,25 +551,6 @@ async function runCase(
     proxyCpuMs,
     window: probe.end((load.requests * (durationS + warmSeconds)) / durationS),
   };
-}
-
-/**
- * Why a measured window is not comparable with a quiet one, or null. On the shared 2-core VM
- * another session's work or the hypervisor takes CPU from the proxy mid-window: it is then
- * preempted, handles fewer requests per event-loop turn and costs more CPU per request (gateway
- * 136 µs against 88 µs with a core's worth of other work, 2026-12-06), so the run's ratios say
- * little. Thresholds: what quiet runs stay under.
- */
-function disturbance(window: WindowFacts): string | null {
-  const reasons: string[] = [];
-  if (window.otherBusyPercent > 15) {
-    reasons.push(`other work used ${fmt(window.otherBusyPercent, 0)} % of a core`);
-  }
-  if (window.stealPercent > 2) reasons.push(`${fmt(window.stealPercent, 1)} % steal`);
-  if (window.controlPlaneBusyPercent > 15) {
-    reasons.push(`the bench's control plane used ${fmt(window.controlPlaneBusyPercent, 0)} %`);
-  }
-  return reasons.length === 0 ? null : reasons.join(", ");
 }
 
 /** The window's facts in one short column: steal, other work, a Node proxy's threads. */

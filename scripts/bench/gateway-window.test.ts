@@ -1,0 +1,68 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { describe, expect, it } from "vitest";
+import { benchTicks, disturbance, startWindow, type WindowFacts } from "./gateway-window";
+
+const quiet: WindowFacts = {
+  machineBusyPercent: 80,
+  machineIdlePercent: 20,
+  stealPercent: 0,
+  otherBusyPercent: 3,
+  controlPlaneBusyPercent: 2,
+  mainThreadUsPerRequest: 80,
+  otherThreadsUsPerRequest: 4,
+  systemUsPerRequest: 25,
+  minorFaultsPerRequest: 0.1,
+  ipisPerRequest: 0.5,
+  sleepsPerRequest: 0.02,
+  preemptionsPerRequest: 0.1,
+};
+
+function busyFor(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // Spin: CPU on the main thread.
+  }
+}
+
+describe("startWindow", () => {
+  it("charges a Node process's main-thread CPU to it, per request", () => {
+    const probe = startWindow(process.pid);
+    busyFor(200);
+    const facts = probe.end(100);
+    // 200 ms over 100 requests is ~2,000 µs each; ticks are 10 ms, and the runner's own threads add.
+    expect(facts.mainThreadUsPerRequest).toBeGreaterThanOrEqual(1_000);
+    expect(facts.otherThreadsUsPerRequest).not.toBeNull();
+    expect(facts.machineBusyPercent + facts.machineIdlePercent + facts.stealPercent).toBeCloseTo(
+      100,
+      5,
+    );
+  });
+
+  it("counts CPU of processes this one started, also once they have ended", async () => {
+    const before = benchTicks();
+    // A child that spins for 300 ms and is waited for, like wrk at the end of a case.
+    const child = spawn(process.execPath, [
+      "-e",
+      "const t = Date.now() + 300; while (Date.now() < t) {}",
+    ]);
+    await once(child, "exit");
+    // 10 ms ticks: the child's ~30, which are gone from /proc once it has ended.
+    expect(benchTicks() - before).toBeGreaterThanOrEqual(25);
+  });
+});
+
+describe("disturbance", () => {
+  it("passes a quiet window", () => {
+    expect(disturbance(quiet)).toBeNull();
+  });
+
+  it("names other work, steal and the bench's own control plane", () => {
+    expect(disturbance({ ...quiet, otherBusyPercent: 129 })).toBe(
+      "other work used 129 % of a core",
+    );
+    expect(disturbance({ ...quiet, stealPercent: 4.2, controlPlaneBusyPercent: 40 })).toBe(
+      "4.2 % steal, the bench's control plane used 40 %",
+    );
+  });
+});

@@ -14,6 +14,7 @@ const quiet: WindowFacts = {
   systemUsPerRequest: 25,
   minorFaultsPerRequest: 0.1,
   ipisPerRequest: 0.5,
+  speedProbeUs: 300,
   sleepsPerRequest: 0.02,
   preemptionsPerRequest: 0.1,
 };
@@ -30,6 +31,7 @@ describe("startWindow", () => {
     const probe = startWindow(process.pid);
     busyFor(200);
     const facts = probe.end(100);
+    expect(facts.speedProbeUs).toBeGreaterThan(0);
     // 200 ms over 100 requests is ~2,000 µs each; ticks are 10 ms, and the runner's own threads add.
     expect(facts.mainThreadUsPerRequest).toBeGreaterThanOrEqual(1_000);
     expect(facts.otherThreadsUsPerRequest).not.toBeNull();
@@ -55,6 +57,13 @@ describe("startWindow", () => {
 describe("disturbance", () => {
   it("passes a quiet window", () => {
     expect(disturbance(quiet)).toBeNull();
+  });
+
+  it("names a window whose CPU ran slower than the run's fastest", () => {
+    expect(disturbance(quiet, 290)).toBeNull();
+    expect(disturbance({ ...quiet, speedProbeUs: 450 }, 300)).toBe(
+      "the CPU ran 1.50× slower than in the run's fastest window (speed probe)",
+    );
   });
 
   it("names other work, steal and the bench's own control plane", () => {

@@ -11,6 +11,8 @@
  *   helpers, libuv's pool), per request — extra background work shows there, not on the main
  *   thread — the part of its CPU spent in the kernel, its page faults, and how often its main
  *   thread slept (the event loop found nothing to do) or was preempted, per request;
+ * - a speed probe: a fixed loop timed a few times a second, to compare windows of one run — a
+ *   virtual CPU the host slows down (a busy sibling hyperthread, other VMs) shows nowhere else;
  * - inter-processor interrupts per request: on a VM, waking a process on a halted virtual CPU
  *   exits to the hypervisor, and the proxy pays for the wake-ups its socket writes cause.
  */
@@ -180,6 +182,11 @@ export interface WindowFacts {
   otherThreadsUsPerRequest: number | null;
   /** Of the Node proxy's CPU per request, the part spent in the kernel (socket calls, epoll). */
   systemUsPerRequest: number | null;
+  /**
+   * The speed probe's median during the window, µs (`speedProbeNs`): compare windows of one run;
+   * `disturbance` flags one ≥ 1.25× the run's fastest.
+   */
+  speedProbeUs: number;
   /** Minor page faults of the Node proxy per request. */
   minorFaultsPerRequest: number | null;
   /** Inter-processor interrupts (rescheduling, function call) on the machine per request. */
@@ -187,6 +194,29 @@ export interface WindowFacts {
   /** The Node proxy's main thread: sleeps (event loop waiting) and preemptions per request. */
   sleepsPerRequest: number | null;
   preemptionsPerRequest: number | null;
+}
+
+/** Keeps the probe loop's result observable, so the JIT cannot drop the loop. */
+let _probeSink = 0;
+
+/**
+ * Nanoseconds for a fixed integer loop (~0.3 ms): how fast this virtual CPU runs right now. Run
+ * in the orchestrating process a few times per second during a window: a virtual CPU slowed by
+ * the host (a busy sibling hyperthread, another VM, frequency) takes longer for the same loop,
+ * which steal time does not show. The window keeps the median; preemption only lengthens some
+ * samples.
+ */
+function speedProbeNs(): number {
+  const started = process.hrtime.bigint();
+  let x = 0x9e3779b9;
+  for (let i = 0; i < 200_000; i++) x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + i) | 0;
+  _probeSink ^= x;
+  return Number(process.hrtime.bigint() - started);
+}
+
+function medianOf(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }
 
 export interface WindowProbe {
@@ -206,8 +236,14 @@ export function startWindow(nodeProxyPid?: number): WindowProbe {
   const threadsBefore = nodeProxyPid === undefined ? null : proxyTicks(nodeProxyPid);
   const ipisBefore = interProcessorInterrupts();
   const switchesBefore = nodeProxyPid === undefined ? null : contextSwitches(nodeProxyPid);
+  // Warmed up so that the first sample measures optimized code, then 4 samples a second.
+  for (let i = 0; i < 20; i++) speedProbeNs();
+  const speedSamples: number[] = [];
+  const sampler = setInterval(() => speedSamples.push(speedProbeNs()), 250);
   return {
     end(requests) {
+      clearInterval(sampler);
+      if (speedSamples.length === 0) speedSamples.push(speedProbeNs());
       const machine = machineTicks();
       const busy = machine.busy - machineBefore.busy;
       const idle = machine.idle - machineBefore.idle;
@@ -240,6 +276,7 @@ export function startWindow(nodeProxyPid?: number): WindowProbe {
             ? (threads.minorFaults - threadsBefore.minorFaults) / Math.max(1, requests)
             : null,
         ipisPerRequest: ipis / Math.max(1, requests),
+        speedProbeUs: medianOf(speedSamples) / 1000,
         sleepsPerRequest:
           switches && switchesBefore
             ? (switches.voluntary - switchesBefore.voluntary) / Math.max(1, requests)
@@ -261,8 +298,13 @@ export function startWindow(nodeProxyPid?: number): WindowProbe {
  * little. Thresholds: above what an undisturbed window shows (≤ 20 % "other": kernel threads
  * such as ksoftirqd carrying the benchmark's own loopback traffic are not below this process).
  */
-export function disturbance(window: WindowFacts): string | null {
+export function disturbance(window: WindowFacts, fastestProbeUs?: number): string | null {
   const reasons: string[] = [];
+  if (fastestProbeUs !== undefined && window.speedProbeUs >= 1.25 * fastestProbeUs) {
+    reasons.push(
+      `the CPU ran ${(window.speedProbeUs / fastestProbeUs).toFixed(2)}× slower than in the run's fastest window (speed probe)`,
+    );
+  }
   if (window.otherBusyPercent > 30) {
     reasons.push(`other work used ${window.otherBusyPercent.toFixed(0)} % of a core`);
   }

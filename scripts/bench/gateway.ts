@@ -565,7 +565,8 @@ function windowNote(window: WindowFacts): string {
   return (
     `  [steal ${fmt(window.stealPercent, 1)} %, other ${fmt(window.otherBusyPercent, 0)} %` +
     `, control plane ${fmt(window.controlPlaneBusyPercent, 0)} %` +
-    `, idle ${fmt(window.machineIdlePercent, 0)} %, ${fmt(window.ipisPerRequest, 2)} IPIs/req${threads}]`
+    `, idle ${fmt(window.machineIdlePercent, 0)} %, probe ${fmt(window.speedProbeUs, 0)} µs` +
+    `, ${fmt(window.ipisPerRequest, 2)} IPIs/req${threads}]`
   );
 }
 
@@ -1486,8 +1487,9 @@ function report({
   console.log("\ntargets (SPEC §11)");
   for (const t of targets)
     console.log(`  ${t.met ? "met   " : "MISSED"}  ${t.target}: ${fmt(t.value, 3)}`);
+  const fastestProbeUs = Math.min(...results.map((r) => r.window.speedProbeUs));
   const disturbed = results.flatMap((r) => {
-    const why = disturbance(r.window);
+    const why = disturbance(r.window, fastestProbeUs);
     return why === null ? [] : [`  ${r.case} c=${r.connections}: ${why}`];
   });
   if (disturbed.length > 0) {

@@ -29,6 +29,10 @@
  *   gateway an undici `ProxyAgent` (CONNECT, TLS interception, warm keep-alive tunnels), and the
  *   same generator for direct HTTPS so that the ratio compares like with like.
  *
+ * Each measured window also reports the machine (`gateway-window.ts`: other work, steal, a speed
+ * probe, the Node proxy's threads, kernel time, preemptions), and the run ends with the list of
+ * windows disturbed enough that their figures are not comparable with a quiet run.
+ *
  * `--profile DIR` runs the gateway under `node --cpu-prof` and prints where its CPU time went.
  * `--plan-curve` runs only plain HTTP through the gateway, once per plan count and round (below).
  */

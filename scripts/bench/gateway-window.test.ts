@@ -1,7 +1,13 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { describe, expect, it } from "vitest";
-import { benchTicks, disturbance, startWindow, type WindowFacts } from "./gateway-window";
+import {
+  benchTicks,
+  crossCpuRoundTripNs,
+  disturbance,
+  startWindow,
+  type WindowFacts,
+} from "./gateway-window";
 
 const quiet: WindowFacts = {
   machineBusyPercent: 80,
@@ -73,5 +79,12 @@ describe("disturbance", () => {
     expect(disturbance({ ...quiet, stealPercent: 4.2, controlPlaneBusyPercent: 40 })).toBe(
       "4.2 % steal, the bench's control plane used 40 %",
     );
+  });
+});
+
+describe("crossCpuRoundTripNs", () => {
+  it("measures a positive round trip and stops its worker", async () => {
+    const ns = await crossCpuRoundTripNs(5);
+    expect(ns).toBeGreaterThan(0);
   });
 });

@@ -16,7 +16,9 @@
  * - inter-processor interrupts per request: on a VM, waking a process on a halted virtual CPU
  *   exits to the hypervisor, and the proxy pays for the wake-ups its socket writes cause.
  */
+import { once } from "node:events";
 import { readdirSync, readFileSync } from "node:fs";
+import { Worker } from "node:worker_threads";
 
 /** Clock ticks (10 ms) by kind, summed over all CPUs. */
 interface MachineTicks {
@@ -187,6 +189,8 @@ export interface WindowFacts {
    * `disturbance` flags one ≥ 1.25× the run's fastest.
    */
   speedProbeUs: number;
+  /** `crossCpuRoundTripNs` right after the window (set by the caller; absent: not measured). */
+  crossCpuRoundTripNs?: number;
   /** Minor page faults of the Node proxy per request. */
   minorFaultsPerRequest: number | null;
   /** Inter-processor interrupts (rescheduling, function call) on the machine per request. */
@@ -313,4 +317,43 @@ export function disturbance(window: WindowFacts, fastestProbeUs?: number): strin
     reasons.push(`the bench's control plane used ${window.controlPlaneBusyPercent.toFixed(0)} %`);
   }
   return reasons.length === 0 ? null : reasons.join(", ");
+}
+
+/**
+ * Round trip of a cache line between two threads spinning on two CPUs, ns (fastest batch of
+ * ~20 ms of ping-pong): what a hand-over between the two virtual CPUs costs in the hardware right
+ * now. The host may place the two virtual CPUs on cores that share a cache, or not (another L3
+ * domain of the EPYC); the guest sees no sign of it but this, and every request of the benchmark
+ * crosses between them. Run between cases (it keeps both CPUs busy for its duration); only
+ * meaningful when nothing else runs: a batch that had to wait for a CPU reads in milliseconds.
+ */
+export async function crossCpuRoundTripNs(durationMs = 20): Promise<number> {
+  const flags = new Int32Array(new SharedArrayBuffer(8));
+  // Slot 0: odd = ping from here, even = pong from the worker. Slot 1: 1 = stop.
+  const worker = new Worker(
+    `const { workerData } = require("node:worker_threads");
+     const flags = new Int32Array(workerData);
+     while (Atomics.load(flags, 1) === 0) {
+       const v = Atomics.load(flags, 0);
+       if ((v & 1) === 1) Atomics.store(flags, 0, v + 1);
+     }`,
+    { eval: true, workerData: flags.buffer },
+  );
+  await once(worker, "online");
+  const samples: number[] = [];
+  const until = performance.now() + durationMs;
+  while (performance.now() < until) {
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < 50; i++) {
+      const ping = Atomics.add(flags, 0, 1) + 1;
+      while (Atomics.load(flags, 0) === ping) {
+        // Spin until the worker answers.
+      }
+    }
+    samples.push(Number(process.hrtime.bigint() - started) / 50);
+  }
+  Atomics.store(flags, 1, 1);
+  await once(worker, "exit");
+  // The fastest batch: both threads running at once (a batch that waited for a CPU is slower).
+  return Math.min(...samples);
 }

@@ -57,7 +57,7 @@ import {
   startBenchControlPlane,
 } from "./gateway-control-plane";
 import type { LoadResult, LoadSpec } from "./gateway-load";
-import { disturbance, startWindow, type WindowFacts } from "./gateway-window";
+import { crossCpuRoundTripNs, disturbance, startWindow, type WindowFacts } from "./gateway-window";
 import {
   canConnect,
   childPids,
@@ -543,18 +543,18 @@ async function runCase(
     const before = cpuMs(proxyPids);
     const load = await runWrk(setup.dir, name, req, connections, durationS);
     const proxyCpuMs = cpuMs(proxyPids) - before;
-    return { load, proxyCpuMs, window: probe.end(load.requests) };
+    const window = probe.end(load.requests);
+    window.crossCpuRoundTripNs = await crossCpuRoundTripNs();
+    return { load, proxyCpuMs, window };
   }
   const probe = startWindow(nodeProxyPid);
   const before = cpuMs(proxyPids);
   const load = await runUndici(undiciSpec(setup, spec, connections, warmSeconds));
   // The warm-up runs in the same process: its share of the proxy's CPU time is taken out.
   const proxyCpuMs = ((cpuMs(proxyPids) - before) * durationS) / (durationS + warmSeconds);
-  return {
-    load,
-    proxyCpuMs,
-    window: probe.end((load.requests * (durationS + warmSeconds)) / durationS),
-  };
+  const window = probe.end((load.requests * (durationS + warmSeconds)) / durationS);
+  window.crossCpuRoundTripNs = await crossCpuRoundTripNs();
+  return { load, proxyCpuMs, window };
 }
 
 /** The window's facts in one short column: steal, other work, a Node proxy's threads. */
@@ -570,6 +570,7 @@ function windowNote(window: WindowFacts): string {
     `  [steal ${fmt(window.stealPercent, 1)} %, other ${fmt(window.otherBusyPercent, 0)} %` +
     `, control plane ${fmt(window.controlPlaneBusyPercent, 0)} %` +
     `, idle ${fmt(window.machineIdlePercent, 0)} %, probe ${fmt(window.speedProbeUs, 0)} µs` +
+    `, x-CPU ${fmt(window.crossCpuRoundTripNs ?? Number.NaN, 0)} ns` +
     `, ${fmt(window.ipisPerRequest, 2)} IPIs/req${threads}]`
   );
 }

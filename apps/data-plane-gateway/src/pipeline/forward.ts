@@ -6,6 +6,7 @@ import { isRetryableConnectionError, retriesAllowed } from "../resilience/retry-
 import { sendError } from "../responses";
 import { ResponseScrubber } from "../scrub/response-scrubber";
 import type { ScrubTally, SecretScrubber } from "../scrub/secret-scrubber";
+import { createUpstreamConnector } from "../upstream-connector";
 import { upstreamSecureContext, upstreamTlsError, upstreamTlsFailureReason } from "../upstream-tls";
 
 /**
@@ -392,7 +393,7 @@ function hasBody(req: IncomingMessage): boolean {
 
 export function createForward(settings: ForwardSettings): Forward {
   const secureContext = upstreamSecureContext(settings.ca);
-  const connect = { timeout: settings.connectTimeoutMs, secureContext };
+  const connect = createUpstreamConnector({ timeoutMs: settings.connectTimeoutMs, secureContext });
   const dispatcherOptions = {
     connect,
     headersTimeout: settings.headersTimeoutMs,

@@ -54,7 +54,7 @@ export function createUpstreamConnector(
     const waiters = waiting.get(key);
     if (waiters === undefined) return;
     waiting.delete(key);
-    for (const open of waiters) open();
+    for (const go of waiters) go();
   }
 
   function open(
@@ -74,18 +74,28 @@ export function createUpstreamConnector(
     callback: buildConnector.Callback,
   ): void {
     waiting.set(key, []);
-    const giveUp = setTimeout(() => release(key), options.timeoutMs);
-    giveUp.unref();
+    let settled = false;
     let ticketTimer: NodeJS.Timeout | undefined;
+    // Once only: a later pioneer of the same host has waiters of its own.
     const done = () => {
+      if (settled) return;
+      settled = true;
       clearTimeout(giveUp);
       if (ticketTimer !== undefined) clearTimeout(ticketTimer);
       release(key);
     };
-    const socket = open(key, connectOptions, (...args) => {
-      if (args[0] !== null) done();
-      callback(...args);
-    });
+    const giveUp = setTimeout(done, options.timeoutMs);
+    giveUp.unref();
+    let socket: TLSSocket | undefined;
+    try {
+      socket = open(key, connectOptions, (...args) => {
+        if (args[0] !== null) done();
+        callback(...args);
+      });
+    } catch (error) {
+      done();
+      throw error;
+    }
     if (socket === undefined) {
       done();
       return;
@@ -93,7 +103,7 @@ export function createUpstreamConnector(
     socket.once("session", done);
     socket.once("close", done);
     socket.once("secureConnect", () => {
-      if (!waiting.has(key)) return;
+      if (settled) return;
       ticketTimer = setTimeout(() => {
         if (sessions.get(key) === undefined) sessions.set(key, NO_TICKETS);
         done();
@@ -114,7 +124,14 @@ export function createUpstreamConnector(
     }
     const waiters = waiting.get(key);
     if (waiters !== undefined) {
-      waiters.push(() => open(key, connectOptions, callback));
+      waiters.push(() => {
+        // Called from another connection's event: a throw must reach this one's caller.
+        try {
+          open(key, connectOptions, callback);
+        } catch (error) {
+          callback(error as Error, null);
+        }
+      });
       return;
     }
     pioneer(key, connectOptions, callback);

@@ -28,11 +28,23 @@ import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { ConfigMap, Service } from "kubernetes-models/v1";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { SERVICE_NODE_FLAGS } from "../scripts/build";
 import { containersOf, type KubernetesObject, renderKustomization } from "./kustomize";
 
 const root = resolve(fileURLToPath(import.meta.url), "../..");
 const KUSTOMIZATIONS = ["deploy/kubernetes/base", "deploy/kubernetes/overlays/development"];
 const SANDBOX_LABELS = { "keyway.dev/role": "sandbox" };
+const DEPLOYED_SERVICES = [
+  "control-plane-api",
+  "control-plane-worker",
+  "data-plane-gateway",
+] as const;
+
+/** `NODE_OPTIONS` as a manifest must set it for `service`: its flags, or unset when it has none. */
+function nodeOptionsOf(service: (typeof DEPLOYED_SERVICES)[number]): string | undefined {
+  const flags = SERVICE_NODE_FLAGS[service];
+  return flags.length === 0 ? undefined : flags.join(" ");
+}
 
 /** Validators of the kinds Keyway ships; another kind fails the test until it is added here. */
 const MODELS: Record<string, (data: object) => { validate(): void }> = {
@@ -276,7 +288,10 @@ describe.each(KUSTOMIZATIONS)("kustomization %s", (kustomization) => {
       env[variable.name] = value;
     }
     // Only KEYWAY_* overrides configure Keyway: any other name would be ignored by the service.
-    for (const key of Object.keys(env)) expect(key, name).toMatch(/^KEYWAY_[A-Z0-9_]+__/);
+    // NODE_OPTIONS carries the service's node flags (checked against SERVICE_NODE_FLAGS below).
+    for (const key of Object.keys(env)) {
+      if (key !== "NODE_OPTIONS") expect(key, name).toMatch(/^KEYWAY_[A-Z0-9_]+__/);
+    }
     expect(container.args).toEqual([name]);
     return loadConfig({ env, cwd: emptyDir });
   }
@@ -381,6 +396,14 @@ describe.each(KUSTOMIZATIONS)("kustomization %s", (kustomization) => {
       }
     }
   });
+
+  it("gives each service the node flags it runs with everywhere else (SERVICE_NODE_FLAGS)", () => {
+    for (const service of DEPLOYED_SERVICES) {
+      const container = deployment(service).template.spec.containers[0];
+      const nodeOptions = container?.env?.find((e) => e.name === "NODE_OPTIONS")?.value;
+      expect(nodeOptions, service).toBe(nodeOptionsOf(service));
+    }
+  });
 });
 
 describe("the development overlay", () => {
@@ -402,7 +425,7 @@ describe("compose.yaml", () => {
     const state = await mkdtemp(join(tmpdir(), "keyway-compose-"));
     try {
       const { configPath } = await writeDevelopmentConfig({ dir: state });
-      for (const service of ["control-plane-api", "control-plane-worker", "data-plane-gateway"]) {
+      for (const service of DEPLOYED_SERVICES) {
         const environment = compose.services[service]?.environment ?? {};
         // `${NAME:-default}` as Compose substitutes it when NAME is unset.
         const env = Object.fromEntries(
@@ -420,6 +443,7 @@ describe("compose.yaml", () => {
         expect(config.gateway.control_plane_url).toBe(
           `http://control-plane-api:${config.api.port}`,
         );
+        expect(environment.NODE_OPTIONS, service).toBe(nodeOptionsOf(service));
       }
     } finally {
       await rm(state, { recursive: true, force: true });

@@ -21,6 +21,24 @@ export const SERVICES = [
 ] as const;
 export type Service = (typeof SERVICES)[number];
 
+/**
+ * `node` flags a service runs with, wherever it runs: `pnpm start`, the benchmarks, the system
+ * tests, and (as `NODE_OPTIONS`, checked by deploy/manifests.test.ts) the Kubernetes manifests and
+ * compose.yaml. The gateway caps V8's young generation: Node 24 (the image's runtime) grows it to
+ * 2 × 32 MB semi-spaces on a machine with this much memory, and under `pnpm bench:gateway`'s load
+ * the gateway then peaks at 230–250 MB of RSS against SPEC §11's 150 MB (Node 20 stops at 16 MB and
+ * ≈ 130 MB). Semi-spaces of 4 MB kept it at 137–148 MB in four runs at the same CPU per request
+ * (8 MB: 142–153; 2 MB: 161 and more CPU, as more objects are promoted). Must be given at start:
+ * V8 sizes the young generation when it creates the heap (`v8.setFlagsFromString` is too late).
+ * Measurements: docs/benchmarks.md, "Gateway on Node 24: memory".
+ */
+export const SERVICE_NODE_FLAGS: Readonly<Record<Service, readonly string[]>> = {
+  "control-plane-api": [],
+  "control-plane-worker": [],
+  "data-plane-gateway": ["--max-semi-space-size=4"],
+  cli: [],
+};
+
 const repo = fileURLToPath(new URL("..", import.meta.url));
 
 /** Where `pnpm build` writes a service's bundle. */

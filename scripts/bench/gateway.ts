@@ -48,7 +48,7 @@ import { createTestCa, getFreePort } from "@keyway/test-harness";
 import { createLeafIssuer } from "@keyway/x509";
 import { ProxyAgent, request } from "undici";
 import { createLeafContexts } from "../../apps/data-plane-gateway/src/leaf-certificates";
-import { buildService } from "../build";
+import { buildService, SERVICE_NODE_FLAGS } from "../build";
 import { jsonOutputPath, machineFacts, percentile, writeJson } from "./bench-lib";
 import { type ProfileSummary, printProfileSummary, summarizeCpuProfile } from "./cpuprofile-top";
 import {
@@ -906,12 +906,15 @@ async function main() {
         : gatewayBuild === "bundle"
           ? [await buildService("data-plane-gateway")]
           : ["--import", "tsx", GATEWAY_MAIN];
+    // As deployed: the gateway's own node flags (young-generation cap), then any the run adds.
+    const deployedFlags = SERVICE_NODE_FLAGS["data-plane-gateway"];
     const gatewayLog = logFile === "" ? join(dir, "gateway.log") : logFile;
     const logFd = openSync(gatewayLog, "w");
     const gateway = spawnNode(
       [
         ...(profileDir ? ["--cpu-prof", "--cpu-prof-dir", resolve(profileDir)] : []),
         ...(measureAllocation ? ["--trace-gc-nvp"] : []),
+        ...deployedFlags,
         ...gatewayNodeFlags,
         ...gatewayEntry,
       ],
@@ -947,7 +950,7 @@ async function main() {
         gatewayLog === "/dev/null" ? gatewayLog : `${gatewayLog}.compared`,
         "w",
       );
-      const second = spawnNode([...gatewayNodeFlags, resolve(compareBundle)], {
+      const second = spawnNode([...deployedFlags, ...gatewayNodeFlags, resolve(compareBundle)], {
         env: { KEYWAY_CONFIG: comparedConfig, NODE_EXTRA_CA_CERTS: files.upstreamCa },
         stdoutFd: comparedFd,
       });

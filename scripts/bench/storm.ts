@@ -47,7 +47,7 @@ import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createTestCa, getFreePort } from "@keyway/test-harness";
 import { DEFAULT_SEAL_INTERVAL_MS } from "../../apps/control-plane-api/src/audit/sealer";
-import { buildService } from "../build";
+import { buildService, SERVICE_NODE_FLAGS } from "../build";
 import { jsonOutputPath, machineFacts, percentile, writeJson } from "./bench-lib";
 import { printProfileSummary, summarizeCpuProfile } from "./cpuprofile-top";
 import {
@@ -187,13 +187,20 @@ async function main() {
     const logFd = openSync(join(dir, "gateway.log"), "w");
     if (profileDir) mkdirSync(profileDir, { recursive: true });
     const profileFlags = profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [];
-    const gateway = spawnNode([...profileFlags, await buildService("data-plane-gateway")], {
-      env: {
-        KEYWAY_CONFIG: config,
-        NODE_EXTRA_CA_CERTS: file("upstream-ca.pem", upstreamCa.certPem),
+    const gateway = spawnNode(
+      [
+        ...profileFlags,
+        ...SERVICE_NODE_FLAGS["data-plane-gateway"],
+        await buildService("data-plane-gateway"),
+      ],
+      {
+        env: {
+          KEYWAY_CONFIG: config,
+          NODE_EXTRA_CA_CERTS: file("upstream-ca.pem", upstreamCa.certPem),
+        },
+        stdoutFd: logFd,
       },
-      stdoutFd: logFd,
-    });
+    );
     closeSync(logFd);
     children.push(gateway);
     const gatewayPid = gateway.child.pid ?? 0;

@@ -28,7 +28,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
 import { fileURLToPath } from "node:url";
 import { createTestCa, getFreePort } from "@keyway/test-harness";
-import { buildService } from "../build";
+import { buildService, SERVICE_NODE_FLAGS } from "../build";
 import { jsonOutputPath, machineFacts, writeJson } from "./bench-lib";
 import {
   type BenchControlPlane,
@@ -245,6 +245,7 @@ async function main() {
       process.execPath,
       [
         "--expose-gc",
+        ...SERVICE_NODE_FLAGS["data-plane-gateway"],
         "--import",
         join(here, "memory-probe.mjs"),
         await buildService("data-plane-gateway"),

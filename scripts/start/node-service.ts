@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isServiceReadyMessage } from "@keyway/config";
+import { SERVICE_NODE_FLAGS, type Service } from "../build";
 import {
   describeExit,
   type ProcessExit,
@@ -12,8 +13,8 @@ const READY_WITHIN_MS = 60_000;
 const STOP_WITHIN_MS = 10_000;
 
 export interface NodeServiceOptions {
-  name: string;
-  /** The service's bundle, run with plain `node` as the image runs it. */
+  name: Service;
+  /** The service's bundle, run with plain `node` (and its `SERVICE_NODE_FLAGS`) as deployed. */
   bundle: string;
   env: NodeJS.ProcessEnv;
   /** Polled after the service reports ready, until it answers 200 (the gateway's `/readyz`). */
@@ -34,7 +35,7 @@ export function nodeService(options: NodeServiceOptions): SupervisedProcess {
     name: options.name,
     ...(options.after ? { after: options.after } : {}),
     async start(abort) {
-      const child = spawn(process.execPath, [options.bundle], {
+      const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS[options.name], options.bundle], {
         env: options.env,
         stdio: ["ignore", "inherit", "inherit", "ipc"],
       });

@@ -20,7 +20,7 @@ import {
   type TestDatabase,
 } from "@keyway/test-harness";
 import { ProxyAgent, request } from "undici";
-import { bundlePath } from "../../../scripts/build";
+import { bundlePath, SERVICE_NODE_FLAGS } from "../../../scripts/build";
 
 /**
  * The platform as system tests run it: a development config written by the same helper
@@ -206,21 +206,25 @@ export async function startStack(label: string, options: StackOptions = {}): Pro
   }): GatewayProcess {
     let output = "";
     const launch = (): ChildProcess => {
-      const started = spawn(process.execPath, [gatewayBundle], {
-        cwd: repo,
-        env: {
-          PATH: process.env.PATH ?? "/usr/bin:/bin",
-          HOME: dir,
-          KEYWAY_CONFIG: files.configPath,
-          ...shared,
-          KEYWAY_GATEWAY__PORT: String(ports.proxy),
-          KEYWAY_GATEWAY__ADMIN_PORT: String(ports.admin),
-          ...(ports.controlPlaneUrl !== undefined
-            ? { KEYWAY_GATEWAY__CONTROL_PLANE_URL: ports.controlPlaneUrl }
-            : {}),
+      const started = spawn(
+        process.execPath,
+        [...SERVICE_NODE_FLAGS["data-plane-gateway"], gatewayBundle],
+        {
+          cwd: repo,
+          env: {
+            PATH: process.env.PATH ?? "/usr/bin:/bin",
+            HOME: dir,
+            KEYWAY_CONFIG: files.configPath,
+            ...shared,
+            KEYWAY_GATEWAY__PORT: String(ports.proxy),
+            KEYWAY_GATEWAY__ADMIN_PORT: String(ports.admin),
+            ...(ports.controlPlaneUrl !== undefined
+              ? { KEYWAY_GATEWAY__CONTROL_PLANE_URL: ports.controlPlaneUrl }
+              : {}),
+          },
+          stdio: ["ignore", "pipe", "pipe"],
         },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
+      );
       started.stdout?.on("data", (chunk: Buffer) => {
         output += chunk.toString("utf8");
       });

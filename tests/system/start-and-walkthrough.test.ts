@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bundlePath } from "../../scripts/build";
+import { bundlePath, SERVICE_NODE_FLAGS, type Service } from "../../scripts/build";
 import { type NewcomerMachine, newcomerMachine, type Watched } from "./support/newcomer-machine";
 
 /**
@@ -130,11 +130,15 @@ describe("pnpm start and the README, on a machine without pnpm", () => {
     keyway = machine.start(quickStart, { terminal: true });
     await keyway.waitFor(BANNER_END, "the start banner", 150_000);
     expect(keyway.output()).toContain("first run");
-    // API, worker and gateway are separate plain-node processes running their bundles, as deployed.
+    // API, worker and gateway are separate plain-node processes running their bundles, as deployed
+    // (with each service's node flags: the gateway's young-generation cap).
     const pids = pidsIn(keyway.output());
-    expect(await commandLine(pids.api)).toBe(`${process.execPath} ${apiBundle}`);
-    expect(await commandLine(pids.worker)).toBe(`${process.execPath} ${workerBundle}`);
-    expect(await commandLine(pids.gateway)).toBe(`${process.execPath} ${gatewayBundle}`);
+    const deployed = (service: Service, bundle: string) =>
+      [process.execPath, ...SERVICE_NODE_FLAGS[service], bundle].join(" ");
+    expect(await commandLine(pids.api)).toBe(deployed("control-plane-api", apiBundle));
+    expect(await commandLine(pids.worker)).toBe(deployed("control-plane-worker", workerBundle));
+    expect(await commandLine(pids.gateway)).toBe(deployed("data-plane-gateway", gatewayBundle));
+    expect(await commandLine(pids.gateway)).toContain(" --max-semi-space-size=");
     expect(await commandLine(pids.database)).toContain("postgres");
     operatorToken = (await readFile(join(machine.dir, ".keyway", "operator-token"), "utf8")).trim();
   }, 180_000);

@@ -1,7 +1,8 @@
 import { type SigningKeyPair, signGatewayAssertion } from "@keyway/crypto";
-import { createDatabase, type DatabaseTimeouts, runMigrations } from "@keyway/db";
+import { auditLog, createDatabase, type DatabaseTimeouts, runMigrations } from "@keyway/db";
 import type { Clock } from "@keyway/integrations-core";
 import { createTestDatabase } from "@keyway/test-harness";
+import { desc, eq } from "drizzle-orm";
 import { createApp } from "../app";
 import type { AppDeps, AppSettings } from "../deps";
 import { createMemoryLogger } from "../logger";
@@ -187,3 +188,14 @@ export async function createTestApp(options: TestAppOptions = {}) {
 }
 
 export type TestApp = Awaited<ReturnType<typeof createTestApp>>;
+
+/** The newest audit entry with `action` in the test app's database, if any. */
+export async function lastAuditEntry(app: TestApp, action: string) {
+  const [entry] = await app.deps.database.db
+    .select()
+    .from(auditLog)
+    .where(eq(auditLog.action, action))
+    .orderBy(desc(auditLog.seq))
+    .limit(1);
+  return entry;
+}

@@ -9,8 +9,6 @@ import {
 } from "node:http";
 import type { AddressInfo } from "node:net";
 import { getRequestListener } from "@hono/node-server";
-import { auditLog } from "@keyway/db";
-import { desc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiListener, createApp } from "../app";
 import type { AppDeps } from "../deps";
@@ -22,7 +20,7 @@ import {
 } from "../internal/fixtures";
 import { createApiMetrics } from "../metrics";
 import { apiModules } from "../modules";
-import { createTestApp, type TestApp } from "../testing/test-app";
+import { createTestApp, lastAuditEntry, type TestApp } from "../testing/test-app";
 import { webhookIngest } from "./ingest-routes";
 
 /**
@@ -164,14 +162,8 @@ function comparable(answer: Answer) {
   };
 }
 
-async function lastRejection() {
-  const [entry] = await t.deps.database.db
-    .select()
-    .from(auditLog)
-    .where(eq(auditLog.action, "webhook.rejected"))
-    .orderBy(desc(auditLog.seq))
-    .limit(1);
-  return entry;
+function lastRejection() {
+  return lastAuditEntry(t, "webhook.rejected");
 }
 
 describe("the front door answers as the hono route does", () => {

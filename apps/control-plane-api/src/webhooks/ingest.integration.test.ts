@@ -2,10 +2,10 @@ import { createHmac, randomUUID } from "node:crypto";
 import { request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createAdaptorServer } from "@hono/node-server";
-import { auditLog, webhookEvents } from "@keyway/db";
+import { webhookEvents } from "@keyway/db";
 import { generateStandardWebhookSecret, signStandardWebhook } from "@keyway/integrations-core";
 import { JOB_SCHEMA, webhookProcessQueue } from "@keyway/jobs";
-import { and, desc, eq, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type SeededTarget,
@@ -13,7 +13,7 @@ import {
   seedOrganization,
   seedTarget,
 } from "../internal/fixtures";
-import { createTestApp, type TestApp } from "../testing/test-app";
+import { createTestApp, lastAuditEntry, type TestApp } from "../testing/test-app";
 
 /**
  * The provider front door through the real route, on real PostgreSQL: every definition with
@@ -203,14 +203,8 @@ async function countRows() {
   return row;
 }
 
-async function lastRejection() {
-  const [entry] = await t.deps.database.db
-    .select()
-    .from(auditLog)
-    .where(eq(auditLog.action, "webhook.rejected"))
-    .orderBy(desc(auditLog.seq))
-    .limit(1);
-  return entry;
+function lastRejection() {
+  return lastAuditEntry(t, "webhook.rejected");
 }
 
 describe("accepted deliveries, one per provider", () => {

@@ -165,3 +165,44 @@ describe("database frozen", () => {
     expect(await profileNamed("after-hold")).toBe(true);
   });
 });
+
+describe("a transaction's deadline, kept by the server", () => {
+  const database = () => t.deps.database;
+
+  it("is set by the transaction's first statement, to no more than the time left", async () => {
+    const budgetMs = 5_000;
+    // Read by the first statement `work` sends: the deadline's own setting went out before it.
+    const setting = await database().withDeadline(performance.now() + budgetMs, () =>
+      database().db.transaction(async (tx) => {
+        const rows = await tx.execute<{ setting: string }>(
+          sql`select setting from pg_settings where name = 'transaction_timeout'`,
+        );
+        return Number(rows[0]?.setting);
+      }),
+    );
+    expect(setting).toBeGreaterThan(0);
+    expect(setting).toBeLessThanOrEqual(budgetMs);
+    // Outside a transaction with a deadline it is off.
+    const [outside] = await direct<{ setting: string }[]>`
+      select setting from pg_settings where name = 'transaction_timeout'`;
+    expect(outside?.setting).toBe("0");
+  });
+
+  it("commits nothing of a transaction whose statement runs past the deadline", async () => {
+    await direct`create table if not exists deadline_probe (name text primary key)`;
+    const outcome = await database()
+      .withDeadline(performance.now() + 500, () =>
+        database().db.transaction(async (tx) => {
+          await tx.execute(sql`insert into deadline_probe values ('late')`);
+          await tx.execute(sql`select pg_sleep(3)`);
+        }),
+      )
+      .then(
+        () => "committed",
+        (error: unknown) => error,
+      );
+    expect(isDatabaseUnavailable(outcome)).toBe(true);
+    await untilReady();
+    expect(await direct`select 1 from deadline_probe where name = 'late'`).toHaveLength(0);
+  });
+});

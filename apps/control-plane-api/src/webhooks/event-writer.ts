@@ -201,7 +201,7 @@ async function writeEvents(
     const connection = connections[index];
     const { rawBody } = item;
     const body = Buffer.from(rawBody.buffer, rawBody.byteOffset, rawBody.byteLength);
-    const payloadIsBody = isBodyJson(item.event.payload, body);
+    const payloadInBody = isBodyJson(item.event.payload, body);
     rows.push({
       position: 0,
       id: newId("webhookEvent", receivedAt),
@@ -213,8 +213,8 @@ async function writeEvents(
       external_subject_id: item.event.externalSubjectId ?? null,
       headers: pickHeaders(item.headers, STORED_WEBHOOK_HEADERS),
       raw_body: body.toString("base64"),
-      payload: payloadIsBody ? null : (item.event.payload ?? null),
-      payload_is_body: payloadIsBody,
+      payload: payloadInBody ? null : (item.event.payload ?? null),
+      payload_in_body: payloadInBody,
       status: connection !== undefined ? "received" : "unassigned",
       provider_retry: item.event.retryAttempt ?? null,
     });
@@ -354,9 +354,9 @@ interface EventRecord {
   external_subject_id: string | null;
   headers: Record<string, string>;
   raw_body: string;
-  /** Null when `payload_is_body`: PostgreSQL parses it from the raw body instead. */
+  /** Null when `payload_in_body`: the stored body is the payload (`webhookEventPayload`). */
   payload: unknown;
-  payload_is_body: boolean;
+  payload_in_body: boolean;
   status: "received" | "unassigned";
   provider_retry: number | null;
 }
@@ -383,17 +383,15 @@ async function insertEvents(
     tx,
     sql`
     insert into webhook_events (id, target_id, organization_id, connection_id,
-      external_delivery_id, event_type, external_subject_id, headers, raw_body, payload, status,
-      provider_retry, received_at)
+      external_delivery_id, event_type, external_subject_id, headers, raw_body, payload,
+      payload_in_body, status, provider_retry, received_at)
     select id, target_id, organization_id, connection_id, external_delivery_id, event_type,
-      external_subject_id, headers, body.bytes,
-      case when payload_is_body then convert_from(body.bytes, 'UTF8')::jsonb else payload end,
-      status, provider_retry, ${receivedAt.toISOString()}::timestamptz
+      external_subject_id, headers, decode(raw_body, 'base64'), payload, payload_in_body, status,
+      provider_retry, ${receivedAt.toISOString()}::timestamptz
     from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as event(position int, id text,
       target_id text, organization_id text, connection_id text, external_delivery_id text,
       event_type text, external_subject_id text, headers jsonb, raw_body text, payload jsonb,
-      payload_is_body boolean, status text, provider_retry int)
-      cross join lateral (select decode(raw_body, 'base64') as bytes) as body
+      payload_in_body boolean, status text, provider_retry int)
     order by position
     on conflict (target_id, external_delivery_id) do nothing
     returning id, target_id, external_delivery_id`,
@@ -403,19 +401,22 @@ async function insertEvents(
 
 /**
  * Whether an event's payload is exactly its raw body's JSON (byte for byte what
- * `JSON.stringify` writes, as GitHub's compact bodies are): then the payload is not sent a second
- * time, PostgreSQL parses it from the stored body. Sending both, and PostgreSQL building the
- * payload's `jsonb` out of the batch's parameter, cost it ≈ 100 µs more per event (measured with
- * 3 KiB GitHub bodies; docs/benchmarks.md). Only objects and arrays: a body `null` would become
- * a JSON null where the column held SQL NULL. Byte equality also means the body is valid UTF-8,
- * so `convert_from` cannot fail on it.
+ * `JSON.stringify` writes, as GitHub's compact bodies are): then the payload is stored once, as
+ * the raw body (`payload_in_body`), and read back through `webhookEventPayload`. Building a
+ * second, `jsonb` copy of every body and compressing it was about a third of PostgreSQL's cost
+ * per event (docs/benchmarks.md). Only objects and arrays: a body `null` would become a JSON
+ * null where the column held SQL NULL. Byte equality also means the body is valid UTF-8 and
+ * valid JSON, so reading it as `jsonb` cannot fail — except for what `jsonb` refuses and
+ * `JSON.stringify` writes: `\u0000` and lone surrogates (`\udXXX`; paired ones it writes as
+ * UTF-8). Bodies holding either keep their own `payload`, which fails as before.
  */
 function isBodyJson(payload: unknown, body: Buffer): boolean {
   if (typeof payload !== "object" || payload === null) return false;
   const text = JSON.stringify(payload);
   // Cheap refusal first: a string's UTF-8 bytes number between 1 and 3 per UTF-16 unit.
   if (body.length < text.length || body.length > text.length * 3) return false;
-  return body.equals(Buffer.from(text));
+  if (!body.equals(Buffer.from(text))) return false;
+  return !body.includes("\\u0000") && !body.includes("\\ud");
 }
 
 /**

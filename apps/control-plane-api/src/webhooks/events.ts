@@ -3,6 +3,7 @@ import {
   type Executor,
   integrationTargets,
   webhookDeliveries,
+  webhookEventPayload,
   webhookEvents,
   webhookSubscriptions,
 } from "@keyway/db";
@@ -102,7 +103,11 @@ export async function listEvents(db: Database, scope: EventScope, filters: Event
 
 async function loadEvent(executor: Executor, scope: EventScope, id: string, lock = false) {
   const query = executor
-    .select({ event: webhookEvents, targetKey: integrationTargets.targetKey })
+    .select({
+      event: webhookEvents,
+      payload: webhookEventPayload,
+      targetKey: integrationTargets.targetKey,
+    })
     .from(webhookEvents)
     .innerJoin(integrationTargets, eq(integrationTargets.id, webhookEvents.targetId))
     .where(and(eq(webhookEvents.id, id), scopeCondition(scope, {})));
@@ -122,13 +127,13 @@ async function deliveryIdsOf(executor: Executor, eventId: string): Promise<strin
 
 /** One event with its payload, stored headers and every delivery with its attempts. */
 export async function getEvent(db: Database, scope: EventScope, id: string) {
-  const { event, targetKey } = await loadEvent(db, scope, id);
+  const { event, payload, targetKey } = await loadEvent(db, scope, id);
   const deliveries = await readDeliveries(db, undefined, await deliveryIdsOf(db, id));
   return {
     ...toEvent(event, targetKey),
     ...("operator" in scope ? { organizationId: event.organizationId } : {}),
     headers: event.headers,
-    payload: event.payload ?? null,
+    payload: payload ?? null,
     deliveries,
   };
 }

@@ -2,7 +2,7 @@ import { createHmac, randomUUID } from "node:crypto";
 import { request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createAdaptorServer } from "@hono/node-server";
-import { webhookEvents } from "@keyway/db";
+import { webhookEventPayload, webhookEvents } from "@keyway/db";
 import { generateStandardWebhookSecret, signStandardWebhook } from "@keyway/integrations-core";
 import { JOB_SCHEMA, webhookProcessQueue } from "@keyway/jobs";
 import { and, eq, sql } from "drizzle-orm";
@@ -179,11 +179,13 @@ function standardRequest(payload: unknown, options: { id?: string; timestamp?: n
   return { body, headers: { "content-type": "application/json", ...headers } };
 }
 
+/** A target's stored events, `payload` read as every reader does (`webhookEventPayload`). */
 async function eventsOf(target: SeededTarget) {
-  return t.deps.database.db
-    .select()
+  const rows = await t.deps.database.db
+    .select({ event: webhookEvents, payload: webhookEventPayload })
     .from(webhookEvents)
     .where(eq(webhookEvents.targetId, target.id));
+  return rows.map(({ event, payload }) => ({ ...event, payload }));
 }
 
 async function jobsFor(eventId: string) {
@@ -244,8 +246,8 @@ describe("accepted deliveries, one per provider", () => {
   });
 
   it("stores the payload whether the body is its compact JSON, pretty-printed or form-encoded", async () => {
-    // The writer lets PostgreSQL parse the payload from the stored body only when the body is
-    // byte for byte the payload's JSON; every other shape sends the payload itself.
+    // A body that is byte for byte the payload's JSON is stored once (the payload read from it);
+    // every other shape stores the payload itself as well.
     const payload = { action: "opened", installation: { id: 4242 }, title: "café ☕", n: [1, 2] };
     const compact = JSON.stringify(payload);
     const bodies: [string, string][] = [
@@ -263,9 +265,22 @@ describe("accepted deliveries, one per provider", () => {
         "x-hub-signature-256": `sha256=${signature}`,
       });
       expect(accepted.status, body).toBe(202);
-      const [event] = (await eventsOf(github)).filter((e) => e.externalDeliveryId === delivery);
+      const [event] = await t.deps.database.db
+        .select({
+          rawBody: webhookEvents.rawBody,
+          payload: webhookEventPayload,
+          column: webhookEvents.payload,
+          payloadInBody: webhookEvents.payloadInBody,
+        })
+        .from(webhookEvents)
+        .where(eq(webhookEvents.externalDeliveryId, delivery));
       expect(event?.payload, body).toEqual(payload);
       expect(event?.rawBody?.toString("utf8"), body).toBe(body);
+      // Stored once when the body is the payload's JSON, not as a second copy.
+      const once = body === compact;
+      expect(event?.payloadInBody, body).toBe(once);
+      if (once) expect(event?.column, body).toBeNull();
+      else expect(event?.column, body).toEqual(payload);
     }
   });
 

@@ -9,6 +9,7 @@ import {
   newId,
   webhookDeliveries,
   webhookDeliveryAttempts,
+  webhookEventPayload,
   webhookEvents,
   webhookSubscriptions,
 } from "@keyway/db";
@@ -240,7 +241,7 @@ async function lockDeliveries(tx: Executor, where: SQL | undefined) {
           eventType: webhookEvents.eventType,
           receivedAt: webhookEvents.receivedAt,
           // As text: it goes into the message as it is, not parsed here only to be printed again.
-          payload: sql<string | null>`${webhookEvents.payload}::text`,
+          payload: sql<string | null>`${webhookEventPayload}::text`,
         },
       })
       .from(webhookDeliveries)

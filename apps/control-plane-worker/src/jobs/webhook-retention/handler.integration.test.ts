@@ -14,6 +14,7 @@ import {
   newId,
   webhookDeliveries,
   webhookDeliveryAttempts,
+  webhookEventPayload,
   webhookEvents,
   webhookRedeliveries,
   webhookSubscriptions,
@@ -178,6 +179,16 @@ describe("runWebhookRetention", () => {
         [expiredPending.id, "no body"],
       ]),
     );
+    // An event that lost its body keeps its payload (stored as the body until then).
+    const payloads = await s.t.deps.database.db
+      .select({ payload: webhookEventPayload, inBody: webhookEvents.payloadInBody })
+      .from(webhookEvents)
+      .where(inArray(webhookEvents.id, [fresh.id, week.id]))
+      .orderBy(webhookEvents.receivedAt);
+    expect(payloads).toEqual([
+      { payload: { action: "opened", installation: { id: 700 } }, inBody: false },
+      { payload: { action: "opened", installation: { id: 700 } }, inBody: true },
+    ]);
     // The expired event's delivery and attempts went with it.
     const deliveries = await s.t.deps.database.db
       .select({ id: webhookDeliveries.id })

@@ -1,6 +1,7 @@
 import {
   webhookDeliveries,
   webhookDeliveryAttempts,
+  webhookEventPayload,
   webhookEvents,
   webhookRedeliveries,
 } from "@keyway/db";
@@ -83,11 +84,14 @@ export async function runWebhookRetention(deps: WebhookRetentionDeps): Promise<R
       .orderBy(asc(webhookEvents.receivedAt))
       .limit(limit)
       .for("update", { skipLocked: true });
-    return db
-      .update(webhookEvents)
-      .set({ rawBody: null })
-      .where(inArray(webhookEvents.id, batch))
-      .returning({ id: webhookEvents.id });
+    return (
+      db
+        .update(webhookEvents)
+        // A payload stored as the body itself (`payloadInBody`) is written out first.
+        .set({ rawBody: null, payload: webhookEventPayload, payloadInBody: false })
+        .where(inArray(webhookEvents.id, batch))
+        .returning({ id: webhookEvents.id })
+    );
   });
 
   const eventsDeleted = await inBatches(limit, async () => {

@@ -1,0 +1,1 @@
+ALTER TABLE "webhook_events" ADD COLUMN "payload_in_body" boolean DEFAULT false NOT NULL;

@@ -128,7 +128,7 @@ export function createDatabase(
   });
   const db = drizzle(sql, { schema });
   const deadlines = new AsyncLocalStorage<number>();
-  db.transaction = boundedTransaction(db.transaction.bind(db), deadlines, sql);
+  db.transaction = boundedTransaction(db.transaction.bind(db), deadlines);
   return {
     db,
     sql,
@@ -167,24 +167,17 @@ function remainingMs(deadline: number): number {
 /**
  * `db.transaction`, honouring the deadline of the scope it is called in (`withDeadline`).
  *
- * Why the COMMIT cannot land late: the server itself ends the session at the deadline. On
- * PostgreSQL 17 and later the transaction's first statement sets its own `transaction_timeout`
- * (a timer armed when the setting is made, counting whatever the session does next: statements,
- * idle waits, a COMMIT held in a socket). The time left is worked out on the server:
- * `left - (clock_timestamp() - now())`, where `left` is measured by the client once BEGIN's
- * answer arrived and `now()` is when the server began the BEGIN, before it answered — so the
- * timer fires at or before the deadline even if the setting reaches the server late (a server
- * frozen with SIGSTOP handles the expired timer's signal before it reads the COMMIT). The
- * setting is sent without waiting for it, pipelined with `run`'s first statements: no round trip
- * of its own (webhook ingest: five round trips per batch became four, `pnpm bench:webhooks`,
- * docs/benchmarks.md). Before 17 (no `transaction_timeout`), the transaction sets
- * `idle_in_transaction_session_timeout` to the time left just before COMMIT, which the server
- * arms when it goes idle waiting for the COMMIT: one more round trip.
+ * Why the COMMIT cannot land late: just before it, the transaction sets its own
+ * `idle_in_transaction_session_timeout` to the time left. The server arms that timer when it
+ * goes idle waiting for the COMMIT, so a COMMIT that reaches it (or that it reads, after being
+ * frozen with SIGSTOP) only after the deadline finds the session already ended by the server —
+ * a stopped process handles the expired timer's signal before it reads its socket. Works on
+ * every supported PostgreSQL version (`transaction_timeout` would need 17). Costs one round trip
+ * per transaction with a deadline.
  */
 function boundedTransaction(
   begin: Database["transaction"],
   deadlines: AsyncLocalStorage<number>,
-  client: postgres.Sql,
 ): Database["transaction"] {
   return (run, config) => {
     const deadline = deadlines.getStore();
@@ -192,43 +185,18 @@ function boundedTransaction(
     remainingMs(deadline);
     return begin(async (tx) => {
       // Waiting for a pooled connection may have used up the budget.
-      const left = remainingMs(deadline);
-      if (!hasTransactionTimeout(client)) {
-        const result = await run(tx);
-        const setting = `${remainingMs(deadline)}`;
-        // Prepared: one round trip instead of two.
-        await executePrepared(
-          tx,
-          sqlText`select set_config('idle_in_transaction_session_timeout', ${setting}, true)`,
-        );
-        remainingMs(deadline);
-        return result;
-      }
-      const armed = executePrepared(
-        tx,
-        sqlText`select set_config('transaction_timeout', greatest(1, ${left}::int
-          - floor(extract(epoch from clock_timestamp() - now()) * 1000)::int)::text, true)`,
-      );
-      // Its failure fails the transaction through postgres.js (and the await below); not unhandled
-      // should `run` throw first.
-      armed.catch(() => {});
+      remainingMs(deadline);
       const result = await run(tx);
-      await armed;
+      const setting = `${remainingMs(deadline)}`;
+      // Prepared: one round trip instead of two, on every transaction with a deadline.
+      await executePrepared(
+        tx,
+        sqlText`select set_config('idle_in_transaction_session_timeout', ${setting}, true)`,
+      );
       remainingMs(deadline);
       return result;
     }, config);
   };
-}
-
-/**
- * Whether the server has `transaction_timeout` (PostgreSQL 17+). postgres.js keeps the server's
- * `server_version` from the startup exchange, so it is known once a connection exists — always
- * inside a transaction.
- */
-function hasTransactionTimeout(client: postgres.Sql): boolean {
-  const version = (client.parameters as Record<string, string | undefined>).server_version;
-  const major = Number.parseInt(version ?? "", 10);
-  return Number.isFinite(major) && major >= 17;
 }
 
 async function answersWithin(sql: postgres.Sql, timeoutMs: number): Promise<boolean> {

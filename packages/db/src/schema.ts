@@ -334,8 +334,8 @@ export const webhookEvents = pgTable(
     /**
      * The payload is exactly the raw body's JSON (a compact JSON body, as GitHub sends): it is
      * stored once, as the raw body, and `payload` is null. Building and compressing a second,
-     * `jsonb` copy of every body was a third of PostgreSQL's cost per ingested event
-     * (docs/benchmarks.md). The retention job writes `payload` before it removes the body.
+     * `jsonb` copy of every body was about 40 % of the events insert's cost in PostgreSQL
+     * (docs/benchmarks.md, "Each body stored once"). The retention job writes `payload` before it removes the body.
      */
     payloadInBody: boolean("payload_in_body").notNull().default(false),
     status: text("status", {

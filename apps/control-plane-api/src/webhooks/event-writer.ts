@@ -403,8 +403,8 @@ async function insertEvents(
  * Whether an event's payload is exactly its raw body's JSON (byte for byte what
  * `JSON.stringify` writes, as GitHub's compact bodies are): then the payload is stored once, as
  * the raw body (`payload_in_body`), and read back through `webhookEventPayload`. Building a
- * second, `jsonb` copy of every body and compressing it was about a third of PostgreSQL's cost
- * per event (docs/benchmarks.md). Only objects and arrays: a body `null` would become a JSON
+ * second, `jsonb` copy of every body and compressing it was about 40 % of the events insert's
+ * cost in PostgreSQL (docs/benchmarks.md, "Each body stored once"). Only objects and arrays: a body `null` would become a JSON
  * null where the column held SQL NULL. Byte equality also means the body is valid UTF-8 and
  * valid JSON, so reading it as `jsonb` cannot fail — except for what `jsonb` refuses and
  * `JSON.stringify` writes: `\u0000` and lone surrogates (`\udXXX`; paired ones it writes as

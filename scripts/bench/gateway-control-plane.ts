@@ -14,7 +14,13 @@ import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import { stringifyConfig } from "@keyway/config";
 import type { SigningKeyPair } from "@keyway/crypto";
-import { createDatabase, newId, runMigrations, sandboxSessions } from "@keyway/db";
+import {
+  createDatabase,
+  type DatabaseHandle,
+  newId,
+  runMigrations,
+  sandboxSessions,
+} from "@keyway/db";
 import type { CompiledRuntimePlan } from "@keyway/integrations-core";
 import { startEmbeddedPostgres } from "@keyway/test-harness";
 import { createApp } from "../../apps/control-plane-api/src/app";
@@ -72,6 +78,8 @@ export interface BenchControlPlane {
    * request but the event stream (`internal`), and of those the liveness requests.
    */
   served(): { plans: number; credentials: number; internal: number; liveness: number };
+  /** The control plane's own database handle (queries of the bench itself). */
+  sql: DatabaseHandle["sql"];
   /** The embedded PostgreSQL's postmaster (its backends are its children), for CPU figures. */
   postgresPid: number;
   /**
@@ -143,6 +151,8 @@ export async function startBenchControlPlane(options: {
   durable?: boolean;
   /** Run the audit sealer on this timer, as a deployment does (default: only `auditCheck`). */
   auditSealIntervalMs?: number;
+  /** PostgreSQL server settings (e.g. `shared_preload_libraries` for `pg_stat_statements`). */
+  postgresSettings?: Record<string, string>;
 }): Promise<BenchControlPlane> {
   const root = await mkdtemp(join(tmpdir(), "keyway-bench-cp-"));
   // Run as root, PostgreSQL runs as the `postgres` user, which must reach the data directory.
@@ -150,6 +160,7 @@ export async function startBenchControlPlane(options: {
   const postgres = await startEmbeddedPostgres({
     dataDir: join(root, "pg"),
     durable: options.durable ?? false,
+    ...(options.postgresSettings ? { settings: options.postgresSettings } : {}),
   });
   await postgres.createDatabase("keyway");
   const url = postgres.url("keyway");
@@ -288,6 +299,7 @@ export async function startBenchControlPlane(options: {
     tokens,
     groups,
     served: () => ({ ...counts }),
+    sql: database.sql,
     postgresPid: postgres.pid ?? 0,
     async auditCheck() {
       await deps.auditSealer.sealNow({ checkpoint: true });

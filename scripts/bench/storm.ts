@@ -5,6 +5,7 @@
  *
  *   pnpm bench:storm [--sandboxes 200] [--plans N] [--rounds 3] [--warmup 1]
  *                    [--client node|undici] [--cold-upstream] [--json FILE] [--profile DIR]
+ *                    [--pg-statements]
  *
  * Each sandbox has its own connection (CONNECT with its session token as proxy credential, TLS
  * terminated by the gateway with a leaf from the deployment's CA; `storm-sandboxes.ts`, with
@@ -35,6 +36,8 @@
  * so every round opens its upstream connections anew, as after a provider's idle timeout.
  * `--profile DIR` writes CPU profiles of the gateway (`node --cpu-prof`) and of this process over
  * the rounds (warm-up included), and of the sandboxes, and prints where each spent its time.
+ * `--pg-statements` loads `pg_stat_statements` into the embedded PostgreSQL and prints its
+ * costliest statements over the measured rounds (calls, rows, execution and planning ms).
  */
 import { createHash } from "node:crypto";
 import { once } from "node:events";
@@ -94,6 +97,7 @@ const CLIENT = (() => {
   return client;
 })();
 const COLD_UPSTREAM = process.argv.includes("--cold-upstream");
+const PG_STATEMENTS = process.argv.includes("--pg-statements");
 /** The upstream's keep-alive with `--cold-upstream`, and the pause between rounds. */
 const COLD_KEEP_ALIVE_MS = 3_000;
 const ROUND_PAUSE_MS = COLD_UPSTREAM ? COLD_KEEP_ALIVE_MS + 1_000 : 1_000;
@@ -149,6 +153,14 @@ async function main() {
       ],
       durable: true,
       auditSealIntervalMs: DEFAULT_SEAL_INTERVAL_MS,
+      ...(PG_STATEMENTS
+        ? {
+            postgresSettings: {
+              shared_preload_libraries: "pg_stat_statements",
+              "pg_stat_statements.track_planning": "on",
+            },
+          }
+        : {}),
     });
 
     const upstream = spawnNode(
@@ -258,6 +270,10 @@ async function main() {
       await profiler.post("Profiler.start");
     }
     for (const [index, group] of roundGroups.entries()) {
+      if (PG_STATEMENTS && index === WARMUP_ROUNDS) {
+        await cp.sql`create extension if not exists pg_stat_statements`;
+        await cp.sql`select pg_stat_statements_reset()`;
+      }
       // Let the sealer and the previous round's connections settle first (or close, with
       // `--cold-upstream`).
       await sleep(ROUND_PAUSE_MS);
@@ -320,6 +336,17 @@ async function main() {
       const { profile } = await profiler.post("Profiler.stop");
       writeFileSync(join(profileDir, "api.cpuprofile"), JSON.stringify(profile));
       profiler.disconnect();
+    }
+    if (PG_STATEMENTS) {
+      // Before the audit check's own statements.
+      console.log(`PostgreSQL's statements over the ${ROUNDS} measured round(s), costliest first:`);
+      console.table(
+        await cp.sql`
+          select calls, rows, round(total_exec_time::numeric, 1) as exec_ms,
+            round(total_plan_time::numeric, 1) as plan_ms,
+            left(regexp_replace(query, '\\s+', ' ', 'g'), 110) as query
+          from pg_stat_statements order by total_exec_time + total_plan_time desc limit 20`,
+      );
     }
     const audit = await cp.auditCheck();
     const served = cp.served();

@@ -14,8 +14,14 @@
  * cores, so the harness keeps its own share small without skipping any step of the protocol:
  * - `client: "node"` (default): `CONNECT` written on a `node:net` socket with the session token
  *   as `Proxy-Authorization`, the `200` read, then `node:tls` over the tunnel (SNI, the gateway
- *   CA verified, hostname checked, ALPN `http/1.1`) and one `node:http` request whose whole
- *   response is read. A connection per sandbox, closed after its answer (`Connection: close`).
+ *   CA verified, hostname checked, ALPN `http/1.1` offered and checked) and one HTTP/1.1 `GET`
+ *   (the bytes `node:http` sends for it: `Host`, `Connection: close`) whose whole response is
+ *   read, framed by `Content-Length` or the chunked coding (`readResponse`). A connection per
+ *   sandbox, closed after its answer. Until 2026-12-06 the request went through `node:http`'s
+ *   client (`ClientRequest`, `IncomingMessage` and their streams): ≈ 0.1–0.2 ms of CPU per
+ *   sandbox more for the same bytes on the wire (docs/benchmarks.md, branch `storm-cp4`). What
+ *   is left is mostly OpenSSL's client handshake (X25519MLKEM768 on Node 24, the two ECDSA
+ *   verifications of the chain and `CertificateVerify`), which every TLS client pays.
  * - `client: "undici"`: one undici `ProxyAgent` per sandbox, as an SDK in a sandbox would use;
  *   ≈ 1.5 ms more CPU per sandbox (measured, docs/benchmarks.md), most of it undici's
  *   per-agent setup and its dispatch.
@@ -26,11 +32,11 @@
  */
 
 import { readFileSync } from "node:fs";
-import { request as httpRequest } from "node:http";
 import { connect as netConnect } from "node:net";
 import { createInterface } from "node:readline";
 import { createSecureContext, connect as tlsConnect } from "node:tls";
 import { ProxyAgent, request } from "undici";
+import { readResponse } from "./http1-response";
 
 interface StormInput {
   proxyUrl: string;
@@ -61,6 +67,12 @@ function checkAnswer(status: number | undefined, body: string): void {
   }
 }
 
+/** The request every sandbox sends: the same bytes `node:http` writes for it, framed once. */
+const REQUEST = Buffer.from(
+  `GET ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${authority}\r\n` +
+    "Connection: close\r\n\r\n",
+  "latin1",
+);
 /**
  * CONNECT over TCP, then TLS through the tunnel, then one HTTP/1.1 request. Resolves with the
  * time until the whole response was read, once the connection has closed.
@@ -93,42 +105,57 @@ function firstRequestNode(token: string): Promise<number> {
         reject(new Error("bytes after the CONNECT answer"));
         return;
       }
+      // Verifies the chain against the gateway CA and the host name (`checkServerIdentity`)
+      // before `secureConnect`; a failure destroys the socket with the error.
       const tls = tlsConnect({
         socket,
         servername: target.hostname,
         secureContext,
         ALPNProtocols: ["http/1.1"],
       });
-      const req = httpRequest(
-        {
-          createConnection: () => tls,
-          host: target.hostname,
-          port: target.port,
-          path: `${target.pathname}${target.search}`,
-          method: "GET",
-        },
-        (res) => {
-          let body = "";
-          res.setEncoding("utf8");
-          res.on("data", (text: string) => {
-            body += text;
-          });
-          res.once("end", () => {
-            const elapsed = performance.now() - started;
-            try {
-              checkAnswer(res.statusCode, body);
-            } catch (error) {
-              reject(error);
-              return;
-            }
-            tls.once("close", () => resolve(elapsed));
-            tls.end();
-          });
-          res.once("error", reject);
-        },
-      );
-      req.once("error", reject);
-      req.end();
+      let received: Buffer = Buffer.alloc(0);
+      let elapsed: number | undefined;
+      const fail = (error: unknown) => {
+        tls.destroy();
+        reject(error);
+      };
+      const onResponse = (closed: boolean) => {
+        const response = readResponse(received, closed);
+        if (response === undefined) return;
+        elapsed = performance.now() - started;
+        tls.off("data", onData);
+        checkAnswer(response.status, response.body.toString("utf8"));
+        tls.end();
+      };
+      const onData = (chunk: Buffer) => {
+        received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
+        try {
+          onResponse(false);
+        } catch (error) {
+          fail(error);
+        }
+      };
+      tls.once("secureConnect", () => {
+        if (tls.alpnProtocol !== "http/1.1") {
+          fail(new Error(`the gateway chose ALPN ${String(tls.alpnProtocol)}`));
+          return;
+        }
+        tls.write(REQUEST);
+      });
+      tls.on("data", onData);
+      tls.once("end", () => {
+        if (elapsed !== undefined) return;
+        try {
+          onResponse(true);
+        } catch (error) {
+          fail(error);
+        }
+      });
+      tls.once("error", reject);
+      tls.once("close", () => {
+        if (elapsed === undefined) reject(new Error("the connection closed before a response"));
+        else resolve(elapsed);
+      });
     };
     socket.on("data", onHead);
   });

@@ -9,8 +9,9 @@
  *
  * Each sandbox has its own connection (CONNECT with its session token as proxy credential, TLS
  * terminated by the gateway with a leaf from the deployment's CA; `storm-sandboxes.ts`, with
- * `node:net`/`tls`/`http` by default or an undici `ProxyAgent` per sandbox with `--client
- * undici`) and sends `GET https://localhost:<port>/v1/__check`. For each, the gateway verifies the token, asks the
+ * `node:net`/`tls` and an HTTP/1.1 request framed by the harness by default, or an undici
+ * `ProxyAgent` per sandbox with `--client undici`) and sends
+ * `GET https://localhost:<port>/v1/__check`. For each, the gateway verifies the token, asks the
  * control plane whether the session is live, loads the session's plan and resolves the route's
  * credential — on a cold cache, since every session is new — then forwards with the credential
  * injected (the upstream answers with the digest of the `Authorization` it got, checked here).

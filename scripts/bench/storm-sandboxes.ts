@@ -17,9 +17,9 @@
  *   CA verified, hostname checked, ALPN `http/1.1` offered and checked) and one HTTP/1.1 `GET`
  *   (the bytes `node:http` sends for it: `Host`, `Connection: close`) whose whole response is
  *   read, framed by `Content-Length` or the chunked coding (`readResponse`). A connection per
- *   sandbox, closed after its answer. Until 2026-12-06 the request went through `node:http`'s
- *   client (`ClientRequest`, `IncomingMessage` and their streams): ≈ 0.1–0.2 ms of CPU per
- *   sandbox more for the same bytes on the wire (docs/benchmarks.md, branch `storm-cp4`). What
+ *   sandbox, closed after its answer. Before branch `storm-cp4` the request went through
+ *   `node:http`'s client (`ClientRequest`, `IncomingMessage` and their streams): ≈ 0.1–0.2 ms of
+ *   CPU per sandbox more for the same bytes on the wire (docs/benchmarks.md, 2026-12-06). What
  *   is left is mostly OpenSSL's client handshake (X25519MLKEM768 on Node 24, the two ECDSA
  *   verifications of the chain and `CertificateVerify`), which every TLS client pays.
  * - `client: "undici"`: one undici `ProxyAgent` per sandbox, as an SDK in a sandbox would use;
@@ -73,6 +73,7 @@ const REQUEST = Buffer.from(
     "Connection: close\r\n\r\n",
   "latin1",
 );
+
 /**
  * CONNECT over TCP, then TLS through the tunnel, then one HTTP/1.1 request. Resolves with the
  * time until the whole response was read, once the connection has closed.

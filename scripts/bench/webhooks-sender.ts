@@ -15,7 +15,7 @@
  * Prints one `SENDER_JSON {…}` line.
  */
 import { createHmac, randomUUID } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Pool } from "undici";
 import { percentile } from "./bench-lib";
@@ -34,6 +34,11 @@ export interface SenderSpec {
   durationMs: number;
   /** `open` only: where accepted events and their send times are written. */
   eventsFile?: string;
+  /**
+   * Where each measured request's send and answer times are written (`<sent> <answered>
+   * <status>` per line, epoch ms), to line slow answers up with the other processes' pauses.
+   */
+  traceFile?: string;
 }
 
 export interface SenderResult {
@@ -289,6 +294,8 @@ async function run(spec: SenderSpec): Promise<SenderResult> {
   const events = spec.eventsFile ? createWriteStream(spec.eventsFile) : undefined;
 
   const latencies: number[] = [];
+  /** `traceFile`: sent, answered (epoch ms) and status of each measured request. */
+  const trace: string[] = [];
   const errors: Record<string, number> = {};
   let accepted = 0;
   let acceptedIncludingWarmup = 0;
@@ -333,6 +340,9 @@ async function run(spec: SenderSpec): Promise<SenderResult> {
     }
     if (!measuring || ended > windowEnd) return;
     latencies.push(ended - started);
+    if (spec.traceFile !== undefined) {
+      trace.push(`${sentAt.toFixed(3)} ${(sentAt + ended - started).toFixed(3)} ${status}`);
+    }
     if (ok) accepted++;
     else errors[String(status)] = (errors[String(status)] ?? 0) + 1;
   }
@@ -376,6 +386,7 @@ async function run(spec: SenderSpec): Promise<SenderResult> {
   const cpu = process.cpuUsage(cpuBefore);
   await pool.close();
   if (events) await new Promise<void>((resolve) => events.end(resolve));
+  if (spec.traceFile !== undefined) writeFileSync(spec.traceFile, `${trace.join("\n")}\n`);
 
   const durationMs = windowEnd - windowStart;
   return {

@@ -7,7 +7,7 @@
  *                       [--worker-concurrency N] [--installations N] [--latency-rate N]
  *                       [--latency-duration S] [--phases ceiling,ingest,delivery,latency]
  *                       [--no-fsync] [--through-hono] [--profile DIR] [--log DIR]
- *                       [--pg-statements]
+ *                       [--pg-statements] [--trace DIR] [--api-flags "FLAGS"]
  *
  * Processes (each its own event loop):
  * - PostgreSQL: embedded, in a temporary directory, durable (fsync and synchronous commit on, as
@@ -42,7 +42,14 @@
  * and the worker under `node --cpu-prof` and prints where their CPU time went.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync } from "node:fs";
+import {
+  closeSync,
+  createWriteStream,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+} from "node:fs";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -64,7 +71,7 @@ import {
 import { createLogger } from "../../apps/control-plane-api/src/logger";
 import { createSubscription } from "../../apps/control-plane-api/src/webhooks/subscriptions";
 import { JOB_SCHEMA, webhookProcessQueue } from "../../packages/jobs/src/index";
-import { buildService } from "../build";
+import { buildService, SERVICE_NODE_FLAGS } from "../build";
 import { jsonOutputPath, machineFacts, percentile, writeJson } from "./bench-lib";
 import { type ProfileSummary, printProfileSummary, summarizeCpuProfile } from "./cpuprofile-top";
 import {
@@ -78,6 +85,7 @@ import {
   waitFor,
 } from "./processes";
 import { epochMs, type SenderResult, type SenderSpec } from "./webhooks-sender";
+import { printTrace, printWalStats, TRACE_POSTGRES_SETTINGS, walStats } from "./webhooks-trace";
 
 const HELP = `pnpm bench:webhooks — webhook ingest and delivery (SPEC §11)
 
@@ -96,8 +104,13 @@ const HELP = `pnpm bench:webhooks — webhook ingest and delivery (SPEC §11)
   --pg-statements           print PostgreSQL's costliest statements of the ingest and delivery phases
                             (pg_stat_statements: calls, rows, execution and planning ms)
   --profile DIR             run the API and the worker under node --cpu-prof, summarise
+  --trace DIR               line the ingest phase's slowest acknowledgements up with the API's
+                            and the sender's GC pauses and event-loop stalls and PostgreSQL's
+                            slow statements, checkpoints and autovacuum (files kept in DIR)
   --build bundle|tsx        run the services from their bundles (default, as deployed) or from
                             their sources through tsx (profiles then name source files)
+  --api-flags "FLAGS"       the API's node flags instead of SERVICE_NODE_FLAGS (scripts/build.ts),
+                            e.g. "--max-semi-space-size=8 --trace-gc" ("" for none)
   --log DIR                 keep the API's and the worker's logs (default: /dev/null)
   --env KEY=VALUE           a setting for the API and the worker (repeatable), e.g.
                             KEYWAY_DATABASE__POOL_SIZE=20
@@ -141,6 +154,19 @@ const latencyDurationS = numberFlag("--latency-duration", 10, 1);
 const durable = !process.argv.includes("--no-fsync");
 const throughHono = process.argv.includes("--through-hono");
 const profileDir = flag("--profile");
+const traceDir = flag("--trace");
+/** `--api-flags "…"`: the API's node flags instead of `SERVICE_NODE_FLAGS`' (an empty string: none). */
+const apiFlags = process.argv.includes("--api-flags")
+  ? (process.argv[process.argv.indexOf("--api-flags") + 1] ?? "")
+  : undefined;
+/** `--trace`: the preload that records a process's GC pauses and event-loop stalls. */
+const probeArgs = (name: string): { args: string[]; env: NodeJS.ProcessEnv } =>
+  traceDir === undefined
+    ? { args: [], env: {} }
+    : {
+        args: ["--import", join(repoRoot, "scripts/bench/runtime-probe.mjs")],
+        env: { KEYWAY_RUNTIME_PROBE_FILE: join(resolve(traceDir), name) },
+      };
 const logDir = flag("--log");
 const build = flag("--build") ?? "bundle";
 if (build !== "bundle" && build !== "tsx") throw new Error("--build is bundle or tsx");
@@ -308,9 +334,16 @@ function closeServer(server: Server): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 
 async function runSender(spec: SenderSpec): Promise<{ result: SenderResult; cpuMs: number }> {
+  const probe = probeArgs("sender");
   const sender = spawnNode(
-    ["--import", "tsx", join(repoRoot, "scripts/bench/webhooks-sender.ts"), JSON.stringify(spec)],
-    {},
+    [
+      ...probe.args,
+      "--import",
+      "tsx",
+      join(repoRoot, "scripts/bench/webhooks-sender.ts"),
+      JSON.stringify(spec),
+    ],
+    { env: probe.env },
   );
   const code = await new Promise<number | null>((resolveExit) =>
     sender.child.once("exit", (exitCode) => resolveExit(exitCode)),
@@ -402,15 +435,30 @@ async function deliveryStages(database: DatabaseHandle, since: Date) {
   return Object.fromEntries(rows.map((row) => [row.stage, { p50: row.p50, p99: row.p99 }]));
 }
 
+/**
+ * A service run as deployed: its node flags (`SERVICE_NODE_FLAGS`, or `--api-flags` for the API,
+ * to compare flags) and its entry point.
+ */
 function spawnService(
   entry: readonly string[],
-  name: string,
+  service: "control-plane-api" | "control-plane-worker",
   env: NodeJS.ProcessEnv,
 ): { spawned: Spawned; pid: number } {
+  const name = service === "control-plane-api" ? "api" : "worker";
   const logFd = openSync(logDir ? join(resolve(logDir), `${name}.log`) : "/dev/null", "w");
+  const probe = probeArgs(name);
+  const nodeFlags =
+    service === "control-plane-api" && apiFlags !== undefined
+      ? apiFlags.split(" ").filter((f) => f !== "")
+      : SERVICE_NODE_FLAGS[service];
   const spawned = spawnNode(
-    [...(profileDir ? ["--cpu-prof", "--cpu-prof-dir", resolve(profileDir)] : []), ...entry],
-    { env, stdoutFd: logFd },
+    [
+      ...nodeFlags,
+      ...(profileDir ? ["--cpu-prof", "--cpu-prof-dir", resolve(profileDir)] : []),
+      ...probe.args,
+      ...entry,
+    ],
+    { env: { ...env, ...probe.env }, stdoutFd: logFd },
   );
   closeSync(logFd);
   return { spawned, pid: spawned.child.pid ?? 0 };
@@ -427,6 +475,7 @@ async function main() {
   // Run as root, PostgreSQL runs as the `postgres` user, which must reach the data directory.
   await chmod(root, 0o755);
   if (profileDir) mkdirSync(profileDir, { recursive: true });
+  if (traceDir) mkdirSync(traceDir, { recursive: true });
   if (logDir) mkdirSync(logDir, { recursive: true });
   const cleanups: (() => Promise<void>)[] = [];
   try {
@@ -446,17 +495,23 @@ async function main() {
           ]);
 
     const pgss = process.argv.includes("--pg-statements");
+    const postgresLog =
+      traceDir === undefined
+        ? undefined
+        : createWriteStream(join(resolve(traceDir), "postgres.log"));
     const postgres = await startEmbeddedPostgres({
       dataDir: join(root, "pg"),
       durable,
-      ...(pgss
-        ? {
-            settings: {
+      settings: {
+        ...(pgss
+          ? {
               shared_preload_libraries: "pg_stat_statements",
               "pg_stat_statements.track_planning": "on",
-            },
-          }
-        : {}),
+            }
+          : {}),
+        ...(traceDir === undefined ? {} : TRACE_POSTGRES_SETTINGS),
+      },
+      ...(postgresLog === undefined ? {} : { log: (line: string) => postgresLog.write(line) }),
     });
     cleanups.push(() => postgres.stop());
     await postgres.createDatabase("keyway");
@@ -534,7 +589,7 @@ async function main() {
       KEYWAY_WEBHOOKS__ALLOW_PRIVATE_SUBSCRIBERS: "true",
       ...extraEnv,
     };
-    const api = spawnService(apiEntry ?? [], "api", serviceEnv);
+    const api = spawnService(apiEntry ?? [], "control-plane-api", serviceEnv);
     cleanups.push(() => stop(api.spawned.child));
     await waitFor("control-plane API", () => isReady(apiUrl), api.spawned);
     // `--through-hono`: the key's first character percent-encoded, which the route's front door
@@ -572,11 +627,18 @@ async function main() {
       const pgPids = postgresPids(postgres.pid ?? 0);
       const pgKindsBefore = postgresCpuByKind(postgres.pid ?? 0);
       const before = { api: cpuMs([api.pid]), postgres: cpuMs(pgPids) };
-      const { result, cpuMs: senderCpuMs } = await runSender(senderSpec(ingestUrl));
+      const walBefore = traceDir === undefined ? undefined : await walStats(database);
+      const { result, cpuMs: senderCpuMs } = await runSender({
+        ...senderSpec(ingestUrl),
+        ...(traceDir === undefined
+          ? {}
+          : { traceFile: join(resolve(traceDir), "ingest-requests.txt") }),
+      });
       const after = { api: cpuMs([api.pid]), postgres: cpuMs(postgresPids(postgres.pid ?? 0)) };
       const pgKindsAfter = postgresCpuByKind(postgres.pid ?? 0);
       const loadEnd = load();
       if (pgss) await printStatements(database, "ingest");
+      if (walBefore !== undefined) printWalStats(walBefore, await walStats(database), result);
       const counts = await countRows(database);
       // The API's sealer links entries within a fraction of a second; this seals what it has not
       // reached yet (waiting on its lock), then checks every chain and checkpoint.
@@ -613,7 +675,7 @@ async function main() {
     let delivery: DeliveryFigures | undefined;
     let worker: { spawned: Spawned; pid: number } | undefined;
     const startWorker = () => {
-      const started = spawnService(workerEntry ?? [], "worker", serviceEnv);
+      const started = spawnService(workerEntry ?? [], "control-plane-worker", serviceEnv);
       cleanups.push(() => stop(started.spawned.child));
       return started;
     };
@@ -704,6 +766,8 @@ async function main() {
     // Stopped before reading the profiles: node writes them on exit.
     if (worker) await stop(worker.spawned.child);
     await stop(api.spawned.child);
+    // The API's probe writes its pauses as it exits.
+    if (traceDir !== undefined && ingest !== undefined) printTrace(resolve(traceDir));
     const profiles = {
       api: profileOf(api.pid),
       worker: worker ? profileOf(worker.pid) : undefined,

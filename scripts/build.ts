@@ -31,9 +31,16 @@ export type Service = (typeof SERVICES)[number];
  * (8 MB: 142–153; 2 MB: 161 and more CPU, as more objects are promoted). Must be given at start:
  * V8 sizes the young generation when it creates the heap (`v8.setFlagsFromString` is too late).
  * Measurements: docs/benchmarks.md, "Gateway on Node 24: memory".
+ *
+ * The API caps it too, for its latency: with Node 24's default young generation each scavenge
+ * copies what a busy API holds at that moment (the requests in flight, the pending group commit)
+ * and stops the event loop for 16–60 ms on average (up to ≈ 100 ms) under `pnpm bench:webhooks`'
+ * ingest load, which every request in flight waits out: most of that benchmark's slowest 1 %.
+ * With 4 MB semi-spaces scavenges run ≈ 10× as often but pause 2.5–4 ms each, at no measurable
+ * CPU cost (docs/benchmarks.md, "Webhook ingest tail").
  */
 export const SERVICE_NODE_FLAGS: Readonly<Record<Service, readonly string[]>> = {
-  "control-plane-api": [],
+  "control-plane-api": ["--max-semi-space-size=4"],
   "control-plane-worker": [],
   "data-plane-gateway": ["--max-semi-space-size=4"],
   cli: [],

@@ -488,11 +488,15 @@ function controlPlaneChild(options: {
   return {
     async start() {
       if (child !== undefined && child.exitCode === null && child.signalCode === null) return;
-      const started = spawn(process.execPath, [apiBundle], {
-        cwd: repo,
-        env: options.env,
-        stdio: ["ignore", "pipe", "pipe"],
-      });
+      const started = spawn(
+        process.execPath,
+        [...SERVICE_NODE_FLAGS["control-plane-api"], apiBundle],
+        {
+          cwd: repo,
+          env: options.env,
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
       child = started;
       started.stdout?.on("data", collect);
       started.stderr?.on("data", collect);

@@ -32,12 +32,12 @@ export type Service = (typeof SERVICES)[number];
  * V8 sizes the young generation when it creates the heap (`v8.setFlagsFromString` is too late).
  * Measurements: docs/benchmarks.md, "Gateway on Node 24: memory".
  *
- * The API caps it too, for its latency: with Node 24's default young generation each scavenge
- * copies what a busy API holds at that moment (the requests in flight, the pending group commit)
- * and stops the event loop for 16–60 ms on average (up to ≈ 100 ms) under `pnpm bench:webhooks`'
- * ingest load, which every request in flight waits out: most of that benchmark's slowest 1 %.
- * With 4 MB semi-spaces scavenges run ≈ 10× as often but pause 2.5–4 ms each, at no measurable
- * CPU cost (docs/benchmarks.md, "Webhook ingest tail").
+ * The API caps it too, for its latency: with Node 24's default young generation (up to 64 MB)
+ * each scavenge copies the 8–11 MB a busy API still holds in it and stops the event loop for
+ * 16–33 ms on average (up to ≈ 100 ms) under `pnpm bench:webhooks`' ingest load, which every
+ * request in flight waits out: most of that benchmark's slowest 1 %. With 4 MB semi-spaces
+ * scavenges run ≈ 10× as often but pause 2.3–3.3 ms on average, at no more CPU per request
+ * (docs/benchmarks.md, "The ingest tail").
  */
 export const SERVICE_NODE_FLAGS: Readonly<Record<Service, readonly string[]>> = {
   "control-plane-api": ["--max-semi-space-size=4"],

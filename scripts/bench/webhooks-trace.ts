@@ -108,16 +108,17 @@ function postgresPauses(dir: string): Pause[] {
   }
   const pauses: Pause[] = [];
   let checkpointStart: number | undefined;
-  for (const line of text.split("\n")) {
+  const lines = text.split("\n");
+  for (const [index, line] of lines.entries()) {
     const at = /^(?:\[STDERR\] )?(\d+\.\d+) \[\d+\] /.exec(line);
     if (at?.[1] === undefined) continue;
     const end = Number(at[1]) * 1000;
     const duration =
-      /duration: ([\d.]+) ms\s+(?:statement|execute [^:]*|bind [^:]*|parse [^:]*): (\w+)/.exec(
-        line,
-      );
+      /duration: ([\d.]+) ms\s+(?:statement|execute [^:]*|bind [^:]*|parse [^:]*):(.*)$/.exec(line);
     if (duration?.[1] !== undefined) {
-      const kind = `PostgreSQL statement > 10 ms (${(duration[2] ?? "").toLowerCase()})`;
+      // The statement's first words, on this line or (a multi-line statement) the next.
+      const words = (duration[2]?.trim() || lines[index + 1] || "").trim().split(/\s+/);
+      const kind = `PostgreSQL statement > 10 ms (${words.slice(0, 2).join(" ").toLowerCase()})`;
       pauses.push({ start: end - Number(duration[1]), end, kind });
       continue;
     }
@@ -136,13 +137,37 @@ function postgresPauses(dir: string): Pause[] {
   return pauses;
 }
 
-export function printTrace(dir: string): void {
+/** Per kind of pause: how often, how long, and how much of the slow and of all requests it hit. */
+export interface PauseKindSummary {
+  perSecond: number;
+  meanMs: number;
+  maxMs: number;
+  /** Share of the slowest 1 % (of all requests) whose window a pause of this kind overlapped. */
+  slowShare: number;
+  allShare: number;
+  /** Pause time inside a slow (any) request's window, on average. */
+  slowMsInside: number;
+  allMsInside: number;
+}
+
+export interface TraceSummary {
+  requests: number;
+  seconds: number;
+  p99: number;
+  slow: number;
+  kinds: Record<string, PauseKindSummary>;
+  /** Slow requests per 100 ms of the run (by send time), busiest first: [second, count]. */
+  clusters: [number, number][];
+}
+
+export function summarizeTrace(dir: string): TraceSummary | undefined {
   const requests = readFileSync(join(dir, "ingest-requests.txt"), "utf8")
     .trim()
     .split("\n")
+    .filter((line) => line !== "")
     .map((line) => line.split(" ").map(Number))
     .map(([sent = 0, answered = 0]) => ({ sent, answered, ms: answered - sent }));
-  if (requests.length === 0) return;
+  if (requests.length === 0) return undefined;
   const windowStart = Math.min(...requests.map((r) => r.sent));
   const windowEnd = Math.max(...requests.map((r) => r.answered));
   const pauses = [
@@ -155,7 +180,6 @@ export function printTrace(dir: string): void {
     99,
   );
   const slow = requests.filter((r) => r.ms >= p99);
-  const kinds = [...new Set(pauses.map((p) => p.kind))].sort();
   const seconds = (windowEnd - windowStart) / 1000;
 
   /** Share of `set` overlapping a pause of `kind`, and the mean pause ms inside each window. */
@@ -173,27 +197,21 @@ export function printTrace(dir: string): void {
     }
     return { share: hit / set.length, meanMs: inside / set.length };
   };
-  console.log(
-    `\ntrace (${dir}): ${requests.length} requests over ${seconds.toFixed(1)} s; the slowest 1 % ` +
-      `(${slow.length}, ≥ ${p99.toFixed(1)} ms) against all:`,
-  );
-  const rows: Record<string, unknown> = {};
-  for (const kind of kinds) {
-    const ofKind = pauses.filter((p) => p.kind === kind);
-    const durations = ofKind.map((p) => p.end - p.start);
+  const kinds: Record<string, PauseKindSummary> = {};
+  for (const kind of [...new Set(pauses.map((p) => p.kind))].sort()) {
+    const durations = pauses.filter((p) => p.kind === kind).map((p) => p.end - p.start);
     const s = overlap(slow, kind);
     const a = overlap(requests, kind);
-    rows[kind] = {
-      "per s": (ofKind.length / seconds).toFixed(1),
-      "mean ms": (durations.reduce((x, y) => x + y, 0) / durations.length).toFixed(1),
-      "max ms": Math.max(...durations).toFixed(1),
-      "slow: share hit": `${(s.share * 100).toFixed(0)} %`,
-      "slow: ms inside": s.meanMs.toFixed(1),
-      "all: share hit": `${(a.share * 100).toFixed(0)} %`,
-      "all: ms inside": a.meanMs.toFixed(1),
+    kinds[kind] = {
+      perSecond: durations.length / seconds,
+      meanMs: durations.reduce((x, y) => x + y, 0) / durations.length,
+      maxMs: Math.max(...durations),
+      slowShare: s.share,
+      allShare: a.share,
+      slowMsInside: s.meanMs,
+      allMsInside: a.meanMs,
     };
   }
-  console.table(rows);
   // When in the run the slow requests were: clustered in time points at one event.
   const byTenth = new Map<number, number>();
   for (const r of slow) {
@@ -202,7 +220,41 @@ export function printTrace(dir: string): void {
   }
   const clusters = [...byTenth]
     .sort((a, b) => b[1] - a[1])
+    .map(([tenth, n]): [number, number] => [tenth / 10, n]);
+  return { requests: requests.length, seconds, p99, slow: slow.length, kinds, clusters };
+}
+
+export function printTrace(dir: string): void {
+  const summary = summarizeTrace(dir);
+  if (summary === undefined) return;
+  console.log(
+    `\ntrace (${dir}): ${summary.requests} requests over ${summary.seconds.toFixed(1)} s; the ` +
+      `slowest 1 % (${summary.slow}, ≥ ${summary.p99.toFixed(1)} ms) against all:`,
+  );
+  const percent = (share: number) => `${(share * 100).toFixed(0)} %`;
+  console.table(
+    Object.fromEntries(
+      Object.entries(summary.kinds).map(([kind, k]) => [
+        kind,
+        {
+          "per s": k.perSecond.toFixed(1),
+          "mean ms": k.meanMs.toFixed(1),
+          "max ms": k.maxMs.toFixed(1),
+          "slow: share hit": percent(k.slowShare),
+          "slow: ms inside": k.slowMsInside.toFixed(1),
+          "all: share hit": percent(k.allShare),
+          "all: ms inside": k.allMsInside.toFixed(1),
+        },
+      ]),
+    ),
+  );
+  const clusters = summary.clusters
     .slice(0, 12)
-    .map(([tenth, n]) => `${(tenth / 10).toFixed(1)} s: ${n}`);
+    .map(([second, n]) => `${second.toFixed(1)} s: ${n}`);
   console.log(`slow requests by 100 ms of the run (busiest first): ${clusters.join(", ")}`);
+}
+
+// `node --import tsx scripts/bench/webhooks-trace.ts DIR`: the analysis again, of a kept trace.
+if (process.argv[1]?.endsWith("webhooks-trace.ts") && process.argv[2] !== undefined) {
+  printTrace(process.argv[2]);
 }

@@ -13,8 +13,8 @@
  * - PostgreSQL: embedded, in a temporary directory, durable (fsync and synchronous commit on, as
  *   `pnpm start` runs it; `--no-fsync` turns both off to show what the commits cost);
  * - control-plane API: the deployed bundle (`apps/control-plane-api/dist/main.mjs`, built at the
- *   start of the run) from a development config, every module on, its JSON access log written to
- *   `--log` (default /dev/null);
+ *   start of the run, run with its `SERVICE_NODE_FLAGS`) from a development config, every module
+ *   on, its JSON access log written to `--log` (default /dev/null);
  * - worker: the deployed bundle of `apps/control-plane-worker` on the same config, with
  *   `worker.concurrency` = `--worker-concurrency` (16);
  * - sender: `webhooks-sender.ts`, GitHub-shaped events each signed as GitHub signs (HMAC-SHA256

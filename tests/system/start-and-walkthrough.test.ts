@@ -122,6 +122,10 @@ afterAll(async () => {
   await machine?.close();
 });
 
+/** A service's command line as `pnpm start` runs it: plain node, the service's flags, its bundle. */
+const deployed = (service: Service, bundle: string) =>
+  [process.execPath, ...SERVICE_NODE_FLAGS[service], bundle].join(" ");
+
 describe("pnpm start and the README, on a machine without pnpm", () => {
   it("the quick start's command brings Keyway up in a fresh checkout", async () => {
     const [quickStartBlock] = shellBlocks("Quick start");
@@ -133,8 +137,6 @@ describe("pnpm start and the README, on a machine without pnpm", () => {
     // API, worker and gateway are separate plain-node processes running their bundles, as deployed
     // (with each service's node flags: the gateway's young-generation cap).
     const pids = pidsIn(keyway.output());
-    const deployed = (service: Service, bundle: string) =>
-      [process.execPath, ...SERVICE_NODE_FLAGS[service], bundle].join(" ");
     expect(await commandLine(pids.api)).toBe(deployed("control-plane-api", apiBundle));
     expect(await commandLine(pids.worker)).toBe(deployed("control-plane-worker", workerBundle));
     expect(await commandLine(pids.gateway)).toBe(deployed("data-plane-gateway", gatewayBundle));
@@ -202,7 +204,7 @@ describe("pnpm start and the README, on a machine without pnpm", () => {
       "the API's restart announcement",
     );
     const api = await keyway.waitFor(/control-plane-api is running again \(pid (\d+)\)/, "the API");
-    expect(await commandLine(Number(api[1]))).toBe(`${process.execPath} ${apiBundle}`);
+    expect(await commandLine(Number(api[1]))).toBe(deployed("control-plane-api", apiBundle));
     expect(await machine.status("http://127.0.0.1:8080/healthz")).toBe(200);
 
     process.kill(pids.worker, "SIGKILL");
@@ -214,7 +216,9 @@ describe("pnpm start and the README, on a machine without pnpm", () => {
       /control-plane-worker is running again \(pid (\d+)\)/,
       "the worker",
     );
-    expect(await commandLine(Number(worker[1]))).toBe(`${process.execPath} ${workerBundle}`);
+    expect(await commandLine(Number(worker[1]))).toBe(
+      deployed("control-plane-worker", workerBundle),
+    );
 
     process.kill(pids.gateway, "SIGKILL");
     await keyway.waitFor(

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import {
   benchTicks,
@@ -21,6 +22,7 @@ const quiet: WindowFacts = {
   minorFaultsPerRequest: 0.1,
   ipisPerRequest: 0.5,
   speedProbeUs: 300,
+  cpuSpeedProbeUs: [980, 1010],
   sleepsPerRequest: 0.02,
   preemptionsPerRequest: 0.1,
 };
@@ -65,6 +67,17 @@ describe("startWindow", () => {
   });
 });
 
+describe("startWindow's pinned speed probes", () => {
+  it("time the same loop on every virtual CPU during the window", async () => {
+    const probe = startWindow();
+    await new Promise((r) => setTimeout(r, 1500));
+    const facts = probe.end(1);
+    const cores = readFileSync("/proc/stat", "utf8").match(/^cpu\d+ /gm)?.length ?? 0;
+    expect(facts.cpuSpeedProbeUs).toHaveLength(cores);
+    for (const us of facts.cpuSpeedProbeUs) expect(us).toBeGreaterThan(0);
+  });
+});
+
 describe("disturbance", () => {
   it("passes a quiet window", () => {
     expect(disturbance(quiet)).toBeNull();
@@ -74,6 +87,13 @@ describe("disturbance", () => {
     expect(disturbance(quiet, 290)).toBeNull();
     expect(disturbance({ ...quiet, speedProbeUs: 450 }, 300)).toBe(
       "the CPU ran 1.50× slower than in the run's fastest window (speed probe)",
+    );
+  });
+
+  it("names a window where one virtual CPU ran slower than the other", () => {
+    expect(disturbance({ ...quiet, cpuSpeedProbeUs: [980, 1100] })).toBeNull();
+    expect(disturbance({ ...quiet, cpuSpeedProbeUs: [1950, 975] })).toBe(
+      "virtual CPU 0 ran 2.00× slower than CPU 1 (pinned speed probes)",
     );
   });
 

@@ -16,6 +16,7 @@
  * - inter-processor interrupts per request: on a VM, waking a process on a halted virtual CPU
  *   exits to the hypervisor, and the proxy pays for the wake-ups its socket writes cause.
  */
+import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readdirSync, readFileSync } from "node:fs";
 import { Worker } from "node:worker_threads";
@@ -189,6 +190,12 @@ export interface WindowFacts {
    * `disturbance` flags one ≥ 1.25× the run's fastest.
    */
   speedProbeUs: number;
+  /**
+   * The pinned speed probes' medians during the window, µs, one per virtual CPU (index = CPU;
+   * empty without `taskset`): `disturbance` flags a window where one CPU ran ≥ 1.25× slower than
+   * the other — the same loop, the same moment, so no other window is needed to tell.
+   */
+  cpuSpeedProbeUs: number[];
   /** `crossCpuRoundTripNs` right after the window (set by the caller; absent: not measured). */
   crossCpuRoundTripNs?: number;
   /** Minor page faults of the Node proxy per request. */
@@ -218,9 +225,70 @@ function speedProbeNs(): number {
   return Number(process.hrtime.bigint() - started);
 }
 
+function cpuCount(): number {
+  return Math.max(1, readFileSync("/proc/stat", "utf8").match(/^cpu\d+ /gm)?.length ?? 1);
+}
+
 function medianOf(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+}
+
+/**
+ * The loop of `speedProbeNs` in a child process pinned to one virtual CPU, timed four times a
+ * second in CPU time (a preemption by the proxy sharing the CPU does not count). `--jitless`: the
+ * interpreter runs it at one speed in every process (optimized, the orchestrator's probe reads
+ * 0.35 or 1.3 ms from run to run, by what the JIT made of it); 20,000 iterations, about 0.5 ms,
+ * 0.2 % of the CPU it shares with the proxy.
+ */
+const PINNED_PROBE = `
+let sink = 0;
+setInterval(() => {
+  const started = process.cpuUsage();
+  let x = 0x9e3779b9;
+  for (let i = 0; i < 20000; i++) x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + i) | 0;
+  sink ^= x;
+  const used = process.cpuUsage(started);
+  process.stdout.write(String((used.user + used.system) * 1000) + "\\n");
+}, 250);`;
+
+/**
+ * One pinned probe per virtual CPU. The host can slow one virtual CPU for many seconds (a busy
+ * sibling hyperthread): on 2026-12-06 one CPU's pinned probe read 1.9–2.0 ms against the other's
+ * 0.95–1.0 ms for 5–30 s at a time, with 0 % steal, and a proxy that ran there cost up to 1.7× its
+ * CPU per request. The orchestrator's own probe runs wherever the scheduler puts it and misses it.
+ */
+function startPinnedProbes(cores: number): { stop(): number[] } {
+  const samples: number[][] = [];
+  const children: ChildProcess[] = [];
+  for (let cpu = 0; cpu < cores; cpu++) {
+    const own: number[] = [];
+    samples.push(own);
+    const child = spawn(
+      "taskset",
+      ["-c", String(cpu), process.execPath, "--jitless", "-e", PINNED_PROBE],
+      {
+        stdio: ["ignore", "pipe", "ignore"],
+      },
+    );
+    // No `taskset`: no pinned figures (the window reports an empty list).
+    child.on("error", () => {});
+    let pending = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      const lines = (pending + chunk.toString("utf8")).split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) if (line !== "") own.push(Number(line));
+    });
+    children.push(child);
+  }
+  return {
+    stop() {
+      for (const child of children) child.kill();
+      return samples.every((own) => own.length > 0)
+        ? samples.map((own) => medianOf(own) / 1000)
+        : [];
+    },
+  };
 }
 
 export interface WindowProbe {
@@ -244,19 +312,18 @@ export function startWindow(nodeProxyPid?: number): WindowProbe {
   for (let i = 0; i < 20; i++) speedProbeNs();
   const speedSamples: number[] = [];
   const sampler = setInterval(() => speedSamples.push(speedProbeNs()), 250);
+  const pinned = startPinnedProbes(cpuCount());
   return {
     end(requests) {
       clearInterval(sampler);
+      const cpuSpeedProbeUs = pinned.stop();
       if (speedSamples.length === 0) speedSamples.push(speedProbeNs());
       const machine = machineTicks();
       const busy = machine.busy - machineBefore.busy;
       const idle = machine.idle - machineBefore.idle;
       const steal = machine.steal - machineBefore.steal;
       const capacity = Math.max(1, busy + idle + steal);
-      const cores = Math.max(
-        1,
-        readFileSync("/proc/stat", "utf8").match(/^cpu\d+ /gm)?.length ?? 1,
-      );
+      const cores = cpuCount();
       const bench = benchTicks() - benchBefore;
       const controlPlane = controlPlaneTicks() - controlPlaneBefore;
       const threads = nodeProxyPid === undefined ? null : proxyTicks(nodeProxyPid);
@@ -281,6 +348,7 @@ export function startWindow(nodeProxyPid?: number): WindowProbe {
             : null,
         ipisPerRequest: ipis / Math.max(1, requests),
         speedProbeUs: medianOf(speedSamples) / 1000,
+        cpuSpeedProbeUs,
         sleepsPerRequest:
           switches && switchesBefore
             ? (switches.voluntary - switchesBefore.voluntary) / Math.max(1, requests)
@@ -307,6 +375,13 @@ export function disturbance(window: WindowFacts, fastestProbeUs?: number): strin
   if (fastestProbeUs !== undefined && window.speedProbeUs >= 1.25 * fastestProbeUs) {
     reasons.push(
       `the CPU ran ${(window.speedProbeUs / fastestProbeUs).toFixed(2)}× slower than in the run's fastest window (speed probe)`,
+    );
+  }
+  const slowest = Math.max(...window.cpuSpeedProbeUs);
+  const fastest = Math.min(...window.cpuSpeedProbeUs);
+  if (window.cpuSpeedProbeUs.length > 1 && slowest >= 1.25 * fastest) {
+    reasons.push(
+      `virtual CPU ${window.cpuSpeedProbeUs.indexOf(slowest)} ran ${(slowest / fastest).toFixed(2)}× slower than CPU ${window.cpuSpeedProbeUs.indexOf(fastest)} (pinned speed probes)`,
     );
   }
   if (window.otherBusyPercent > 30) {

@@ -570,6 +570,9 @@ function windowNote(window: WindowFacts): string {
     `  [steal ${fmt(window.stealPercent, 1)} %, other ${fmt(window.otherBusyPercent, 0)} %` +
     `, control plane ${fmt(window.controlPlaneBusyPercent, 0)} %` +
     `, idle ${fmt(window.machineIdlePercent, 0)} %, probe ${fmt(window.speedProbeUs, 0)} µs` +
+    (window.cpuSpeedProbeUs.length > 0
+      ? ` (per vCPU ${window.cpuSpeedProbeUs.map((us) => fmt(us, 0)).join("/")})`
+      : "") +
     `, x-CPU ${fmt(window.crossCpuRoundTripNs ?? Number.NaN, 0)} ns` +
     `, ${fmt(window.ipisPerRequest, 2)} IPIs/req${threads}]`
   );

@@ -442,9 +442,27 @@ function checkAnswers(): void {
   for (const fault of ["pg-kill", "pg-freeze", "api-kill"] as const) {
     const answers = sent.filter((s) => s.phase === fault).map((s) => s.answer);
     expect(answers).toContain("200");
-    for (const answer of answers) expect(expected, answer).toContain(answer);
+    for (const answer of answers) {
+      // On a failure, the phase and what the gateway and the API logged about refusals: a live
+      // session refused once (407) under full-suite load, 2026-12-06, cause not yet known.
+      const context = expected.has(answer) ? "" : refusalContext();
+      expect(expected, `${fault}: ${answer}${context}`).toContain(answer);
+    }
   }
   expect(sent.filter((s) => s.phase === "cool-down").map((s) => s.answer)).toContain("200");
+}
+
+/** The gateway's and the API's log lines about refused sessions or tokens. */
+function refusalContext(): string {
+  const pattern = /407|proxy_auth|revoked|not live|session_not_live|token|jwks/i;
+  const lines = [
+    ...stack
+      .gatewayOutput()
+      .split("\n")
+      .filter((line) => pattern.test(line)),
+    ...stack.controlPlaneLogs.filter((line) => pattern.test(line)),
+  ];
+  return `\n${lines.slice(-40).join("\n")}`;
 }
 
 async function checkAuditChain(): Promise<void> {

@@ -5,7 +5,7 @@
  * the connection's end.
  */
 
-const HEADER_END = Buffer.from("\r\n\r\n");
+export const HEADER_END = Buffer.from("\r\n\r\n");
 const CRLF = Buffer.from("\r\n");
 
 /**

@@ -36,7 +36,7 @@ import { connect as netConnect } from "node:net";
 import { createInterface } from "node:readline";
 import { createSecureContext, connect as tlsConnect } from "node:tls";
 import { ProxyAgent, request } from "undici";
-import { readResponse } from "./http1-response";
+import { HEADER_END, readResponse } from "./http1-response";
 
 interface StormInput {
   proxyUrl: string;
@@ -54,7 +54,6 @@ const secureContext = createSecureContext({ ca: input.gatewayCaPem });
 const proxy = new URL(input.proxyUrl);
 const target = new URL(input.url);
 const authority = target.host;
-const HEADER_END = Buffer.from("\r\n\r\n");
 
 function proxyAuthorization(token: string): string {
   return `Basic ${Buffer.from(`session:${token}`).toString("base64")}`;

@@ -87,6 +87,17 @@ export interface ResolveCredentialSession {
   sessionId: string;
 }
 
+/** A resolution under way for a route, and the session it asks for. */
+interface Loading {
+  readonly sessionId: string;
+  readonly promise: Promise<CachedCredential>;
+}
+
+/** What `load` throws when the control plane says the asking session is not live. */
+function isNotLiveRefusal(error: unknown): boolean {
+  return error instanceof GatewayError && error.code === "proxy_auth_required";
+}
+
 export interface ResolveCredential {
   /**
    * The route's secret, or null for `auth.type: "none"`; 502 `credential_unavailable` on
@@ -122,7 +133,7 @@ export function createResolveCredential(options: ResolveCredentialOptions): Reso
   const marginMs = options.expiryMarginMs ?? 30_000;
   const maxTtlMs = options.maxTtlMs ?? 5 * 60_000;
   const cached = new WeakMap<EgressRoute, CachedCredential>();
-  const loading = new WeakMap<EgressRoute, Promise<CachedCredential>>();
+  const loading = new WeakMap<EgressRoute, Loading>();
   // Bumped by every invalidation. An entry is fresh only if its resolution started at or after
   // the last invalidation that concerns it: one overtaken by an invalidation is used once.
   let generation = 0;
@@ -260,6 +271,35 @@ export function createResolveCredential(options: ResolveCredentialOptions): Reso
     return entry;
   }
 
+  /**
+   * The route's resolution under way (single flight), or a new one for `sessionId`. Sessions on
+   * one plan share its routes, so a request may join another session's resolution: that one's
+   * credential serves it, but a `session_not_live` refusal concerns the asking session only (it
+   * was revoked, perhaps while this gateway's event feed was down). A request that joined it
+   * resolves for its own session instead, rather than telling a live session it is revoked.
+   */
+  function loadFor(
+    sessionId: string,
+    route: EgressRoute,
+    trace: CredentialTrace | undefined,
+    joinOthers: boolean,
+  ): Promise<CachedCredential> {
+    const pending = loading.get(route);
+    if (pending !== undefined && pending.sessionId === sessionId) return pending.promise;
+    if (pending !== undefined && joinOthers) {
+      return pending.promise.catch((error: unknown) => {
+        if (!isNotLiveRefusal(error)) throw error;
+        return loadFor(sessionId, route, trace, false);
+      });
+    }
+    const promise: Promise<CachedCredential> = tracedLoad(sessionId, route, trace).finally(() => {
+      if (loading.get(route)?.promise === promise) loading.delete(route);
+    });
+    // Another session's resolution stays the one later requests join.
+    if (pending === undefined) loading.set(route, { sessionId, promise });
+    return promise;
+  }
+
   const unsubscribe = options.invalidations.subscribe({ onEvent: invalidate, onResync: dropAll });
 
   return {
@@ -274,12 +314,7 @@ export function createResolveCredential(options: ResolveCredentialOptions): Reso
         cached.delete(route);
       }
       observer.miss();
-      let pending = loading.get(route);
-      if (pending === undefined) {
-        pending = tracedLoad(session.sessionId, route, trace).finally(() => loading.delete(route));
-        loading.set(route, pending);
-      }
-      return pending.then((resolved) => resolved.value);
+      return loadFor(session.sessionId, route, trace, true).then((resolved) => resolved.value);
     },
     close: unsubscribe,
   };

@@ -217,6 +217,57 @@ describe("resolveRouteCredential", () => {
     expect(error).toMatchObject({ code: "proxy_auth_required", status: 407 });
   });
 
+  it("does not hand one session's not-live refusal to another session that joined it", async () => {
+    // The control plane refuses `sess_gone` (revoked) and serves everyone else; `fail` makes
+    // every call fail as a provider outage would. Calls wait until `open` is called.
+    const asked: string[] = [];
+    let open: () => void = () => {};
+    const opened = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    let failing = false;
+    const resolver = createResolveCredential({
+      source: {
+        async resolveCredential({ sessionId, routeId }) {
+          asked.push(sessionId);
+          await opened;
+          if (failing) throw new Error("provider down");
+          if (sessionId === "sess_gone") {
+            throw new ControlPlaneError(403, "session_not_live", "session not live");
+          }
+          return { value: `${routeId}@${sessionId}`, expiresAt: null };
+        },
+      },
+      clock: { now: () => new Date() },
+      invalidations: createInvalidationHub(),
+    });
+    const ask = (sessionId: string, r: EgressRoute) =>
+      Promise.resolve(resolver.resolveRouteCredential({ sessionId }, r)).catch(
+        (e: unknown) => e as GatewayError,
+      );
+
+    // The revoked session asks first; the live one (same plan, same route) joins its resolution.
+    const shared = route("rs", "conn_s");
+    const gone = ask("sess_gone", shared);
+    const live = ask("sess_live", shared);
+    const again = ask("sess_gone", shared);
+    open();
+    expect(await gone).toMatchObject({ code: "proxy_auth_required", status: 407 });
+    expect(await again).toMatchObject({ code: "proxy_auth_required", status: 407 });
+    expect(await live).toBe("rs@sess_live");
+    // One call for the revoked session's requests, then one for the live session's own.
+    expect(asked).toEqual(["sess_gone", "sess_live"]);
+
+    // A failure that is not about the asking session stays shared: one call, both fail alike.
+    failing = true;
+    asked.length = 0;
+    const other = route("rt", "conn_t");
+    const [first, joined] = await Promise.all([ask("sess_gone", other), ask("sess_live", other)]);
+    expect(first).toMatchObject({ code: "credential_unavailable" });
+    expect(joined).toMatchObject({ code: "credential_unavailable" });
+    expect(asked).toEqual(["sess_gone"]);
+  });
+
   it("needs no credential for auth none", async () => {
     const t = setup();
     expect(await t.resolve(route("rn", "c", { type: "none" }))).toBeNull();

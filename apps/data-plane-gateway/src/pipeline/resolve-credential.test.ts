@@ -246,16 +246,19 @@ describe("resolveRouteCredential", () => {
         (e: unknown) => e as GatewayError,
       );
 
-    // The revoked session asks first; the live one (same plan, same route) joins its resolution.
+    // The revoked session asks first; two live ones (same plan, same route) join its resolution.
     const shared = route("rs", "conn_s");
     const gone = ask("sess_gone", shared);
     const live = ask("sess_live", shared);
+    const otherLive = ask("sess_live_2", shared);
     const again = ask("sess_gone", shared);
     open();
     expect(await gone).toMatchObject({ code: "proxy_auth_required", status: 407 });
     expect(await again).toMatchObject({ code: "proxy_auth_required", status: 407 });
     expect(await live).toBe("rs@sess_live");
-    // One call for the revoked session's requests, then one for the live session's own.
+    // Still one resolution at a time: the second live session joins the first one's.
+    expect(await otherLive).toBe("rs@sess_live");
+    // One call for the revoked session's requests, then one for the live sessions.
     expect(asked).toEqual(["sess_gone", "sess_live"]);
 
     // A failure that is not about the asking session stays shared: one call, both fail alike.

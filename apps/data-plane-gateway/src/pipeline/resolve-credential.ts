@@ -93,6 +93,12 @@ interface Loading {
   readonly promise: Promise<CachedCredential>;
 }
 
+/**
+ * How many other sessions' resolutions a request joins before it resolves alone: each more is
+ * joined only after the one before was refused as not live for the session that asked.
+ */
+const MAX_JOINS = 2;
+
 /** What `load` throws when the control plane says the asking session is not live. */
 function isNotLiveRefusal(error: unknown): boolean {
   return error instanceof GatewayError && error.code === "proxy_auth_required";
@@ -275,21 +281,24 @@ export function createResolveCredential(options: ResolveCredentialOptions): Reso
    * The route's resolution under way (single flight), or a new one for `sessionId`. Sessions on
    * one plan share its routes, so a request may join another session's resolution: that one's
    * credential serves it, but a `session_not_live` refusal concerns the asking session only (it
-   * was revoked, perhaps while this gateway's event feed was down). A request that joined it
-   * resolves for its own session instead, rather than telling a live session it is revoked.
+   * was revoked, perhaps while this gateway's event feed was down). A request that joined it asks
+   * again instead of telling a live session it is revoked: the first to ask again resolves for its
+   * own session and the others join that, as before; after `joins` such refusals a request
+   * resolves for its own session alone.
    */
   function loadFor(
     sessionId: string,
     route: EgressRoute,
     trace: CredentialTrace | undefined,
-    joinOthers: boolean,
+    joins: number,
   ): Promise<CachedCredential> {
     const pending = loading.get(route);
     if (pending !== undefined && pending.sessionId === sessionId) return pending.promise;
-    if (pending !== undefined && joinOthers) {
+    if (pending !== undefined && joins > 0) {
       return pending.promise.catch((error: unknown) => {
         if (!isNotLiveRefusal(error)) throw error;
-        return loadFor(sessionId, route, trace, false);
+        // The refused resolution has left `loading` by now (its `finally` ran first).
+        return loadFor(sessionId, route, trace, joins - 1);
       });
     }
     const promise: Promise<CachedCredential> = tracedLoad(sessionId, route, trace).finally(() => {
@@ -314,7 +323,7 @@ export function createResolveCredential(options: ResolveCredentialOptions): Reso
         cached.delete(route);
       }
       observer.miss();
-      return loadFor(session.sessionId, route, trace, true).then((resolved) => resolved.value);
+      return loadFor(session.sessionId, route, trace, MAX_JOINS).then((resolved) => resolved.value);
     },
     close: unsubscribe,
   };

@@ -443,8 +443,9 @@ function checkAnswers(): void {
     const answers = sent.filter((s) => s.phase === fault).map((s) => s.answer);
     expect(answers).toContain("200");
     for (const answer of answers) {
-      // On a failure, the phase and what the gateway and the API logged about refusals: a live
-      // session refused once (407) under full-suite load, 2026-12-06, cause not yet known.
+      // On a failure, the phase and what the gateway and the API logged about refusals. A live
+      // session was refused once (407) under full-suite load, 2026-12-06: its request had joined
+      // a revoked session's credential resolution (fixed; shared-resolution.integration.test.ts).
       const context = expected.has(answer) ? "" : refusalContext();
       expect(expected, `${fault}: ${answer}${context}`).toContain(answer);
     }

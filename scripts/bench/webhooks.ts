@@ -8,6 +8,7 @@
  *                       [--latency-duration S] [--phases ceiling,ingest,delivery,latency]
  *                       [--no-fsync] [--through-hono] [--profile DIR] [--log DIR]
  *                       [--pg-statements] [--trace DIR] [--api-flags "FLAGS"]
+ *                       [--alloc DIR [--alloc-sites]]
  *
  * Processes (each its own event loop):
  * - PostgreSQL: embedded, in a temporary directory, durable (fsync and synchronous commit on, as
@@ -109,6 +110,10 @@ const HELP = `pnpm bench:webhooks — webhook ingest and delivery (SPEC §11)
                             slow statements, checkpoints and autovacuum (files kept in DIR)
   --build bundle|tsx        run the services from their bundles (default, as deployed) or from
                             their sources through tsx (profiles then name source files)
+  --alloc DIR               measure the API's allocation over the ingest phase (v8.GCProfiler,
+                            alloc-probe.mjs): KB allocated and promoted per event, scavenges and
+                            mark-compacts per second; --alloc-sites adds a sampling heap profile
+                            of where it was allocated (slows the API)
   --api-flags "FLAGS"       the API's node flags instead of SERVICE_NODE_FLAGS (scripts/build.ts),
                             e.g. "--max-semi-space-size=8 --trace-gc" ("" for none)
   --log DIR                 keep the API's and the worker's logs (default: /dev/null)
@@ -167,6 +172,8 @@ const probeArgs = (name: string): { args: string[]; env: NodeJS.ProcessEnv } =>
         args: ["--import", join(repoRoot, "scripts/bench/runtime-probe.mjs")],
         env: { KEYWAY_RUNTIME_PROBE_FILE: join(resolve(traceDir), name) },
       };
+const allocDir = flag("--alloc");
+const allocSites = process.argv.includes("--alloc-sites");
 const logDir = flag("--log");
 const build = flag("--build") ?? "bundle";
 if (build !== "bundle" && build !== "tsx") throw new Error("--build is bundle or tsx");
@@ -200,6 +207,8 @@ interface IngestFigures extends LoadSample {
   sender: SenderResult;
   /** CPU time per acknowledged event over the phase (warm-up included), by process. */
   cpuUsPerEvent: { api: number; postgres: number; sender: number };
+  /** `--alloc`: the API's allocation over the phase (warm-up included). */
+  allocation?: AllocationFigures;
   stored: { events: number; jobs: number; auditEntries: number; auditChainOk: boolean };
 }
 
@@ -447,6 +456,11 @@ function spawnService(
   const name = service === "control-plane-api" ? "api" : "worker";
   const logFd = openSync(logDir ? join(resolve(logDir), `${name}.log`) : "/dev/null", "w");
   const probe = probeArgs(name);
+  if (service === "control-plane-api" && allocDir !== undefined) {
+    probe.args.push("--import", join(repoRoot, "scripts/bench/alloc-probe.mjs"));
+    probe.env.KEYWAY_ALLOC_PROBE_FILE = join(resolve(allocDir), "api-alloc");
+    if (allocSites) probe.env.KEYWAY_ALLOC_PROBE_SITES = "1";
+  }
   const nodeFlags =
     service === "control-plane-api" && apiFlags !== undefined
       ? apiFlags.split(" ").filter((f) => f !== "")
@@ -476,6 +490,7 @@ async function main() {
   await chmod(root, 0o755);
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   if (traceDir) mkdirSync(traceDir, { recursive: true });
+  if (allocDir) mkdirSync(allocDir, { recursive: true });
   if (logDir) mkdirSync(logDir, { recursive: true });
   const cleanups: (() => Promise<void>)[] = [];
   try {
@@ -628,6 +643,7 @@ async function main() {
       const pgKindsBefore = postgresCpuByKind(postgres.pid ?? 0);
       const before = { api: cpuMs([api.pid]), postgres: cpuMs(pgPids) };
       const walBefore = traceDir === undefined ? undefined : await walStats(database);
+      if (allocDir !== undefined) process.kill(api.pid, "SIGUSR2");
       const { result, cpuMs: senderCpuMs } = await runSender({
         ...senderSpec(ingestUrl),
         ...(traceDir === undefined
@@ -635,6 +651,7 @@ async function main() {
           : { traceFile: join(resolve(traceDir), "ingest-requests.txt") }),
       });
       const after = { api: cpuMs([api.pid]), postgres: cpuMs(postgresPids(postgres.pid ?? 0)) };
+      if (allocDir !== undefined) process.kill(api.pid, "SIGUSR2");
       const pgKindsAfter = postgresCpuByKind(postgres.pid ?? 0);
       const loadEnd = load();
       if (pgss) await printStatements(database, "ingest");
@@ -654,7 +671,12 @@ async function main() {
         .map(([kind, ms]) => `${kind} ${per(ms - (pgKindsBefore.get(kind) ?? 0)).toFixed(0)}`)
         .join(", ");
       console.log(`PostgreSQL CPU µs per event by process: ${byKind}`);
+      const alloc =
+        allocDir === undefined
+          ? undefined
+          : await readAllocation(allocDir, api.pid, result.acceptedIncludingWarmup);
       ingest = {
+        ...(alloc === undefined ? {} : { allocation: alloc }),
         sender: result,
         cpuUsPerEvent: {
           api: per(after.api - before.api),
@@ -821,6 +843,7 @@ function report(figures: {
       `CPU per event: API ${cpu.api.toFixed(0)} µs, PostgreSQL ${cpu.postgres.toFixed(0)} µs, ` +
         `sender ${cpu.sender.toFixed(0)} µs`,
     );
+    if (ingest.allocation) printAllocation(ingest.allocation);
   }
   if (delivery) {
     console.log(
@@ -911,4 +934,99 @@ async function printStatements(database: DatabaseHandle, phase: string): Promise
     from pg_stat_statements order by total_exec_time + total_plan_time desc limit 12`;
   console.log(`PostgreSQL's costliest statements of the ${phase} phase:`);
   console.table(top);
+}
+
+interface AllocationFigures {
+  /** KB allocated in the API's heap per acknowledged event, and promoted to the old generation. */
+  allocatedKbPerEvent: number;
+  promotedKbPerEvent: number;
+  /** Per second of the window, with the mean and longest pause (ms) of each kind. */
+  gcs: Record<string, { perSecond: number; meanMs: number; maxMs: number }>;
+  windowS: number;
+  /** `--alloc-sites`: where the window's bytes were allocated, by function, KB per event. */
+  sites?: { site: string; kbPerEvent: number }[];
+}
+
+interface ProbeProfileNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: ProbeProfileNode[];
+}
+
+/** The alloc probe's file (written by the API when the phase's second SIGUSR2 arrives). */
+async function readAllocation(
+  dir: string,
+  pid: number,
+  events: number,
+): Promise<AllocationFigures | undefined> {
+  const path = join(resolve(dir), `api-alloc.${pid}.json`);
+  for (let waited = 0; waited < 20_000; waited += 100) {
+    try {
+      const data = JSON.parse(readFileSync(path, "utf8")) as {
+        windowMs: number;
+        allocatedBytes: number;
+        promotedBytes: number;
+        gcs: Record<string, { count: number; costUs: number; maxUs: number }>;
+        profile?: { head: ProbeProfileNode };
+      };
+      const windowS = data.windowMs / 1000;
+      const perEvent = (bytes: number) => bytes / 1024 / Math.max(1, events);
+      const figures: AllocationFigures = {
+        allocatedKbPerEvent: perEvent(data.allocatedBytes),
+        promotedKbPerEvent: perEvent(data.promotedBytes),
+        gcs: Object.fromEntries(
+          Object.entries(data.gcs).map(([kind, g]) => [
+            kind,
+            {
+              perSecond: g.count / windowS,
+              meanMs: g.costUs / 1000 / Math.max(1, g.count),
+              maxMs: g.maxUs / 1000,
+            },
+          ]),
+        ),
+        windowS,
+      };
+      if (data.profile) {
+        const bySite = new Map<string, number>();
+        const walk = (node: ProbeProfileNode) => {
+          const { functionName, url, lineNumber } = node.callFrame;
+          const site = `${functionName || "(anonymous)"} ${url.replace(/^.*\//, "")}:${lineNumber + 1}`;
+          bySite.set(site, (bySite.get(site) ?? 0) + node.selfSize);
+          for (const child of node.children) walk(child);
+        };
+        walk(data.profile.head);
+        figures.sites = [...bySite]
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, 30)
+          .map(([site, bytes]) => ({ site, kbPerEvent: perEvent(bytes) }));
+      }
+      return figures;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT" && !(error instanceof SyntaxError)) {
+        throw error;
+      }
+      await new Promise((done) => setTimeout(done, 100));
+    }
+  }
+  console.log(`no allocation figures from the API (${path})`);
+  return undefined;
+}
+
+function printAllocation(alloc: AllocationFigures): void {
+  const gcs = Object.entries(alloc.gcs)
+    .map(
+      ([kind, g]) =>
+        `${kind} ${g.perSecond.toFixed(2)}/s (mean ${g.meanMs.toFixed(1)} ms, max ${g.maxMs.toFixed(1)} ms)`,
+    )
+    .join(", ");
+  console.log(
+    `API allocation per event: ${alloc.allocatedKbPerEvent.toFixed(1)} KB allocated, ` +
+      `${alloc.promotedKbPerEvent.toFixed(1)} KB promoted; GCs: ${gcs}`,
+  );
+  if (alloc.sites) {
+    console.log("where (sampling heap profile, KB per event, by allocating function):");
+    for (const { site, kbPerEvent } of alloc.sites) {
+      console.log(`  ${kbPerEvent.toFixed(2).padStart(7)}  ${site}`);
+    }
+  }
 }

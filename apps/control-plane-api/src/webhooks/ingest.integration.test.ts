@@ -248,7 +248,15 @@ describe("accepted deliveries, one per provider", () => {
   it("stores the payload whether the body is its compact JSON, pretty-printed or form-encoded", async () => {
     // A body that is byte for byte the payload's JSON is stored once (the payload read from it);
     // every other shape stores the payload itself as well.
-    const payload = { action: "opened", installation: { id: 4242 }, title: "café ☕", n: [1, 2] };
+    // Escapes, a pair of surrogates written as UTF-8, and spaces inside strings: a compact body is
+    // stored byte for byte as it came (it travels to PostgreSQL as a JSON value, not in base64).
+    const payload = {
+      action: "opened",
+      installation: { id: 4242 },
+      title: 'café ☕ 🙂 "quoted" back\\slash\ttab\nline </script> \u001f',
+      n: [1, 2, -0.5, 1e21],
+      nested: { empty: {}, list: [], yes: true, no: false, none: null },
+    };
     const compact = JSON.stringify(payload);
     const bodies: [string, string][] = [
       ["application/json", compact],

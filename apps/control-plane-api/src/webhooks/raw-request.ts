@@ -1,8 +1,8 @@
 import type { IncomingMessage } from "node:http";
 import {
-  type HeaderPairs,
   type NormalizedHeaders,
   normalizeHeaders,
+  normalizeRawHeaders,
 } from "@keyway/integrations-core";
 import type { Context } from "hono";
 import { badRequest } from "../errors";
@@ -45,18 +45,11 @@ export function rawWebhookRequest(c: Context): RawWebhookRequest {
 /** The same from Node's request, its body still unread (the front door's and hono's route's). */
 export function rawIncomingWebhookRequest(incoming: IncomingMessage): RawWebhookRequest {
   return {
-    headers: normalizeHeaders(headerPairs(incoming.rawHeaders)),
+    headers: normalizeRawHeaders(incoming.rawHeaders),
     body: (limit) =>
       readIncomingBody(incoming, limit).catch((error: unknown) => {
         if (!(error instanceof BodyIncomplete)) throw error;
         throw badRequest("invalid_webhook", "the request body was not received completely");
       }),
   };
-}
-
-/** `rawHeaders` is a flat name, value, name, value list, every repeat kept in order. */
-function headerPairs(raw: readonly string[]): HeaderPairs {
-  const pairs: [string, string][] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i] as string, raw[i + 1] as string]);
-  return pairs;
 }

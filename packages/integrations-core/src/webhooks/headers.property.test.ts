@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { normalizeHeaders } from "./headers";
+import { normalizeHeaders, normalizeRawHeaders } from "./headers";
 
 const TCHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
@@ -79,5 +79,19 @@ describe("normalizeHeaders properties", () => {
         },
       ),
     );
+  });
+});
+
+describe("normalizeRawHeaders", () => {
+  it("gives what normalizeHeaders gives for the same headers as pairs", () => {
+    fc.assert(
+      fc.property(pairs(anyName, anyValue), (input) => {
+        expect(normalizeRawHeaders(input.flat())).toEqual(normalizeHeaders(input));
+      }),
+    );
+  });
+
+  it("ignores a trailing name without a value", () => {
+    expect(normalizeRawHeaders(["X-A", " 1 ", "x-a", "2", "X-B"])).toEqual({ "x-a": "1, 2" });
   });
 });

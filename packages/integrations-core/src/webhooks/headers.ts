@@ -40,6 +40,45 @@ const SURROUNDING_OWS = /^[ \t]+|[ \t]+$/g;
  * The result is idempotent: normalizing a normalized record returns an equal record.
  */
 export function normalizeHeaders(input: HeadersInput): NormalizedHeaders {
+  return normalizeWith((add) => {
+    if (input instanceof Headers) {
+      // Iterating a `Headers` yields each `set-cookie` separately and every other name combined.
+      for (const [name, value] of input) add(name, value);
+    } else if (isPairs(input)) {
+      for (const pair of input) {
+        if (Array.isArray(pair) && typeof pair[0] === "string" && typeof pair[1] === "string") {
+          add(pair[0], pair[1]);
+        }
+      }
+    } else {
+      for (const [name, value] of Object.entries(input)) {
+        if (typeof value === "string") add(name, value);
+        else if (Array.isArray(value)) {
+          for (const item of value) if (typeof item === "string") add(name, item);
+        }
+      }
+    }
+  });
+}
+
+/**
+ * `normalizeHeaders` of a flat name, value, name, value … list (Node's `IncomingMessage.rawHeaders`,
+ * every repeat kept in order), without building its pairs first: the same record as
+ * `normalizeHeaders` of those pairs. A trailing name without a value is ignored.
+ */
+export function normalizeRawHeaders(raw: readonly string[]): NormalizedHeaders {
+  return normalizeWith((add) => {
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i];
+      const value = raw[i + 1];
+      if (typeof name === "string" && typeof value === "string") add(name, value);
+    }
+  });
+}
+
+function normalizeWith(
+  feed: (add: (rawName: string, rawValue: string) => void) => void,
+): NormalizedHeaders {
   // Each name's first value goes straight into the result; only repeated names collect a list.
   // (A list per name, and an entry pair per name, were most of what ingest allocated per request
   // here: `pnpm bench:webhooks`, docs/benchmarks.md.)
@@ -58,24 +97,7 @@ export function normalizeHeaders(input: HeadersInput): NormalizedHeaders {
     if (values === undefined) repeated.set(name, [normalized[name] as string, value]);
     else values.push(value);
   };
-
-  if (input instanceof Headers) {
-    // Iterating a `Headers` yields each `set-cookie` separately and every other name combined.
-    for (const [name, value] of input) add(name, value);
-  } else if (isPairs(input)) {
-    for (const pair of input) {
-      if (Array.isArray(pair) && typeof pair[0] === "string" && typeof pair[1] === "string") {
-        add(pair[0], pair[1]);
-      }
-    }
-  } else {
-    for (const [name, value] of Object.entries(input)) {
-      if (typeof value === "string") add(name, value);
-      else if (Array.isArray(value)) {
-        for (const item of value) if (typeof item === "string") add(name, item);
-      }
-    }
-  }
+  feed(add);
 
   if (repeated !== undefined) {
     for (const [name, values] of repeated) setData(normalized, name, joinValues(values));

@@ -5,6 +5,7 @@ export {
   type HeadersInput,
   type NormalizedHeaders,
   normalizeHeaders,
+  normalizeRawHeaders,
   pickHeaders,
 } from "./headers";
 export {

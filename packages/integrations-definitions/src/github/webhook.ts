@@ -7,6 +7,9 @@ import {
 } from "@keyway/integrations-core";
 import type { GitHubTargetSecrets } from "./target-secret-schema";
 
+/** Strict UTF-8 (invalid bytes throw); one decoder for every request (a decode call keeps no state). */
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
 /**
  * Events a GitHub App or repository webhook commonly delivers, as Keyway event types. Events with
  * an `action` field become `github.<event>.<action>`, others `github.<event>`.
@@ -140,7 +143,7 @@ export const githubWebhook: WebhookBehaviour<GitHubTargetSecrets> = {
 function readPayload(request: WebhookRequest): unknown {
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(request.rawBody);
+    text = UTF8.decode(request.rawBody);
   } catch {
     return undefined;
   }

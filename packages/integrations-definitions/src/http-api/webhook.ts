@@ -11,6 +11,9 @@ import {
 } from "@keyway/integrations-core";
 import type { HttpApiTargetConfig, HttpApiTargetSecrets } from "./target-config-schema";
 
+/** Strict UTF-8 (invalid bytes throw); one decoder for every request (a decode call keeps no state). */
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
 /**
  * Inbound webhooks signed by the Standard Webhooks scheme (https://www.standardwebhooks.com):
  * `webhook-id` (the dedupe key), `webhook-timestamp` (seconds), `webhook-signature`
@@ -33,7 +36,7 @@ export function parseHttpApiWebhook(request: WebhookRequest): WebhookParseResult
   }
   let payload: JsonValue;
   try {
-    payload = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(request.rawBody));
+    payload = JSON.parse(UTF8.decode(request.rawBody));
   } catch {
     return { kind: "invalid", message: "body is not UTF-8 JSON" };
   }

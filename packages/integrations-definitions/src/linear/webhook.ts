@@ -9,6 +9,9 @@ import {
 } from "@keyway/integrations-core";
 import type { LinearTargetSecrets } from "./target-secret-schema";
 
+/** Strict UTF-8 (invalid bytes throw); one decoder for every request (a decode call keeps no state). */
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
 /**
  * Linear webhooks (linear.app/developers/webhooks): `Linear-Signature` is the hex HMAC-SHA256 of
  * the raw body under the webhook's signing secret, `Linear-Delivery` identifies the delivery, and
@@ -114,7 +117,7 @@ function invalid(message: string): WebhookParseResult {
 
 function readJsonObject(raw: WebhookRequest["rawBody"]): JsonObject | undefined {
   try {
-    const parsed: unknown = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(raw));
+    const parsed: unknown = JSON.parse(UTF8.decode(raw));
     return isJsonObject(parsed) ? parsed : undefined;
   } catch {
     return undefined;

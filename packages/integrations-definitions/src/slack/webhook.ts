@@ -9,6 +9,9 @@ import {
 } from "@keyway/integrations-core";
 import type { SlackTargetSecrets } from "./target-secret-schema";
 
+/** Strict UTF-8 (invalid bytes throw); one decoder for every request (a decode call keeps no state). */
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
 /**
  * Slack Events API requests (docs.slack.dev/authentication/verifying-requests-from-slack):
  * `X-Slack-Signature` is `v0=` + hex HMAC-SHA256 of `v0:{X-Slack-Request-Timestamp}:{raw body}`
@@ -149,7 +152,7 @@ function invalid(message: string): WebhookParseResult {
 
 function readJsonObject(raw: Uint8Array): JsonObject | undefined {
   try {
-    const parsed: unknown = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(raw));
+    const parsed: unknown = JSON.parse(UTF8.decode(raw));
     return isJsonObject(parsed) ? parsed : undefined;
   } catch {
     return undefined;

@@ -74,8 +74,9 @@ export function webhookFrontDoor(deps: AppDeps, ingest: IngestDeps): FrontDoor {
       };
     }
     observed.end(WEBHOOK_INGEST_ROUTE, answer.status);
-    // A body left unread (413) is read and dropped after the answer, as hono's adapter does.
-    outgoing.once("finish", () => drainUnreadBody(incoming));
+    // A body left unread (413) is read and dropped after the answer, as hono's adapter does. (A
+    // body read to its end stays so: no listener, which every accepted event would pay for.)
+    if (!incoming.readableEnded) outgoing.once("finish", () => drainUnreadBody(incoming));
     outgoing.writeHead(answer.status, {
       "x-request-id": requestId,
       ...answer.headers,

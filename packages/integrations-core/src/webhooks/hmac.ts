@@ -45,8 +45,9 @@ export function verifyHmacSha256Hex(input: VerifyHmacSha256HexInput): boolean {
     if (secret.length === 0) return false;
     const hex = signatureHex.slice(prefix.length);
     if (!SHA256_HEX.test(hex)) return false;
-    const expected = hmacSha256(secret, payload).toString("hex");
-    return timingSafeEqualString(hex.toLowerCase(), expected);
+    // Compared as the 32 bytes both sides stand for (upper- or lower-case hex alike), not as
+    // strings: no hex string of the digest and no UTF-8 copies of the two.
+    return timingSafeEqual(Buffer.from(hex, "hex"), hmacSha256(secret, payload));
   } catch {
     // Callers pass request data straight through; a wrongly typed value must read as "not verified".
     return false;

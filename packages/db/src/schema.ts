@@ -470,10 +470,11 @@ export const webhookRedeliveries = pgTable(
 
 /**
  * Append-only, hash-chained (SPEC §6.6). Entries are inserted by whoever audits, in their own
- * transaction, without any chain position (`chain`, `chain_seq`, `prev_hash` and `hash` are
- * null): appends never wait for each other. The sealer (apps/control-plane-api/src/audit/sealer.ts) later links committed entries
- * into one hash chain per organization (and `deployment` for entries without one). `seq` is the
- * insertion order, the stable order of listings; `chain_seq` is the position in the chain.
+ * transaction, without any chain position: appends never wait for each other. The sealer
+ * (apps/control-plane-api/src/audit/sealer.ts) later links committed entries into one hash chain
+ * per organization (and `deployment` for entries without one) by inserting their links into
+ * `audit_seals`: an entry is never updated, so sealing leaves no dead row versions and no index
+ * churn in this table. `seq` is the insertion order, the stable order of listings.
  */
 export const auditLog = pgTable(
   "audit_log",
@@ -488,18 +489,49 @@ export const auditLog = pgTable(
     traceId: text("trace_id"),
     details: jsonb("details").$type<Record<string, unknown>>().notNull().default({}),
     createdAt: ts("created_at").notNull(),
-    chain: text("chain"),
-    chainSeq: bigint("chain_seq", { mode: "number" }),
-    prevHash: text("prev_hash"),
-    hash: text("hash"),
   },
   (t) => [
     uniqueIndex("audit_log_id_key").on(t.id),
     index("audit_log_org_idx").on(t.organizationId, t.seq),
-    uniqueIndex("audit_log_chain_key").on(t.chain, t.chainSeq),
-    index("audit_log_unsealed_idx").on(t.seq).where(sql`${t.hash} is null`),
   ],
 );
+
+/**
+ * An audit entry's place in its chain (SPEC §6.6), written once by the sealer: the entry (`seq`),
+ * its `chain`, its position `chain_seq`, the hash of the entry before it and its own hash (which
+ * covers the entry's content and these links). Insert-only, like `audit_log`.
+ */
+export const auditSeals = pgTable(
+  "audit_seals",
+  {
+    seq: bigint("seq", { mode: "number" }).primaryKey(),
+    chain: text("chain").notNull(),
+    chainSeq: bigint("chain_seq", { mode: "number" }).notNull(),
+    prevHash: text("prev_hash").notNull(),
+    hash: text("hash").notNull(),
+  },
+  (t) => [uniqueIndex("audit_seals_chain_key").on(t.chain, t.chainSeq)],
+);
+
+/**
+ * Where the sealer stands (one row, `id` 1): every entry with `seq <= top_seq` is sealed, or is
+ * one of `gaps` (ranges of seq values it has not seen committed yet: an open transaction's
+ * entries, or a rolled-back one's), or was a gap dropped once every transaction that could still
+ * commit into it had ended. So a pass reads only new entries and the gaps, never sealed ones.
+ */
+export const auditSealProgress = pgTable("audit_seal_progress", {
+  id: integer("id").primaryKey(),
+  topSeq: bigint("top_seq", { mode: "number" }).notNull(),
+  gaps: jsonb("gaps").$type<AuditSealGap[]>().notNull().default([]),
+});
+
+/**
+ * A range of seq values not seen committed, `[from, to, seenAtMs, xmax]`: when the sealer first
+ * saw it (the database's clock), and, from a pass at least a second later, that pass's snapshot
+ * xmax (`pg_snapshot_xmax`, as text): once every transaction below it has ended, nothing can still
+ * commit into the range.
+ */
+export type AuditSealGap = [from: number, to: number, seenAtMs: number, xmax: string | null];
 
 /**
  * Signed statements of a chain's head (SPEC §6.6), written by the sealer: an HMAC over

@@ -1,5 +1,5 @@
-import { auditCheckpoints, auditLog, createDatabase, getFreePort } from "@keyway/db";
-import { asc, desc, eq } from "drizzle-orm";
+import { auditCheckpoints, auditLog, auditSeals, createDatabase, getFreePort } from "@keyway/db";
+import { asc, desc, eq, getTableColumns } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../logger";
 import { createTestApp, type TestApp } from "../testing/test-app";
@@ -191,10 +191,13 @@ describe("GET /v1/audit/verify", () => {
     const sql = t.deps.database.sql;
     await t.call("GET", "/v1/audit/verify", victim.admin);
     const rows = await sql<{ seq: string; chain_seq: string }[]>`
-      select seq, chain_seq from audit_log where organization_id = ${victim.id} order by chain_seq`;
+      select seq, chain_seq from audit_log join audit_seals using (seq)
+      where organization_id = ${victim.id} order by chain_seq`;
     expect(rows.length).toBeGreaterThanOrEqual(3);
     const next = rows[2]!;
+    // The entry and its link both removed (a careful tamperer).
     await sql`delete from audit_log where seq = ${rows[1]!.seq}`;
+    await sql`delete from audit_seals where seq = ${rows[1]!.seq}`;
     const owner = await t.call("GET", "/v1/audit/verify", victim.admin);
     expect(owner.body).toMatchObject({
       ok: false,
@@ -211,6 +214,31 @@ describe("GET /v1/audit/verify", () => {
     });
     expect((await t.call("GET", "/v1/audit/verify", acme.admin)).body.ok).toBe(true);
     await sql`delete from audit_log where organization_id = ${victim.id}`;
+    await sql`delete from audit_seals where chain = ${victim.id}`;
+    await sql`delete from audit_checkpoints where chain = ${victim.id}`;
+  });
+
+  it("detects an entry removed without its link, at the link naming it", async () => {
+    const victim = await t.createOrganization("Vandelay");
+    const sql = t.deps.database.sql;
+    await t.call("GET", "/v1/audit/verify", victim.admin);
+    const rows = await sql<{ seq: string; chain_seq: string }[]>`
+      select seq, chain_seq from audit_log join audit_seals using (seq)
+      where organization_id = ${victim.id} order by chain_seq`;
+    expect(rows.length).toBeGreaterThanOrEqual(2);
+    const removed = rows[1]!;
+    await sql`delete from audit_log where seq = ${removed.seq}`;
+    expect((await t.call("GET", "/v1/audit/verify", victim.admin)).body).toMatchObject({
+      ok: false,
+      checkedEntries: 1,
+      firstInvalid: {
+        seq: Number(removed.seq),
+        chainSeq: Number(removed.chain_seq),
+        reason: "broken_link",
+      },
+    });
+    await sql`delete from audit_log where organization_id = ${victim.id}`;
+    await sql`delete from audit_seals where chain = ${victim.id}`;
     await sql`delete from audit_checkpoints where chain = ${victim.id}`;
   });
 
@@ -222,8 +250,13 @@ describe("GET /v1/audit/verify", () => {
     const [head] = await sql<{ chain_seq: string }[]>`
       select chain_seq from audit_checkpoints where chain = ${victim.id} order by id desc limit 1`;
     const headSeq = Number(head!.chain_seq);
-    // Removing the newest entries leaves a shorter chain whose every link still holds.
-    await sql`delete from audit_log where organization_id = ${victim.id} and chain_seq >= ${headSeq - 1}`;
+    // Removing the newest entries (and their links) leaves a shorter chain whose every link
+    // still holds.
+    await sql`
+      with removed as (
+        delete from audit_seals where chain = ${victim.id} and chain_seq >= ${headSeq - 1}
+        returning seq)
+      delete from audit_log where seq in (select seq from removed)`;
     const result = await t.call("GET", "/v1/audit/verify", victim.admin);
     expect(result.body).toMatchObject({
       ok: false,
@@ -246,6 +279,7 @@ describe("GET /v1/audit/verify", () => {
     });
     // Nor does rewriting the checkpoint to name the new head: its signature no longer holds.
     await sql`delete from audit_log where organization_id = ${victim.id}`;
+    await sql`delete from audit_seals where chain = ${victim.id}`;
     await sql`update audit_checkpoints set chain_seq = 0 where chain = ${victim.id}`;
     expect((await t.call("GET", "/v1/audit/verify", victim.admin)).body).toMatchObject({
       ok: false,
@@ -292,10 +326,11 @@ describe("appending and sealing", () => {
     await first;
     await t.deps.auditSealer.sealNow();
     const rows = await db
-      .select()
+      .select({ ...getTableColumns(auditLog), chainSeq: auditSeals.chainSeq })
       .from(auditLog)
+      .innerJoin(auditSeals, eq(auditSeals.seq, auditLog.seq))
       .where(eq(auditLog.action, "test.appended"))
-      .orderBy(asc(auditLog.chainSeq));
+      .orderBy(asc(auditSeals.chainSeq));
     const mine = rows.filter((row) => row.organizationId === org.id);
     expect(mine.map((row) => row.subjectId)).toEqual(["second", "first"]);
     expect(mine[0]!.seq).toBeGreaterThan(mine[1]!.seq);
@@ -322,10 +357,13 @@ describe("appending and sealing", () => {
     await t.deps.auditSealer.sealNow({ checkpoint: true });
     for (const org of orgs) {
       const rows = await db
-        .select()
+        .select({ ...getTableColumns(auditSeals), ...getTableColumns(auditLog) })
         .from(auditLog)
+        .innerJoin(auditSeals, eq(auditSeals.seq, auditLog.seq))
         .where(eq(auditLog.organizationId, org.id))
-        .orderBy(asc(auditLog.chainSeq));
+        .orderBy(asc(auditSeals.chainSeq));
+      // Every entry of the organization is sealed.
+      expect(await db.$count(auditLog, eq(auditLog.organizationId, org.id))).toBe(rows.length);
       expect(rows.map((row) => row.chainSeq)).toEqual(rows.map((_, i) => i + 1));
       expect(rows.every((row) => row.chain === org.id)).toBe(true);
       const written = rows.filter((row) => row.action === "test.appended").map((r) => r.subjectId);
@@ -361,10 +399,10 @@ describe("appending and sealing", () => {
       .where(eq(auditCheckpoints.chain, busy.id))
       .orderBy(asc(auditCheckpoints.chainSeq));
     const [head] = await db
-      .select({ chainSeq: auditLog.chainSeq })
-      .from(auditLog)
-      .where(eq(auditLog.organizationId, busy.id))
-      .orderBy(desc(auditLog.chainSeq))
+      .select({ chainSeq: auditSeals.chainSeq })
+      .from(auditSeals)
+      .where(eq(auditSeals.chain, busy.id))
+      .orderBy(desc(auditSeals.chainSeq))
       .limit(1);
     expect(kept).toHaveLength(CHECKPOINTS_KEPT);
     expect(kept.at(-1)!.chainSeq).toBe(head!.chainSeq);

@@ -1,6 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { KEY_PURPOSES, type KeyRing } from "@keyway/crypto";
-import type { auditCheckpoints, auditLog } from "@keyway/db";
+import type { auditCheckpoints, auditLog, auditSeals } from "@keyway/db";
 import { canonicalJson } from "@keyway/integrations-core";
 
 /**
@@ -14,6 +14,7 @@ export const DEPLOYMENT_CHAIN = "deployment";
 export const GENESIS_HASH = "0".repeat(64);
 
 type AuditRow = typeof auditLog.$inferSelect;
+type SealRow = typeof auditSeals.$inferSelect;
 type CheckpointRow = typeof auditCheckpoints.$inferSelect;
 
 /** One chain per organization, so an organization's verification reads its own entries only. */
@@ -60,10 +61,9 @@ export function auditEntryHash(row: SealedEntryContent): string {
   return createHash("sha256").update(content).digest("hex");
 }
 
-/** A sealed row's content, or undefined for a row the sealer has not reached yet. */
-export function sealedContent(row: AuditRow): SealedEntryContent | undefined {
-  if (row.chain === null || row.chainSeq === null || row.prevHash === null) return undefined;
-  return { ...row, chain: row.chain, chainSeq: row.chainSeq, prevHash: row.prevHash };
+/** A sealed entry's content: the entry (`audit_log`) with its links (`audit_seals`). */
+export function sealedContent(entry: AuditRow, seal: SealRow): SealedEntryContent {
+  return { ...entry, chain: seal.chain, chainSeq: seal.chainSeq, prevHash: seal.prevHash };
 }
 
 export interface CheckpointContent {

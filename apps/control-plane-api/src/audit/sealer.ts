@@ -1,5 +1,6 @@
 import type { KeyRing } from "@keyway/crypto";
 import {
+  type AuditSealGap,
   auditCheckpoints,
   auditLog,
   type Database,
@@ -8,13 +9,20 @@ import {
   isDatabaseUnavailable,
 } from "@keyway/db";
 import type { Clock } from "@keyway/integrations-core";
-import { asc, isNull, sql } from "drizzle-orm";
+import { asc, between, gt, or, sql } from "drizzle-orm";
 import type { Logger } from "../logger";
 import { auditEntryHash, chainOf, GENESIS_HASH, signCheckpoint } from "./chain";
 
 /**
  * The sealer links committed, unsealed audit entries into their chains (SPEC §6.6): it gives each
- * its `chain`, `chain_seq`, `prev_hash` and `hash`, in insertion order, a batch per transaction.
+ * its `chain`, `chain_seq`, `prev_hash` and `hash`, in insertion order, a batch per transaction,
+ * by inserting a row into `audit_seals` (the entries are never updated).
+ *
+ * It finds the entries to seal without an "unsealed" index: `audit_seal_progress` holds the
+ * highest `seq` it has read and the `gaps` below it (seq values it did not see committed: an open
+ * transaction's entries, or a rolled-back one's). A pass reads the gaps and what lies past the
+ * top, so never an entry already sealed. A gap is dropped once PostgreSQL's snapshot shows every
+ * transaction that could still commit into it as ended (see `nextProgress`).
  * Appending an entry is a plain insert in the auditing transaction (`appendAudit`), so concurrent
  * writers never wait for each other's commit; only the sealer is serialised, by a transaction-scoped
  * advisory lock: every API replica runs one, and one at a time does the work.
@@ -83,8 +91,8 @@ export function createAuditSealer(options: AuditSealerOptions): AuditSealer {
   async function sealBatch(wait: boolean): Promise<number | undefined> {
     const sealed = new Map<string, Head>();
     const count = await db.transaction(async (tx) => {
-      // The pass's own statements are prepared (one round trip each, no parse and plan in
-      // PostgreSQL): a sandbox storm has the sealer run every interval (`pnpm bench:storm`).
+      // The pass's own statements are prepared where their text is fixed (one round trip each,
+      // no parse and plan in PostgreSQL): a sandbox storm has the sealer run every interval.
       if (wait) {
         await executePrepared(tx, sql`select pg_advisory_xact_lock(${SEALER_LOCK_KEY})`);
       } else {
@@ -94,12 +102,65 @@ export function createAuditSealer(options: AuditSealerOptions): AuditSealer {
         );
         if (row?.locked !== true) return undefined;
       }
-      const rows = await tx
-        .select()
-        .from(auditLog)
-        .where(isNull(auditLog.hash))
-        .orderBy(asc(auditLog.seq))
-        .limit(batchSize);
+      // Where the sealer stands, and this moment's snapshot, taken BEFORE the entries are read
+      // (each later statement sees at least what it saw): a transaction this snapshot shows as
+      // ended has its entries visible to the reads below, or never will.
+      const [state] = await executePrepared<{
+        xmin: string;
+        xmax: string;
+        now_ms: number;
+        top_seq: string | null;
+        gaps: string | null;
+      }>(
+        tx,
+        sql`
+        select pg_snapshot_xmin(s)::text as xmin, pg_snapshot_xmax(s)::text as xmax,
+          (extract(epoch from clock_timestamp()) * 1000)::float8 as now_ms,
+          p.top_seq, p.gaps::text as gaps
+        from pg_current_snapshot() as s
+        left join audit_seal_progress as p on p.id = 1`,
+      );
+      if (state === undefined) throw new Error("audit sealer: no snapshot row");
+      const top = Number(state.top_seq ?? 0);
+      const gaps: AuditSealGap[] = state.gaps === null ? [] : JSON.parse(state.gaps);
+      // Entries committed into the gaps (open transactions' entries when they were seen), then
+      // new entries past the top: never an entry already sealed.
+      const gapRows =
+        gaps.length === 0
+          ? []
+          : await tx
+              .select()
+              .from(auditLog)
+              .where(or(...gaps.map(([from, to]) => between(auditLog.seq, from, to))))
+              .orderBy(asc(auditLog.seq))
+              .limit(batchSize);
+      const newRows =
+        gapRows.length < batchSize
+          ? await tx
+              .select()
+              .from(auditLog)
+              .where(gt(auditLog.seq, top))
+              .orderBy(asc(auditLog.seq))
+              .limit(batchSize - gapRows.length)
+          : [];
+      const rows = [...gapRows, ...newRows];
+      const next = nextProgress({
+        top,
+        gaps,
+        sealedInGaps: gapRows.map((row) => row.seq),
+        gapsReadWhole: gapRows.length < batchSize,
+        newSeqs: newRows.map((row) => row.seq),
+        snapshot: { xmin: BigInt(state.xmin), xmax: state.xmax, nowMs: state.now_ms },
+      });
+      if (next.changed) {
+        await executePrepared(
+          tx,
+          sql`
+          insert into audit_seal_progress (id, top_seq, gaps)
+          values (1, ${next.top}, ${JSON.stringify(next.gaps)}::jsonb)
+          on conflict (id) do update set top_seq = excluded.top_seq, gaps = excluded.gaps`,
+        );
+      }
       if (rows.length === 0) return 0;
       const chains = [...new Set(rows.map((row) => chainOf(row.organizationId)))];
       // Each chain's head through its (chain, chain_seq) index, one probe per chain.
@@ -113,8 +174,8 @@ export function createAuditSealer(options: AuditSealerOptions): AuditSealer {
         select c.chain, h.chain_seq, h.hash
         from jsonb_array_elements_text(${JSON.stringify(chains)}::jsonb) as c(chain)
         left join lateral (
-          select chain_seq, hash from audit_log
-          where audit_log.chain = c.chain
+          select chain_seq, hash from audit_seals
+          where audit_seals.chain = c.chain
           order by chain_seq desc limit 1
         ) h on true`,
       );
@@ -124,7 +185,7 @@ export function createAuditSealer(options: AuditSealerOptions): AuditSealer {
           current.set(head.chain, { chainSeq: Number(head.chain_seq), hash: head.hash });
         }
       }
-      const updates = rows.map((row) => {
+      const links = rows.map((row) => {
         const chain = chainOf(row.organizationId);
         const previous = current.get(chain) ?? { chainSeq: 0, hash: GENESIS_HASH };
         const chainSeq = previous.chainSeq + 1;
@@ -132,14 +193,15 @@ export function createAuditSealer(options: AuditSealerOptions): AuditSealer {
         current.set(chain, { chainSeq, hash });
         return { seq: row.seq, chain, chain_seq: chainSeq, prev_hash: previous.hash, hash };
       });
+      // Insert-only: the entries themselves are not touched (no new row versions, no index
+      // updates, no dead tuples in the busy audit_log).
       await executePrepared(
         tx,
         sql`
-        update audit_log as a
-        set chain = v.chain, chain_seq = v.chain_seq, prev_hash = v.prev_hash, hash = v.hash
-        from jsonb_to_recordset(${JSON.stringify(updates)}::jsonb)
-          as v(seq bigint, chain text, chain_seq bigint, prev_hash text, hash text)
-        where a.seq = v.seq`,
+        insert into audit_seals (seq, chain, chain_seq, prev_hash, hash)
+        select seq, chain, chain_seq, prev_hash, hash
+        from json_to_recordset(${JSON.stringify(links)}::json)
+          as v(seq bigint, chain text, chain_seq bigint, prev_hash text, hash text)`,
       );
       // Every chain read above was extended by at least one entry of this batch.
       for (const [chain, head] of current) sealed.set(chain, head);
@@ -223,4 +285,69 @@ export function createAuditSealer(options: AuditSealerOptions): AuditSealer {
       );
     },
   };
+}
+
+/** Keep a gap at least this long before it can be dropped (see `nextProgress`). */
+const GAP_GRACE_MS = 1_000;
+
+interface ProgressInput {
+  top: number;
+  gaps: readonly AuditSealGap[];
+  /** Seq values of the entries this pass read (and seals) inside the gaps. */
+  sealedInGaps: readonly number[];
+  /** False when the gap read hit the batch size (parts of the gaps were not read). */
+  gapsReadWhole: boolean;
+  /** Seq values of the entries read past `top`, ascending. */
+  newSeqs: readonly number[];
+  /** The snapshot taken before the reads: xmin, xmax (text, xid8) and the database's clock. */
+  snapshot: { xmin: bigint; xmax: string; nowMs: number };
+}
+
+/**
+ * The sealer's next position. Seq values are handed out before their transaction commits, so an
+ * entry of an open transaction can commit after entries with higher seq values were sealed: every
+ * seq value below the top that was not read becomes a gap, read again by every pass, until either
+ * its entry commits (and is sealed) or it cannot any more. That is known from transaction ids: a
+ * gap seen at least `GAP_GRACE_MS` ago is stamped with the xmax of a pass's snapshot (every
+ * transaction that had written its entry by then has an id below it), and dropped by a later pass
+ * whose snapshot, taken before its reads, has every transaction below that xmax ended (xmin ≥ it):
+ * an entry of theirs that committed is visible to that pass's reads, and is sealed by it.
+ * (A transaction takes its id when it writes its first row, microseconds after its seq value; the
+ * grace covers that.)
+ */
+export function nextProgress(input: ProgressInput): {
+  top: number;
+  gaps: AuditSealGap[];
+  changed: boolean;
+} {
+  const { snapshot } = input;
+  const gaps: AuditSealGap[] = [];
+  let changed = input.sealedInGaps.length > 0;
+  for (const gap of input.gaps) {
+    const [from, to, seenAtMs] = gap;
+    let xmax = gap[3];
+    if (xmax !== null && input.gapsReadWhole && snapshot.xmin >= BigInt(xmax)) {
+      changed = true;
+      continue; // Nothing can commit into it any more; what had committed is read by this pass.
+    }
+    if (xmax === null && snapshot.nowMs - seenAtMs >= GAP_GRACE_MS) {
+      xmax = snapshot.xmax;
+      changed = true;
+    }
+    // The range minus the entries found in it, in as few ranges as it takes.
+    let start = from;
+    for (const seq of input.sealedInGaps) {
+      if (seq < from || seq > to) continue;
+      if (seq > start) gaps.push([start, seq - 1, seenAtMs, xmax]);
+      start = seq + 1;
+    }
+    if (start <= to) gaps.push([start, to, seenAtMs, xmax]);
+  }
+  let top = input.top;
+  for (const seq of input.newSeqs) {
+    if (seq > top + 1) gaps.push([top + 1, seq - 1, snapshot.nowMs, null]);
+    top = seq;
+  }
+  if (top !== input.top) changed = true;
+  return { top, gaps, changed };
 }

@@ -2,13 +2,14 @@ import type { KeyRing } from "@keyway/crypto";
 import {
   auditCheckpoints,
   auditLog,
+  auditSeals,
   type Database,
   type Executor,
   executePrepared,
   newId,
 } from "@keyway/db";
 import type { Clock } from "@keyway/integrations-core";
-import { and, asc, count, desc, eq, gt, isNull, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, notExists, sql } from "drizzle-orm";
 import {
   auditEntryHash,
   chainOf,
@@ -30,10 +31,14 @@ export interface AuditEntryInput {
 
 type AuditRow = typeof auditLog.$inferSelect;
 
+/** An entry as listed: its place in its chain once sealed, null before. */
+export type ListedAuditRow = AuditRow & { chainSeq: number | null; hash: string | null };
+
 /**
  * Records one entry: a plain insert through `executor`, so inside the caller's transaction it
  * commits (or not) with the change it records. It takes no lock and waits for no other writer:
- * the entry has no chain position until the sealer (sealer.ts) links it, shortly after it commits.
+ * the entry has no chain position until the sealer (sealer.ts) links it (a row of
+ * `audit_seals`), shortly after it commits.
  */
 export async function appendAudit(
   executor: Executor,
@@ -165,16 +170,19 @@ export async function verifyAuditChain(
       ? [chainOf(options.organizationId)]
       : (
           await db.execute<{ chain: string }>(sql`
-            select chain from audit_log where chain is not null
+            select distinct chain from audit_seals
             union select chain from audit_checkpoints order by chain`)
         ).map((row) => row.chain);
+  const notSealed = notExists(
+    db.select({ seq: auditSeals.seq }).from(auditSeals).where(eq(auditSeals.seq, auditLog.seq)),
+  );
   const [unsealed] = await db
     .select({ n: count() })
     .from(auditLog)
     .where(
       options.organizationId !== undefined
-        ? and(isNull(auditLog.hash), eq(auditLog.organizationId, options.organizationId))
-        : isNull(auditLog.hash),
+        ? and(notSealed, eq(auditLog.organizationId, options.organizationId))
+        : notSealed,
     );
   const unsealedEntries = unsealed?.n ?? 0;
   let checkedEntries = 0;
@@ -214,32 +222,40 @@ async function verifyChain(
   let expectedSeq = 1;
   let checked = 0;
   for (;;) {
+    // The chain's links in order, each with its entry (none when the entry was removed).
     const rows = await db
-      .select()
-      .from(auditLog)
-      .where(and(eq(auditLog.chain, chain), gt(auditLog.chainSeq, expectedSeq - 1)))
-      .orderBy(asc(auditLog.chainSeq))
+      .select({ seal: auditSeals, entry: auditLog })
+      .from(auditSeals)
+      .leftJoin(auditLog, eq(auditLog.seq, auditSeals.seq))
+      .where(and(eq(auditSeals.chain, chain), gt(auditSeals.chainSeq, expectedSeq - 1)))
+      .orderBy(asc(auditSeals.chainSeq))
       .limit(pageSize);
-    for (const row of rows) {
-      const content = sealedContent(row);
+    for (const { seal, entry } of rows) {
       const problem = (reason: AuditProblem) => ({
         checked,
-        problem: { reason, chainSeq: row.chainSeq ?? 0, seq: row.seq, id: row.id },
+        problem: {
+          reason,
+          chainSeq: seal.chainSeq,
+          seq: seal.seq,
+          ...(entry !== null ? { id: entry.id } : {}),
+        },
       });
-      // A missing entry shows as the link of the next one (its prev_hash names the missing hash).
-      if (content === undefined || content.prevHash !== previous) return problem("broken_link");
-      if (auditEntryHash(content) !== row.hash || content.chainSeq !== expectedSeq) {
+      // A missing entry shows as the link of the next one (its prev_hash names the missing
+      // hash), or, when only the entry was removed and its link kept, as that link itself.
+      if (entry === null || seal.prevHash !== previous) return problem("broken_link");
+      const content = sealedContent(entry, seal);
+      if (auditEntryHash(content) !== seal.hash || seal.chainSeq !== expectedSeq) {
         return problem("hash_mismatch");
       }
-      while (checkpoints[nextCheckpoint]?.chainSeq === content.chainSeq) {
+      while (checkpoints[nextCheckpoint]?.chainSeq === seal.chainSeq) {
         // The entry a checkpoint signed was replaced (removed, and the chain sealed on).
-        if (checkpoints[nextCheckpoint]?.hash !== row.hash) {
+        if (checkpoints[nextCheckpoint]?.hash !== seal.hash) {
           return problem("checkpoint_head_missing");
         }
         nextCheckpoint++;
       }
       checked++;
-      previous = row.hash;
+      previous = seal.hash;
       expectedSeq++;
     }
     if (rows.length < pageSize) break;
@@ -263,15 +279,17 @@ export async function listAudit(
   db: Database,
   organizationId: string | undefined,
   options: { limit: number; beforeSeq?: number },
-): Promise<AuditRow[]> {
+): Promise<ListedAuditRow[]> {
   const scope =
     organizationId !== undefined ? eq(auditLog.organizationId, organizationId) : undefined;
   const older =
     options.beforeSeq !== undefined ? sql`${auditLog.seq} < ${options.beforeSeq}` : undefined;
-  return db
-    .select()
+  const rows = await db
+    .select({ entry: auditLog, chainSeq: auditSeals.chainSeq, hash: auditSeals.hash })
     .from(auditLog)
+    .leftJoin(auditSeals, eq(auditSeals.seq, auditLog.seq))
     .where(and(scope, older))
     .orderBy(desc(auditLog.seq))
     .limit(options.limit);
+  return rows.map(({ entry, chainSeq, hash }) => ({ ...entry, chainSeq, hash }));
 }

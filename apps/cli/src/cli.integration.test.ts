@@ -192,6 +192,7 @@ describe("keyway audit verify", () => {
       keys: { master: ring12 },
     });
     await database.sql`delete from audit_log`;
+    await database.sql`delete from audit_seals`;
     await database.sql`delete from audit_checkpoints`;
     for (const subject of ["a", "b", "c"]) {
       await database.sql`insert into audit_log
@@ -204,7 +205,10 @@ describe("keyway audit verify", () => {
       0,
     );
     expect(ok.stdout()).toBe("audit chain ok: 3 entries checked\n");
-    await database.sql`delete from audit_log where chain_seq = 3`;
+    // The newest entry and its link (audit_seals) removed: the chain that is left still links.
+    await database.sql`
+      with removed as (delete from audit_seals where chain_seq = 3 returning seq)
+      delete from audit_log where seq in (select seq from removed)`;
     const truncated = output();
     expect(
       await runCli(["audit", "verify", "--from-database", "--config", config], truncated.deps),

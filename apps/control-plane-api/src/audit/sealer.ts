@@ -3,13 +3,14 @@ import {
   type AuditSealGap,
   auditCheckpoints,
   auditLog,
+  auditSeals,
   type Database,
   databaseFailureCause,
   executePrepared,
   isDatabaseUnavailable,
 } from "@keyway/db";
 import type { Clock } from "@keyway/integrations-core";
-import { asc, between, gt, or, sql } from "drizzle-orm";
+import { and, asc, between, eq, gt, notExists, or, sql } from "drizzle-orm";
 import type { Logger } from "../logger";
 import { auditEntryHash, chainOf, GENESIS_HASH, signCheckpoint } from "./chain";
 
@@ -131,7 +132,18 @@ export function createAuditSealer(options: AuditSealerOptions): AuditSealer {
           : await tx
               .select()
               .from(auditLog)
-              .where(or(...gaps.map(([from, to]) => between(auditLog.seq, from, to))))
+              .where(
+                and(
+                  or(...gaps.map(([from, to]) => between(auditLog.seq, from, to))),
+                  // A merged gap (see `nextProgress`) can span sealed entries: never twice.
+                  notExists(
+                    tx
+                      .select({ seq: auditSeals.seq })
+                      .from(auditSeals)
+                      .where(eq(auditSeals.seq, auditLog.seq)),
+                  ),
+                ),
+              )
               .orderBy(asc(auditLog.seq))
               .limit(batchSize);
       const newRows =
@@ -349,5 +361,29 @@ export function nextProgress(input: ProgressInput): {
     top = seq;
   }
   if (top !== input.top) changed = true;
-  return { top, gaps, changed };
+  // Many gaps (rolled-back entries piling up behind a long-running transaction, whose xid holds
+  // every drop back) are merged pairwise, so a pass's read stays one short statement: a merged
+  // gap may span sealed entries, which the read skips. It is stamped and dropped no earlier than
+  // either part would have been.
+  let merged = gaps;
+  while (merged.length > MAX_GAP_RANGES) {
+    const pairs: AuditSealGap[] = [];
+    for (let i = 0; i < merged.length; i += 2) {
+      const a = merged[i] as AuditSealGap;
+      const b = merged[i + 1];
+      if (b === undefined) {
+        pairs.push(a);
+        continue;
+      }
+      const xmax =
+        a[3] === null || b[3] === null ? null : BigInt(a[3]) > BigInt(b[3]) ? a[3] : b[3];
+      pairs.push([a[0], b[1], Math.max(a[2], b[2]), xmax]);
+    }
+    merged = pairs;
+    changed = true;
+  }
+  return { top, gaps: merged, changed };
 }
+
+/** More gap ranges than this are merged (see `nextProgress`). */
+export const MAX_GAP_RANGES = 256;

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createKeyRing, generateMasterKey } from "@keyway/crypto";
 import {
+  type AuditSealGap,
   auditLog,
   auditSealProgress,
   auditSeals,
@@ -16,7 +17,7 @@ import { asc, eq } from "drizzle-orm";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createLogger } from "../logger";
 import { auditEntryHash, GENESIS_HASH } from "./chain";
-import { createAuditSealer, nextProgress } from "./sealer";
+import { createAuditSealer, MAX_GAP_RANGES, nextProgress } from "./sealer";
 import { appendAudit, verifyAuditChain } from "./service";
 
 const keyRing = createKeyRing({ current: 1, keys: [{ version: 1, key: generateMasterKey() }] });
@@ -204,6 +205,27 @@ describe("the sealer's gaps", () => {
     });
   });
 
+  it("skips sealed entries inside a gap (a merged gap can span them)", async () => {
+    const db = handle!.db;
+    const org = "org_01mergedgap";
+    const sealer = createAuditSealer({ db, keyRing, clock, logger });
+    await appendAudit(db, clock, entry(org, "one"));
+    await appendAudit(db, clock, entry(org, "two"));
+    await sealer.sealNow();
+    await db
+      .update(auditSealProgress)
+      .set({ gaps: [[1, 2, 0, null]] })
+      .where(eq(auditSealProgress.id, 1));
+    await appendAudit(db, clock, entry(org, "three"));
+    await sealer.sealNow();
+    await sealer.close();
+    expect(await verifyAuditChain(db, keyRing)).toEqual({
+      ok: true,
+      checkedEntries: 3,
+      unsealedEntries: 0,
+    });
+  });
+
   it("never seals an entry twice across many passes and concurrent writers", async () => {
     const db = handle!.db;
     const sealer = createAuditSealer({ db, keyRing, clock, logger, batchSize: 7 });
@@ -304,6 +326,27 @@ describe("nextProgress", () => {
         snapshot: { xmin: 105n, xmax: "110", nowMs: 11_000 },
       }),
     ).toEqual({ top: 20, gaps: [], changed: true });
+  });
+  it("merges gaps past MAX_GAP_RANGES into ranges covering them all, dropped no earlier than any part", () => {
+    const gaps = Array.from(
+      { length: MAX_GAP_RANGES + 44 },
+      (_, i): AuditSealGap => [i * 10, i * 10 + 1, 1_000 + i, i === 3 ? null : String(200 + i)],
+    );
+    const next = nextProgress({
+      top: 10_000,
+      gaps,
+      sealedInGaps: [],
+      gapsReadWhole: true,
+      newSeqs: [],
+      snapshot: { xmin: 100n, xmax: "900", nowMs: 1_500 },
+    });
+    expect(next.gaps.length).toBeLessThanOrEqual(MAX_GAP_RANGES);
+    for (const [from, to] of gaps) {
+      expect(next.gaps.some(([a, b]) => a <= from && to <= b)).toBe(true);
+    }
+    // Ranges 2 and 3 were merged: 3 was not stamped, so neither is the merge; it was seen last.
+    expect(next.gaps.find(([a, b]) => a <= 30 && 31 <= b)).toEqual([20, 31, 1_003, null]);
+    expect(next.gaps.find(([a, b]) => a <= 0 && 1 <= b)).toEqual([0, 11, 1_001, "201"]);
   });
   it("reports no change when nothing moved", () => {
     expect(

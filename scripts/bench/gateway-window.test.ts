@@ -6,6 +6,7 @@ import {
   benchTicks,
   crossCpuRoundTripNs,
   disturbance,
+  runFastest,
   startWindow,
   type WindowFacts,
 } from "./gateway-window";
@@ -83,9 +84,26 @@ describe("disturbance", () => {
     expect(disturbance(quiet)).toBeNull();
   });
 
-  it("names a window whose CPU ran slower than the run's fastest", () => {
-    expect(disturbance(quiet, 290)).toBeNull();
-    expect(disturbance({ ...quiet, speedProbeUs: 450 }, 300)).toBe(
+  it("names a window whose virtual CPUs both ran slower than in the run's fastest (pinned probes)", () => {
+    // 2026-12-06, Node 20: the gateway's window at 1,114/1,079 µs, nginx's at 673/676.
+    const nginx = { ...quiet, cpuSpeedProbeUs: [673, 676] };
+    const gateway = { ...quiet, cpuSpeedProbeUs: [1114, 1079] };
+    const fastest = runFastest([nginx, gateway]);
+    expect(fastest.pinnedProbeUs).toBeCloseTo(674.5);
+    expect(disturbance(nginx, fastest)).toBeNull();
+    expect(disturbance(gateway, fastest)).toBe(
+      "the virtual CPUs ran 1.63× slower than in the run's fastest window (pinned speed probes)",
+    );
+    // With pinned probes the unpinned one (it moves with the JIT) is not compared.
+    expect(disturbance({ ...nginx, speedProbeUs: 1200 }, fastest)).toBeNull();
+  });
+
+  it("falls back to the unpinned speed probe without pinned ones", () => {
+    const plain = { ...quiet, cpuSpeedProbeUs: [] };
+    const fastest = runFastest([plain, { ...plain, speedProbeUs: 290 }]);
+    expect(fastest).toEqual({ speedProbeUs: 290 });
+    expect(disturbance(plain, fastest)).toBeNull();
+    expect(disturbance({ ...plain, speedProbeUs: 450 }, { speedProbeUs: 300 })).toBe(
       "the CPU ran 1.50× slower than in the run's fastest window (speed probe)",
     );
   });

@@ -57,7 +57,13 @@ import {
   startBenchControlPlane,
 } from "./gateway-control-plane";
 import type { LoadResult, LoadSpec } from "./gateway-load";
-import { crossCpuRoundTripNs, disturbance, startWindow, type WindowFacts } from "./gateway-window";
+import {
+  crossCpuRoundTripNs,
+  disturbance,
+  runFastest,
+  startWindow,
+  type WindowFacts,
+} from "./gateway-window";
 import {
   canConnect,
   childPids,
@@ -1498,9 +1504,9 @@ function report({
   console.log("\ntargets (SPEC §11)");
   for (const t of targets)
     console.log(`  ${t.met ? "met   " : "MISSED"}  ${t.target}: ${fmt(t.value, 3)}`);
-  const fastestProbeUs = Math.min(...results.map((r) => r.window.speedProbeUs));
+  const fastest = runFastest(results.map((r) => r.window));
   const disturbed = results.flatMap((r) => {
-    const why = disturbance(r.window, fastestProbeUs);
+    const why = disturbance(r.window, fastest);
     return why === null ? [] : [`  ${r.case} c=${r.connections}: ${why}`];
   });
   if (disturbed.length > 0) {

@@ -1,3 +1,4 @@
+export { decodeUtf8Body, readJsonObjectBody } from "./body";
 export { isEventTypePattern, matchesEventType, subscribesTo } from "./event-type-filter";
 export {
   type HeaderPairs,

@@ -1,4 +1,5 @@
 import {
+  decodeUtf8Body,
   isJsonObject,
   verifyHmacSha256Hex,
   type WebhookBehaviour,
@@ -6,9 +7,6 @@ import {
   type WebhookRequest,
 } from "@keyway/integrations-core";
 import type { GitHubTargetSecrets } from "./target-secret-schema";
-
-/** Strict UTF-8 (invalid bytes throw); one decoder for every request (a decode call keeps no state). */
-const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * Events a GitHub App or repository webhook commonly delivers, as Keyway event types. Events with
@@ -143,7 +141,7 @@ export const githubWebhook: WebhookBehaviour<GitHubTargetSecrets> = {
 function readPayload(request: WebhookRequest): unknown {
   let text: string;
   try {
-    text = UTF8.decode(request.rawBody);
+    text = decodeUtf8Body(request.rawBody);
   } catch {
     return undefined;
   }

@@ -1,4 +1,5 @@
 import {
+  decodeUtf8Body,
   isJsonObject,
   type JsonValue,
   verifyStandardWebhook,
@@ -10,9 +11,6 @@ import {
   type WebhookVerifyResult,
 } from "@keyway/integrations-core";
 import type { HttpApiTargetConfig, HttpApiTargetSecrets } from "./target-config-schema";
-
-/** Strict UTF-8 (invalid bytes throw); one decoder for every request (a decode call keeps no state). */
-const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * Inbound webhooks signed by the Standard Webhooks scheme (https://www.standardwebhooks.com):
@@ -36,7 +34,7 @@ export function parseHttpApiWebhook(request: WebhookRequest): WebhookParseResult
   }
   let payload: JsonValue;
   try {
-    payload = JSON.parse(UTF8.decode(request.rawBody));
+    payload = JSON.parse(decodeUtf8Body(request.rawBody));
   } catch {
     return { kind: "invalid", message: "body is not UTF-8 JSON" };
   }

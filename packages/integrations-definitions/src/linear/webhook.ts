@@ -1,16 +1,12 @@
 import {
-  isJsonObject,
   isWithinTolerance,
   type JsonObject,
+  readJsonObjectBody,
   verifyHmacSha256Hex,
   type WebhookBehaviour,
   type WebhookParseResult,
-  type WebhookRequest,
 } from "@keyway/integrations-core";
 import type { LinearTargetSecrets } from "./target-secret-schema";
-
-/** Strict UTF-8 (invalid bytes throw); one decoder for every request (a decode call keeps no state). */
-const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * Linear webhooks (linear.app/developers/webhooks): `Linear-Signature` is the hex HMAC-SHA256 of
@@ -61,7 +57,7 @@ export const linearWebhook: WebhookBehaviour<LinearTargetSecrets> = {
   eventTypes: LINEAR_EVENT_TYPES,
 
   parse(request) {
-    const body = readJsonObject(request.rawBody);
+    const body = readJsonObjectBody(request.rawBody);
     if (!body) return invalid("body is not a JSON object");
     const { type, action } = body;
     if (typeof type !== "string" || type === "" || typeof action !== "string" || action === "") {
@@ -95,7 +91,7 @@ export const linearWebhook: WebhookBehaviour<LinearTargetSecrets> = {
     }
     // The timestamp sits inside the signed body, so it is read only once the body is authentic.
     // A body without one cannot show it is fresh and is refused like a stale one.
-    const timestamp = readJsonObject(request.rawBody)?.webhookTimestamp;
+    const timestamp = readJsonObjectBody(request.rawBody)?.webhookTimestamp;
     if (
       typeof timestamp !== "number" ||
       !isWithinTolerance(timestamp, now, LINEAR_TIMESTAMP_TOLERANCE_MS)
@@ -113,15 +109,6 @@ export const linearWebhook: WebhookBehaviour<LinearTargetSecrets> = {
 
 function invalid(message: string): WebhookParseResult {
   return { kind: "invalid", message };
-}
-
-function readJsonObject(raw: WebhookRequest["rawBody"]): JsonObject | undefined {
-  try {
-    const parsed: unknown = JSON.parse(UTF8.decode(raw));
-    return isJsonObject(parsed) ? parsed : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function stringField(body: JsonObject, key: string): string | undefined {

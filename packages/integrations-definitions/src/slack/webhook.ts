@@ -2,15 +2,13 @@ import {
   isJsonObject,
   isWithinTolerance,
   type JsonObject,
+  readJsonObjectBody,
   verifyHmacSha256Hex,
   type WebhookBehaviour,
   type WebhookParseResult,
   type WebhookRequest,
 } from "@keyway/integrations-core";
 import type { SlackTargetSecrets } from "./target-secret-schema";
-
-/** Strict UTF-8 (invalid bytes throw); one decoder for every request (a decode call keeps no state). */
-const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * Slack Events API requests (docs.slack.dev/authentication/verifying-requests-from-slack):
@@ -48,7 +46,7 @@ export const slackWebhook: WebhookBehaviour<SlackTargetSecrets> = {
   eventTypes: SLACK_EVENT_TYPES,
 
   parse(request) {
-    const body = readJsonObject(request.rawBody);
+    const body = readJsonObjectBody(request.rawBody);
     if (!body) return invalid("body is not a JSON object");
     switch (body.type) {
       case "url_verification": {
@@ -148,13 +146,4 @@ function secondsToIso(value: unknown): string | undefined {
 
 function invalid(message: string): WebhookParseResult {
   return { kind: "invalid", message };
-}
-
-function readJsonObject(raw: Uint8Array): JsonObject | undefined {
-  try {
-    const parsed: unknown = JSON.parse(UTF8.decode(raw));
-    return isJsonObject(parsed) ? parsed : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -8,6 +8,7 @@ import { ResponseScrubber } from "../scrub/response-scrubber";
 import type { ScrubTally, SecretScrubber } from "../scrub/secret-scrubber";
 import { createUpstreamConnector } from "../upstream-connector";
 import { upstreamSecureContext, upstreamTlsError, upstreamTlsFailureReason } from "../upstream-tls";
+import { PlainHttpOrigin, type RequestDispatcher } from "./plain-upstream";
 
 /**
  * Stage 6 — forward: send the prepared request to its upstream and relay the response (SPEC §7).
@@ -36,6 +37,12 @@ export interface ForwardSettings {
    * response byte (`resilience/retry-policy.ts`). Default 1.
    */
   maxRetries?: number;
+  /**
+   * Requests without a body to `http:` route origins go through `plain-upstream.ts` (a lean
+   * keep-alive HTTP/1.1 client) instead of undici's `Pool`, which still takes everything else.
+   * Default true; false sends everything through undici.
+   */
+  plainHttpClient?: boolean;
 }
 
 /** Told how each route request fared at the upstream (the circuit breaker listens). */
@@ -186,7 +193,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler, ScrubTally {
   #upstreamAnswered = false;
   /** Set when a failed attempt may be sent again (see `retryWith`). */
   #retriesLeft = 0;
-  #retryDispatcher: Dispatcher | null = null;
+  #retryDispatcher: RequestDispatcher | null = null;
   #retryOptions: Dispatcher.DispatchOptions | null = null;
   /** What is dispatched: this relay, or a decorator around it (`ForwardTarget.wrapHandler`). */
   #retryHandler: Dispatcher.DispatchHandler = this;
@@ -208,7 +215,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler, ScrubTally {
 
   /** Allows `retries` re-sends of `options` after connection errors before any response. */
   retryWith(
-    dispatcher: Dispatcher,
+    dispatcher: RequestDispatcher,
     options: Dispatcher.DispatchOptions,
     retries: number,
     handler: Dispatcher.DispatchHandler = this,
@@ -401,7 +408,9 @@ export function createForward(settings: ForwardSettings): Forward {
     keepAliveTimeout: settings.keepAliveTimeoutMs ?? 60_000,
   };
   const maxRetries = settings.maxRetries ?? 1;
+  const plainHttpClient = settings.plainHttpClient ?? true;
   const pools = new Map<string, Pool>();
+  const plainOrigins = new Map<string, PlainHttpOrigin>();
   const unmanaged = new Agent(dispatcherOptions);
 
   function poolFor(origin: string): Pool {
@@ -413,8 +422,25 @@ export function createForward(settings: ForwardSettings): Forward {
     return pool;
   }
 
+  /** A route origin's dispatcher: the plain client (with the pool behind it) for `http:`. */
+  function dispatcherFor(origin: string): RequestDispatcher {
+    if (!plainHttpClient || !origin.startsWith("http:")) return poolFor(origin);
+    let plain = plainOrigins.get(origin);
+    if (plain === undefined) {
+      plain = new PlainHttpOrigin(origin, {
+        connect,
+        headersTimeoutMs: settings.headersTimeoutMs,
+        bodyTimeoutMs: settings.bodyIdleTimeoutMs,
+        keepAliveTimeoutMs: dispatcherOptions.keepAliveTimeout,
+        fallback: poolFor(origin),
+      });
+      plainOrigins.set(origin, plain);
+    }
+    return plain;
+  }
+
   function dispatch(
-    dispatcher: Dispatcher,
+    dispatcher: RequestDispatcher,
     req: IncomingMessage,
     res: ServerResponse,
     target: ForwardTarget,
@@ -457,9 +483,10 @@ export function createForward(settings: ForwardSettings): Forward {
 
   return {
     forwardToRoute: (req, res, target, observer) =>
-      dispatch(poolFor(target.origin), req, res, target, observer ?? null),
+      dispatch(dispatcherFor(target.origin), req, res, target, observer ?? null),
     forwardToAddress: (req, res, target) => dispatch(unmanaged, req, res, target, null),
     async close() {
+      await Promise.all([...plainOrigins.values()].map((plain) => plain.close()));
       await Promise.all([...pools.values()].map((pool) => pool.close()));
       await unmanaged.close();
     },

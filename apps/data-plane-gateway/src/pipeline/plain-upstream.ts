@@ -66,7 +66,7 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const INVALID_PATH = /[^\u0021-\u00ff]/;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
-const HEADER_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[\t ]*([\t\x20-\x7e\x80-\xff]*?)[\t ]*$/;
+const CONNECTION_CLOSE = /(?:^|,)[\t ]*close[\t ]*(?:,|$)/i;
 const CHUNK_SIZE = /^([0-9A-Fa-f]{1,13})(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
 const DIGITS = /^\d{1,15}$/;
 const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
@@ -333,9 +333,7 @@ class Connection {
               if (data.length > 0 && !this.closed) this.destroy();
               return;
             }
-            if (!HEADER_LINE.test(line)) {
-              throw new UpstreamError("invalid trailer", "HPE_INVALID_HEADER_TOKEN");
-            }
+            headerValue(line, headerColon(line));
             break;
           }
           const size = CHUNK_SIZE.exec(line);
@@ -385,10 +383,10 @@ class Connection {
     let contentLength = -1;
     let chunked = false;
     for (let i = 1; i < lines.length; i++) {
-      const match = HEADER_LINE.exec(lines[i] as string);
-      if (match === null) throw new UpstreamError("invalid header", "HPE_INVALID_HEADER_TOKEN");
-      const name = (match[1] as string).toLowerCase();
-      const value = match[2] as string;
+      const line = lines[i] as string;
+      const colon = headerColon(line);
+      const name = line.slice(0, colon).toLowerCase();
+      const value = headerValue(line, colon);
       if (name === "content-length") {
         if (contentLength >= 0 || !DIGITS.test(value)) {
           throw new UpstreamError("invalid content-length", "HPE_UNEXPECTED_CONTENT_LENGTH");
@@ -400,7 +398,7 @@ class Connection {
         }
         chunked = true;
       } else if (name === "connection") {
-        if (/(?:^|,)\s*close\s*(?:,|$)/i.test(value)) this.reusable = false;
+        if (CONNECTION_CLOSE.test(value)) this.reusable = false;
       } else if (name === "keep-alive") {
         const hint = KEEP_ALIVE_TIMEOUT.exec(value);
         if (hint !== null) this.origin.keepAliveHint(this, Number(hint[1]) * 1000);
@@ -687,6 +685,32 @@ export class PlainHttpOrigin implements RequestDispatcher {
     for (const conn of [...this.#idle]) conn.destroy();
     while (this.#connections.size > 0) await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** Where a header line's name ends: a token, then the colon (no space before it). */
+function headerColon(line: string): number {
+  const colon = line.indexOf(":");
+  if (colon <= 0 || !TOKEN.test(line.slice(0, colon))) {
+    throw new UpstreamError("invalid header", "HPE_INVALID_HEADER_TOKEN");
+  }
+  return colon;
+}
+
+/** A header line's value without the optional white space around it; no control characters. */
+function headerValue(line: string, colon: number): string {
+  let start = colon + 1;
+  let end = line.length;
+  while (start < end && isOws(line.charCodeAt(start))) start++;
+  while (end > start && isOws(line.charCodeAt(end - 1))) end--;
+  const value = line.slice(start, end);
+  if (INVALID_VALUE.test(value)) {
+    throw new UpstreamError("invalid header value", "HPE_INVALID_HEADER_TOKEN");
+  }
+  return value;
+}
+
+function isOws(code: number): boolean {
+  return code === 32 || code === 9;
 }
 
 function invalidArgument(message: string): Error {

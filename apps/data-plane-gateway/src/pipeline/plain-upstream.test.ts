@@ -180,6 +180,24 @@ describe("PlainHttpOrigin", () => {
     expect(upstream.sockets).toHaveLength(1);
   });
 
+  it("keeps header names Object.prototype has as plain values, refuses __proto__", async () => {
+    const answers = [
+      ok("a", "toString: 1\r\nconstructor: 2\r\nconstructor: 3\r\n"),
+      ok("b", "__proto__: 1\r\n"),
+    ];
+    const { get } = await setup((_head, socket) => socket.write(answers.shift() ?? ok("z")));
+    const first = await get();
+    expect(first.headers.tostring).toBe("1");
+    expect(first.headers.constructor).toEqual(["2", "3"]);
+    expect(Object.keys(first.headers)).toEqual([
+      "content-type",
+      "content-length",
+      "tostring",
+      "constructor",
+    ]);
+    expect((await get()).error?.code).toBe("HPE_INVALID_HEADER_TOKEN");
+  });
+
   it("reads a body without length to the connection's end and never reuses it", async () => {
     const { upstream, get } = await setup((_head, socket) => {
       socket.write("HTTP/1.1 200 OK\r\n\r\npart one, ");

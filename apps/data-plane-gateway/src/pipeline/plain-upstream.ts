@@ -379,7 +379,10 @@ class Connection {
     const status = STATUS_LINE.exec(lines[0] as string);
     if (status === null) throw new UpstreamError("invalid status line", "HPE_INVALID_CONSTANT");
     const statusCode = Number(status[2]);
-    const headers: IncomingHttpHeaders = Object.create(null);
+    // A plain object (as undici's): V8 keeps it fast for the relay's `for…in`, where a
+    // null-prototype one is a dictionary (≈ 10× slower to walk). Names `Object.prototype` has are
+    // handled below.
+    const headers: IncomingHttpHeaders = {};
     let contentLength = -1;
     let chunked = false;
     for (let i = 1; i < lines.length; i++) {
@@ -403,7 +406,10 @@ class Connection {
         const hint = KEEP_ALIVE_TIMEOUT.exec(value);
         if (hint !== null) this.origin.keepAliveHint(this, Number(hint[1]) * 1000);
       }
-      const existing = headers[name];
+      if (name === "__proto__") {
+        throw new UpstreamError("invalid header", "HPE_INVALID_HEADER_TOKEN");
+      }
+      const existing = Object.hasOwn(headers, name) ? headers[name] : undefined;
       if (existing === undefined) headers[name] = value;
       else if (typeof existing === "string") headers[name] = [existing, value];
       else existing.push(value);
@@ -690,10 +696,20 @@ export class PlainHttpOrigin implements RequestDispatcher {
 /** Where a header line's name ends: a token, then the colon (no space before it). */
 function headerColon(line: string): number {
   const colon = line.indexOf(":");
-  if (colon <= 0 || !TOKEN.test(line.slice(0, colon))) {
-    throw new UpstreamError("invalid header", "HPE_INVALID_HEADER_TOKEN");
+  if (colon <= 0) throw new UpstreamError("invalid header", "HPE_INVALID_HEADER_TOKEN");
+  for (let i = 0; i < colon; i++) {
+    const code = line.charCodeAt(i);
+    if (code > 127 || TOKEN_CHARS[code] !== 1) {
+      throw new UpstreamError("invalid header", "HPE_INVALID_HEADER_TOKEN");
+    }
   }
   return colon;
+}
+
+/** 1 for the characters of an HTTP token (RFC 9110 `tchar`). */
+const TOKEN_CHARS = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") {
+  TOKEN_CHARS[c.charCodeAt(0)] = 1;
 }
 
 /** A header line's value without the optional white space around it; no control characters. */

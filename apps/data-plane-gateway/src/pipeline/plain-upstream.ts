@@ -375,8 +375,8 @@ class Connection {
 
   /** A response head: informational ones are skipped, a final one is handed to the handler. */
   head(exchange: Exchange, text: string): void {
-    const lines = text.split("\r\n");
-    const status = STATUS_LINE.exec(lines[0] as string);
+    let lineEnd = text.indexOf("\r\n");
+    const status = STATUS_LINE.exec(lineEnd < 0 ? text : text.slice(0, lineEnd));
     if (status === null) throw new UpstreamError("invalid status line", "HPE_INVALID_CONSTANT");
     const statusCode = Number(status[2]);
     // A plain object (as undici's): V8 keeps it fast for the relay's `for…in`, where a
@@ -385,11 +385,26 @@ class Connection {
     const headers: IncomingHttpHeaders = {};
     let contentLength = -1;
     let chunked = false;
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i] as string;
-      const colon = headerColon(line);
-      const name = line.slice(0, colon).toLowerCase();
-      const value = headerValue(line, colon);
+    while (lineEnd >= 0) {
+      // One header line, read in place (no split): [start, end) of `text`.
+      const start = lineEnd + 2;
+      lineEnd = text.indexOf("\r\n", start);
+      const end = lineEnd < 0 ? text.length : lineEnd;
+      let colon = start;
+      let upper = false;
+      for (; colon < end; colon++) {
+        const code = text.charCodeAt(colon);
+        if (code === 58) break; // ":"
+        const kind = code > 127 ? 0 : TOKEN_CHARS[code];
+        if (kind === 0) throw new UpstreamError("invalid header", "HPE_INVALID_HEADER_TOKEN");
+        if (kind === 2) upper = true;
+      }
+      if (colon === start || colon === end) {
+        throw new UpstreamError("invalid header", "HPE_INVALID_HEADER_TOKEN");
+      }
+      const rawName = text.slice(start, colon);
+      const name = upper ? rawName.toLowerCase() : rawName;
+      const value = trimmedValue(text, colon + 1, end);
       if (name === "content-length") {
         if (contentLength >= 0 || !DIGITS.test(value)) {
           throw new UpstreamError("invalid content-length", "HPE_UNEXPECTED_CONTENT_LENGTH");
@@ -699,26 +714,32 @@ function headerColon(line: string): number {
   if (colon <= 0) throw new UpstreamError("invalid header", "HPE_INVALID_HEADER_TOKEN");
   for (let i = 0; i < colon; i++) {
     const code = line.charCodeAt(i);
-    if (code > 127 || TOKEN_CHARS[code] !== 1) {
+    if (code > 127 || TOKEN_CHARS[code] === 0) {
       throw new UpstreamError("invalid header", "HPE_INVALID_HEADER_TOKEN");
     }
   }
   return colon;
 }
 
-/** 1 for the characters of an HTTP token (RFC 9110 `tchar`). */
+/** The characters of an HTTP token (RFC 9110 `tchar`): 2 for upper-case letters, else 1. */
 const TOKEN_CHARS = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") {
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") {
   TOKEN_CHARS[c.charCodeAt(0)] = 1;
 }
+for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZ") TOKEN_CHARS[c.charCodeAt(0)] = 2;
 
 /** A header line's value without the optional white space around it; no control characters. */
 function headerValue(line: string, colon: number): string {
-  let start = colon + 1;
-  let end = line.length;
-  while (start < end && isOws(line.charCodeAt(start))) start++;
-  while (end > start && isOws(line.charCodeAt(end - 1))) end--;
-  const value = line.slice(start, end);
+  return trimmedValue(line, colon + 1, line.length);
+}
+
+/** `text` from `from` to `to`, without the optional white space around it; no control characters. */
+function trimmedValue(text: string, from: number, to: number): string {
+  let start = from;
+  let end = to;
+  while (start < end && isOws(text.charCodeAt(start))) start++;
+  while (end > start && isOws(text.charCodeAt(end - 1))) end--;
+  const value = text.slice(start, end);
   if (INVALID_VALUE.test(value)) {
     throw new UpstreamError("invalid header value", "HPE_INVALID_HEADER_TOKEN");
   }

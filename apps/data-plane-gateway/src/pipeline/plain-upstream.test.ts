@@ -355,6 +355,47 @@ describe("PlainHttpOrigin", () => {
     expect(pauses).toBeGreaterThan(1);
   });
 
+  it("delivers a body the upstream sent before closing, even while the handler is paused", async () => {
+    const body = "abcdefghij".repeat(10_000);
+    for (const answer of [
+      `HTTP/1.1 200 OK\r\n\r\n${body}`, // ends with the connection
+      `HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+    ]) {
+      const upstream = await rawUpstream((_head, socket) => socket.end(answer));
+      const fallback = new Pool(upstream.origin);
+      const plain = new PlainHttpOrigin(upstream.origin, {
+        connect: buildConnector({ timeout: 2000 }),
+        headersTimeoutMs: 5000,
+        bodyTimeoutMs: 5000,
+        keepAliveTimeoutMs: 60_000,
+        fallback,
+      });
+      cleanups.push(async () => {
+        await upstream.close();
+        await fallback.destroy();
+      });
+      let received = "";
+      const outcome = await new Promise<string>((resolve) => {
+        plain.dispatch(
+          { origin: upstream.origin, method: "GET", path: "/", headers: [] },
+          {
+            onResponseData(controller, chunk) {
+              received += chunk.toString("latin1");
+              // Paused long enough for the upstream's FIN to arrive behind the held bytes.
+              controller.pause();
+              setTimeout(() => controller.resume(), 20);
+            },
+            onResponseEnd: () => resolve("end"),
+            onResponseError: (_c, error) => resolve(`error ${error.message}`),
+          },
+        );
+      });
+      expect(outcome).toBe("end");
+      expect(received.length).toBe(body.length);
+      expect(received).toBe(body);
+    }
+  });
+
   it("leaves requests with a body, HEAD and framing headers to the fallback", async () => {
     // undici (the fallback) sends the body right after the head: it is left in the raw server's
     // buffer and read as the start of the next head, hence `includes`.

@@ -157,6 +157,8 @@ class Connection {
   /** Set once the socket is gone. */
   closed = false;
   socketError: Error | null = null;
+  /** The socket closed while body bytes were still held for a paused handler. */
+  closedWhileHeld = false;
   status = 0;
 
   constructor(readonly origin: PlainHttpOrigin) {}
@@ -196,7 +198,14 @@ class Connection {
     if (held !== null) {
       this.held = null;
       this.onData(held);
-      if (this.exchange !== exchange || exchange.paused) return;
+      if (this.exchange === exchange && exchange.paused) return;
+      if (this.closedWhileHeld) {
+        // Everything the upstream sent has been handed over: now its close counts.
+        this.closedWhileHeld = false;
+        this.settleClose();
+        return;
+      }
+      if (this.exchange !== exchange) return;
     }
     this.socket?.resume();
   }
@@ -219,6 +228,18 @@ class Connection {
     const wasClosed = this.closed;
     this.closed = true;
     this.origin.forget(this);
+    if (this.held !== null && this.socketError === null && !wasClosed) {
+      // The body's last bytes wait for the paused handler: the end is told after them. (Node
+      // emits `end`, and so `close`, only once a paused socket's data was read, so this is a
+      // guard for an error-free close arriving some other way.)
+      this.closedWhileHeld = true;
+      return;
+    }
+    this.settleClose(wasClosed);
+  }
+
+  /** The socket is gone: what that means for the exchange it carried. */
+  settleClose(wasClosed = false): void {
     const exchange = this.exchange;
     this.exchange = null;
     if (exchange === null || exchange.done) return;

@@ -99,6 +99,7 @@ export async function gatewayDepsFromConfig(
         headersTimeoutMs: gateway.timeouts.headers_ms,
         bodyIdleTimeoutMs: gateway.timeouts.body_idle_ms,
         maxRetries: gateway.retries.max_retries,
+        plainHttpClient: gateway.plain_http_client === "keyway",
         ...(upstreamCa === undefined ? {} : { ca: upstreamCa }),
       },
       rateLimit:

@@ -271,7 +271,7 @@ github_redelivery_lookback_hours = 96
     expect(config.webhooks.event_retention_days).toBe(4);
   });
 
-  it("defaults the gateway's timeouts, rate limit, circuit breaker and retries", async () => {
+  it("defaults the gateway's timeouts, rate limit, circuit breaker, retries and plain-HTTP client", async () => {
     const config = await load("");
     expect(config.gateway.timeouts).toEqual({
       connect_ms: 10_000,
@@ -285,13 +285,18 @@ github_redelivery_lookback_hours = 96
       cool_down_ms: 30_000,
     });
     expect(config.gateway.retries).toEqual({ max_retries: 1 });
+    expect(config.gateway.plain_http_client).toBe("keyway");
+    expect(
+      (await load('[gateway]\nplain_http_client = "undici"\n')).gateway.plain_http_client,
+    ).toBe("undici");
     const error = await configError(
       load(
-        "[gateway.rate_limit]\nrequests_per_second = -1\nburst = 0\n[gateway.retries]\nmax_retries = 9\n[gateway.timeouts]\nconnect = 5\n",
+        '[gateway]\nplain_http_client = "llhttp"\n[gateway.rate_limit]\nrequests_per_second = -1\nburst = 0\n[gateway.retries]\nmax_retries = 9\n[gateway.timeouts]\nconnect = 5\n',
       ),
     );
     expect(error.message.split("\n").sort()).toEqual(
       [
+        'config error: gateway.plain_http_client: expected "keyway" or "undici", got "llhttp"',
         "config error: gateway.rate_limit.requests_per_second: must be at least 0, got -1",
         "config error: gateway.rate_limit.burst: must be at least 1, got 0",
         "config error: gateway.retries.max_retries: must be at most 5, got 9",

@@ -5,7 +5,7 @@
  *
  *   pnpm bench:storm [--sandboxes 200] [--plans N] [--rounds 3] [--warmup 3]
  *                    [--client node|undici] [--cold-upstream] [--json FILE] [--profile DIR]
- *                    [--pg-statements]
+ *                    [--pg-statements] [--gateway-node-flags "FLAGS"] [--gateway-bundle FILE]
  *
  * Each sandbox has its own connection (CONNECT with its session token as proxy credential, TLS
  * terminated by the gateway with a leaf from the deployment's CA; `storm-sandboxes.ts`, with
@@ -42,6 +42,11 @@
  * the rounds (warm-up included), and of the sandboxes, and prints where each spent its time.
  * `--pg-statements` loads `pg_stat_statements` into the embedded PostgreSQL and prints its
  * costliest statements over the measured rounds (calls, rows, execution and planning ms).
+ * `--gateway-node-flags "…"` starts the gateway with these Node flags after the deployed ones
+ * (`SERVICE_NODE_FLAGS`; a later V8 flag wins), e.g. `--openssl-config=FILE` or
+ * `--max-semi-space-size=16`, to measure a flag before `scripts/build.ts` adopts it.
+ * `--gateway-bundle FILE` runs that gateway bundle instead of building this checkout's (an A/B
+ * against another commit's `apps/data-plane-gateway/dist/main.mjs`, copied aside).
  */
 import { createHash } from "node:crypto";
 import { once } from "node:events";
@@ -102,6 +107,15 @@ const CLIENT = (() => {
 })();
 const COLD_UPSTREAM = process.argv.includes("--cold-upstream");
 const PG_STATEMENTS = process.argv.includes("--pg-statements");
+function stringFlag(name: string): string | undefined {
+  const at = process.argv.indexOf(name);
+  if (at < 0) return undefined;
+  const value = process.argv[at + 1];
+  if (value === undefined) throw new Error(`${name} takes a value`);
+  return value;
+}
+const GATEWAY_NODE_FLAGS = (stringFlag("--gateway-node-flags") ?? "").split(/\s+/).filter(Boolean);
+const GATEWAY_BUNDLE = stringFlag("--gateway-bundle");
 /** The upstream's keep-alive with `--cold-upstream`, and the pause between rounds. */
 const COLD_KEEP_ALIVE_MS = 3_000;
 const ROUND_PAUSE_MS = COLD_UPSTREAM ? COLD_KEEP_ALIVE_MS + 1_000 : 1_000;
@@ -207,7 +221,10 @@ async function main() {
       [
         ...profileFlags,
         ...SERVICE_NODE_FLAGS["data-plane-gateway"],
-        await buildService("data-plane-gateway"),
+        ...GATEWAY_NODE_FLAGS,
+        GATEWAY_BUNDLE === undefined
+          ? await buildService("data-plane-gateway")
+          : resolve(GATEWAY_BUNDLE),
       ],
       {
         env: {
@@ -368,6 +385,8 @@ async function main() {
       plansPerRound: PLANS,
       client: CLIENT,
       coldUpstream: COLD_UPSTREAM,
+      gatewayNodeFlags: [...SERVICE_NODE_FLAGS["data-plane-gateway"], ...GATEWAY_NODE_FLAGS],
+      gatewayBundle: GATEWAY_BUNDLE ?? "built from this checkout",
       warmupRounds,
       rounds,
       overallMs: overall,
@@ -382,7 +401,9 @@ async function main() {
       `first-request storm — ${machine.cpu}, ${machine.cores} cores, node ${machine.node}: ` +
         `${SANDBOXES} sandboxes at once on ${PLANS} plan(s), ${ROUNDS} round(s) after ` +
         `${WARMUP_ROUNDS} warm-up round(s), client ${CLIENT}` +
-        (COLD_UPSTREAM ? ", upstream connections closed between rounds" : ""),
+        (COLD_UPSTREAM ? ", upstream connections closed between rounds" : "") +
+        (GATEWAY_NODE_FLAGS.length > 0 ? `, gateway flags ${GATEWAY_NODE_FLAGS.join(" ")}` : "") +
+        (GATEWAY_BUNDLE === undefined ? "" : `, gateway bundle ${GATEWAY_BUNDLE}`),
     );
     console.table(
       Object.fromEntries(

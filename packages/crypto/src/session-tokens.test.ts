@@ -1,3 +1,4 @@
+import { sign } from "node:crypto";
 import { createLocalJWKSet, decodeProtectedHeader, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import type { Clock } from "./clock";
@@ -188,6 +189,67 @@ describe("session tokens", () => {
       .setJti("j")
       .sign(privateKeyObject(oldKey.privateJwk));
     expect((await tokenError(verifier.verify(expiredAndEmpty))).code).toBe("TOKEN_EXPIRED");
+  });
+
+  it("refuses every header and claim that is missing, mistyped or empty, signature valid", async () => {
+    const { clock, oldKey, signer } = await setup();
+    const getKey = createLocalJWKSet(signer(oldKey.kid).jwks());
+    const verifier = createSessionTokenVerifier({ issuer, audience, getKey, clock });
+    const key = privateKeyObject(oldKey.privateJwk);
+    /** A token signed over exactly this header and payload JSON text. */
+    const signRaw = (headerJson: string, payloadJson: string) => {
+      const input = `${Buffer.from(headerJson).toString("base64url")}.${Buffer.from(payloadJson).toString("base64url")}`;
+      return `${input}.${sign(null, Buffer.from(input), key).toString("base64url")}`;
+    };
+    const header = { alg: "EdDSA", kid: oldKey.kid, typ: "kw-session+jwt" };
+    const payload = {
+      iss: issuer,
+      aud: audience,
+      sub: "sess_01",
+      iat: epoch("2030-01-01T00:00:00Z"),
+      exp: epoch("2030-01-01T00:10:00Z"),
+      jti: "j",
+      org: "org_01",
+      pln: "sha256:abc",
+      pv: "pver_01",
+    };
+    const raw = (h: object, p: object) => signRaw(JSON.stringify(h), JSON.stringify(p));
+    // The same construction with nothing wrong verifies: what follows fails for its one change.
+    await expect(verifier.verify(raw(header, payload))).resolves.toMatchObject({
+      sessionId: "sess_01",
+      organizationId: "org_01",
+      planDigest: "sha256:abc",
+      profileVersionId: "pver_01",
+      tokenId: "j",
+      expiresAt: new Date("2030-01-01T00:10:00Z"),
+    });
+    const bad: [string, string][] = [
+      [JSON.stringify({ ...header, alg: "ES256" }), JSON.stringify(payload)],
+      [JSON.stringify({ ...header, typ: "JWT" }), JSON.stringify(payload)],
+      [JSON.stringify({ alg: "EdDSA", kid: oldKey.kid }), JSON.stringify(payload)],
+      [JSON.stringify({ ...header, crit: [] }), JSON.stringify(payload)],
+      [JSON.stringify(header), JSON.stringify({ ...payload, iss: 1 })],
+      [JSON.stringify(header), JSON.stringify({ ...payload, aud: [audience, 7] })],
+      [JSON.stringify(header), JSON.stringify({ ...payload, aud: { value: audience } })],
+      [JSON.stringify(header), JSON.stringify({ ...payload, iat: undefined })],
+      [JSON.stringify(header), JSON.stringify({ ...payload, iat: "2030" })],
+      [JSON.stringify(header), JSON.stringify({ ...payload, exp: "1893456600" })],
+      [JSON.stringify(header), JSON.stringify({ ...payload, nbf: "0" })],
+      [JSON.stringify(header), JSON.stringify({ ...payload, nbf: null })],
+      // `1e999` is valid JSON that parses to Infinity: no number claim may be infinite.
+      [JSON.stringify(header), JSON.stringify(payload).replace(/"exp":\d+/, '"exp":1e999')],
+      [JSON.stringify(header), JSON.stringify({ ...payload, sub: "" })],
+      [JSON.stringify(header), JSON.stringify({ ...payload, sub: undefined })],
+      [JSON.stringify(header), JSON.stringify({ ...payload, org: "" })],
+      [JSON.stringify(header), JSON.stringify({ ...payload, pln: undefined })],
+      [JSON.stringify(header), JSON.stringify({ ...payload, pv: 3 })],
+      [JSON.stringify(header), JSON.stringify({ ...payload, jti: "" })],
+      [JSON.stringify(header), JSON.stringify({ ...payload, jti: undefined })],
+    ];
+    for (const [h, p] of bad) {
+      const error = await tokenError(verifier.verify(signRaw(h, p)));
+      expect({ h, p, code: error.code }).toEqual({ h, p, code: "TOKEN_INVALID" });
+    }
   });
 
   it("refuses to sign an already expired token and a current kid that is not configured", async () => {

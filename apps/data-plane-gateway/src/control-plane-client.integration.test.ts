@@ -245,3 +245,41 @@ it("does not hold resolutions back behind requests that wait on a slow provider"
   release();
   expect((await slow).value).toBe("sk-r_slow");
 });
+
+it("refuses a liveness answer of any other shape, and keeps only the three members of each", async () => {
+  const answers: unknown[] = [
+    {},
+    { sessions: "sess_1" },
+    { sessions: [null] },
+    { sessions: [{ live: true, expiresAt: null }] },
+    { sessions: [{ sessionId: 1, live: true, expiresAt: null }] },
+    { sessions: [{ sessionId: "sess_1", live: "yes", expiresAt: null }] },
+    { sessions: [{ sessionId: "sess_1", live: true }] },
+    { sessions: [{ sessionId: "sess_1", live: true, expiresAt: 1_900_000_000 }] },
+    { sessions: [], plans: [plan] },
+    { sessions: [], plans: "none" },
+    { sessions: [], plans: null },
+    [],
+    null,
+  ];
+  let next = 0;
+  await start(() => ({ status: 200, json: answers[next++] }), plan);
+  for (const answer of answers) {
+    await expect(client!.checkSessions(["sess_1"]), JSON.stringify(answer)).rejects.toMatchObject({
+      code: "bad_response",
+    });
+  }
+  // A well-formed answer passes, its sessions with their three members and nothing more.
+  answers.push({
+    sessions: [
+      { sessionId: "sess_1", live: true, expiresAt: "2030-01-01T00:00:00Z", extra: "x" },
+      { sessionId: "sess_2", live: false, expiresAt: null },
+    ],
+    plans: {},
+    more: 1,
+  });
+  await expect(client!.checkSessions(["sess_1", "sess_2"])).resolves.toStrictEqual([
+    { sessionId: "sess_1", live: true, expiresAt: "2030-01-01T00:00:00Z" },
+    { sessionId: "sess_2", live: false, expiresAt: null },
+  ]);
+});

@@ -127,12 +127,39 @@ const credentialResponseSchema = z.object({
   credentialVersion: z.union([z.number(), z.string()]),
 });
 
-const livenessResponseSchema = z.object({
-  sessions: z.array(
-    z.object({ sessionId: z.string(), live: z.boolean(), expiresAt: z.string().nullable() }),
-  ),
-  plans: z.record(z.string(), z.unknown()).optional(),
-});
+interface LivenessResponse {
+  sessions: SessionLivenessAnswer[];
+  plans: Readonly<Record<string, unknown>> | undefined;
+}
+
+/**
+ * A liveness answer: `sessions`, a list of `{ sessionId: string, live: boolean, expiresAt: string
+ * | null }` (each copied with these three members only), and `plans`, when present, an object
+ * (each plan is checked by `checkedPlan`). Null for anything else. Written out rather than as a
+ * zod schema: one answer per liveness request carries ≈ 15 sessions and their plans in a storm,
+ * and zod's `safeParse` of it cost a Node 20 gateway ≈ 17 µs of CPU per new session
+ * (docs/benchmarks.md, "storm-gw20").
+ */
+function livenessResponse(body: unknown): LivenessResponse | null {
+  if (typeof body !== "object" || body === null) return null;
+  const { sessions, plans } = body as { sessions?: unknown; plans?: unknown };
+  if (!Array.isArray(sessions)) return null;
+  if (
+    plans !== undefined &&
+    (typeof plans !== "object" || plans === null || Array.isArray(plans))
+  ) {
+    return null;
+  }
+  const answers: SessionLivenessAnswer[] = [];
+  for (const entry of sessions as unknown[]) {
+    if (typeof entry !== "object" || entry === null) return null;
+    const { sessionId, live, expiresAt } = entry as Record<string, unknown>;
+    if (typeof sessionId !== "string" || typeof live !== "boolean") return null;
+    if (expiresAt !== null && typeof expiresAt !== "string") return null;
+    answers.push({ sessionId, live, expiresAt });
+  }
+  return { sessions: answers, plans: plans as Readonly<Record<string, unknown>> | undefined };
+}
 
 /** Most plan digests one liveness request names (the control plane accepts 256). */
 const MAX_PLANS_PER_LIVENESS = 256;
@@ -449,12 +476,14 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
         plans = [];
         body = await requestJson("POST", path, { sessionIds });
       }
-      const parsed = livenessResponseSchema.safeParse(body);
-      if (!parsed.success) {
+      const parsed = livenessResponse(body);
+      if (parsed === null) {
         throw new ControlPlaneError(200, "bad_response", "invalid liveness response");
       }
       for (const digest of plans) {
-        const candidate = parsed.data.plans?.[digest];
+        const candidate = Object.hasOwn(parsed.plans ?? {}, digest)
+          ? parsed.plans?.[digest]
+          : undefined;
         // Absent: `fetchPlan` asks by digest and gets the control plane's own answer (a 404).
         // Invalid: refused like a fetched one, and asked for again by digest.
         if (candidate === undefined) continue;
@@ -472,7 +501,7 @@ export function createControlPlaneClient(options: ControlPlaneClientOptions): Co
           prefetched.delete(prefetched.keys().next().value as string);
         }
       }
-      return parsed.data.sessions;
+      return parsed.sessions;
     },
 
     startEvents(hub) {

@@ -31,7 +31,8 @@
  * for all rounds, `storm-sandboxes.ts`), and this process: the real control plane app
  * (`gateway-control-plane.ts`) on an embedded, durable PostgreSQL with the audit sealer on its
  * deployment timer. CPU per request is read for the gateway, this process (the API),
- * PostgreSQL and the sandboxes. At the end every audit
+ * PostgreSQL and the sandboxes, the gateway's split between its main thread and its other
+ * threads (V8's GC and compiler workers, libuv's pool). At the end every audit
  * chain must verify and every resolution must be audited with the trace id the gateway sent.
  * The upstream's CPU and the TLS connections the gateway opens to it (full or resumed handshakes)
  * are reported per round too. By default the upstream keeps idle connections 120 s, so after the
@@ -50,7 +51,7 @@
  */
 import { createHash } from "node:crypto";
 import { once } from "node:events";
-import { closeSync, mkdirSync, openSync, readdirSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { Session } from "node:inspector/promises";
 import os, { tmpdir } from "node:os";
@@ -121,6 +122,32 @@ const COLD_KEEP_ALIVE_MS = 3_000;
 const ROUND_PAUSE_MS = COLD_UPSTREAM ? COLD_KEEP_ALIVE_MS + 1_000 : 1_000;
 if (PLANS > SANDBOXES) throw new Error("--plans cannot exceed --sandboxes");
 
+/**
+ * CPU ms of a process's main thread and of its other threads (V8's GC and compiler workers,
+ * libuv's pool), from `/proc/<pid>/task`: a CPU profile sees only the main thread.
+ */
+function threadCpuMs(pid: number): { main: number; other: number } {
+  const split = { main: 0, other: 0 };
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return split;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const ms = (Number(fields[11]) + Number(fields[12])) * 10;
+      if (tid === String(pid)) split.main += ms;
+      else split.other += ms;
+    } catch {
+      // The thread has ended: its time is no longer listed.
+    }
+  }
+  return split;
+}
+
 interface Round {
   latencyMs: { p50: number; p99: number; max: number; min: number };
   wallMs: number;
@@ -132,6 +159,8 @@ interface Round {
     sandboxes: number;
     upstream: number;
   };
+  /** The gateway's CPU per request split: its main thread, and its other threads. */
+  gatewayThreadsUs: { main: number; other: number };
   /** New TLS connections the gateway opened to the upstream, by handshake kind. */
   upstreamConnections: { full: number; resumed: number; openAfter: number };
   /** Plans fetched by digest, resolutions, internal requests in all, and the liveness ones. */
@@ -302,6 +331,7 @@ async function main() {
       const upstreamBefore = await upstreamStats();
       const cpuBefore = {
         gateway: cpuMs([gatewayPid]),
+        gatewayThreads: threadCpuMs(gatewayPid),
         own: process.cpuUsage(),
         postgres: cpuMs(postgresPids()),
       };
@@ -310,6 +340,7 @@ async function main() {
       const samples = answer.latenciesMs;
       const wallMs = performance.now() - started;
       const own = process.cpuUsage(cpuBefore.own);
+      const gatewayThreads = threadCpuMs(gatewayPid);
       const cpu = {
         gateway: cpuMs([gatewayPid]) - cpuBefore.gateway,
         own: (own.user + own.system) / 1000,
@@ -334,6 +365,10 @@ async function main() {
           sandboxes: (answer.cpuMs * 1000) / n,
           postgres: (cpu.postgres * 1000) / n,
           upstream: (upstreamAfter.cpuUs - upstreamBefore.cpuUs) / n,
+        },
+        gatewayThreadsUs: {
+          main: ((gatewayThreads.main - cpuBefore.gatewayThreads.main) * 1000) / n,
+          other: ((gatewayThreads.other - cpuBefore.gatewayThreads.other) * 1000) / n,
         },
         upstreamConnections: {
           full: upstreamAfter.fullHandshakes - upstreamBefore.fullHandshakes,
@@ -417,6 +452,7 @@ async function main() {
             "p99 (ms)": r.latencyMs.p99.toFixed(0),
             "max (ms)": r.latencyMs.max.toFixed(0),
             "CPU µs gateway": r.cpuUsPerRequest.gateway.toFixed(0),
+            "of which main/other threads": `${r.gatewayThreadsUs.main.toFixed(0)}/${r.gatewayThreadsUs.other.toFixed(0)}`,
             "CPU µs API": r.cpuUsPerRequest.api.toFixed(0),
             "CPU µs PostgreSQL": r.cpuUsPerRequest.postgres.toFixed(0),
             "CPU µs sandboxes": r.cpuUsPerRequest.sandboxes.toFixed(0),

@@ -6,6 +6,7 @@
  *   pnpm bench:storm [--sandboxes 200] [--plans N] [--rounds 3] [--warmup 3]
  *                    [--client node|undici] [--cold-upstream] [--json FILE] [--profile DIR]
  *                    [--pg-statements] [--gateway-node-flags "FLAGS"] [--gateway-bundle FILE]
+ *                    [--gateway-log FILE]
  *
  * Each sandbox has its own connection (CONNECT with its session token as proxy credential, TLS
  * terminated by the gateway with a leaf from the deployment's CA; `storm-sandboxes.ts`, with
@@ -48,6 +49,9 @@
  * `--max-semi-space-size=16`, to measure a flag before `scripts/build.ts` adopts it.
  * `--gateway-bundle FILE` runs that gateway bundle instead of building this checkout's (an A/B
  * against another commit's `apps/data-plane-gateway/dist/main.mjs`, copied aside).
+ * `--gateway-log FILE` keeps the gateway's standard output (its logs, and whatever a
+ * `--gateway-node-flags` such as `--trace-deopt` prints) in FILE instead of the run's temporary
+ * directory.
  */
 import { createHash } from "node:crypto";
 import { once } from "node:events";
@@ -117,6 +121,7 @@ function stringFlag(name: string): string | undefined {
 }
 const GATEWAY_NODE_FLAGS = (stringFlag("--gateway-node-flags") ?? "").split(/\s+/).filter(Boolean);
 const GATEWAY_BUNDLE = stringFlag("--gateway-bundle");
+const GATEWAY_LOG = stringFlag("--gateway-log");
 /** The upstream's keep-alive with `--cold-upstream`, and the pause between rounds. */
 const COLD_KEEP_ALIVE_MS = 3_000;
 const ROUND_PAUSE_MS = COLD_UPSTREAM ? COLD_KEEP_ALIVE_MS + 1_000 : 1_000;
@@ -243,7 +248,7 @@ async function main() {
         gatewayKeyPath: file("gateway-key.json", JSON.stringify(cp.gatewayKey.privateJwk)),
       }),
     );
-    const logFd = openSync(join(dir, "gateway.log"), "w");
+    const logFd = openSync(GATEWAY_LOG ?? join(dir, "gateway.log"), "w");
     if (profileDir) mkdirSync(profileDir, { recursive: true });
     const profileFlags = profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [];
     const gateway = spawnNode(

@@ -24,7 +24,7 @@
  *   verifications of the chain and `CertificateVerify`), which every TLS client pays. The leaf
  *   is checked as `ca` and `checkServerIdentity` would (issued and signed by the gateway CA,
  *   current, naming the host) by `sandbox-tls.ts`, without Node's `getPeerCertificate(true)`:
- *   since branch `storm-gw20`, ≈ 0.35–0.4 ms of CPU less per sandbox on Node 20 (OpenSSL 3.0),
+ *   since branch `storm-gw20`, ≈ 0.2–0.5 ms of CPU less per sandbox on Node 20 (OpenSSL 3.0),
  *   ≈ 0.1 ms on Node 24 (docs/benchmarks.md).
  * - `client: "undici"`: one undici `ProxyAgent` per sandbox, as an SDK in a sandbox would use;
  *   ≈ 1.5 ms more CPU per sandbox (measured, docs/benchmarks.md), most of it undici's

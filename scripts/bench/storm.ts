@@ -3,7 +3,7 @@
  * once, each a distinct session sending its first request through ONE real gateway process to a
  * loopback upstream. Target: p99 < 500 ms.
  *
- *   pnpm bench:storm [--sandboxes 200] [--plans N] [--rounds 3] [--warmup 3]
+ *   pnpm bench:storm [--sandboxes 200] [--plans N] [--rounds 3] [--warmup 8]
  *                    [--client node|undici] [--cold-upstream] [--json FILE] [--profile DIR]
  *                    [--pg-statements] [--gateway-node-flags "FLAGS"] [--gateway-bundle FILE]
  *                    [--gateway-log FILE]
@@ -19,14 +19,18 @@
  * `--plans` (default: one per sandbox, every credential cold) spreads the sessions over fewer
  * plans, as sandboxes started from one profile version share their plan and cached credential.
  * Each round is a new set of sessions; the gateway stays up across rounds, warmed once by a
- * session of its own (JWKS, event feed, the host's leaf certificate). Then `--warmup` rounds (3)
+ * session of its own (JWKS, event feed, the host's leaf certificate). Then `--warmup` rounds (8)
  * of the same shape as the measured ones — fresh sessions, every process's first storms — are
  * run and reported apart from the measured rounds: a deployed gateway and API are long-running
  * processes whose code the JIT has long compiled, and a storm meets them that way; the figures
- * of the warm-up rounds say what the first storms after a start cost. Three, because the
- * processes reach their steady CPU per first request only after about three storms (2026-12-06,
- * Node 24: gateway 2.75–3.3 → 1.7–2.25 → 1.35–1.85 ms, API 0.97–1.1 → 0.4–0.9 → 0.2–0.5 ms): with
- * one, the measured rounds still carried the JIT's warm-up (docs/benchmarks.md).
+ * of the warm-up rounds say what the first storms after a start cost. Eight, because the
+ * processes reach their steady CPU per first request only after about three storms on Node 24
+ * (2026-12-06: gateway 2.75–3.3 → 1.7–2.25 → 1.35–1.85 ms, API 0.97–1.1 → 0.4–0.9 → 0.2–0.5 ms)
+ * and about eight on Node 20, which has no Maglev tier: after three, its gateway's compiler
+ * threads still took 0.25–0.95 ms per first request (TurboFan compiling functions for the first
+ * time; gateway 2.0–2.4 ms per first request after 3 warm-up storms, 1.2–1.6 after 8, as Node 24).
+ * With fewer, the measured rounds still carry the JIT's warm-up (docs/benchmarks.md, "Warm-up
+ * rounds to the processes' steady state" and "Node 20's gateway per first request").
  *
  * Processes: the upstream (`gateway-upstream.ts`), the gateway bundle, the sandboxes (one process
  * for all rounds, `storm-sandboxes.ts`), and this process: the real control plane app
@@ -103,7 +107,7 @@ const profileDir = (() => {
 const SANDBOXES = intFlag("--sandboxes", 200);
 const PLANS = intFlag("--plans", SANDBOXES);
 const ROUNDS = intFlag("--rounds", 3);
-const WARMUP_ROUNDS = intFlag("--warmup", 3, 0);
+const WARMUP_ROUNDS = intFlag("--warmup", 8, 0);
 const CLIENT = (() => {
   const at = process.argv.indexOf("--client");
   const client = at < 0 ? "node" : process.argv[at + 1];

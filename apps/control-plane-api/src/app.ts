@@ -11,7 +11,7 @@ import type { AppDeps } from "./deps";
 import type { AppEnv } from "./env";
 import { DomainError, errorResponse, logRequestFailure } from "./errors";
 import { nodeRequest } from "./request-body";
-import { requestDeadline } from "./request-deadline";
+import { requestDeadline, requestScoped } from "./request-deadline";
 import { createRequestObserver, type ObservedHeaders, observedHeadersOf } from "./request-observer";
 import { createRouter } from "./router";
 
@@ -81,6 +81,9 @@ function buildApp(
   modules: AppModules,
 ): { app: OpenAPIHono<AppEnv>; frontDoors: FrontDoor[] } {
   const app = createRouter();
+  // Request code gets a handle that cannot begin a transaction: theirs are the request's
+  // (`c.var.db`, bound by its deadline). `deps` itself stays for the deadline's own binding.
+  const routeDeps = requestScoped(deps);
 
   const observeRequest = createRequestObserver(deps);
   app.use(async (c, next) => {
@@ -134,12 +137,12 @@ function buildApp(
     }
     await next();
   });
-  const bearer = authenticate(deps);
+  const bearer = authenticate(routeDeps);
   const unauthenticated = new Set(modules.unauthenticatedPaths ?? []);
   app.use("/v1/*", (c, next) =>
     c.req.method === "GET" && unauthenticated.has(c.req.path) ? next() : bearer(c, next),
   );
-  app.use("/internal/v1/*", authenticateGateway(deps));
+  app.use("/internal/v1/*", authenticateGateway(routeDeps));
 
   // Prometheus text: the operator's scraper reaches it on the API port (keep it off the public
   // ingress, like `/readyz`; docs/operations.md).
@@ -163,15 +166,15 @@ function buildApp(
   });
 
   for (const routes of [...modules.public, ...modules.internal, ...modules.open])
-    app.route("/", routes(deps));
+    app.route("/", routes(routeDeps));
   const frontDoors: FrontDoor[] = [];
   for (const served of modules.frontDoors ?? []) {
-    const { routes, frontDoor } = served(deps);
+    const { routes, frontDoor } = served(routeDeps);
     app.route("/", routes);
     frontDoors.push(frontDoor);
   }
   // The console calls the API through the API's own request handler, as any client would.
-  app.route("/console", consoleRoutes(deps, { fetchApi: (request) => app.fetch(request) }));
+  app.route("/console", consoleRoutes(routeDeps, { fetchApi: (request) => app.fetch(request) }));
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

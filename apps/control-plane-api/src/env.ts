@@ -1,3 +1,4 @@
+import type { Database } from "@keyway/db";
 import type { Context as TraceContext } from "@keyway/observability";
 import type { Principal } from "./auth/principal";
 
@@ -5,6 +6,13 @@ import type { Principal } from "./auth/principal";
 export interface AppEnv {
   Variables: {
     requestId: string;
+    /** When the request's answer is due, on the `performance.now()` clock (`request-deadline.ts`). */
+    deadline: number;
+    /**
+     * The request's database: the handle's, with transactions bound by `deadline` (they never
+     * commit after it). Request code begins transactions on this one only.
+     */
+    db: Database;
     principal: Principal;
     gatewayId: string;
     /**

@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from "node:async_hooks";
 import { randomBytes } from "node:crypto";
 import { type SQL, sql as sqlText } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
@@ -65,23 +64,26 @@ export interface DatabaseTimeouts {
 }
 
 export interface DatabaseHandle {
+  /**
+   * The handle with no deadline: for work outside any request (sealer, jobs, worker, migrations,
+   * tests' fixtures). Request code uses `bound(deadline)` instead.
+   */
   db: Database;
   /** The underlying postgres.js client (LISTEN/NOTIFY, raw SQL in migrations and tests). */
   sql: postgres.Sql;
   /**
-   * Runs `work` under a deadline, an instant on the `performance.now()` clock: a transaction that
-   * `work` begins (`db.transaction`) never commits after it. The deadline is checked before BEGIN
-   * and before COMMIT (`DeadlineExceededError`, the transaction rolls back), and the server is
-   * told to end the transaction itself should the COMMIT reach it only after the deadline — as
+   * `db` under a deadline, an instant on the `performance.now()` clock: a transaction begun on
+   * the returned view (`transaction`) never commits after it. The deadline is checked before
+   * BEGIN and before COMMIT (`DeadlineExceededError`, the transaction rolls back), and the server
+   * is told to end the transaction itself should the COMMIT reach it only after the deadline — as
    * when the server is frozen while the COMMIT waits in its socket, and resumes after the caller
-   * was told the request failed.
+   * was told the request failed. `undefined` answers `db` itself (no deadline).
+   *
+   * The deadline travels explicitly (no `AsyncLocalStorage`: on Node 20 its first use turns on
+   * promise hooks for the whole process, ≈ 2.6× the cost of every later await — docs/benchmarks.md).
+   * A view costs one object; queries other than `transaction` are `db`'s own.
    */
-  withDeadline<T>(deadline: number | undefined, work: () => Promise<T>): Promise<T>;
-  /**
-   * The deadline of the scope this is called in, if any: work handed to another scope (a batch
-   * of several requests' writes) carries it there (`withDeadline`).
-   */
-  currentDeadline(): number | undefined;
+  bound(deadline: number | undefined): Database;
   /** Whether the server answers a trivial query within `timeoutMs`. Never throws. */
   ping(timeoutMs: number): Promise<boolean>;
   /**
@@ -127,14 +129,11 @@ export function createDatabase(
     // Keep timestamps as Date objects; bigint sequence numbers stay numbers (mode: "number").
   });
   const db = drizzle(sql, { schema });
-  const deadlines = new AsyncLocalStorage<number>();
-  db.transaction = boundedTransaction(db.transaction.bind(db), deadlines);
+  const begin: Database["transaction"] = db.transaction.bind(db);
   return {
     db,
     sql,
-    // `undefined` runs `work` with no deadline, whatever the caller's scope holds.
-    withDeadline: (deadline, work) => deadlines.run(deadline as number, work),
-    currentDeadline: () => deadlines.getStore(),
+    bound: (deadline) => (deadline === undefined ? db : boundView(db, begin, deadline)),
     ping: (timeoutMs) => answersWithin(sql, timeoutMs),
     async connectionStates() {
       const rows = await sql<{ state: string; count: number }[]>`
@@ -165,7 +164,7 @@ function remainingMs(deadline: number): number {
 }
 
 /**
- * `db.transaction`, honouring the deadline of the scope it is called in (`withDeadline`).
+ * A view of `db` (its prototype) whose `transaction` honours `deadline`; everything else is `db`'s.
  *
  * Why the COMMIT cannot land late: just before it, the transaction sets its own
  * `idle_in_transaction_session_timeout` to the time left. The server arms that timer when it
@@ -175,13 +174,17 @@ function remainingMs(deadline: number): number {
  * every supported PostgreSQL version (`transaction_timeout` would need 17). Costs one round trip
  * per transaction with a deadline.
  */
+function boundView(db: Database, begin: Database["transaction"], deadline: number): Database {
+  const view = Object.create(db) as Database;
+  view.transaction = boundedTransaction(begin, deadline);
+  return view;
+}
+
 function boundedTransaction(
   begin: Database["transaction"],
-  deadlines: AsyncLocalStorage<number>,
+  deadline: number,
 ): Database["transaction"] {
   return (run, config) => {
-    const deadline = deadlines.getStore();
-    if (deadline === undefined) return begin(run, config);
     remainingMs(deadline);
     return begin(async (tx) => {
       // Waiting for a pooled connection may have used up the budget.

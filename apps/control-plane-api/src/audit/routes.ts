@@ -12,7 +12,6 @@ const security = [{ bearer: [] }];
 /** `/v1/audit`: entries (an organization's, or the deployment's for operators), and verification of the hash chains (SPEC §6.6). */
 export function auditRoutes(deps: AppDeps) {
   const router = createRouter();
-  const { db } = deps.database;
 
   router.openapi(
     createRoute({
@@ -32,6 +31,7 @@ export function auditRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = c.get("principal");
       const { limit, before, organizationId } = c.req.valid("query");
       let scope = organizationId;
@@ -86,6 +86,7 @@ export function auditRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = c.get("principal");
       if (principal.kind !== "operator") requireRole(principal, "admin");
       const operator = principal.kind === "operator";

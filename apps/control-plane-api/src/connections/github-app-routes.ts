@@ -4,6 +4,7 @@ import { requireRole } from "../auth/principal";
 import type { AppDeps } from "../deps";
 import type { AppEnv } from "../env";
 import { DomainError } from "../errors";
+import { requestDeps } from "../request-deadline";
 import { createRouter, errorResponses } from "../router";
 import {
   type CompletedInstall,
@@ -75,7 +76,10 @@ export function githubAppRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const principal = requireRole(c.get("principal"), "member");
-      return c.json(await startGitHubAppInstall(deps, principal, c.req.valid("json")), 201);
+      return c.json(
+        await startGitHubAppInstall(requestDeps(deps, c), principal, c.req.valid("json")),
+        201,
+      );
     },
   );
 
@@ -105,7 +109,7 @@ export function githubAppRoutes(deps: AppDeps) {
       const principal = requireRole(c.get("principal"), "member");
       const body = c.req.valid("json");
       const done = await completeGitHubAppInstall(
-        deps,
+        requestDeps(deps, c),
         {
           targetKey: body.targetKey,
           state: body.state,
@@ -157,7 +161,7 @@ export function githubAppCallbackRoutes(deps: AppDeps) {
       let done: CompletedInstall;
       try {
         done = await completeGitHubAppInstall(
-          deps,
+          requestDeps(deps, c),
           {
             targetKey,
             state: query.state,

@@ -4,6 +4,7 @@ import { requireRole } from "../auth/principal";
 import type { AppDeps } from "../deps";
 import type { AppEnv } from "../env";
 import { DomainError } from "../errors";
+import { requestDeps } from "../request-deadline";
 import { createRouter, errorResponses } from "../router";
 import {
   type CompletedOAuth2Flow,
@@ -48,7 +49,10 @@ export function oauth2StartRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const principal = requireRole(c.get("principal"), "member");
-      return c.json(await startOAuth2Flow(deps, principal, c.req.valid("json")), 201);
+      return c.json(
+        await startOAuth2Flow(requestDeps(deps, c), principal, c.req.valid("json")),
+        201,
+      );
     },
   );
   return router;
@@ -95,7 +99,7 @@ export function oauth2CallbackRoutes(deps: AppDeps) {
       const query = c.req.valid("query");
       let completed: CompletedOAuth2Flow;
       try {
-        completed = await completeOAuth2Flow(deps, query, c.get("requestId"));
+        completed = await completeOAuth2Flow(requestDeps(deps, c), query, c.get("requestId"));
       } catch (error) {
         if (error instanceof OAuth2CallbackRefusal && error.redirectAfter !== null) {
           return c.redirect(withParams(error.redirectAfter, { error: error.code }), 302);

@@ -2,6 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { requireRole } from "../auth/principal";
 import { createOAuth2Tokens } from "../credentials/oauth2-tokens";
 import type { AppDeps } from "../deps";
+import { requestDeps } from "../request-deadline";
 import { createRouter, errorResponses } from "../router";
 import {
   connectionIdParams,
@@ -73,7 +74,10 @@ export function connectionRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const principal = requireRole(c.get("principal"), "member");
-      return c.json(await createConnection(deps, principal, c.req.valid("json")), 201);
+      return c.json(
+        await createConnection(requestDeps(deps, c), principal, c.req.valid("json")),
+        201,
+      );
     },
   );
 
@@ -94,7 +98,11 @@ export function connectionRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const principal = requireRole(c.get("principal"), "viewer");
-      const items = await listConnections(deps, principal.organizationId, c.req.valid("query"));
+      const items = await listConnections(
+        requestDeps(deps, c),
+        principal.organizationId,
+        c.req.valid("query"),
+      );
       return c.json({ items }, 200);
     },
   );
@@ -114,7 +122,11 @@ export function connectionRoutes(deps: AppDeps) {
     async (c) => {
       const principal = requireRole(c.get("principal"), "viewer");
       return c.json(
-        await getConnection(deps, principal.organizationId, c.req.valid("param").id),
+        await getConnection(
+          requestDeps(deps, c),
+          principal.organizationId,
+          c.req.valid("param").id,
+        ),
         200,
       );
     },
@@ -139,7 +151,10 @@ export function connectionRoutes(deps: AppDeps) {
     async (c) => {
       const principal = requireRole(c.get("principal"), "member");
       const { id } = c.req.valid("param");
-      return c.json(await updateConnection(deps, principal, id, c.req.valid("json")), 200);
+      return c.json(
+        await updateConnection(requestDeps(deps, c), principal, id, c.req.valid("json")),
+        200,
+      );
     },
   );
 
@@ -155,7 +170,7 @@ export function connectionRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const principal = requireRole(c.get("principal"), "admin");
-      await revokeConnection(deps, principal, c.req.valid("param").id);
+      await revokeConnection(requestDeps(deps, c), principal, c.req.valid("param").id);
       return c.body(null, 204);
     },
   );
@@ -181,7 +196,10 @@ export function connectionRoutes(deps: AppDeps) {
       const principal = requireRole(c.get("principal"), "member");
       const { id } = c.req.valid("param");
       const { secrets } = c.req.valid("json");
-      return c.json(await rotateConnectionSecret(deps, principal, id, secrets), 200);
+      return c.json(
+        await rotateConnectionSecret(requestDeps(deps, c), principal, id, secrets),
+        200,
+      );
     },
   );
 
@@ -204,7 +222,10 @@ export function connectionRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const principal = requireRole(c.get("principal"), "member");
-      return c.json(await testConnection(deps, principal, c.req.valid("param").id, tokens), 200);
+      return c.json(
+        await testConnection(requestDeps(deps, c), principal, c.req.valid("param").id, tokens),
+        200,
+      );
     },
   );
 
@@ -226,7 +247,7 @@ export function connectionRoutes(deps: AppDeps) {
     async (c) => {
       const principal = requireRole(c.get("principal"), "member");
       const { id, kind } = c.req.valid("param");
-      return c.json(await listConnectionResources(deps, principal, id, kind), 200);
+      return c.json(await listConnectionResources(requestDeps(deps, c), principal, id, kind), 200);
     },
   );
 

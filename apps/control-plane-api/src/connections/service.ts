@@ -767,7 +767,7 @@ async function credentialForTest(
         ? (refreshToken, fetch) =>
             oauth2.refresh({ target, refreshToken, fetch, clock: deps.clock })
         : undefined,
-      { actor: principal.actor },
+      { db: deps.database.db, actor: principal.actor },
     );
     return { credential: issued.value, issuedNow: issued.source === "oauth2-refresh" };
   }

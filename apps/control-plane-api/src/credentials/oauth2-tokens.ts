@@ -1,6 +1,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KeyRing } from "@keyway/crypto";
-import { type DatabaseHandle, integrationConnections, withTryAdvisoryLock } from "@keyway/db";
+import {
+  type Database,
+  type DatabaseHandle,
+  integrationConnections,
+  withTryAdvisoryLock,
+} from "@keyway/db";
 import {
   type Clock,
   type FetchLike,
@@ -54,6 +59,12 @@ export interface OAuth2TokenDeps {
 
 /** Who asks, for audit entries of refreshes and failures. */
 export interface TokenRequester {
+  /**
+   * Where the requester's writes go (a refresh's new version, marking the connection `error`):
+   * a request's database, bound by its deadline (`DatabaseHandle.bound`), or the handle's `db`
+   * for work outside any request (the worker's refresh job).
+   */
+  db: Database;
   actor: string;
   traceId?: string | null;
   details?: Record<string, unknown>;
@@ -130,7 +141,7 @@ export function createOAuth2Tokens(deps: OAuth2TokenDeps, maxCachedTokens = 10_0
     requester: TokenRequester,
   ) {
     const now = deps.clock.now();
-    await deps.database.db.transaction(async (tx) => {
+    await requester.db.transaction(async (tx) => {
       const [updated] = await tx
         .update(integrationConnections)
         .set({ status: "error", lastError: failure.message.slice(0, 500), updatedAt: now })
@@ -178,7 +189,7 @@ export function createOAuth2Tokens(deps: OAuth2TokenDeps, maxCachedTokens = 10_0
       const tokens = await refresh(refreshToken, fetchWithTimeout);
       const refreshMs = Math.round(performance.now() - started);
       const now = deps.clock.now();
-      return deps.database.db.transaction(async (tx) => {
+      return requester.db.transaction(async (tx) => {
         // Providers that do not rotate refresh tokens omit one from the answer: keep the old one.
         const version = await writeCredentialVersion(tx, deps.keyRing, {
           connectionId: connection.id,

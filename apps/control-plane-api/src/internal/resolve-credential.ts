@@ -60,6 +60,11 @@ export interface ResolutionDeps {
 }
 
 export interface ResolutionRequest {
+  /**
+   * The request's database, bound by its deadline (`c.var.db`): what a resolution writes in a
+   * transaction (an OAuth2 refresh, marking a connection `error`) never commits after it.
+   */
+  db: Database;
   sessionId: string;
   routeId: string;
   gatewayId: string;
@@ -353,6 +358,7 @@ class ResolutionContext {
 
   private requester(): TokenRequester {
     return {
+      db: this.request.db,
       actor: `gateway:${this.request.gatewayId}`,
       traceId: auditTraceId(this.request),
       details: { sessionId: this.request.sessionId },

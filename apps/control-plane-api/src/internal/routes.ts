@@ -203,6 +203,7 @@ export function internalRoutes(deps: AppDeps) {
       c.header("cache-control", "no-store");
       const body = c.req.valid("json");
       const resolved = await resolveRouteCredential(resolution, {
+        db: c.get("db"),
         sessionId: body.sessionId,
         routeId: body.routeId,
         gatewayId: c.get("gatewayId"),
@@ -240,6 +241,7 @@ export function internalRoutes(deps: AppDeps) {
       const { items } = c.req.valid("json");
       const gatewayId = c.get("gatewayId");
       const requestId = c.get("requestId");
+      const db = c.get("db");
       const settled = await Promise.allSettled(
         items.map(async (item) => {
           const parent = parseTraceparent(item.traceparent);
@@ -251,6 +253,7 @@ export function internalRoutes(deps: AppDeps) {
           );
           try {
             return await resolveRouteCredential(resolution, {
+              db,
               sessionId: item.sessionId,
               routeId: item.routeId,
               gatewayId,

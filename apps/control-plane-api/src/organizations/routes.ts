@@ -24,7 +24,6 @@ const security = [{ bearer: [] }];
 
 export function organizationRoutes(deps: AppDeps) {
   const router = createRouter();
-  const { db } = deps.database;
 
   router.openapi(
     createRoute({
@@ -44,6 +43,7 @@ export function organizationRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const operator = requireOperator(c.get("principal"));
       const created = await createOrganization(db, deps.clock, operator.actor, c.req.valid("json"));
       return c.json(created, 201);
@@ -65,6 +65,7 @@ export function organizationRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       requireOperator(c.get("principal"));
       return c.json({ items: await listOrganizations(db) }, 200);
     },
@@ -82,6 +83,7 @@ export function organizationRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "viewer");
       return c.json(await getOrganization(db, principal.organizationId), 200);
     },
@@ -102,6 +104,7 @@ export function organizationRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "admin");
       return c.json({ items: await listApiTokens(db, principal.organizationId) }, 200);
     },
@@ -120,6 +123,7 @@ export function organizationRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "admin");
       return c.json(await createApiToken(db, deps.clock, principal, c.req.valid("json")), 201);
     },
@@ -135,6 +139,7 @@ export function organizationRoutes(deps: AppDeps) {
       responses: { 204: { description: "Revoked" }, ...errorResponses },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "admin");
       await revokeApiToken(db, deps.clock, principal, c.req.valid("param").id);
       return c.body(null, 204);

@@ -45,8 +45,7 @@ const compileErrorResponse = {
  */
 export function profileRoutes(deps: AppDeps) {
   const router = createRouter();
-  const { db } = deps.database;
-  const compileDeps = { db, clock: deps.clock, registry: deps.registry };
+  const compileDeps = { clock: deps.clock, registry: deps.registry };
 
   router.openapi(
     createRoute({
@@ -62,6 +61,7 @@ export function profileRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "member");
       return c.json(await createProfile(db, deps.clock, principal, c.req.valid("json")), 201);
     },
@@ -82,6 +82,7 @@ export function profileRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "viewer");
       return c.json({ items: await listProfiles(db, principal.organizationId) }, 200);
     },
@@ -97,6 +98,7 @@ export function profileRoutes(deps: AppDeps) {
       responses: { 200: { description: "The profile", ...json(profileSchema) }, ...errorResponses },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "viewer");
       return c.json(await getProfile(db, principal.organizationId, c.req.valid("param").id), 200);
     },
@@ -116,6 +118,7 @@ export function profileRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "member");
       const updated = await updateProfile(
         db,
@@ -140,6 +143,7 @@ export function profileRoutes(deps: AppDeps) {
       responses: { 204: { description: "Deleted" }, ...errorResponses, ...conflictResponse },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "admin");
       await deleteProfile(db, deps.clock, principal, c.req.valid("param").id);
       return c.body(null, 204);
@@ -162,9 +166,10 @@ export function profileRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "member");
       const created = await createProfileVersion(
-        compileDeps,
+        { ...compileDeps, db },
         principal,
         c.req.valid("param").id,
         c.req.valid("json"),
@@ -189,6 +194,7 @@ export function profileRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "viewer");
       const items = await listProfileVersions(
         db,
@@ -212,6 +218,7 @@ export function profileRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "viewer");
       const { id, v } = c.req.valid("param");
       return c.json(await getProfileVersion(db, principal.organizationId, id, v), 200);
@@ -234,6 +241,7 @@ export function profileRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "viewer");
       const { id, v } = c.req.valid("param");
       const compiled = await compileProfileVersion(
@@ -262,6 +270,7 @@ export function profileRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "viewer");
       const { id, v } = c.req.valid("param");
       const diff = await diffProfileVersions(

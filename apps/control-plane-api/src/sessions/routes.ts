@@ -29,9 +29,8 @@ const tags = ["sandbox-sessions"];
  */
 export function sessionRoutes(deps: AppDeps) {
   const router = createRouter();
-  const { db } = deps.database;
-  const sessionDeps: SessionDeps = {
-    db,
+  // The request's `db` (bound by its deadline) joins these in each handler.
+  const sessionDeps: Omit<SessionDeps, "db"> = {
     clock: deps.clock,
     registry: deps.registry,
     sessionSigner: deps.sessionSigner,
@@ -60,8 +59,12 @@ export function sessionRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "member");
-      return c.json(await startSession(sessionDeps, principal, c.req.valid("json")), 201);
+      return c.json(
+        await startSession({ ...sessionDeps, db }, principal, c.req.valid("json")),
+        201,
+      );
     },
   );
 
@@ -81,6 +84,7 @@ export function sessionRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "viewer");
       return c.json(
         await listSessions(db, deps.clock, principal.organizationId, c.req.valid("query")),
@@ -99,6 +103,7 @@ export function sessionRoutes(deps: AppDeps) {
       responses: { 200: { description: "The session", ...json(sessionSchema) }, ...errorResponses },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "viewer");
       return c.json(
         await getSession(db, deps.clock, principal.organizationId, c.req.valid("param").id),
@@ -121,8 +126,12 @@ export function sessionRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "member");
-      return c.json(await refreshSession(sessionDeps, principal, c.req.valid("param").id), 200);
+      return c.json(
+        await refreshSession({ ...sessionDeps, db }, principal, c.req.valid("param").id),
+        200,
+      );
     },
   );
 
@@ -137,6 +146,7 @@ export function sessionRoutes(deps: AppDeps) {
       responses: { 204: { description: "Revoked" }, ...errorResponses },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "member");
       await revokeSession(db, deps.clock, principal, c.req.valid("param").id);
       return c.body(null, 204);

@@ -40,7 +40,6 @@ const operatorErrors = {
  */
 export function targetRoutes(deps: AppDeps) {
   const router = createRouter();
-  const { db } = deps.database;
   const formsOf = createDefinitionForms();
   const targetFormsOf = createTargetForms();
 
@@ -59,6 +58,7 @@ export function targetRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       requireOperator(c.get("principal"));
       return c.json({ items: await listOperatorTargets(db, deps) }, 200);
     },
@@ -77,6 +77,7 @@ export function targetRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const operator = requireOperator(c.get("principal"));
       return c.json(await createTarget(db, deps, operator.actor, c.req.valid("json")), 201);
     },
@@ -98,6 +99,7 @@ export function targetRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       requireOperator(c.get("principal"));
       const target = await getOperatorTarget(db, deps, c.req.valid("param").targetKey);
       const definition = deps.registry.get(target.variantId);
@@ -121,6 +123,7 @@ export function targetRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const operator = requireOperator(c.get("principal"));
       const { targetKey } = c.req.valid("param");
       return c.json(
@@ -144,6 +147,7 @@ export function targetRoutes(deps: AppDeps) {
         },
       }),
       async (c) => {
+        const db = c.get("db");
         const operator = requireOperator(c.get("principal"));
         const { targetKey } = c.req.valid("param");
         return c.json(
@@ -173,6 +177,7 @@ export function targetRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const operator = requireOperator(c.get("principal"));
       const { targetKey } = c.req.valid("param");
       const { secrets } = c.req.valid("json");
@@ -195,6 +200,7 @@ export function targetRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       requireRole(c.get("principal"), "viewer");
       return c.json({ items: await listPublicTargets(db, deps.registry, formsOf) }, 200);
     },
@@ -213,6 +219,7 @@ export function targetRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       requireRole(c.get("principal"), "viewer");
       const { targetKey } = c.req.valid("param");
       return c.json(await getPublicTarget(db, deps.registry, formsOf, targetKey), 200);

@@ -1,4 +1,5 @@
 import {
+  type Database,
   type DatabaseHandle,
   DeadlineExceededError,
   type Executor,
@@ -43,7 +44,8 @@ import { createStatementBatcher } from "../statement-batcher";
  * was never processed; copies of one delivery id inside a batch become one event. A batch whose
  * transaction fails (one event's fault, a lost connection) is written again one event at a time,
  * so one request's failure is never its neighbours'. Every request keeps its deadline: a batch
- * commits only before the earliest deadline among its requests (`withDeadline`), and a request
+ * commits only before the earliest deadline among its requests (its transaction runs on
+ * `database.bound(earliest)`), and a request
  * whose deadline passed while it waited is not written.
  */
 
@@ -69,12 +71,15 @@ export interface StoredEvent {
 }
 
 export interface EventWriter {
-  /** Resolves once the event (or the decision that it is a duplicate) is committed. */
-  write(event: VerifiedEvent): Promise<StoredEvent>;
+  /**
+   * Resolves once the event (or the decision that it is a duplicate) is committed, which happens
+   * only before `deadline` (the request's, on the `performance.now()` clock).
+   */
+  write(event: VerifiedEvent, deadline: number): Promise<StoredEvent>;
 }
 
 export interface EventWriterDeps {
-  database: Pick<DatabaseHandle, "db" | "withDeadline" | "currentDeadline">;
+  database: Pick<DatabaseHandle, "db" | "bound">;
   clock: Clock;
   jobs: JobQueue;
 }
@@ -189,11 +194,10 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
       }
     }
     try {
-      const stored = await deps.database.withDeadline(earliest, () =>
-        writeEvents(
-          deps,
-          live.map((index) => (pending[index] as Pending).event),
-        ),
+      const stored = await writeEvents(
+        deps,
+        deps.database.bound(earliest),
+        live.map((index) => (pending[index] as Pending).event),
       );
       live.forEach((index, position) => {
         const result = stored[position];
@@ -224,11 +228,8 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
   });
 
   return {
-    async write(event) {
-      const outcome = await batcher.submit({
-        event: queuedEvent(event),
-        deadline: deps.database.currentDeadline(),
-      });
+    async write(event, deadline) {
+      const outcome = await batcher.submit({ event: queuedEvent(event), deadline });
       if ("error" in outcome) throw outcome.error;
       return outcome.stored;
     },
@@ -238,9 +239,9 @@ export function createEventWriter(deps: EventWriterDeps): EventWriter {
 /** Writes a batch in one transaction; the results in the order of `items`. */
 async function writeEvents(
   deps: EventWriterDeps,
+  db: Database,
   items: readonly QueuedEvent[],
 ): Promise<StoredEvent[]> {
-  const { db } = deps.database;
   const connections = await resolveConnections(db, items);
   const receivedAt = deps.clock.now();
 

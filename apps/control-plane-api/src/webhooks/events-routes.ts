@@ -36,8 +36,7 @@ const page = <T extends z.ZodType>(item: T) =>
  */
 export function webhookEventRoutes(deps: AppDeps) {
   const router = createRouter();
-  const { db } = deps.database;
-  const eventDeps: WebhookEventDeps = { db, clock: deps.clock, jobs: deps.jobs };
+  const eventDeps: Omit<WebhookEventDeps, "db"> = { clock: deps.clock, jobs: deps.jobs };
 
   router.openapi(
     createRoute({
@@ -54,6 +53,7 @@ export function webhookEventRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "viewer");
       return c.json(
         await listEvents(db, { organizationId: principal.organizationId }, c.req.valid("query")),
@@ -78,6 +78,7 @@ export function webhookEventRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "viewer");
       return c.json(
         await getEvent(db, { organizationId: principal.organizationId }, c.req.valid("param").id),
@@ -102,8 +103,12 @@ export function webhookEventRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "member");
-      return c.json(await replayEvent(eventDeps, principal, c.req.valid("param").id), 202);
+      return c.json(
+        await replayEvent({ ...eventDeps, db }, principal, c.req.valid("param").id),
+        202,
+      );
     },
   );
 
@@ -120,6 +125,7 @@ export function webhookEventRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "viewer");
       return c.json(await getDelivery(db, principal.organizationId, c.req.valid("param").id), 200);
     },
@@ -145,8 +151,12 @@ export function webhookEventRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "member");
-      return c.json(await replayDeliveryById(eventDeps, principal, c.req.valid("param").id), 202);
+      return c.json(
+        await replayDeliveryById({ ...eventDeps, db }, principal, c.req.valid("param").id),
+        202,
+      );
     },
   );
 
@@ -165,6 +175,7 @@ export function webhookEventRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       requireOperator(c.get("principal"));
       return c.json(await listEvents(db, { operator: true }, c.req.valid("query")), 200);
     },
@@ -186,6 +197,7 @@ export function webhookEventRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       requireOperator(c.get("principal"));
       return c.json(await getEvent(db, { operator: true }, c.req.valid("param").id), 200);
     },

@@ -44,7 +44,6 @@ const TEXT_TYPE = "text/plain; charset=UTF-8";
 export function webhookFrontDoor(deps: AppDeps, ingest: IngestDeps): FrontDoor {
   const observeRequest = createRequestObserver(deps);
   const withinDeadline = createRequestDeadline({
-    database: deps.database,
     timeoutMs: deps.settings.requestTimeoutMs,
     logger: deps.logger,
   });
@@ -60,8 +59,13 @@ export function webhookFrontDoor(deps: AppDeps, ingest: IngestDeps): FrontDoor {
     const { requestId } = observed;
     let answer: Answer;
     try {
-      const result = await withinDeadline(requestId, () =>
-        receiveWebhook(ingest, { targetKey, requestId, raw: rawIncomingWebhookRequest(incoming) }),
+      const result = await withinDeadline(requestId, (deadline) =>
+        receiveWebhook(ingest, {
+          targetKey,
+          requestId,
+          deadline,
+          raw: rawIncomingWebhookRequest(incoming),
+        }),
       );
       answer = answerOf(result);
     } catch (error) {

@@ -70,6 +70,7 @@ function webhookIngestRoutes(ingest: IngestDeps) {
       const result = await receiveWebhook(ingest, {
         targetKey,
         requestId,
+        deadline: c.get("deadline"),
         raw: rawWebhookRequest(c),
       });
       if (result.kind === "response") {

@@ -70,6 +70,8 @@ export interface IngestRequest {
   headers: NormalizedHeaders;
   rawBody: Uint8Array;
   requestId: string;
+  /** The request's deadline (`performance.now()` clock): its event commits only before it. */
+  deadline: number;
 }
 
 export type IngestResult =
@@ -155,9 +157,9 @@ export class WebhookRefusal extends DomainError {
  */
 export async function receiveWebhook(
   deps: IngestDeps,
-  input: Pick<IngestRequest, "targetKey" | "requestId"> & { raw: RawWebhookRequest },
+  input: Pick<IngestRequest, "targetKey" | "requestId" | "deadline"> & { raw: RawWebhookRequest },
 ): Promise<IngestResult> {
-  const { targetKey, requestId, raw } = input;
+  const { targetKey, requestId, deadline, raw } = input;
   const rawBody = await raw.body(deps.bodyLimit).catch(async (error: unknown) => {
     if (!(error instanceof BodyTooLarge)) throw error;
     const refusal = new WebhookRefusal(
@@ -169,7 +171,7 @@ export async function receiveWebhook(
     await auditRefusal(deps, { targetKey, requestId }, refusal);
     throw refusal;
   });
-  return ingestWebhook(deps, { targetKey, headers: raw.headers, rawBody, requestId });
+  return ingestWebhook(deps, { targetKey, headers: raw.headers, rawBody, requestId, deadline });
 }
 
 export async function ingestWebhook(deps: IngestDeps, input: IngestRequest): Promise<IngestResult> {
@@ -244,11 +246,9 @@ async function ingest(deps: IngestDeps, input: IngestRequest): Promise<IngestRes
     throw new WebhookRefusal("bad_request", "invalid_webhook", parsed.message, "malformed");
   }
   if (parsed.kind === "response") return parsed;
-  const stored = await deps.events.write({
-    target,
-    headers: request.headers,
-    rawBody: request.rawBody,
-    event: parsed.event,
-  });
+  const stored = await deps.events.write(
+    { target, headers: request.headers, rawBody: request.rawBody, event: parsed.event },
+    input.deadline,
+  );
   return { kind: "accepted", ...stored };
 }

@@ -37,8 +37,8 @@ const urlErrors = {
  */
 export function webhookSubscriptionRoutes(deps: AppDeps) {
   const router = createRouter();
-  const subscriptionDeps: SubscriptionDeps = {
-    db: deps.database.db,
+  // The request's `db` (bound by its deadline) joins these in each handler.
+  const subscriptionDeps: Omit<SubscriptionDeps, "db"> = {
     keyRing: deps.keyRing,
     clock: deps.clock,
     settings: deps.settings,
@@ -64,9 +64,10 @@ export function webhookSubscriptionRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "member");
       return c.json(
-        await createSubscription(subscriptionDeps, principal, c.req.valid("json")),
+        await createSubscription({ ...subscriptionDeps, db }, principal, c.req.valid("json")),
         201,
       );
     },
@@ -87,9 +88,10 @@ export function webhookSubscriptionRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "viewer");
       return c.json(
-        { items: await listSubscriptions(subscriptionDeps, principal.organizationId) },
+        { items: await listSubscriptions({ ...subscriptionDeps, db }, principal.organizationId) },
         200,
       );
     },
@@ -108,9 +110,14 @@ export function webhookSubscriptionRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "viewer");
       return c.json(
-        await getSubscription(subscriptionDeps, principal.organizationId, c.req.valid("param").id),
+        await getSubscription(
+          { ...subscriptionDeps, db },
+          principal.organizationId,
+          c.req.valid("param").id,
+        ),
         200,
       );
     },
@@ -135,10 +142,11 @@ export function webhookSubscriptionRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "member");
       const { id } = c.req.valid("param");
       return c.json(
-        await updateSubscription(subscriptionDeps, principal, id, c.req.valid("json")),
+        await updateSubscription({ ...subscriptionDeps, db }, principal, id, c.req.valid("json")),
         200,
       );
     },
@@ -155,8 +163,9 @@ export function webhookSubscriptionRoutes(deps: AppDeps) {
       responses: { 204: { description: "Deleted" }, ...errorResponses },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "admin");
-      await deleteSubscription(subscriptionDeps, principal, c.req.valid("param").id);
+      await deleteSubscription({ ...subscriptionDeps, db }, principal, c.req.valid("param").id);
       return c.body(null, 204);
     },
   );
@@ -180,9 +189,14 @@ export function webhookSubscriptionRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
+      const db = c.get("db");
       const principal = requireRole(c.get("principal"), "member");
       return c.json(
-        await rotateSubscriptionSecret(subscriptionDeps, principal, c.req.valid("param").id),
+        await rotateSubscriptionSecret(
+          { ...subscriptionDeps, db },
+          principal,
+          c.req.valid("param").id,
+        ),
         200,
       );
     },

@@ -81,7 +81,7 @@ export async function refreshExpiringTokens(deps: OAuth2RefreshDeps): Promise<Re
         connection,
         (refreshToken, fetch) =>
           oauth2.refresh({ target: view, refreshToken, fetch, clock: deps.clock }),
-        { actor: "worker:oauth2-refresh" },
+        { db: deps.database.db, actor: "worker:oauth2-refresh" },
         { minValidityMs: windowMs },
       );
       if (issued.source === "oauth2-refresh") run.refreshed++;

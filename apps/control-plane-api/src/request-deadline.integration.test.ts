@@ -46,6 +46,10 @@ describe("no AsyncLocalStorage in the API process", () => {
     expect((await t.call("GET", "/v1/sandbox-sessions", member)).status).toBe(200);
     expect((await t.call("GET", "/v1/integration/connections", member)).status).toBe(200);
     expect((await t.app.request("/readyz")).status).toBe(200);
+    // A console page (hono/jsx would keep its render context in AsyncLocalStorage).
+    const page = await t.app.request("/console/sign-in");
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("<form");
     expect(await promiseHooksOn()).toBe(false);
   });
 

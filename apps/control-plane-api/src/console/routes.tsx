@@ -15,6 +15,7 @@ import { registerProfilePages } from "./pages/profiles";
 import { registerSessionPages } from "./pages/sessions";
 import { registerTokenPages } from "./pages/tokens";
 import { registerWebhookPages } from "./pages/webhooks";
+import { withoutAsyncContext } from "./render-context";
 import { postedForm } from "./schema-form";
 import {
   csrfMatches,
@@ -56,6 +57,8 @@ export interface ConsoleOptions {
  * signed-in user (see `api-client.ts` and docs/console.md).
  */
 export function consoleRoutes(deps: AppDeps, options: ConsoleOptions): Hono<ConsoleEnv> {
+  // Before any page renders: hono/jsx must not settle on AsyncLocalStorage (`render-context.tsx`).
+  withoutAsyncContext();
   const router = new Hono<ConsoleEnv>();
   const secure = deps.settings.publicUrl.startsWith("https:");
   // `__Host-` binds the cookie to this exact origin (Secure, Path=/, no Domain) behind HTTPS.

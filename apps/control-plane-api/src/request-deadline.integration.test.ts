@@ -25,15 +25,17 @@ afterAll(async () => {
 });
 
 /**
- * Whether promise hooks are on in this process: with them, a promise's continuation runs under
- * an async id of its own; without them, under its caller's. (Node 24 keeps `AsyncLocalStorage`
- * off promise hooks, so there this answers false either way; Node 20 is where it matters.)
+ * Whether promise hooks are on in this process: with them, each promise continuation runs under
+ * an async id of its own; without them, two continuations in a row share their caller's. (Node 24
+ * keeps `AsyncLocalStorage` off promise hooks, so there this answers false either way; Node 20 is
+ * where it matters.)
  */
 async function promiseHooksOn(): Promise<boolean> {
   const { executionAsyncId } = await import("node:async_hooks");
-  const before = executionAsyncId();
   await null;
-  return executionAsyncId() !== before;
+  const first = executionAsyncId();
+  await null;
+  return executionAsyncId() !== first;
 }
 
 describe("no AsyncLocalStorage in the API process", () => {

@@ -312,15 +312,9 @@ class Connection {
         }
         case State.Length: {
           if (data.length === 0) return;
-          const take = data.length <= this.remaining ? data : data.subarray(0, this.remaining);
-          this.remaining -= take.length;
-          data = data.subarray(take.length);
-          this.origin.armBodyTimeout(this);
-          exchange.handler.onResponseData?.(exchange, take);
+          data = this.body(exchange, data);
           if (this.remaining === 0) {
-            if (data.length > 0) this.reusable = false;
-            this.complete(exchange, {});
-            if (data.length > 0 && !this.closed) this.destroy();
+            this.end(exchange, data);
             return;
           }
           break;
@@ -349,9 +343,7 @@ class Connection {
           data = buffered.subarray(end + 2);
           if (this.state === State.Trailers) {
             if (line === "") {
-              if (data.length > 0) this.reusable = false;
-              this.complete(exchange, {});
-              if (data.length > 0 && !this.closed) this.destroy();
+              this.end(exchange, data);
               return;
             }
             headerValue(line, headerColon(line));
@@ -366,12 +358,9 @@ class Connection {
         }
         case State.ChunkData: {
           if (data.length === 0) return;
-          const take = data.length <= this.remaining ? data : data.subarray(0, this.remaining);
-          this.remaining -= take.length;
-          data = data.subarray(take.length);
-          if (this.remaining === 0) this.state = State.ChunkEnd;
-          this.origin.armBodyTimeout(this);
-          exchange.handler.onResponseData?.(exchange, take);
+          // Set before the handler sees the bytes: it may pause, and the rest waits in that state.
+          if (data.length >= this.remaining) this.state = State.ChunkEnd;
+          data = this.body(exchange, data);
           break;
         }
         case State.ChunkEnd: {
@@ -392,6 +381,23 @@ class Connection {
           return;
       }
     }
+  }
+
+  /** Hands the body bytes at the start of `data` (up to `remaining`) to the handler; the rest. */
+  body(exchange: Exchange, data: Buffer): Buffer {
+    const take = data.length <= this.remaining ? data : data.subarray(0, this.remaining);
+    this.remaining -= take.length;
+    const rest = data.subarray(take.length);
+    this.origin.armBodyTimeout(this);
+    exchange.handler.onResponseData?.(exchange, take);
+    return rest;
+  }
+
+  /** The response is complete with `rest` still unread: bytes beyond it drop the connection. */
+  end(exchange: Exchange, rest: Buffer): void {
+    if (rest.length > 0) this.reusable = false;
+    this.complete(exchange, {});
+    if (rest.length > 0 && !this.closed) this.destroy();
   }
 
   /** A response head: informational ones are skipped, a final one is handed to the handler. */
